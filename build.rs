@@ -1,0 +1,98 @@
+//! Compiles each C kernel file in `kernels/<arch>/` on its own, with exactly the target flags
+//! its name asks for (`*_avx2.c`, `*_avx512.c`, `*_neon.c`), and sets `cfg(bitnet_<stem>)`
+//! plus `cfg(bitnet_<isa>)` for every file compiled. It never looks at the build host's CPU:
+//! the binary chooses a kernel at run time.
+//!
+//! `BITNET_SANITIZE=address,undefined` (any list `-fsanitize=` takes) builds the kernels
+//! with sanitizers, for the hardening runs.
+
+use std::path::Path;
+
+/// The flags each ISA suffix needs.
+fn isa_flags(isa: &str) -> Option<&'static [&'static str]> {
+    Some(match isa {
+        "avx2" => &["-mavx2", "-mfma", "-mf16c"],
+        "avx512" => &[
+            "-mavx2",
+            "-mfma",
+            "-mf16c",
+            "-mavx512f",
+            "-mavx512bw",
+            "-mavx512vl",
+            "-mavx512vnni",
+            "-mavx512vbmi",
+        ],
+        "neon" => &["-march=armv8.2-a+dotprod"],
+        _ => return None,
+    })
+}
+
+const KNOWN: &[&str] = &[
+    "avx2", "avx512", "neon", "i2s_avx2", "i2s_avx512", "tl1_avx2", "tl1_avx512", "tl2_avx2",
+    "tl2_avx512", "i2s_neon", "tl1_neon", "tl2_neon",
+];
+
+fn main() {
+    for name in KNOWN {
+        println!("cargo::rustc-check-cfg=cfg(bitnet_{name})");
+    }
+    println!("cargo::rerun-if-changed=kernels");
+    println!("cargo::rerun-if-env-changed=BITNET_SANITIZE");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let dir = match arch.as_str() {
+        "x86_64" => "kernels/x86",
+        "aarch64" => "kernels/arm",
+        _ => return,
+    };
+    let sanitize = std::env::var("BITNET_SANITIZE").ok().filter(|s| !s.is_empty());
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "c"));
+    files.sort();
+    let mut isas = std::collections::BTreeSet::new();
+    for path in files {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let isa = stem.rsplit('_').next().unwrap_or_default().to_string();
+        let Some(flags) = isa_flags(&isa) else {
+            panic!("{}: name does not end in a known ISA suffix", path.display());
+        };
+        if compile(&path, &stem, flags, sanitize.as_deref()) {
+            println!("cargo::rustc-cfg=bitnet_{stem}");
+            isas.insert(isa);
+        }
+    }
+    for isa in isas {
+        println!("cargo::rustc-cfg=bitnet_{isa}");
+    }
+}
+
+/// Compiles one file into its own static library; false when the compiler lacks a flag.
+fn compile(path: &Path, stem: &str, flags: &[&str], sanitize: Option<&str>) -> bool {
+    let mut b = cc::Build::new();
+    b.file(path)
+        .include("kernels")
+        .std("c11")
+        .opt_level(3)
+        .warnings(true)
+        .extra_warnings(true)
+        .flag_if_supported("-fno-strict-aliasing");
+    for f in flags {
+        if !b.is_flag_supported(f).unwrap_or(false) {
+            println!(
+                "cargo::warning=skipping {}: the C compiler does not accept {f}",
+                path.display()
+            );
+            return false;
+        }
+        b.flag(f);
+    }
+    if let Some(s) = sanitize {
+        b.flag(format!("-fsanitize={s}"))
+            .flag("-fno-omit-frame-pointer")
+            .flag("-fno-sanitize-recover=all")
+            .opt_level(1);
+    }
+    b.compile(&format!("bitnet_{stem}"));
+    true
+}

@@ -1,0 +1,49 @@
+/* Shared declarations for every C kernel in kernels/.
+ *
+ * All kernels of one operation share one signature, so the Rust side is a table
+ * (src/kernels/mod.rs, RawGemv / RawGemm), and the contract is the same for all:
+ *   - w: the whole packed matrix, 64-byte aligned, in the format's layout; kp = padded cols;
+ *   - [row_begin, row_end): whole row tiles inside the padded rows;
+ *   - x: n activation rows of kp int8 each, consecutive, zero beyond the real columns;
+ *   - y: n * (row_end - row_begin) int32, y[j * (row_end - row_begin) + (r - row_begin)],
+ *     receiving the exact sum over k of t[r][k] * x[j][k] (t in {-1, 0, 1}).
+ * Kernels never allocate, never read outside these extents, and keep every partial sum
+ * exact (each file states its overflow bound beside the accumulation).
+ */
+#ifndef BITNET_KERNELS_INTERNAL_H
+#define BITNET_KERNELS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* I2_S (src/format/i2s.rs): 4 rows interleaved, K in chunks of 256 weights = 64 bytes a row;
+ * in a row's chunk, byte j holds columns j, j+64, j+128, j+192 in bit pairs 0-1 .. 6-7. */
+#define BITNET_I2S_ROW_TILE 4
+#define BITNET_I2S_K_BLOCK 256
+#define BITNET_I2S_CHUNK_BYTES 64
+
+_Static_assert(BITNET_I2S_K_BLOCK == 4 * BITNET_I2S_CHUNK_BYTES, "4 codes a byte");
+
+/* Offset of row r's chunk b (r a multiple of the tile for the first row of a group). */
+static inline size_t bitnet_i2s_chunk_offset(size_t r, size_t b, size_t kp) {
+    return ((r / BITNET_I2S_ROW_TILE * (kp / BITNET_I2S_K_BLOCK) + b) * BITNET_I2S_ROW_TILE +
+            r % BITNET_I2S_ROW_TILE) * BITNET_I2S_CHUNK_BYTES;
+}
+
+#define BITNET_DECLARE_KERNELS(fmt, isa)                                                    \
+    void bitnet_##fmt##_gemv_##isa(const uint8_t *w, size_t kp, const int8_t *x,           \
+                                   size_t row_begin, size_t row_end, int32_t *y);          \
+    void bitnet_##fmt##_gemm_##isa(const uint8_t *w, size_t kp, const int8_t *x, size_t n, \
+                                   size_t row_begin, size_t row_end, int32_t *y);
+
+BITNET_DECLARE_KERNELS(i2s, avx2)
+BITNET_DECLARE_KERNELS(i2s, avx512)
+BITNET_DECLARE_KERNELS(i2s, neon)
+BITNET_DECLARE_KERNELS(tl1, avx2)
+BITNET_DECLARE_KERNELS(tl1, avx512)
+BITNET_DECLARE_KERNELS(tl1, neon)
+BITNET_DECLARE_KERNELS(tl2, avx2)
+BITNET_DECLARE_KERNELS(tl2, avx512)
+BITNET_DECLARE_KERNELS(tl2, neon)
+
+#endif

@@ -1,0 +1,69 @@
+//! One error type for the whole crate. Each variant maps onto exactly one C status code
+//! (`capi.rs`), so a Rust user and a C user see the same failure for the same bad input.
+
+use std::fmt;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A dimension is zero, too large (`cols >= 2^24`), or a size computation overflows.
+    InvalidShape(String),
+    /// A buffer's length does not match what the matrix shape requires.
+    LengthMismatch {
+        /// Which buffer.
+        what: &'static str,
+        /// The length the shape requires.
+        expected: usize,
+        /// The length that was given.
+        got: usize,
+    },
+    /// A format id that this crate does not know.
+    InvalidFormat(i64),
+    /// Packed or imported bytes that do not decode to a valid ternary matrix
+    /// (a code 3 in I2_S, an index out of range in a LUT format, a trit outside {-1, 0, 1}).
+    InvalidData(String),
+    /// A NaN or infinity in weights or activations.
+    NonFinite,
+    /// `BITNET_KERNEL` named a kernel this CPU (or this build) cannot run, or a name that does not exist.
+    KernelUnavailable(String),
+    /// The format exists but this build has no kernel or packer for it yet.
+    Unsupported(String),
+    /// Memory could not be allocated.
+    Alloc,
+    /// A bug: a panic caught at the C boundary, or an invariant that did not hold.
+    Internal(String),
+}
+
+/// Shorthand for `std::result::Result<T, Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidShape(s) => write!(f, "invalid shape: {s}"),
+            Error::LengthMismatch {
+                what,
+                expected,
+                got,
+            } => write!(f, "length mismatch: {what} has {got} elements, the shape needs {expected}"),
+            Error::InvalidFormat(id) => write!(f, "unknown format id {id}"),
+            Error::InvalidData(s) => write!(f, "invalid packed data: {s}"),
+            Error::NonFinite => write!(f, "input contains NaN or infinity"),
+            Error::KernelUnavailable(s) => write!(f, "kernel unavailable: {s}"),
+            Error::Unsupported(s) => write!(f, "unsupported: {s}"),
+            Error::Alloc => write!(f, "memory allocation failed"),
+            Error::Internal(s) => write!(f, "internal error: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Checks a buffer length, producing [`Error::LengthMismatch`] on failure.
+pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch { what, expected, got })
+    }
+}

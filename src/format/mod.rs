@@ -1,0 +1,306 @@
+//! Packed ternary matrices: the [`Format`]s and the [`TernaryMatrix`] that holds one.
+//!
+//! A matrix is packed once and then immutable: it is `Send + Sync`, and any number of
+//! threads may multiply with the same matrix at once without copies or locks.
+//! The packed bytes are the same for every kernel; which kernel runs is chosen at run time.
+
+mod aligned;
+pub mod i2s;
+
+use crate::error::{check_len, Error, Result};
+use aligned::AlignedBytes;
+
+/// The largest number of columns (input features) a matrix may have: `cols < 2^24`
+/// keeps every exact int32 accumulator in range (`|acc| <= 128 * cols`).
+pub const MAX_COLS: usize = (1 << 24) - 1;
+
+/// How the trits of a matrix are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Format {
+    /// 2 bits a weight, multiply-add kernels (`FORMATS.md` §2).
+    I2S = 0,
+    /// Lookup-table format, 2 weights an index, 2 bits a weight (`FORMATS.md` §3).
+    TL1 = 1,
+    /// Lookup-table format, 3 weights in 5 bits, 1.67 bits a weight (`FORMATS.md` §3).
+    TL2 = 2,
+}
+
+impl Format {
+    /// Every format, in id order.
+    pub const ALL: [Format; 3] = [Format::I2S, Format::TL1, Format::TL2];
+
+    /// The format with the C ABI's id (`BITNET_FORMAT_*`), or [`Error::InvalidFormat`].
+    pub fn from_id(id: i64) -> Result<Format> {
+        match id {
+            0 => Ok(Format::I2S),
+            1 => Ok(Format::TL1),
+            2 => Ok(Format::TL2),
+            _ => Err(Error::InvalidFormat(id)),
+        }
+    }
+
+    /// A short name: `"I2_S"`, `"TL1"`, `"TL2"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::I2S => "I2_S",
+            Format::TL1 => "TL1",
+            Format::TL2 => "TL2",
+        }
+    }
+
+    /// How this format pads and packs a `rows × cols` matrix.
+    pub fn layout(self, rows: usize, cols: usize) -> Result<Layout> {
+        check_shape(rows, cols)?;
+        let (row_tile, k_block) = match self {
+            Format::I2S => (i2s::ROW_TILE, i2s::K_BLOCK),
+            f => return Err(unsupported(f)),
+        };
+        let rows_padded = rows.div_ceil(row_tile) * row_tile;
+        let cols_padded = cols.div_ceil(k_block) * k_block;
+        let packed_len = match self {
+            Format::I2S => i2s::packed_len(rows_padded, cols_padded),
+            f => return Err(unsupported(f)),
+        }
+        .ok_or_else(|| Error::InvalidShape(format!("{rows} x {cols} is too large")))?;
+        Ok(Layout {
+            rows,
+            cols,
+            rows_padded,
+            cols_padded,
+            row_tile,
+            packed_len,
+        })
+    }
+}
+
+fn unsupported(f: Format) -> Error {
+    Error::Unsupported(format!("format {} is not built into this version", f.name()))
+}
+
+/// The padded geometry of one packed matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Logical rows (output features).
+    pub rows: usize,
+    /// Logical columns (input features).
+    pub cols: usize,
+    /// Rows rounded up to the format's row tile.
+    pub rows_padded: usize,
+    /// Columns rounded up to the format's K block; activations are zero-padded to this.
+    pub cols_padded: usize,
+    /// Rows a kernel processes together; row ranges given to kernels are multiples of it.
+    pub row_tile: usize,
+    /// Length of the packed bytes.
+    pub packed_len: usize,
+}
+
+/// Rejects zero dimensions, `cols > MAX_COLS`, and element counts that overflow.
+pub(crate) fn check_shape(rows: usize, cols: usize) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Err(Error::InvalidShape(format!(
+            "{rows} x {cols}: rows and cols must be at least 1"
+        )));
+    }
+    if cols > MAX_COLS {
+        return Err(Error::InvalidShape(format!(
+            "{cols} columns: at most {MAX_COLS} are supported"
+        )));
+    }
+    if rows.checked_mul(cols).is_none_or(|n| n > isize::MAX as usize) {
+        return Err(Error::InvalidShape(format!("{rows} x {cols} overflows")));
+    }
+    Ok(())
+}
+
+/// A packed, immutable ternary matrix with one f32 scale (`rows` outputs × `cols` inputs).
+///
+/// ```
+/// use bitnet_kernels::{Format, TernaryMatrix};
+/// let w = vec![0.3f32, -0.7, 0.01, 0.9, -0.2, 0.5];
+/// let m = TernaryMatrix::from_f32(&w, 2, 3, Format::I2S).unwrap();
+/// assert_eq!((m.rows(), m.cols()), (2, 3));
+/// assert_eq!(m.to_ternary(), vec![1, -1, 0, 1, 0, 1]);
+/// ```
+#[derive(Clone)]
+pub struct TernaryMatrix {
+    format: Format,
+    layout: Layout,
+    scale: f32,
+    data: AlignedBytes,
+}
+
+impl std::fmt::Debug for TernaryMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TernaryMatrix")
+            .field("format", &self.format)
+            .field("rows", &self.layout.rows)
+            .field("cols", &self.layout.cols)
+            .field("scale", &self.scale)
+            .field("packed_len", &self.layout.packed_len)
+            .finish()
+    }
+}
+
+impl TernaryMatrix {
+    /// Absmean-ternarizes a row-major f32 matrix (`FORMATS.md` §1) and packs it.
+    pub fn from_f32(w: &[f32], rows: usize, cols: usize, format: Format) -> Result<Self> {
+        let (t, scale) = crate::quant::quantize_weights(w, rows, cols)?;
+        Self::from_ternary(&t, rows, cols, scale, format)
+    }
+
+    /// Packs row-major trits (each `-1`, `0` or `1`) with the given scale.
+    pub fn from_ternary(
+        trits: &[i8],
+        rows: usize,
+        cols: usize,
+        scale: f32,
+        format: Format,
+    ) -> Result<Self> {
+        let layout = format.layout(rows, cols)?;
+        check_len("trits", rows * cols, trits.len())?;
+        check_scale(scale)?;
+        if let Some(i) = trits.iter().position(|&t| !(-1..=1).contains(&t)) {
+            return Err(Error::InvalidData(format!(
+                "trit {} at index {i} is not -1, 0 or 1",
+                trits[i]
+            )));
+        }
+        let mut data = AlignedBytes::zeroed(layout.packed_len)?;
+        match format {
+            Format::I2S => i2s::pack(trits, &layout, data.as_mut_slice()),
+            f => return Err(unsupported(f)),
+        }
+        Ok(Self {
+            format,
+            layout,
+            scale,
+            data,
+        })
+    }
+
+    /// Copies and validates packed bytes in this crate's layout for `format`
+    /// (as returned by [`TernaryMatrix::packed_bytes`]).
+    pub fn from_packed(
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+        scale: f32,
+        format: Format,
+    ) -> Result<Self> {
+        let layout = format.layout(rows, cols)?;
+        check_len("packed bytes", layout.packed_len, bytes.len())?;
+        check_scale(scale)?;
+        match format {
+            Format::I2S => i2s::validate(bytes, &layout)?,
+            f => return Err(unsupported(f)),
+        }
+        let mut data = AlignedBytes::zeroed(layout.packed_len)?;
+        data.as_mut_slice().copy_from_slice(bytes);
+        Ok(Self {
+            format,
+            layout,
+            scale,
+            data,
+        })
+    }
+
+    /// Imports a bitnet.cpp I2_S tensor blob (`rows * cols / 4` packed bytes, then a 32-byte
+    /// tail holding the f32 scale) and repacks it into this crate's I2_S layout.
+    /// bitnet.cpp requires `cols % 128 == 0`, and so does its blob.
+    pub fn from_bitnet_i2s(blob: &[u8], rows: usize, cols: usize) -> Result<Self> {
+        let (trits, scale) = i2s::import_bitnet(blob, rows, cols)?;
+        Self::from_ternary(&trits, rows, cols, scale, Format::I2S)
+    }
+
+    /// Exports the matrix as a bitnet.cpp I2_S tensor blob; the exact inverse of
+    /// [`TernaryMatrix::from_bitnet_i2s`]. Needs `cols % 128 == 0`.
+    pub fn to_bitnet_i2s(&self) -> Result<Vec<u8>> {
+        i2s::export_bitnet(&self.to_ternary(), self.rows(), self.cols(), self.scale)
+    }
+
+    /// The same trits and scale packed in another format.
+    pub fn to_format(&self, format: Format) -> Result<Self> {
+        Self::from_ternary(&self.to_ternary(), self.rows(), self.cols(), self.scale, format)
+    }
+
+    /// Unpacks the trits, row-major, `rows * cols` of them (padding dropped).
+    pub fn to_ternary(&self) -> Vec<i8> {
+        let mut t = vec![0i8; self.rows() * self.cols()];
+        match self.format {
+            Format::I2S => i2s::unpack(self.data.as_slice(), &self.layout, &mut t),
+            _ => unreachable!("a matrix of an unsupported format cannot be constructed"),
+        }
+        t
+    }
+
+    /// The format the trits are packed in.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.layout.rows
+    }
+    /// Input features: the length of an activation row.
+    pub fn cols(&self) -> usize {
+        self.layout.cols
+    }
+    /// The absmean scale `m`: a weight's value is `trit * m`.
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+    /// The padded geometry.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    /// The packed bytes (64-byte aligned), in this crate's layout for [`TernaryMatrix::format`].
+    pub fn packed_bytes(&self) -> &[u8] {
+        self.data.as_slice()
+    }
+}
+
+fn check_scale(scale: f32) -> Result<()> {
+    if scale.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::NonFinite)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn matrix_is_send_and_sync() {
+        assert_send_sync::<TernaryMatrix>();
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        assert!(matches!(check_shape(0, 5), Err(Error::InvalidShape(_))));
+        assert!(matches!(check_shape(5, 0), Err(Error::InvalidShape(_))));
+        assert!(matches!(check_shape(1, MAX_COLS + 1), Err(Error::InvalidShape(_))));
+        assert!(matches!(check_shape(usize::MAX, 2), Err(Error::InvalidShape(_))));
+        assert!(check_shape(1, MAX_COLS).is_ok());
+    }
+
+    #[test]
+    fn from_ternary_rejects_bad_trits_and_scales() {
+        assert!(matches!(
+            TernaryMatrix::from_ternary(&[0, 2], 1, 2, 1.0, Format::I2S),
+            Err(Error::InvalidData(_))
+        ));
+        assert!(matches!(
+            TernaryMatrix::from_ternary(&[0, 1], 1, 2, f32::NAN, Format::I2S),
+            Err(Error::NonFinite)
+        ));
+        assert!(matches!(
+            TernaryMatrix::from_ternary(&[0, 1], 1, 3, 1.0, Format::I2S),
+            Err(Error::LengthMismatch { .. })
+        ));
+    }
+}

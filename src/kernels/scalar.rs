@@ -1,0 +1,59 @@
+//! The reference kernels: plain Rust, one weight at a time, written to be obviously right.
+//! Every SIMD kernel must return exactly these int32 accumulators.
+//!
+//! They share the C kernels' raw signature (see [`super::RawGemv`]) so the registry treats
+//! all kernels alike; the safe wrappers in `super` check every argument first.
+
+use crate::format::i2s::{chunk_offset, CHUNK_BYTES, K_BLOCK};
+
+/// # Safety
+/// The raw kernel contract of [`super::RawGemv`].
+pub unsafe extern "C" fn i2s_gemv(
+    w: *const u8,
+    kp: usize,
+    x: *const i8,
+    row_begin: usize,
+    row_end: usize,
+    y: *mut i32,
+) {
+    // SAFETY: forwarded contract; a GEMV is a GEMM with one activation row.
+    unsafe { i2s_gemm(w, kp, x, 1, row_begin, row_end, y) }
+}
+
+/// # Safety
+/// The raw kernel contract of [`super::RawGemm`].
+pub unsafe extern "C" fn i2s_gemm(
+    w: *const u8,
+    kp: usize,
+    x: *const i8,
+    n: usize,
+    row_begin: usize,
+    row_end: usize,
+    y: *mut i32,
+) {
+    let rows = row_end - row_begin;
+    // SAFETY: the contract guarantees these extents are readable / writable.
+    let (w, x, y) = unsafe {
+        (
+            std::slice::from_raw_parts(w, chunk_offset(row_end, 0, kp)),
+            std::slice::from_raw_parts(x, n * kp),
+            std::slice::from_raw_parts_mut(y, n * rows),
+        )
+    };
+    for r in row_begin..row_end {
+        for j in 0..n {
+            let xj = &x[j * kp..(j + 1) * kp];
+            let mut acc = 0i32;
+            for b in 0..kp / K_BLOCK {
+                let chunk = &w[chunk_offset(r, b, kp)..][..CHUNK_BYTES];
+                for (i, &byte) in chunk.iter().enumerate() {
+                    for k in 0..4 {
+                        let t = ((byte >> (2 * k)) & 3) as i32 - 1;
+                        acc += t * xj[b * K_BLOCK + k * CHUNK_BYTES + i] as i32;
+                    }
+                }
+            }
+            y[j * rows + (r - row_begin)] = acc;
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The x86-64 kernel sets: C files in `kernels/x86/`, each compiled by `build.rs` with its
+//! own target flags, which sets `cfg(bitnet_<file stem>)` for every file it compiled.
+
+#![allow(unused_imports)]
+use super::{FormatKernels, KernelSet};
+
+/// Declares a C kernel file's two entry points and a `FormatKernels` constant for them,
+/// or `None` when `build.rs` did not compile that file.
+macro_rules! c_kernels {
+    ($cfg:ident, $konst:ident, $gemv:ident, $gemm:ident, $avail:expr) => {
+        #[cfg($cfg)]
+        extern "C" {
+            fn $gemv(w: *const u8, kp: usize, x: *const i8, rb: usize, re: usize, y: *mut i32);
+            fn $gemm(
+                w: *const u8,
+                kp: usize,
+                x: *const i8,
+                n: usize,
+                rb: usize,
+                re: usize,
+                y: *mut i32,
+            );
+        }
+        #[cfg($cfg)]
+        const $konst: Option<FormatKernels> = Some(FormatKernels {
+            gemv: $gemv,
+            gemm: $gemm,
+            is_available: $avail,
+        });
+        #[cfg(not($cfg))]
+        const $konst: Option<FormatKernels> = None;
+    };
+}
+
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+fn has_avx512() -> bool {
+    has_avx2()
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+
+/// For kernels that also use VBMI byte permutes (`vpermb`, `vpermi2b`).
+#[allow(dead_code)]
+fn has_avx512vbmi() -> bool {
+    has_avx512() && std::arch::is_x86_feature_detected!("avx512vbmi")
+}
+
+#[allow(dead_code)]
+fn yes() -> bool {
+    true
+}
+
+c_kernels!(bitnet_i2s_avx2, I2S_AVX2, bitnet_i2s_gemv_avx2, bitnet_i2s_gemm_avx2, yes);
+c_kernels!(bitnet_i2s_avx512, I2S_AVX512, bitnet_i2s_gemv_avx512, bitnet_i2s_gemm_avx512, yes);
+
+/// AVX2 + FMA (Haswell and later, Zen 1 and later).
+pub static AVX2: KernelSet = KernelSet {
+    name: "avx2",
+    is_available: has_avx2,
+    i2s: I2S_AVX2,
+    tl1: None,
+    tl2: None,
+};
+
+/// AVX-512 F/BW/VL with VNNI (`vpdpbusd`): Ice Lake, Sapphire Rapids, Zen 4 and later.
+pub static AVX512: KernelSet = KernelSet {
+    name: "avx512",
+    is_available: has_avx512,
+    i2s: I2S_AVX512,
+    tl1: None,
+    tl2: None,
+};

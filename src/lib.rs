@@ -1,0 +1,42 @@
+//! # bitnet-kernels
+//!
+//! Exact, fast CPU kernels for ternary matrix products: BitNet b1.58 weights in {-1, 0, +1}
+//! with one scale, int8 activations with one scale per row.
+//!
+//! - [`TernaryMatrix`]: a packed, immutable matrix (`Send + Sync`), built from f32 weights
+//!   ([`TernaryMatrix::from_f32`]), from trits, from packed bytes, or from a bitnet.cpp I2_S blob.
+//! - [`ternary_gemv`] / [`ternary_gemm`]: the BitLinear forward pass (quantize x, multiply
+//!   exactly, rescale). [`gemv_i8`] / [`gemm_i8`]: the exact int32 accumulators.
+//! - `*_rows` variants compute a row range on the calling thread, for engines with their own
+//!   thread pool; the others use rayon (`RAYON_NUM_THREADS`) when the product is large enough.
+//! - [`kernels`]: the registry. The best kernel for this CPU is chosen once;
+//!   `BITNET_KERNEL=scalar|avx2|avx512|neon` forces one. Every kernel returns exactly the
+//!   scalar reference's int32 accumulators.
+//!
+//! ```
+//! use bitnet_kernels::{ternary_gemv, Format, TernaryMatrix};
+//! let (rows, cols) = (8, 300);
+//! let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+//! let m = TernaryMatrix::from_f32(&w, rows, cols, Format::I2S)?;
+//! let x: Vec<f32> = (0..cols).map(|i| (i as f32).sin()).collect();
+//! let mut y = vec![0.0f32; rows];
+//! ternary_gemv(&m, &x, &mut y)?;
+//! println!("kernel {}: y[0] = {}", bitnet_kernels::kernel_name()?, y[0]);
+//! # Ok::<(), bitnet_kernels::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod format;
+pub mod kernels;
+pub mod matmul;
+pub mod quant;
+
+pub use error::{Error, Result};
+pub use format::{Format, Layout, TernaryMatrix};
+pub use kernels::{kernel_name, KernelSet};
+pub use matmul::{
+    gemm_i8, gemm_i8_rows, gemv_i8, gemv_i8_rows, ternary_gemm, ternary_gemv, ternary_gemv_rows,
+};
+pub use quant::{quantize_activations, quantize_weights};

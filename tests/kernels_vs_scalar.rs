@@ -1,0 +1,147 @@
+//! Every kernel this machine can run returns exactly the scalar reference's int32
+//! accumulators (and the naive product of the unpacked trits), on random shapes and on the
+//! edges around every block size.
+
+mod common;
+
+use bitnet_kernels::kernels::SCALAR;
+use bitnet_kernels::{Format, TernaryMatrix};
+use common::{cases, formats, kernel_sets, naive_gemm};
+use proptest::prelude::*;
+
+/// Checks every kernel, for every format, GEMV (n = 1) and GEMM, whole matrix (threads) and
+/// single-thread row ranges, against the naive product.
+fn check_all(t: &[i8], rows: usize, cols: usize, x: &[i8], n: usize) {
+    let want = naive_gemm(t, rows, cols, x, n);
+    for f in formats() {
+        let m = TernaryMatrix::from_ternary(t, rows, cols, 1.0, f).unwrap();
+        let mut sc = vec![0i32; n * rows];
+        SCALAR.gemm_i8(&m, x, n, &mut sc).unwrap();
+        assert_eq!(sc, want, "scalar {} {rows}x{cols} n={n}", f.name());
+        for k in kernel_sets(f) {
+            let mut y = vec![i32::MIN; n * rows];
+            k.gemm_i8(&m, x, n, &mut y).unwrap();
+            assert_eq!(y, want, "{} {} {rows}x{cols} n={n}", k.name, f.name());
+            // A row range that starts and ends inside tiles.
+            let (a, b) = (rows / 3, rows - rows / 4);
+            if a < b {
+                let mut yr = vec![i32::MIN; n * (b - a)];
+                k.gemm_i8_rows(&m, x, n, a..b, &mut yr).unwrap();
+                for j in 0..n {
+                    assert_eq!(
+                        &yr[j * (b - a)..(j + 1) * (b - a)],
+                        &want[j * rows + a..j * rows + b],
+                        "{} {} rows {a}..{b} of {rows}x{cols} n={n}",
+                        k.name,
+                        f.name()
+                    );
+                }
+            }
+            if n == 1 {
+                let mut y1 = vec![i32::MIN; rows];
+                k.gemv_i8(&m, x, &mut y1).unwrap();
+                assert_eq!(y1, want, "{} {} gemv {rows}x{cols}", k.name, f.name());
+            }
+        }
+    }
+}
+
+fn trit() -> impl Strategy<Value = i8> {
+    prop_oneof![Just(-1i8), Just(0i8), Just(1i8)]
+}
+
+fn case() -> impl Strategy<Value = (usize, usize, usize, Vec<i8>, Vec<i8>)> {
+    (1usize..40, 1usize..1100, 1usize..6).prop_flat_map(|(rows, cols, n)| {
+        (
+            Just(rows),
+            Just(cols),
+            Just(n),
+            proptest::collection::vec(trit(), rows * cols),
+            proptest::collection::vec(any::<i8>(), n * cols),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
+    #[test]
+    fn random_shapes_match_reference((rows, cols, n, t, x) in case()) {
+        check_all(&t, rows, cols, &x, n);
+    }
+}
+
+/// Column counts around every block size any format uses (2, 3, 64, 128, 256, ...).
+const EDGE_COLS: &[usize] = &[
+    1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 95, 96, 97, 127, 128, 129, 191, 192, 193, 255, 256,
+    257, 383, 384, 385, 511, 512, 513, 767, 768, 769, 1023, 1024, 1025,
+];
+
+#[test]
+fn edge_shapes_with_extreme_values() {
+    for &cols in EDGE_COLS {
+        for rows in [1, 3, 4, 5, 7, 8, 9, 17] {
+            for n in [1, 2, 5] {
+                // All +1 rows against all 127 and all -128: the largest sums there are.
+                let plus = vec![1i8; rows * cols];
+                let minus = vec![-1i8; rows * cols];
+                let zero = vec![0i8; rows * cols];
+                let mixed: Vec<i8> = (0..rows * cols).map(|i| (i % 3) as i8 - 1).collect();
+                for x_val in [127i8, -128, 0, 1] {
+                    let x = vec![x_val; n * cols];
+                    for t in [&plus, &minus, &zero, &mixed] {
+                        check_all(t, rows, cols, &x, n);
+                    }
+                }
+                let x: Vec<i8> = (0..n * cols).map(|i| if i % 2 == 0 { 127 } else { -128 }).collect();
+                check_all(&mixed, rows, cols, &x, n);
+            }
+        }
+    }
+}
+
+/// The largest accumulators a long row can produce, where an int16 partial sum would wrap
+/// (bitnet.cpp's AVX2 kernel wraps at K = 4096, all weights +1, activations 64).
+#[test]
+fn long_rows_do_not_overflow() {
+    for cols in [4096, 4097, 20000] {
+        let rows = 5;
+        for (tv, xv) in [(1i8, 127i8), (1, -128), (-1, -128), (1, 64)] {
+            let t = vec![tv; rows * cols];
+            let x = vec![xv; cols];
+            check_all(&t, rows, cols, &x, 1);
+            let want = tv as i32 * xv as i32 * cols as i32;
+            let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, Format::I2S).unwrap();
+            let mut y = vec![0; rows];
+            bitnet_kernels::gemv_i8(&m, &x, &mut y).unwrap();
+            assert_eq!(y, vec![want; rows]);
+        }
+    }
+}
+
+/// The threaded path (a matrix large enough to be split) agrees with the one-thread path.
+#[test]
+fn threaded_matches_single_thread() {
+    let (rows, cols) = (1030, 4100);
+    let t: Vec<i8> = (0..rows * cols).map(|i| ((i * 7 + i / 5) % 3) as i8 - 1).collect();
+    let x: Vec<i8> = (0..3 * cols).map(|i| (i * 31 % 256) as u8 as i8).collect();
+    let want = naive_gemm(&t, rows, cols, &x, 3);
+    for f in formats() {
+        let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap();
+        for k in kernel_sets(f) {
+            let mut y = vec![0; 3 * rows];
+            k.gemm_i8(&m, &x, 3, &mut y).unwrap();
+            assert_eq!(y, want, "{} {}", k.name, f.name());
+            let mut y1 = vec![0; rows];
+            k.gemv_i8(&m, &x[..cols], &mut y1).unwrap();
+            assert_eq!(y1, want[..rows], "{} {}", k.name, f.name());
+        }
+    }
+}
+
+#[test]
+fn every_available_set_is_listed_and_scalar_is_last() {
+    let names: Vec<_> = bitnet_kernels::kernels::KERNELS.iter().map(|k| k.name).collect();
+    assert_eq!(names.last(), Some(&"scalar"));
+    assert!(bitnet_kernels::kernels::available().any(|k| k.name == "scalar"));
+    let _ = Format::ALL;
+}
