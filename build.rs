@@ -28,8 +28,18 @@ fn isa_flags(isa: &str) -> Option<&'static [&'static str]> {
 }
 
 const KNOWN: &[&str] = &[
-    "avx2", "avx512", "neon", "i2s_avx2", "i2s_avx512", "tl1_avx2", "tl1_avx512", "tl2_avx2",
-    "tl2_avx512", "i2s_neon", "tl1_neon", "tl2_neon",
+    "avx2",
+    "avx512",
+    "neon",
+    "i2s_avx2",
+    "i2s_avx512",
+    "tl1_avx2",
+    "tl1_avx512",
+    "tl2_avx2",
+    "tl2_avx512",
+    "i2s_neon",
+    "tl1_neon",
+    "tl2_neon",
 ];
 
 fn main() {
@@ -44,7 +54,9 @@ fn main() {
         "aarch64" => "kernels/arm",
         _ => return,
     };
-    let sanitize = std::env::var("BITNET_SANITIZE").ok().filter(|s| !s.is_empty());
+    let sanitize = std::env::var("BITNET_SANITIZE")
+        .ok()
+        .filter(|s| !s.is_empty());
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -55,7 +67,10 @@ fn main() {
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
         let isa = stem.rsplit('_').next().unwrap_or_default().to_string();
         let Some(flags) = isa_flags(&isa) else {
-            panic!("{}: name does not end in a known ISA suffix", path.display());
+            panic!(
+                "{}: name does not end in a known ISA suffix",
+                path.display()
+            );
         };
         if compile(&path, &stem, flags, sanitize.as_deref()) {
             println!("cargo::rustc-cfg=bitnet_{stem}");

@@ -45,7 +45,10 @@ impl fmt::Display for Error {
                 what,
                 expected,
                 got,
-            } => write!(f, "length mismatch: {what} has {got} elements, the shape needs {expected}"),
+            } => write!(
+                f,
+                "length mismatch: {what} has {got} elements, the shape needs {expected}"
+            ),
             Error::InvalidFormat(id) => write!(f, "unknown format id {id}"),
             Error::InvalidData(s) => write!(f, "invalid packed data: {s}"),
             Error::NonFinite => write!(f, "input contains NaN or infinity"),
@@ -64,6 +67,10 @@ pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Resu
     if expected == got {
         Ok(())
     } else {
-        Err(Error::LengthMismatch { what, expected, got })
+        Err(Error::LengthMismatch {
+            what,
+            expected,
+            got,
+        })
     }
 }

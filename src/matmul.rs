@@ -62,7 +62,11 @@ fn par_run(k: FormatKernels, m: &TernaryMatrix, x: &PaddedActivations<'_>, y: &m
 
 /// Quantizes `n` f32 rows to int8, padded to the matrix's width; returns them with each
 /// row's output factor (`m * a / 127`).
-fn quantize_padded(m: &TernaryMatrix, x: &[f32], n: usize) -> Result<(PaddedActivations<'static>, Vec<f32>)> {
+fn quantize_padded(
+    m: &TernaryMatrix,
+    x: &[f32],
+    n: usize,
+) -> Result<(PaddedActivations<'static>, Vec<f32>)> {
     if n == 0 {
         return Err(Error::InvalidShape("n must be at least 1".into()));
     }
@@ -162,7 +166,12 @@ pub fn ternary_gemm(m: &TernaryMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Re
 
 /// [`ternary_gemv`] for a range of output rows on the calling thread, for engines that
 /// split work over their own thread pool.
-pub fn ternary_gemv_rows(m: &TernaryMatrix, x: &[f32], rows: Range<usize>, y: &mut [f32]) -> Result<()> {
+pub fn ternary_gemv_rows(
+    m: &TernaryMatrix,
+    x: &[f32],
+    rows: Range<usize>,
+    y: &mut [f32],
+) -> Result<()> {
     kernels::active()?.gemv_f32_rows(m, x, rows, y)
 }
 

@@ -72,8 +72,8 @@ proptest! {
 
 /// Column counts around every block size any format uses (2, 3, 64, 128, 256, ...).
 const EDGE_COLS: &[usize] = &[
-    1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 95, 96, 97, 127, 128, 129, 191, 192, 193, 255, 256,
-    257, 383, 384, 385, 511, 512, 513, 767, 768, 769, 1023, 1024, 1025,
+    1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 95, 96, 97, 127, 128, 129, 191, 192, 193, 255, 256, 257,
+    383, 384, 385, 511, 512, 513, 767, 768, 769, 1023, 1024, 1025,
 ];
 
 #[test]
@@ -92,7 +92,9 @@ fn edge_shapes_with_extreme_values() {
                         check_all(t, rows, cols, &x, n);
                     }
                 }
-                let x: Vec<i8> = (0..n * cols).map(|i| if i % 2 == 0 { 127 } else { -128 }).collect();
+                let x: Vec<i8> = (0..n * cols)
+                    .map(|i| if i % 2 == 0 { 127 } else { -128 })
+                    .collect();
                 check_all(&mixed, rows, cols, &x, n);
             }
         }
@@ -122,7 +124,9 @@ fn long_rows_do_not_overflow() {
 #[test]
 fn threaded_matches_single_thread() {
     let (rows, cols) = (1030, 4100);
-    let t: Vec<i8> = (0..rows * cols).map(|i| ((i * 7 + i / 5) % 3) as i8 - 1).collect();
+    let t: Vec<i8> = (0..rows * cols)
+        .map(|i| ((i * 7 + i / 5) % 3) as i8 - 1)
+        .collect();
     let x: Vec<i8> = (0..3 * cols).map(|i| (i * 31 % 256) as u8 as i8).collect();
     let want = naive_gemm(&t, rows, cols, &x, 3);
     for f in formats() {
@@ -140,7 +144,10 @@ fn threaded_matches_single_thread() {
 
 #[test]
 fn every_available_set_is_listed_and_scalar_is_last() {
-    let names: Vec<_> = bitnet_kernels::kernels::KERNELS.iter().map(|k| k.name).collect();
+    let names: Vec<_> = bitnet_kernels::kernels::KERNELS
+        .iter()
+        .map(|k| k.name)
+        .collect();
     assert_eq!(names.last(), Some(&"scalar"));
     assert!(bitnet_kernels::kernels::available().any(|k| k.name == "scalar"));
     let _ = Format::ALL;

@@ -204,14 +204,23 @@ mod tests {
         let mut p = m.packed_bytes().to_vec();
         assert!(validate(&p, m.layout()).is_ok());
         p[0] |= 3;
-        assert!(matches!(validate(&p, m.layout()), Err(Error::InvalidData(_))));
+        assert!(matches!(
+            validate(&p, m.layout()),
+            Err(Error::InvalidData(_))
+        ));
         let mut p = m.packed_bytes().to_vec();
         p[10] = 0x56; // column 10 is padding
-        assert!(matches!(validate(&p, m.layout()), Err(Error::InvalidData(_))));
+        assert!(matches!(
+            validate(&p, m.layout()),
+            Err(Error::InvalidData(_))
+        ));
         let mut blob = m.to_ternary();
         blob.resize(128, 0);
         let mut blob = export_bitnet(&blob, 1, 128, 1.0).unwrap();
         blob[3] = 0xFF;
-        assert!(matches!(import_bitnet(&blob, 1, 128), Err(Error::InvalidData(_))));
+        assert!(matches!(
+            import_bitnet(&blob, 1, 128),
+            Err(Error::InvalidData(_))
+        ));
     }
 }

@@ -75,7 +75,10 @@ impl Format {
 }
 
 fn unsupported(f: Format) -> Error {
-    Error::Unsupported(format!("format {} is not built into this version", f.name()))
+    Error::Unsupported(format!(
+        "format {} is not built into this version",
+        f.name()
+    ))
 }
 
 /// The padded geometry of one packed matrix.
@@ -107,7 +110,10 @@ pub(crate) fn check_shape(rows: usize, cols: usize) -> Result<()> {
             "{cols} columns: at most {MAX_COLS} are supported"
         )));
     }
-    if rows.checked_mul(cols).is_none_or(|n| n > isize::MAX as usize) {
+    if rows
+        .checked_mul(cols)
+        .is_none_or(|n| n > isize::MAX as usize)
+    {
         return Err(Error::InvalidShape(format!("{rows} x {cols} overflows")));
     }
     Ok(())
@@ -221,7 +227,13 @@ impl TernaryMatrix {
 
     /// The same trits and scale packed in another format.
     pub fn to_format(&self, format: Format) -> Result<Self> {
-        Self::from_ternary(&self.to_ternary(), self.rows(), self.cols(), self.scale, format)
+        Self::from_ternary(
+            &self.to_ternary(),
+            self.rows(),
+            self.cols(),
+            self.scale,
+            format,
+        )
     }
 
     /// Unpacks the trits, row-major, `rows * cols` of them (padding dropped).
@@ -283,8 +295,14 @@ mod tests {
     fn shapes_are_checked() {
         assert!(matches!(check_shape(0, 5), Err(Error::InvalidShape(_))));
         assert!(matches!(check_shape(5, 0), Err(Error::InvalidShape(_))));
-        assert!(matches!(check_shape(1, MAX_COLS + 1), Err(Error::InvalidShape(_))));
-        assert!(matches!(check_shape(usize::MAX, 2), Err(Error::InvalidShape(_))));
+        assert!(matches!(
+            check_shape(1, MAX_COLS + 1),
+            Err(Error::InvalidShape(_))
+        ));
+        assert!(matches!(
+            check_shape(usize::MAX, 2),
+            Err(Error::InvalidShape(_))
+        ));
         assert!(check_shape(1, MAX_COLS).is_ok());
     }
 

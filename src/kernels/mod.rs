@@ -108,7 +108,11 @@ pub fn available() -> impl Iterator<Item = &'static KernelSet> {
 
 /// The set with this name, if it is built in and this CPU can run it.
 pub fn by_name(name: &str) -> Result<&'static KernelSet> {
-    let known = KERNELS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ");
+    let known = KERNELS
+        .iter()
+        .map(|k| k.name)
+        .collect::<Vec<_>>()
+        .join(", ");
     match KERNELS.iter().find(|k| k.name.eq_ignore_ascii_case(name)) {
         Some(k) if (k.is_available)() => Ok(k),
         Some(k) => Err(Error::KernelUnavailable(format!(
@@ -157,12 +161,18 @@ impl KernelSet {
         if let Some(k) = self.own(format) {
             return Ok((self.name, k));
         }
-        let start = KERNELS.iter().position(|k| k.name == self.name).unwrap_or(0);
+        let start = KERNELS
+            .iter()
+            .position(|k| k.name == self.name)
+            .unwrap_or(0);
         KERNELS[start..]
             .iter()
             .find_map(|s| s.own(format).map(|k| (s.name, k)))
             .ok_or_else(|| {
-                Error::Unsupported(format!("no kernel for format {} in this build", format.name()))
+                Error::Unsupported(format!(
+                    "no kernel for format {} in this build",
+                    format.name()
+                ))
             })
     }
 
@@ -231,10 +241,7 @@ impl<'a> PaddedActivations<'a> {
             .ok_or_else(|| Error::InvalidShape(format!("{n} activation rows overflow")))?;
         check_len("activations", len, x.len())?;
         if cols == kp {
-            return Ok(Self {
-                data: x.into(),
-                n,
-            });
+            return Ok(Self { data: x.into(), n });
         }
         let mut data = vec![0i8; n * kp];
         for (dst, src) in data.chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
@@ -281,9 +288,24 @@ pub(crate) fn run(
         // to `m`'s layout, which is what the kernel was registered for.
         unsafe {
             if n == 1 {
-                (k.gemv)(m.packed_bytes().as_ptr(), kp, x.data.as_ptr(), rb, re, out.as_mut_ptr())
+                (k.gemv)(
+                    m.packed_bytes().as_ptr(),
+                    kp,
+                    x.data.as_ptr(),
+                    rb,
+                    re,
+                    out.as_mut_ptr(),
+                )
             } else {
-                (k.gemm)(m.packed_bytes().as_ptr(), kp, x.data.as_ptr(), n, rb, re, out.as_mut_ptr())
+                (k.gemm)(
+                    m.packed_bytes().as_ptr(),
+                    kp,
+                    x.data.as_ptr(),
+                    n,
+                    rb,
+                    re,
+                    out.as_mut_ptr(),
+                )
             }
         }
     };

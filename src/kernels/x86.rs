@@ -55,8 +55,20 @@ fn yes() -> bool {
     true
 }
 
-c_kernels!(bitnet_i2s_avx2, I2S_AVX2, bitnet_i2s_gemv_avx2, bitnet_i2s_gemm_avx2, yes);
-c_kernels!(bitnet_i2s_avx512, I2S_AVX512, bitnet_i2s_gemv_avx512, bitnet_i2s_gemm_avx512, yes);
+c_kernels!(
+    bitnet_i2s_avx2,
+    I2S_AVX2,
+    bitnet_i2s_gemv_avx2,
+    bitnet_i2s_gemm_avx2,
+    yes
+);
+c_kernels!(
+    bitnet_i2s_avx512,
+    I2S_AVX512,
+    bitnet_i2s_gemv_avx512,
+    bitnet_i2s_gemm_avx512,
+    yes
+);
 
 /// AVX2 + FMA (Haswell and later, Zen 1 and later).
 pub static AVX2: KernelSet = KernelSet {

@@ -20,7 +20,9 @@ pub fn naive_gemm(t: &[i8], rows: usize, cols: usize, x: &[i8], n: usize) -> Vec
 /// Every kernel set this machine can run that has its own kernels for `format`
 /// (scalar included), so a missing SIMD kernel is never silently replaced by another.
 pub fn kernel_sets(format: Format) -> Vec<&'static KernelSet> {
-    kernels::available().filter(|k| k.own(format).is_some()).collect()
+    kernels::available()
+        .filter(|k| k.own(format).is_some())
+        .collect()
 }
 
 /// Formats this build can pack.
