@@ -74,3 +74,84 @@ pub fn quantize_activations(x: &[f32], q: &mut [i8]) -> Result<f32> {
 pub fn output_factor(weight_scale: f32, act_absmax: f32) -> f32 {
     weight_scale * (act_absmax / 127.0f32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_ties_go_to_even() {
+        // mean |W| = 2, inv = 0.5: ±0.5 ties to 0 (not ±1), ±1.5 ties to ±2 and clamps to ±1.
+        let (t, m) = quantize_weights(&[1.0, -1.0, 3.0, -3.0], 2, 2).unwrap();
+        assert_eq!(m, 2.0);
+        assert_eq!(t, vec![0, 0, 1, -1]);
+    }
+
+    #[test]
+    fn weight_mean_is_summed_in_f64() {
+        // In f32, 16777216 + 1 + 1 stays 16777216 (mean 4194304); in f64 the mean is 4194304.5.
+        let (_, m) = quantize_weights(&[16777216.0, 1.0, 1.0, 0.0], 1, 4).unwrap();
+        assert_eq!(m, 4194304.5);
+    }
+
+    #[test]
+    fn weight_scale_is_clamped() {
+        let (t, m) = quantize_weights(&[0.0; 6], 2, 3).unwrap();
+        assert_eq!((t, m), (vec![0; 6], SCALE_FLOOR));
+        // mean 1e-7 clamps to 1e-5, so 1e-7 * 1e5 = 0.01 rounds to 0.
+        let (t, m) = quantize_weights(&[1e-7, -1e-7], 1, 2).unwrap();
+        assert_eq!((t, m), (vec![0, 0], SCALE_FLOOR));
+    }
+
+    #[test]
+    fn non_finite_weights_are_errors() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(quantize_weights(&[1.0, bad], 1, 2), Err(Error::NonFinite));
+        }
+        assert!(matches!(
+            quantize_weights(&[1.0], 1, 2),
+            Err(Error::LengthMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn activation_ties_go_to_even() {
+        // a = 254, s = 127 / 254 = 0.5 exactly: 0.5 → 0, 1.5 → 2, -2.5 → -2.
+        let mut q = [0i8; 4];
+        let a = quantize_activations(&[254.0, 1.0, 3.0, -5.0], &mut q).unwrap();
+        assert_eq!(a, 254.0);
+        assert_eq!(q, [127, 0, 2, -2]);
+    }
+
+    #[test]
+    fn activations_multiply_by_127_over_a() {
+        // a = 2, s = 63.5: 1.0 → 63.5 → 64 (tie to even), 0.5 → 31.75 → 32.
+        let mut q = [0i8; 4];
+        quantize_activations(&[2.0, 1.0, -1.0, 0.5], &mut q).unwrap();
+        assert_eq!(q, [127, 64, -64, 32]);
+    }
+
+    #[test]
+    fn activation_floor_keeps_tiny_rows() {
+        let mut q = [1i8; 3];
+        assert_eq!(
+            quantize_activations(&[0.0; 3], &mut q).unwrap(),
+            SCALE_FLOOR
+        );
+        assert_eq!(q, [0, 0, 0]);
+        // a clamps to 1e-5: s = 1.27e7, so 1e-7 → 1.27 → 1 and -2e-7 → -2.54 → -3.
+        let mut q = [0i8; 2];
+        quantize_activations(&[1e-7, -2e-7], &mut q).unwrap();
+        assert_eq!(q, [1, -3]);
+    }
+
+    #[test]
+    fn non_finite_activations_are_errors() {
+        let mut q = [0i8; 2];
+        assert_eq!(
+            quantize_activations(&[f32::NAN, 1.0], &mut q),
+            Err(Error::NonFinite)
+        );
+        assert_eq!(q, [0, 0], "nothing written on failure");
+    }
+}
