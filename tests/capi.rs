@@ -10,10 +10,13 @@
 //! (`.ci/run` does, where the compiler supports them); LeakSanitizer then also checks that
 //! nothing the library allocated leaked.
 //!
+//! `pkgconfig/install.sh` is tested too: install into a temporary prefix, then build the
+//! example with the flags `pkg-config` gives (skipped, with a note, without `pkg-config`).
+//!
 //! Linux only (the native libraries of a static link are Linux's); skipped, with a note, when
 //! the C compiler targets another architecture than this test (cross builds under qemu).
 
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", not(miri)))]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -239,4 +242,92 @@ fn c_example_builds_and_runs() {
             assert!(out.starts_with("bitnet-kernels "), "{out}");
         }
     }
+}
+
+/// Output of a command that must succeed.
+fn output(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn pkg_config_install_builds_the_example() {
+    if !compiler_matches_target() {
+        return;
+    }
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: pkg-config is not installed");
+        return;
+    }
+    let prefix = out_dir().join("prefix");
+    let _ = std::fs::remove_dir_all(&prefix);
+    output(
+        Command::new("sh")
+            .arg(root().join("pkgconfig/install.sh"))
+            .arg(&prefix)
+            .arg(lib_dir()),
+    );
+    let pc_path = prefix.join("lib/pkgconfig");
+    let pkg = |args: &[&str]| -> Vec<String> {
+        output(
+            Command::new("pkg-config")
+                .env("PKG_CONFIG_PATH", &pc_path)
+                .args(args)
+                .arg("bitnet_kernels"),
+        )
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+    };
+    assert_eq!(pkg(&["--modversion"]), [env!("CARGO_PKG_VERSION")]);
+    let cflags = pkg(&["--cflags"]);
+    let src = root().join("examples/c/gemv.c");
+    let cc = compiler(Lang::C11);
+
+    // Shared: exactly the README's command.
+    let exe = out_dir().join("gemv-pkg-config-shared");
+    output(
+        Command::new(&cc)
+            .args(["-std=c11"])
+            .args(STRICT)
+            .arg(&src)
+            .args(&cflags)
+            .args(pkg(&["--libs"]))
+            .arg("-o")
+            .arg(&exe),
+    );
+    let out = output(Command::new(&exe).env("LD_LIBRARY_PATH", prefix.join("lib")));
+    assert!(out.starts_with("bitnet-kernels "), "{out}");
+
+    // Static: the archive itself, plus the private libraries the .pc file lists.
+    let libdir = pkg(&["--variable=libdir"]).concat();
+    let private: Vec<String> = pkg(&["--static", "--libs-only-l"])
+        .into_iter()
+        .filter(|l| l != "-lbitnet_kernels")
+        .collect();
+    assert_eq!(private, NATIVE_STATIC_LIBS);
+    let exe = out_dir().join("gemv-pkg-config-static");
+    output(
+        Command::new(&cc)
+            .args(["-std=c11"])
+            .args(STRICT)
+            .arg(&src)
+            .args(&cflags)
+            .arg(Path::new(&libdir).join("libbitnet_kernels.a"))
+            .args(&private)
+            .arg("-o")
+            .arg(&exe),
+    );
+    let out = output(&mut Command::new(&exe));
+    assert!(out.starts_with("bitnet-kernels "), "{out}");
 }
