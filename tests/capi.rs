@@ -290,44 +290,36 @@ fn pkg_config_install_builds_the_example() {
         .collect()
     };
     assert_eq!(pkg(&["--modversion"]), [env!("CARGO_PKG_VERSION")]);
-    let cflags = pkg(&["--cflags"]);
-    let src = root().join("examples/c/gemv.c");
-    let cc = compiler(Lang::C11);
+    // Builds the example with the pkg-config flags plus `libs`.
+    let build_with = |name: &str, libs: &[String]| {
+        let exe = out_dir().join(name);
+        output(
+            Command::new(compiler(Lang::C11))
+                .arg("-std=c11")
+                .args(STRICT)
+                .arg(root().join("examples/c/gemv.c"))
+                .args(pkg(&["--cflags"]))
+                .args(libs)
+                .arg("-o")
+                .arg(&exe),
+        );
+        exe
+    };
 
     // Shared: exactly the README's command.
-    let exe = out_dir().join("gemv-pkg-config-shared");
-    output(
-        Command::new(&cc)
-            .args(["-std=c11"])
-            .args(STRICT)
-            .arg(&src)
-            .args(&cflags)
-            .args(pkg(&["--libs"]))
-            .arg("-o")
-            .arg(&exe),
-    );
+    let exe = build_with("gemv-pkg-config-shared", &pkg(&["--libs"]));
     let out = output(Command::new(&exe).env("LD_LIBRARY_PATH", prefix.join("lib")));
     assert!(out.starts_with("bitnet-kernels "), "{out}");
 
     // Static: the archive itself, plus the private libraries the .pc file lists.
-    let libdir = pkg(&["--variable=libdir"]).concat();
-    let private: Vec<String> = pkg(&["--static", "--libs-only-l"])
+    let mut libs: Vec<String> = pkg(&["--static", "--libs-only-l"])
         .into_iter()
         .filter(|l| l != "-lbitnet_kernels")
         .collect();
-    assert_eq!(private, NATIVE_STATIC_LIBS);
-    let exe = out_dir().join("gemv-pkg-config-static");
-    output(
-        Command::new(&cc)
-            .args(["-std=c11"])
-            .args(STRICT)
-            .arg(&src)
-            .args(&cflags)
-            .arg(Path::new(&libdir).join("libbitnet_kernels.a"))
-            .args(&private)
-            .arg("-o")
-            .arg(&exe),
-    );
+    assert_eq!(libs, NATIVE_STATIC_LIBS);
+    let libdir = pkg(&["--variable=libdir"]).concat();
+    libs.insert(0, format!("{libdir}/libbitnet_kernels.a"));
+    let exe = build_with("gemv-pkg-config-static", &libs);
     let out = output(&mut Command::new(&exe));
     assert!(out.starts_with("bitnet-kernels "), "{out}");
 }
