@@ -132,7 +132,14 @@ fn main() {
     );
     println!(
         "{:<8} {:>10} {:>10} {:>8} {:>12} {:>8} {:>14} {:>10}",
-        "kernel", "warm µs", "cold µs", "/stream", "2thr cold µs", "/stream", "GEMM G MAC/s", "GEMM ms"
+        "kernel",
+        "warm µs",
+        "cold µs",
+        "/stream",
+        "2thr cold µs",
+        "/stream",
+        "GEMM G MAC/s",
+        "GEMM ms"
     );
     // The scalar reference is far too slow to time here.
     let sets: Vec<&KernelSet> = available()
