@@ -109,6 +109,16 @@ void bitnet_i2s_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t r
  * 32 columns, so 2048 columns (64 vectors) stay in [-32768, 32512]. The unpacked codes
  * (4 x 2048 bytes) and 2 activation rows (4 KiB) sit in L1. */
 #define GEMM_KB 2048
+
+/* acc += vpmaddubsw(u, s) in inline asm: from intrinsics GCC 12 loaded each weight vector
+ * twice, copied every accumulator through another register and spilled one. */
+#define MADDUBS_ADD(acc, u, s)                                                      \
+    {                                                                               \
+        __m256i t_;                                                                 \
+        __asm__("vpmaddubsw %3, %2, %1\n\tvpaddw %1, %0, %0"                        \
+                : "+x"(acc), "=&x"(t_)                                              \
+                : "x"(u), "x"(s));                                                  \
+    }
 #define GEMM_ACTS 2
 
 /* Unpacks chunks [b0, b1) of a 4-row group into u[i][(b - b0) * 256 + 64k + j] = c. */
@@ -147,10 +157,10 @@ static inline __attribute__((always_inline)) void tile(const uint8_t *u, const i
         const __m256i w3 = _mm256_load_si256((const __m256i *)(u + 3 * GEMM_KB + c));
         for (int j = 0; j < A; j++) {
             const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + j * kp + c));
-            acc[j][0] = _mm256_add_epi16(acc[j][0], _mm256_maddubs_epi16(w0, xv));
-            acc[j][1] = _mm256_add_epi16(acc[j][1], _mm256_maddubs_epi16(w1, xv));
-            acc[j][2] = _mm256_add_epi16(acc[j][2], _mm256_maddubs_epi16(w2, xv));
-            acc[j][3] = _mm256_add_epi16(acc[j][3], _mm256_maddubs_epi16(w3, xv));
+            MADDUBS_ADD(acc[j][0], w0, xv);
+            MADDUBS_ADD(acc[j][1], w1, xv);
+            MADDUBS_ADD(acc[j][2], w2, xv);
+            MADDUBS_ADD(acc[j][3], w3, xv);
         }
     }
     for (int j = 0; j < A; j++) {
