@@ -1,9 +1,10 @@
 //! A small timing harness for the I2_S kernels (not the criterion benches): single-thread
 //! GEMV warm (one matrix, cache-resident) and cold (rotating over copies larger than the L3),
 //! 2-thread GEMV cold through rayon, GEMM G MAC/s, and a streaming-read probe of a 1 GiB
-//! buffer in the same run, so that ratios are comparable on a noisy machine. "/stream" is
-//! the median over reps of the cold GEMV's packed bytes/s over the bytes/s of a streaming
-//! read of as many bytes from the 1 GiB buffer, timed right after it (same thread count).
+//! buffer in the same run, so that ratios are comparable on a noisy machine. "/buf" is the
+//! median over reps of the cold GEMV's packed bytes/s over the bytes/s of a streaming read
+//! of as many bytes from the 1 GiB buffer, timed right after it (same thread count);
+//! "/copy" the same against a plain read of another cold copy of the packed matrix.
 //!
 //! ```text
 //! cargo run --release --example i2s_timing -- [rows cols [gemm_n gemm_rows gemm_cols]]
@@ -11,6 +12,7 @@
 //! Defaults: 6912 2560, GEMM 128 x 2560 x 2560. `REPS` sets the repetitions (median taken).
 
 use std::hint::black_box;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use bitnet_kernels::kernels::{available, KernelSet};
@@ -65,28 +67,38 @@ fn stream_gbs(buf: &[u64], reps: usize) -> f64 {
     (buf.len() * 8) as f64 / median(reps, || stream(buf)) / 1e9
 }
 
-/// Cold runs of `f` (which rotates over copies), each followed by a streaming read of as
-/// many bytes from a rotating place in `buf`, so both see the same machine at the same
-/// moment (other processes' memory traffic moves both). Returns the median seconds of `f`
-/// and the median over reps of (f's bytes/s) / (the stream's bytes/s).
-fn cold_paired(reps: usize, bytes: usize, buf: &[u64], mut f: impl FnMut()) -> (f64, f64) {
+/// Cold runs of `f` (which rotates over copies), each followed by two reads of as many
+/// bytes, so all three see the machine at the same moment (other processes' memory traffic
+/// moves them all): a streaming read of a rotating slice of the 1 GiB `buf`, and a plain
+/// read of another cold copy (`other`). Returns the median seconds of `f` and the medians
+/// over reps of (f's bytes/s) / (each read's bytes/s).
+fn cold_paired(
+    reps: usize,
+    bytes: usize,
+    buf: &[u64],
+    mut f: impl FnMut(),
+    mut other: impl FnMut() -> &'static [u64],
+) -> (f64, f64, f64) {
     let words = bytes / 8;
-    let (mut ts, mut ratios, mut off) = (Vec::new(), Vec::new(), 0);
+    let (mut ts, mut r_buf, mut r_copy, mut off) = (vec![], vec![], vec![], 0);
+    let time = |g: &mut dyn FnMut()| {
+        let s = Instant::now();
+        g();
+        s.elapsed().as_secs_f64()
+    };
     for _ in 0..reps {
-        let s = Instant::now();
-        f();
-        let tg = s.elapsed().as_secs_f64();
+        let tg = time(&mut f);
         off = (off + words) % (buf.len() - words);
-        let s = Instant::now();
-        stream(&buf[off..off + words]);
-        ratios.push(s.elapsed().as_secs_f64() / tg);
+        r_buf.push(time(&mut || stream(&buf[off..off + words])) / tg);
+        let o = other();
+        r_copy.push(time(&mut || stream(o)) / tg);
         ts.push(tg);
     }
     let mid = |mut v: Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
     };
-    (mid(ts), mid(ratios))
+    (mid(ts), mid(r_buf), mid(r_copy))
 }
 
 fn main() {
@@ -131,14 +143,16 @@ fn main() {
         copies.len()
     );
     println!(
-        "{:<8} {:>10} {:>10} {:>8} {:>12} {:>8} {:>14} {:>10}",
+        "{:<7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>7} {:>8} {:>8}",
         "kernel",
         "warm µs",
         "cold µs",
-        "/stream",
-        "2thr cold µs",
-        "/stream",
-        "GEMM G MAC/s",
+        "/buf",
+        "/copy",
+        "2T cold",
+        "/buf",
+        "/copy",
+        "GMAC/s",
         "GEMM ms"
     );
     // The scalar reference is far too slow to time here.
@@ -146,46 +160,67 @@ fn main() {
         .filter(|k| k.name != "scalar" && k.own(Format::I2S).is_some())
         .collect();
     let mut y = vec![0i32; rows];
+    // The copies as u64 words, for the plain-read probe (leaked: they live to the end).
+    let words: &'static [&'static [u64]] = Vec::leak(
+        copies
+            .iter()
+            .map(|c| {
+                let b = c.packed_bytes();
+                // SAFETY: packed bytes are 64-byte aligned and live as long as `copies`,
+                // which is never dropped before the process ends (leaked below).
+                unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u64>(), b.len() / 8) }
+            })
+            .collect(),
+    );
+    let copies: &'static [TernaryMatrix] = Vec::leak(copies);
+    let n = copies.len();
     for k in sets {
         let warm = median(reps, || k.gemv_i8_rows(&m, &x, 0..rows, &mut y).unwrap());
-        let mut i = 0;
-        let (cold, ratio) = pool1.install(|| {
-            cold_paired(reps, bytes, &buf, || {
-                i = (i + 1) % copies.len();
-                k.gemv_i8_rows(&copies[i], &x, 0..rows, &mut y).unwrap()
-            })
+        let i = std::sync::atomic::AtomicUsize::new(0);
+        let (cold, rb, rc) = pool1.install(|| {
+            cold_paired(
+                reps,
+                bytes,
+                &buf,
+                || {
+                    i.store((i.load(Relaxed) + 1) % n, Relaxed);
+                    k.gemv_i8_rows(&copies[i.load(Relaxed)], &x, 0..rows, &mut y)
+                        .unwrap()
+                },
+                || words[(i.load(Relaxed) + n / 2) % n],
+            )
         });
-        let (cold2, ratio2) = pool2.install(|| {
-            cold_paired(reps, bytes, &buf, || {
-                i = (i + 1) % copies.len();
-                k.gemv_i8(&copies[i], &x, &mut y).unwrap()
-            })
+        let (cold2, rb2, rc2) = pool2.install(|| {
+            cold_paired(
+                reps,
+                bytes,
+                &buf,
+                || {
+                    i.store((i.load(Relaxed) + 1) % n, Relaxed);
+                    k.gemv_i8(&copies[i.load(Relaxed)], &x, &mut y).unwrap()
+                },
+                || words[(i.load(Relaxed) + n / 2) % n],
+            )
         });
-        let gemm = if k.name == "scalar" {
-            None
-        } else {
-            let gt: Vec<i8> = (0..gr * gc).map(|_| (r() % 3) as i8 - 1).collect();
-            let gm = TernaryMatrix::from_ternary(&gt, gr, gc, 1.0, Format::I2S).unwrap();
-            let gx: Vec<i8> = (0..gn * gc).map(|_| r() as i8).collect();
-            let mut gy = vec![0i32; gn * gr];
-            let t = median(reps.min(21), || {
-                k.gemm_i8_rows(&gm, &gx, gn, 0..gr, &mut gy).unwrap()
-            });
-            Some(t)
-        };
+        let gt: Vec<i8> = (0..gr * gc).map(|_| (r() % 3) as i8 - 1).collect();
+        let gm = TernaryMatrix::from_ternary(&gt, gr, gc, 1.0, Format::I2S).unwrap();
+        let gx: Vec<i8> = (0..gn * gc).map(|_| r() as i8).collect();
+        let mut gy = vec![0i32; gn * gr];
+        let gemm = median(reps.min(21), || {
+            k.gemm_i8_rows(&gm, &gx, gn, 0..gr, &mut gy).unwrap()
+        });
         println!(
-            "{:<8} {:>10.1} {:>10.1} {:>7.0}% {:>12.1} {:>7.0}% {:>14} {:>10}",
+            "{:<7} {:>8.1} {:>8.1} {:>6.0}% {:>6.0}% {:>8.1} {:>6.0}% {:>6.0}% {:>8.0} {:>8.2}",
             k.name,
             warm * 1e6,
             cold * 1e6,
-            100.0 * ratio,
+            100.0 * rb,
+            100.0 * rc,
             cold2 * 1e6,
-            100.0 * ratio2,
-            gemm.map_or("-".into(), |t| format!(
-                "{:.0}",
-                (gn * gr * gc) as f64 / t / 1e9
-            )),
-            gemm.map_or("-".into(), |t| format!("{:.2}", t * 1e3)),
+            100.0 * rb2,
+            100.0 * rc2,
+            (gn * gr * gc) as f64 / gemm / 1e9,
+            gemm * 1e3,
         );
     }
 }
