@@ -171,34 +171,26 @@ static inline __attribute__((always_inline)) void tile(const uint8_t *u, const i
     }
 }
 
+/* Tiles with a constant activation count, so the accumulators stay in registers. */
+static inline void tile_acts(const uint8_t *u, const int8_t *x, size_t kp, size_t len, int A,
+                             int32_t *y, size_t ys) {
+    if (A == 2)
+        tile(u, x, kp, len, 2, y, ys);
+    else
+        tile(u, x, kp, len, 1, y, ys);
+}
+
+static inline int32_t sum_q(const int8_t *x, size_t kp) {
+    const __m256i qs = lane_sums(x, kp);
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(qs), _mm256_extracti128_si256(qs, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+    return _mm_cvtsi128_si32(h);
+}
+
+#include "x86/i2s_gemm.h"
+
 void bitnet_i2s_gemm_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t n,
                           size_t row_begin, size_t row_end, int32_t *y) {
-    const size_t nb = kp / KBLK, rows = row_end - row_begin;
-    _Alignas(64) uint8_t u[TILE * GEMM_KB];
-    /* y starts at -sum q (|sum q| <= 128 * (2^24 - 1)), then gains sum c*q block by block. */
-    for (size_t j = 0; j < n; j++) {
-        const __m256i qs = lane_sums(x + j * kp, kp);
-        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(qs), _mm256_extracti128_si256(qs, 1));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
-        const int32_t s = -_mm_cvtsi128_si32(h);
-        for (size_t r = 0; r < rows; r++) y[j * rows + r] = s;
-    }
-    /* Even K blocks of at most GEMM_KB columns. */
-    const size_t nblk = (kp + GEMM_KB - 1) / GEMM_KB;
-    const size_t per = (nb + nblk - 1) / nblk;
-    for (size_t r = row_begin; r < row_end; r += TILE) {
-        const uint8_t *g = w + bitnet_i2s_chunk_offset(r, 0, kp);
-        int32_t *yr = y + (r - row_begin);
-        for (size_t b0 = 0; b0 < nb; b0 += per) {
-            const size_t b1 = nb - b0 < per ? nb : b0 + per;
-            const size_t len = (b1 - b0) * KBLK;
-            unpack_group(g, b0, b1, u);
-            const int8_t *xb = x + b0 * KBLK;
-            size_t j = 0;
-            for (; j + GEMM_ACTS <= n; j += GEMM_ACTS)
-                tile(u, xb + j * kp, kp, len, GEMM_ACTS, yr + j * rows, rows);
-            if (j < n) tile(u, xb + j * kp, kp, len, 1, yr + j * rows, rows);
-        }
-    }
+    i2s_gemm(w, kp, x, n, row_begin, row_end, y);
 }
