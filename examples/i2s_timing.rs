@@ -176,32 +176,24 @@ fn main() {
     let n = copies.len();
     for k in sets {
         let warm = median(reps, || k.gemv_i8_rows(&m, &x, 0..rows, &mut y).unwrap());
+        // Cold: one thread on a row range (the calling thread), or the whole-matrix call
+        // that splits rows over the pool's threads.
         let i = std::sync::atomic::AtomicUsize::new(0);
-        let (cold, rb, rc) = pool1.install(|| {
-            cold_paired(
-                reps,
-                bytes,
-                &buf,
-                || {
-                    i.store((i.load(Relaxed) + 1) % n, Relaxed);
-                    k.gemv_i8_rows(&copies[i.load(Relaxed)], &x, 0..rows, &mut y)
-                        .unwrap()
-                },
-                || words[(i.load(Relaxed) + n / 2) % n],
-            )
-        });
-        let (cold2, rb2, rc2) = pool2.install(|| {
-            cold_paired(
-                reps,
-                bytes,
-                &buf,
-                || {
-                    i.store((i.load(Relaxed) + 1) % n, Relaxed);
-                    k.gemv_i8(&copies[i.load(Relaxed)], &x, &mut y).unwrap()
-                },
-                || words[(i.load(Relaxed) + n / 2) % n],
-            )
-        });
+        let cold_run = |pool: &rayon::ThreadPool, whole: bool| {
+            let mut y = vec![0i32; rows];
+            let mut gemv = || {
+                let c = &copies[i.fetch_add(1, Relaxed) % n];
+                if whole {
+                    k.gemv_i8(c, &x, &mut y).unwrap()
+                } else {
+                    k.gemv_i8_rows(c, &x, 0..rows, &mut y).unwrap()
+                }
+            };
+            let other = || words[(i.load(Relaxed) + n / 2) % n];
+            pool.install(|| cold_paired(reps, bytes, &buf, &mut gemv, other))
+        };
+        let (cold, rb, rc) = cold_run(&pool1, false);
+        let (cold2, rb2, rc2) = cold_run(&pool2, true);
         let gt: Vec<i8> = (0..gr * gc).map(|_| (r() % 3) as i8 - 1).collect();
         let gm = TernaryMatrix::from_ternary(&gt, gr, gc, 1.0, Format::I2S).unwrap();
         let gx: Vec<i8> = (0..gn * gc).map(|_| r() as i8).collect();
