@@ -151,7 +151,8 @@ fn widest_rows_at_the_extremes() {
         let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, Format::I2S).unwrap();
         drop(t);
         let want = tv as i32 * xv as i32 * cols as i32;
-        for n in [1, 2] {
+        // n = 9 takes both kernels' unpacked-tile GEMM path, n = 2 their small-n path.
+        for n in [1, 2, 9] {
             let x = vec![xv; n * cols];
             for k in kernel_sets(Format::I2S) {
                 let mut y = vec![0; n * rows];
