@@ -36,8 +36,9 @@
 #define GEMV_FLUSH_CHUNKS 4096
 
 /* No software prefetch: measured here (Zen 4, KVM), prefetcht0/t1/nta of the weight stream
- * 0.5-16 KiB ahead, or touching a line a page ahead, made the DRAM-resident GEMV 10-50%
- * slower than leaving the one sequential stream to the hardware prefetchers. */
+ * 0.5-16 KiB ahead, or touching a line a page ahead, never made the DRAM-resident GEMV
+ * faster than leaving the one sequential stream to the hardware prefetchers; most variants
+ * were 10-50% slower. */
 
 /* [sum a, sum b, sum c, sum d] of four 16-lane vectors (a 4 x 4 transpose folded into adds). */
 static inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
