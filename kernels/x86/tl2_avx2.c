@@ -17,10 +17,7 @@
  * tile's four sub-tiles; tables for at most TL2_CHUNK_STEPS steps (56 KiB) on the stack,
  * longer rows in balanced passes accumulating into y. No allocation.
  */
-#include <immintrin.h>
-#include <string.h>
-
-#include "kernels.h"
+#include "tl_common.h"
 
 #define TL2_CHUNK_STEPS 224 /* 224 steps x 256 B of tables = 56 KiB */
 #define TL2_STEP_VECS 8     /* lo, hi for groups (0,1), (2,3), (4,5), (6,7) */
@@ -37,7 +34,6 @@ static void tl2_build(const int8_t *x, size_t steps, __m256i *tab) {
         }
         memcpy(&D[k], d, 32);
     }
-    const __m256i low6 = _mm256_set1_epi16(63);
     for (size_t k = 0; k < steps; k++) {
         const int8_t *xs = x + 24 * k;
         __m256i t[8];
@@ -48,25 +44,9 @@ static void tl2_build(const int8_t *x, size_t steps, __m256i *tab) {
         }
         __m256i *o = tab + TL2_STEP_VECS * k;
         for (int j = 0; j < 4; j++) { /* lane 0 = group 2j, lane 1 = group 2j + 1 */
-            const __m256i a = t[2 * j], b = t[2 * j + 1];
-            const __m256i lo =
-                _mm256_packus_epi16(_mm256_and_si256(a, low6), _mm256_and_si256(b, low6));
-            const __m256i hi = _mm256_packs_epi16(_mm256_srai_epi16(a, 6), _mm256_srai_epi16(b, 6));
-            o[2 * j] = _mm256_permute4x64_epi64(lo, 0xD8);
-            o[2 * j + 1] = _mm256_permute4x64_epi64(hi, 0xD8);
+            bitnet_tl_pack16(t[2 * j], t[2 * j + 1], &o[2 * j], &o[2 * j + 1]);
         }
     }
-}
-
-/* Adds the int16 accumulators (lane 0 and lane 1 hold partial sums of the same 8 rows)
- * into 8 int32 rows. */
-static inline void flush(__m256i *acc16, int32_t *acc32) {
-    const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(*acc16));
-    const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(*acc16, 1));
-    __m256i a = _mm256_loadu_si256((const __m256i *)acc32);
-    a = _mm256_add_epi32(a, _mm256_add_epi32(lo, hi));
-    _mm256_storeu_si256((__m256i *)acc32, a);
-    *acc16 = _mm256_setzero_si256();
 }
 
 static void tl2_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t steps,
@@ -86,7 +66,6 @@ static void tl2_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t step
     }
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i one = _mm256_set1_epi8(1);
-    const __m256i c1_64 = _mm256_set1_epi16(64 << 8 | 1); /* bytes [1, 64]: lo + 64 hi */
     for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
         const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * BITNET_TL2_STEP_BYTES;
         int32_t *yo = y + (r - rb);
@@ -116,37 +95,15 @@ static void tl2_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t step
                     const __m256i hi =
                         _mm256_sign_epi8(_mm256_shuffle_epi8(t[2 * j + 1], idx[j]), sg);
                     /* |lo + 64 hi| <= 447: no saturation in vpmaddubsw */
-                    acc16[2 * s] = _mm256_add_epi16(
-                        acc16[2 * s], _mm256_maddubs_epi16(c1_64, _mm256_unpacklo_epi8(lo, hi)));
-                    acc16[2 * s + 1] = _mm256_add_epi16(
-                        acc16[2 * s + 1], _mm256_maddubs_epi16(c1_64, _mm256_unpackhi_epi8(lo, hi)));
+                    bitnet_tl_add16(&acc16[2 * s], lo, hi);
                 }
             }
             if ((k + 1) % FLUSH_STEPS == 0 || k + 1 == steps)
-                for (int i = 0; i < 8; i++) flush(&acc16[i], acc32 + 8 * i);
+                for (int i = 0; i < 8; i++) bitnet_tl_flush16(&acc16[i], acc32 + 8 * i);
         }
         memcpy(yo, acc32, sizeof acc32);
     }
 }
 
-void bitnet_tl2_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                          size_t row_end, int32_t *y) {
-    __m256i tab[TL2_CHUNK_STEPS * TL2_STEP_VECS];
-    const size_t steps = kp / BITNET_TL2_K_BLOCK;
-    const size_t tile_bytes = steps * BITNET_TL2_STEP_BYTES;
-    const size_t passes = (steps + TL2_CHUNK_STEPS - 1) / TL2_CHUNK_STEPS;
-    const size_t per = (steps + passes - 1) / passes; /* <= TL2_CHUNK_STEPS */
-    for (size_t k0 = 0; k0 < steps; k0 += per) {
-        const size_t ks = steps - k0 < per ? steps - k0 : per;
-        tl2_build(x + k0 * BITNET_TL2_K_BLOCK, ks, tab);
-        tl2_rows(w, tile_bytes, k0, ks, tab, row_begin, row_end, y, k0 == 0);
-    }
-}
-
-/* One activation row at a time (see tl2_avx512.c). */
-void bitnet_tl2_gemm_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t n,
-                          size_t row_begin, size_t row_end, int32_t *y) {
-    for (size_t j = 0; j < n; j++)
-        bitnet_tl2_gemv_avx2(w, kp, x + j * kp, row_begin, row_end,
-                             y + j * (row_end - row_begin));
-}
+BITNET_TL_ENTRY_POINTS(tl2, avx2, __m256i, TL2_CHUNK_STEPS, TL2_STEP_VECS,
+                       BITNET_TL2_K_BLOCK, BITNET_TL2_STEP_BYTES, tl2_build, tl2_rows)

@@ -21,10 +21,7 @@
  * (6912 x 2560, one core, from DRAM): passes of 32 steps (tables in L1, but the stream cut
  * into 10 KiB pieces) ran 1.35x slower than one pass over K (tables in L2).
  */
-#include <immintrin.h>
-#include <string.h>
-
-#include "kernels.h"
+#include "tl_common.h"
 
 #define TL2_CHUNK_STEPS 112 /* 112 steps x 512 B of tables = 56 KiB */
 #define TL2_STEP_VECS 8    /* A lo+, A lo-, A hi+, A hi-, B lo+, B lo-, B hi+, B hi- */
@@ -52,11 +49,7 @@ static void tl2_build(const int8_t *x, size_t steps, __m512i *tab) {
             _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_setzero_si512(), _mm512_set1_epi16(3)));
     }
     __m512i even = _mm512_setzero_si512(); /* byte j <- byte 2j of a 128-byte pair */
-    {
-        uint8_t e[64];
-        for (int j = 0; j < 64; j++) e[j] = (uint8_t)(2 * j);
-        memcpy(&even, e, 64);
-    }
+    even = bitnet_tl_even();
     const __m512i low6 = _mm512_set1_epi8(63);
     for (size_t k = 0; k < steps; k++) {
         /* 24 activations as words (masked load: never reads past the step). */
@@ -86,10 +79,6 @@ static void tl2_build(const int8_t *x, size_t steps, __m512i *tab) {
     }
 }
 
-/* acc += u8(a) . s8(b) per int32 lane; inline asm because GCC 12 otherwise copies the
- * accumulator through another register around every vpdpbusd. */
-#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
-
 /* 64 sign bits -> a mask register, through a general register (a kmovq from memory was
  * the hottest instruction of the loop when the line missed the cache). */
 static inline __mmask64 load_mask(const uint8_t *p) {
@@ -103,17 +92,7 @@ static inline __mmask64 load_mask(const uint8_t *p) {
  * y receives (first) or accumulates the partial sums. */
 static void tl2_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t steps,
                      const __m512i *tab, size_t rb, size_t re, int32_t *y, int first) {
-    __m512i transpose; /* byte 4i + l <- byte 16l + i */
-    __m512i pos;       /* byte p: group (p % 4) << 4 */
-    {
-        uint8_t tr[64], ps[64];
-        for (int p = 0; p < 64; p++) {
-            tr[p] = (uint8_t)(16 * (p % 4) + p / 4);
-            ps[p] = (uint8_t)((p % 4) << 4);
-        }
-        memcpy(&transpose, tr, 64);
-        memcpy(&pos, ps, 64);
-    }
+    const __m512i transpose = bitnet_tl_transpose(), pos = bitnet_tl_pos();
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     const __m512i neg = _mm512_set1_epi8(0x40);
     const __m512i ones = _mm512_set1_epi8(1);
@@ -154,25 +133,5 @@ static void tl2_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t step
     }
 }
 
-void bitnet_tl2_gemv_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                            size_t row_end, int32_t *y) {
-    __m512i tab[TL2_CHUNK_STEPS * TL2_STEP_VECS];
-    const size_t steps = kp / BITNET_TL2_K_BLOCK;
-    const size_t tile_bytes = steps * BITNET_TL2_STEP_BYTES;
-    const size_t passes = (steps + TL2_CHUNK_STEPS - 1) / TL2_CHUNK_STEPS;
-    const size_t per = (steps + passes - 1) / passes; /* <= TL2_CHUNK_STEPS */
-    for (size_t k0 = 0; k0 < steps; k0 += per) {
-        const size_t ks = steps - k0 < per ? steps - k0 : per;
-        tl2_build(x + k0 * BITNET_TL2_K_BLOCK, ks, tab);
-        tl2_rows(w, tile_bytes, k0, ks, tab, row_begin, row_end, y, k0 == 0);
-    }
-}
-
-/* One activation row at a time: the tables are per activation row. The TL formats are
- * for the GEMV (fewer bytes to stream); for batches I2_S's GEMM is the faster kernel. */
-void bitnet_tl2_gemm_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t n,
-                            size_t row_begin, size_t row_end, int32_t *y) {
-    for (size_t j = 0; j < n; j++)
-        bitnet_tl2_gemv_avx512(w, kp, x + j * kp, row_begin, row_end,
-                               y + j * (row_end - row_begin));
-}
+BITNET_TL_ENTRY_POINTS(tl2, avx512, __m512i, TL2_CHUNK_STEPS, TL2_STEP_VECS,
+                       BITNET_TL2_K_BLOCK, BITNET_TL2_STEP_BYTES, tl2_build, tl2_rows)
