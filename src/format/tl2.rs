@@ -6,7 +6,7 @@
 //! (`FORMATS.md` §3). Per activation triple a kernel builds the 14-entry table
 //! `T[u] = d0·q0 + d1·q1 + d2·q2` (`|T| <= 384`, int16) and each group costs one lookup, negated
 //! when `s` is set. Index 14 and 15, and `s = 1` with `u = 13` (a negative zero), never
-//! occur: [`validate`] rejects them, so one matrix has exactly one packed form.
+//! occur: validation (`TernaryMatrix::from_packed`) rejects them, so one matrix has exactly one packed form.
 //!
 //! # Byte layout (the same bytes for every ISA)
 //! Rows are padded to a multiple of [`ROW_TILE`] (64), columns to a multiple of [`K_BLOCK`]
