@@ -18,7 +18,7 @@
 #include "tl_common.h"
 
 #define TL1_CHUNK_STEPS 224 /* 224 steps x 256 B of tables = 56 KiB */
-#define TL1_STEP_VECS 4     /* A lo, A hi, B lo, B hi */
+#define TL1_STEP_VECS 4     /* A lo, A hi, B lo, B hi: what bitnet_tl_rows_avx512 reads */
 
 _Static_assert(BITNET_TL1_K_BLOCK == 2 * BITNET_TL_STEP_GROUPS, "8 pairs a step");
 
@@ -62,44 +62,10 @@ static void tl1_build(const int8_t *x, size_t steps, __m512i *tab) {
     }
 }
 
-/* Rows [rb, re) (whole tiles) over `steps` steps starting at step k0 of each tile;
- * y receives (first) or accumulates the partial sums. */
 static void tl1_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t steps,
                      const __m512i *tab, size_t rb, size_t re, int32_t *y, int first) {
-    const __m512i transpose = bitnet_tl_transpose(), pos = bitnet_tl_pos();
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
-    const __m512i ones = _mm512_set1_epi8(1);
-    const __m512i c64 = _mm512_set1_epi8(64);
-    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
-        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * BITNET_TL1_STEP_BYTES;
-        int32_t *yo = y + (r - rb);
-        /* accA/accB[s] dword i = row 16s + i. After each whole step an accumulator holds the
-         * exact partial sum (|.| <= 128 * K < 2^31); within a step lo and hi parts may stray
-         * by < 2^11, and int32 wraps consistently, so the final sum is exact. */
-        __m512i accA[4], accB[4];
-        for (int s = 0; s < 4; s++) {
-            accA[s] = first ? _mm512_setzero_si512() : _mm512_loadu_si512(yo + 16 * s);
-            accB[s] = _mm512_setzero_si512();
-        }
-        for (size_t k = 0; k < steps; k++) {
-            const uint8_t *q = base + k * BITNET_TL1_STEP_BYTES;
-            const __m512i *t = tab + TL1_STEP_VECS * k;
-            const __m512i al = t[0], ah = t[1], bl = t[2], bh = t[3];
-            for (int s = 0; s < 4; s++) {
-                const __m512i v =
-                    _mm512_permutexvar_epi8(transpose, _mm512_load_si512(q + 64 * s));
-                const __m512i ia = _mm512_ternarylogic_epi32(v, low4, pos, 0xEA);
-                const __m512i ib =
-                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), low4, pos, 0xEA);
-                DPBUSD(accA[s], _mm512_permutexvar_epi8(ia, al), ones);
-                DPBUSD(accA[s], c64, _mm512_permutexvar_epi8(ia, ah));
-                DPBUSD(accB[s], _mm512_permutexvar_epi8(ib, bl), ones);
-                DPBUSD(accB[s], c64, _mm512_permutexvar_epi8(ib, bh));
-            }
-        }
-        for (int s = 0; s < 4; s++)
-            _mm512_storeu_si512(yo + 16 * s, _mm512_add_epi32(accA[s], accB[s]));
-    }
+    bitnet_tl_rows_avx512(w, tile_bytes, k0, steps, tab, rb, re, y, first, BITNET_TL1_STEP_BYTES,
+                          0);
 }
 
 BITNET_TL_ENTRY_POINTS(tl1, avx512, __m512i, TL1_CHUNK_STEPS, TL1_STEP_VECS,

@@ -29,6 +29,7 @@
 
 #define TL2_CHUNK_STEPS 224 /* 224 steps x 256 B of tables = 56 KiB */
 #define TL2_STEP_VECS 4     /* A lo, A hi, B lo, B hi (A = groups 0-3, B = groups 4-7) */
+_Static_assert(BITNET_TL2_SIGNS_OFFSET == 4 * 64, "bitnet_tl_rows_avx512 reads signs there");
 
 _Static_assert(BITNET_TL2_K_BLOCK == 3 * BITNET_TL_STEP_GROUPS, "8 groups of 3 a step");
 
@@ -77,61 +78,10 @@ static void tl2_build(const int8_t *x, size_t steps, __m512i *tab) {
     }
 }
 
-/* 64 sign bits -> a mask register, through a general register (a kmovq from memory was
- * the hottest instruction of the loop when the line missed the cache). */
-static inline __mmask64 load_mask(const uint8_t *p) {
-    uint64_t m;
-    memcpy(&m, p, 8);
-    __asm__("" : "+r"(m));
-    return _cvtu64_mask64(m);
-}
-
-/* Rows [rb, re) (whole tiles) over `steps` steps starting at step k0 of each tile;
- * y receives (first) or accumulates the partial sums. */
 static void tl2_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t steps,
                      const __m512i *tab, size_t rb, size_t re, int32_t *y, int first) {
-    const __m512i transpose = bitnet_tl_transpose(), pos = bitnet_tl_pos();
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
-    const __m512i ones = _mm512_set1_epi8(1);
-    const __m512i c64 = _mm512_set1_epi8(64);
-    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
-        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * BITNET_TL2_STEP_BYTES;
-        int32_t *yo = y + (r - rb);
-        /* accA/accB[s] dword i = row 16s + i. After each whole step an accumulator holds the
-         * exact partial sum (|.| <= 128 * K < 2^31); within a step lo and hi parts may stray
-         * by < 2^12, and int32 wraps consistently, so the final sum is exact. The signed
-         * bytes stay in range: |lo| <= 63, |hi| <= 6. */
-        __m512i accA[4], accB[4];
-        for (int s = 0; s < 4; s++) {
-            accA[s] = first ? _mm512_setzero_si512() : _mm512_loadu_si512(yo + 16 * s);
-            accB[s] = _mm512_setzero_si512();
-        }
-        for (size_t k = 0; k < steps; k++) {
-            const uint8_t *q = base + k * BITNET_TL2_STEP_BYTES;
-            const __m512i *t = tab + TL2_STEP_VECS * k;
-            const __m512i al = t[0], ah = t[1], bl = t[2], bh = t[3];
-            for (int s = 0; s < 4; s++) {
-                const __m512i v =
-                    _mm512_permutexvar_epi8(transpose, _mm512_load_si512(q + 64 * s));
-                const __m512i ia = _mm512_ternarylogic_epi32(v, low4, pos, 0xEA);
-                const __m512i ib = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), low4, pos, 0xEA);
-                const uint8_t *sg = q + BITNET_TL2_SIGNS_OFFSET + 16 * s;
-                const __mmask64 ka = load_mask(sg), kb = load_mask(sg + 8);
-                const __m512i z = _mm512_setzero_si512();
-                __m512i l, h;
-                l = _mm512_permutexvar_epi8(ia, al); l = _mm512_mask_sub_epi8(l, ka, z, l);
-                h = _mm512_permutexvar_epi8(ia, ah); h = _mm512_mask_sub_epi8(h, ka, z, h);
-                DPBUSD(accA[s], ones, l);
-                DPBUSD(accA[s], c64, h);
-                l = _mm512_permutexvar_epi8(ib, bl); l = _mm512_mask_sub_epi8(l, kb, z, l);
-                h = _mm512_permutexvar_epi8(ib, bh); h = _mm512_mask_sub_epi8(h, kb, z, h);
-                DPBUSD(accB[s], ones, l);
-                DPBUSD(accB[s], c64, h);
-            }
-        }
-        for (int s = 0; s < 4; s++)
-            _mm512_storeu_si512(yo + 16 * s, _mm512_add_epi32(accA[s], accB[s]));
-    }
+    bitnet_tl_rows_avx512(w, tile_bytes, k0, steps, tab, rb, re, y, first, BITNET_TL2_STEP_BYTES,
+                          1);
 }
 
 BITNET_TL_ENTRY_POINTS(tl2, avx512, __m512i, TL2_CHUNK_STEPS, TL2_STEP_VECS,

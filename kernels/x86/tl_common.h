@@ -71,6 +71,73 @@ static inline __m512i bitnet_tl_even(void) {
     BITNET_TL_BYTES(t, 64, 2 * p);
     return t;
 }
+
+/* 64 sign bits -> a mask register, through a general register (a kmovq from memory was
+ * the hottest instruction of the TL2 loop when the line missed the cache). */
+static inline __mmask64 bitnet_tl_load_mask(const uint8_t *p) {
+    uint64_t m;
+    memcpy(&m, p, 8);
+    __asm__("" : "+r"(m));
+    return _cvtu64_mask64(m);
+}
+
+/* The TL1 / TL2 block loop (T-MAC order): rows [rb, re) (whole tiles) over `steps` steps
+ * from step k0 of each tile, with a step's 4 tables (A lo, A hi, B lo, B hi: 64-byte vpermb
+ * tables of groups 0-3 and 4-7) in registers while its four 16-row sub-tiles stream
+ * through; y receives (first) or accumulates the partial sums. `signs` (TL2, a constant
+ * after inlining): each sub-tile's two sign words sit at step offset 256 + 16 s and negate
+ * the lookups they mark.
+ *
+ * Per 64-byte block: one vpermb transposes it (byte 16l + i -> 4i + l) so one row's four
+ * groups share a dword; indices = nibble | group << 4; two vpermb give lo and hi; two
+ * vpdpbusd add 1 * lo and 64 * hi (signed bytes: |lo| <= 63, |hi| <= 6). After each whole
+ * step an accumulator holds the exact partial sum (|.| <= 128 * K < 2^31); within a step
+ * lo and hi parts may stray by < 2^12 and int32 wraps consistently, so totals are exact. */
+static inline void bitnet_tl_rows_avx512(const uint8_t *w, size_t tile_bytes, size_t k0,
+                                         size_t steps, const __m512i *tab, size_t rb,
+                                         size_t re, int32_t *y, int first, size_t step_bytes,
+                                         int signs) {
+    const __m512i transpose = bitnet_tl_transpose(), pos = bitnet_tl_pos();
+    const __m512i low4 = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi8(1);
+    const __m512i c64 = _mm512_set1_epi8(64), z = _mm512_setzero_si512();
+    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
+        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * step_bytes;
+        int32_t *yo = y + (r - rb);
+        __m512i accA[4], accB[4]; /* dword i = row 16s + i */
+        for (int s = 0; s < 4; s++) {
+            accA[s] = first ? z : _mm512_loadu_si512(yo + 16 * s);
+            accB[s] = z;
+        }
+        for (size_t k = 0; k < steps; k++) {
+            const uint8_t *q = base + k * step_bytes;
+            const __m512i *t = tab + 4 * k;
+            const __m512i al = t[0], ah = t[1], bl = t[2], bh = t[3];
+            for (int s = 0; s < 4; s++) {
+                const __m512i v =
+                    _mm512_permutexvar_epi8(transpose, _mm512_load_si512(q + 64 * s));
+                const __m512i ia = _mm512_ternarylogic_epi32(v, low4, pos, 0xEA);
+                const __m512i ib =
+                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), low4, pos, 0xEA);
+                __m512i la = _mm512_permutexvar_epi8(ia, al), ha = _mm512_permutexvar_epi8(ia, ah);
+                __m512i lb = _mm512_permutexvar_epi8(ib, bl), hb = _mm512_permutexvar_epi8(ib, bh);
+                if (signs) {
+                    const uint8_t *sg = q + 4 * 64 + 16 * s;
+                    const __mmask64 ka = bitnet_tl_load_mask(sg), kb = bitnet_tl_load_mask(sg + 8);
+                    la = _mm512_mask_sub_epi8(la, ka, z, la);
+                    ha = _mm512_mask_sub_epi8(ha, ka, z, ha);
+                    lb = _mm512_mask_sub_epi8(lb, kb, z, lb);
+                    hb = _mm512_mask_sub_epi8(hb, kb, z, hb);
+                }
+                DPBUSD(accA[s], ones, la);
+                DPBUSD(accA[s], c64, ha);
+                DPBUSD(accB[s], ones, lb);
+                DPBUSD(accB[s], c64, hb);
+            }
+        }
+        for (int s = 0; s < 4; s++)
+            _mm512_storeu_si512(yo + 16 * s, _mm512_add_epi32(accA[s], accB[s]));
+    }
+}
 #endif
 
 #if defined(__AVX2__)
