@@ -19,7 +19,6 @@
 
 #define TL1_CHUNK_STEPS 224 /* 224 steps x 256 B of tables = 56 KiB */
 #define TL1_STEP_VECS 8     /* lo, hi for pairs (0,1), (2,3), (4,5), (6,7) */
-#define FLUSH_STEPS 16
 
 /* Builds the tables of `steps` steps from the 16 * steps activations at x. */
 static void tl1_build(const int8_t *x, size_t steps, __m256i *tab) {
@@ -45,36 +44,8 @@ static void tl1_build(const int8_t *x, size_t steps, __m256i *tab) {
 
 static void tl1_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t steps,
                      const __m256i *tab, size_t rb, size_t re, int32_t *y, int first) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
-        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * BITNET_TL1_STEP_BYTES;
-        int32_t *yo = y + (r - rb);
-        int32_t acc32[BITNET_TL_ROW_TILE]; /* exact: |.| <= 128 * K < 2^31 */
-        for (int i = 0; i < BITNET_TL_ROW_TILE; i++) acc32[i] = first ? 0 : yo[i];
-        __m256i acc16[8]; /* sub-tile s: [2s] rows 0-7, [2s + 1] rows 8-15 */
-        for (int i = 0; i < 8; i++) acc16[i] = _mm256_setzero_si256();
-        for (size_t k = 0; k < steps; k++) {
-            const uint8_t *q = base + k * BITNET_TL1_STEP_BYTES;
-            const __m256i *t = tab + TL1_STEP_VECS * k;
-            for (int s = 0; s < 4; s++) {
-                const __m256i n0 = _mm256_load_si256((const __m256i *)(q + 64 * s));
-                const __m256i n1 = _mm256_load_si256((const __m256i *)(q + 64 * s + 32));
-                const __m256i idx[4] = {
-                    _mm256_and_si256(n0, low4), _mm256_and_si256(n1, low4),
-                    _mm256_and_si256(_mm256_srli_epi16(n0, 4), low4),
-                    _mm256_and_si256(_mm256_srli_epi16(n1, 4), low4)};
-                for (int j = 0; j < 4; j++) {
-                    const __m256i lo = _mm256_shuffle_epi8(t[2 * j], idx[j]);
-                    const __m256i hi = _mm256_shuffle_epi8(t[2 * j + 1], idx[j]);
-                    /* |lo + 64 hi| <= 319: no saturation in vpmaddubsw */
-                    bitnet_tl_add16(&acc16[2 * s], lo, hi);
-                }
-            }
-            if ((k + 1) % FLUSH_STEPS == 0 || k + 1 == steps)
-                for (int i = 0; i < 8; i++) bitnet_tl_flush16(&acc16[i], acc32 + 8 * i);
-        }
-        memcpy(yo, acc32, sizeof acc32);
-    }
+    bitnet_tl_rows_avx2(w, tile_bytes, k0, steps, tab, rb, re, y, first, BITNET_TL1_STEP_BYTES,
+                        0);
 }
 
 BITNET_TL_ENTRY_POINTS(tl1, avx2, __m256i, TL1_CHUNK_STEPS, TL1_STEP_VECS,

@@ -21,7 +21,6 @@
 
 #define TL2_CHUNK_STEPS 224 /* 224 steps x 256 B of tables = 56 KiB */
 #define TL2_STEP_VECS 8     /* lo, hi for groups (0,1), (2,3), (4,5), (6,7) */
-#define FLUSH_STEPS 16
 
 /* Builds the tables of `steps` steps from the 24 * steps activations at x. */
 static void tl2_build(const int8_t *x, size_t steps, __m256i *tab) {
@@ -51,58 +50,8 @@ static void tl2_build(const int8_t *x, size_t steps, __m256i *tab) {
 
 static void tl2_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t steps,
                      const __m256i *tab, size_t rb, size_t re, int32_t *y, int first) {
-    __m256i sel, bits0, bits1; /* sign bit of (lane L, row i): byte i/2, bit 4 (i%2) + L (+2) */
-    {
-        uint8_t s[32], b0[32], b1[32];
-        for (int p = 0; p < 32; p++) {
-            const int lane = p / 16, i = p % 16;
-            s[p] = (uint8_t)(i / 2);
-            b0[p] = (uint8_t)(1u << (4 * (i % 2) + lane));
-            b1[p] = (uint8_t)(1u << (4 * (i % 2) + lane + 2));
-        }
-        memcpy(&sel, s, 32);
-        memcpy(&bits0, b0, 32);
-        memcpy(&bits1, b1, 32);
-    }
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m256i one = _mm256_set1_epi8(1);
-    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
-        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * BITNET_TL2_STEP_BYTES;
-        int32_t *yo = y + (r - rb);
-        int32_t acc32[BITNET_TL_ROW_TILE]; /* exact: |.| <= 128 * K < 2^31 */
-        for (int i = 0; i < BITNET_TL_ROW_TILE; i++) acc32[i] = first ? 0 : yo[i];
-        __m256i acc16[8]; /* sub-tile s: [2s] rows 0-7, [2s + 1] rows 8-15 */
-        for (int i = 0; i < 8; i++) acc16[i] = _mm256_setzero_si256();
-        for (size_t k = 0; k < steps; k++) {
-            const uint8_t *q = base + k * BITNET_TL2_STEP_BYTES;
-            const __m256i *t = tab + TL2_STEP_VECS * k;
-            for (int s = 0; s < 4; s++) {
-                const __m256i n0 = _mm256_load_si256((const __m256i *)(q + 64 * s));
-                const __m256i n1 = _mm256_load_si256((const __m256i *)(q + 64 * s + 32));
-                const __m256i idx[4] = {
-                    _mm256_and_si256(n0, low4), _mm256_and_si256(n1, low4),
-                    _mm256_and_si256(_mm256_srli_epi16(n0, 4), low4),
-                    _mm256_and_si256(_mm256_srli_epi16(n1, 4), low4)};
-                uint64_t sw[2];
-                memcpy(sw, q + BITNET_TL2_SIGNS_OFFSET + 16 * s, 16);
-                for (int j = 0; j < 4; j++) {
-                    /* signs of vector j: word j / 2, bits shifted by 2 for groups 2, 3 */
-                    const __m256i sb = _mm256_shuffle_epi8(_mm256_set1_epi64x((long long)sw[j / 2]), sel);
-                    const __m256i bits = (j % 2) ? bits1 : bits0;
-                    const __m256i sg =
-                        _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(sb, bits), bits), one);
-                    const __m256i lo = _mm256_sign_epi8(_mm256_shuffle_epi8(t[2 * j], idx[j]), sg);
-                    const __m256i hi =
-                        _mm256_sign_epi8(_mm256_shuffle_epi8(t[2 * j + 1], idx[j]), sg);
-                    /* |lo + 64 hi| <= 447: no saturation in vpmaddubsw */
-                    bitnet_tl_add16(&acc16[2 * s], lo, hi);
-                }
-            }
-            if ((k + 1) % FLUSH_STEPS == 0 || k + 1 == steps)
-                for (int i = 0; i < 8; i++) bitnet_tl_flush16(&acc16[i], acc32 + 8 * i);
-        }
-        memcpy(yo, acc32, sizeof acc32);
-    }
+    bitnet_tl_rows_avx2(w, tile_bytes, k0, steps, tab, rb, re, y, first, BITNET_TL2_STEP_BYTES,
+                        1);
 }
 
 BITNET_TL_ENTRY_POINTS(tl2, avx2, __m256i, TL2_CHUNK_STEPS, TL2_STEP_VECS,

@@ -169,6 +169,64 @@ static inline void bitnet_tl_pack16(__m256i a, __m256i b, __m256i *lo, __m256i *
     *hi = _mm256_permute4x64_epi64(
         _mm256_packs_epi16(_mm256_srai_epi16(a, 6), _mm256_srai_epi16(b, 6)), 0xD8);
 }
+/* The TL1 / TL2 AVX2 block loop: rows [rb, re) (whole tiles) over `steps` steps from step
+ * k0 of each tile; a step's 8 tables (lo, hi for groups (0,1), (2,3), (4,5), (6,7), one
+ * group a lane) serve its four 16-row sub-tiles; y receives (first) or accumulates.
+ * Per sub-tile: 4 index vectors (low / high nibbles of the two 32-byte halves), two
+ * vpshufb each, for TL2 (`signs`, a constant after inlining) vpsignb with the sign bits
+ * expanded to bytes (sign of lane L, row i: byte i/2 of the sub-tile's sign word, bit
+ * 4 (i%2) + L, + 2 for groups 2, 3 of the word), then bitnet_tl_add16 (|lo + 64 hi| <= 447:
+ * no saturation). int16 accumulators take 4 lookups a step (<= 4 * 384 = 1536) and are
+ * widened every 16 steps (16 * 1536 = 24576 < 2^15); the int32 totals are exact. */
+#define BITNET_TL_FLUSH_STEPS 16
+static inline void bitnet_tl_rows_avx2(const uint8_t *w, size_t tile_bytes, size_t k0,
+                                       size_t steps, const __m256i *tab, size_t rb, size_t re,
+                                       int32_t *y, int first, size_t step_bytes, int signs) {
+    __m256i sel, bits0, bits1;
+    BITNET_TL_BYTES(sel, 32, (p % 16) / 2);
+    BITNET_TL_BYTES(bits0, 32, 1u << (4 * (p % 2) + p / 16));
+    BITNET_TL_BYTES(bits1, 32, 1u << (4 * (p % 2) + p / 16 + 2));
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
+        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * step_bytes;
+        int32_t *yo = y + (r - rb);
+        int32_t acc32[BITNET_TL_ROW_TILE]; /* exact: |.| <= 128 * K < 2^31 */
+        for (int i = 0; i < BITNET_TL_ROW_TILE; i++) acc32[i] = first ? 0 : yo[i];
+        __m256i acc16[8]; /* sub-tile s: [2s] rows 0-7, [2s + 1] rows 8-15 */
+        for (int i = 0; i < 8; i++) acc16[i] = _mm256_setzero_si256();
+        for (size_t k = 0; k < steps; k++) {
+            const uint8_t *q = base + k * step_bytes;
+            const __m256i *t = tab + 8 * k;
+            for (int s = 0; s < 4; s++) {
+                const __m256i n0 = _mm256_load_si256((const __m256i *)(q + 64 * s));
+                const __m256i n1 = _mm256_load_si256((const __m256i *)(q + 64 * s + 32));
+                const __m256i idx[4] = {
+                    _mm256_and_si256(n0, low4), _mm256_and_si256(n1, low4),
+                    _mm256_and_si256(_mm256_srli_epi16(n0, 4), low4),
+                    _mm256_and_si256(_mm256_srli_epi16(n1, 4), low4)};
+                uint64_t sw[2] = {0, 0};
+                if (signs) memcpy(sw, q + 4 * 64 + 16 * s, 16);
+                for (int j = 0; j < 4; j++) {
+                    __m256i lo = _mm256_shuffle_epi8(t[2 * j], idx[j]);
+                    __m256i hi = _mm256_shuffle_epi8(t[2 * j + 1], idx[j]);
+                    if (signs) {
+                        const __m256i sb =
+                            _mm256_shuffle_epi8(_mm256_set1_epi64x((long long)sw[j / 2]), sel);
+                        const __m256i bits = (j % 2) ? bits1 : bits0;
+                        const __m256i sg = _mm256_or_si256(
+                            _mm256_cmpeq_epi8(_mm256_and_si256(sb, bits), bits), one);
+                        lo = _mm256_sign_epi8(lo, sg);
+                        hi = _mm256_sign_epi8(hi, sg);
+                    }
+                    bitnet_tl_add16(&acc16[2 * s], lo, hi);
+                }
+            }
+            if ((k + 1) % BITNET_TL_FLUSH_STEPS == 0 || k + 1 == steps)
+                for (int i = 0; i < 8; i++) bitnet_tl_flush16(&acc16[i], acc32 + 8 * i);
+        }
+        memcpy(yo, acc32, sizeof acc32);
+    }
+}
 #endif
 
 #endif
