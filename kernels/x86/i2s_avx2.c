@@ -62,45 +62,49 @@ static inline __m256i lane_sums(const int8_t *x, size_t kp) {
     return s;
 }
 
-void bitnet_i2s_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                          size_t row_end, int32_t *y) {
-    const size_t nb = kp / KBLK;
+/* Rows 0..3 of the group at g times one activation row x (lane sums qs): the GEMV loop. */
+static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g, size_t nb,
+                                                                const int8_t *x, __m256i qs) {
     const __m256i m0 = _mm256_set1_epi8(0x03), m1 = _mm256_set1_epi8(0x0C);
     const __m256i ones16 = _mm256_set1_epi16(1);
+    /* int32 totals per row: sum of c*q over the lane's kp/8 columns, <= 2^29. */
+    __m256i t0 = _mm256_setzero_si256(), t1 = t0, t2 = t0, t3 = t0;
+    for (size_t b0 = 0; b0 < nb; b0 += GEMV_FLUSH) {
+        const size_t b1 = nb - b0 < GEMV_FLUSH ? nb : b0 + GEMV_FLUSH;
+        __m256i A0 = _mm256_setzero_si256(), A1 = A0, A2 = A0, A3 = A0;
+        for (size_t b = b0; b < b1; b++) {
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *wb = g + b * TILE * CHUNK + h * 32;
+                const int8_t *xb = x + b * KBLK + h * 32;
+#define ROW(i)                                                                                    \
+    {                                                                                             \
+        const __m256i v = _mm256_load_si256((const __m256i *)(wb + (i) * CHUNK));                 \
+        const __m256i v4 = _mm256_srli_epi16(v, 4);                                               \
+        const __m256i p = _mm256_add_epi16(MADDUBS_MEM(_mm256_and_si256(v, m0), xb),              \
+                                           MADDUBS_MEM(_mm256_and_si256(v4, m0), xb + 2 * CHUNK)); \
+        const __m256i p4 = _mm256_add_epi16(MADDUBS_MEM(_mm256_and_si256(v, m1), xb + CHUNK),     \
+                                            MADDUBS_MEM(_mm256_and_si256(v4, m1), xb + 3 * CHUNK)); \
+        A##i = _mm256_add_epi16(A##i, _mm256_add_epi16(p, _mm256_srai_epi16(p4, 2)));            \
+    }
+                ROW(0) ROW(1) ROW(2) ROW(3)
+#undef ROW
+            }
+        }
+#define WIDEN(i) t##i = _mm256_add_epi32(t##i, _mm256_madd_epi16(A##i, ones16));
+        WIDEN(0) WIDEN(1) WIDEN(2) WIDEN(3)
+#undef WIDEN
+    }
     /* Lane-wise subtraction: every partial sum of the final reduction is a sum of t*q over
      * a subset of the real columns, |.| <= 128 * (2^24 - 1) < 2^31. */
+    return hsum4(_mm256_sub_epi32(t0, qs), _mm256_sub_epi32(t1, qs), _mm256_sub_epi32(t2, qs),
+                 _mm256_sub_epi32(t3, qs));
+}
+
+void bitnet_i2s_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
+                          size_t row_end, int32_t *y) {
     const __m256i qs = lane_sums(x, kp);
     for (size_t r = row_begin; r < row_end; r += TILE) {
-        const uint8_t *g = w + bitnet_i2s_chunk_offset(r, 0, kp);
-        /* int32 totals per row: sum of c*q over the lane's kp/8 columns, <= 2^29. */
-        __m256i t0 = _mm256_setzero_si256(), t1 = t0, t2 = t0, t3 = t0;
-        for (size_t b0 = 0; b0 < nb; b0 += GEMV_FLUSH) {
-            const size_t b1 = nb - b0 < GEMV_FLUSH ? nb : b0 + GEMV_FLUSH;
-            __m256i A0 = _mm256_setzero_si256(), A1 = A0, A2 = A0, A3 = A0;
-            for (size_t b = b0; b < b1; b++) {
-                for (int h = 0; h < 2; h++) {
-                    const uint8_t *wb = g + b * TILE * CHUNK + h * 32;
-                    const int8_t *xb = x + b * KBLK + h * 32;
-#define ROW(i)                                                                               \
-    {                                                                                        \
-        const __m256i v = _mm256_load_si256((const __m256i *)(wb + (i) * CHUNK));            \
-        const __m256i v4 = _mm256_srli_epi16(v, 4);                                          \
-        const __m256i p = _mm256_add_epi16(MADDUBS_MEM(_mm256_and_si256(v, m0), xb),         \
-                                           MADDUBS_MEM(_mm256_and_si256(v4, m0), xb + 2 * CHUNK)); \
-        const __m256i p4 = _mm256_add_epi16(MADDUBS_MEM(_mm256_and_si256(v, m1), xb + CHUNK),    \
-                                            MADDUBS_MEM(_mm256_and_si256(v4, m1), xb + 3 * CHUNK)); \
-        A##i = _mm256_add_epi16(A##i, _mm256_add_epi16(p, _mm256_srai_epi16(p4, 2)));       \
-    }
-                    ROW(0) ROW(1) ROW(2) ROW(3)
-#undef ROW
-                }
-            }
-#define WIDEN(i) t##i = _mm256_add_epi32(t##i, _mm256_madd_epi16(A##i, ones16));
-            WIDEN(0) WIDEN(1) WIDEN(2) WIDEN(3)
-#undef WIDEN
-        }
-        __m128i s = hsum4(_mm256_sub_epi32(t0, qs), _mm256_sub_epi32(t1, qs),
-                          _mm256_sub_epi32(t2, qs), _mm256_sub_epi32(t3, qs));
+        const __m128i s = gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp), kp / KBLK, x, qs);
         _mm_storeu_si128((__m128i *)(y + (r - row_begin)), s);
     }
 }
@@ -120,6 +124,9 @@ void bitnet_i2s_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t r
                 : "x"(u), "x"(s));                                                  \
     }
 #define GEMM_ACTS 2
+/* Up to 3 activation rows take the GEMV loop (i2s_gemm.h); measured on Zen 4: n = 2 ran
+ * 10% faster that way, n = 4 and 8 10-25% slower. */
+#define GEMM_SMALL_N 3
 
 /* Unpacks chunks [b0, b1) of a 4-row group into u[i][(b - b0) * 256 + 64k + j] = c. */
 static inline void unpack_group(const uint8_t *g, size_t b0, size_t b1, uint8_t *u) {
@@ -179,6 +186,8 @@ static inline void tile_acts(const uint8_t *u, const int8_t *x, size_t kp, size_
     else
         tile(u, x, kp, len, 1, y, ys);
 }
+
+typedef __m256i lanes_t;
 
 static inline int32_t sum_q(const int8_t *x, size_t kp) {
     const __m256i qs = lane_sums(x, kp);
