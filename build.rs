@@ -20,11 +20,21 @@ fn isa_flags(isa: &str) -> Option<&'static [&'static str]> {
             "-mavx512bw",
             "-mavx512vl",
             "-mavx512vnni",
-            "-mavx512vbmi",
         ],
         "neon" => &["-march=armv8.2-a+dotprod"],
         _ => return None,
     })
+}
+
+/// Flags a file needs beyond its ISA suffix's. Kept apart so that a file without them can
+/// never contain an instruction its registry row does not check for at run time (the
+/// AVX-512 TL kernels use VBMI `vpermb` and are gated on `has_avx512vbmi`; the I2_S one
+/// must run on VNNI CPUs without VBMI, e.g. Cascade Lake).
+fn extra_flags(stem: &str) -> &'static [&'static str] {
+    match stem {
+        "tl1_avx512" | "tl2_avx512" => &["-mavx512vbmi"],
+        _ => &[],
+    }
 }
 
 const KNOWN: &[&str] = &[
@@ -72,7 +82,8 @@ fn main() {
                 path.display()
             );
         };
-        if compile(&path, &stem, flags, sanitize.as_deref()) {
+        let flags: Vec<&str> = flags.iter().chain(extra_flags(&stem)).copied().collect();
+        if compile(&path, &stem, &flags, sanitize.as_deref()) {
             println!("cargo::rustc-cfg=bitnet_{stem}");
             isas.insert(isa);
         }
