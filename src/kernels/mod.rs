@@ -15,6 +15,10 @@ use std::sync::OnceLock;
 use crate::error::{check_len, Error, Result};
 use crate::format::{Format, TernaryMatrix};
 
+#[macro_use]
+mod c_kernels;
+#[cfg(target_arch = "aarch64")]
+pub mod arm;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -98,6 +102,10 @@ pub static KERNELS: &[&KernelSet] = &[
     &x86::AVX512,
     #[cfg(all(target_arch = "x86_64", bitnet_avx2))]
     &x86::AVX2,
+    #[cfg(all(target_arch = "aarch64", bitnet_dotprod))]
+    &arm::NEON_DOTPROD,
+    #[cfg(all(target_arch = "aarch64", bitnet_neon))]
+    &arm::NEON,
     &SCALAR,
 ];
 
