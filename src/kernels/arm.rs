@@ -40,7 +40,23 @@ c_kernels!(
     yes
 );
 
-/// ARMv8.2-A Advanced SIMD with the dot-product extension (`sdot`).
+c_kernels!(
+    bitnet_tl1_neon,
+    TL1_NEON,
+    bitnet_tl1_gemv_neon,
+    bitnet_tl1_gemm_neon,
+    yes
+);
+c_kernels!(
+    bitnet_tl2_neon,
+    TL2_NEON,
+    bitnet_tl2_gemv_neon,
+    bitnet_tl2_gemm_neon,
+    yes
+);
+
+/// ARMv8.2-A Advanced SIMD with the dot-product extension (`sdot`). Its TL1 / TL2 come from
+/// [`NEON`] (the lookup-table kernels use `tbl`, not `sdot`): `kernels_for` falls back to it.
 pub static NEON_DOTPROD: KernelSet = KernelSet {
     name: "neon-dotprod",
     is_available: has_dotprod,
@@ -54,6 +70,6 @@ pub static NEON: KernelSet = KernelSet {
     name: "neon",
     is_available: has_neon,
     i2s: I2S_NEON,
-    tl1: None,
-    tl2: None,
+    tl1: TL1_NEON,
+    tl2: TL2_NEON,
 };
