@@ -49,6 +49,11 @@ static void tl_build(const int8_t *x, size_t steps, uint8_t *tab) {
 static inline void tl_step(const uint8_t *p, const uint8_t *tab, uint8x16_t lo[4],
                            int8x16_t hi[4]) {
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    for (int s = 0; s < 4; s++) {
+        lo[s] = vdupq_n_u8(0);
+        hi[s] = vdupq_n_s8(0);
+    }
+#pragma GCC unroll 4
     for (int l = 0; l < 4; l++) {
         /* Lane l: low nibbles are group l, high nibbles group 4 + l. */
         const uint8x16_t la = vld1q_u8(tab + 32 * l), ha = vld1q_u8(tab + 32 * l + 16);
@@ -60,8 +65,8 @@ static inline void tl_step(const uint8_t *p, const uint8_t *tab, uint8x16_t lo[4
             const uint8x16_t vl = vaddq_u8(vqtbl1q_u8(la, ia), vqtbl1q_u8(lb, ib));
             const int8x16_t vh =
                 vreinterpretq_s8_u8(vaddq_u8(vqtbl1q_u8(ha, ia), vqtbl1q_u8(hb, ib)));
-            lo[s] = l ? vaddq_u8(lo[s], vl) : vl;
-            hi[s] = l ? vaddq_s8(hi[s], vh) : vh;
+            lo[s] = vaddq_u8(lo[s], vl);
+            hi[s] = vaddq_s8(hi[s], vh);
         }
     }
 }

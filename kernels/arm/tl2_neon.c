@@ -62,34 +62,41 @@ static void tl_build(const int8_t *x, size_t steps, uint8_t *tab) {
     }
 }
 
-/* Byte sums over the 8 groups of one step: lo <= 8 * 31 = 248, |hi| <= 8 * 12 = 96. */
+/* Byte sums over the 8 groups of one step: lo <= 8 * 31 = 248, |hi| <= 8 * 12 = 96.
+ * Sub-tile by sub-tile, so that its sign bits are expanded once; the tables are reloaded
+ * from L1 for each (cheaper than the spills of keeping 32 tables and 4 sign sets live). */
 static inline void tl_step(const uint8_t *p, const uint8_t *tab, uint8x16_t lo[4],
                            int8x16_t hi[4]) {
-    const uint8x16_t m4 = vdupq_n_u8(0x0F), s4 = vdupq_n_u8(0x10);
-    for (int l = 0; l < 4; l++) {
-        /* Sign bit of row i, group l (or 4 + l) is bit 4 (i % 2) + l of sign byte i / 2. */
-        const uint8x16_t bit = vreinterpretq_u8_u16(vdupq_n_u16((uint16_t)(0x1001u << l)));
-        /* Lane l: low nibbles are group l, high nibbles group 4 + l. */
-        const uint8x16x2_t la = {{vld1q_u8(tab + 64 * l), vld1q_u8(tab + 64 * l + 16)}};
-        const uint8x16x2_t ha = {{vld1q_u8(tab + 64 * l + 32), vld1q_u8(tab + 64 * l + 48)}};
-        const uint8_t *tb = tab + 64 * (l + 4);
-        const uint8x16x2_t lb = {{vld1q_u8(tb), vld1q_u8(tb + 16)}};
-        const uint8x16x2_t hb = {{vld1q_u8(tb + 32), vld1q_u8(tb + 48)}};
-        for (int s = 0; s < 4; s++) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), b4 = vdupq_n_u8(0x10);
+    /* Shifts +4 (even bytes), 0 (odd bytes): see below. */
+    const int8x16_t up = vreinterpretq_s8_u16(vdupq_n_u16(4));
+    for (int s = 0; s < 4; s++) {
+        /* Sign words of sub-tile s: bytes 0-7 for the low-nibble groups, 8-15 for the high.
+         * Row i, group l (or 4 + l) is bit 4 (i % 2) + l of byte i / 2: repeat each byte for
+         * its two rows, then move even rows' bits up by 4, so that for every row the sign
+         * of group l sits at bit 4 + l. */
+        const uint8x16_t sw = vld1q_u8(p + BITNET_TL2_SIGNS_OFFSET + 16 * s);
+        const uint8x16_t ea = vshlq_u8(vzip1q_u8(sw, sw), up);
+        const uint8x16_t eb = vshlq_u8(vzip2q_u8(sw, sw), up);
+        uint8x16_t sl = vdupq_n_u8(0), sh = vdupq_n_u8(0);
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++) {
+            /* Lane l: low nibbles are group l, high nibbles group 4 + l. ld1 {vN, vN+1}:
+             * tbl wants a two-register table in consecutive registers. */
+            const uint8x16x2_t la = vld1q_u8_x2(tab + 64 * l);
+            const uint8x16x2_t ha = vld1q_u8_x2(tab + 64 * l + 32);
+            const uint8x16x2_t lb = vld1q_u8_x2(tab + 64 * (l + 4));
+            const uint8x16x2_t hb = vld1q_u8_x2(tab + 64 * (l + 4) + 32);
             const uint8x16_t v = vld1q_u8(p + 64 * s + 16 * l);
-            /* Sign words of sub-tile s: bytes 0-7 low-nibble groups, 8-15 high; each byte
-             * repeated for the two rows it covers. */
-            const uint8x16_t sw = vld1q_u8(p + BITNET_TL2_SIGNS_OFFSET + 16 * s);
-            const uint8x16_t sa = vandq_u8(vtstq_u8(vzip1q_u8(sw, sw), bit), s4);
-            const uint8x16_t sb = vandq_u8(vtstq_u8(vzip2q_u8(sw, sw), bit), s4);
-            const uint8x16_t ia = vorrq_u8(vandq_u8(v, m4), sa);
-            const uint8x16_t ib = vorrq_u8(vshrq_n_u8(v, 4), sb);
-            const uint8x16_t vl = vaddq_u8(vqtbl2q_u8(la, ia), vqtbl2q_u8(lb, ib));
-            const int8x16_t vh =
-                vreinterpretq_s8_u8(vaddq_u8(vqtbl2q_u8(ha, ia), vqtbl2q_u8(hb, ib)));
-            lo[s] = l ? vaddq_u8(lo[s], vl) : vl;
-            hi[s] = l ? vaddq_s8(hi[s], vh) : vh;
+            /* Index u | s << 4: bit 4 comes from the sign (bit insert), the rest from u. */
+            const int8x16_t down = vdupq_n_s8((int8_t)-l);
+            const uint8x16_t ia = vbslq_u8(b4, vshlq_u8(ea, down), vandq_u8(v, m4));
+            const uint8x16_t ib = vbslq_u8(b4, vshlq_u8(eb, down), vshrq_n_u8(v, 4));
+            sl = vaddq_u8(sl, vaddq_u8(vqtbl2q_u8(la, ia), vqtbl2q_u8(lb, ib)));
+            sh = vaddq_u8(sh, vaddq_u8(vqtbl2q_u8(ha, ia), vqtbl2q_u8(hb, ib)));
         }
+        lo[s] = sl;
+        hi[s] = vreinterpretq_s8_u8(sh);
     }
 }
 
