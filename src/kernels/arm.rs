@@ -10,7 +10,7 @@
 //! `BITNET_KERNEL=neon-dotprod` or `BITNET_KERNEL=neon` forces one of them.
 
 #![allow(unused_imports)]
-use super::{FormatKernels, KernelSet};
+use super::{always, FormatKernels, KernelSet};
 
 fn has_neon() -> bool {
     std::arch::is_aarch64_feature_detected!("neon")
@@ -20,24 +20,19 @@ fn has_dotprod() -> bool {
     has_neon() && std::arch::is_aarch64_feature_detected!("dotprod")
 }
 
-#[allow(dead_code)]
-fn yes() -> bool {
-    true
-}
-
 c_kernels!(
     bitnet_i2s_neon,
     I2S_NEON,
     bitnet_i2s_gemv_neon,
     bitnet_i2s_gemm_neon,
-    yes
+    always
 );
 c_kernels!(
     bitnet_i2s_dotprod,
     I2S_DOTPROD,
     bitnet_i2s_gemv_dotprod,
     bitnet_i2s_gemm_dotprod,
-    yes
+    always
 );
 
 c_kernels!(
@@ -45,14 +40,14 @@ c_kernels!(
     TL1_NEON,
     bitnet_tl1_gemv_neon,
     bitnet_tl1_gemm_neon,
-    yes
+    always
 );
 c_kernels!(
     bitnet_tl2_neon,
     TL2_NEON,
     bitnet_tl2_gemv_neon,
     bitnet_tl2_gemm_neon,
-    yes
+    always
 );
 
 /// ARMv8.2-A Advanced SIMD with the dot-product extension (`sdot`). Its TL1 / TL2 come from
