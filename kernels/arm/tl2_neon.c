@@ -64,12 +64,14 @@ static void tl_build(const int8_t *x, size_t steps, uint8_t *tab) {
 
 /* Byte sums over the 8 groups of one step: lo <= 8 * 31 = 248, |hi| <= 8 * 12 = 96.
  * Sub-tile by sub-tile, so that its sign bits are expanded once; the tables are reloaded
- * from L1 for each (cheaper than the spills of keeping 32 tables and 4 sign sets live). */
+ * from L1 for each (cheaper than the spills of keeping 32 tables and 4 sign sets live:
+ * 352 instructions a step, none spilled, against 441 with 35 spill stores). */
 static inline void tl_step(const uint8_t *p, const uint8_t *tab, uint8x16_t lo[4],
                            int8x16_t hi[4]) {
     const uint8x16_t m4 = vdupq_n_u8(0x0F), b4 = vdupq_n_u8(0x10);
     /* Shifts +4 (even bytes), 0 (odd bytes): see below. */
     const int8x16_t up = vreinterpretq_s8_u16(vdupq_n_u16(4));
+#pragma GCC unroll 4
     for (int s = 0; s < 4; s++) {
         /* Sign words of sub-tile s: bytes 0-7 for the low-nibble groups, 8-15 for the high.
          * Row i, group l (or 4 + l) is bit 4 (i % 2) + l of byte i / 2: repeat each byte for
