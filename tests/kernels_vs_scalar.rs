@@ -120,6 +120,28 @@ fn long_rows_do_not_overflow() {
     }
 }
 
+/// The widest rows allowed (cols = 2^24 - 1) with every weight and activation at an extreme:
+/// each kernel's accumulators reach their stated bounds (a GEMV that never flushes its
+/// `c * 4^k` accumulators wraps here; |result| = 128 * (2^24 - 1) is just below 2^31).
+#[test]
+fn widest_rows_at_the_extremes() {
+    let (rows, cols) = (5, (1 << 24) - 1);
+    for (tv, xv) in [(1i8, -128i8), (-1, -128), (1, 127)] {
+        let t = vec![tv; rows * cols];
+        let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, Format::I2S).unwrap();
+        drop(t);
+        let want = tv as i32 * xv as i32 * cols as i32;
+        for n in [1, 2] {
+            let x = vec![xv; n * cols];
+            for k in kernel_sets(Format::I2S) {
+                let mut y = vec![0; n * rows];
+                k.gemm_i8(&m, &x, n, &mut y).unwrap();
+                assert_eq!(y, vec![want; n * rows], "{} t={tv} x={xv} n={n}", k.name);
+            }
+        }
+    }
+}
+
 /// The threaded path (a matrix large enough to be split) agrees with the one-thread path.
 #[test]
 fn threaded_matches_single_thread() {

@@ -1,0 +1,138 @@
+/* TL2 GEMV / GEMM, AVX-512 F/BW/VNNI + VBMI (vpermb).
+ *
+ * Layout: src/format/tl2.rs (kernels.h). Per activation row the kernel builds, for each
+ * group of 3 activations, the 16-entry magnitude table T[u] = d0 q0 + d1 q1 + d2 q2
+ * (|T| <= 384, entries 14, 15 unused), split exactly as T = 64 * hi + lo with lo = T & 63
+ * (0..63) and hi = T >> 6 (-6..6). Four groups' tables make one 64-byte vpermb table
+ * (byte 16 * l + u), so the index byte is u | l << 4.
+ *
+ * Loop (T-MAC order): the tables of a step (8 groups = 24 columns: 4 zmm) stay in registers
+ * while the step's four 16-row sub-tiles stream through. Each 64-byte nibble block is
+ * transposed by one vpermb (byte 16l + i -> 4i + l) so that the four groups of one row share
+ * a dword; two vpermb give lo and hi for 64 lookups, a masked subtract from zero negates
+ * both where the sign bit is set (the sign words are stored in the transposed order), and
+ * two vpdpbusd add 1 * lo and 64 * hi (lo, hi as the signed operand) into the row's int32
+ * accumulator. The weights are read as one sequential stream (a tile's steps in K order,
+ * tiles in order).
+ *
+ * Table footprint matters more than instruction count from DRAM (Zen 4, 6912 x 2560, one
+ * core): tables holding +T and -T (128-entry vpermi2b, the sign a masked add on the index:
+ * one instruction less per 64 lookups, but 512 B a step = 55 KiB) ran 330-340 us; these
+ * magnitude tables (256 B a step, 27 KiB) 250-265 us; passes short enough for L1 (which
+ * cut the weight stream into per-tile pieces) about 450 us.
+ *
+ * Bounded memory: tables for at most TL2_CHUNK_STEPS steps (5376 columns, 56 KiB) on the
+ * stack; longer rows are done in balanced passes, each walking all the rows and
+ * accumulating into y. No allocation.
+ */
+#include "tl_common.h"
+
+#define TL2_CHUNK_STEPS 224 /* 224 steps x 256 B of tables = 56 KiB */
+#define TL2_STEP_VECS 4     /* A lo, A hi, B lo, B hi (A = groups 0-3, B = groups 4-7) */
+
+_Static_assert(BITNET_TL2_K_BLOCK == 3 * BITNET_TL_STEP_GROUPS, "8 groups of 3 a step");
+
+/* Builds the tables of `steps` steps from the 24 * steps activations at x. */
+static void tl2_build(const int8_t *x, size_t steps, __m512i *tab) {
+    /* D[k] word w: digit k of magnitude index u = w % 16 (u = 9 d0' + 3 d1' + d2',
+     * digit = d' - 1); indices 14, 15 never occur and get 0. */
+    __m512i D[3];
+    for (int k = 0; k < 3; k++) {
+        int16_t d[32];
+        for (int w = 0; w < 32; w++) {
+            const int u = w % 16, div = k == 0 ? 9 : k == 1 ? 3 : 1;
+            d[w] = (int16_t)(u < 14 ? u / div % 3 - 1 : 0);
+        }
+        memcpy(&D[k], d, 64);
+    }
+    /* Word w of pair m (groups 2m, 2m+1) takes activation 3 * (2m + w/16) + k. */
+    __m512i sel[3];
+    for (int k = 0; k < 3; k++) {
+        sel[k] = _mm512_add_epi16(
+            _mm512_set1_epi16((short)k),
+            _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_setzero_si512(), _mm512_set1_epi16(3)));
+    }
+    const __m512i even = bitnet_tl_even(); /* the low byte of each word */
+    const __m512i low6 = _mm512_set1_epi8(63);
+    for (size_t k = 0; k < steps; k++) {
+        /* 24 activations as words (masked load: never reads past the step). */
+        const __m512i xw =
+            _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(0xFFFFFFu, x + 24 * k));
+        __m512i p[4];
+        for (int m = 0; m < 4; m++) {
+            const __m512i off = _mm512_set1_epi16((short)(6 * m));
+            __m512i v = _mm512_setzero_si512(); /* |v| <= 3 * 128: int16 */
+            for (int d = 0; d < 3; d++) {
+                const __m512i xs = _mm512_permutexvar_epi16(_mm512_add_epi16(sel[d], off), xw);
+                v = _mm512_add_epi16(v, _mm512_mullo_epi16(xs, D[d]));
+            }
+            p[m] = v;
+        }
+        __m512i *t = tab + TL2_STEP_VECS * k;
+        for (int q = 0; q < 2; q++) {
+            const __m512i a = p[2 * q], b = p[2 * q + 1];
+            t[2 * q] = _mm512_and_si512(_mm512_permutex2var_epi8(a, even, b), low6);
+            t[2 * q + 1] = _mm512_permutex2var_epi8(_mm512_srai_epi16(a, 6), even, _mm512_srai_epi16(b, 6));
+        }
+    }
+}
+
+/* 64 sign bits -> a mask register, through a general register (a kmovq from memory was
+ * the hottest instruction of the loop when the line missed the cache). */
+static inline __mmask64 load_mask(const uint8_t *p) {
+    uint64_t m;
+    memcpy(&m, p, 8);
+    __asm__("" : "+r"(m));
+    return _cvtu64_mask64(m);
+}
+
+/* Rows [rb, re) (whole tiles) over `steps` steps starting at step k0 of each tile;
+ * y receives (first) or accumulates the partial sums. */
+static void tl2_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t steps,
+                     const __m512i *tab, size_t rb, size_t re, int32_t *y, int first) {
+    const __m512i transpose = bitnet_tl_transpose(), pos = bitnet_tl_pos();
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const __m512i ones = _mm512_set1_epi8(1);
+    const __m512i c64 = _mm512_set1_epi8(64);
+    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
+        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * BITNET_TL2_STEP_BYTES;
+        int32_t *yo = y + (r - rb);
+        /* accA/accB[s] dword i = row 16s + i. After each whole step an accumulator holds the
+         * exact partial sum (|.| <= 128 * K < 2^31); within a step lo and hi parts may stray
+         * by < 2^12, and int32 wraps consistently, so the final sum is exact. The signed
+         * bytes stay in range: |lo| <= 63, |hi| <= 6. */
+        __m512i accA[4], accB[4];
+        for (int s = 0; s < 4; s++) {
+            accA[s] = first ? _mm512_setzero_si512() : _mm512_loadu_si512(yo + 16 * s);
+            accB[s] = _mm512_setzero_si512();
+        }
+        for (size_t k = 0; k < steps; k++) {
+            const uint8_t *q = base + k * BITNET_TL2_STEP_BYTES;
+            const __m512i *t = tab + TL2_STEP_VECS * k;
+            const __m512i al = t[0], ah = t[1], bl = t[2], bh = t[3];
+            for (int s = 0; s < 4; s++) {
+                const __m512i v =
+                    _mm512_permutexvar_epi8(transpose, _mm512_load_si512(q + 64 * s));
+                const __m512i ia = _mm512_ternarylogic_epi32(v, low4, pos, 0xEA);
+                const __m512i ib = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), low4, pos, 0xEA);
+                const uint8_t *sg = q + BITNET_TL2_SIGNS_OFFSET + 16 * s;
+                const __mmask64 ka = load_mask(sg), kb = load_mask(sg + 8);
+                const __m512i z = _mm512_setzero_si512();
+                __m512i l, h;
+                l = _mm512_permutexvar_epi8(ia, al); l = _mm512_mask_sub_epi8(l, ka, z, l);
+                h = _mm512_permutexvar_epi8(ia, ah); h = _mm512_mask_sub_epi8(h, ka, z, h);
+                DPBUSD(accA[s], ones, l);
+                DPBUSD(accA[s], c64, h);
+                l = _mm512_permutexvar_epi8(ib, bl); l = _mm512_mask_sub_epi8(l, kb, z, l);
+                h = _mm512_permutexvar_epi8(ib, bh); h = _mm512_mask_sub_epi8(h, kb, z, h);
+                DPBUSD(accB[s], ones, l);
+                DPBUSD(accB[s], c64, h);
+            }
+        }
+        for (int s = 0; s < 4; s++)
+            _mm512_storeu_si512(yo + 16 * s, _mm512_add_epi32(accA[s], accB[s]));
+    }
+}
+
+BITNET_TL_ENTRY_POINTS(tl2, avx512, __m512i, TL2_CHUNK_STEPS, TL2_STEP_VECS,
+                       BITNET_TL2_K_BLOCK, BITNET_TL2_STEP_BYTES, tl2_build, tl2_rows)
