@@ -1,7 +1,7 @@
 //! The kernel registry and run-time dispatch (after BLAKE3 and memchr).
 //!
 //! [`KERNELS`] lists every kernel set built into this binary, best first. The first one the
-//! CPU can run is chosen once, on first use, and cached; `BITNET_KERNEL=scalar|avx2|avx512|neon`
+//! CPU can run is chosen once, on first use, and cached; `BITNET_KERNEL=scalar|avx2|avx512|neon|neon-dotprod`
 //! forces a set, and naming one this CPU or build cannot run is an error every call reports,
 //! never a silent fallback. Tests, benches and the report iterate [`KERNELS`], so adding a
 //! variant is one C file (compiled by `build.rs` from its name), one wrapper row, one entry here.
