@@ -1,5 +1,6 @@
 //! Compiles each C kernel file in `kernels/<arch>/` on its own, with exactly the target flags
-//! its name asks for (`*_avx2.c`, `*_avx512.c`, `*_neon.c`), and sets `cfg(bitnet_<stem>)`
+//! its name asks for (`*_avx2.c`, `*_avx512.c`, `*_neon.c`,
+//! `*_dotprod.c`), and sets `cfg(bitnet_<stem>)`
 //! plus `cfg(bitnet_<isa>)` for every file compiled. It never looks at the build host's CPU:
 //! the binary chooses a kernel at run time.
 //!
@@ -21,7 +22,8 @@ fn isa_flags(isa: &str) -> Option<&'static [&'static str]> {
             "-mavx512vl",
             "-mavx512vnni",
         ],
-        "neon" => &["-march=armv8.2-a+dotprod"],
+        "neon" => &["-march=armv8-a"],
+        "dotprod" => &["-march=armv8.2-a+dotprod"],
         _ => return None,
     })
 }
@@ -50,6 +52,10 @@ const KNOWN: &[&str] = &[
     "i2s_neon",
     "tl1_neon",
     "tl2_neon",
+    "dotprod",
+    "i2s_dotprod",
+    "tl1_dotprod",
+    "tl2_dotprod",
 ];
 
 fn main() {

@@ -10,7 +10,7 @@
 //! - `*_rows` variants compute a row range on the calling thread, for engines with their own
 //!   thread pool; the others use rayon (`RAYON_NUM_THREADS`) when the product is large enough.
 //! - [`kernels`]: the registry. The best kernel for this CPU is chosen once;
-//!   `BITNET_KERNEL=scalar|avx2|avx512|neon` forces one. Every kernel returns exactly the
+//!   `BITNET_KERNEL=scalar|avx2|avx512|neon|neon-dotprod` forces one. Every kernel returns exactly the
 //!   scalar reference's int32 accumulators.
 //!
 //! ```

@@ -1,7 +1,7 @@
 //! The kernel registry and run-time dispatch (after BLAKE3 and memchr).
 //!
 //! [`KERNELS`] lists every kernel set built into this binary, best first. The first one the
-//! CPU can run is chosen once, on first use, and cached; `BITNET_KERNEL=scalar|avx2|avx512|neon`
+//! CPU can run is chosen once, on first use, and cached; `BITNET_KERNEL=scalar|avx2|avx512|neon|neon-dotprod`
 //! forces a set, and naming one this CPU or build cannot run is an error every call reports,
 //! never a silent fallback. Tests, benches and the report iterate [`KERNELS`], so adding a
 //! variant is one C file (compiled by `build.rs` from its name), one wrapper row, one entry here.
@@ -15,6 +15,10 @@ use std::sync::OnceLock;
 use crate::error::{check_len, Error, Result};
 use crate::format::{Format, TernaryMatrix};
 
+#[macro_use]
+mod c_kernels;
+#[cfg(target_arch = "aarch64")]
+pub mod arm;
 pub mod scalar;
 pub mod scalar_tl;
 #[cfg(target_arch = "x86_64")]
@@ -107,6 +111,10 @@ pub static KERNELS: &[&KernelSet] = &[
     &x86::AVX512,
     #[cfg(all(target_arch = "x86_64", bitnet_avx2))]
     &x86::AVX2,
+    #[cfg(all(target_arch = "aarch64", bitnet_dotprod))]
+    &arm::NEON_DOTPROD,
+    #[cfg(all(target_arch = "aarch64", bitnet_neon))]
+    &arm::NEON,
     &SCALAR,
 ];
 
