@@ -1,0 +1,272 @@
+//! A memory-bandwidth probe: how fast this machine streams bytes it only reads.
+//!
+//! A GEMV reads every weight once, so `weight bytes ÷ streaming read bandwidth` is the floor
+//! on its time once the weights do not fit in cache. The benchmark report measures that
+//! floor in the same run as the kernels, with one thread and with all threads, on a
+//! DRAM-sized buffer and on an L3-sized one, and quotes each kernel as a fraction of it.
+//!
+//! ```
+//! let bw = bitnet_kernels::probe::stream_read(1 << 20, 1, 3);
+//! assert!(bw.gb_per_s > 0.0);
+//! ```
+
+use std::sync::Barrier;
+use std::time::Instant;
+
+/// One cache line; the buffer is a `Vec` of these so every load is aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u64; 8]);
+
+/// The result of one probe.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bandwidth {
+    /// Size of the buffer read, in bytes.
+    pub bytes: usize,
+    /// Threads that read it together, each its own contiguous part.
+    pub threads: usize,
+    /// The best sample, in GB/s (10^9 bytes a second): the limit. On a shared machine noise
+    /// only ever slows a read down, so the fastest sample is the best estimate of what the
+    /// hardware can do.
+    pub gb_per_s: f64,
+    /// Median of the samples, in GB/s: how noisy the machine was.
+    pub median_gb_per_s: f64,
+    /// Number of timed samples (after one untimed warm-up pass).
+    pub samples: usize,
+}
+
+/// Which read loop [`stream_read`] uses on this CPU: `"avx512"`, `"avx2"` or `"scalar"`.
+pub fn read_loop_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "scalar"
+}
+
+/// Streams through a buffer of `bytes` (rounded up to whole cache lines) with `threads`
+/// threads, each reading its own contiguous part with full-width aligned vector loads, and
+/// returns the best and the median rate of `samples` timed samples (at least 1). Each sample reads the
+/// buffer enough times to move at least 256 MiB, so that small (cache-sized) buffers are not
+/// dominated by the cost of starting a sample. The buffer is written first so every page is
+/// really mapped (not the shared zero page).
+pub fn stream_read(bytes: usize, threads: usize, samples: usize) -> Bandwidth {
+    let threads = threads.max(1);
+    let samples = samples.max(1);
+    let lines = bytes.div_ceil(64).max(threads);
+    let mut buf = vec![Line([0; 8]); lines];
+    for (i, l) in buf.iter_mut().enumerate() {
+        l.0[0] = i as u64;
+    }
+    let passes = (256usize << 20).div_ceil(lines * 64).max(1);
+    let parts: Vec<&[Line]> = (0..threads)
+        .map(|t| &buf[lines * t / threads..lines * (t + 1) / threads])
+        .collect();
+    let barrier = Barrier::new(threads);
+    let mut times = Vec::with_capacity(samples);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = parts[1..]
+            .iter()
+            .map(|part| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut sink = 0u64;
+                    for _ in 0..=samples {
+                        barrier.wait();
+                        for _ in 0..passes {
+                            sink ^= read(part);
+                        }
+                        barrier.wait();
+                    }
+                    sink
+                })
+            })
+            .collect();
+        let mut sink = 0u64;
+        for sample in 0..=samples {
+            barrier.wait();
+            let t0 = Instant::now();
+            for _ in 0..passes {
+                sink ^= read(parts[0]);
+            }
+            // The second wait ends when the slowest thread is done.
+            barrier.wait();
+            if sample > 0 {
+                times.push(t0.elapsed().as_secs_f64());
+            }
+        }
+        for w in workers {
+            sink ^= w.join().expect("probe thread panicked");
+        }
+        std::hint::black_box(sink);
+    });
+    let moved = (lines * 64 * passes) as f64;
+    let mut rates: Vec<f64> = times.iter().map(|t| moved / t / 1e9).collect();
+    rates.sort_by(f64::total_cmp);
+    Bandwidth {
+        bytes: lines * 64,
+        threads,
+        gb_per_s: rates[rates.len() - 1],
+        median_gb_per_s: rates[rates.len() / 2],
+        samples,
+    }
+}
+
+/// XOR of every word of `part`, with the widest loads this CPU has.
+fn read(part: &[Line]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { x86::read_avx512(part) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { x86::read_avx2(part) };
+        }
+    }
+    part.iter()
+        .fold(0u64, |acc, l| l.0.iter().fold(acc, |a, &w| a ^ w))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Line;
+    use std::arch::x86_64::*;
+
+    /// Four independent XOR chains, one 64-byte aligned load each per line.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn read_avx512(part: &[Line]) -> u64 {
+        let mut acc = [_mm512_setzero_si512(); 4];
+        let mut chunks = part.chunks_exact(4);
+        for c in &mut chunks {
+            for (a, l) in acc.iter_mut().zip(c) {
+                // SAFETY: `l` is a 64-byte aligned, 64-byte line.
+                *a = _mm512_xor_si512(*a, unsafe { _mm512_load_si512(l.0.as_ptr().cast()) });
+            }
+        }
+        for l in chunks.remainder() {
+            // SAFETY: as above.
+            acc[0] = _mm512_xor_si512(acc[0], unsafe { _mm512_load_si512(l.0.as_ptr().cast()) });
+        }
+        let v = _mm512_xor_si512(
+            _mm512_xor_si512(acc[0], acc[1]),
+            _mm512_xor_si512(acc[2], acc[3]),
+        );
+        _mm512_reduce_or_epi64(v) as u64
+    }
+
+    /// Four independent XOR chains, two 32-byte aligned loads per line.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn read_avx2(part: &[Line]) -> u64 {
+        let mut acc = [_mm256_setzero_si256(); 4];
+        let mut chunks = part.chunks_exact(2);
+        for c in &mut chunks {
+            // SAFETY: each line is 64-byte aligned, so both halves are 32-byte aligned.
+            unsafe {
+                let (p, q) = (c[0].0.as_ptr().cast::<__m256i>(), c[1].0.as_ptr().cast());
+                acc[0] = _mm256_xor_si256(acc[0], _mm256_load_si256(p));
+                acc[1] = _mm256_xor_si256(acc[1], _mm256_load_si256(p.add(1)));
+                acc[2] = _mm256_xor_si256(acc[2], _mm256_load_si256(q));
+                acc[3] = _mm256_xor_si256(acc[3], _mm256_load_si256(q.add(1)));
+            }
+        }
+        for l in chunks.remainder() {
+            // SAFETY: as above.
+            unsafe {
+                let p = l.0.as_ptr().cast::<__m256i>();
+                acc[0] = _mm256_xor_si256(acc[0], _mm256_load_si256(p));
+                acc[1] = _mm256_xor_si256(acc[1], _mm256_load_si256(p.add(1)));
+            }
+        }
+        let v = _mm256_xor_si256(
+            _mm256_xor_si256(acc[0], acc[1]),
+            _mm256_xor_si256(acc[2], acc[3]),
+        );
+        let mut w = [0u64; 4];
+        // SAFETY: `w` has room for 32 bytes; unaligned store.
+        unsafe { _mm256_storeu_si256(w.as_mut_ptr().cast(), v) };
+        w.iter().fold(0, |a, &b| a ^ b)
+    }
+}
+
+/// The four probes the report quotes: DRAM-sized and L3-sized buffers, one thread and
+/// `threads` threads.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// DRAM-sized buffer, one thread.
+    pub dram_1t: Bandwidth,
+    /// DRAM-sized buffer, all threads.
+    pub dram_all: Bandwidth,
+    /// L3-sized buffer, one thread.
+    pub l3_1t: Bandwidth,
+    /// L3-sized buffer, all threads.
+    pub l3_all: Bandwidth,
+}
+
+impl Limits {
+    /// The faster of two measurements, field by field (e.g. one probe at the start of a
+    /// benchmark run and one at its end).
+    pub fn max(self, other: Limits) -> Limits {
+        let best = |a: Bandwidth, b: Bandwidth| if b.gb_per_s > a.gb_per_s { b } else { a };
+        Limits {
+            dram_1t: best(self.dram_1t, other.dram_1t),
+            dram_all: best(self.dram_all, other.dram_all),
+            l3_1t: best(self.l3_1t, other.l3_1t),
+            l3_all: best(self.l3_all, other.l3_all),
+        }
+    }
+}
+
+/// Runs the four probes: `dram_bytes` (choose several times the last-level cache, e.g.
+/// 1 GiB) and `l3_bytes` (about half the last-level cache, e.g. 16 MiB), each with one
+/// thread and with `threads` threads, `samples` samples each.
+pub fn limits(dram_bytes: usize, l3_bytes: usize, threads: usize, samples: usize) -> Limits {
+    Limits {
+        dram_1t: stream_read(dram_bytes, 1, samples),
+        dram_all: stream_read(dram_bytes, threads, samples),
+        l3_1t: stream_read(l3_bytes, 1, samples),
+        l3_all: stream_read(l3_bytes, threads, samples),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_loop_reads_every_word() {
+        // 5 lines: not a multiple of any unroll factor, so remainders are exercised.
+        let mut buf = vec![Line([0; 8]); 5];
+        buf[4].0[7] = 0x80;
+        buf[0].0[0] = 0x01;
+        let scalar = buf
+            .iter()
+            .fold(0u64, |acc, l| l.0.iter().fold(acc, |a, &w| a ^ w));
+        assert_eq!(scalar, 0x81);
+        // The SIMD loops fold lanes with OR/XOR, so a set bit must survive in each.
+        assert_ne!(read(&buf), 0);
+        buf[4].0[7] = 0;
+        buf[0].0[0] = 0;
+        assert_eq!(read(&buf), 0);
+    }
+
+    #[test]
+    fn probe_reports_its_geometry() {
+        let bw = stream_read(100_000, 2, 2);
+        assert_eq!(bw.bytes, 100_032);
+        assert_eq!((bw.threads, bw.samples), (2, 2));
+        assert!(bw.median_gb_per_s > 0.0 && bw.gb_per_s >= bw.median_gb_per_s);
+    }
+}
