@@ -44,11 +44,11 @@ struct Budget {
 }
 
 const FULL: Budget = Budget {
-    gemv_s: 0.25,
-    gemm_s: 0.4,
+    gemv_s: 0.2,
+    gemm_s: 0.3,
     min_reps: 3,
     max_reps: 200,
-    call_limit_s: 1.0,
+    call_limit_s: 0.25,
     probe_dram: 1 << 30,
     probe_l3: 16 << 20,
     probe_samples: 8,

@@ -226,110 +226,106 @@ impl<E: Element> DenseMatrix<E> {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// fp16 dot product, 64 weights (128 bytes) an iteration in four FMA chains.
+    /// The one loop behind every SIMD dot product here: `$lanes` f32 lanes a vector, four
+    /// vectors (four independent FMA chains) an iteration, so FMA latency never stalls the
+    /// loads; `$load(ptr)` turns `$lanes` weights into f32 lanes; the tail is scalar.
+    macro_rules! fma_dot {
+        ($w:ident, $x:ident, $lanes:literal, $zero:ident, $loadx:ident, $fma:ident, $add:ident,
+         $hsum:path, |$p:ident| $load:expr) => {{
+            debug_assert_eq!($w.len(), $x.len());
+            let n = $w.len() / (4 * $lanes) * (4 * $lanes);
+            let (wp, xp) = ($w.as_ptr(), $x.as_ptr());
+            let mut acc = [$zero(); 4];
+            let mut i = 0;
+            while i < n {
+                for (k, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: i + $lanes * (k + 1) <= n <= len of both slices; unaligned loads.
+                    unsafe {
+                        let $p = wp.add(i + $lanes * k);
+                        *a = $fma($load, $loadx(xp.add(i + $lanes * k)), *a);
+                    }
+                }
+                i += 4 * $lanes;
+            }
+            $hsum($add($add(acc[0], acc[1]), $add(acc[2], acc[3])))
+                + super::dot_scalar(&$w[n..], &$x[n..])
+        }};
+    }
+
+    /// fp16 weights converted in registers (`vcvtph2ps`), 64 an iteration (two cache lines).
     ///
     /// # Safety
     /// The CPU must support AVX-512F; `w.len() == x.len()`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn dot_f16_avx512(w: &[u16], x: &[f32]) -> f32 {
-        debug_assert_eq!(w.len(), x.len());
-        let n = w.len() / 64 * 64;
-        let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                // SAFETY: i + 16k + 16 <= n <= len for both slices; unaligned loads.
-                unsafe {
-                    let h = _mm256_loadu_si256(wp.add(i + 16 * k).cast());
-                    let v = _mm512_loadu_ps(xp.add(i + 16 * k));
-                    *a = _mm512_fmadd_ps(_mm512_cvtph_ps(h), v, *a);
-                }
-            }
-            i += 64;
-        }
-        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        _mm512_reduce_add_ps(s) + super::dot_scalar(&w[n..], &x[n..])
+        fma_dot!(
+            w,
+            x,
+            16,
+            _mm512_setzero_ps,
+            _mm512_loadu_ps,
+            _mm512_fmadd_ps,
+            _mm512_add_ps,
+            _mm512_reduce_add_ps,
+            |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
+        )
     }
 
-    /// fp16 dot product with F16C conversions, 32 weights an iteration in four FMA chains.
+    /// fp16 weights converted with F16C, 32 an iteration.
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA and F16C; `w.len() == x.len()`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot_f16_avx2(w: &[u16], x: &[f32]) -> f32 {
-        debug_assert_eq!(w.len(), x.len());
-        let n = w.len() / 32 * 32;
-        let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                // SAFETY: i + 8k + 8 <= n <= len for both slices; unaligned loads.
-                unsafe {
-                    let h = _mm_loadu_si128(wp.add(i + 8 * k).cast());
-                    let v = _mm256_loadu_ps(xp.add(i + 8 * k));
-                    *a = _mm256_fmadd_ps(_mm256_cvtph_ps(h), v, *a);
-                }
-            }
-            i += 32;
-        }
-        hsum256(_mm256_add_ps(
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-        )) + super::dot_scalar(&w[n..], &x[n..])
+        fma_dot!(
+            w,
+            x,
+            8,
+            _mm256_setzero_ps,
+            _mm256_loadu_ps,
+            _mm256_fmadd_ps,
+            _mm256_add_ps,
+            hsum256,
+            |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+        )
     }
 
-    /// f32 dot product, 64 weights (256 bytes) an iteration in four FMA chains.
+    /// f32 weights, 64 an iteration (four cache lines).
     ///
     /// # Safety
     /// The CPU must support AVX-512F; `w.len() == x.len()`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn dot_f32_avx512(w: &[f32], x: &[f32]) -> f32 {
-        debug_assert_eq!(w.len(), x.len());
-        let n = w.len() / 64 * 64;
-        let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                // SAFETY: i + 16k + 16 <= n <= len for both slices; unaligned loads.
-                unsafe {
-                    let v = _mm512_loadu_ps(xp.add(i + 16 * k));
-                    *a = _mm512_fmadd_ps(_mm512_loadu_ps(wp.add(i + 16 * k)), v, *a);
-                }
-            }
-            i += 64;
-        }
-        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        _mm512_reduce_add_ps(s) + super::dot_scalar(&w[n..], &x[n..])
+        fma_dot!(
+            w,
+            x,
+            16,
+            _mm512_setzero_ps,
+            _mm512_loadu_ps,
+            _mm512_fmadd_ps,
+            _mm512_add_ps,
+            _mm512_reduce_add_ps,
+            |p| _mm512_loadu_ps(p)
+        )
     }
 
-    /// f32 dot product, 32 weights an iteration in four FMA chains.
+    /// f32 weights, 32 an iteration.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA; `w.len() == x.len()`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_f32_avx2(w: &[f32], x: &[f32]) -> f32 {
-        debug_assert_eq!(w.len(), x.len());
-        let n = w.len() / 32 * 32;
-        let (wp, xp) = (w.as_ptr(), x.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i < n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                // SAFETY: i + 8k + 8 <= n <= len for both slices; unaligned loads.
-                unsafe {
-                    let v = _mm256_loadu_ps(xp.add(i + 8 * k));
-                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(i + 8 * k)), v, *a);
-                }
-            }
-            i += 32;
-        }
-        hsum256(_mm256_add_ps(
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-        )) + super::dot_scalar(&w[n..], &x[n..])
+        fma_dot!(
+            w,
+            x,
+            8,
+            _mm256_setzero_ps,
+            _mm256_loadu_ps,
+            _mm256_fmadd_ps,
+            _mm256_add_ps,
+            hsum256,
+            |p| _mm256_loadu_ps(p)
+        )
     }
 
     #[target_feature(enable = "avx2")]
@@ -371,6 +367,33 @@ mod tests {
     #[test]
     fn f32_gemv_is_exact_on_small_integers() {
         check::<f32>();
+    }
+
+    /// Each SIMD loop this CPU can run, called directly (the dispatch only ever picks the
+    /// widest), on every length around its unroll so the scalar tail is exercised.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_simd_loop_matches_the_scalar_loop() {
+        use std::arch::is_x86_feature_detected as has;
+        let (avx512, avx2) = (has!("avx512f"), has!("avx2") && has!("fma") && has!("f16c"));
+        for len in 0..200 {
+            let wf: Vec<f32> = (0..len).map(|i| (i % 9) as f32 - 4.0).collect();
+            let wh: Vec<u16> = wf.iter().map(|&v| <u16 as Element>::from_f32(v)).collect();
+            let x: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 3.0).collect();
+            let (want_f, want_h) = (dot_scalar(&wf, &x), dot_scalar(&wh, &x));
+            assert_eq!(want_f, want_h);
+            // SAFETY: each loop runs only where the CPU has its features; equal lengths.
+            unsafe {
+                if avx512 {
+                    assert_eq!(x86::dot_f32_avx512(&wf, &x), want_f, "f32 avx512 len {len}");
+                    assert_eq!(x86::dot_f16_avx512(&wh, &x), want_h, "f16 avx512 len {len}");
+                }
+                if avx2 {
+                    assert_eq!(x86::dot_f32_avx2(&wf, &x), want_f, "f32 avx2 len {len}");
+                    assert_eq!(x86::dot_f16_avx2(&wh, &x), want_h, "f16 avx2 len {len}");
+                }
+            }
+        }
     }
 
     #[test]

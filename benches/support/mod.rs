@@ -4,8 +4,10 @@
 //! `examples/report.rs`.
 #![allow(dead_code)]
 
-use bitnet_kernels::kernels::{self, KernelSet};
-use bitnet_kernels::Format;
+// Which formats and kernel sets to measure is exactly what the tests check: one definition.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+pub use common::{formats, kernel_sets};
 
 /// The shapes that matter (DESIGN.md §5), `(rows = out features, cols = in features, model)`.
 pub const SHAPES: &[(usize, usize, &str)] = &[
@@ -53,22 +55,6 @@ pub fn parse_shapes(list: &str) -> Result<Vec<(usize, usize, &'static str)>, Str
                 .map_or("custom", |s| s.2);
             Ok((r, c, model))
         })
-        .collect()
-}
-
-/// Formats this build can pack, in id order.
-pub fn formats() -> Vec<Format> {
-    Format::ALL
-        .into_iter()
-        .filter(|f| f.layout(1, 1).is_ok())
-        .collect()
-}
-
-/// Kernel sets this CPU can run that have their own kernels for `format`, best first
-/// (a set without its own kernels would only re-measure the one it falls back to).
-pub fn kernel_sets(format: Format) -> Vec<&'static KernelSet> {
-    kernels::available()
-        .filter(|k| k.own(format).is_some())
         .collect()
 }
 
