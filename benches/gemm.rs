@@ -18,6 +18,7 @@ mod support;
 
 use std::time::Instant;
 
+use bitnet_kernels::baseline::DenseMatrix;
 use bitnet_kernels::TernaryMatrix;
 use criterion::{Criterion, SamplingMode, Throughput};
 
@@ -51,6 +52,7 @@ fn main() {
         let w = support::weights(rows, cols, seed);
         let x = support::activations(nmax, cols, seed + 1);
         let xq = support::activations_i8(nmax, cols, seed + 2);
+        let f32m = DenseMatrix::<f32>::from_f32(&w, rows, cols);
         let packed: Vec<TernaryMatrix> = support::formats()
             .into_iter()
             .map(|f| TernaryMatrix::from_f32(&w, rows, cols, f).expect("packs"))
@@ -64,7 +66,7 @@ fn main() {
             for (threads, one) in [("1t", true), ("all", false)] {
                 let mut y = vec![0.0f32; n * rows];
                 bench_or_skip(&mut g, format!("f32/gemm/{threads}"), || {
-                    support::f32_gemm(&w, rows, cols, x, n, &mut y, !one)
+                    support::f32_gemm(&f32m, x, n, &mut y, !one)
                 });
                 for m in &packed {
                     for ks in support::kernel_sets(m.format()) {

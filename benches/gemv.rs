@@ -65,9 +65,11 @@ fn main() {
             },
         );
         drop(fp16);
-        four(&mut g, "f32/gemm", &w, rows * cols * 4, |m, one| {
-            support::f32_gemm(m, rows, cols, &x, 1, &mut y, !one)
+        let f32m = DenseMatrix::<f32>::from_f32(&w, rows, cols);
+        four(&mut g, "f32/gemm", &f32m, f32m.weight_bytes(), |m, one| {
+            support::f32_gemm(m, &x, 1, &mut y, !one)
         });
+        drop(f32m);
 
         for format in support::formats() {
             let m = TernaryMatrix::from_f32(&w, rows, cols, format).expect("packs");

@@ -51,7 +51,7 @@ const FULL: Budget = Budget {
     call_limit_s: 0.25,
     probe_dram: 1 << 30,
     probe_l3: 16 << 20,
-    probe_samples: 8,
+    probe_samples: 16,
 };
 
 const QUICK: Budget = Budget {
@@ -62,7 +62,7 @@ const QUICK: Budget = Budget {
     call_limit_s: 0.15,
     probe_dram: 256 << 20,
     probe_l3: 16 << 20,
-    probe_samples: 4,
+    probe_samples: 6,
 };
 
 /// A median time and how many timed calls it came from.
@@ -270,13 +270,14 @@ fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget) {
     drop(fp16);
 
     eprintln!("{name}: f32 baseline...");
-    let f32_bytes = rows * cols * 4;
-    let mut rot = Rotation::new(w.clone(), f32_bytes, COLD_BYTES);
-    let f32g = |w: &[f32], y: &mut [f32], par| support::f32_gemm(w, rows, cols, &x, 1, y, par);
+    let f32m = DenseMatrix::<f32>::from_f32(&w, rows, cols);
+    let f32_bytes = f32m.weight_bytes();
+    let mut rot = Rotation::new(f32m.clone(), f32_bytes, COLD_BYTES);
+    let f32g = |w: &DenseMatrix<f32>, y: &mut [f32], par| support::f32_gemm(w, &x, 1, y, par);
     let t = [
-        measure(b.gemv_s, b, || f32g(&w, &mut y, false)),
+        measure(b.gemv_s, b, || f32g(&f32m, &mut y, false)),
         measure(b.gemv_s, b, || f32g(rot.next(), &mut y, false)),
-        measure(b.gemv_s, b, || f32g(&w, &mut y, true)),
+        measure(b.gemv_s, b, || f32g(&f32m, &mut y, true)),
         measure(b.gemv_s, b, || f32g(rot.next(), &mut y, true)),
     ];
     drop(rot);
@@ -289,11 +290,11 @@ fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget) {
         t,
         exact: None,
     });
-    let wr = &w;
+    let wr = &f32m;
     let (one, all) = gemm_cells(b, f32_gemv[0].secs, f32_gemv[2].secs, |n, par| {
         let mut y = vec![0.0f32; n * rows];
         let x = &xg[..n * cols];
-        move || support::f32_gemm(wr, rows, cols, x, n, &mut y, par)
+        move || support::f32_gemm(wr, x, n, &mut y, par)
     });
     r.gemm.push(GemmRow {
         shape: si,

@@ -22,17 +22,14 @@
 
 use std::ops::Range;
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Pod;
 use half::f16;
 use rayon::prelude::*;
 
+use crate::probe::LargeBuffer;
+
 /// Below this many weights a GEMV runs on the calling thread (as [`crate::matmul`] does).
 const PARALLEL_MIN: usize = crate::matmul::PARALLEL_MIN_MACS;
-
-/// One 64-byte aligned cache line of storage.
-#[derive(Clone, Copy, Pod, Zeroable)]
-#[repr(C, align(64))]
-struct Line([u8; 64]);
 
 /// An element type of a [`DenseMatrix`]: `u16` holds fp16 bits, `f32` is plain f32.
 ///
@@ -156,7 +153,8 @@ pub struct DenseMatrix<E: Element> {
     cols: usize,
     /// Elements from one row start to the next (`cols` rounded up to a cache line).
     stride: usize,
-    data: Vec<Line>,
+    /// On huge pages where the OS gives them: see `probe::LargeBuffer`.
+    data: LargeBuffer,
     _e: std::marker::PhantomData<E>,
 }
 
@@ -164,8 +162,9 @@ impl<E: Element> DenseMatrix<E> {
     /// Converts a row-major `rows × cols` f32 matrix (`w.len() == rows * cols`).
     ///
     /// # Panics
-    /// If `w.len() != rows * cols`.
+    /// If a dimension is 0 or `w.len() != rows * cols`.
     pub fn from_f32(w: &[f32], rows: usize, cols: usize) -> Self {
+        assert!(rows > 0 && cols > 0, "rows and cols must be at least 1");
         assert_eq!(w.len(), rows * cols, "weights must be rows × cols");
         let per_line = 64 / std::mem::size_of::<E>();
         let stride = cols.div_ceil(per_line) * per_line;
@@ -173,10 +172,10 @@ impl<E: Element> DenseMatrix<E> {
             rows,
             cols,
             stride,
-            data: vec![Line([0; 64]); rows * stride / per_line],
+            data: LargeBuffer::zeroed(rows * stride * std::mem::size_of::<E>()),
             _e: std::marker::PhantomData,
         };
-        let all: &mut [E] = bytemuck::cast_slice_mut(&mut m.data);
+        let all: &mut [E] = bytemuck::cast_slice_mut(m.data.as_mut_slice());
         for (dst, src) in all.chunks_exact_mut(stride).zip(w.chunks_exact(cols)) {
             for (d, &s) in dst.iter_mut().zip(src) {
                 *d = E::from_f32(s);
@@ -200,9 +199,15 @@ impl<E: Element> DenseMatrix<E> {
         self.rows * self.cols * std::mem::size_of::<E>()
     }
 
+    /// All the storage, row `r` starting at `r * stride` (`stride >= cols`, the padding is
+    /// zero), and `stride`: for handing the matrix to a BLAS-style routine.
+    pub fn padded(&self) -> (&[E], usize) {
+        (bytemuck::cast_slice(self.data.as_slice()), self.stride)
+    }
+
     /// Row `r`'s `cols` weights.
     pub fn row(&self, r: usize) -> &[E] {
-        let all: &[E] = bytemuck::cast_slice(&self.data);
+        let all: &[E] = bytemuck::cast_slice(self.data.as_slice());
         &all[r * self.stride..][..self.cols]
     }
 

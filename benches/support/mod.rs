@@ -9,6 +9,8 @@
 mod common;
 pub use common::{formats, kernel_sets};
 
+use bitnet_kernels::baseline::DenseMatrix;
+
 /// The shapes that matter (DESIGN.md §5), `(rows = out features, cols = in features, model)`.
 pub const SHAPES: &[(usize, usize, &str)] = &[
     (2560, 2560, "2B4T"),
@@ -129,25 +131,20 @@ impl<T: Clone> Rotation<T> {
     }
 }
 
-/// `y = X Wᵀ` in f32 with the `gemm` crate (`w`: `rows × cols`; `x`: `n × cols`; `y`:
-/// `n × rows`; all row-major), on one thread or on rayon's pool.
-pub fn f32_gemm(
-    w: &[f32],
-    rows: usize,
-    cols: usize,
-    x: &[f32],
-    n: usize,
-    y: &mut [f32],
-    par: bool,
-) {
-    assert!(w.len() == rows * cols && x.len() == n * cols && y.len() == n * rows);
+/// `y = X Wᵀ` in f32 with the `gemm` crate (`w`: `rows × cols`, stored on huge pages like
+/// the fp16 baseline; `x`: `n × cols`; `y`: `n × rows`; all row-major), on one thread or on
+/// rayon's pool.
+pub fn f32_gemm(w: &DenseMatrix<f32>, x: &[f32], n: usize, y: &mut [f32], par: bool) {
+    let (rows, cols) = (w.rows(), w.cols());
+    let (data, stride) = w.padded();
+    assert!(x.len() == n * cols && y.len() == n * rows && data.len() >= rows * stride);
     let parallelism = if par {
         gemm_common::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm_common::Parallelism::None
     };
     // dst = Yᵀ (rows × n) = W (rows × cols) · Xᵀ (cols × n), with strides (col, row):
-    // Yᵀ[r][j] = y[j*rows + r]; W[r][c] = w[r*cols + c]; Xᵀ[c][j] = x[j*cols + c].
+    // Yᵀ[r][j] = y[j*rows + r]; W[r][c] = data[r*stride + c]; Xᵀ[c][j] = x[j*cols + c].
     // SAFETY: the lengths were checked above, so every strided access is in bounds.
     unsafe {
         gemm_f32::gemm::f32::get_gemm_fn()(
@@ -158,9 +155,9 @@ pub fn f32_gemm(
             rows as isize,
             1,
             false,
-            w.as_ptr(),
+            data.as_ptr(),
             1,
-            cols as isize,
+            stride as isize,
             x.as_ptr(),
             cols as isize,
             1,
