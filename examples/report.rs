@@ -25,11 +25,14 @@ use bitnet_kernels::{quantize_activations, Format, TernaryMatrix};
 use serde_json::{json, Value};
 use support::{Rotation, COLD_BYTES, F32_BASELINE, GEMM_N};
 
+/// GEMM sizes also measured on all threads (prefill of a long prompt).
+const GEMM_N_ALL: &[usize] = &[512];
+
 /// How long to measure; the two modes differ only here.
 struct Budget {
     /// Seconds of timed calls per GEMV cell (after one untimed warm-up call).
     gemv_s: f64,
-    /// Seconds of timed calls per GEMM cell.
+    /// Seconds of timed calls per GEMM cell (at least `min_reps` calls all the same).
     gemm_s: f64,
     /// Timed calls per cell: at least / at most.
     min_reps: usize,
@@ -45,13 +48,13 @@ struct Budget {
 
 const FULL: Budget = Budget {
     gemv_s: 0.2,
-    gemm_s: 0.3,
+    gemm_s: 0.2,
     min_reps: 3,
     max_reps: 200,
-    call_limit_s: 0.25,
+    call_limit_s: 0.4,
     probe_dram: 1 << 30,
     probe_l3: 16 << 20,
-    probe_samples: 16,
+    probe_samples: 200,
 };
 
 const QUICK: Budget = Budget {
@@ -62,7 +65,7 @@ const QUICK: Budget = Budget {
     call_limit_s: 0.15,
     probe_dram: 256 << 20,
     probe_l3: 16 << 20,
-    probe_samples: 6,
+    probe_samples: 60,
 };
 
 /// A median time and how many timed calls it came from.
@@ -116,7 +119,7 @@ struct GemvRow {
     exact: Option<bool>,
 }
 
-/// GEMM timings (1 thread and all threads) for each n of [`GEMM_N`].
+/// GEMM timings: 1 thread for each n of [`GEMM_N`], all threads for each of [`GEMM_N_ALL`].
 struct GemmRow {
     shape: usize,
     format: String,
@@ -291,7 +294,7 @@ fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget) {
         exact: None,
     });
     let wr = &f32m;
-    let (one, all) = gemm_cells(b, f32_gemv[0].secs, f32_gemv[2].secs, |n, par| {
+    let (one, all) = gemm_cells(b, f32_gemv[0].secs, r.threads, |n, par| {
         let mut y = vec![0.0f32; n * rows];
         let x = &xg[..n * cols];
         move || support::f32_gemm(wr, x, n, &mut y, par)
@@ -319,19 +322,25 @@ fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget) {
             .gemv_i8_rows(&m, &xq, 0..rows, &mut want)
             .expect("the scalar reference runs every format that packs");
         let mut rot = Rotation::new(m.clone(), packed, COLD_BYTES);
-        for ks in support::kernel_sets(format) {
+        let sets = support::kernel_sets(format);
+        for &ks in &sets {
+            // The scalar reference is measured in full only where it is the format's only
+            // kernel; beside SIMD kernels it gets the 1-thread warm GEMV (its speed, for
+            // scale) and the exactness check, which saves most of the report's time.
+            let reference_only = ks.name == kernels::SCALAR.name && sets.len() > 1;
             eprintln!("{name} {} {}: GEMV...", format.name(), ks.name);
             let mut y = vec![0i32; rows];
             ks.gemv_i8_rows(&m, &xq, 0..rows, &mut y).expect("gemv");
             let exact = y == want;
             let g1 = |m: &TernaryMatrix, y: &mut [i32]| ks.gemv_i8_rows(m, &xq, 0..rows, y);
             let ga = |m: &TernaryMatrix, y: &mut [i32]| ks.gemv_i8(m, &xq, y);
-            let t = [
-                measure(b.gemv_s, b, || g1(&m, &mut y).expect("gemv")),
-                measure(b.gemv_s, b, || g1(rot.next(), &mut y).expect("gemv")),
-                measure(b.gemv_s, b, || ga(&m, &mut y).expect("gemv")),
-                measure(b.gemv_s, b, || ga(rot.next(), &mut y).expect("gemv")),
-            ];
+            let mut t = [Timing::NONE; 4];
+            t[0] = measure(b.gemv_s, b, || g1(&m, &mut y).expect("gemv"));
+            if !reference_only {
+                t[1] = measure(b.gemv_s, b, || g1(rot.next(), &mut y).expect("gemv"));
+                t[2] = measure(b.gemv_s, b, || ga(&m, &mut y).expect("gemv"));
+                t[3] = measure(b.gemv_s, b, || ga(rot.next(), &mut y).expect("gemv"));
+            }
             r.gemv.push(GemvRow {
                 shape: si,
                 format: format.name().into(),
@@ -340,8 +349,11 @@ fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget) {
                 t,
                 exact: Some(exact),
             });
+            if reference_only {
+                continue;
+            }
             eprintln!("{name} {} {}: GEMM...", format.name(), ks.name);
-            let (one, all) = gemm_cells(b, t[0].secs, t[2].secs, |n, par| {
+            let (one, all) = gemm_cells(b, t[0].secs, r.threads, |n, par| {
                 gemm_call(ks, &m, &xgq[..n * cols], n, par)
             });
             r.gemm.push(GemmRow {
@@ -375,31 +387,37 @@ fn gemm_call<'a>(
     }
 }
 
-/// Times `make(n, parallel)()` for every n of [`GEMM_N`], on one thread and on all,
-/// skipping cells whose one call is predicted to exceed the budget's limit.
+/// Times `make(n, parallel)()` on one thread for every n of [`GEMM_N`], and on all threads
+/// for [`GEMM_N_ALL`] only, skipping cells whose one call is predicted to exceed the budget's
+/// limit: from the previous n's time scaled linearly, or from the GEMV × n before any GEMM
+/// is measured (all threads: the 1-thread prediction divided by the thread count).
 fn gemm_cells<F: FnMut()>(
     b: &Budget,
     gemv_one_s: f64,
-    gemv_all_s: f64,
+    threads: usize,
     mut make: impl FnMut(usize, bool) -> F,
 ) -> (Vec<Timing>, Vec<Timing>) {
-    let mut out = (Vec::new(), Vec::new());
-    for (par, gemv_s) in [(false, gemv_one_s), (true, gemv_all_s)] {
-        // Before anything is measured, predict from the GEMV: n calls of it.
-        let (mut prev_n, mut prev_s) = (1usize, gemv_s);
-        for &n in GEMM_N {
-            let predicted = prev_s * n as f64 / prev_n as f64;
-            let t = if predicted.is_finite() && predicted <= b.call_limit_s {
-                let t = measure(b.gemm_s, b, make(n, par));
-                (prev_n, prev_s) = (n, t.secs);
-                t
-            } else {
-                Timing::NONE
-            };
-            if par { &mut out.1 } else { &mut out.0 }.push(t);
+    let mut cell = |n: usize, par: bool, predicted: f64| {
+        if predicted.is_finite() && predicted <= b.call_limit_s {
+            measure(b.gemm_s, b, make(n, par))
+        } else {
+            Timing::NONE
         }
+    };
+    let (mut prev_n, mut prev_s) = (1usize, gemv_one_s);
+    let mut one = Vec::new();
+    for &n in GEMM_N {
+        let t = cell(n, false, prev_s * n as f64 / prev_n as f64);
+        if t.reps > 0 {
+            (prev_n, prev_s) = (n, t.secs);
+        }
+        one.push(t);
     }
-    out
+    let all = GEMM_N_ALL
+        .iter()
+        .map(|&n| cell(n, true, prev_s * n as f64 / prev_n as f64 / threads as f64))
+        .collect();
+    (one, all)
 }
 
 /// BitLinear output against f64 references (see [`AccRow`]).
@@ -627,7 +645,7 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
 
     let _ = writeln!(
         o,
-        "### Memory bandwidth (streaming read, {} loop; best of {} samples, at the start and at the end of the run)\n",
+        "### Memory bandwidth (streaming read, {} loop; median of {} steps of 8 MiB a thread, the better of a probe at the start and one at the end of the run)\n",
         probe::read_loop_name(),
         b.probe_samples
     );
@@ -694,8 +712,8 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
     );
     let mut head = String::from("| shape | format | kernel |");
     let mut rule = String::from("|---|---|---|");
-    for threads in ["1 thread", &format!("{n} threads")] {
-        for &gn in GEMM_N {
+    for (threads, sizes) in [("1 thread", GEMM_N), (&*format!("{n} threads"), GEMM_N_ALL)] {
+        for &gn in sizes {
             let _ = write!(head, " n={gn}, {threads} |");
             rule.push_str("---|");
         }
@@ -704,7 +722,8 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
     for g in &r.gemm {
         let (rows, cols, _) = r.shapes[g.shape];
         let _ = write!(o, "| {} | {} | {} |", sname(g.shape), g.format, g.kernel);
-        for (t, &gn) in g.one.iter().chain(&g.all).zip(GEMM_N.iter().cycle()) {
+        let sizes = GEMM_N.iter().chain(GEMM_N_ALL);
+        for (t, &gn) in g.one.iter().chain(&g.all).zip(sizes) {
             let macs = (rows * cols * gn) as f64;
             if t.reps == 0 {
                 let _ = write!(o, " skip |");
@@ -716,7 +735,8 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
     }
     let _ = writeln!(
         o,
-        "\n`skip`: one call was predicted to take over {:.2} s (from the previous n, or from the GEMV × n).\n",
+        "\n`skip`: one call was predicted to take over {:.2} s (from the previous n, or from the GEMV × n). \
+         The scalar reference gets no GEMM row (nor cold / all-thread GEMV cells) where SIMD kernels exist for the format.\n",
         b.call_limit_s
     );
 
@@ -802,6 +822,31 @@ fn headlines(r: &Report) -> Vec<String> {
             ratio(fp.t[3], g.t[3]),
         ));
     }
+    // Prefill: GEMM n = 128 on one thread, on 2560x2560 if measured (issue 2's target).
+    let gi = r
+        .shapes
+        .iter()
+        .position(|&(rr, cc, _)| (rr, cc) == (2560, 2560));
+    let n128 = GEMM_N.iter().position(|&n| n == 128);
+    if let (Some(gi), Some(k)) = (gi, n128) {
+        for g in r.gemm.iter().filter(|g| g.shape == gi) {
+            let t = g.one[k];
+            if t.reps > 0
+                && !out
+                    .iter()
+                    .any(|l| l.starts_with(&format!("GEMM {} ", g.format)))
+            {
+                let macs = (2560 * 2560 * 128) as f64;
+                out.push(format!(
+                    "GEMM {} `{}` 2560x2560, n = 128, 1 thread: {:.2} ms = {:.0} G MAC/s",
+                    g.format,
+                    g.kernel,
+                    t.secs * 1e3,
+                    macs / t.secs / 1e9
+                ));
+            }
+        }
+    }
     out.push(format!(
         "fp16 baseline cold {rows}x{cols}: {:.1} GB/s = {} of the 1-thread DRAM bandwidth ({} threads: {})",
         gbps(fp.bytes, fp.t[1].secs),
@@ -817,7 +862,7 @@ fn to_json(r: &Report, quick: bool, command: &str, elapsed: f64) -> Value {
         let (rows, cols, model) = r.shapes[si];
         json!({ "rows": rows, "cols": cols, "model": model })
     };
-    let bw = |b: &Bandwidth| json!({ "bytes": b.bytes, "threads": b.threads, "gb_per_s": b.gb_per_s, "median_gb_per_s": b.median_gb_per_s });
+    let bw = |b: &Bandwidth| json!({ "bytes": b.bytes, "threads": b.threads, "gb_per_s": b.gb_per_s, "best_gb_per_s": b.best_gb_per_s });
     json!({
         "date": utc_now(),
         "command": command,
@@ -840,8 +885,9 @@ fn to_json(r: &Report, quick: bool, command: &str, elapsed: f64) -> Value {
         })).collect::<Vec<_>>(),
         "gemm": r.gemm.iter().map(|g| json!({
             "shape": shape(g.shape), "format": g.format, "kernel": g.kernel,
-            "n": GEMM_N,
+            "one_thread_n": GEMM_N,
             "one_thread": g.one.iter().map(|t| t.json()).collect::<Vec<_>>(),
+            "all_threads_n": GEMM_N_ALL,
             "all_threads": g.all.iter().map(|t| t.json()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "accuracy": r.acc.iter().map(|a| json!({
