@@ -635,11 +635,12 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
     let _ = writeln!(
         o,
         "- method: median of ≥ {} timed calls after one warm-up ({:.2} s budget a GEMV cell, {:.2} s a GEMM cell); \
-         warm = the same matrix every call; cold = rotating over copies totalling ≥ {} MiB; \
+         warm = the same matrix every call; cold = rotating over ≥ {} copies totalling ≥ {} MiB; \
          int8 activations prepared beforehand (kernel time only); this machine is shared and noisy (±20–30 %)\n",
         b.min_reps,
         b.gemv_s,
         b.gemm_s,
+        support::COLD_COPIES,
         COLD_BYTES >> 20
     );
 

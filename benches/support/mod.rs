@@ -25,9 +25,15 @@ pub const SHAPES: &[(usize, usize, &str)] = &[
 /// The GEMM sizes: activation rows multiplied at once.
 pub const GEMM_N: &[usize] = &[8, 32, 128, 512];
 
-/// Copies of a matrix are rotated until they total at least this many bytes, so each call
-/// finds its weights in DRAM (the L3 here is 32 MiB).
-pub const COLD_BYTES: usize = 256 << 20;
+/// Copies of a matrix are rotated until they total at least this many bytes (and at least
+/// [`COLD_COPIES`] copies), so each call finds its weights in DRAM (the L3 here is 32 MiB).
+pub const COLD_BYTES: usize = 512 << 20;
+
+/// The fewest copies a DRAM rotation has. On this project's VM one allocation can stream at
+/// a quarter of another's speed (measured: six copies of one 51 MB matrix read at 7–32 GB/s,
+/// each the same on every pass: where the host put its memory), so a median over few copies
+/// would measure the luck of placement.
+pub const COLD_COPIES: usize = 4;
 
 /// `"6912x2560"`.
 pub fn shape_name(rows: usize, cols: usize) -> String {
@@ -111,9 +117,10 @@ pub struct Rotation<T> {
 }
 
 impl<T: Clone> Rotation<T> {
-    /// `value` plus enough clones that `copies × bytes_each >= total`.
+    /// `value` plus enough clones that `copies × bytes_each >= total`, and at least
+    /// [`COLD_COPIES`] copies.
     pub fn new(value: T, bytes_each: usize, total: usize) -> Self {
-        let n = total.div_ceil(bytes_each.max(1)).max(2);
+        let n = total.div_ceil(bytes_each.max(1)).max(COLD_COPIES);
         Self {
             copies: vec![value; n],
             next: 0,
