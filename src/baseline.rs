@@ -294,22 +294,45 @@ mod x86 {
         }};
     }
 
+    /// `fma_dot!` on 512-bit vectors (16 f32 lanes).
+    macro_rules! dot512 {
+        ($w:ident, $x:ident, |$p:ident| $load:expr) => {
+            fma_dot!(
+                $w,
+                $x,
+                16,
+                _mm512_setzero_ps,
+                _mm512_fmadd_ps,
+                _mm512_add_ps,
+                _mm512_reduce_add_ps,
+                |$p| $load
+            )
+        };
+    }
+
+    /// `fma_dot!` on 256-bit vectors (8 f32 lanes).
+    macro_rules! dot256 {
+        ($w:ident, $x:ident, |$p:ident| $load:expr) => {
+            fma_dot!(
+                $w,
+                $x,
+                8,
+                _mm256_setzero_ps,
+                _mm256_fmadd_ps,
+                _mm256_add_ps,
+                hsum256,
+                |$p| $load
+            )
+        };
+    }
+
     /// fp16 converted in registers (`vcvtph2ps`), 64 weights an iteration (two cache lines).
     ///
     /// # Safety
     /// The CPU must support AVX-512F; `w.len() == x.len()`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn dot_f16_avx512(w: &[u16], x: &[u16]) -> f32 {
-        fma_dot!(
-            w,
-            x,
-            16,
-            _mm512_setzero_ps,
-            _mm512_fmadd_ps,
-            _mm512_add_ps,
-            _mm512_reduce_add_ps,
-            |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
-        )
+        dot512!(w, x, |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())))
     }
 
     /// fp16 converted with F16C, 32 weights an iteration.
@@ -318,16 +341,7 @@ mod x86 {
     /// The CPU must support AVX2, FMA and F16C; `w.len() == x.len()`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot_f16_avx2(w: &[u16], x: &[u16]) -> f32 {
-        fma_dot!(
-            w,
-            x,
-            8,
-            _mm256_setzero_ps,
-            _mm256_fmadd_ps,
-            _mm256_add_ps,
-            hsum256,
-            |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
-        )
+        dot256!(w, x, |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast())))
     }
 
     /// f32, 64 weights an iteration (four cache lines).
@@ -336,16 +350,7 @@ mod x86 {
     /// The CPU must support AVX-512F; `w.len() == x.len()`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn dot_f32_avx512(w: &[f32], x: &[f32]) -> f32 {
-        fma_dot!(
-            w,
-            x,
-            16,
-            _mm512_setzero_ps,
-            _mm512_fmadd_ps,
-            _mm512_add_ps,
-            _mm512_reduce_add_ps,
-            |p| _mm512_loadu_ps(p)
-        )
+        dot512!(w, x, |p| _mm512_loadu_ps(p))
     }
 
     /// f32, 32 weights an iteration.
@@ -354,16 +359,7 @@ mod x86 {
     /// The CPU must support AVX2 and FMA; `w.len() == x.len()`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_f32_avx2(w: &[f32], x: &[f32]) -> f32 {
-        fma_dot!(
-            w,
-            x,
-            8,
-            _mm256_setzero_ps,
-            _mm256_fmadd_ps,
-            _mm256_add_ps,
-            hsum256,
-            |p| _mm256_loadu_ps(p)
-        )
+        dot256!(w, x, |p| _mm256_loadu_ps(p))
     }
 
     #[target_feature(enable = "avx2")]
