@@ -855,6 +855,28 @@ fn headlines(r: &Report) -> Vec<String> {
         r.threads,
         pct(gbps(fp.bytes, fp.t[3].secs) / r.limits.dram_all.gb_per_s),
     ));
+    // A baseline far from the bandwidth limit flatters every speed-up over it: say where.
+    let weak: Vec<String> = r
+        .gemv
+        .iter()
+        .filter(|g| g.format == "fp16")
+        .filter_map(|g| {
+            let f = gbps(g.bytes, g.t[1].secs) / r.limits.dram_1t.gb_per_s;
+            (f < 0.8).then(|| {
+                let (rr, cc, _) = r.shapes[g.shape];
+                format!("{} ({})", support::shape_name(rr, cc), pct(f))
+            })
+        })
+        .collect();
+    out.push(if weak.is_empty() {
+        "fp16 baseline cold, 1 thread: at least 80 % of the DRAM bandwidth on every shape".into()
+    } else {
+        format!(
+            "fp16 baseline cold, 1 thread, below 80 % of the DRAM bandwidth on {}: \
+             speed-ups over fp16 there overstate the gain (compare with the bandwidth instead)",
+            weak.join(", ")
+        )
+    });
     out
 }
 
