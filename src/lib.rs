@@ -28,10 +28,12 @@
 #![warn(missing_docs)]
 
 pub mod capi;
+pub mod baseline;
 pub mod error;
 pub mod format;
 pub mod kernels;
 pub mod matmul;
+pub mod probe;
 pub mod quant;
 
 pub use error::{Error, Result};

@@ -1,0 +1,459 @@
+//! The baselines every benchmark of this crate is quoted against: a dense fp16 GEMV and a
+//! dense f32 GEMV, written to be memory-bound (not strawmen).
+//!
+//! A GEMV with one activation row reads each weight once and does one multiply-add with it,
+//! so a dense GEMV is limited by how fast the weights stream in. The loops here keep that
+//! limit in sight: weights in one sequential stream (row after row, 64-byte aligned rows),
+//! full-width loads (AVX-512 where the CPU has it, else AVX2 + F16C + FMA, chosen at run
+//! time), four independent FMA chains so the adder latency never stalls the loads, and the
+//! activation row rounded once to the weights' type (as ggml does), so that it stays in L1
+//! even for 14336 inputs: measured here, an f32 row of 6912 or more inputs kept reloading
+//! from L2 and cost the fp16 GEMV up to a third of its bandwidth. fp16 values are converted
+//! in registers (`vcvtph2ps`), exactly as an fp16 inference engine would.
+//!
+//! ```
+//! use bitnet_kernels::baseline::DenseMatrix;
+//! let w = vec![0.5f32; 3 * 40];
+//! let m = DenseMatrix::<u16>::from_f32(&w, 3, 40);
+//! let mut y = vec![0.0f32; 3];
+//! m.gemv(&vec![1.0f32; 40], &mut y);
+//! assert_eq!(y, [20.0, 20.0, 20.0]);
+//! ```
+
+use std::ops::Range;
+
+use bytemuck::Pod;
+use half::f16;
+use rayon::prelude::*;
+
+use crate::probe::LargeBuffer;
+
+/// Below this many weights a GEMV runs on the calling thread (as [`crate::matmul`] does).
+const PARALLEL_MIN: usize = crate::matmul::PARALLEL_MIN_MACS;
+
+/// An element type of a [`DenseMatrix`]: `u16` holds fp16 bits, `f32` is plain f32.
+///
+/// The activation row is rounded to the same type once per GEMV, as ggml does for its f16
+/// products: an fp16 row (half the bytes of f32) stays in L1 even for 14336 inputs, so the
+/// loads of the weight stream never queue behind reloads of x.
+pub trait Element: Pod + Send + Sync + 'static {
+    /// `"fp16"` or `"f32"`.
+    const NAME: &'static str;
+    /// Rounds an f32 to this type (round to nearest even for fp16).
+    fn from_f32(v: f32) -> Self;
+    /// The exact f32 value.
+    fn to_f32(self) -> f32;
+    /// Rounds a whole row (F16C where the CPU has it).
+    fn from_f32_slice(x: &[f32]) -> Vec<Self>;
+    /// `sum_j w[j] * x[j]` in f32 (`w.len() == x.len()`) with the fastest loop this CPU has.
+    fn dot(w: &[Self], x: &[Self]) -> f32;
+}
+
+/// Calls the widest of `loops` (AVX-512, AVX2) this CPU can run, else the scalar loop.
+#[allow(unused_variables)]
+fn dispatch<E: Element>(w: &[E], x: &[E], loops: [unsafe fn(&[E], &[E]) -> f32; 2]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    match simd_level() {
+        // SAFETY: simd_level() checked the features each loop is compiled for.
+        Simd::Avx512 => return unsafe { loops[0](w, x) },
+        // SAFETY: as above.
+        Simd::Avx2 => return unsafe { loops[1](w, x) },
+        Simd::None => {}
+    }
+    dot_scalar(w, x)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod x86 {
+    //! No SIMD loops off x86-64: `dispatch` always takes the scalar one.
+    pub(super) use super::dot_scalar as dot_f16_avx512;
+    pub(super) use super::dot_scalar as dot_f16_avx2;
+    pub(super) use super::dot_scalar as dot_f32_avx512;
+    pub(super) use super::dot_scalar as dot_f32_avx2;
+}
+
+impl Element for u16 {
+    const NAME: &'static str = "fp16";
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v).to_bits()
+    }
+    fn to_f32(self) -> f32 {
+        f16::from_bits(self).to_f32()
+    }
+    fn from_f32_slice(x: &[f32]) -> Vec<u16> {
+        use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+        let mut v = vec![0u16; x.len()];
+        v.reinterpret_cast_mut::<f16>().convert_from_f32_slice(x);
+        v
+    }
+    fn dot(w: &[u16], x: &[u16]) -> f32 {
+        dispatch(w, x, [x86::dot_f16_avx512, x86::dot_f16_avx2])
+    }
+}
+
+impl Element for f32 {
+    const NAME: &'static str = "f32";
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_f32_slice(x: &[f32]) -> Vec<f32> {
+        x.to_vec()
+    }
+    fn dot(w: &[f32], x: &[f32]) -> f32 {
+        dispatch(w, x, [x86::dot_f32_avx512, x86::dot_f32_avx2])
+    }
+}
+
+fn dot_scalar<E: Element>(w: &[E], x: &[E]) -> f32 {
+    w.iter()
+        .zip(x)
+        .map(|(&a, &b)| a.to_f32() * b.to_f32())
+        .sum()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum Simd {
+    Avx512,
+    Avx2,
+    None,
+}
+
+fn simd_level() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") {
+            return Simd::Avx512;
+        }
+        if has!("avx2") && has!("fma") && has!("f16c") {
+            return Simd::Avx2;
+        }
+    }
+    Simd::None
+}
+
+/// The loop the baselines use on this CPU: `"avx512"`, `"avx2+f16c+fma"` or `"scalar"`.
+pub fn simd_name() -> &'static str {
+    match simd_level() {
+        Simd::Avx512 => "avx512",
+        Simd::Avx2 => "avx2+f16c+fma",
+        Simd::None => "scalar",
+    }
+}
+
+/// A dense row-major matrix of fp16 (`DenseMatrix<u16>`) or f32 (`DenseMatrix<f32>`)
+/// weights, each row starting on a 64-byte boundary.
+#[derive(Clone)]
+pub struct DenseMatrix<E: Element> {
+    rows: usize,
+    cols: usize,
+    /// Elements from one row start to the next (`cols` rounded up to a cache line).
+    stride: usize,
+    /// On huge pages where the OS gives them: see `probe::LargeBuffer`.
+    data: LargeBuffer,
+    _e: std::marker::PhantomData<E>,
+}
+
+impl<E: Element> DenseMatrix<E> {
+    /// Converts a row-major `rows × cols` f32 matrix (`w.len() == rows * cols`).
+    ///
+    /// # Panics
+    /// If a dimension is 0 or `w.len() != rows * cols`.
+    pub fn from_f32(w: &[f32], rows: usize, cols: usize) -> Self {
+        assert!(rows > 0 && cols > 0, "rows and cols must be at least 1");
+        assert_eq!(w.len(), rows * cols, "weights must be rows × cols");
+        let per_line = 64 / std::mem::size_of::<E>();
+        let stride = cols.div_ceil(per_line) * per_line;
+        let mut m = Self {
+            rows,
+            cols,
+            stride,
+            data: LargeBuffer::zeroed(rows * stride * std::mem::size_of::<E>()),
+            _e: std::marker::PhantomData,
+        };
+        let all: &mut [E] = bytemuck::cast_slice_mut(m.data.as_mut_slice());
+        for (dst, src) in all.chunks_exact_mut(stride).zip(w.chunks_exact(cols)) {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = E::from_f32(s);
+            }
+        }
+        m
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes of weights a GEMV reads (`rows * cols * size_of::<E>()`, row padding excluded).
+    pub fn weight_bytes(&self) -> usize {
+        self.rows * self.cols * std::mem::size_of::<E>()
+    }
+
+    /// All the storage, row `r` starting at `r * stride` (`stride >= cols`, the padding is
+    /// zero), and `stride`: for handing the matrix to a BLAS-style routine.
+    pub fn padded(&self) -> (&[E], usize) {
+        (bytemuck::cast_slice(self.data.as_slice()), self.stride)
+    }
+
+    /// Row `r`'s `cols` weights.
+    pub fn row(&self, r: usize) -> &[E] {
+        let all: &[E] = bytemuck::cast_slice(self.data.as_slice());
+        &all[r * self.stride..][..self.cols]
+    }
+
+    /// `y[r - rows.start] = sum_j W[r][j] * x[j]` for the rows in `rows`, on the calling thread
+    /// (x rounded to the element type first, see [`Element`]).
+    ///
+    /// # Panics
+    /// If `x.len() != cols`, `rows` is not inside `0..rows()`, or `y.len() != rows.len()`.
+    pub fn gemv_rows(&self, x: &[f32], rows: Range<usize>, y: &mut [f32]) {
+        assert_eq!(x.len(), self.cols, "x must have cols elements");
+        self.rows_rounded(&E::from_f32_slice(x), rows, y);
+    }
+
+    fn rows_rounded(&self, x: &[E], rows: Range<usize>, y: &mut [f32]) {
+        assert!(
+            rows.end <= self.rows && rows.start <= rows.end,
+            "bad row range"
+        );
+        assert_eq!(y.len(), rows.len(), "y must have one element per row");
+        for (o, r) in y.iter_mut().zip(rows) {
+            *o = E::dot(self.row(r), x);
+        }
+    }
+
+    /// `y = W x` for the whole matrix, split into one contiguous row range per rayon thread
+    /// (`RAYON_NUM_THREADS`) when the matrix is large enough to gain from it.
+    ///
+    /// # Panics
+    /// If `x.len() != cols` or `y.len() != rows`.
+    pub fn gemv(&self, x: &[f32], y: &mut [f32]) {
+        assert_eq!(x.len(), self.cols, "x must have cols elements");
+        assert_eq!(y.len(), self.rows, "y must have rows elements");
+        let x = E::from_f32_slice(x);
+        let parts = if self.rows * self.cols < PARALLEL_MIN {
+            1
+        } else {
+            rayon::current_num_threads().min(self.rows)
+        };
+        if parts <= 1 {
+            return self.rows_rounded(&x, 0..self.rows, y);
+        }
+        let mut outs = Vec::with_capacity(parts);
+        let mut rest = y;
+        for p in 0..parts {
+            let r = self.rows * p / parts..self.rows * (p + 1) / parts;
+            let (head, tail) = rest.split_at_mut(r.len());
+            outs.push((r, head));
+            rest = tail;
+        }
+        outs.into_par_iter()
+            .for_each(|(r, out)| self.rows_rounded(&x, r, out));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// The one loop behind every SIMD dot product here: `$lanes` f32 lanes a vector, four
+    /// vectors (four independent FMA chains) an iteration, so FMA latency never stalls the
+    /// loads; `$load(ptr)` turns `$lanes` elements of w or x into f32 lanes; scalar tail.
+    macro_rules! fma_dot {
+        ($w:ident, $x:ident, $lanes:literal, $zero:ident, $fma:ident, $add:ident, $hsum:path,
+         |$p:ident| $load:expr) => {{
+            debug_assert_eq!($w.len(), $x.len());
+            let n = $w.len() / (4 * $lanes) * (4 * $lanes);
+            let (wp, xp) = ($w.as_ptr(), $x.as_ptr());
+            let mut acc = [$zero(); 4];
+            let mut i = 0;
+            while i < n {
+                for (k, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: i + $lanes * (k + 1) <= n <= len of both slices; unaligned loads.
+                    unsafe {
+                        let $p = wp.add(i + $lanes * k);
+                        let wv = $load;
+                        let $p = xp.add(i + $lanes * k);
+                        *a = $fma(wv, $load, *a);
+                    }
+                }
+                i += 4 * $lanes;
+            }
+            $hsum($add($add(acc[0], acc[1]), $add(acc[2], acc[3])))
+                + super::dot_scalar(&$w[n..], &$x[n..])
+        }};
+    }
+
+    /// `fma_dot!` on 512-bit vectors (16 f32 lanes).
+    macro_rules! dot512 {
+        ($w:ident, $x:ident, |$p:ident| $load:expr) => {
+            fma_dot!(
+                $w,
+                $x,
+                16,
+                _mm512_setzero_ps,
+                _mm512_fmadd_ps,
+                _mm512_add_ps,
+                _mm512_reduce_add_ps,
+                |$p| $load
+            )
+        };
+    }
+
+    /// `fma_dot!` on 256-bit vectors (8 f32 lanes).
+    macro_rules! dot256 {
+        ($w:ident, $x:ident, |$p:ident| $load:expr) => {
+            fma_dot!(
+                $w,
+                $x,
+                8,
+                _mm256_setzero_ps,
+                _mm256_fmadd_ps,
+                _mm256_add_ps,
+                hsum256,
+                |$p| $load
+            )
+        };
+    }
+
+    /// fp16 converted in registers (`vcvtph2ps`), 64 weights an iteration (two cache lines).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `w.len() == x.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dot_f16_avx512(w: &[u16], x: &[u16]) -> f32 {
+        dot512!(w, x, |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())))
+    }
+
+    /// fp16 converted with F16C, 32 weights an iteration.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C; `w.len() == x.len()`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_f16_avx2(w: &[u16], x: &[u16]) -> f32 {
+        dot256!(w, x, |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast())))
+    }
+
+    /// f32, 64 weights an iteration (four cache lines).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `w.len() == x.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dot_f32_avx512(w: &[f32], x: &[f32]) -> f32 {
+        dot512!(w, x, |p| _mm512_loadu_ps(p))
+    }
+
+    /// f32, 32 weights an iteration.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `w.len() == x.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_f32_avx2(w: &[f32], x: &[f32]) -> f32 {
+        dot256!(w, x, |p| _mm256_loadu_ps(p))
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn hsum256(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small integers times small integers: every loop's sum is exact whatever its order.
+    fn check<E: Element>() {
+        for &(rows, cols) in &[(1, 1), (3, 31), (5, 64), (7, 65), (9, 200), (40, 1000)] {
+            let w: Vec<f32> = (0..rows * cols).map(|i| (i % 7) as f32 - 3.0).collect();
+            let x: Vec<f32> = (0..cols).map(|i| (i % 5) as f32 - 2.0).collect();
+            let m = DenseMatrix::<E>::from_f32(&w, rows, cols);
+            let want: Vec<f32> = (0..rows)
+                .map(|r| (0..cols).map(|c| w[r * cols + c] * x[c]).sum())
+                .collect();
+            let mut y = vec![0.0f32; rows];
+            m.gemv(&x, &mut y);
+            assert_eq!(y, want, "{} {rows}x{cols}", E::NAME);
+            let mut part = vec![0.0f32; rows - rows / 2];
+            m.gemv_rows(&x, rows / 2..rows, &mut part);
+            assert_eq!(part, want[rows / 2..], "{} rows", E::NAME);
+            assert_eq!(m.weight_bytes(), rows * cols * std::mem::size_of::<E>());
+        }
+    }
+
+    #[test]
+    fn fp16_gemv_is_exact_on_small_integers() {
+        check::<u16>();
+    }
+
+    #[test]
+    fn f32_gemv_is_exact_on_small_integers() {
+        check::<f32>();
+    }
+
+    /// Each SIMD loop this CPU can run, called directly (the dispatch only ever picks the
+    /// widest), on every length around its unroll so the scalar tail is exercised.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_simd_loop_matches_the_scalar_loop() {
+        use std::arch::is_x86_feature_detected as has;
+        let (avx512, avx2) = (has!("avx512f"), has!("avx2") && has!("fma") && has!("f16c"));
+        for len in 0..200 {
+            let wf: Vec<f32> = (0..len).map(|i| (i % 9) as f32 - 4.0).collect();
+            let wh: Vec<u16> = wf.iter().map(|&v| <u16 as Element>::from_f32(v)).collect();
+            let x: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 3.0).collect();
+            let xh = <u16 as Element>::from_f32_slice(&x);
+            let (want_f, want_h) = (dot_scalar(&wf, &x), dot_scalar(&wh, &xh));
+            assert_eq!(want_f, want_h);
+            // SAFETY: each loop runs only where the CPU has its features; equal lengths.
+            unsafe {
+                if avx512 {
+                    assert_eq!(x86::dot_f32_avx512(&wf, &x), want_f, "f32 avx512 len {len}");
+                    assert_eq!(
+                        x86::dot_f16_avx512(&wh, &xh),
+                        want_h,
+                        "f16 avx512 len {len}"
+                    );
+                }
+                if avx2 {
+                    assert_eq!(x86::dot_f32_avx2(&wf, &x), want_f, "f32 avx2 len {len}");
+                    assert_eq!(x86::dot_f16_avx2(&wh, &xh), want_h, "f16 avx2 len {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fp16_conversion_rounds_to_nearest() {
+        let row = <u16 as Element>::from_f32_slice(&[1.0, -2.0, 1.0 + 1.0 / 4096.0, 65504.0]);
+        assert_eq!(row, [0x3C00, 0xC000, 0x3C00, 0x7BFF]);
+        assert_eq!(<u16 as Element>::from_f32(1.0), 0x3C00);
+        assert_eq!(<u16 as Element>::from_f32(1.0 + 1.0 / 4096.0).to_f32(), 1.0);
+        assert_eq!(<u16 as Element>::to_f32(0xC000), -2.0);
+    }
+
+    #[test]
+    fn large_gemv_splits_over_threads_and_agrees() {
+        // 2048 × 2048 = 4M weights: above PARALLEL_MIN, so `gemv` splits rows.
+        let (rows, cols) = (2048, 2048);
+        let w: Vec<f32> = (0..rows * cols).map(|i| (i % 3) as f32 - 1.0).collect();
+        let x: Vec<f32> = (0..cols).map(|i| (i % 4) as f32).collect();
+        let m = DenseMatrix::<u16>::from_f32(&w, rows, cols);
+        let (mut a, mut b) = (vec![0.0; rows], vec![0.0; rows]);
+        m.gemv(&x, &mut a);
+        m.gemv_rows(&x, 0..rows, &mut b);
+        assert_eq!(a, b);
+    }
+}
