@@ -688,7 +688,7 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
             let cold_gbps = gbps(g.bytes, cold.secs);
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 sname(g.shape),
                 g.format,
                 g.kernel,
@@ -697,7 +697,11 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
                 ratio(fp.t[off], warm),
                 ratio(f3.t[off], warm),
                 us(cold),
-                cold_gbps,
+                if cold.reps == 0 {
+                    "—".into()
+                } else {
+                    format!("{cold_gbps:.1}")
+                },
                 pct(cold_gbps / dram),
                 ratio(fp.t[off + 1], cold),
                 ratio(f3.t[off + 1], cold),

@@ -27,8 +27,8 @@
 
 #![warn(missing_docs)]
 
-pub mod capi;
 pub mod baseline;
+pub mod capi;
 pub mod error;
 pub mod format;
 pub mod kernels;
