@@ -30,6 +30,23 @@ static inline size_t bitnet_i2s_chunk_offset(size_t r, size_t b, size_t kp) {
             r % BITNET_I2S_ROW_TILE) * BITNET_I2S_CHUNK_BYTES;
 }
 
+/* TL1 / TL2 (src/format/tl1.rs, tl2.rs): 64-row tiles, one sequential stream each; a step is
+ * 8 groups (TL1: 16 columns, 256 bytes a tile; TL2: 24 columns, 320 bytes a tile) made of
+ * four 16-row sub-tiles of 64 nibble bytes (byte 16l + i: row i, low nibble group l, high
+ * nibble group 4 + l); TL2 then has 4 x 16 bytes of sign bits (u64 word 0: bit 4i + l = sign
+ * of row i, group l; word 1: group 4 + l). */
+#define BITNET_TL_ROW_TILE 64
+#define BITNET_TL_SUB_ROWS 16
+#define BITNET_TL_STEP_GROUPS 8
+#define BITNET_TL1_K_BLOCK 16
+#define BITNET_TL1_STEP_BYTES 256
+#define BITNET_TL2_K_BLOCK 24
+#define BITNET_TL2_STEP_BYTES 320
+#define BITNET_TL2_SIGNS_OFFSET 256
+
+_Static_assert(BITNET_TL1_STEP_BYTES == BITNET_TL_ROW_TILE * BITNET_TL1_K_BLOCK / 4, "2 bits a weight");
+_Static_assert(BITNET_TL2_STEP_BYTES * 24 == BITNET_TL_ROW_TILE * BITNET_TL2_K_BLOCK * 5, "5 bits a group of 3");
+
 #define BITNET_DECLARE_KERNELS(fmt, isa)                                                    \
     void bitnet_##fmt##_gemv_##isa(const uint8_t *w, size_t kp, const int8_t *x,           \
                                    size_t row_begin, size_t row_end, int32_t *y);          \

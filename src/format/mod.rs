@@ -6,6 +6,8 @@
 
 mod aligned;
 pub mod i2s;
+pub mod tl1;
+pub mod tl2;
 
 use crate::error::{check_len, Error, Result};
 use aligned::AlignedBytes;
@@ -54,13 +56,15 @@ impl Format {
         check_shape(rows, cols)?;
         let (row_tile, k_block) = match self {
             Format::I2S => (i2s::ROW_TILE, i2s::K_BLOCK),
-            f => return Err(unsupported(f)),
+            Format::TL1 => (tl1::ROW_TILE, tl1::K_BLOCK),
+            Format::TL2 => (tl2::ROW_TILE, tl2::K_BLOCK),
         };
         let rows_padded = rows.div_ceil(row_tile) * row_tile;
         let cols_padded = cols.div_ceil(k_block) * k_block;
         let packed_len = match self {
             Format::I2S => i2s::packed_len(rows_padded, cols_padded),
-            f => return Err(unsupported(f)),
+            Format::TL1 => tl1::packed_len(rows_padded, cols_padded),
+            Format::TL2 => tl2::packed_len(rows_padded, cols_padded),
         }
         .ok_or_else(|| Error::InvalidShape(format!("{rows} x {cols} is too large")))?;
         Ok(Layout {
@@ -72,13 +76,6 @@ impl Format {
             packed_len,
         })
     }
-}
-
-fn unsupported(f: Format) -> Error {
-    Error::Unsupported(format!(
-        "format {} is not built into this version",
-        f.name()
-    ))
 }
 
 /// The padded geometry of one packed matrix.
@@ -175,7 +172,8 @@ impl TernaryMatrix {
         let mut data = AlignedBytes::zeroed(layout.packed_len)?;
         match format {
             Format::I2S => i2s::pack(trits, &layout, data.as_mut_slice()),
-            f => return Err(unsupported(f)),
+            Format::TL1 => tl1::pack(trits, &layout, data.as_mut_slice()),
+            Format::TL2 => tl2::pack(trits, &layout, data.as_mut_slice()),
         }
         Ok(Self {
             format,
@@ -199,7 +197,8 @@ impl TernaryMatrix {
         check_scale(scale)?;
         match format {
             Format::I2S => i2s::validate(bytes, &layout)?,
-            f => return Err(unsupported(f)),
+            Format::TL1 => tl1::validate(bytes, &layout)?,
+            Format::TL2 => tl2::validate(bytes, &layout)?,
         }
         let mut data = AlignedBytes::zeroed(layout.packed_len)?;
         data.as_mut_slice().copy_from_slice(bytes);
@@ -241,7 +240,8 @@ impl TernaryMatrix {
         let mut t = vec![0i8; self.rows() * self.cols()];
         match self.format {
             Format::I2S => i2s::unpack(self.data.as_slice(), &self.layout, &mut t),
-            _ => unreachable!("a matrix of an unsupported format cannot be constructed"),
+            Format::TL1 => tl1::unpack(self.data.as_slice(), &self.layout, &mut t),
+            Format::TL2 => tl2::unpack(self.data.as_slice(), &self.layout, &mut t),
         }
         t
     }

@@ -16,6 +16,7 @@ use crate::error::{check_len, Error, Result};
 use crate::format::{Format, TernaryMatrix};
 
 pub mod scalar;
+pub mod scalar_tl;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
@@ -88,8 +89,16 @@ pub static SCALAR: KernelSet = KernelSet {
         gemm: scalar::i2s_gemm,
         is_available: always,
     }),
-    tl1: None,
-    tl2: None,
+    tl1: Some(FormatKernels {
+        gemv: scalar_tl::tl1_gemv,
+        gemm: scalar_tl::tl1_gemm,
+        is_available: always,
+    }),
+    tl2: Some(FormatKernels {
+        gemv: scalar_tl::tl2_gemv,
+        gemm: scalar_tl::tl2_gemm,
+        is_available: always,
+    }),
 };
 
 /// Every kernel set built into this binary, best first; the last is always [`SCALAR`].

@@ -70,13 +70,42 @@ c_kernels!(
     yes
 );
 
+c_kernels!(
+    bitnet_tl1_avx2,
+    TL1_AVX2,
+    bitnet_tl1_gemv_avx2,
+    bitnet_tl1_gemm_avx2,
+    yes
+);
+c_kernels!(
+    bitnet_tl2_avx2,
+    TL2_AVX2,
+    bitnet_tl2_gemv_avx2,
+    bitnet_tl2_gemm_avx2,
+    yes
+);
+c_kernels!(
+    bitnet_tl1_avx512,
+    TL1_AVX512,
+    bitnet_tl1_gemv_avx512,
+    bitnet_tl1_gemm_avx512,
+    has_avx512vbmi
+);
+c_kernels!(
+    bitnet_tl2_avx512,
+    TL2_AVX512,
+    bitnet_tl2_gemv_avx512,
+    bitnet_tl2_gemm_avx512,
+    has_avx512vbmi
+);
+
 /// AVX2 + FMA (Haswell and later, Zen 1 and later).
 pub static AVX2: KernelSet = KernelSet {
     name: "avx2",
     is_available: has_avx2,
     i2s: I2S_AVX2,
-    tl1: None,
-    tl2: None,
+    tl1: TL1_AVX2,
+    tl2: TL2_AVX2,
 };
 
 /// AVX-512 F/BW/VL with VNNI (`vpdpbusd`): Ice Lake, Sapphire Rapids, Zen 4 and later.
@@ -84,6 +113,6 @@ pub static AVX512: KernelSet = KernelSet {
     name: "avx512",
     is_available: has_avx512,
     i2s: I2S_AVX512,
-    tl1: None,
-    tl2: None,
+    tl1: TL1_AVX512,
+    tl2: TL2_AVX512,
 };

@@ -1,0 +1,194 @@
+/* I2_S kernels for AVX-512 F/BW/VL + VNNI (vpdpbusd): Ice Lake, Sapphire Rapids, Zen 4.
+ *
+ * Layout (src/format/i2s.rs): 4 rows interleaved; a row's 64-byte chunk b holds columns
+ * 256b + 64k + j (k = 0..3) in bits 2k..2k+1 of byte j, code c = t + 1 in {0, 1, 2}.
+ * Maths: sum t*q = sum c*q - sum q. vpdpbusd multiplies unsigned codes by signed int8
+ * activations (-128 included) and sums 4 products into an int32 lane.
+ *
+ * GEMV: per chunk, masking a weight byte with 0x03 << 2k gives c * 4^k (<= 128, a valid
+ * unsigned byte) with no shift; one accumulator per (row, k) = 16, combined exactly as
+ * acc_k >> 2k (acc_k is a sum of multiples of 4^k). The 4 activation vectors of a chunk
+ * are loaded once and shared by the 4 rows of a group; the weights are one sequential stream.
+ *
+ * Weights are 64-byte aligned (the packer guarantees it); activations may not be.
+ *
+ * GEMM: per 4-row group and K block, the codes are unpacked once into a small L1 buffer
+ * (plain c in {0,1,2}, column order), then tiles of up to 6 activation rows run over it
+ * with 4 x 6 accumulators: each weight vector feeds 6 vpdpbusd, each activation vector 4.
+ */
+#include <immintrin.h>
+
+#include "kernels.h"
+
+#define CHUNK BITNET_I2S_CHUNK_BYTES
+#define KBLK BITNET_I2S_K_BLOCK
+#define TILE BITNET_I2S_ROW_TILE
+
+/* acc += u8(a) . s8(b) per int32 lane, in inline asm: GCC 12 otherwise copies every
+ * accumulator through a second register around each vpdpbusd and folds the shared
+ * activation loads into every use (re-reading each vector 4 times), which doubles the
+ * time of the GEMV loop. "v" keeps both sources in registers. */
+#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
+
+/* GEMV flush period in chunks. Bound: acc_3 lane gains at most 4 * (2*64) * 128 = 2^16 a
+ * chunk, so 4096 chunks stay within 2^28 < 2^31; the combined total per lane is
+ * sum over its kp/16 columns of |c*q| <= 256 * 2^24 / 16 = 2^28 (kp <= 2^24). */
+#define GEMV_FLUSH_CHUNKS 4096
+
+/* [sum a, sum b, sum c, sum d] of four 16-lane vectors (a 4 x 4 transpose folded into adds). */
+static inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
+    __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+    __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+    __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* Lane-wise sums of x over all kp columns, in the lanes vpdpbusd uses (lane l of every
+ * 64-byte vector covers its bytes 4l..4l+3). |lane| <= 128 * kp / 16 <= 2^27. */
+static inline __m512i lane_sums(const int8_t *x, size_t kp) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (size_t i = 0; i < kp; i += 2 * CHUNK) {
+        s0 = _mm512_dpbusd_epi32(s0, ones, _mm512_loadu_si512(x + i));
+        s1 = _mm512_dpbusd_epi32(s1, ones, _mm512_loadu_si512(x + i + CHUNK));
+    }
+    return _mm512_add_epi32(s0, s1);
+}
+
+void bitnet_i2s_gemv_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
+                            size_t row_end, int32_t *y) {
+    const size_t nb = kp / KBLK;
+    const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C);
+    const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8((char)0xC0);
+    /* Lane-wise subtraction keeps every partial sum of the final reduction a sum of t*q
+     * over a subset of the real columns: |.| <= 128 * (2^24 - 1) < 2^31. */
+    const __m512i qs = lane_sums(x, kp);
+    for (size_t r = row_begin; r < row_end; r += TILE) {
+        const uint8_t *g = w + bitnet_i2s_chunk_offset(r, 0, kp);
+        __m512i tot[TILE];
+        for (int i = 0; i < TILE; i++) tot[i] = _mm512_setzero_si512();
+        for (size_t b0 = 0; b0 < nb; b0 += GEMV_FLUSH_CHUNKS) {
+            const size_t b1 = nb - b0 < GEMV_FLUSH_CHUNKS ? nb : b0 + GEMV_FLUSH_CHUNKS;
+            /* a[i][k]: row i, bit pair k; 16 independent chains hide vpdpbusd's latency. */
+            __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00;
+            __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+            __m512i a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            for (size_t b = b0; b < b1; b++) {
+                const uint8_t *wb = g + b * TILE * CHUNK;
+                const int8_t *xb = x + b * KBLK;
+                const __m512i x0 = _mm512_loadu_si512(xb), x1 = _mm512_loadu_si512(xb + CHUNK);
+                const __m512i x2 = _mm512_loadu_si512(xb + 2 * CHUNK);
+                const __m512i x3 = _mm512_loadu_si512(xb + 3 * CHUNK);
+                __m512i v;
+#define ROW(i)                                                                  \
+    v = _mm512_load_si512(wb + (i) * CHUNK);                                    \
+    DPBUSD(a##i##0, _mm512_and_si512(v, m0), x0);                               \
+    DPBUSD(a##i##1, _mm512_and_si512(v, m1), x1);                               \
+    DPBUSD(a##i##2, _mm512_and_si512(v, m2), x2);                               \
+    DPBUSD(a##i##3, _mm512_and_si512(v, m3), x3);
+                ROW(0) ROW(1) ROW(2) ROW(3)
+#undef ROW
+            }
+            /* acc_k is a sum of multiples of 4^k, so >> 2k is exact. */
+#define COMBINE(i)                                                                             \
+    tot[i] = _mm512_add_epi32(                                                                 \
+        tot[i], _mm512_add_epi32(_mm512_add_epi32(a##i##0, _mm512_srai_epi32(a##i##1, 2)),    \
+                                 _mm512_add_epi32(_mm512_srai_epi32(a##i##2, 4),               \
+                                                  _mm512_srai_epi32(a##i##3, 6))));
+            COMBINE(0) COMBINE(1) COMBINE(2) COMBINE(3)
+#undef COMBINE
+        }
+        __m128i s = hsum4(_mm512_sub_epi32(tot[0], qs), _mm512_sub_epi32(tot[1], qs),
+                          _mm512_sub_epi32(tot[2], qs), _mm512_sub_epi32(tot[3], qs));
+        _mm_storeu_si128((__m128i *)(y + (r - row_begin)), s);
+    }
+}
+
+/* GEMM K block: columns of one group unpacked at a time (4 rows x GEMM_KB bytes = 10 KiB),
+ * small enough that the codes and a tile of 6 activation rows (15 KiB) share the L1. */
+#define GEMM_KB 2560
+#define GEMM_ACTS 6
+
+/* Unpacks chunks [b0, b1) of a 4-row group into u[i][(b - b0) * 256 + 64k + j] = c. */
+static inline void unpack_group(const uint8_t *g, size_t b0, size_t b1, uint8_t *u) {
+    const __m512i m = _mm512_set1_epi8(0x03);
+    for (size_t b = b0; b < b1; b++) {
+        for (int i = 0; i < TILE; i++) {
+            const __m512i v = _mm512_load_si512(g + (b * TILE + i) * CHUNK);
+            uint8_t *d = u + i * GEMM_KB + (b - b0) * KBLK;
+            /* 16-bit shifts move bits across bytes; the mask keeps only this byte's pair. */
+            _mm512_store_si512(d, _mm512_and_si512(v, m));
+            _mm512_store_si512(d + CHUNK, _mm512_and_si512(_mm512_srli_epi16(v, 2), m));
+            _mm512_store_si512(d + 2 * CHUNK, _mm512_and_si512(_mm512_srli_epi16(v, 4), m));
+            _mm512_store_si512(d + 3 * CHUNK, _mm512_and_si512(_mm512_srli_epi16(v, 6), m));
+        }
+    }
+}
+
+/* y[j * ys + 0..3] += the 4 rows' sums of c*q over the block for activation rows 0..A-1.
+ * Bound per lane: len / 16 columns of c*q, |.| <= 256 * GEMM_KB / 16 = 40960; the y entries
+ * start at -sum q and each block adds sum c*q over its columns, so y stays
+ * sum_{done} t*q - sum_{not done} q, |.| <= 128 * (2^24 - 1) < 2^31. */
+static inline __attribute__((always_inline)) void tile(const uint8_t *u, const int8_t *x,
+                                                       size_t kp, size_t len, int A,
+                                                       int32_t *y, size_t ys) {
+    __m512i acc[GEMM_ACTS][TILE];
+    for (int j = 0; j < A; j++)
+        for (int i = 0; i < TILE; i++) acc[j][i] = _mm512_setzero_si512();
+    for (size_t c = 0; c < len; c += CHUNK) {
+        const __m512i w0 = _mm512_load_si512(u + c), w1 = _mm512_load_si512(u + GEMM_KB + c);
+        const __m512i w2 = _mm512_load_si512(u + 2 * GEMM_KB + c);
+        const __m512i w3 = _mm512_load_si512(u + 3 * GEMM_KB + c);
+        for (int j = 0; j < A; j++) {
+            const __m512i xv = _mm512_loadu_si512(x + j * kp + c);
+            DPBUSD(acc[j][0], w0, xv);
+            DPBUSD(acc[j][1], w1, xv);
+            DPBUSD(acc[j][2], w2, xv);
+            DPBUSD(acc[j][3], w3, xv);
+        }
+    }
+    for (int j = 0; j < A; j++) {
+        __m128i *yp = (__m128i *)(y + j * ys);
+        __m128i s = hsum4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
+        _mm_storeu_si128(yp, _mm_add_epi32(_mm_loadu_si128(yp), s));
+    }
+}
+
+void bitnet_i2s_gemm_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t n,
+                            size_t row_begin, size_t row_end, int32_t *y) {
+    const size_t nb = kp / KBLK, rows = row_end - row_begin;
+    _Alignas(64) uint8_t u[TILE * GEMM_KB];
+    /* y starts at -sum q (exact: |sum q| <= 128 * (2^24 - 1)), then gains sum c*q block by
+     * block. */
+    for (size_t j = 0; j < n; j++) {
+        const __m512i qs = lane_sums(x + j * kp, kp);
+        const int32_t s = -_mm512_reduce_add_epi32(qs);
+        for (size_t r = 0; r < rows; r++) y[j * rows + r] = s;
+    }
+    /* Even K blocks of at most GEMM_KB columns. */
+    const size_t nblk = (kp + GEMM_KB - 1) / GEMM_KB;
+    const size_t per = (nb + nblk - 1) / nblk;
+    for (size_t r = row_begin; r < row_end; r += TILE) {
+        const uint8_t *g = w + bitnet_i2s_chunk_offset(r, 0, kp);
+        int32_t *yr = y + (r - row_begin);
+        for (size_t b0 = 0; b0 < nb; b0 += per) {
+            const size_t b1 = nb - b0 < per ? nb : b0 + per;
+            const size_t len = (b1 - b0) * KBLK;
+            unpack_group(g, b0, b1, u);
+            const int8_t *xb = x + b0 * KBLK;
+            size_t j = 0;
+            for (; j + GEMM_ACTS <= n; j += GEMM_ACTS)
+                tile(u, xb + j * kp, kp, len, GEMM_ACTS, yr + j * rows, rows);
+            switch (n - j) {
+            case 5: tile(u, xb + j * kp, kp, len, 5, yr + j * rows, rows); break;
+            case 4: tile(u, xb + j * kp, kp, len, 4, yr + j * rows, rows); break;
+            case 3: tile(u, xb + j * kp, kp, len, 3, yr + j * rows, rows); break;
+            case 2: tile(u, xb + j * kp, kp, len, 2, yr + j * rows, rows); break;
+            case 1: tile(u, xb + j * kp, kp, len, 1, yr + j * rows, rows); break;
+            default: break;
+            }
+        }
+    }
+}
