@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod capi;
 pub mod error;
 pub mod format;
 pub mod kernels;

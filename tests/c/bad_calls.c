@@ -1,0 +1,339 @@
+/* A table of bad calls through the C API. Each row: the call, the status it must return, and
+ * (for every row) a check that no output was touched and that bitnet_last_error() explains.
+ * Leaks are caught by LeakSanitizer when .ci/run builds this with -fsanitize=address.
+ *
+ * `bad_calls kernel-unavailable` is run with BITNET_KERNEL naming a kernel that does not
+ * exist: every product must then fail with BITNET_STATUS_KERNEL_UNAVAILABLE.
+ */
+#include "bitnet_kernels.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROWS 5
+#define COLS 300
+#define R128 4
+#define C128 128
+
+static int failures = 0;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                               \
+        }                                                                             \
+    } while (0)
+
+/* Fixtures: valid matrices and inputs, and inputs with one flaw each. */
+static BitnetMatrix *m;    /* ROWS x COLS, I2_S */
+static BitnetMatrix *m128; /* R128 x C128, I2_S: exportable as a bitnet.cpp blob */
+static float w[ROWS * COLS], w_nan[ROWS * COLS], w_inf[ROWS * COLS];
+static int8_t trits[ROWS * COLS], trits_2[ROWS * COLS], trits_m2[ROWS * COLS];
+static float xf[2 * COLS], xf_nan[COLS], xf_inf[COLS], xf2_nan[2 * COLS];
+static int8_t xi[2 * COLS];
+static uint8_t *packed, *packed_bad; /* m's packed bytes; with one code 3 */
+static size_t packed_len;
+static uint8_t blob[R128 * C128 / 4 + 32], blob_code3[sizeof blob], blob_nan[sizeof blob];
+
+/* Outputs: filled with a sentinel before each call and checked after it. */
+static int32_t yi[4 * ROWS];
+static float yf[4 * ROWS];
+static int8_t q8[ROWS * COLS];
+static uint8_t bytes_out[4096];
+static BitnetMatrix *out_m;
+static size_t out_size;
+static float out_absmax;
+static int sentinel_object;
+#define SENTINEL_M ((BitnetMatrix *)(void *)&sentinel_object)
+#define SENTINEL_SIZE ((size_t)0x5A5A5A5A)
+
+static void reset_outputs(void) {
+    memset(yi, 0xA5, sizeof yi);
+    memset(yf, 0xA5, sizeof yf);
+    memset(q8, 0xA5, sizeof q8);
+    memset(bytes_out, 0xA5, sizeof bytes_out);
+    out_m = SENTINEL_M;
+    out_size = SENTINEL_SIZE;
+    memset(&out_absmax, 0xA5, sizeof out_absmax);
+}
+
+static int all_bytes(const void *p, size_t n, unsigned char v) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != v) return 0;
+    return 1;
+}
+
+static int outputs_untouched(void) {
+    return all_bytes(yi, sizeof yi, 0xA5) && all_bytes(yf, sizeof yf, 0xA5) &&
+           all_bytes(q8, sizeof q8, 0xA5) && all_bytes(bytes_out, sizeof bytes_out, 0xA5) &&
+           out_m == SENTINEL_M && out_size == SENTINEL_SIZE &&
+           all_bytes(&out_absmax, sizeof out_absmax, 0xA5);
+}
+
+#define I2S BITNET_FORMAT_I2S
+/* One row per bad call: X(name, expected status without BITNET_STATUS_, the call). */
+#define BAD_CALLS(X)                                                                            \
+    /* building from f32 */                                                                     \
+    X(f32_null_w, NULL_POINTER, bitnet_matrix_from_f32(NULL, ROWS, COLS, I2S, &out_m))          \
+    X(f32_null_out, NULL_POINTER, bitnet_matrix_from_f32(w, ROWS, COLS, I2S, NULL))             \
+    X(f32_zero_rows, INVALID_SHAPE, bitnet_matrix_from_f32(w, 0, COLS, I2S, &out_m))            \
+    X(f32_zero_cols, INVALID_SHAPE, bitnet_matrix_from_f32(w, ROWS, 0, I2S, &out_m))            \
+    X(f32_rows_x_cols_overflow, INVALID_SHAPE,                                                  \
+      bitnet_matrix_from_f32(w, SIZE_MAX / 2, 3, I2S, &out_m))                                  \
+    X(f32_bytes_overflow, INVALID_SHAPE, bitnet_matrix_from_f32(w, SIZE_MAX / 4 + 1, 1, I2S, &out_m)) \
+    X(f32_cols_2_24, INVALID_SHAPE, bitnet_matrix_from_f32(w, 1, (size_t)1 << 24, I2S, &out_m)) \
+    X(f32_nan, NON_FINITE, bitnet_matrix_from_f32(w_nan, ROWS, COLS, I2S, &out_m))              \
+    X(f32_inf, NON_FINITE, bitnet_matrix_from_f32(w_inf, ROWS, COLS, I2S, &out_m))              \
+    X(f32_format_3, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, 3, &out_m))           \
+    X(f32_format_neg, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, -1, &out_m))        \
+    X(f32_format_max, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, INT_MAX, &out_m))   \
+    /* building from trits */                                                                   \
+    X(ternary_null, NULL_POINTER, bitnet_matrix_from_ternary(NULL, ROWS, COLS, 1.0f, I2S, &out_m)) \
+    X(ternary_2, INVALID_DATA, bitnet_matrix_from_ternary(trits_2, ROWS, COLS, 1.0f, I2S, &out_m)) \
+    X(ternary_m2, INVALID_DATA,                                                                 \
+      bitnet_matrix_from_ternary(trits_m2, ROWS, COLS, 1.0f, I2S, &out_m))                      \
+    X(ternary_scale_nan, NON_FINITE,                                                            \
+      bitnet_matrix_from_ternary(trits, ROWS, COLS, NAN, I2S, &out_m))                          \
+    X(ternary_scale_inf, NON_FINITE,                                                            \
+      bitnet_matrix_from_ternary(trits, ROWS, COLS, INFINITY, I2S, &out_m))                     \
+    X(ternary_format, INVALID_FORMAT, bitnet_matrix_from_ternary(trits, ROWS, COLS, 1.0f, 99, &out_m)) \
+    X(ternary_zero_rows, INVALID_SHAPE, bitnet_matrix_from_ternary(trits, 0, COLS, 1.0f, I2S, &out_m)) \
+    /* packed bytes */                                                                          \
+    X(packed_null, NULL_POINTER,                                                                \
+      bitnet_matrix_from_packed(NULL, packed_len, ROWS, COLS, 1.0f, I2S, &out_m))               \
+    X(packed_short, LENGTH_MISMATCH,                                                            \
+      bitnet_matrix_from_packed(packed, packed_len - 1, ROWS, COLS, 1.0f, I2S, &out_m))         \
+    X(packed_shape_mismatch, LENGTH_MISMATCH,                                                   \
+      bitnet_matrix_from_packed(packed, packed_len, ROWS + 4, COLS, 1.0f, I2S, &out_m))         \
+    X(packed_code3, INVALID_DATA,                                                               \
+      bitnet_matrix_from_packed(packed_bad, packed_len, ROWS, COLS, 1.0f, I2S, &out_m))         \
+    X(packed_scale_nan, NON_FINITE,                                                             \
+      bitnet_matrix_from_packed(packed, packed_len, ROWS, COLS, NAN, I2S, &out_m))              \
+    X(packed_format, INVALID_FORMAT,                                                            \
+      bitnet_matrix_from_packed(packed, packed_len, ROWS, COLS, 1.0f, 7, &out_m))               \
+    X(packed_zero_cols, INVALID_SHAPE,                                                          \
+      bitnet_matrix_from_packed(packed, packed_len, ROWS, 0, 1.0f, I2S, &out_m))                \
+    X(packed_bytes_short, LENGTH_MISMATCH, bitnet_matrix_packed_bytes(m, bytes_out, packed_len - 1)) \
+    X(packed_bytes_null_out, NULL_POINTER, bitnet_matrix_packed_bytes(m, NULL, packed_len))     \
+    X(packed_bytes_null_m, NULL_POINTER, bitnet_matrix_packed_bytes(NULL, bytes_out, packed_len)) \
+    /* bitnet.cpp blobs */                                                                      \
+    X(blob_size_cols, INVALID_SHAPE, bitnet_i2s_blob_size(ROWS, COLS, &out_size))               \
+    X(blob_size_zero, INVALID_SHAPE, bitnet_i2s_blob_size(0, C128, &out_size))                  \
+    X(blob_size_null, NULL_POINTER, bitnet_i2s_blob_size(R128, C128, NULL))                     \
+    X(blob_in_null, NULL_POINTER, bitnet_matrix_from_bitnet_i2s(NULL, sizeof blob, R128, C128, &out_m)) \
+    X(blob_in_null_out, NULL_POINTER,                                                           \
+      bitnet_matrix_from_bitnet_i2s(blob, sizeof blob, R128, C128, NULL))                       \
+    X(blob_in_cols, INVALID_SHAPE,                                                              \
+      bitnet_matrix_from_bitnet_i2s(blob, sizeof blob, 2, 256 + 64, &out_m))                    \
+    X(blob_in_short, LENGTH_MISMATCH,                                                           \
+      bitnet_matrix_from_bitnet_i2s(blob, sizeof blob - 1, R128, C128, &out_m))                 \
+    X(blob_in_code3, INVALID_DATA,                                                              \
+      bitnet_matrix_from_bitnet_i2s(blob_code3, sizeof blob, R128, C128, &out_m))               \
+    X(blob_in_scale_nan, NON_FINITE,                                                            \
+      bitnet_matrix_from_bitnet_i2s(blob_nan, sizeof blob, R128, C128, &out_m))                 \
+    X(blob_out_cols, INVALID_SHAPE, bitnet_matrix_to_bitnet_i2s(m, bytes_out, sizeof bytes_out)) \
+    X(blob_out_short, LENGTH_MISMATCH, bitnet_matrix_to_bitnet_i2s(m128, bytes_out, sizeof blob - 1)) \
+    X(blob_out_null, NULL_POINTER, bitnet_matrix_to_bitnet_i2s(m128, NULL, sizeof blob))        \
+    X(blob_out_null_m, NULL_POINTER, bitnet_matrix_to_bitnet_i2s(NULL, bytes_out, sizeof blob)) \
+    /* conversions */                                                                           \
+    X(to_format_null_m, NULL_POINTER, bitnet_matrix_to_format(NULL, I2S, &out_m))               \
+    X(to_format_null_out, NULL_POINTER, bitnet_matrix_to_format(m, I2S, NULL))                  \
+    X(to_format_bad, INVALID_FORMAT, bitnet_matrix_to_format(m, 3, &out_m))                     \
+    X(to_ternary_short, LENGTH_MISMATCH, bitnet_matrix_to_ternary(m, q8, ROWS * COLS - 1))      \
+    X(to_ternary_null, NULL_POINTER, bitnet_matrix_to_ternary(m, NULL, ROWS * COLS))            \
+    /* int8 products */                                                                         \
+    X(gemv_i8_null_m, NULL_POINTER, bitnet_gemv_i8(NULL, xi, COLS, yi, ROWS))                   \
+    X(gemv_i8_null_x, NULL_POINTER, bitnet_gemv_i8(m, NULL, COLS, yi, ROWS))                    \
+    X(gemv_i8_null_y, NULL_POINTER, bitnet_gemv_i8(m, xi, COLS, NULL, ROWS))                    \
+    X(gemv_i8_x_short, LENGTH_MISMATCH, bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS))              \
+    X(gemv_i8_y_long, LENGTH_MISMATCH, bitnet_gemv_i8(m, xi, COLS, yi, ROWS + 1))               \
+    X(gemm_i8_n0, INVALID_SHAPE, bitnet_gemm_i8(m, xi, 0, yi))                                  \
+    X(gemm_i8_n_overflow, INVALID_SHAPE, bitnet_gemm_i8(m, xi, SIZE_MAX / 2, yi))               \
+    X(gemm_i8_null_x, NULL_POINTER, bitnet_gemm_i8(m, NULL, 2, yi))                             \
+    /* f32 products */                                                                          \
+    X(gemv_f32_nan, NON_FINITE, bitnet_gemv_f32(m, xf_nan, COLS, yf, ROWS))                     \
+    X(gemv_f32_inf, NON_FINITE, bitnet_gemv_f32(m, xf_inf, COLS, yf, ROWS))                     \
+    X(gemv_f32_x_long, LENGTH_MISMATCH, bitnet_gemv_f32(m, xf, COLS + 1, yf, ROWS))             \
+    X(gemv_f32_y_short, LENGTH_MISMATCH, bitnet_gemv_f32(m, xf, COLS, yf, ROWS - 1))            \
+    X(gemv_f32_null_y, NULL_POINTER, bitnet_gemv_f32(m, xf, COLS, NULL, ROWS))                  \
+    X(gemm_f32_n0, INVALID_SHAPE, bitnet_gemm_f32(m, xf, 0, yf))                                \
+    X(gemm_f32_n_overflow, INVALID_SHAPE, bitnet_gemm_f32(m, xf, SIZE_MAX, yf))                 \
+    X(gemm_f32_nan_row2, NON_FINITE, bitnet_gemm_f32(m, xf2_nan, 2, yf))                        \
+    X(gemm_f32_null_x, NULL_POINTER, bitnet_gemm_f32(m, NULL, 2, yf))                           \
+    X(gemm_f32_null_m, NULL_POINTER, bitnet_gemm_f32(NULL, xf, 2, yf))                          \
+    /* row ranges */                                                                            \
+    X(rows_empty, INVALID_SHAPE, bitnet_gemv_i8_rows(m, xi, COLS, 2, 2, yi, 0))                 \
+    X(rows_reversed, INVALID_SHAPE, bitnet_gemv_i8_rows(m, xi, COLS, 3, 1, yi, 2))              \
+    X(rows_past_end, INVALID_SHAPE, bitnet_gemv_i8_rows(m, xi, COLS, 0, ROWS + 1, yi, ROWS + 1)) \
+    X(rows_y_len, LENGTH_MISMATCH, bitnet_gemv_i8_rows(m, xi, COLS, 1, 4, yi, 4))               \
+    X(rows_x_len, LENGTH_MISMATCH, bitnet_gemv_i8_rows(m, xi, COLS - 1, 1, 4, yi, 3))           \
+    X(rows_null_y, NULL_POINTER, bitnet_gemv_i8_rows(m, xi, COLS, 1, 4, NULL, 3))               \
+    X(rows_f32_past_end, INVALID_SHAPE, bitnet_gemv_f32_rows(m, xf, COLS, 4, 6, yf, 2))         \
+    X(rows_f32_nan, NON_FINITE, bitnet_gemv_f32_rows(m, xf_nan, COLS, 0, 2, yf, 2))             \
+    X(rows_f32_y_len, LENGTH_MISMATCH, bitnet_gemv_f32_rows(m, xf, COLS, 0, 2, yf, 3))          \
+    X(rows_gemm_n0, INVALID_SHAPE, bitnet_gemm_i8_rows(m, xi, 0, 0, 2, yi))                     \
+    X(rows_gemm_range, INVALID_SHAPE, bitnet_gemm_i8_rows(m, xi, 2, 0, 0, yi))                  \
+    X(rows_gemm_n_overflow, INVALID_SHAPE, bitnet_gemm_i8_rows(m, xi, SIZE_MAX / 2, 0, 2, yi))  \
+    /* the quantizer */                                                                         \
+    X(quant_null_x, NULL_POINTER, bitnet_quantize_activations(NULL, COLS, q8, &out_absmax))     \
+    X(quant_null_q, NULL_POINTER, bitnet_quantize_activations(xf, COLS, NULL, &out_absmax))     \
+    X(quant_null_absmax, NULL_POINTER, bitnet_quantize_activations(xf, COLS, q8, NULL))         \
+    X(quant_len0, INVALID_SHAPE, bitnet_quantize_activations(xf, 0, q8, &out_absmax))           \
+    X(quant_nan, NON_FINITE, bitnet_quantize_activations(xf_nan, COLS, q8, &out_absmax))
+
+#define DEFINE_CALL(name, status, call) \
+    static int call_##name(void) { return (int)(call); }
+BAD_CALLS(DEFINE_CALL)
+
+struct bad_call {
+    const char *name;
+    int (*call)(void);
+    int expected;
+};
+#define TABLE_ROW(name, status, call) {#name, call_##name, BITNET_STATUS_##status},
+static const struct bad_call table[] = {BAD_CALLS(TABLE_ROW)};
+
+/* Products that must fail when BITNET_KERNEL names a kernel that cannot run. */
+#define KERNEL_CALLS(X)                                                                   \
+    X(k_gemv_i8, KERNEL_UNAVAILABLE, bitnet_gemv_i8(m, xi, COLS, yi, ROWS))               \
+    X(k_gemv_f32, KERNEL_UNAVAILABLE, bitnet_gemv_f32(m, xf, COLS, yf, ROWS))             \
+    X(k_gemm_f32, KERNEL_UNAVAILABLE, bitnet_gemm_f32(m, xf, 2, yf))                      \
+    X(k_gemm_i8, KERNEL_UNAVAILABLE, bitnet_gemm_i8(m, xi, 2, yi))                        \
+    X(k_rows_i8, KERNEL_UNAVAILABLE, bitnet_gemv_i8_rows(m, xi, COLS, 1, 3, yi, 2))       \
+    X(k_rows_f32, KERNEL_UNAVAILABLE, bitnet_gemv_f32_rows(m, xf, COLS, 1, 3, yf, 2))     \
+    X(k_rows_gemm, KERNEL_UNAVAILABLE, bitnet_gemm_i8_rows(m, xi, 2, 1, 3, yi))
+KERNEL_CALLS(DEFINE_CALL)
+static const struct bad_call kernel_table[] = {KERNEL_CALLS(TABLE_ROW)};
+
+static void run_table(const struct bad_call *t, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        reset_outputs();
+        int st = t[i].call();
+        const char *detail = bitnet_last_error();
+        if (st != t[i].expected) {
+            fprintf(stderr, "%s: expected status %d (%s), got %d (%s): %s\n", t[i].name,
+                    t[i].expected, bitnet_status_message(t[i].expected), st,
+                    bitnet_status_message(st), detail);
+            failures++;
+        }
+        if (!outputs_untouched()) {
+            fprintf(stderr, "%s: a failed call wrote to an output\n", t[i].name);
+            failures++;
+        }
+        if (detail == NULL || detail[0] == '\0') {
+            fprintf(stderr, "%s: bitnet_last_error() is empty after a failure\n", t[i].name);
+            failures++;
+        }
+    }
+}
+
+static void make_fixtures(void) {
+    uint32_t s = 12345;
+    for (size_t i = 0; i < ROWS * COLS; i++) {
+        s = s * 1103515245u + 12345u;
+        w[i] = (float)((int)(s >> 16) % 200 - 100) / 50.0f;
+        trits[i] = (int8_t)((int)(s >> 20) % 3 - 1);
+    }
+    memcpy(w_nan, w, sizeof w);
+    memcpy(w_inf, w, sizeof w);
+    w_nan[ROWS * COLS - 1] = NAN;
+    w_inf[7] = -INFINITY;
+    memcpy(trits_2, trits, sizeof trits);
+    memcpy(trits_m2, trits, sizeof trits);
+    trits_2[123] = 2;
+    trits_m2[ROWS * COLS - 1] = -2;
+    for (size_t i = 0; i < 2 * COLS; i++) {
+        xf[i] = (float)i / 37.0f - 4.0f;
+        xi[i] = (int8_t)(i * 7);
+    }
+    memcpy(xf_nan, xf, sizeof xf_nan);
+    memcpy(xf_inf, xf, sizeof xf_inf);
+    memcpy(xf2_nan, xf, sizeof xf2_nan);
+    xf_nan[COLS / 2] = NAN;
+    xf_inf[0] = INFINITY;
+    xf2_nan[COLS + 3] = NAN; /* the second row only: nothing may be written for the first */
+
+    if (bitnet_matrix_from_ternary(trits, ROWS, COLS, 0.25f, BITNET_FORMAT_I2S, &m) ||
+        bitnet_matrix_from_ternary(trits, R128, C128, 0.25f, BITNET_FORMAT_I2S, &m128)) {
+        fprintf(stderr, "fixtures: %s\n", bitnet_last_error());
+        exit(1);
+    }
+    packed_len = bitnet_matrix_packed_size(m);
+    packed = (uint8_t *)malloc(packed_len);
+    packed_bad = (uint8_t *)malloc(packed_len);
+    if (!packed || !packed_bad || packed_len > sizeof bytes_out ||
+        bitnet_matrix_packed_bytes(m, packed, packed_len) ||
+        bitnet_matrix_to_bitnet_i2s(m128, blob, sizeof blob)) {
+        fprintf(stderr, "fixtures: %s\n", bitnet_last_error());
+        exit(1);
+    }
+    memcpy(packed_bad, packed, packed_len);
+    packed_bad[packed_len / 2] |= 0x30; /* one bit pair becomes code 3 */
+    memcpy(blob_code3, blob, sizeof blob);
+    memcpy(blob_nan, blob, sizeof blob);
+    blob_code3[5] = 0xFF;
+    float nan = NAN;
+    memcpy(blob_nan + R128 * C128 / 4, &nan, sizeof nan);
+}
+
+static void check_messages(void) {
+    const char *unknown = bitnet_status_message(-1);
+    CHECK(unknown != NULL && strcmp(unknown, "unknown status code") == 0);
+    CHECK(strcmp(bitnet_status_message(11), unknown) == 0);
+    CHECK(strcmp(bitnet_status_message(INT_MAX), unknown) == 0);
+    CHECK(strcmp(bitnet_status_message(INT_MIN), unknown) == 0);
+    for (int a = BITNET_STATUS_OK; a <= BITNET_STATUS_INTERNAL; a++) {
+        const char *ma = bitnet_status_message(a);
+        CHECK(ma != NULL && strlen(ma) > 5 && strcmp(ma, unknown) != 0);
+        for (int b = BITNET_STATUS_OK; b < a; b++) CHECK(strcmp(ma, bitnet_status_message(b)) != 0);
+    }
+}
+
+static void check_null_handles(void) {
+    bitnet_matrix_free(NULL);
+    CHECK(bitnet_matrix_rows(NULL) == 0);
+    CHECK(bitnet_matrix_cols(NULL) == 0);
+    CHECK(isnan(bitnet_matrix_scale(NULL)));
+    CHECK(bitnet_matrix_format(NULL) == -1);
+    CHECK(bitnet_matrix_row_tile(NULL) == 0);
+    CHECK(bitnet_matrix_packed_size(NULL) == 0);
+}
+
+int main(int argc, char **argv) {
+    make_fixtures();
+    size_t rows = 0;
+    if (argc > 1 && strcmp(argv[1], "kernel-unavailable") == 0) {
+        /* BITNET_KERNEL names a kernel this build or CPU lacks: no silent fallback. */
+        CHECK(bitnet_kernel_name() == NULL);
+        CHECK(strstr(bitnet_last_error(), "kernel") != NULL);
+        run_table(kernel_table, sizeof kernel_table / sizeof kernel_table[0]);
+        rows = sizeof kernel_table / sizeof kernel_table[0];
+    } else {
+        CHECK(bitnet_kernel_name() != NULL);
+        run_table(table, sizeof table / sizeof table[0]);
+        rows = sizeof table / sizeof table[0];
+        /* A failure's detail names the problem, and survives a later successful call. */
+        CHECK(bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS) == BITNET_STATUS_LENGTH_MISMATCH);
+        CHECK(strstr(bitnet_last_error(), "299") != NULL);
+        CHECK(bitnet_gemv_i8(m, xi, COLS, yi, ROWS) == BITNET_STATUS_OK);
+        CHECK(strstr(bitnet_last_error(), "299") != NULL);
+    }
+    check_messages();
+    check_null_handles();
+    bitnet_matrix_free(m);
+    bitnet_matrix_free(m128);
+    free(packed);
+    free(packed_bad);
+    if (failures) {
+        fprintf(stderr, "%d failures\n", failures);
+        return 1;
+    }
+    printf("bad calls: %zu rows, each with its status, outputs untouched\n", rows);
+    return 0;
+}

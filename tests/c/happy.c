@@ -1,0 +1,392 @@
+/* The C API's happy path, checked against plain C loops that follow FORMATS.md to the letter:
+ * absmean ternarization, absmax int8 quantization, the exact int32 product and the rescale,
+ * and bitnet.cpp's I2_S blob layout. Every float result is compared bit for bit.
+ *
+ * Valid C11 and C++17 (tests/capi.rs compiles it both ways, -Wall -Wextra -Werror -pedantic),
+ * linked against the static and the shared library. Exit status 0 means every check held.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "bitnet_kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(BITNET_KERNELS_VERSION_MAJOR) || !defined(BITNET_KERNELS_VERSION_MINOR) || \
+    !defined(BITNET_KERNELS_VERSION_PATCH)
+#error "the header must define the version macros"
+#endif
+
+static int checks = 0;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        checks++;                                                                     \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            exit(1);                                                                  \
+        }                                                                             \
+    } while (0)
+
+#define OK(call)                                                                       \
+    do {                                                                               \
+        int st_ = (int)(call);                                                         \
+        checks++;                                                                      \
+        if (st_ != BITNET_STATUS_OK) {                                                 \
+            fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", __FILE__, __LINE__,    \
+                    #call, st_, bitnet_status_message(st_), bitnet_last_error());      \
+            exit(1);                                                                   \
+        }                                                                              \
+    } while (0)
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t next_u32(void) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng >> 33);
+}
+/* Uniform in [-2, 2) with steps of 1/64, so exact ties (|w| == m/2, x*s == k + 0.5) occur. */
+static float next_f32(void) { return (float)((int)(next_u32() % 256) - 128) / 64.0f; }
+static int8_t next_i8(void) { return (int8_t)(next_u32() & 0xFF); }
+
+/* FORMATS.md §1, weights: m = mean|W| summed in double, rounded to float, floored at 1e-5;
+ * t = clamp(round_half_even(w * (1/m)), -1, 1) in float. rintf rounds half to even under
+ * the default rounding mode. */
+static float ref_ternarize(const float *w, size_t n, int8_t *t) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += (double)fabsf(w[i]);
+    float m = (float)(sum / (double)n);
+    if (m < 1e-5f) m = 1e-5f;
+    float inv = 1.0f / m;
+    for (size_t i = 0; i < n; i++) {
+        float v = rintf(w[i] * inv);
+        t[i] = (int8_t)(v > 1.0f ? 1.0f : v < -1.0f ? -1.0f : v);
+    }
+    return m;
+}
+
+/* FORMATS.md §1, activations: a = max(max|x|, 1e-5); q = clamp(round_half_even(x * (127/a))). */
+static float ref_quantize(const float *x, size_t n, int8_t *q) {
+    float a = 0.0f;
+    for (size_t i = 0; i < n; i++) a = fabsf(x[i]) > a ? fabsf(x[i]) : a;
+    if (a < 1e-5f) a = 1e-5f;
+    float s = 127.0f / a;
+    for (size_t i = 0; i < n; i++) {
+        float v = rintf(x[i] * s);
+        q[i] = (int8_t)(v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v);
+    }
+    return a;
+}
+
+/* acc[r] = sum_c t[r][c] * x[c]: |acc| <= 128 * cols, exact in int32 for cols < 2^24. */
+static void ref_gemv_i8(const int8_t *t, size_t rows, size_t cols, const int8_t *x, int32_t *acc) {
+    for (size_t r = 0; r < rows; r++) {
+        int32_t s = 0;
+        for (size_t c = 0; c < cols; c++) s += (int32_t)t[r * cols + c] * (int32_t)x[c];
+        acc[r] = s;
+    }
+}
+
+/* The BitLinear forward pass: y = (float)acc * (m * (a / 127)). */
+static void ref_gemv_f32(const int8_t *t, float m, size_t rows, size_t cols, const float *x,
+                         float *y) {
+    int8_t *q = (int8_t *)xmalloc(cols);
+    int32_t *acc = (int32_t *)xmalloc(rows * sizeof *acc);
+    float a = ref_quantize(x, cols, q);
+    ref_gemv_i8(t, rows, cols, q, acc);
+    float f = m * (a / 127.0f);
+    for (size_t r = 0; r < rows; r++) y[r] = (float)acc[r] * f;
+    free(q);
+    free(acc);
+}
+
+/* bitnet.cpp's I2_S blob (FORMATS.md §2): over the flattened row-major weights, blocks of 128
+ * in 32 bytes; byte j of a block holds weight j in bits 7-6, j+32 in 5-4, j+64 in 3-2, j+96 in
+ * 1-0, as code t + 1; then a 32-byte tail starting with the f32 scale (little-endian x86/ARM). */
+static uint8_t *ref_bitnet_blob(const int8_t *t, size_t n, float scale, size_t *len) {
+    *len = n / 4 + 32;
+    uint8_t *b = (uint8_t *)xmalloc(*len);
+    memset(b, 0, *len);
+    for (size_t i = 0; i < n; i++) {
+        size_t blk = i / 128, j = i % 128;
+        b[blk * 32 + j % 32] |= (uint8_t)((t[i] + 1) << (6 - 2 * (j / 32)));
+    }
+    memcpy(b + n / 4, &scale, sizeof scale);
+    return b;
+}
+
+/* Checks one matrix (any format) against the reference trits and scale. */
+static void check_products(const BitnetMatrix *m, const int8_t *t, float scale, size_t rows,
+                           size_t cols) {
+    const size_t n = 3;
+    int8_t *xi = (int8_t *)xmalloc(n * cols);
+    float *xf = (float *)xmalloc(n * cols * sizeof(float));
+    int32_t *yi = (int32_t *)xmalloc(n * rows * sizeof(int32_t));
+    int32_t *ri = (int32_t *)xmalloc(n * rows * sizeof(int32_t));
+    float *yf = (float *)xmalloc(n * rows * sizeof(float));
+    float *rf = (float *)xmalloc(n * rows * sizeof(float));
+
+    for (size_t i = 0; i < n * cols; i++) xi[i] = next_i8();
+    xi[0] = -128; /* the extremes of int8, as the raw entry points allow */
+    xi[cols - 1] = 127;
+    for (size_t i = 0; i < n * cols; i++) xf[i] = next_f32();
+    /* Row 1 holds 127 and then only ties: with a = 127 the factor 127/a is exactly 1, so
+     * q = round_half_even(x) is tested where it differs from rounding half away from zero. */
+    xf[cols] = 127.0f;
+    for (size_t i = 1; i < cols; i++)
+        xf[cols + i] = (i & 1 ? -1.0f : 1.0f) * ((float)(i % 126) + 0.5f);
+    for (size_t i = 0; i < cols; i++) xf[2 * cols + i] = 0.0f; /* an all-zero row */
+
+    /* int8 GEMV and GEMM: exact accumulators. */
+    for (size_t j = 0; j < n; j++) ref_gemv_i8(t, rows, cols, xi + j * cols, ri + j * rows);
+    OK(bitnet_gemv_i8(m, xi, cols, yi, rows));
+    CHECK(memcmp(yi, ri, rows * sizeof(int32_t)) == 0);
+    OK(bitnet_gemm_i8(m, xi, n, yi));
+    CHECK(memcmp(yi, ri, n * rows * sizeof(int32_t)) == 0);
+
+    /* f32 GEMV and GEMM: quantize, multiply, rescale, bit for bit. */
+    for (size_t j = 0; j < n; j++) ref_gemv_f32(t, scale, rows, cols, xf + j * cols, rf + j * rows);
+    OK(bitnet_gemv_f32(m, xf, cols, yf, rows));
+    CHECK(memcmp(yf, rf, rows * sizeof(float)) == 0);
+    OK(bitnet_gemm_f32(m, xf, n, yf));
+    CHECK(memcmp(yf, rf, n * rows * sizeof(float)) == 0);
+
+    /* Row ranges: two pieces split at an odd row equal the whole. */
+    size_t a = rows / 2 | 1;
+    if (a >= rows) a = rows;
+    OK(bitnet_gemv_i8_rows(m, xi, cols, 0, a, yi, a));
+    if (a < rows) OK(bitnet_gemv_i8_rows(m, xi, cols, a, rows, yi + a, rows - a));
+    CHECK(memcmp(yi, ri, rows * sizeof(int32_t)) == 0);
+    OK(bitnet_gemv_f32_rows(m, xf, cols, 0, a, yf, a));
+    if (a < rows) OK(bitnet_gemv_f32_rows(m, xf, cols, a, rows, yf + a, rows - a));
+    CHECK(memcmp(yf, rf, rows * sizeof(float)) == 0);
+    if (rows > 1) {
+        /* n rows of x times rows [1, rows): y is n x (rows - 1). */
+        OK(bitnet_gemm_i8_rows(m, xi, n, 1, rows, yi));
+        for (size_t j = 0; j < n; j++)
+            CHECK(memcmp(yi + j * (rows - 1), ri + j * rows + 1, (rows - 1) * sizeof(int32_t)) == 0);
+    }
+
+    /* The exported quantizer + int8 product + documented rescale == bitnet_gemv_f32. */
+    {
+        int8_t *q = (int8_t *)xmalloc(cols);
+        int8_t *rq = (int8_t *)xmalloc(cols);
+        float amax = 0.0f;
+        OK(bitnet_quantize_activations(xf, cols, q, &amax));
+        CHECK(amax == ref_quantize(xf, cols, rq));
+        CHECK(memcmp(q, rq, cols) == 0);
+        OK(bitnet_gemv_i8_rows(m, q, cols, 0, rows, yi, rows));
+        float f = bitnet_matrix_scale(m) * (amax / 127.0f);
+        for (size_t r = 0; r < rows; r++) CHECK((float)yi[r] * f == rf[r]);
+        free(q);
+        free(rq);
+    }
+
+    /* In place: y may overlap x (square matrices only). */
+    if (rows == cols) {
+        memcpy(yf, xf, cols * sizeof(float));
+        OK(bitnet_gemv_f32(m, yf, cols, yf, rows));
+        CHECK(memcmp(yf, rf, rows * sizeof(float)) == 0);
+    }
+
+    free(xi);
+    free(xf);
+    free(yi);
+    free(ri);
+    free(yf);
+    free(rf);
+}
+
+/* Every other format: built the same way, it must give the same results, or be reported as
+ * unsupported by this build (the TL formats land in their own issue). */
+static void check_other_formats(const BitnetMatrix *m, const float *w, const int8_t *t,
+                                float scale, size_t rows, size_t cols) {
+    int8_t *t2 = (int8_t *)xmalloc(rows * cols);
+    for (int f = BITNET_FORMAT_TL1; f <= BITNET_FORMAT_TL2; f++) {
+        BitnetMatrix *a = NULL, *b = NULL;
+        int st = bitnet_matrix_from_f32(w, rows, cols, f, &a);
+        CHECK(st == BITNET_STATUS_OK || st == BITNET_STATUS_UNSUPPORTED);
+        if (st == BITNET_STATUS_UNSUPPORTED) {
+            CHECK(a == NULL);
+            CHECK(bitnet_matrix_to_format(m, f, &b) == BITNET_STATUS_UNSUPPORTED);
+            CHECK(b == NULL);
+            continue;
+        }
+        OK(bitnet_matrix_to_format(m, f, &b));
+        CHECK(bitnet_matrix_format(a) == f && bitnet_matrix_format(b) == f);
+        OK(bitnet_matrix_to_ternary(a, t2, rows * cols));
+        CHECK(memcmp(t2, t, rows * cols) == 0);
+        CHECK(bitnet_matrix_scale(a) == scale);
+        check_products(a, t, scale, rows, cols);
+        check_products(b, t, scale, rows, cols);
+        bitnet_matrix_free(a);
+        bitnet_matrix_free(b);
+    }
+    free(t2);
+}
+
+/* ties != 0: weights cycle through 0.5, -0.5, 1.5, -1.5, so mean|w| is exactly 1 and half
+ * of them are ties (|w| == m/2), which round half to even sends to 0. */
+static void check_shape(size_t rows, size_t cols, int ties) {
+    static const float tie_pattern[4] = {0.5f, -0.5f, 1.5f, -1.5f};
+    size_t n = rows * cols;
+    float *w = (float *)xmalloc(n * sizeof(float));
+    int8_t *t = (int8_t *)xmalloc(n);
+    int8_t *t2 = (int8_t *)xmalloc(n);
+    for (size_t i = 0; i < n; i++) w[i] = ties ? tie_pattern[i % 4] : next_f32();
+    float scale = ref_ternarize(w, n, t);
+    if (ties) CHECK(scale == 1.0f && t[0] == 0 && t[1] == 0 && t[2] == 1 && t[3] == -1);
+
+    BitnetMatrix *m = NULL;
+    OK(bitnet_matrix_from_f32(w, rows, cols, BITNET_FORMAT_I2S, &m));
+    CHECK(m != NULL);
+    CHECK(bitnet_matrix_rows(m) == rows && bitnet_matrix_cols(m) == cols);
+    CHECK(bitnet_matrix_format(m) == BITNET_FORMAT_I2S);
+    CHECK(bitnet_matrix_scale(m) == scale);
+    CHECK(bitnet_matrix_row_tile(m) >= 1);
+    OK(bitnet_matrix_to_ternary(m, t2, n));
+    CHECK(memcmp(t2, t, n) == 0);
+    check_products(m, t, scale, rows, cols);
+
+    /* Packed bytes out and back in; from trits gives the same bytes. */
+    size_t plen = bitnet_matrix_packed_size(m);
+    CHECK(plen >= (n + 3) / 4);
+    uint8_t *p = (uint8_t *)xmalloc(plen);
+    uint8_t *p2 = (uint8_t *)xmalloc(plen);
+    OK(bitnet_matrix_packed_bytes(m, p, plen));
+    BitnetMatrix *m2 = NULL, *m3 = NULL;
+    OK(bitnet_matrix_from_packed(p, plen, rows, cols, scale, BITNET_FORMAT_I2S, &m2));
+    OK(bitnet_matrix_to_ternary(m2, t2, n));
+    CHECK(memcmp(t2, t, n) == 0);
+    OK(bitnet_matrix_from_ternary(t, rows, cols, scale, BITNET_FORMAT_I2S, &m3));
+    OK(bitnet_matrix_packed_bytes(m3, p2, plen));
+    CHECK(memcmp(p, p2, plen) == 0);
+    CHECK(bitnet_matrix_scale(m3) == scale);
+    check_products(m2, t, scale, rows, cols);
+
+    /* bitnet.cpp's blob: export equals the layout built here, and imports back exactly. */
+    size_t blen = 0;
+    int st = bitnet_i2s_blob_size(rows, cols, &blen);
+    if (cols % 128 == 0) {
+        size_t rlen = 0;
+        uint8_t *ref = ref_bitnet_blob(t, n, scale, &rlen);
+        CHECK(st == BITNET_STATUS_OK && blen == rlen);
+        uint8_t *blob = (uint8_t *)xmalloc(blen);
+        OK(bitnet_matrix_to_bitnet_i2s(m, blob, blen));
+        CHECK(memcmp(blob, ref, blen) == 0);
+        BitnetMatrix *m4 = NULL;
+        OK(bitnet_matrix_from_bitnet_i2s(ref, rlen, rows, cols, &m4));
+        OK(bitnet_matrix_packed_bytes(m4, p2, plen));
+        CHECK(memcmp(p, p2, plen) == 0);
+        CHECK(bitnet_matrix_scale(m4) == scale);
+        bitnet_matrix_free(m4);
+        free(blob);
+        free(ref);
+    } else {
+        CHECK(st == BITNET_STATUS_INVALID_SHAPE && blen == 0);
+    }
+
+    check_other_formats(m, w, t, scale, rows, cols);
+    bitnet_matrix_free(m);
+    bitnet_matrix_free(m2);
+    bitnet_matrix_free(m3);
+    free(w);
+    free(t);
+    free(t2);
+    free(p);
+    free(p2);
+}
+
+/* An engine's own thread pool: 4 threads share one matrix and each computes its row range. */
+enum { T_ROWS = 70, T_COLS = 600, T_THREADS = 4 };
+struct job {
+    const BitnetMatrix *m;
+    const float *x;
+    size_t begin, end;
+    float *y;
+    int status;
+};
+
+static void *run_job(void *arg) {
+    struct job *j = (struct job *)arg;
+    j->status = (int)bitnet_gemv_f32_rows(j->m, j->x, T_COLS, j->begin, j->end, j->y + j->begin,
+                                          j->end - j->begin);
+    return NULL;
+}
+
+static void check_threads(void) {
+    float *w = (float *)xmalloc(T_ROWS * T_COLS * sizeof(float));
+    float *x = (float *)xmalloc(T_COLS * sizeof(float));
+    float whole[T_ROWS], parts[T_ROWS];
+    for (size_t i = 0; i < (size_t)T_ROWS * T_COLS; i++) w[i] = next_f32();
+    for (size_t i = 0; i < T_COLS; i++) x[i] = next_f32();
+    BitnetMatrix *m = NULL;
+    OK(bitnet_matrix_from_f32(w, T_ROWS, T_COLS, BITNET_FORMAT_I2S, &m));
+    OK(bitnet_gemv_f32(m, x, T_COLS, whole, T_ROWS));
+    size_t tile = bitnet_matrix_row_tile(m), tiles = (T_ROWS + tile - 1) / tile;
+    pthread_t th[T_THREADS];
+    struct job jobs[T_THREADS];
+    for (size_t i = 0; i < T_THREADS; i++) {
+        size_t b = tiles * i / T_THREADS * tile, e = tiles * (i + 1) / T_THREADS * tile;
+        jobs[i].m = m;
+        jobs[i].x = x;
+        jobs[i].begin = b;
+        jobs[i].end = e < (size_t)T_ROWS ? e : (size_t)T_ROWS;
+        jobs[i].y = parts;
+        jobs[i].status = -1;
+        CHECK(pthread_create(&th[i], NULL, run_job, &jobs[i]) == 0);
+    }
+    for (size_t i = 0; i < T_THREADS; i++) {
+        CHECK(pthread_join(th[i], NULL) == 0);
+        CHECK(jobs[i].status == BITNET_STATUS_OK);
+    }
+    CHECK(memcmp(whole, parts, sizeof whole) == 0);
+    bitnet_matrix_free(m);
+    free(w);
+    free(x);
+}
+
+int main(void) {
+    CHECK(strcmp(bitnet_version(), BITNET_KERNELS_VERSION) == 0);
+    const char *kernel = bitnet_kernel_name();
+    CHECK(kernel != NULL);
+
+    static const size_t shapes[][2] = {{1, 1},   {3, 7},    {5, 300},  {8, 256},  {16, 16},
+                                       {4, 128}, {13, 1000}, {64, 513}, {9, 2048}, {33, 640}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check_shape(shapes[i][0], shapes[i][1], 0);
+    check_shape(12, 256, 1);
+    check_threads();
+
+    /* A tiny case worked by hand (the doc example of ternary_gemv): trits [1 -1 0; 0 1 1],
+     * scale 0.5, x = [1, 0.5, -1] -> q = [127, 64, -127], acc = [63, -63]. */
+    {
+        const int8_t t[6] = {1, -1, 0, 0, 1, 1};
+        const float x[3] = {1.0f, 0.5f, -1.0f};
+        float y[2];
+        int32_t acc[2];
+        const int8_t q[3] = {127, 64, -127};
+        BitnetMatrix *m = NULL;
+        OK(bitnet_matrix_from_ternary(t, 2, 3, 0.5f, BITNET_FORMAT_I2S, &m));
+        OK(bitnet_gemv_i8(m, q, 3, acc, 2));
+        CHECK(acc[0] == 63 && acc[1] == -63);
+        OK(bitnet_gemv_f32(m, x, 3, y, 2));
+        CHECK(y[0] == 63.0f * (0.5f * (1.0f / 127.0f)) && y[1] == -y[0]);
+        bitnet_matrix_free(m);
+    }
+    bitnet_matrix_free(NULL);
+
+    printf("happy path: %d checks passed (kernel %s, library %s)\n", checks, kernel,
+           bitnet_version());
+    return 0;
+}

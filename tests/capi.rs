@@ -1,0 +1,242 @@
+//! Compiles the C programs of `tests/c/` (and the example of `examples/c/`) against
+//! `include/bitnet_kernels.h` with `-std=c11 -Wall -Wextra -Werror -pedantic` (the happy path
+//! also as C++17), links each once against `libbitnet_kernels.a` and once against
+//! `libbitnet_kernels.so`, and runs them.
+//!
+//! `cargo test` builds the library's `staticlib` and `cdylib` along with the `rlib` these
+//! tests link (one rustc invocation makes all three), next to the `deps/` folder of this test
+//! binary. `CC` / `CXX` pick the compilers (default `cc` / `c++`).
+//! `BITNET_CAPI_SANITIZE=address,undefined` builds the C programs with those sanitizers
+//! (`.ci/run` does, where the compiler supports them); LeakSanitizer then also checks that
+//! nothing the library allocated leaked.
+//!
+//! Linux only (the native libraries of a static link are Linux's); skipped, with a note, when
+//! the C compiler targets another architecture than this test (cross builds under qemu).
+
+#![cfg(target_os = "linux")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What `cargo rustc --release --lib --crate-type staticlib -- --print native-static-libs`
+/// prints on x86_64 and aarch64 Linux (glibc): the system libraries Rust's std needs.
+const NATIVE_STATIC_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+const STRICT: &[&str] = &["-Wall", "-Wextra", "-Werror", "-pedantic"];
+
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Static,
+    Shared,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Lang {
+    C11,
+    Cxx17,
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `target/<profile>`: where cargo puts the library artifacts for this test binary.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    let dir = deps.parent().expect("profile dir").to_path_buf();
+    for name in ["libbitnet_kernels.a", "libbitnet_kernels.so"] {
+        assert!(
+            dir.join(name).exists() || deps.join(name).exists(),
+            "{} not found: cargo should have built the staticlib and cdylib",
+            dir.join(name).display()
+        );
+    }
+    // The uplifted copies are hard links of deps/; prefer deps/ when both exist, so a stale
+    // uplifted copy can never be picked up.
+    if deps.join("libbitnet_kernels.a").exists() && deps.join("libbitnet_kernels.so").exists() {
+        deps.to_path_buf()
+    } else {
+        dir
+    }
+}
+
+fn out_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capi");
+    std::fs::create_dir_all(&d).expect("creating the output folder");
+    d
+}
+
+fn compiler(lang: Lang) -> String {
+    let (var, default) = match lang {
+        Lang::C11 => ("CC", "cc"),
+        Lang::Cxx17 => ("CXX", "c++"),
+    };
+    std::env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
+fn sanitize_flags() -> Vec<String> {
+    match std::env::var("BITNET_CAPI_SANITIZE") {
+        Ok(s) if !s.is_empty() => vec![
+            format!("-fsanitize={s}"),
+            "-fno-omit-frame-pointer".into(),
+            "-fno-sanitize-recover=all".into(),
+            "-g".into(),
+        ],
+        _ => vec![],
+    }
+}
+
+/// False (with a note) when the C compiler builds for another architecture than this test.
+fn compiler_matches_target() -> bool {
+    let cc = compiler(Lang::C11);
+    let machine = Command::new(&cc)
+        .arg("-dumpmachine")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let arch = std::env::consts::ARCH;
+    let ok = machine.starts_with(arch);
+    if !ok {
+        eprintln!("skipped: `{cc} -dumpmachine` is '{machine}', this test runs on {arch}");
+    }
+    ok
+}
+
+/// Compiles and links one program; returns the executable's path.
+fn build(src: &str, lang: Lang, link: Link, strict: bool) -> PathBuf {
+    let lib = lib_dir();
+    let name = Path::new(src).file_stem().unwrap().to_string_lossy();
+    let exe = out_dir().join(format!("{name}-{lang:?}-{link:?}").to_lowercase());
+    let mut cmd = Command::new(compiler(lang));
+    match lang {
+        Lang::C11 => cmd.args(["-std=c11", "-x", "c"]),
+        Lang::Cxx17 => cmd.args(["-std=c++17", "-x", "c++"]),
+    };
+    if strict {
+        cmd.args(STRICT);
+    }
+    cmd.args(["-O1", "-I"])
+        .arg(root().join("include"))
+        .arg(root().join(src))
+        .args(["-x", "none"])
+        .args(sanitize_flags())
+        .arg("-o")
+        .arg(&exe);
+    match link {
+        Link::Static => {
+            cmd.arg(lib.join("libbitnet_kernels.a"));
+            cmd.args(NATIVE_STATIC_LIBS);
+        }
+        Link::Shared => {
+            cmd.arg("-L")
+                .arg(&lib)
+                .arg("-lbitnet_kernels")
+                .arg(format!("-Wl,-rpath,{}", lib.display()));
+            cmd.args(["-lpthread", "-lm"]);
+        }
+    }
+    let out = cmd.output().expect("running the C compiler");
+    assert!(
+        out.status.success(),
+        "compiling {src} failed:\n{cmd:?}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// Runs a program (optionally with `BITNET_KERNEL` set), asserting it exits with 0.
+fn run(exe: &Path, args: &[&str], kernel: Option<&str>) -> String {
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    if let Some(k) = kernel {
+        cmd.env("BITNET_KERNEL", k);
+    }
+    let out = cmd.output().expect("running a C program");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{} {args:?} (BITNET_KERNEL={kernel:?}) failed with {}:\n{stdout}{}",
+        exe.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprint!(
+        "{} {args:?} (BITNET_KERNEL={kernel:?}): {stdout}",
+        exe.display()
+    );
+    stdout
+}
+
+/// The happy path with the default kernel and with the scalar reference.
+fn happy(lang: Lang, link: Link) {
+    let exe = build("tests/c/happy.c", lang, link, true);
+    let out = run(&exe, &[], None);
+    assert!(out.contains("checks passed"), "{out}");
+    let out = run(&exe, &[], Some("scalar"));
+    assert!(out.contains("kernel scalar"), "{out}");
+}
+
+/// The table of bad calls, and the same products with a kernel that cannot run.
+fn bad_calls(link: Link) {
+    let exe = build("tests/c/bad_calls.c", Lang::C11, link, true);
+    let out = run(&exe, &[], None);
+    assert!(out.contains("outputs untouched"), "{out}");
+    run(&exe, &["kernel-unavailable"], Some("no-such-kernel"));
+}
+
+#[test]
+fn c_happy_path_static() {
+    if compiler_matches_target() {
+        happy(Lang::C11, Link::Static);
+    }
+}
+
+#[test]
+fn c_happy_path_shared() {
+    if compiler_matches_target() {
+        happy(Lang::C11, Link::Shared);
+    }
+}
+
+#[test]
+fn cxx_happy_path_static_and_shared() {
+    if compiler_matches_target() {
+        happy(Lang::Cxx17, Link::Static);
+        happy(Lang::Cxx17, Link::Shared);
+    }
+}
+
+#[test]
+fn c_bad_calls_static() {
+    if compiler_matches_target() {
+        bad_calls(Link::Static);
+    }
+}
+
+#[test]
+fn c_bad_calls_shared() {
+    if compiler_matches_target() {
+        bad_calls(Link::Shared);
+    }
+}
+
+#[test]
+fn c_example_builds_and_runs() {
+    if compiler_matches_target() {
+        for link in [Link::Shared, Link::Static] {
+            let exe = build("examples/c/gemv.c", Lang::C11, link, true);
+            let out = run(&exe, &[], None);
+            assert!(out.starts_with("bitnet-kernels "), "{out}");
+        }
+    }
+}
