@@ -148,11 +148,11 @@ fn simd_tl_kernels_are_registered() {
     assert!(kernels::available().count() >= 1);
 }
 
-/// Columns around the kernels' table chunk (2304 = 96 TL2 steps = 144 TL1 steps) and
-/// twice that, with per-column values, rows not a multiple of the tile.
+/// Columns around the C kernels' table passes (TL2: 112 steps = 2688 columns, TL1: 224 steps =
+/// 3584 columns) and beyond, with per-column values, rows not a multiple of the tile.
 #[test]
 fn chunk_edges_match_reference() {
-    for cols in [2303, 2304, 2305, 2327, 4607, 4608, 4609, 4633] {
+    for cols in [2687, 2688, 2689, 3583, 3584, 3585, 5377, 7177, 8065] {
         let rows = 70;
         let t = trits(cols as u64, rows * cols);
         for n in [1, 3] {
