@@ -2,8 +2,14 @@
 //! parameters (never failing: an exhausted input reads as zeros), and the reference product.
 #![allow(dead_code)]
 
-use bitnet_kernels::kernels::{self, KernelSet};
-use bitnet_kernels::{Format, TernaryMatrix};
+use bitnet_kernels::TernaryMatrix;
+
+// The integration tests' helpers: the naive product, the kernel sets with their own kernels
+// for a format, the formats this build packs.
+#[path = "../../tests/common/mod.rs"]
+mod shared;
+#[allow(unused_imports)] // each target uses some of them
+pub use shared::{formats, kernel_sets as sets, naive_gemm};
 
 /// Reads little-endian integers from the front of the fuzzer's input.
 pub struct Bytes<'a>(pub &'a [u8]);
@@ -53,28 +59,6 @@ pub fn cycle<T>(src: &[u8], len: usize, f: impl Fn(u8) -> T) -> Vec<T> {
 /// A trit from a byte: -1, 0 or 1.
 pub fn trit(b: u8) -> i8 {
     (b % 3) as i8 - 1
-}
-
-/// The most naive product there is, from unpacked trits: `y[j*rows + r]`.
-pub fn naive_gemm(t: &[i8], rows: usize, cols: usize, x: &[i8], n: usize) -> Vec<i32> {
-    let mut y = vec![0i32; n * rows];
-    for j in 0..n {
-        for r in 0..rows {
-            y[j * rows + r] = t[r * cols..(r + 1) * cols]
-                .iter()
-                .zip(&x[j * cols..(j + 1) * cols])
-                .map(|(&t, &x)| t as i32 * x as i32)
-                .sum();
-        }
-    }
-    y
-}
-
-/// Every kernel set this CPU can run with its own kernels for `f` (scalar included).
-pub fn sets(f: Format) -> Vec<&'static KernelSet> {
-    kernels::available()
-        .filter(|k| k.own(f).is_some())
-        .collect()
 }
 
 /// An accepted matrix must multiply, with every kernel set, GEMV and GEMM, exactly like the

@@ -9,13 +9,9 @@
 mod common;
 
 use bitnet_kernels::kernels::SCALAR;
-use bitnet_kernels::{Format, TernaryMatrix};
-use common::{cycle, naive_gemm, sets, trit, Bytes};
+use bitnet_kernels::TernaryMatrix;
+use common::{cycle, formats, naive_gemm, sets, trit, Bytes};
 use libfuzzer_sys::fuzz_target;
-
-fn formats() -> impl Iterator<Item = Format> {
-    Format::ALL.into_iter().filter(|f| f.layout(1, 1).is_ok())
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
