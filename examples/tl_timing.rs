@@ -7,7 +7,8 @@
 //! For each shape and format: median µs (thread CPU time) of `reps` GEMVs, *warm* (the same matrix every time,
 //! cache-resident when it fits) and *cold* (rotating over copies totalling more than
 //! `cold-mib` MiB, default 128, four times the 32 MiB L3). Measurements of the formats are
-//! interleaved call by call so that drift hits all of them alike. The kernel set is the
+//! interleaved call by call so that drift hits all of them alike (each warm call follows an
+//! untimed call on the same matrix). The kernel set is the
 //! active one (`BITNET_KERNEL` to force one), run through `KernelSet::gemv_i8_rows` on the
 //! calling thread.
 
@@ -97,6 +98,8 @@ fn main() {
         let mut cold = vec![Vec::new(); formats.len()];
         for rep in 0..reps + 5 {
             for (i, m) in base.iter().enumerate() {
+                // The previous format's cold call evicted this one: one untimed call first.
+                set.gemv_i8_rows(m, &x, 0..rows, &mut y).unwrap();
                 let t0 = cpu_us();
                 set.gemv_i8_rows(m, &x, 0..rows, &mut y).unwrap();
                 let w = cpu_us() - t0;

@@ -120,6 +120,49 @@ fn long_rows_do_not_overflow() {
     }
 }
 
+/// GEMM with more activation rows than the kernels' small-n paths take (AVX2: 3, AVX-512: 8),
+/// so the unpacked-tile path runs with full and partial tiles, over one and several K blocks.
+#[test]
+fn gemm_tiles_and_k_blocks() {
+    for cols in [255, 2048, 2049, 2560, 2561, 5121, 6912] {
+        for rows in [5, 17] {
+            let t: Vec<i8> = (0..rows * cols)
+                .map(|i| ((i * 7 + i / 11) % 3) as i8 - 1)
+                .collect();
+            for n in [4, 7, 9, 13] {
+                let x: Vec<i8> = (0..n * cols)
+                    .map(|i: usize| (i.wrapping_mul(2654435761) >> 7) as u8 as i8)
+                    .collect();
+                check_all(&t, rows, cols, &x, n);
+                check_all(&vec![1; rows * cols], rows, cols, &vec![-128; n * cols], n);
+            }
+        }
+    }
+}
+
+/// The widest rows allowed (cols = 2^24 - 1) with every weight and activation at an extreme:
+/// each kernel's accumulators reach their stated bounds (a GEMV that never flushes its
+/// `c * 4^k` accumulators wraps here; |result| = 128 * (2^24 - 1) is just below 2^31).
+#[test]
+fn widest_rows_at_the_extremes() {
+    let (rows, cols) = (5, (1 << 24) - 1);
+    for (tv, xv) in [(1i8, -128i8), (-1, -128), (1, 127)] {
+        let t = vec![tv; rows * cols];
+        let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, Format::I2S).unwrap();
+        drop(t);
+        let want = tv as i32 * xv as i32 * cols as i32;
+        // n = 9 takes both kernels' unpacked-tile GEMM path, n = 2 their small-n path.
+        for n in [1, 2, 9] {
+            let x = vec![xv; n * cols];
+            for k in kernel_sets(Format::I2S) {
+                let mut y = vec![0; n * rows];
+                k.gemm_i8(&m, &x, n, &mut y).unwrap();
+                assert_eq!(y, vec![want; n * rows], "{} t={tv} x={xv} n={n}", k.name);
+            }
+        }
+    }
+}
+
 /// The threaded path (a matrix large enough to be split) agrees with the one-thread path.
 #[test]
 fn threaded_matches_single_thread() {

@@ -35,6 +35,11 @@
  * sum over its kp/16 columns of |c*q| <= 256 * 2^24 / 16 = 2^28 (kp <= 2^24). */
 #define GEMV_FLUSH_CHUNKS 4096
 
+/* No software prefetch: measured here (Zen 4, KVM), prefetcht0/t1/nta of the weight stream
+ * 0.5-16 KiB ahead, or touching a line a page ahead, never made the DRAM-resident GEMV
+ * faster than leaving the one sequential stream to the hardware prefetchers; most variants
+ * were 10-50% slower. */
+
 /* [sum a, sum b, sum c, sum d] of four 16-lane vectors (a 4 x 4 transpose folded into adds). */
 static inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
     __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
@@ -50,58 +55,62 @@ static inline __m512i lane_sums(const int8_t *x, size_t kp) {
     const __m512i ones = _mm512_set1_epi8(1);
     __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
     for (size_t i = 0; i < kp; i += 2 * CHUNK) {
-        s0 = _mm512_dpbusd_epi32(s0, ones, _mm512_loadu_si512(x + i));
-        s1 = _mm512_dpbusd_epi32(s1, ones, _mm512_loadu_si512(x + i + CHUNK));
+        DPBUSD(s0, ones, _mm512_loadu_si512(x + i));
+        DPBUSD(s1, ones, _mm512_loadu_si512(x + i + CHUNK));
     }
     return _mm512_add_epi32(s0, s1);
 }
 
-void bitnet_i2s_gemv_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                            size_t row_end, int32_t *y) {
-    const size_t nb = kp / KBLK;
+/* Rows 0..3 of the group at g times one activation row x (lane sums qs): the GEMV loop. */
+static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g, size_t nb,
+                                                                const int8_t *x, __m512i qs) {
     const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C);
     const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8((char)0xC0);
-    /* Lane-wise subtraction keeps every partial sum of the final reduction a sum of t*q
-     * over a subset of the real columns: |.| <= 128 * (2^24 - 1) < 2^31. */
-    const __m512i qs = lane_sums(x, kp);
-    for (size_t r = row_begin; r < row_end; r += TILE) {
-        const uint8_t *g = w + bitnet_i2s_chunk_offset(r, 0, kp);
-        __m512i tot[TILE];
-        for (int i = 0; i < TILE; i++) tot[i] = _mm512_setzero_si512();
-        for (size_t b0 = 0; b0 < nb; b0 += GEMV_FLUSH_CHUNKS) {
-            const size_t b1 = nb - b0 < GEMV_FLUSH_CHUNKS ? nb : b0 + GEMV_FLUSH_CHUNKS;
-            /* a[i][k]: row i, bit pair k; 16 independent chains hide vpdpbusd's latency. */
-            __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00;
-            __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-            __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-            __m512i a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-            for (size_t b = b0; b < b1; b++) {
-                const uint8_t *wb = g + b * TILE * CHUNK;
-                const int8_t *xb = x + b * KBLK;
-                const __m512i x0 = _mm512_loadu_si512(xb), x1 = _mm512_loadu_si512(xb + CHUNK);
-                const __m512i x2 = _mm512_loadu_si512(xb + 2 * CHUNK);
-                const __m512i x3 = _mm512_loadu_si512(xb + 3 * CHUNK);
-                __m512i v;
+    __m512i tot[TILE];
+    for (int i = 0; i < TILE; i++) tot[i] = _mm512_setzero_si512();
+    for (size_t b0 = 0; b0 < nb; b0 += GEMV_FLUSH_CHUNKS) {
+        const size_t b1 = nb - b0 < GEMV_FLUSH_CHUNKS ? nb : b0 + GEMV_FLUSH_CHUNKS;
+        /* a[i][k]: row i, bit pair k; 16 independent chains hide vpdpbusd's latency. */
+        __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00;
+        __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        __m512i a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        for (size_t b = b0; b < b1; b++) {
+            const uint8_t *wb = g + b * TILE * CHUNK;
+            const int8_t *xb = x + b * KBLK;
+            const __m512i x0 = _mm512_loadu_si512(xb), x1 = _mm512_loadu_si512(xb + CHUNK);
+            const __m512i x2 = _mm512_loadu_si512(xb + 2 * CHUNK);
+            const __m512i x3 = _mm512_loadu_si512(xb + 3 * CHUNK);
+            __m512i v;
 #define ROW(i)                                                                  \
     v = _mm512_load_si512(wb + (i) * CHUNK);                                    \
     DPBUSD(a##i##0, _mm512_and_si512(v, m0), x0);                               \
     DPBUSD(a##i##1, _mm512_and_si512(v, m1), x1);                               \
     DPBUSD(a##i##2, _mm512_and_si512(v, m2), x2);                               \
     DPBUSD(a##i##3, _mm512_and_si512(v, m3), x3);
-                ROW(0) ROW(1) ROW(2) ROW(3)
+            ROW(0) ROW(1) ROW(2) ROW(3)
 #undef ROW
-            }
-            /* acc_k is a sum of multiples of 4^k, so >> 2k is exact. */
+        }
+        /* acc_k is a sum of multiples of 4^k, so >> 2k is exact. */
 #define COMBINE(i)                                                                             \
     tot[i] = _mm512_add_epi32(                                                                 \
         tot[i], _mm512_add_epi32(_mm512_add_epi32(a##i##0, _mm512_srai_epi32(a##i##1, 2)),    \
                                  _mm512_add_epi32(_mm512_srai_epi32(a##i##2, 4),               \
                                                   _mm512_srai_epi32(a##i##3, 6))));
-            COMBINE(0) COMBINE(1) COMBINE(2) COMBINE(3)
+        COMBINE(0) COMBINE(1) COMBINE(2) COMBINE(3)
 #undef COMBINE
-        }
-        __m128i s = hsum4(_mm512_sub_epi32(tot[0], qs), _mm512_sub_epi32(tot[1], qs),
-                          _mm512_sub_epi32(tot[2], qs), _mm512_sub_epi32(tot[3], qs));
+    }
+    /* Lane-wise subtraction keeps every partial sum of the final reduction a sum of t*q
+     * over a subset of the real columns: |.| <= 128 * (2^24 - 1) < 2^31. */
+    return hsum4(_mm512_sub_epi32(tot[0], qs), _mm512_sub_epi32(tot[1], qs),
+                 _mm512_sub_epi32(tot[2], qs), _mm512_sub_epi32(tot[3], qs));
+}
+
+void bitnet_i2s_gemv_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
+                            size_t row_end, int32_t *y) {
+    const __m512i qs = lane_sums(x, kp);
+    for (size_t r = row_begin; r < row_end; r += TILE) {
+        const __m128i s = gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp), kp / KBLK, x, qs);
         _mm_storeu_si128((__m128i *)(y + (r - row_begin)), s);
     }
 }
@@ -110,6 +119,9 @@ void bitnet_i2s_gemv_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t
  * small enough that the codes and a tile of 6 activation rows (15 KiB) share the L1. */
 #define GEMM_KB 2560
 #define GEMM_ACTS 6
+/* Up to 8 activation rows take the GEMV loop (i2s_gemm.h); measured on Zen 4 6912x2560:
+ * ~185 G MAC/s for n = 2..8 against 110-175 for the unpacked tiles, a tie at 8-12. */
+#define GEMM_SMALL_N 8
 
 /* Unpacks chunks [b0, b1) of a 4-row group into u[i][(b - b0) * 256 + 64k + j] = c. */
 static inline void unpack_group(const uint8_t *g, size_t b0, size_t b1, uint8_t *u) {
@@ -156,39 +168,28 @@ static inline __attribute__((always_inline)) void tile(const uint8_t *u, const i
     }
 }
 
+/* Tiles with a constant activation count, so the accumulators stay in registers. */
+static inline void tile_acts(const uint8_t *u, const int8_t *x, size_t kp, size_t len, int A,
+                             int32_t *y, size_t ys) {
+    switch (A) {
+    case 6: tile(u, x, kp, len, 6, y, ys); break;
+    case 5: tile(u, x, kp, len, 5, y, ys); break;
+    case 4: tile(u, x, kp, len, 4, y, ys); break;
+    case 3: tile(u, x, kp, len, 3, y, ys); break;
+    case 2: tile(u, x, kp, len, 2, y, ys); break;
+    default: tile(u, x, kp, len, 1, y, ys); break;
+    }
+}
+
+typedef __m512i lanes_t;
+
+static inline int32_t sum_q(const int8_t *x, size_t kp) {
+    return _mm512_reduce_add_epi32(lane_sums(x, kp));
+}
+
+#include "x86/i2s_gemm.h"
+
 void bitnet_i2s_gemm_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t n,
                             size_t row_begin, size_t row_end, int32_t *y) {
-    const size_t nb = kp / KBLK, rows = row_end - row_begin;
-    _Alignas(64) uint8_t u[TILE * GEMM_KB];
-    /* y starts at -sum q (exact: |sum q| <= 128 * (2^24 - 1)), then gains sum c*q block by
-     * block. */
-    for (size_t j = 0; j < n; j++) {
-        const __m512i qs = lane_sums(x + j * kp, kp);
-        const int32_t s = -_mm512_reduce_add_epi32(qs);
-        for (size_t r = 0; r < rows; r++) y[j * rows + r] = s;
-    }
-    /* Even K blocks of at most GEMM_KB columns. */
-    const size_t nblk = (kp + GEMM_KB - 1) / GEMM_KB;
-    const size_t per = (nb + nblk - 1) / nblk;
-    for (size_t r = row_begin; r < row_end; r += TILE) {
-        const uint8_t *g = w + bitnet_i2s_chunk_offset(r, 0, kp);
-        int32_t *yr = y + (r - row_begin);
-        for (size_t b0 = 0; b0 < nb; b0 += per) {
-            const size_t b1 = nb - b0 < per ? nb : b0 + per;
-            const size_t len = (b1 - b0) * KBLK;
-            unpack_group(g, b0, b1, u);
-            const int8_t *xb = x + b0 * KBLK;
-            size_t j = 0;
-            for (; j + GEMM_ACTS <= n; j += GEMM_ACTS)
-                tile(u, xb + j * kp, kp, len, GEMM_ACTS, yr + j * rows, rows);
-            switch (n - j) {
-            case 5: tile(u, xb + j * kp, kp, len, 5, yr + j * rows, rows); break;
-            case 4: tile(u, xb + j * kp, kp, len, 4, yr + j * rows, rows); break;
-            case 3: tile(u, xb + j * kp, kp, len, 3, yr + j * rows, rows); break;
-            case 2: tile(u, xb + j * kp, kp, len, 2, yr + j * rows, rows); break;
-            case 1: tile(u, xb + j * kp, kp, len, 1, yr + j * rows, rows); break;
-            default: break;
-            }
-        }
-    }
+    i2s_gemm(w, kp, x, n, row_begin, row_end, y);
 }

@@ -6,7 +6,7 @@
 //! (`FORMATS.md` §3). Per activation triple a kernel builds the 14-entry table
 //! `T[u] = d0·q0 + d1·q1 + d2·q2` (`|T| <= 384`, int16) and each group costs one lookup, negated
 //! when `s` is set. Index 14 and 15, and `s = 1` with `u = 13` (a negative zero), never
-//! occur: [`validate`] rejects them, so one matrix has exactly one packed form.
+//! occur: validation (`TernaryMatrix::from_packed`) rejects them, so one matrix has exactly one packed form.
 //!
 //! # Byte layout (the same bytes for every ISA)
 //! Rows are padded to a multiple of [`ROW_TILE`] (64), columns to a multiple of [`K_BLOCK`]
@@ -32,8 +32,9 @@
 //!
 //! The nibbles are lane-major (a 16-byte lane = 16 rows of one group, what `vpshufb` and
 //! NEON `tbl` want); the sign bits are row-major (bit `4i + l`): the order of the bytes
-//! after the AVX-512 kernel's transposing `vpermb`, so one `kmovq` of a sign word masks the
-//! 64 transposed indices directly, while AVX2 / NEON expand them with a byte shuffle.
+//! after the AVX-512 kernel's transposing `vpermb`, so one sign word, moved to a mask
+//! register, masks the 64 transposed lookups directly, while AVX2 / NEON expand the bits
+//! with a byte shuffle.
 //!
 //! Byte offset of the nibble of row `r`, group `g`: as in TL1 with 320-byte steps,
 //! `(r/64 · Kp/24 + g/8) · 320 + (r%64)/16 · 64 + (g%8 % 4) · 16 + r%16`, nibble `(g%8)/4`;

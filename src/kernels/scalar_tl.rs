@@ -7,12 +7,14 @@
 use crate::format::tl1::{self, nibble_pos};
 use crate::format::tl2;
 
-/// Writes `dot(w, r, x_j)` for every row `r` of the range and activation row `j`.
+/// For every row `r` of the range and activation row `j`, the exact
+/// `sum_g sum_k decode(w, r, g)[k] * x_j[G g + k]`, where `decode` gives the `G` trits of
+/// group `g` of row `r`.
 ///
 /// # Safety
 /// The raw kernel contract of [`super::RawGemm`], with `tile_bytes` the bytes of one row tile.
 #[allow(clippy::too_many_arguments)]
-unsafe fn for_each_output(
+unsafe fn gemm_by_groups<const G: usize>(
     w: *const u8,
     kp: usize,
     x: *const i8,
@@ -21,7 +23,7 @@ unsafe fn for_each_output(
     row_end: usize,
     y: *mut i32,
     tile_bytes: usize,
-    dot: impl Fn(&[u8], usize, &[i8]) -> i32,
+    decode: impl Fn(&[u8], usize, usize) -> [i8; G],
 ) {
     let rows = row_end - row_begin;
     // SAFETY: the contract guarantees these extents are readable / writable: the packed
@@ -35,7 +37,14 @@ unsafe fn for_each_output(
     };
     for r in row_begin..row_end {
         for j in 0..n {
-            y[j * rows + (r - row_begin)] = dot(w, r, &x[j * kp..(j + 1) * kp]);
+            let x = &x[j * kp..(j + 1) * kp];
+            let mut acc = 0i32; // |acc| <= 128 · kp < 2^31
+            for g in 0..kp / G {
+                for (k, d) in decode(w, r, g).into_iter().enumerate() {
+                    acc += d as i32 * x[G * g + k] as i32;
+                }
+            }
+            y[j * rows + (r - row_begin)] = acc;
         }
     }
 }
@@ -66,31 +75,13 @@ pub unsafe extern "C" fn tl1_gemm(
     y: *mut i32,
 ) {
     let steps = kp / tl1::K_BLOCK;
-    let dot = |w: &[u8], r: usize, x: &[i8]| {
-        let mut acc = 0i32; // |acc| <= 128 · kp < 2^31
-        for g in 0..kp / tl1::GROUP {
-            let (off, sh) = nibble_pos(r, g, steps, tl1::STEP_BYTES);
-            let t = tl1::digits((w[off] >> sh) & 0xF);
-            for (k, &d) in t.iter().enumerate() {
-                acc += d as i32 * x[tl1::GROUP * g + k] as i32;
-            }
-        }
-        acc
+    let decode = |w: &[u8], r, g| {
+        let (off, sh) = nibble_pos(r, g, steps, tl1::STEP_BYTES);
+        tl1::digits((w[off] >> sh) & 0xF)
     };
+    let tile_bytes = steps * tl1::STEP_BYTES;
     // SAFETY: forwarded contract.
-    unsafe {
-        for_each_output(
-            w,
-            kp,
-            x,
-            n,
-            row_begin,
-            row_end,
-            y,
-            steps * tl1::STEP_BYTES,
-            dot,
-        )
-    }
+    unsafe { gemm_by_groups(w, kp, x, n, row_begin, row_end, y, tile_bytes, decode) }
 }
 
 /// # Safety
@@ -119,30 +110,12 @@ pub unsafe extern "C" fn tl2_gemm(
     y: *mut i32,
 ) {
     let steps = kp / tl2::K_BLOCK;
-    let dot = |w: &[u8], r: usize, x: &[i8]| {
-        let mut acc = 0i32; // |acc| <= 128 · kp < 2^31
-        for g in 0..kp / tl2::GROUP {
-            let (off, sh) = nibble_pos(r, g, steps, tl2::STEP_BYTES);
-            let (soff, bit) = tl2::sign_pos(r, g, steps);
-            let t = tl2::digits((w[soff] >> bit) & 1 == 1, (w[off] >> sh) & 0xF);
-            for (k, &d) in t.iter().enumerate() {
-                acc += d as i32 * x[tl2::GROUP * g + k] as i32;
-            }
-        }
-        acc
+    let decode = |w: &[u8], r, g| {
+        let (off, sh) = nibble_pos(r, g, steps, tl2::STEP_BYTES);
+        let (soff, bit) = tl2::sign_pos(r, g, steps);
+        tl2::digits((w[soff] >> bit) & 1 == 1, (w[off] >> sh) & 0xF)
     };
+    let tile_bytes = steps * tl2::STEP_BYTES;
     // SAFETY: forwarded contract.
-    unsafe {
-        for_each_output(
-            w,
-            kp,
-            x,
-            n,
-            row_begin,
-            row_end,
-            y,
-            steps * tl2::STEP_BYTES,
-            dot,
-        )
-    }
+    unsafe { gemm_by_groups(w, kp, x, n, row_begin, row_end, y, tile_bytes, decode) }
 }

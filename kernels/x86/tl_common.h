@@ -1,0 +1,232 @@
+/* Shared by the TL1 / TL2 C kernels (tl1_*.c, tl2_*.c): the pass structure of a GEMV and
+ * the GEMM loop, and the accumulation helpers each ISA's files share.
+ *
+ * A GEMV builds the tables of at most CHUNK steps at a time into a stack buffer (bounded:
+ * no allocation, whatever K) and walks all its rows for them, accumulating into y; passes
+ * are balanced so that none is tiny. A GEMM is one GEMV per activation row: the tables are
+ * per activation row, and the TL formats are for the GEMV (fewer bytes to stream). */
+#ifndef BITNET_TL_COMMON_H
+#define BITNET_TL_COMMON_H
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* Defines bitnet_<fmt>_gemv_<isa> / _gemm_<isa> from
+ *   build(const int8_t *x, size_t steps, vec_t *tab)
+ *   rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t steps, const vec_t *tab,
+ *        size_t rb, size_t re, int32_t *y, int first). */
+#define BITNET_TL_ENTRY_POINTS(fmt, isa, vec_t, chunk, step_vecs, k_block, step_bytes, build, \
+                               rows)                                                          \
+    void bitnet_##fmt##_gemv_##isa(const uint8_t *w, size_t kp, const int8_t *x,             \
+                                   size_t row_begin, size_t row_end, int32_t *y) {           \
+        vec_t tab[(chunk) * (step_vecs)];                                                     \
+        const size_t steps = kp / (k_block);                                                  \
+        const size_t passes = (steps + (chunk) - 1) / (chunk);                                \
+        const size_t per = (steps + passes - 1) / passes; /* <= chunk */                      \
+        for (size_t k0 = 0; k0 < steps; k0 += per) {                                          \
+            const size_t ks = steps - k0 < per ? steps - k0 : per;                            \
+            build(x + k0 * (k_block), ks, tab);                                               \
+            rows(w, steps * (step_bytes), k0, ks, tab, row_begin, row_end, y, k0 == 0);       \
+        }                                                                                     \
+    }                                                                                         \
+    void bitnet_##fmt##_gemm_##isa(const uint8_t *w, size_t kp, const int8_t *x, size_t n,   \
+                                   size_t row_begin, size_t row_end, int32_t *y) {           \
+        for (size_t j = 0; j < n; j++)                                                        \
+            bitnet_##fmt##_gemv_##isa(w, kp, x + j * kp, row_begin, row_end,                  \
+                                      y + j * (row_end - row_begin));                         \
+    }
+
+/* `n` bytes of constants from a generator expression of p (0 <= p < n). */
+#define BITNET_TL_BYTES(dst, n, expr)                       \
+    do {                                                    \
+        uint8_t b_[n];                                      \
+        for (int p = 0; p < (n); p++) b_[p] = (uint8_t)(expr); \
+        memcpy(&(dst), b_, n);                              \
+    } while (0)
+
+#if defined(__AVX512VBMI__)
+/* acc += u8(a) . s8(b) per int32 lane; inline asm because GCC 12 otherwise copies the
+ * accumulator through another register around every vpdpbusd. */
+#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
+
+/* byte 4i + l <- byte 16l + i: one row's four groups into one dword. */
+static inline __m512i bitnet_tl_transpose(void) {
+    __m512i t;
+    BITNET_TL_BYTES(t, 64, 16 * (p % 4) + p / 4);
+    return t;
+}
+
+/* byte p: group (p % 4) << 4, the table slot of the transposed byte's group. */
+static inline __m512i bitnet_tl_pos(void) {
+    __m512i t;
+    BITNET_TL_BYTES(t, 64, (p % 4) << 4);
+    return t;
+}
+
+/* byte j <- byte 2j of a 128-byte pair (the low byte of each word). */
+static inline __m512i bitnet_tl_even(void) {
+    __m512i t;
+    BITNET_TL_BYTES(t, 64, 2 * p);
+    return t;
+}
+
+/* 64 sign bits -> a mask register, through a general register (a kmovq from memory was
+ * the hottest instruction of the TL2 loop when the line missed the cache). */
+static inline __mmask64 bitnet_tl_load_mask(const uint8_t *p) {
+    uint64_t m;
+    memcpy(&m, p, 8);
+    __asm__("" : "+r"(m));
+    return _cvtu64_mask64(m);
+}
+
+/* The TL1 / TL2 block loop (T-MAC order): rows [rb, re) (whole tiles) over `steps` steps
+ * from step k0 of each tile, with a step's 4 tables (A lo, A hi, B lo, B hi: 64-byte vpermb
+ * tables of groups 0-3 and 4-7) in registers while its four 16-row sub-tiles stream
+ * through; y receives (first) or accumulates the partial sums. `signs` (TL2, a constant
+ * after inlining): each sub-tile's two sign words sit at step offset 256 + 16 s and negate
+ * the lookups they mark.
+ *
+ * Per 64-byte block: one vpermb transposes it (byte 16l + i -> 4i + l) so one row's four
+ * groups share a dword; indices = nibble | group << 4; two vpermb give lo and hi; two
+ * vpdpbusd add 1 * lo and 64 * hi (signed bytes: |lo| <= 63, |hi| <= 6). After each whole
+ * step an accumulator holds the exact partial sum (|.| <= 128 * K < 2^31); within a step
+ * lo and hi parts may stray by < 2^12 and int32 wraps consistently, so totals are exact. */
+static inline void bitnet_tl_rows_avx512(const uint8_t *w, size_t tile_bytes, size_t k0,
+                                         size_t steps, const __m512i *tab, size_t rb,
+                                         size_t re, int32_t *y, int first, size_t step_bytes,
+                                         int signs) {
+    const __m512i transpose = bitnet_tl_transpose(), pos = bitnet_tl_pos();
+    const __m512i low4 = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi8(1);
+    const __m512i c64 = _mm512_set1_epi8(64), z = _mm512_setzero_si512();
+    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
+        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * step_bytes;
+        int32_t *yo = y + (r - rb);
+        __m512i accA[4], accB[4]; /* dword i = row 16s + i */
+        for (int s = 0; s < 4; s++) {
+            accA[s] = first ? z : _mm512_loadu_si512(yo + 16 * s);
+            accB[s] = z;
+        }
+        for (size_t k = 0; k < steps; k++) {
+            const uint8_t *q = base + k * step_bytes;
+            const __m512i *t = tab + 4 * k;
+            const __m512i al = t[0], ah = t[1], bl = t[2], bh = t[3];
+            for (int s = 0; s < 4; s++) {
+                const __m512i v =
+                    _mm512_permutexvar_epi8(transpose, _mm512_load_si512(q + 64 * s));
+                const __m512i ia = _mm512_ternarylogic_epi32(v, low4, pos, 0xEA);
+                const __m512i ib =
+                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), low4, pos, 0xEA);
+                __m512i la = _mm512_permutexvar_epi8(ia, al), ha = _mm512_permutexvar_epi8(ia, ah);
+                __m512i lb = _mm512_permutexvar_epi8(ib, bl), hb = _mm512_permutexvar_epi8(ib, bh);
+                if (signs) {
+                    const uint8_t *sg = q + 4 * 64 + 16 * s;
+                    const __mmask64 ka = bitnet_tl_load_mask(sg), kb = bitnet_tl_load_mask(sg + 8);
+                    la = _mm512_mask_sub_epi8(la, ka, z, la);
+                    ha = _mm512_mask_sub_epi8(ha, ka, z, ha);
+                    lb = _mm512_mask_sub_epi8(lb, kb, z, lb);
+                    hb = _mm512_mask_sub_epi8(hb, kb, z, hb);
+                }
+                DPBUSD(accA[s], ones, la);
+                DPBUSD(accA[s], c64, ha);
+                DPBUSD(accB[s], ones, lb);
+                DPBUSD(accB[s], c64, hb);
+            }
+        }
+        for (int s = 0; s < 4; s++)
+            _mm512_storeu_si512(yo + 16 * s, _mm512_add_epi32(accA[s], accB[s]));
+    }
+}
+#endif
+
+#if defined(__AVX2__)
+/* Adds one lookup vector's lo / hi bytes (16 rows a lane) into int16 row accumulators:
+ * acc[0] rows 0-7, acc[1] rows 8-15 (lanes hold separate partial sums). */
+static inline void bitnet_tl_add16(__m256i *acc, __m256i lo, __m256i hi) {
+    const __m256i c1_64 = _mm256_set1_epi16(64 << 8 | 1); /* bytes [1, 64]: lo + 64 hi */
+    acc[0] = _mm256_add_epi16(acc[0], _mm256_maddubs_epi16(c1_64, _mm256_unpacklo_epi8(lo, hi)));
+    acc[1] = _mm256_add_epi16(acc[1], _mm256_maddubs_epi16(c1_64, _mm256_unpackhi_epi8(lo, hi)));
+}
+
+/* Adds int16 accumulators (lane 0 and lane 1 hold partial sums of the same 8 rows) into
+ * 8 int32 rows, and clears them. */
+static inline void bitnet_tl_flush16(__m256i *acc16, int32_t *acc32) {
+    const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(*acc16));
+    const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(*acc16, 1));
+    __m256i a = _mm256_loadu_si256((const __m256i *)acc32);
+    a = _mm256_add_epi32(a, _mm256_add_epi32(lo, hi));
+    _mm256_storeu_si256((__m256i *)acc32, a);
+    *acc16 = _mm256_setzero_si256();
+}
+
+/* Packs two int16 tables (16 words each) into the lo (T & 63) and hi (T >> 6) vpshufb
+ * tables, lane 0 = a, lane 1 = b. */
+static inline void bitnet_tl_pack16(__m256i a, __m256i b, __m256i *lo, __m256i *hi) {
+    const __m256i low6 = _mm256_set1_epi16(63);
+    *lo = _mm256_permute4x64_epi64(
+        _mm256_packus_epi16(_mm256_and_si256(a, low6), _mm256_and_si256(b, low6)), 0xD8);
+    *hi = _mm256_permute4x64_epi64(
+        _mm256_packs_epi16(_mm256_srai_epi16(a, 6), _mm256_srai_epi16(b, 6)), 0xD8);
+}
+/* The TL1 / TL2 AVX2 block loop: rows [rb, re) (whole tiles) over `steps` steps from step
+ * k0 of each tile; a step's 8 tables (lo, hi for groups (0,1), (2,3), (4,5), (6,7), one
+ * group a lane) serve its four 16-row sub-tiles; y receives (first) or accumulates.
+ * Per sub-tile: 4 index vectors (low / high nibbles of the two 32-byte halves), two
+ * vpshufb each, for TL2 (`signs`, a constant after inlining) vpsignb with the sign bits
+ * expanded to bytes (sign of lane L, row i: byte i/2 of the sub-tile's sign word, bit
+ * 4 (i%2) + L, + 2 for groups 2, 3 of the word), then bitnet_tl_add16 (|lo + 64 hi| <= 447:
+ * no saturation). int16 accumulators take 4 lookups a step (<= 4 * 384 = 1536) and are
+ * widened every 16 steps (16 * 1536 = 24576 < 2^15); the int32 totals are exact. */
+#define BITNET_TL_FLUSH_STEPS 16
+static inline void bitnet_tl_rows_avx2(const uint8_t *w, size_t tile_bytes, size_t k0,
+                                       size_t steps, const __m256i *tab, size_t rb, size_t re,
+                                       int32_t *y, int first, size_t step_bytes, int signs) {
+    __m256i sel, bits0, bits1;
+    BITNET_TL_BYTES(sel, 32, (p % 16) / 2);
+    BITNET_TL_BYTES(bits0, 32, 1u << (4 * (p % 2) + p / 16));
+    BITNET_TL_BYTES(bits1, 32, 1u << (4 * (p % 2) + p / 16 + 2));
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
+        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * step_bytes;
+        int32_t *yo = y + (r - rb);
+        int32_t acc32[BITNET_TL_ROW_TILE]; /* exact: |.| <= 128 * K < 2^31 */
+        for (int i = 0; i < BITNET_TL_ROW_TILE; i++) acc32[i] = first ? 0 : yo[i];
+        __m256i acc16[8]; /* sub-tile s: [2s] rows 0-7, [2s + 1] rows 8-15 */
+        for (int i = 0; i < 8; i++) acc16[i] = _mm256_setzero_si256();
+        for (size_t k = 0; k < steps; k++) {
+            const uint8_t *q = base + k * step_bytes;
+            const __m256i *t = tab + 8 * k;
+            for (int s = 0; s < 4; s++) {
+                const __m256i n0 = _mm256_load_si256((const __m256i *)(q + 64 * s));
+                const __m256i n1 = _mm256_load_si256((const __m256i *)(q + 64 * s + 32));
+                const __m256i idx[4] = {
+                    _mm256_and_si256(n0, low4), _mm256_and_si256(n1, low4),
+                    _mm256_and_si256(_mm256_srli_epi16(n0, 4), low4),
+                    _mm256_and_si256(_mm256_srli_epi16(n1, 4), low4)};
+                uint64_t sw[2] = {0, 0};
+                if (signs) memcpy(sw, q + 4 * 64 + 16 * s, 16);
+                for (int j = 0; j < 4; j++) {
+                    __m256i lo = _mm256_shuffle_epi8(t[2 * j], idx[j]);
+                    __m256i hi = _mm256_shuffle_epi8(t[2 * j + 1], idx[j]);
+                    if (signs) {
+                        const __m256i sb =
+                            _mm256_shuffle_epi8(_mm256_set1_epi64x((long long)sw[j / 2]), sel);
+                        const __m256i bits = (j % 2) ? bits1 : bits0;
+                        const __m256i sg = _mm256_or_si256(
+                            _mm256_cmpeq_epi8(_mm256_and_si256(sb, bits), bits), one);
+                        lo = _mm256_sign_epi8(lo, sg);
+                        hi = _mm256_sign_epi8(hi, sg);
+                    }
+                    bitnet_tl_add16(&acc16[2 * s], lo, hi);
+                }
+            }
+            if ((k + 1) % BITNET_TL_FLUSH_STEPS == 0 || k + 1 == steps)
+                for (int i = 0; i < 8; i++) bitnet_tl_flush16(&acc16[i], acc32 + 8 * i);
+        }
+        memcpy(yo, acc32, sizeof acc32);
+    }
+}
+#endif
+
+#endif
