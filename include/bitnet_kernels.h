@@ -293,7 +293,7 @@ enum BitnetStatus bitnet_matrix_to_ternary(const struct BitnetMatrix *m,
                                            size_t out_len);
 
 /**
- * Exact int32 accumulators y[i] = sum_j t[i][j] * x[j] for any int8 x (-128 included).
+ * Exact int32 accumulators `y[i] = sum_j t[i][j] * x[j]` for any int8 x (-128 included).
  * `x_len` must be cols, `y_len` rows. Large products use the library's thread pool
  * (RAYON_NUM_THREADS). `y` is untouched on failure and may overlap `x`.
  *
@@ -307,7 +307,7 @@ enum BitnetStatus bitnet_gemv_i8(const struct BitnetMatrix *m,
 
 /**
  * The BitLinear forward pass for one activation row: x (cols floats) is quantized to int8
- * (absmax), multiplied exactly, and rescaled: y[i] = acc[i] * (scale * (absmax / 127)).
+ * (absmax), multiplied exactly, and rescaled: `y[i] = acc[i] * (scale * (absmax / 127))`.
  * `x_len` must be cols, `y_len` rows. `y` is untouched on failure and may overlap `x`.
  *
  * Safety: `m` is a live matrix; `x` and `y` point to `x_len` and `y_len` floats.
@@ -339,8 +339,8 @@ enum BitnetStatus bitnet_gemm_i8(const struct BitnetMatrix *m,
                                  int32_t *y);
 
 /**
- * `bitnet_gemv_i8` for the output rows [row_begin, row_end) only, on the calling thread:
- * y[r - row_begin] for each row r, `y_len == row_end - row_begin`, `x_len == cols`. For
+ * `bitnet_gemv_i8` for the output rows `[row_begin, row_end)` only, on the calling thread:
+ * `y[r - row_begin]` for each row r, `y_len == row_end - row_begin`, `x_len == cols`. For
  * engines that split a product over their own threads (see `bitnet_matrix_row_tile`).
  *
  * Safety: `m` is a live matrix; `x` and `y` point to `x_len` and `y_len` elements.
@@ -354,7 +354,7 @@ enum BitnetStatus bitnet_gemv_i8_rows(const struct BitnetMatrix *m,
                                       size_t y_len);
 
 /**
- * `bitnet_gemv_f32` for the output rows [row_begin, row_end) only, on the calling thread;
+ * `bitnet_gemv_f32` for the output rows `[row_begin, row_end)` only, on the calling thread;
  * bit-identical to the same rows of the whole call. `y_len == row_end - row_begin`,
  * `x_len == cols`. Each call quantizes all of x; to quantize once, use
  * `bitnet_quantize_activations` with `bitnet_gemv_i8_rows`.
@@ -370,7 +370,7 @@ enum BitnetStatus bitnet_gemv_f32_rows(const struct BitnetMatrix *m,
                                        size_t y_len);
 
 /**
- * `bitnet_gemm_i8` for the output rows [row_begin, row_end) only, on the calling thread:
+ * `bitnet_gemm_i8` for the output rows `[row_begin, row_end)` only, on the calling thread:
  * x is n x cols; y is n x (row_end - row_begin), row-major.
  *
  * Safety: `m` is a live matrix; `x` points to n * cols bytes, `y` to
@@ -386,7 +386,7 @@ enum BitnetStatus bitnet_gemm_i8_rows(const struct BitnetMatrix *m,
 /**
  * The library's activation quantizer (absmax int8, round half to even, FORMATS.md §1):
  * writes `len` int8 to `q` and the row's absmax `a` (at least 1e-5) to `*absmax`. With
- * `bitnet_gemv_i8_rows`, y[i] = (float)acc[i] * (bitnet_matrix_scale(m) * (a / 127.0f))
+ * `bitnet_gemv_i8_rows`, `y[i] = (float)acc[i] * (bitnet_matrix_scale(m) * (a / 127.0f))`
  * reproduces `bitnet_gemv_f32` bit for bit. Outputs are untouched on failure.
  *
  * Safety: `x` points to `len` floats, `q` to `len` writable bytes.

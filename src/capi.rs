@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 
 use crate::error::Error;
 use crate::format::{check_shape, i2s, Format, TernaryMatrix};
-use crate::kernels::{self, check_rows};
+use crate::kernels::{self, check_rows, KernelSet};
 
 /// The result of every call that can fail. `BITNET_STATUS_OK` is 0; every other value names
 /// one kind of failure, and `bitnet_last_error()` gives the detail.
@@ -298,6 +298,87 @@ fn length(what: &'static str, expected: usize, got: usize) -> CResult<()> {
     Ok(crate::error::check_len(what, expected, got)?)
 }
 
+/// `got`, after checking that it is the output length the shape requires.
+fn output_len(expected: usize, got: usize) -> CResult<usize> {
+    length("output", expected, got)?;
+    Ok(got)
+}
+
+/// The body of every constructor: `build` runs only once `out` is known to be writable, and
+/// `*out` is written only when it succeeds.
+///
+/// # Safety
+/// `out` is NULL or points to a writable `BitnetMatrix *`.
+unsafe fn new_matrix(
+    out: *mut *mut BitnetMatrix,
+    build: impl FnOnce() -> CResult<TernaryMatrix>,
+) -> BitnetStatus {
+    guard(|| {
+        check_ptr(out, "out")?;
+        let m = build()?;
+        // SAFETY: `out` was checked above.
+        unsafe { put_matrix(out, m) }
+    })
+}
+
+/// The body of every copy-out of a matrix's contents: `data` computes them, and they are
+/// copied to `out` only when `out_len` is exactly their length.
+///
+/// # Safety
+/// `m` is NULL or a live handle; `out` is NULL or points to `out_len` writable elements.
+unsafe fn copy_out<T: Copy>(
+    m: *const BitnetMatrix,
+    out: *mut T,
+    out_len: usize,
+    data: impl FnOnce(&TernaryMatrix) -> CResult<std::borrow::Cow<'_, [T]>>,
+) -> BitnetStatus
+where
+    [T]: ToOwned,
+{
+    guard(|| {
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { matrix(m) }?;
+        check_ptr(out, "out")?;
+        let d = data(m)?;
+        length("output", d.len(), out_len)?;
+        // SAFETY: `out` was checked and holds out_len == d.len() elements.
+        unsafe { write_out(&d, out) };
+        Ok(())
+    })
+}
+
+/// The body of every product: checks the handle, `y`, and `x` (`x_len(m)` elements); sizes
+/// a temporary by `y_len(m)` (which also checks a length given by the caller); runs the
+/// product into it with the active kernel set; and copies it to `y` only on success.
+///
+/// # Safety
+/// `m` is NULL or a live handle; `x` is NULL or points to `x_len(m)` elements, `y` to
+/// `y_len(m)` writable ones.
+unsafe fn product<X, Y: Copy + Default>(
+    m: *const BitnetMatrix,
+    x: *const X,
+    x_len: impl FnOnce(&TernaryMatrix) -> CResult<usize>,
+    y: *mut Y,
+    y_len: impl FnOnce(&TernaryMatrix) -> CResult<usize>,
+    run: impl FnOnce(&KernelSet, &TernaryMatrix, &[X], &mut [Y]) -> crate::Result<()>,
+) -> BitnetStatus {
+    guard(|| {
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { matrix(m) }?;
+        check_ptr(y, "y")?;
+        // SAFETY: the caller passes x_len(m) elements; slice() checks the byte size.
+        let x = unsafe { slice(x, x_len(m)?, "x") }?;
+        let n = y_len(m)?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(n).map_err(|_| Error::Alloc)?;
+        out.resize(n, Y::default());
+        run(kernels::active()?, m, x, &mut out)?;
+        // SAFETY: `y` was checked and holds y_len(m) == out.len() elements.
+        unsafe { write_out(&out, y) };
+        Ok(())
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // Library information
 
@@ -367,17 +448,16 @@ pub unsafe extern "C" fn bitnet_matrix_from_f32(
     format: c_int,
     out: *mut *mut BitnetMatrix,
 ) -> BitnetStatus {
-    guard(|| {
-        check_ptr(out, "out")?;
-        check_ptr(w, "w")?;
-        let format = format_of(format)?;
-        check_shape(rows, cols)?;
-        // SAFETY: the caller passes rows * cols floats; the product was checked.
-        let w = unsafe { slice(w, rows * cols, "w") }?;
-        let m = TernaryMatrix::from_f32(w, rows, cols, format)?;
-        // SAFETY: `out` was checked above.
-        unsafe { put_matrix(out, m) }
-    })
+    // SAFETY: `out` is the caller's; `w` holds rows * cols floats (product checked first).
+    unsafe {
+        new_matrix(out, || {
+            check_ptr(w, "w")?;
+            let format = format_of(format)?;
+            check_shape(rows, cols)?;
+            let w = slice(w, rows * cols, "w")?;
+            Ok(TernaryMatrix::from_f32(w, rows, cols, format)?)
+        })
+    }
 }
 
 /// Packs row-major trits (each -1, 0 or 1; `rows * cols` of them) with the weight scale
@@ -394,17 +474,16 @@ pub unsafe extern "C" fn bitnet_matrix_from_ternary(
     format: c_int,
     out: *mut *mut BitnetMatrix,
 ) -> BitnetStatus {
-    guard(|| {
-        check_ptr(out, "out")?;
-        check_ptr(trits, "trits")?;
-        let format = format_of(format)?;
-        check_shape(rows, cols)?;
-        // SAFETY: the caller passes rows * cols trits; the product was checked.
-        let t = unsafe { slice(trits, rows * cols, "trits") }?;
-        let m = TernaryMatrix::from_ternary(t, rows, cols, scale, format)?;
-        // SAFETY: `out` was checked above.
-        unsafe { put_matrix(out, m) }
-    })
+    // SAFETY: `out` is the caller's; `trits` holds rows * cols bytes (product checked first).
+    unsafe {
+        new_matrix(out, || {
+            check_ptr(trits, "trits")?;
+            let format = format_of(format)?;
+            check_shape(rows, cols)?;
+            let t = slice(trits, rows * cols, "trits")?;
+            Ok(TernaryMatrix::from_ternary(t, rows, cols, scale, format)?)
+        })
+    }
 }
 
 /// Copies and validates packed bytes in this library's layout for `format` (as written by
@@ -423,15 +502,14 @@ pub unsafe extern "C" fn bitnet_matrix_from_packed(
     format: c_int,
     out: *mut *mut BitnetMatrix,
 ) -> BitnetStatus {
-    guard(|| {
-        check_ptr(out, "out")?;
-        let format = format_of(format)?;
-        // SAFETY: the caller passes `len` bytes.
-        let b = unsafe { slice(bytes, len, "bytes") }?;
-        let m = TernaryMatrix::from_packed(b, rows, cols, scale, format)?;
-        // SAFETY: `out` was checked above.
-        unsafe { put_matrix(out, m) }
-    })
+    // SAFETY: `out` is the caller's; `bytes` holds `len` bytes.
+    unsafe {
+        new_matrix(out, || {
+            let format = format_of(format)?;
+            let b = slice(bytes, len, "bytes")?;
+            Ok(TernaryMatrix::from_packed(b, rows, cols, scale, format)?)
+        })
+    }
 }
 
 /// The size in bytes of a bitnet.cpp I2_S tensor blob for a `rows x cols` matrix:
@@ -477,14 +555,13 @@ pub unsafe extern "C" fn bitnet_matrix_from_bitnet_i2s(
     cols: usize,
     out: *mut *mut BitnetMatrix,
 ) -> BitnetStatus {
-    guard(|| {
-        check_ptr(out, "out")?;
-        // SAFETY: the caller passes `len` bytes.
-        let b = unsafe { slice(blob, len, "blob") }?;
-        let m = TernaryMatrix::from_bitnet_i2s(b, rows, cols)?;
-        // SAFETY: `out` was checked above.
-        unsafe { put_matrix(out, m) }
-    })
+    // SAFETY: `out` is the caller's; `blob` holds `len` bytes.
+    unsafe {
+        new_matrix(out, || {
+            let b = slice(blob, len, "blob")?;
+            Ok(TernaryMatrix::from_bitnet_i2s(b, rows, cols)?)
+        })
+    }
 }
 
 /// Exports the matrix as a bitnet.cpp I2_S tensor blob into `out`, whose length `out_len`
@@ -498,16 +575,8 @@ pub unsafe extern "C" fn bitnet_matrix_to_bitnet_i2s(
     out: *mut u8,
     out_len: usize,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(out, "out")?;
-        let blob = m.to_bitnet_i2s()?;
-        length("output blob", blob.len(), out_len)?;
-        // SAFETY: `out` was checked and holds out_len == blob.len() bytes.
-        unsafe { write_out(&blob, out) };
-        Ok(())
-    })
+    // SAFETY: the caller's handle and buffer, checked by copy_out.
+    unsafe { copy_out(m, out, out_len, |m| Ok(m.to_bitnet_i2s()?.into())) }
 }
 
 /// The same trits and scale packed in another format, as a new matrix in `*out` (free it
@@ -520,14 +589,13 @@ pub unsafe extern "C" fn bitnet_matrix_to_format(
     format: c_int,
     out: *mut *mut BitnetMatrix,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(out, "out")?;
-        let c = m.to_format(format_of(format)?)?;
-        // SAFETY: `out` was checked above.
-        unsafe { put_matrix(out, c) }
-    })
+    // SAFETY: `out` is the caller's; `m` is a live handle or NULL (checked).
+    unsafe {
+        new_matrix(out, || {
+            let m = matrix(m)?;
+            Ok(m.to_format(format_of(format)?)?)
+        })
+    }
 }
 
 /// Frees a matrix. NULL is a no-op. The handle must not be used afterwards, nor freed twice.
@@ -614,16 +682,8 @@ pub unsafe extern "C" fn bitnet_matrix_packed_bytes(
     out: *mut u8,
     out_len: usize,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(out, "out")?;
-        let b = m.packed_bytes();
-        length("output", b.len(), out_len)?;
-        // SAFETY: `out` was checked and holds out_len == b.len() bytes.
-        unsafe { write_out(b, out) };
-        Ok(())
-    })
+    // SAFETY: the caller's handle and buffer, checked by copy_out.
+    unsafe { copy_out(m, out, out_len, |m| Ok(m.packed_bytes().into())) }
 }
 
 /// Unpacks the trits (-1, 0, 1), row-major, into `out` (`out_len` must be rows * cols).
@@ -635,22 +695,14 @@ pub unsafe extern "C" fn bitnet_matrix_to_ternary(
     out: *mut i8,
     out_len: usize,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(out, "out")?;
-        length("output", m.rows() * m.cols(), out_len)?;
-        let t = m.to_ternary();
-        // SAFETY: `out` was checked and holds out_len == t.len() bytes.
-        unsafe { write_out(&t, out) };
-        Ok(())
-    })
+    // SAFETY: the caller's handle and buffer, checked by copy_out.
+    unsafe { copy_out(m, out, out_len, |m| Ok(m.to_ternary().into())) }
 }
 
 // ---------------------------------------------------------------------------------------
 // Products
 
-/// Exact int32 accumulators y[i] = sum_j t[i][j] * x[j] for any int8 x (-128 included).
+/// Exact int32 accumulators `y[i] = sum_j t[i][j] * x[j]` for any int8 x (-128 included).
 /// `x_len` must be cols, `y_len` rows. Large products use the library's thread pool
 /// (RAYON_NUM_THREADS). `y` is untouched on failure and may overlap `x`.
 ///
@@ -663,23 +715,21 @@ pub unsafe extern "C" fn bitnet_gemv_i8(
     y: *mut i32,
     y_len: usize,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(y, "y")?;
-        // SAFETY: the caller passes x_len activations.
-        let x = unsafe { slice(x, x_len, "x") }?;
-        length("output", m.rows(), y_len)?;
-        let mut acc = vec![0i32; y_len];
-        kernels::active()?.gemv_i8(m, x, &mut acc)?;
-        // SAFETY: `y` was checked and holds y_len elements.
-        unsafe { write_out(&acc, y) };
-        Ok(())
-    })
+    // SAFETY: the caller's handle and buffers, checked by product.
+    unsafe {
+        product(
+            m,
+            x,
+            |_| Ok(x_len),
+            y,
+            |m| output_len(m.rows(), y_len),
+            |k, m, x, y| k.gemv_i8(m, x, y),
+        )
+    }
 }
 
 /// The BitLinear forward pass for one activation row: x (cols floats) is quantized to int8
-/// (absmax), multiplied exactly, and rescaled: y[i] = acc[i] * (scale * (absmax / 127)).
+/// (absmax), multiplied exactly, and rescaled: `y[i] = acc[i] * (scale * (absmax / 127))`.
 /// `x_len` must be cols, `y_len` rows. `y` is untouched on failure and may overlap `x`.
 ///
 /// Safety: `m` is a live matrix; `x` and `y` point to `x_len` and `y_len` floats.
@@ -691,19 +741,17 @@ pub unsafe extern "C" fn bitnet_gemv_f32(
     y: *mut f32,
     y_len: usize,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(y, "y")?;
-        // SAFETY: the caller passes x_len activations.
-        let x = unsafe { slice(x, x_len, "x") }?;
-        length("output", m.rows(), y_len)?;
-        let mut out = vec![0f32; y_len];
-        kernels::active()?.gemm_f32(m, x, 1, &mut out)?;
-        // SAFETY: `y` was checked and holds y_len elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
-    })
+    // SAFETY: the caller's handle and buffers, checked by product.
+    unsafe {
+        product(
+            m,
+            x,
+            |_| Ok(x_len),
+            y,
+            |m| output_len(m.rows(), y_len),
+            |k, m, x, y| k.gemm_f32(m, x, 1, y),
+        )
+    }
 }
 
 /// The BitLinear forward pass for `n` activation rows (prefill): x is n x cols, y is
@@ -718,21 +766,10 @@ pub unsafe extern "C" fn bitnet_gemm_f32(
     n: usize,
     y: *mut f32,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(y, "y")?;
-        let (x_len, y_len) = (mul(n, m.cols(), "x")?, mul(n, m.rows(), "y")?);
-        // SAFETY: the caller passes n * cols activations; the product was checked.
-        let x = unsafe { slice(x, x_len, "x") }?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(y_len).map_err(|_| Error::Alloc)?;
-        out.resize(y_len, 0f32);
-        kernels::active()?.gemm_f32(m, x, n, &mut out)?;
-        // SAFETY: `y` was checked and holds n * rows elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
-    })
+    let x_len = |m: &TernaryMatrix| mul(n, m.cols(), "x");
+    let y_len = |m: &TernaryMatrix| mul(n, m.rows(), "y");
+    // SAFETY: the caller's handle and buffers, checked by product.
+    unsafe { product(m, x, x_len, y, y_len, |k, m, x, y| k.gemm_f32(m, x, n, y)) }
 }
 
 /// Exact int32 accumulators for `n` int8 activation rows: x is n x cols, y is n x rows,
@@ -746,25 +783,14 @@ pub unsafe extern "C" fn bitnet_gemm_i8(
     n: usize,
     y: *mut i32,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(y, "y")?;
-        let (x_len, y_len) = (mul(n, m.cols(), "x")?, mul(n, m.rows(), "y")?);
-        // SAFETY: the caller passes n * cols activations; the product was checked.
-        let x = unsafe { slice(x, x_len, "x") }?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(y_len).map_err(|_| Error::Alloc)?;
-        out.resize(y_len, 0i32);
-        kernels::active()?.gemm_i8(m, x, n, &mut out)?;
-        // SAFETY: `y` was checked and holds n * rows elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
-    })
+    let x_len = |m: &TernaryMatrix| mul(n, m.cols(), "x");
+    let y_len = |m: &TernaryMatrix| mul(n, m.rows(), "y");
+    // SAFETY: the caller's handle and buffers, checked by product.
+    unsafe { product(m, x, x_len, y, y_len, |k, m, x, y| k.gemm_i8(m, x, n, y)) }
 }
 
-/// `bitnet_gemv_i8` for the output rows [row_begin, row_end) only, on the calling thread:
-/// y[r - row_begin] for each row r, `y_len == row_end - row_begin`, `x_len == cols`. For
+/// `bitnet_gemv_i8` for the output rows `[row_begin, row_end)` only, on the calling thread:
+/// `y[r - row_begin]` for each row r, `y_len == row_end - row_begin`, `x_len == cols`. For
 /// engines that split a product over their own threads (see `bitnet_matrix_row_tile`).
 ///
 /// Safety: `m` is a live matrix; `x` and `y` point to `x_len` and `y_len` elements.
@@ -778,23 +804,21 @@ pub unsafe extern "C" fn bitnet_gemv_i8_rows(
     y: *mut i32,
     y_len: usize,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(y, "y")?;
-        // SAFETY: the caller passes x_len activations.
-        let x = unsafe { slice(x, x_len, "x") }?;
-        let rows = row_range(m, row_begin, row_end)?;
-        length("output", rows.len(), y_len)?;
-        let mut acc = vec![0i32; y_len];
-        kernels::active()?.gemv_i8_rows(m, x, rows, &mut acc)?;
-        // SAFETY: `y` was checked and holds y_len elements.
-        unsafe { write_out(&acc, y) };
-        Ok(())
-    })
+    let y_len = |m: &TernaryMatrix| output_len(row_range(m, row_begin, row_end)?.len(), y_len);
+    // SAFETY: the caller's handle and buffers, checked by product.
+    unsafe {
+        product(
+            m,
+            x,
+            |_| Ok(x_len),
+            y,
+            y_len,
+            |k, m, x, y| k.gemv_i8_rows(m, x, row_begin..row_end, y),
+        )
+    }
 }
 
-/// `bitnet_gemv_f32` for the output rows [row_begin, row_end) only, on the calling thread;
+/// `bitnet_gemv_f32` for the output rows `[row_begin, row_end)` only, on the calling thread;
 /// bit-identical to the same rows of the whole call. `y_len == row_end - row_begin`,
 /// `x_len == cols`. Each call quantizes all of x; to quantize once, use
 /// `bitnet_quantize_activations` with `bitnet_gemv_i8_rows`.
@@ -810,23 +834,21 @@ pub unsafe extern "C" fn bitnet_gemv_f32_rows(
     y: *mut f32,
     y_len: usize,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(y, "y")?;
-        // SAFETY: the caller passes x_len activations.
-        let x = unsafe { slice(x, x_len, "x") }?;
-        let rows = row_range(m, row_begin, row_end)?;
-        length("output", rows.len(), y_len)?;
-        let mut out = vec![0f32; y_len];
-        kernels::active()?.gemv_f32_rows(m, x, rows, &mut out)?;
-        // SAFETY: `y` was checked and holds y_len elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
-    })
+    let y_len = |m: &TernaryMatrix| output_len(row_range(m, row_begin, row_end)?.len(), y_len);
+    // SAFETY: the caller's handle and buffers, checked by product.
+    unsafe {
+        product(
+            m,
+            x,
+            |_| Ok(x_len),
+            y,
+            y_len,
+            |k, m, x, y| k.gemv_f32_rows(m, x, row_begin..row_end, y),
+        )
+    }
 }
 
-/// `bitnet_gemm_i8` for the output rows [row_begin, row_end) only, on the calling thread:
+/// `bitnet_gemm_i8` for the output rows `[row_begin, row_end)` only, on the calling thread:
 /// x is n x cols; y is n x (row_end - row_begin), row-major.
 ///
 /// Safety: `m` is a live matrix; `x` points to n * cols bytes, `y` to
@@ -840,27 +862,19 @@ pub unsafe extern "C" fn bitnet_gemm_i8_rows(
     row_end: usize,
     y: *mut i32,
 ) -> BitnetStatus {
-    guard(|| {
-        // SAFETY: the caller passes a live handle or NULL.
-        let m = unsafe { matrix(m) }?;
-        check_ptr(y, "y")?;
-        let rows = row_range(m, row_begin, row_end)?;
-        let (x_len, y_len) = (mul(n, m.cols(), "x")?, mul(n, rows.len(), "y")?);
-        // SAFETY: the caller passes n * cols activations; the product was checked.
-        let x = unsafe { slice(x, x_len, "x") }?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(y_len).map_err(|_| Error::Alloc)?;
-        out.resize(y_len, 0i32);
-        kernels::active()?.gemm_i8_rows(m, x, n, rows, &mut out)?;
-        // SAFETY: `y` was checked and holds n * rows.len() elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
-    })
+    let x_len = |m: &TernaryMatrix| mul(n, m.cols(), "x");
+    let y_len = |m: &TernaryMatrix| mul(n, row_range(m, row_begin, row_end)?.len(), "y");
+    // SAFETY: the caller's handle and buffers, checked by product.
+    unsafe {
+        product(m, x, x_len, y, y_len, |k, m, x, y| {
+            k.gemm_i8_rows(m, x, n, row_begin..row_end, y)
+        })
+    }
 }
 
 /// The library's activation quantizer (absmax int8, round half to even, FORMATS.md §1):
 /// writes `len` int8 to `q` and the row's absmax `a` (at least 1e-5) to `*absmax`. With
-/// `bitnet_gemv_i8_rows`, y[i] = (float)acc[i] * (bitnet_matrix_scale(m) * (a / 127.0f))
+/// `bitnet_gemv_i8_rows`, `y[i] = (float)acc[i] * (bitnet_matrix_scale(m) * (a / 127.0f))`
 /// reproduces `bitnet_gemv_f32` bit for bit. Outputs are untouched on failure.
 ///
 /// Safety: `x` points to `len` floats, `q` to `len` writable bytes.
@@ -992,5 +1006,63 @@ mod tests {
         }
         assert_eq!(t, [1]);
         assert_eq!(y, [0.0]);
+    }
+
+    /// The cost of the boundary (panic guard, checks, the temporary that makes outputs
+    /// write-only-on-success, the copy out): the C call against the Rust call it wraps,
+    /// single-threaded, alternating batches in one process, medians.
+    #[test]
+    #[ignore = "timing: cargo test --release --lib capi::tests::boundary_overhead -- --ignored --nocapture"]
+    fn boundary_overhead() {
+        use std::time::Instant;
+        let k = kernels::active().unwrap();
+        println!("kernel {}", k.name);
+        for (rows, cols) in [(4, 256), (256, 1024), (2560, 2560)] {
+            let t: Vec<i8> = (0..rows * cols)
+                .map(|i| ((i * 7919) % 3) as i8 - 1)
+                .collect();
+            let h = BitnetMatrix {
+                inner: TernaryMatrix::from_ternary(&t, rows, cols, 0.5, Format::I2S).unwrap(),
+            };
+            let xi: Vec<i8> = (0..cols).map(|i| (i * 31 % 255) as i8).collect();
+            let xf: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+            let (mut yi, mut yf) = (vec![0i32; rows], vec![0f32; rows]);
+            let reps = (20_000_000 / (rows * cols)).clamp(3, 100_000);
+            let batch = |f: &mut dyn FnMut()| {
+                let t0 = Instant::now();
+                for _ in 0..reps {
+                    f();
+                }
+                t0.elapsed().as_secs_f64() * 1e9 / reps as f64
+            };
+            let (mut ri, mut ci, mut rf, mut cf) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..15 {
+                ri.push(batch(&mut || {
+                    k.gemv_i8_rows(&h.inner, &xi, 0..rows, &mut yi).unwrap()
+                }));
+                // SAFETY: a live handle and buffers of the stated lengths.
+                ci.push(batch(&mut || unsafe {
+                    bitnet_gemv_i8_rows(&h, xi.as_ptr(), cols, 0, rows, yi.as_mut_ptr(), rows);
+                }));
+                rf.push(batch(&mut || {
+                    k.gemv_f32_rows(&h.inner, &xf, 0..rows, &mut yf).unwrap()
+                }));
+                // SAFETY: a live handle and buffers of the stated lengths.
+                cf.push(batch(&mut || unsafe {
+                    bitnet_gemv_f32_rows(&h, xf.as_ptr(), cols, 0, rows, yf.as_mut_ptr(), rows);
+                }));
+            }
+            let med = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (ri, ci, rf, cf) = (med(&mut ri), med(&mut ci), med(&mut rf), med(&mut cf));
+            println!(
+                "{rows:>5} x {cols:<5} int8: rust {ri:>10.0} ns, C {ci:>10.0} ns ({:+.1}%) | \
+                 f32: rust {rf:>10.0} ns, C {cf:>10.0} ns ({:+.1}%)",
+                (ci / ri - 1.0) * 100.0,
+                (cf / rf - 1.0) * 100.0
+            );
+        }
     }
 }

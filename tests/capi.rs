@@ -10,10 +10,13 @@
 //! (`.ci/run` does, where the compiler supports them); LeakSanitizer then also checks that
 //! nothing the library allocated leaked.
 //!
+//! `pkgconfig/install.sh` is tested too: install into a temporary prefix, then build the
+//! example with the flags `pkg-config` gives (skipped, with a note, without `pkg-config`).
+//!
 //! Linux only (the native libraries of a static link are Linux's); skipped, with a note, when
 //! the C compiler targets another architecture than this test (cross builds under qemu).
 
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", not(miri)))]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -177,13 +180,15 @@ fn run(exe: &Path, args: &[&str], kernel: Option<&str>) -> String {
     stdout
 }
 
-/// The happy path with the default kernel and with the scalar reference.
+/// The happy path with the default kernel, then with every kernel set this CPU can run.
 fn happy(lang: Lang, link: Link) {
     let exe = build("tests/c/happy.c", lang, link, true);
     let out = run(&exe, &[], None);
     assert!(out.contains("checks passed"), "{out}");
-    let out = run(&exe, &[], Some("scalar"));
-    assert!(out.contains("kernel scalar"), "{out}");
+    for k in bitnet_kernels::kernels::available() {
+        let out = run(&exe, &[], Some(k.name));
+        assert!(out.contains(&format!("(kernel {},", k.name)), "{out}");
+    }
 }
 
 /// The table of bad calls, and the same products with a kernel that cannot run.
@@ -239,4 +244,84 @@ fn c_example_builds_and_runs() {
             assert!(out.starts_with("bitnet-kernels "), "{out}");
         }
     }
+}
+
+/// Output of a command that must succeed.
+fn output(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn pkg_config_install_builds_the_example() {
+    if !compiler_matches_target() {
+        return;
+    }
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: pkg-config is not installed");
+        return;
+    }
+    let prefix = out_dir().join("prefix");
+    let _ = std::fs::remove_dir_all(&prefix);
+    output(
+        Command::new("sh")
+            .arg(root().join("pkgconfig/install.sh"))
+            .arg(&prefix)
+            .arg(lib_dir()),
+    );
+    let pc_path = prefix.join("lib/pkgconfig");
+    let pkg = |args: &[&str]| -> Vec<String> {
+        output(
+            Command::new("pkg-config")
+                .env("PKG_CONFIG_PATH", &pc_path)
+                .args(args)
+                .arg("bitnet_kernels"),
+        )
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+    };
+    assert_eq!(pkg(&["--modversion"]), [env!("CARGO_PKG_VERSION")]);
+    // Builds the example with the pkg-config flags plus `libs`.
+    let build_with = |name: &str, libs: &[String]| {
+        let exe = out_dir().join(name);
+        output(
+            Command::new(compiler(Lang::C11))
+                .arg("-std=c11")
+                .args(STRICT)
+                .arg(root().join("examples/c/gemv.c"))
+                .args(pkg(&["--cflags"]))
+                .args(libs)
+                .arg("-o")
+                .arg(&exe),
+        );
+        exe
+    };
+
+    // Shared: exactly the README's command.
+    let exe = build_with("gemv-pkg-config-shared", &pkg(&["--libs"]));
+    let out = output(Command::new(&exe).env("LD_LIBRARY_PATH", prefix.join("lib")));
+    assert!(out.starts_with("bitnet-kernels "), "{out}");
+
+    // Static: the archive itself, plus the private libraries the .pc file lists.
+    let mut libs: Vec<String> = pkg(&["--static", "--libs-only-l"])
+        .into_iter()
+        .filter(|l| l != "-lbitnet_kernels")
+        .collect();
+    assert_eq!(libs, NATIVE_STATIC_LIBS);
+    let libdir = pkg(&["--variable=libdir"]).concat();
+    libs.insert(0, format!("{libdir}/libbitnet_kernels.a"));
+    let exe = build_with("gemv-pkg-config-static", &libs);
+    let out = output(&mut Command::new(&exe));
+    assert!(out.starts_with("bitnet-kernels "), "{out}");
 }
