@@ -1,0 +1,616 @@
+//! The C ABI driven like a careless C caller would: a program of calls decoded from the
+//! fuzzer's bytes, with arbitrary dimensions, lengths, format ids (any `int`), NULL,
+//! misaligned and valid pointers, non-finite floats and invalid trits. Checked after every
+//! call:
+//! - the status is a known code and never `BITNET_STATUS_INTERNAL` (a panic caught at the
+//!   boundary is a bug);
+//! - on failure nothing was written: output buffers still hold their sentinel and `*out`
+//!   handles are still NULL;
+//! - on success the inputs were valid (no NULL, a real format, finite values, matching
+//!   lengths) and the results equal the Rust API's on the same trits, bit for bit;
+//! - handles are freed at the end, so LeakSanitizer (on in `cargo fuzz`'s ASan build) sees
+//!   any leak.
+//!
+//! Buffers are always really as long as the length passed with them, as the contract asks;
+//! sizes whose byte count cannot exist (overflow, > isize::MAX) are passed with a small
+//! buffer and must be rejected before any slice is formed.
+#![no_main]
+
+mod common;
+
+use std::ffi::CStr;
+use std::ptr::{null, null_mut};
+
+use bitnet_kernels::capi::*;
+use bitnet_kernels::{ternary_gemm, Format, TernaryMatrix};
+use common::{naive_gemm, Bytes};
+use libfuzzer_sys::fuzz_target;
+
+const MAX_HANDLES: usize = 3;
+
+/// Where a pointer argument points: NULL, the real buffer, or one byte past its start
+/// (misaligned for any type wider than a byte; the backing store has room for that).
+#[derive(Clone, Copy, PartialEq)]
+enum Ptr {
+    Null,
+    Valid,
+    Misaligned,
+}
+
+impl Ptr {
+    /// Whether this pointer, for a `T`, is one the library must accept (a "misaligned"
+    /// byte pointer is still aligned).
+    fn ok<T>(self) -> bool {
+        self == Ptr::Valid || (self == Ptr::Misaligned && std::mem::align_of::<T>() == 1)
+    }
+    fn pick(b: &mut Bytes) -> Ptr {
+        match b.u8() % 16 {
+            0 => Ptr::Null,
+            1 => Ptr::Misaligned,
+            _ => Ptr::Valid,
+        }
+    }
+}
+
+/// A caller's buffer of `len` `T`s, filled with a sentinel, with a spare element so that a
+/// misaligned view of `len` elements still lies inside it.
+struct Buf<T: Copy + PartialEq + std::fmt::Debug> {
+    store: Vec<T>,
+    len: usize,
+    sentinel: T,
+}
+
+impl<T: Copy + PartialEq + std::fmt::Debug> Buf<T> {
+    fn new(len: usize, sentinel: T) -> Self {
+        Buf {
+            store: vec![sentinel; len + 1],
+            len,
+            sentinel,
+        }
+    }
+    fn from(v: Vec<T>, sentinel: T) -> Self {
+        let len = v.len();
+        let mut store = v;
+        store.push(sentinel);
+        Buf {
+            store,
+            len,
+            sentinel,
+        }
+    }
+    fn ptr(&mut self, p: Ptr) -> *mut T {
+        match p {
+            Ptr::Null => null_mut(),
+            Ptr::Valid => self.store.as_mut_ptr(),
+            Ptr::Misaligned if std::mem::align_of::<T>() > 1 => {
+                (self.store.as_mut_ptr() as *mut u8).wrapping_add(1) as *mut T
+            }
+            Ptr::Misaligned => self.store.as_mut_ptr(),
+        }
+    }
+    fn untouched(&self) -> bool {
+        self.store.iter().all(|v| *v == self.sentinel)
+    }
+    fn data(&self) -> &[T] {
+        &self.store[..self.len]
+    }
+}
+
+/// The status as an int, checked to be a known code and not INTERNAL.
+fn check(st: BitnetStatus, what: &str) -> bool {
+    let code = st as i32;
+    assert!((0..=10).contains(&code), "{what}: unknown status {code}");
+    assert_ne!(
+        st,
+        BitnetStatus::Internal,
+        "{what}: internal error: {}",
+        last_error()
+    );
+    // Every status has a sentence.
+    // SAFETY: bitnet_status_message returns a static NUL-terminated string.
+    let msg = unsafe { CStr::from_ptr(bitnet_status_message(code)) };
+    assert!(!msg.to_bytes().is_empty());
+    st == BitnetStatus::Ok
+}
+
+fn last_error() -> String {
+    // SAFETY: this thread's NUL-terminated buffer.
+    unsafe { CStr::from_ptr(bitnet_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A format id: mostly near the valid ones, sometimes any int.
+fn format_id(b: &mut Bytes) -> i32 {
+    match b.u8() % 8 {
+        0 => b.u32() as i32,
+        v => v as i32 - 3, // -2..=4
+    }
+}
+
+/// A dimension: mostly small, sometimes 0 or huge.
+fn dim(b: &mut Bytes, small: usize) -> usize {
+    match b.u8() % 16 {
+        0 => 0,
+        1 => usize::MAX,
+        2 => 1 << 24, // one past MAX_COLS
+        3 => (1 << 31) + b.u8() as usize,
+        _ => 1 + b.u16() as usize % small,
+    }
+}
+
+/// A length near `want`: equal most of the time, off by a little or wildly otherwise.
+fn length(b: &mut Bytes, want: usize) -> usize {
+    match b.u8() % 8 {
+        0 => want.wrapping_add(1),
+        1 => want.wrapping_sub(1),
+        2 => b.u16() as usize,
+        _ => want,
+    }
+}
+
+/// Lengths we can really allocate; anything larger is passed only with NULL or as a
+/// size that must overflow.
+const CAP: usize = 1 << 20;
+
+/// Floats: finite mostly, with a NaN, an infinity or a subnormal at fuzzer-chosen places.
+fn floats(b: &mut Bytes, len: usize) -> Vec<f32> {
+    let src = b.take(64).to_vec();
+    let mut v: Vec<f32> = (0..len)
+        .map(|i| {
+            src.get(i % src.len().max(1))
+                .map_or(0.0, |&x| x as f32 / 16.0 - 8.0)
+        })
+        .collect();
+    for _ in 0..b.u8() % 3 {
+        let (pos, kind) = (b.u32() as usize, b.u8() % 4);
+        if len > 0 {
+            v[pos % len] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40][kind as usize];
+        }
+    }
+    v
+}
+
+/// A live handle's shape and trits, read back through the C ABI.
+struct Info {
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    trits: Vec<i8>,
+}
+
+unsafe fn info(m: *const BitnetMatrix) -> Info {
+    // SAFETY: m is a live handle.
+    unsafe {
+        let (rows, cols, scale) = (
+            bitnet_matrix_rows(m),
+            bitnet_matrix_cols(m),
+            bitnet_matrix_scale(m),
+        );
+        assert!(rows >= 1 && cols >= 1 && scale.is_finite());
+        assert!((0..=2).contains(&bitnet_matrix_format(m)));
+        assert!(bitnet_matrix_row_tile(m) >= 1 && bitnet_matrix_packed_size(m) >= 1);
+        let mut trits = vec![9i8; rows * cols];
+        let st = bitnet_matrix_to_ternary(m, trits.as_mut_ptr(), trits.len());
+        assert_eq!(st, BitnetStatus::Ok);
+        assert!(trits.iter().all(|t| (-1..=1).contains(t)));
+        Info {
+            rows,
+            cols,
+            scale,
+            trits,
+        }
+    }
+}
+
+/// The Rust API's f32 product on the same trits and scale (all formats give the same bits).
+fn rust_gemm_f32(i: &Info, x: &[f32], n: usize) -> Vec<u32> {
+    let m = TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scale, Format::I2S).unwrap();
+    let mut y = vec![0f32; n * i.rows];
+    ternary_gemm(&m, x, n, &mut y).unwrap();
+    y.iter().map(|v| v.to_bits()).collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|v| v.to_bits()).collect()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut b = Bytes(data);
+    let mut handles: Vec<*mut BitnetMatrix> = Vec::new();
+    for _ in 0..12 {
+        if b.is_empty() {
+            break;
+        }
+        // SAFETY: every pointer passed is NULL, misaligned (rejected before use), a live
+        // handle, or a buffer really as long as the length passed with it.
+        unsafe { step(&mut b, &mut handles) };
+    }
+    for h in handles {
+        // SAFETY: each live handle is freed once.
+        unsafe { bitnet_matrix_free(h) };
+    }
+    // SAFETY: freeing NULL is a no-op.
+    unsafe { bitnet_matrix_free(null_mut()) };
+});
+
+/// A handle to operate on: NULL sometimes, else one of the live ones.
+fn handle(b: &mut Bytes, handles: &[*mut BitnetMatrix]) -> *mut BitnetMatrix {
+    let i = b.u8() as usize;
+    if handles.is_empty() || i % 8 == 0 {
+        null_mut()
+    } else {
+        handles[i % handles.len()]
+    }
+}
+
+unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
+    let op = b.u8() % 12;
+    match op {
+        // Constructors.
+        0..=3 => {
+            if handles.len() >= MAX_HANDLES {
+                return;
+            }
+            let (rows, cols) = (dim(b, 70), dim(b, 700));
+            let fmt = format_id(b);
+            let pout = Ptr::pick(b);
+            let pin = Ptr::pick(b);
+            let mut out = Buf::new(1, null_mut::<BitnetMatrix>());
+            let small = rows.checked_mul(cols).filter(|&n| n <= CAP);
+            let (st, ok_inputs) = match op {
+                0 => {
+                    // from_ternary: trits from the input, sometimes one that is not a trit.
+                    let n = small.unwrap_or(0);
+                    let src = b.take(32).to_vec();
+                    let mut t: Vec<i8> = (0..n)
+                        .map(|i| {
+                            (src.get(i % src.len().max(1)).copied().unwrap_or(1) % 3) as i8 - 1
+                        })
+                        .collect();
+                    let bad = b.u8() % 8 == 0 && n > 0;
+                    if bad {
+                        let p = b.u16() as usize % n;
+                        t[p] = [2i8, -2, 127, -128][b.u8() as usize % 4];
+                    }
+                    let scale = if b.u8() % 8 == 0 { b.f32() } else { 0.75 };
+                    let mut t = Buf::from(t, 0);
+                    let pin = if small.is_none() { Ptr::Null } else { pin };
+                    let st = bitnet_matrix_from_ternary(
+                        t.ptr(pin),
+                        rows,
+                        cols,
+                        scale,
+                        fmt,
+                        out.ptr(pout),
+                    );
+                    (st, !bad && scale.is_finite() && pin.ok::<i8>())
+                }
+                1 => {
+                    let n = small.unwrap_or(0);
+                    let w = floats(b, n);
+                    let finite = w.iter().all(|v| v.is_finite());
+                    let mut w = Buf::from(w, 0.0);
+                    let pin = if small.is_none() { Ptr::Null } else { pin };
+                    let st = bitnet_matrix_from_f32(w.ptr(pin), rows, cols, fmt, out.ptr(pout));
+                    (st, finite && pin.ok::<f32>())
+                }
+                2 => {
+                    // from_packed: the real packing of some trits (mutated sometimes) or raw bytes.
+                    let scale = if b.u8() % 8 == 0 { b.f32() } else { 2.0 };
+                    let bytes = match (b.u8() % 2, Format::from_id(fmt as i64), small) {
+                        (0, Ok(f), Some(n)) => {
+                            let t: Vec<i8> = (0..n).map(|i| (i % 3) as i8 - 1).collect();
+                            let mut p = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f)
+                                .map(|m| m.packed_bytes().to_vec())
+                                .unwrap_or_default();
+                            if !p.is_empty() && b.u8() % 2 == 0 {
+                                let i = b.u32() as usize % p.len();
+                                p[i] ^= b.u8();
+                            }
+                            p
+                        }
+                        _ => b.take(b.0.len().min(4096)).to_vec(),
+                    };
+                    let len = length(b, bytes.len()).min(bytes.len());
+                    let mut bytes = Buf::from(bytes, 0);
+                    let st = bitnet_matrix_from_packed(
+                        bytes.ptr(pin),
+                        len,
+                        rows,
+                        cols,
+                        scale,
+                        fmt,
+                        out.ptr(pout),
+                    );
+                    (st, scale.is_finite() && pin != Ptr::Null)
+                }
+                _ => {
+                    let mut size = usize::MAX;
+                    let st = bitnet_i2s_blob_size(rows, cols, &mut size);
+                    if check(st, "i2s_blob_size") {
+                        assert_eq!(size, rows * cols / 4 + 32);
+                    } else {
+                        assert_eq!(size, usize::MAX);
+                    }
+                    let blob = b.take(b.0.len().min(4096)).to_vec();
+                    let len = length(b, blob.len()).min(blob.len());
+                    let mut blob = Buf::from(blob, 0);
+                    let st = bitnet_matrix_from_bitnet_i2s(
+                        blob.ptr(pin),
+                        len,
+                        rows,
+                        cols,
+                        out.ptr(pout),
+                    );
+                    (st, pin != Ptr::Null)
+                }
+            };
+            if check(st, "constructor") {
+                let h = out.data()[0];
+                assert!(!h.is_null(), "success without a handle");
+                assert!(
+                    pout == Ptr::Valid && ok_inputs,
+                    "op {op} accepted bad input"
+                );
+                if op != 3 {
+                    assert!((0..=2).contains(&fmt), "format id {fmt} accepted");
+                }
+                let i = info(h);
+                assert_eq!((i.rows, i.cols), (rows, cols));
+                handles.push(h);
+            } else {
+                assert!(out.untouched(), "a failed constructor wrote *out");
+            }
+        }
+        // Products with one activation row.
+        4..=6 => {
+            let m = handle(b, handles);
+            let (rows, cols) = if m.is_null() {
+                (1, 1)
+            } else {
+                (bitnet_matrix_rows(m), bitnet_matrix_cols(m))
+            };
+            let (px, py) = (Ptr::pick(b), Ptr::pick(b));
+            let (x_len, y_len) = (length(b, cols).min(CAP), length(b, rows).min(CAP));
+            let ranged = b.u8() % 2 == 0;
+            let (rb, re) = match b.u8() % 4 {
+                0 => (b.u16() as usize, b.u16() as usize),
+                1 => (0, rows),
+                _ => {
+                    let a = b.u16() as usize % rows;
+                    (a, a + 1 + b.u16() as usize % (rows - a))
+                }
+            };
+            let y_len = if ranged {
+                length(b, re.wrapping_sub(rb)).min(CAP)
+            } else {
+                y_len
+            };
+            let px_ok = if op == 6 {
+                px.ok::<f32>()
+            } else {
+                px.ok::<i8>()
+            };
+            let valid = !m.is_null()
+                && px_ok
+                && py.ok::<i32>()
+                && x_len == cols
+                && (if ranged {
+                    rb < re && re <= rows && y_len == re - rb
+                } else {
+                    y_len == rows
+                });
+            if op == 6 {
+                let x = floats(b, x_len);
+                let finite = x.iter().all(|v| v.is_finite());
+                let mut xb = Buf::from(x.clone(), 0.0);
+                let mut y = Buf::new(y_len, -7.0f32);
+                let st = if ranged {
+                    bitnet_gemv_f32_rows(m, xb.ptr(px), x_len, rb, re, y.ptr(py), y_len)
+                } else {
+                    bitnet_gemv_f32(m, xb.ptr(px), x_len, y.ptr(py), y_len)
+                };
+                if check(st, "gemv_f32") {
+                    assert!(valid && finite, "gemv_f32 accepted bad input");
+                    let want = rust_gemm_f32(&info(m), &x, 1);
+                    let (a, e) = if ranged { (rb, re) } else { (0, rows) };
+                    assert_eq!(bits(y.data()), want[a..e]);
+                } else {
+                    assert!(y.untouched(), "a failed gemv_f32 wrote y");
+                }
+            } else {
+                let x: Vec<i8> = (0..x_len)
+                    .map(|i| (i as u8).wrapping_mul(b.0.first().copied().unwrap_or(3)) as i8)
+                    .collect();
+                let mut xb = Buf::from(x.clone(), 0);
+                let mut y = Buf::new(y_len, i32::MIN + 7);
+                let st = if ranged {
+                    bitnet_gemv_i8_rows(m, xb.ptr(px), x_len, rb, re, y.ptr(py), y_len)
+                } else {
+                    bitnet_gemv_i8(m, xb.ptr(px), x_len, y.ptr(py), y_len)
+                };
+                if check(st, "gemv_i8") {
+                    assert!(valid, "gemv_i8 accepted bad input");
+                    let i = info(m);
+                    let want = naive_gemm(&i.trits, rows, cols, &x, 1);
+                    let (a, e) = if ranged { (rb, re) } else { (0, rows) };
+                    assert_eq!(y.data(), &want[a..e]);
+                } else {
+                    assert!(y.untouched(), "a failed gemv_i8 wrote y");
+                }
+            }
+        }
+        // Products with n activation rows: n small, zero, or a size that cannot exist.
+        7 | 8 => {
+            let m = handle(b, handles);
+            let (rows, cols) = if m.is_null() {
+                (1, 1)
+            } else {
+                (bitnet_matrix_rows(m), bitnet_matrix_cols(m))
+            };
+            let n = match b.u8() % 8 {
+                0 => 0,
+                1 => usize::MAX,
+                2 => (usize::MAX >> 1) + 1,
+                v => v as usize - 2,
+            };
+            let (px, py) = (Ptr::pick(b), Ptr::pick(b));
+            let real = n.checked_mul(cols.max(rows)).is_some_and(|v| v <= CAP);
+            let (x_len, y_len) = if real { (n * cols, n * rows) } else { (1, 1) };
+            // A huge n must fail on overflow before any slice: prove it by passing 1 element.
+            let px_ok = if op == 7 {
+                px.ok::<f32>()
+            } else {
+                px.ok::<i8>()
+            };
+            let valid = real && n >= 1 && !m.is_null() && px_ok && py.ok::<i32>();
+            if op == 7 {
+                let x = floats(b, x_len);
+                let finite = x.iter().all(|v| v.is_finite());
+                let mut xb = Buf::from(x.clone(), 0.0);
+                let mut y = Buf::new(y_len, -7.0f32);
+                let st = bitnet_gemm_f32(m, xb.ptr(px), n, y.ptr(py));
+                if check(st, "gemm_f32") {
+                    assert!(valid && finite, "gemm_f32 accepted bad input (n = {n})");
+                    assert_eq!(bits(y.data()), rust_gemm_f32(&info(m), &x, n));
+                } else {
+                    assert!(y.untouched(), "a failed gemm_f32 wrote y");
+                }
+            } else {
+                let x: Vec<i8> = (0..x_len).map(|i| (i * 37 + 128) as u8 as i8).collect();
+                let mut xb = Buf::from(x.clone(), 0);
+                let mut y = Buf::new(y_len, i32::MIN + 7);
+                let st = if b.u8() % 2 == 0 || m.is_null() {
+                    bitnet_gemm_i8(m, xb.ptr(px), n, y.ptr(py))
+                } else {
+                    let a = b.u16() as usize % rows;
+                    let e = a + 1 + b.u16() as usize % (rows - a);
+                    let y_len2 = if real { n * (e - a) } else { 1 };
+                    let mut y2 = Buf::new(y_len2, i32::MIN + 7);
+                    let st = bitnet_gemm_i8_rows(m, xb.ptr(px), n, a, e, y2.ptr(py));
+                    if check(st, "gemm_i8_rows") {
+                        assert!(valid, "gemm_i8_rows accepted bad input (n = {n})");
+                        let i = info(m);
+                        let want = naive_gemm(&i.trits, rows, cols, &x, n);
+                        for j in 0..n {
+                            assert_eq!(
+                                y2.data()[j * (e - a)..(j + 1) * (e - a)],
+                                want[j * rows + a..j * rows + e]
+                            );
+                        }
+                    } else {
+                        assert!(y2.untouched());
+                    }
+                    return;
+                };
+                if check(st, "gemm_i8") {
+                    assert!(valid, "gemm_i8 accepted bad input (n = {n})");
+                    let i = info(m);
+                    assert_eq!(y.data(), naive_gemm(&i.trits, rows, cols, &x, n));
+                } else {
+                    assert!(y.untouched(), "a failed gemm_i8 wrote y");
+                }
+            }
+        }
+        // Exports into caller buffers of fuzzer-chosen length.
+        9 => {
+            let m = handle(b, handles);
+            let p = Ptr::pick(b);
+            let which = b.u8() % 3;
+            let want = if m.is_null() {
+                1
+            } else {
+                match which {
+                    0 => bitnet_matrix_rows(m) * bitnet_matrix_cols(m),
+                    1 => bitnet_matrix_packed_size(m),
+                    _ => {
+                        let mut s = 0;
+                        let st = bitnet_i2s_blob_size(
+                            bitnet_matrix_rows(m),
+                            bitnet_matrix_cols(m),
+                            &mut s,
+                        );
+                        if st == BitnetStatus::Ok {
+                            s
+                        } else {
+                            1
+                        }
+                    }
+                }
+            };
+            let len = length(b, want).min(CAP);
+            let mut out = Buf::new(len, 0xA5u8);
+            let st = match which {
+                0 => bitnet_matrix_to_ternary(m, out.ptr(p) as *mut i8, len),
+                1 => bitnet_matrix_packed_bytes(m, out.ptr(p), len),
+                _ => bitnet_matrix_to_bitnet_i2s(m, out.ptr(p), len),
+            };
+            if check(st, "export") {
+                assert!(!m.is_null() && p != Ptr::Null && len == want);
+                if which == 2 {
+                    // The blob imports back to the same trits.
+                    let i = info(m);
+                    let back = TernaryMatrix::from_bitnet_i2s(out.data(), i.rows, i.cols).unwrap();
+                    assert_eq!(back.to_ternary(), i.trits);
+                }
+            } else {
+                assert!(out.untouched(), "a failed export wrote its output");
+            }
+        }
+        // Conversion to another format.
+        10 => {
+            if handles.len() >= MAX_HANDLES {
+                return;
+            }
+            let m = handle(b, handles);
+            let fmt = format_id(b);
+            let p = Ptr::pick(b);
+            let mut out = Buf::new(1, null_mut::<BitnetMatrix>());
+            let st = bitnet_matrix_to_format(m, fmt, out.ptr(p));
+            if check(st, "to_format") {
+                let h = out.data()[0];
+                assert!(!m.is_null() && p == Ptr::Valid && (0..=2).contains(&fmt));
+                assert_eq!(info(h).trits, info(m).trits);
+                handles.push(h);
+            } else {
+                assert!(out.untouched());
+            }
+        }
+        // Quantization, accessors on NULL, messages, frees.
+        _ => {
+            let len = match b.u8() % 4 {
+                0 => 0,
+                1 => usize::MAX / 2,
+                _ => b.u16() as usize % 3000,
+            };
+            let real = len <= CAP;
+            let x = floats(b, if real { len } else { 1 });
+            let finite = x.iter().all(|v| v.is_finite());
+            let (px, pq) = (Ptr::pick(b), Ptr::pick(b));
+            let mut xb = Buf::from(x.clone(), 0.0);
+            let mut q = Buf::new(if real { len } else { 1 }, 0x55u8 as i8);
+            let mut a = Buf::new(1, -1.0f32);
+            let st = bitnet_quantize_activations(xb.ptr(px), len, q.ptr(pq), a.ptr(Ptr::Valid));
+            if check(st, "quantize") {
+                assert!(real && len > 0 && finite && px.ok::<f32>() && pq.ok::<i8>());
+                let mut want = vec![0i8; len];
+                let am = bitnet_kernels::quantize_activations(&x, &mut want).unwrap();
+                assert_eq!(q.data(), &want[..]);
+                assert_eq!(a.data()[0].to_bits(), am.to_bits());
+            } else {
+                assert!(q.untouched() && a.untouched());
+            }
+            assert_eq!(bitnet_matrix_rows(null()), 0);
+            assert_eq!(bitnet_matrix_cols(null()), 0);
+            assert!(bitnet_matrix_scale(null()).is_nan());
+            assert_eq!(bitnet_matrix_format(null()), -1);
+            let _ = CStr::from_ptr(bitnet_status_message(b.u32() as i32));
+            assert!(!bitnet_kernel_name().is_null());
+            if b.u8() % 4 == 0 && !handles.is_empty() {
+                let h = handles.swap_remove(b.u8() as usize % handles.len());
+                bitnet_matrix_free(h);
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Importing packed bytes of every format, and bitnet.cpp's I2_S blob, from arbitrary bytes
+//! and dimensions: each call either succeeds or returns a clean error (never a panic or an
+//! out-of-bounds access), and an accepted matrix
+//! - keeps exactly the bytes it was given (one matrix, one packed form: re-packing its
+//!   `to_ternary()` gives the same bytes back),
+//! - multiplies, with every kernel this CPU has, exactly like the naive product of its
+//!   `to_ternary()`.
+//!
+//! Input: mode, format id, rows, cols, scale bits, then payload. Modes:
+//! 0 raw bytes as packed data; 1 a valid packing of fuzzer trits with a few bytes mutated;
+//! 2 raw bytes as a bitnet.cpp blob; 3 a valid blob of fuzzer trits with a few bytes mutated.
+#![no_main]
+
+mod common;
+
+use bitnet_kernels::{Error, Format, TernaryMatrix};
+use common::{check_products, cycle, trit, Bytes};
+use libfuzzer_sys::fuzz_target;
+
+/// Applies up to 4 fuzzer-chosen `(position, xor)` mutations; returns whether any changed a byte.
+fn mutate(bytes: &mut [u8], b: &mut Bytes) -> bool {
+    let mut changed = false;
+    for _ in 0..b.u8() % 5 {
+        let (pos, v) = (b.u32() as usize, b.u8());
+        if !bytes.is_empty() {
+            let n = bytes.len();
+            bytes[pos % n] ^= v;
+            changed |= v != 0;
+        }
+    }
+    changed
+}
+
+/// A clean error of one of the kinds bad packed input may produce.
+fn clean(e: &Error) {
+    assert!(
+        matches!(
+            e,
+            Error::InvalidShape(_)
+                | Error::LengthMismatch { .. }
+                | Error::InvalidFormat(_)
+                | Error::InvalidData(_)
+                | Error::NonFinite
+                | Error::Unsupported(_)
+                | Error::Alloc
+        ),
+        "unexpected error {e:?}"
+    );
+}
+
+fn check_accepted(m: &TernaryMatrix, given: &[u8], scale: f32, xsrc: &[u8]) {
+    assert_eq!(
+        m.packed_bytes(),
+        given,
+        "an accepted matrix keeps its bytes"
+    );
+    assert_eq!(m.scale().to_bits(), scale.to_bits());
+    let again = TernaryMatrix::from_ternary(&m.to_ternary(), m.rows(), m.cols(), scale, m.format())
+        .expect("re-packing an accepted matrix");
+    assert_eq!(again.packed_bytes(), given, "one packed form per matrix");
+    check_products(m, xsrc);
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut b = Bytes(data);
+    let mode = b.u8() % 4;
+    let fmt = b.u8() % 4; // 3 is not a format
+    let rows = b.u8() as usize % 140; // crosses TL tiles (64) twice; 0 is a bad shape
+    let cols = match b.u8() % 4 {
+        0 => b.u16() as usize,            // anything, up to 65535
+        1 => 128 * (b.u8() as usize % 9), // bitnet.cpp's blocks (0 included)
+        _ => b.u16() as usize % 1100,     // around the K blocks
+    };
+    let scale = if b.u8() % 8 == 0 { b.f32() } else { 0.5 }; // non-finite sometimes
+    let xsrc = b.take(64);
+    let format = Format::from_id(fmt as i64);
+    if fmt == 3 {
+        assert!(matches!(format, Err(Error::InvalidFormat(3))));
+        return;
+    }
+    let format = format.unwrap();
+    match mode {
+        0 => {
+            let bytes = b.rest();
+            match TernaryMatrix::from_packed(bytes, rows, cols, scale, format) {
+                Ok(m) => check_accepted(&m, bytes, scale, xsrc),
+                Err(e) => clean(&e),
+            }
+        }
+        1 => {
+            let Ok(l) = format.layout(rows, cols) else {
+                return;
+            };
+            if rows * cols > 1 << 16 {
+                return; // keep one execution fast
+            }
+            let t = cycle(b.take(256), rows * cols, trit);
+            let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, format).unwrap();
+            assert_eq!(m.to_ternary(), t, "pack / unpack round trip");
+            assert_eq!(m.packed_bytes().len(), l.packed_len);
+            let mut bytes = m.packed_bytes().to_vec();
+            let changed = mutate(&mut bytes, &mut b);
+            match TernaryMatrix::from_packed(&bytes, rows, cols, scale, format) {
+                Ok(m2) => {
+                    check_accepted(&m2, &bytes, scale, xsrc);
+                    if !changed {
+                        assert_eq!(m2.to_ternary(), t);
+                    }
+                }
+                Err(Error::NonFinite) => assert!(!scale.is_finite()),
+                Err(Error::InvalidData(_)) => assert!(changed, "valid bytes rejected"),
+                Err(e) => panic!("unexpected error {e:?} for a valid shape"),
+            }
+        }
+        2 | 3 => {
+            let blob = if mode == 2 {
+                b.rest().to_vec()
+            } else {
+                if rows == 0 || cols == 0 || cols % 128 != 0 || rows * cols > 1 << 16 {
+                    return;
+                }
+                let t = cycle(b.take(256), rows * cols, trit);
+                let m =
+                    TernaryMatrix::from_ternary(&t, rows, cols, scale_or(scale), format).unwrap();
+                let mut blob = m.to_bitnet_i2s().unwrap();
+                mutate(&mut blob, &mut b);
+                blob
+            };
+            match TernaryMatrix::from_bitnet_i2s(&blob, rows, cols) {
+                Ok(m) => {
+                    assert_eq!(m.format(), Format::I2S);
+                    // Export is the exact inverse, up to the tail's unused 28 bytes.
+                    let out = m.to_bitnet_i2s().unwrap();
+                    let body = blob.len() - 28;
+                    assert_eq!(out[..body], blob[..body], "blob round trip");
+                    assert!(out[body..].iter().all(|&v| v == 0));
+                    check_products(&m, xsrc);
+                }
+                Err(e) => clean(&e),
+            }
+        }
+        _ => unreachable!(),
+    }
+});
+
+/// A finite scale for building a valid blob.
+fn scale_or(s: f32) -> f32 {
+    if s.is_finite() {
+        s
+    } else {
+        1.0
+    }
+}

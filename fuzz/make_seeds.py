@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Writes the committed seed corpora (fuzz/seeds/<target>/): a few inputs per target that
+reach each mode (valid packings of every format, bitnet.cpp blobs, the extreme values over
+long K, a program of C ABI calls). Run from fuzz/: python3 make_seeds.py"""
+import os, struct
+
+def u16(v): return struct.pack("<H", v)
+def u32(v): return struct.pack("<I", v)
+def f32(v): return struct.pack("<f", v)
+
+def write(target, name, data):
+    d = os.path.join("seeds", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+x64 = bytes((i * 37 + 11) % 256 for i in range(64))
+trits = bytes((i * 7 + i // 5) % 256 for i in range(256))
+
+# packed_import: mode, format, rows, cols selector + cols, scale selector, x (64), payload
+for fmt in range(3):
+    for rows, cols in [(5, 300), (70, 129), (1, 1)]:
+        write("packed_import", f"valid_f{fmt}_{rows}x{cols}",
+              bytes([1, fmt, rows, 2]) + u16(cols) + bytes([1]) + x64 + trits + bytes([0]))
+        write("packed_import", f"mutated_f{fmt}_{rows}x{cols}",
+              bytes([1, fmt, rows, 2]) + u16(cols) + bytes([1]) + x64 + trits
+              + bytes([2]) + u32(7) + bytes([0xFF]) + u32(1000) + bytes([0x02]))
+write("packed_import", "blob_3x256", bytes([3, 0, 3, 1, 2, 1]) + x64 + trits + bytes([1]) + u32(5) + bytes([0x40]))
+write("packed_import", "blob_nan_scale", bytes([3, 0, 2, 1, 1, 0]) + f32(float("nan")) + x64 + trits + bytes([0]))
+write("packed_import", "raw_i2s_1x1", bytes([0, 0, 1, 2]) + u16(1) + bytes([1]) + x64 + bytes([0x55] * 64))
+write("packed_import", "raw_blob_1x128", bytes([2, 0, 1, 1, 1, 1]) + x64 + bytes([0x55] * 32) + f32(0.5) + bytes(28))
+
+# kernels_vs_scalar: extreme = (mode 1, rows, cols-1 u16, n, pattern, xbits), random = (0, rows, cols u16, n, trits, x)
+for pattern, xbits, cols in [(0, 0, 4096), (0, 1, 4096), (1, 2, 20000), (2, 1, 19999), (0, 0, 257)]:
+    write("kernels_vs_scalar", f"extreme_p{pattern}_x{xbits}_k{cols}",
+          bytes([1, 7]) + u16(cols - 1) + bytes([2, pattern, xbits]))
+for rows, cols, n in [(5, 300, 1), (70, 1025, 3), (66, 64, 4), (1, 1, 1)]:
+    write("kernels_vs_scalar", f"random_{rows}x{cols}_n{n}",
+          bytes([0, rows - 1]) + u16(cols - 1) + bytes([n - 1]) + trits + trits[::-1] + x64 * 8 + bytes([1, 200]))
+
+# capi: a program of calls. op 0 = from_ternary: op, rows dim, cols dim, fmt, pout, pin, trits(32), bad, scale
+def dim(v): return bytes([4]) + u16(v - 1)
+create = lambda fmt, r, c: bytes([0]) + dim(r) + dim(c) + bytes([fmt + 3, 2, 2]) + trits[:32] + bytes([1, 1])
+gemv_i8 = bytes([4, 1, 2, 2, 3, 3, 1, 1, 3])        # handle 1, ptrs valid, lengths exact, whole range
+gemv_f32 = bytes([6, 1, 2, 2, 3, 3, 0, 1, 3]) + x64 + bytes([0])
+gemm = bytes([8, 1, 5, 2, 2]) + bytes([1])
+export = bytes([9, 1, 2, 2, 3])
+quant = bytes([11, 2]) + u16(300) + x64 + bytes([1]) + u32(3) + bytes([0, 2, 2, 0, 0, 0, 0, 0, 0, 0])
+for fmt in range(3):
+    write("capi", f"program_f{fmt}", create(fmt, 5, 300) + gemv_i8 + gemv_f32 + gemm + export + quant)
+write("capi", "program_two_matrices", create(0, 3, 256) + create(2, 70, 40) + bytes([10, 1, 4, 2]) + gemm + export)
