@@ -5,9 +5,11 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::error::{check_len, Error, Result};
+use crate::error::{check_len, Result};
 use crate::format::TernaryMatrix;
-use crate::kernels::{self, check_rows, run, FormatKernels, KernelSet, PaddedActivations};
+use crate::kernels::{
+    self, check_activations, check_rows, run, FormatKernels, KernelSet, PaddedActivations,
+};
 use crate::quant::{output_factor, quantize_activations};
 
 /// Below this many multiply-adds a product runs on the calling thread: waking rayon's
@@ -67,14 +69,8 @@ fn quantize_padded(
     x: &[f32],
     n: usize,
 ) -> Result<(PaddedActivations<'static>, Vec<f32>)> {
-    if n == 0 {
-        return Err(Error::InvalidShape("n must be at least 1".into()));
-    }
+    check_activations(m, n, x.len())?;
     let (cols, kp) = (m.cols(), m.layout().cols_padded);
-    let len = n
-        .checked_mul(cols)
-        .ok_or_else(|| Error::InvalidShape(format!("{n} activation rows overflow")))?;
-    check_len("activations", len, x.len())?;
     let mut q = vec![0i8; n * kp];
     let mut factors = Vec::with_capacity(n);
     for (dst, src) in q.chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {

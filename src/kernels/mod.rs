@@ -239,6 +239,17 @@ pub(crate) fn check_rows(m: &TernaryMatrix, rows: &Range<usize>) -> Result<()> {
     Ok(())
 }
 
+/// Checks that `len` activations are `n >= 1` rows of `m.cols()` each.
+pub(crate) fn check_activations(m: &TernaryMatrix, n: usize, len: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::InvalidShape("n must be at least 1".into()));
+    }
+    let want = n
+        .checked_mul(m.cols())
+        .ok_or_else(|| Error::InvalidShape(format!("{n} activation rows overflow")))?;
+    check_len("activations", want, len)
+}
+
 /// `n` int8 activation rows, each zero-padded to the matrix's padded width.
 pub(crate) struct PaddedActivations<'a> {
     data: std::borrow::Cow<'a, [i8]>,
@@ -249,14 +260,8 @@ impl<'a> PaddedActivations<'a> {
     /// Checks `x.len() == n * cols`, and pads (copies) only when `cols` is not already the
     /// padded width.
     pub(crate) fn new(m: &TernaryMatrix, x: &'a [i8], n: usize) -> Result<Self> {
-        if n == 0 {
-            return Err(Error::InvalidShape("n must be at least 1".into()));
-        }
+        check_activations(m, n, x.len())?;
         let (cols, kp) = (m.cols(), m.layout().cols_padded);
-        let len = n
-            .checked_mul(cols)
-            .ok_or_else(|| Error::InvalidShape(format!("{n} activation rows overflow")))?;
-        check_len("activations", len, x.len())?;
         if cols == kp {
             return Ok(Self { data: x.into(), n });
         }
