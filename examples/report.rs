@@ -646,12 +646,12 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
 
     let _ = writeln!(
         o,
-        "### Memory bandwidth (streaming read, {} loop; median of {} steps of 8 MiB a thread, the better of a probe at the start and one at the end of the run)\n",
+        "### Memory bandwidth (streaming read, {} loads, with and without software prefetch, the faster kept; median of {} steps of 8 MiB a thread, the better of a probe at the start and one at the end of the run)\n",
         probe::read_loop_name(),
         b.probe_samples
     );
     let _ = writeln!(o, "| buffer | 1 thread | {n} threads |\n|---|---|---|");
-    let bw = |x: &Bandwidth| format!("{:.1} GB/s", x.gb_per_s);
+    let bw = |x: &Bandwidth| format!("{:.1} GB/s ({})", x.gb_per_s, x.read_loop.name());
     let _ = writeln!(
         o,
         "| {} MiB (DRAM) | {} | {} |",
@@ -889,7 +889,7 @@ fn to_json(r: &Report, quick: bool, command: &str, elapsed: f64) -> Value {
         let (rows, cols, model) = r.shapes[si];
         json!({ "rows": rows, "cols": cols, "model": model })
     };
-    let bw = |b: &Bandwidth| json!({ "bytes": b.bytes, "threads": b.threads, "gb_per_s": b.gb_per_s, "best_gb_per_s": b.best_gb_per_s });
+    let bw = |b: &Bandwidth| json!({ "bytes": b.bytes, "threads": b.threads, "gb_per_s": b.gb_per_s, "best_gb_per_s": b.best_gb_per_s, "read_loop": b.read_loop.name() });
     json!({
         "date": utc_now(),
         "command": command,

@@ -3,13 +3,23 @@
 //!
 //! A GEMV with one activation row reads each weight once and does one multiply-add with it,
 //! so a dense GEMV is limited by how fast the weights stream in. The loops here keep that
-//! limit in sight: weights in one sequential stream (row after row, 64-byte aligned rows),
-//! full-width loads (AVX-512 where the CPU has it, else AVX2 + F16C + FMA, chosen at run
-//! time), four independent FMA chains so the adder latency never stalls the loads, and the
-//! activation row rounded once to the weights' type (as ggml does), so that it stays in L1
-//! even for 14336 inputs: measured here, an f32 row of 6912 or more inputs kept reloading
-//! from L2 and cost the fp16 GEMV up to a third of its bandwidth. fp16 values are converted
-//! in registers (`vcvtph2ps`), exactly as an fp16 inference engine would.
+//! limit in sight: weights in one sequential stream (64-byte aligned rows whose zero padding
+//! is multiplied by a zero-padded x, so there is no scalar tail), full-width loads (AVX-512
+//! where the CPU has it, else AVX2 + F16C + FMA, chosen at run time), independent FMA chains
+//! so the adder latency never stalls the loads, and the activation row rounded once to the
+//! weights' type (as ggml does), so that it stays in L1. fp16 values are converted in
+//! registers (`vcvtph2ps`), exactly as an fp16 inference engine would.
+//!
+//! Two choices were measured (fp16, DRAM-resident, 1 thread, same-run A/B):
+//! - **Long rows go four at a time** (more than [`LONG_ROW_BYTES`] of weights a row): each x
+//!   vector then feeds four rows. One row at a time reached 55–74 % of the bandwidth probe
+//!   on rows of 6912–14336 inputs on Zen 4 (x re-read from L2 alongside the weights is the
+//!   suspect), and 80–84 % on a Sapphire-Rapids-class Xeon, where four rows reached 99–108 %
+//!   of the plain probe; on rows of 2560–4096 inputs one row at a time was faster there.
+//! - **Software prefetch on Intel only** (the same rule and reason as the kernels'
+//!   `kernels/x86/prefetch.h`): on the Xeon, `prefetcht0` ahead of each row raised the
+//!   1-row loop from 93–96 % to 100–105 % of the plain probe; on Zen 4 software prefetch only
+//!   ever slowed streams.
 //!
 //! ```
 //! use bitnet_kernels::baseline::DenseMatrix;
@@ -24,7 +34,6 @@ use std::ops::Range;
 
 use bytemuck::Pod;
 use half::f16;
-use rayon::prelude::*;
 
 use crate::probe::LargeBuffer;
 
@@ -47,10 +56,60 @@ pub trait Element: Pod + Send + Sync + 'static {
     fn from_f32_slice(x: &[f32]) -> Vec<Self>;
     /// `sum_j w[j] * x[j]` in f32 (`w.len() == x.len()`) with the fastest loop this CPU has.
     fn dot(w: &[Self], x: &[Self]) -> f32;
+    /// `y[r] = sum_j w[r * stride + j] * x[j]` for `y.len()` rows (1 or 4), `stride ==
+    /// x.len()` a whole number of 64-byte lines, prefetching ahead if `pf`.
+    fn dot_rows(w: &[Self], x: &[Self], pf: bool, y: &mut [f32]);
+}
+
+/// Rows longer than this (in bytes of weights) go four at a time: see the module docs.
+pub const LONG_ROW_BYTES: usize = 8 << 10;
+
+/// Calls the widest of `loops` (AVX-512, AVX2) this CPU can run for 1 or 4 rows, else the
+/// scalar loop.
+#[allow(unused_variables, clippy::type_complexity)]
+fn dispatch_rows<E: Element>(
+    w: &[E],
+    x: &[E],
+    pf: bool,
+    y: &mut [f32],
+    loops: [[unsafe fn(&[E], &[E], bool, &mut [f32]); 2]; 2],
+) {
+    assert!(w.len() == y.len() * x.len() && (y.len() == 1 || y.len() == 4));
+    assert_eq!(std::mem::size_of_val(x) % 64, 0, "whole lines");
+    let four = usize::from(y.len() == 4);
+    #[cfg(target_arch = "x86_64")]
+    match simd_level() {
+        // SAFETY: simd_level() checked the features each loop is compiled for; the asserts
+        // above are the loops' length contract.
+        Simd::Avx512 => return unsafe { loops[0][four](w, x, pf, y) },
+        // SAFETY: as above.
+        Simd::Avx2 => return unsafe { loops[1][four](w, x, pf, y) },
+        Simd::None => {}
+    }
+    for (o, row) in y.iter_mut().zip(w.chunks_exact(x.len())) {
+        *o = dot_scalar(row, x);
+    }
+}
+
+/// Whether the loops prefetch the weights ahead: on Intel CPUs only (see the module docs).
+fn prefetch_on() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| {
+            // SAFETY: cpuid leaf 0 exists on every x86-64 CPU.
+            #[allow(unused_unsafe)]
+            let id = unsafe { std::arch::x86_64::__cpuid(0) };
+            (id.ebx, id.edx, id.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e) // "GenuineIntel"
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Calls the widest of `loops` (AVX-512, AVX2) this CPU can run, else the scalar loop.
 #[allow(unused_variables)]
+#[allow(clippy::type_complexity)]
 fn dispatch<E: Element>(w: &[E], x: &[E], loops: [unsafe fn(&[E], &[E]) -> f32; 2]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
@@ -65,11 +124,22 @@ fn dispatch<E: Element>(w: &[E], x: &[E], loops: [unsafe fn(&[E], &[E]) -> f32; 
 
 #[cfg(not(target_arch = "x86_64"))]
 mod x86 {
-    //! No SIMD loops off x86-64: `dispatch` always takes the scalar one.
+    //! No SIMD loops off x86-64: `dispatch` and `dispatch_rows` always take the scalar ones.
     pub(super) use super::dot_scalar as dot_f16_avx512;
     pub(super) use super::dot_scalar as dot_f16_avx2;
     pub(super) use super::dot_scalar as dot_f32_avx512;
     pub(super) use super::dot_scalar as dot_f32_avx2;
+    pub(super) use super::rows_scalar as rows_f16_avx512;
+    pub(super) use super::rows_scalar as rows_f16_avx2;
+    pub(super) use super::rows_scalar as rows_f32_avx512;
+    pub(super) use super::rows_scalar as rows_f32_avx2;
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn rows_scalar<E: Element, const R: usize>(w: &[E], x: &[E], _pf: bool, y: &mut [f32]) {
+    for (o, row) in y.iter_mut().zip(w.chunks_exact(x.len())) {
+        *o = dot_scalar(row, x);
+    }
 }
 
 impl Element for u16 {
@@ -89,6 +159,10 @@ impl Element for u16 {
     fn dot(w: &[u16], x: &[u16]) -> f32 {
         dispatch(w, x, [x86::dot_f16_avx512, x86::dot_f16_avx2])
     }
+    fn dot_rows(w: &[u16], x: &[u16], pf: bool, y: &mut [f32]) {
+        use x86::{rows_f16_avx2 as a2, rows_f16_avx512 as a5};
+        dispatch_rows(w, x, pf, y, [[a5::<1>, a5::<4>], [a2::<1>, a2::<4>]])
+    }
 }
 
 impl Element for f32 {
@@ -104,6 +178,10 @@ impl Element for f32 {
     }
     fn dot(w: &[f32], x: &[f32]) -> f32 {
         dispatch(w, x, [x86::dot_f32_avx512, x86::dot_f32_avx2])
+    }
+    fn dot_rows(w: &[f32], x: &[f32], pf: bool, y: &mut [f32]) {
+        use x86::{rows_f32_avx2 as a2, rows_f32_avx512 as a5};
+        dispatch_rows(w, x, pf, y, [[a5::<1>, a5::<4>], [a2::<1>, a2::<4>]])
     }
 }
 
@@ -217,48 +295,66 @@ impl<E: Element> DenseMatrix<E> {
     /// # Panics
     /// If `x.len() != cols`, `rows` is not inside `0..rows()`, or `y.len() != rows.len()`.
     pub fn gemv_rows(&self, x: &[f32], rows: Range<usize>, y: &mut [f32]) {
-        assert_eq!(x.len(), self.cols, "x must have cols elements");
-        self.rows_rounded(&E::from_f32_slice(x), rows, y);
+        self.rows_rounded(&self.round(x), rows, y);
     }
 
+    /// x rounded to the element type and zero-padded to the row stride.
+    fn round(&self, x: &[f32]) -> Vec<E> {
+        assert_eq!(x.len(), self.cols, "x must have cols elements");
+        let mut v = E::from_f32_slice(x);
+        v.resize(self.stride, E::zeroed());
+        v
+    }
+
+    /// `x`: from [`Self::round`].
     fn rows_rounded(&self, x: &[E], rows: Range<usize>, y: &mut [f32]) {
         assert!(
             rows.end <= self.rows && rows.start <= rows.end,
             "bad row range"
         );
         assert_eq!(y.len(), rows.len(), "y must have one element per row");
-        for (o, r) in y.iter_mut().zip(rows) {
-            *o = E::dot(self.row(r), x);
+        let all: &[E] = bytemuck::cast_slice(self.data.as_slice());
+        let (stride, pf) = (self.stride, prefetch_on());
+        let per = if self.cols * std::mem::size_of::<E>() > LONG_ROW_BYTES {
+            4
+        } else {
+            1
+        };
+        let mut r = rows.start;
+        for out in y.chunks_mut(per) {
+            // A ragged last group goes one row at a time.
+            for (i, o) in out
+                .chunks_mut(if out.len() == per { per } else { 1 })
+                .enumerate()
+            {
+                let first = r + i * o.len();
+                E::dot_rows(&all[first * stride..][..o.len() * stride], x, pf, o);
+            }
+            r += out.len();
         }
     }
 
-    /// `y = W x` for the whole matrix, split into one contiguous row range per rayon thread
-    /// (`RAYON_NUM_THREADS`) when the matrix is large enough to gain from it.
+    /// `y = W x` for the whole matrix, on rayon's threads (`RAYON_NUM_THREADS`) when the
+    /// matrix is large enough to gain from it, split as the ternary products are
+    /// (`crate::par`: the calling thread works from the start, in chunks of whole 4-row groups).
     ///
     /// # Panics
     /// If `x.len() != cols` or `y.len() != rows`.
     pub fn gemv(&self, x: &[f32], y: &mut [f32]) {
-        assert_eq!(x.len(), self.cols, "x must have cols elements");
         assert_eq!(y.len(), self.rows, "y must have rows elements");
-        let x = E::from_f32_slice(x);
-        let parts = if self.rows * self.cols < PARALLEL_MIN {
+        let x = self.round(x);
+        let threads = if self.rows * self.cols < PARALLEL_MIN {
             1
         } else {
-            rayon::current_num_threads().min(self.rows)
+            rayon::current_num_threads()
         };
-        if parts <= 1 {
-            return self.rows_rounded(&x, 0..self.rows, y);
-        }
-        let mut outs = Vec::with_capacity(parts);
-        let mut rest = y;
-        for p in 0..parts {
-            let r = self.rows * p / parts..self.rows * (p + 1) / parts;
-            let (head, tail) = rest.split_at_mut(r.len());
-            outs.push((r, head));
-            rest = tail;
-        }
-        outs.into_par_iter()
-            .for_each(|(r, out)| self.rows_rounded(&x, r, out));
+        crate::par::for_each_chunk(
+            self.rows,
+            4,
+            threads,
+            |ranges| crate::par::split_rows(y, 1, ranges),
+            |r, out| self.rows_rounded(&x, r, out),
+        );
     }
 }
 
@@ -362,6 +458,174 @@ mod x86 {
         dot256!(w, x, |p| _mm256_loadu_ps(p))
     }
 
+    /// The loop behind every multi-row product: `R` rows (1 or 4) at `x.len()` apart,
+    /// `$lanes` f32 lanes a vector; 4 vectors a row an iteration for 1 row, 2 for 4 rows
+    /// (8 independent FMA chains, each x vector loaded once for all rows); whole vectors
+    /// only (`x.len()` is a whole number of lines, so of vectors); if `pf`, each row's line
+    /// `$ahead` bytes ahead is prefetched every iteration.
+    macro_rules! fma_rows {
+        ($w:ident, $x:ident, $pf:ident, $y:ident, $R:ident, $T:ty, $lanes:literal,
+         $zero:ident, $fma:ident, $add:ident, $hsum:path, |$p:ident| $load:expr) => {{
+            let stride = $x.len();
+            debug_assert!($w.len() == $R * stride && $y.len() == $R && stride % $lanes == 0);
+            let v = if $R == 1 { 4 } else { 2 };
+            let step = v * $lanes;
+            let ahead = if $R == 1 { 1024 } else { 512 } / std::mem::size_of::<$T>();
+            let line = 64 / std::mem::size_of::<$T>();
+            let (wp, xp) = ($w.as_ptr(), $x.as_ptr());
+            let mut acc = [[$zero(); 4]; $R];
+            let mut i = 0;
+            while i + step <= stride {
+                if $pf {
+                    for r in 0..$R {
+                        let mut l = 0;
+                        while l < step {
+                            let a = wp.wrapping_add(r * stride + i + ahead + l);
+                            // A hint: never faults, whatever the address.
+                            _mm_prefetch::<_MM_HINT_T0>(a.cast());
+                            l += line;
+                        }
+                    }
+                }
+                for j in 0..v {
+                    // SAFETY: i + $lanes * (j + 1) <= stride for x and for every row of w.
+                    unsafe {
+                        let $p = xp.add(i + $lanes * j);
+                        let xv = $load;
+                        for (r, a) in acc.iter_mut().enumerate() {
+                            let $p = wp.add(r * stride + i + $lanes * j);
+                            a[j] = $fma($load, xv, a[j]);
+                        }
+                    }
+                }
+                i += step;
+            }
+            while i < stride {
+                // SAFETY: as above, one vector.
+                unsafe {
+                    let $p = xp.add(i);
+                    let xv = $load;
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let $p = wp.add(r * stride + i);
+                        a[0] = $fma($load, xv, a[0]);
+                    }
+                }
+                i += $lanes;
+            }
+            for (o, a) in $y.iter_mut().zip(&acc) {
+                *o = $hsum($add($add(a[0], a[1]), $add(a[2], a[3])));
+            }
+        }};
+    }
+
+    /// fp16 rows (F16C conversion in registers), AVX-512.
+    ///
+    /// # Safety
+    /// AVX-512F; `w.len() == R * x.len()`, `y.len() == R`, `x.len()` a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_f16_avx512<const R: usize>(
+        w: &[u16],
+        x: &[u16],
+        pf: bool,
+        y: &mut [f32],
+    ) {
+        fma_rows!(
+            w,
+            x,
+            pf,
+            y,
+            R,
+            u16,
+            16,
+            _mm512_setzero_ps,
+            _mm512_fmadd_ps,
+            _mm512_add_ps,
+            _mm512_reduce_add_ps,
+            |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
+        )
+    }
+
+    /// fp16 rows, AVX2 + F16C + FMA.
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C; `w.len() == R * x.len()`, `y.len() == R`, `x.len()` a multiple of 8.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn rows_f16_avx2<const R: usize>(
+        w: &[u16],
+        x: &[u16],
+        pf: bool,
+        y: &mut [f32],
+    ) {
+        fma_rows!(
+            w,
+            x,
+            pf,
+            y,
+            R,
+            u16,
+            8,
+            _mm256_setzero_ps,
+            _mm256_fmadd_ps,
+            _mm256_add_ps,
+            hsum256,
+            |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+        )
+    }
+
+    /// f32 rows, AVX-512.
+    ///
+    /// # Safety
+    /// AVX-512F; `w.len() == R * x.len()`, `y.len() == R`, `x.len()` a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_f32_avx512<const R: usize>(
+        w: &[f32],
+        x: &[f32],
+        pf: bool,
+        y: &mut [f32],
+    ) {
+        fma_rows!(
+            w,
+            x,
+            pf,
+            y,
+            R,
+            f32,
+            16,
+            _mm512_setzero_ps,
+            _mm512_fmadd_ps,
+            _mm512_add_ps,
+            _mm512_reduce_add_ps,
+            |p| _mm512_loadu_ps(p)
+        )
+    }
+
+    /// f32 rows, AVX2 + FMA.
+    ///
+    /// # Safety
+    /// AVX2, FMA; `w.len() == R * x.len()`, `y.len() == R`, `x.len()` a multiple of 8.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_f32_avx2<const R: usize>(
+        w: &[f32],
+        x: &[f32],
+        pf: bool,
+        y: &mut [f32],
+    ) {
+        fma_rows!(
+            w,
+            x,
+            pf,
+            y,
+            R,
+            f32,
+            8,
+            _mm256_setzero_ps,
+            _mm256_fmadd_ps,
+            _mm256_add_ps,
+            hsum256,
+            |p| _mm256_loadu_ps(p)
+        )
+    }
+
     #[target_feature(enable = "avx2")]
     fn hsum256(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
@@ -433,6 +697,91 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Rows longer than LONG_ROW_BYTES (four at a time), a ragged last group, and row ranges
+    /// that start inside a group of four.
+    #[test]
+    fn long_rows_go_four_at_a_time_and_agree() {
+        fn long<E: Element>() {
+            let cols = LONG_ROW_BYTES / std::mem::size_of::<E>() + 37;
+            let rows = 7;
+            let w: Vec<f32> = (0..rows * cols).map(|i| (i % 7) as f32 - 3.0).collect();
+            let x: Vec<f32> = (0..cols).map(|i| (i % 5) as f32 - 2.0).collect();
+            let want: Vec<f32> = (0..rows)
+                .map(|r| (0..cols).map(|c| w[r * cols + c] * x[c]).sum())
+                .collect();
+            let m = DenseMatrix::<E>::from_f32(&w, rows, cols);
+            let mut y = vec![0.0f32; rows];
+            m.gemv(&x, &mut y);
+            assert_eq!(y, want, "{}", E::NAME);
+            for start in 0..rows {
+                let mut part = vec![0.0f32; rows - start];
+                m.gemv_rows(&x, start..rows, &mut part);
+                assert_eq!(part, want[start..], "{} rows {start}..", E::NAME);
+            }
+        }
+        long::<u16>();
+        long::<f32>();
+    }
+
+    /// Each multi-row loop this CPU can run (1 and 4 rows, with and without prefetch),
+    /// called directly, on row lengths around its unroll.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_rows_loop_matches_the_scalar_loop() {
+        use std::arch::is_x86_feature_detected as has;
+        type Rows<E> = unsafe fn(&[E], &[E], bool, &mut [f32]);
+        fn check<E: Element>(loops: &[(&str, Rows<E>, usize)]) {
+            let line = 64 / std::mem::size_of::<E>();
+            for stride in (line..=9 * line).step_by(line) {
+                let w: Vec<E> = (0..4 * stride)
+                    .map(|i| E::from_f32((i % 9) as f32 - 4.0))
+                    .collect();
+                let x: Vec<E> = (0..stride)
+                    .map(|i| E::from_f32((i % 7) as f32 - 3.0))
+                    .collect();
+                let want: Vec<f32> = w.chunks_exact(stride).map(|r| dot_scalar(r, &x)).collect();
+                for &(name, f, rows) in loops {
+                    for pf in [false, true] {
+                        let mut y = vec![0.0f32; rows];
+                        // SAFETY: the caller lists only loops this CPU runs; lengths as required.
+                        unsafe { f(&w[..rows * stride], &x, pf, &mut y) };
+                        assert_eq!(
+                            y,
+                            want[..rows],
+                            "{} {name} stride {stride} pf {pf}",
+                            E::NAME
+                        );
+                    }
+                }
+            }
+        }
+        let (avx512, avx2) = (has!("avx512f"), has!("avx2") && has!("fma") && has!("f16c"));
+        let mut h: Vec<(&str, Rows<u16>, usize)> = Vec::new();
+        let mut f: Vec<(&str, Rows<f32>, usize)> = Vec::new();
+        if avx512 {
+            h.extend([
+                ("avx512", x86::rows_f16_avx512::<1> as Rows<u16>, 1),
+                ("avx512", x86::rows_f16_avx512::<4>, 4),
+            ]);
+            f.extend([
+                ("avx512", x86::rows_f32_avx512::<1> as Rows<f32>, 1),
+                ("avx512", x86::rows_f32_avx512::<4>, 4),
+            ]);
+        }
+        if avx2 {
+            h.extend([
+                ("avx2", x86::rows_f16_avx2::<1> as Rows<u16>, 1),
+                ("avx2", x86::rows_f16_avx2::<4>, 4),
+            ]);
+            f.extend([
+                ("avx2", x86::rows_f32_avx2::<1> as Rows<f32>, 1),
+                ("avx2", x86::rows_f32_avx2::<4>, 4),
+            ]);
+        }
+        check(&h);
+        check(&f);
     }
 
     #[test]

@@ -526,7 +526,7 @@ pub unsafe extern "C" fn bitnet_i2s_blob_size(
     guard(|| {
         check_ptr(out, "out")?;
         check_shape(rows, cols)?;
-        if cols % i2s::BITNET_BLOCK != 0 {
+        if !cols.is_multiple_of(i2s::BITNET_BLOCK) {
             return Err(Error::InvalidShape(format!(
                 "bitnet.cpp I2_S needs cols to be a multiple of {}, got {cols}",
                 i2s::BITNET_BLOCK

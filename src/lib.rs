@@ -33,6 +33,7 @@ pub mod error;
 pub mod format;
 pub mod kernels;
 pub mod matmul;
+mod par;
 pub mod probe;
 pub mod quant;
 

@@ -21,6 +21,7 @@
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "x86/prefetch.h"
 
 #define CHUNK BITNET_I2S_CHUNK_BYTES
 #define KBLK BITNET_I2S_K_BLOCK
@@ -64,7 +65,7 @@ static inline __m256i lane_sums(const int8_t *x, size_t kp) {
 
 /* Rows 0..3 of the group at g times one activation row x (lane sums qs): the GEMV loop. */
 static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g, size_t nb,
-                                                                const int8_t *x, __m256i qs) {
+                                                                const int8_t *x, __m256i qs, int pf) {
     const __m256i m0 = _mm256_set1_epi8(0x03), m1 = _mm256_set1_epi8(0x0C);
     const __m256i ones16 = _mm256_set1_epi16(1);
     /* int32 totals per row: sum of c*q over the lane's kp/8 columns, <= 2^29. */
@@ -73,6 +74,7 @@ static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g
         const size_t b1 = nb - b0 < GEMV_FLUSH ? nb : b0 + GEMV_FLUSH;
         __m256i A0 = _mm256_setzero_si256(), A1 = A0, A2 = A0, A3 = A0;
         for (size_t b = b0; b < b1; b++) {
+            BITNET_PREFETCH_AHEAD(pf, g + b * TILE * CHUNK, TILE);
             for (int h = 0; h < 2; h++) {
                 const uint8_t *wb = g + b * TILE * CHUNK + h * 32;
                 const int8_t *xb = x + b * KBLK + h * 32;
@@ -100,13 +102,23 @@ static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g
                  _mm256_sub_epi32(t3, qs));
 }
 
-void bitnet_i2s_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                          size_t row_end, int32_t *y) {
+static inline __attribute__((always_inline)) void gemv(const uint8_t *w, size_t kp,
+                                                       const int8_t *x, size_t row_begin,
+                                                       size_t row_end, int32_t *y, int pf) {
     const __m256i qs = lane_sums(x, kp);
     for (size_t r = row_begin; r < row_end; r += TILE) {
-        const __m128i s = gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp), kp / KBLK, x, qs);
+        const __m128i s =
+            gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp), kp / KBLK, x, qs, pf);
         _mm_storeu_si128((__m128i *)(y + (r - row_begin)), s);
     }
+}
+
+void bitnet_i2s_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
+                          size_t row_end, int32_t *y) {
+    if (bitnet_x86_prefetch_on())
+        gemv(w, kp, x, row_begin, row_end, y, 1);
+    else
+        gemv(w, kp, x, row_begin, row_end, y, 0);
 }
 
 /* GEMM K block: an int16 lane gains one vpmaddubsw pair sum of c*q, in [-512, 508], per

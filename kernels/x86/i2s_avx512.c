@@ -19,6 +19,7 @@
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "x86/prefetch.h"
 
 #define CHUNK BITNET_I2S_CHUNK_BYTES
 #define KBLK BITNET_I2S_K_BLOCK
@@ -34,11 +35,6 @@
  * chunk, so 4096 chunks stay within 2^28 < 2^31; the combined total per lane is
  * sum over its kp/16 columns of |c*q| <= 256 * 2^24 / 16 = 2^28 (kp <= 2^24). */
 #define GEMV_FLUSH_CHUNKS 4096
-
-/* No software prefetch: measured here (Zen 4, KVM), prefetcht0/t1/nta of the weight stream
- * 0.5-16 KiB ahead, or touching a line a page ahead, never made the DRAM-resident GEMV
- * faster than leaving the one sequential stream to the hardware prefetchers; most variants
- * were 10-50% slower. */
 
 /* [sum a, sum b, sum c, sum d] of four 16-lane vectors (a 4 x 4 transpose folded into adds). */
 static inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
@@ -63,7 +59,7 @@ static inline __m512i lane_sums(const int8_t *x, size_t kp) {
 
 /* Rows 0..3 of the group at g times one activation row x (lane sums qs): the GEMV loop. */
 static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g, size_t nb,
-                                                                const int8_t *x, __m512i qs) {
+                                                                const int8_t *x, __m512i qs, int pf) {
     const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C);
     const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8((char)0xC0);
     __m512i tot[TILE];
@@ -78,6 +74,7 @@ static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g
         for (size_t b = b0; b < b1; b++) {
             const uint8_t *wb = g + b * TILE * CHUNK;
             const int8_t *xb = x + b * KBLK;
+            BITNET_PREFETCH_AHEAD(pf, wb, TILE);
             const __m512i x0 = _mm512_loadu_si512(xb), x1 = _mm512_loadu_si512(xb + CHUNK);
             const __m512i x2 = _mm512_loadu_si512(xb + 2 * CHUNK);
             const __m512i x3 = _mm512_loadu_si512(xb + 3 * CHUNK);
@@ -106,13 +103,23 @@ static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g
                  _mm512_sub_epi32(tot[2], qs), _mm512_sub_epi32(tot[3], qs));
 }
 
-void bitnet_i2s_gemv_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                            size_t row_end, int32_t *y) {
+static inline __attribute__((always_inline)) void gemv(const uint8_t *w, size_t kp,
+                                                       const int8_t *x, size_t row_begin,
+                                                       size_t row_end, int32_t *y, int pf) {
     const __m512i qs = lane_sums(x, kp);
     for (size_t r = row_begin; r < row_end; r += TILE) {
-        const __m128i s = gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp), kp / KBLK, x, qs);
+        const __m128i s =
+            gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp), kp / KBLK, x, qs, pf);
         _mm_storeu_si128((__m128i *)(y + (r - row_begin)), s);
     }
+}
+
+void bitnet_i2s_gemv_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
+                            size_t row_end, int32_t *y) {
+    if (bitnet_x86_prefetch_on())
+        gemv(w, kp, x, row_begin, row_end, y, 1);
+    else
+        gemv(w, kp, x, row_begin, row_end, y, 0);
 }
 
 /* GEMM K block: columns of one group unpacked at a time (4 rows x GEMM_KB bytes = 10 KiB),

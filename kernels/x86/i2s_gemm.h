@@ -7,9 +7,10 @@
  *                                 y[j * ys + 0..3] += the group's sums of c*q over len columns
  *                                 for activation rows j = 0..A-1 (1 <= A <= GEMM_ACTS);
  *   sum_q(x, kp)                  sum of one activation row, exact (|.| <= 128 * (2^24 - 1));
- *   GEMM_SMALL_N, lanes_t, lane_sums(x, kp), gemv_group(g, nb, x, qs)
+ *   GEMM_SMALL_N, lanes_t, lane_sums(x, kp), gemv_group(g, nb, x, qs, pf)
  *                                 the GEMV loop for one 4-row group and one activation row
- *                                 (lane_sums gives its qs), used for at most GEMM_SMALL_N rows.
+ *                                 (lane_sums gives its qs; pf: prefetch the weights ahead,
+ *                                 x86/prefetch.h), used for at most GEMM_SMALL_N rows.
  *
  * y starts at -sum q and gains each K block's sum c*q, so every value it holds is
  * sum_{done} t*q - sum_{not done} q: |.| <= 128 * (2^24 - 1) < 2^31.
@@ -18,18 +19,19 @@
 #define BITNET_I2S_GEMM_H
 
 /* Few activation rows: the GEMV loop for each, group by group, so the weights stream from
- * memory once and sit in L1 for the rows after the first; below a few rows, unpacking the
+ * memory once (prefetched ahead for the first row only) and sit in L1 for the rows after it; below a few rows, unpacking the
  * codes costs more than it saves (each file measures its own GEMM_SMALL_N). */
 static inline void i2s_gemm_small(const uint8_t *w, size_t kp, const int8_t *x, size_t n,
                                   size_t row_begin, size_t row_end, int32_t *y) {
     lanes_t qs[GEMM_SMALL_N];
     const size_t rows = row_end - row_begin;
+    const int pf = bitnet_x86_prefetch_on();
     for (size_t j = 0; j < n; j++) qs[j] = lane_sums(x + j * kp, kp);
     for (size_t r = row_begin; r < row_end; r += BITNET_I2S_ROW_TILE) {
         const uint8_t *g = w + bitnet_i2s_chunk_offset(r, 0, kp);
         for (size_t j = 0; j < n; j++)
             _mm_storeu_si128((__m128i *)(y + j * rows + (r - row_begin)),
-                             gemv_group(g, kp / BITNET_I2S_K_BLOCK, x + j * kp, qs[j]));
+                             gemv_group(g, kp / BITNET_I2S_K_BLOCK, x + j * kp, qs[j], pf && j == 0));
     }
 }
 

@@ -118,7 +118,7 @@ fn bitnet_pos(n: usize) -> (usize, usize) {
 
 fn bitnet_check_shape(rows: usize, cols: usize) -> Result<usize> {
     super::check_shape(rows, cols)?;
-    if cols % BITNET_BLOCK != 0 {
+    if !cols.is_multiple_of(BITNET_BLOCK) {
         return Err(Error::InvalidShape(format!(
             "bitnet.cpp I2_S needs cols to be a multiple of {BITNET_BLOCK}, got {cols}"
         )));

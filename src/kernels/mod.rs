@@ -303,7 +303,7 @@ pub(crate) fn run(
     let len = rows.len();
     debug_assert!(rows.end <= l.rows && x.data.len() == n * kp && y.len() == n * len);
     let call = |rb: usize, re: usize, out: &mut [i32]| {
-        debug_assert!(rb % tile == 0 && re % tile == 0 && re <= l.rows_padded);
+        debug_assert!(rb.is_multiple_of(tile) && re.is_multiple_of(tile) && re <= l.rows_padded);
         debug_assert_eq!(out.len(), n * (re - rb));
         // SAFETY: rb..re are whole tiles inside the padded rows, `x` holds n × kp
         // activations, `out` holds n × (re - rb) outputs, and the packed bytes belong
