@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "x86/prefetch.h"
 
 /* Defines bitnet_<fmt>_gemv_<isa> / _gemm_<isa> from
  *   build(const int8_t *x, size_t steps, vec_t *tab)
@@ -100,6 +101,7 @@ static inline void bitnet_tl_rows_avx512(const uint8_t *w, size_t tile_bytes, si
     const __m512i transpose = bitnet_tl_transpose(), pos = bitnet_tl_pos();
     const __m512i low4 = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi8(1);
     const __m512i c64 = _mm512_set1_epi8(64), z = _mm512_setzero_si512();
+    const int pf = bitnet_x86_prefetch_on();
     for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
         const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * step_bytes;
         int32_t *yo = y + (r - rb);
@@ -111,6 +113,7 @@ static inline void bitnet_tl_rows_avx512(const uint8_t *w, size_t tile_bytes, si
         for (size_t k = 0; k < steps; k++) {
             const uint8_t *q = base + k * step_bytes;
             const __m512i *t = tab + 4 * k;
+            BITNET_PREFETCH_AHEAD(pf, q, (int)(step_bytes / 64));
             const __m512i al = t[0], ah = t[1], bl = t[2], bh = t[3];
             for (int s = 0; s < 4; s++) {
                 const __m512i v =
@@ -187,6 +190,7 @@ static inline void bitnet_tl_rows_avx2(const uint8_t *w, size_t tile_bytes, size
     BITNET_TL_BYTES(bits0, 32, 1u << (4 * (p % 2) + p / 16));
     BITNET_TL_BYTES(bits1, 32, 1u << (4 * (p % 2) + p / 16 + 2));
     const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const int pf = bitnet_x86_prefetch_on();
     for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
         const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * step_bytes;
         int32_t *yo = y + (r - rb);
@@ -197,6 +201,7 @@ static inline void bitnet_tl_rows_avx2(const uint8_t *w, size_t tile_bytes, size
         for (size_t k = 0; k < steps; k++) {
             const uint8_t *q = base + k * step_bytes;
             const __m256i *t = tab + 8 * k;
+            BITNET_PREFETCH_AHEAD(pf, q, (int)(step_bytes / 64));
             for (int s = 0; s < 4; s++) {
                 const __m256i n0 = _mm256_load_si256((const __m256i *)(q + 64 * s));
                 const __m256i n1 = _mm256_load_si256((const __m256i *)(q + 64 * s + 32));
