@@ -4,6 +4,8 @@
 //! plus `cfg(bitnet_<isa>)` for every file compiled. It never looks at the build host's CPU:
 //! the binary chooses a kernel at run time.
 //!
+//! On Linux the shared library (cdylib) gets a SONAME (`soname()` below).
+//!
 //! `BITNET_SANITIZE=address,undefined` (any list `-fsanitize=` takes) builds the kernels
 //! with sanitizers, for the hardening runs.
 
@@ -69,12 +71,28 @@ const KNOWN: &[&str] = &[
     "tl2_dotprod",
 ];
 
+/// The shared library's SONAME: `libbitnet_kernels.so.<major>`, or `.so.0.<minor>` while the
+/// version is 0.x (where a minor release may break the ABI). Programs linked against the .so
+/// load this name at run time; `pkgconfig/install.sh` installs the library under it.
+fn soname() -> String {
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap();
+    if major == "0" {
+        format!("libbitnet_kernels.so.0.{minor}")
+    } else {
+        format!("libbitnet_kernels.so.{major}")
+    }
+}
+
 fn main() {
     for name in KNOWN {
         println!("cargo::rustc-check-cfg=cfg(bitnet_{name})");
     }
     println!("cargo::rerun-if-changed=kernels");
     println!("cargo::rerun-if-env-changed=BITNET_SANITIZE");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo::rustc-cdylib-link-arg=-Wl,-soname,{}", soname());
+    }
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let dir = match arch.as_str() {
         "x86_64" => "kernels/x86",
