@@ -1,54 +1,67 @@
 //! Compiles each C kernel file in `kernels/<arch>/` on its own, with exactly the target flags
-//! its name asks for (`*_avx2.c`, `*_avx512.c`, `*_neon.c`,
+//! its name asks for (`*_avx2.c`, `*_avx512.c`, `*_avx512vbmi.c`, `*_neon.c`,
 //! `*_dotprod.c`), and sets `cfg(bitnet_<stem>)`
 //! plus `cfg(bitnet_<isa>)` for every file compiled. It never looks at the build host's CPU:
 //! the binary chooses a kernel at run time.
+//!
+//! On Linux the shared library (cdylib) gets a SONAME (`soname()` below).
 //!
 //! `BITNET_SANITIZE=address,undefined` (any list `-fsanitize=` takes) builds the kernels
 //! with sanitizers, for the hardening runs.
 
 use std::path::Path;
 
-/// The flags each ISA suffix needs.
-fn isa_flags(isa: &str) -> Option<&'static [&'static str]> {
-    Some(match isa {
-        "avx2" => &["-mavx2", "-mfma", "-mf16c"],
-        "avx512" => &[
-            "-mavx2",
-            "-mfma",
-            "-mf16c",
-            "-mavx512f",
-            "-mavx512bw",
-            "-mavx512vl",
-            "-mavx512vnni",
-        ],
+/// The flags each ISA suffix needs. A file gets exactly its suffix's flags, so it can never
+/// contain an instruction its registry row does not check for at run time: the AVX-512 TL
+/// kernels use VBMI `vpermb` and are gated on `has_avx512vbmi`; the I2_S one must run on
+/// VNNI CPUs without VBMI (e.g. Cascade Lake).
+const AVX2: &[&str] = &["-mavx2", "-mfma", "-mf16c"];
+const AVX512: &[&str] = &[
+    "-mavx2",
+    "-mfma",
+    "-mf16c",
+    "-mavx512f",
+    "-mavx512bw",
+    "-mavx512vl",
+    "-mavx512vnni",
+];
+const AVX512VBMI: &[&str] = &[
+    "-mavx2",
+    "-mfma",
+    "-mf16c",
+    "-mavx512f",
+    "-mavx512bw",
+    "-mavx512vl",
+    "-mavx512vnni",
+    "-mavx512vbmi",
+];
+
+/// The ISA suffix of a file stem (the text after its last `_`, matched exactly, so
+/// `tl1_avx512vbmi` is `avx512vbmi`, never `avx512`) and that suffix's flags.
+fn isa_of(stem: &str) -> Option<(&str, &'static [&'static str])> {
+    let (_, isa) = stem.rsplit_once('_')?;
+    let flags: &'static [&'static str] = match isa {
+        "avx2" => AVX2,
+        "avx512" => AVX512,
+        "avx512vbmi" => AVX512VBMI,
         "neon" => &["-march=armv8-a"],
         "dotprod" => &["-march=armv8.2-a+dotprod"],
         _ => return None,
-    })
-}
-
-/// Flags a file needs beyond its ISA suffix's. Kept apart so that a file without them can
-/// never contain an instruction its registry row does not check for at run time (the
-/// AVX-512 TL kernels use VBMI `vpermb` and are gated on `has_avx512vbmi`; the I2_S one
-/// must run on VNNI CPUs without VBMI, e.g. Cascade Lake).
-fn extra_flags(stem: &str) -> &'static [&'static str] {
-    match stem {
-        "tl1_avx512" | "tl2_avx512" => &["-mavx512vbmi"],
-        _ => &[],
-    }
+    };
+    Some((isa, flags))
 }
 
 const KNOWN: &[&str] = &[
     "avx2",
     "avx512",
+    "avx512vbmi",
     "neon",
     "i2s_avx2",
     "i2s_avx512",
     "tl1_avx2",
-    "tl1_avx512",
+    "tl1_avx512vbmi",
     "tl2_avx2",
-    "tl2_avx512",
+    "tl2_avx512vbmi",
     "i2s_neon",
     "tl1_neon",
     "tl2_neon",
@@ -58,12 +71,28 @@ const KNOWN: &[&str] = &[
     "tl2_dotprod",
 ];
 
+/// The shared library's SONAME: `libbitnet_kernels.so.<major>`, or `.so.0.<minor>` while the
+/// version is 0.x (where a minor release may break the ABI). Programs linked against the .so
+/// load this name at run time; `pkgconfig/install.sh` installs the library under it.
+fn soname() -> String {
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap();
+    if major == "0" {
+        format!("libbitnet_kernels.so.0.{minor}")
+    } else {
+        format!("libbitnet_kernels.so.{major}")
+    }
+}
+
 fn main() {
     for name in KNOWN {
         println!("cargo::rustc-check-cfg=cfg(bitnet_{name})");
     }
     println!("cargo::rerun-if-changed=kernels");
     println!("cargo::rerun-if-env-changed=BITNET_SANITIZE");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo::rustc-cdylib-link-arg=-Wl,-soname,{}", soname());
+    }
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let dir = match arch.as_str() {
         "x86_64" => "kernels/x86",
@@ -81,17 +110,15 @@ fn main() {
     let mut isas = std::collections::BTreeSet::new();
     for path in files {
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let isa = stem.rsplit('_').next().unwrap_or_default().to_string();
-        let Some(flags) = isa_flags(&isa) else {
+        let Some((isa, flags)) = isa_of(&stem) else {
             panic!(
                 "{}: name does not end in a known ISA suffix",
                 path.display()
             );
         };
-        let flags: Vec<&str> = flags.iter().chain(extra_flags(&stem)).copied().collect();
-        if compile(&path, &stem, &flags, sanitize.as_deref()) {
+        if compile(&path, &stem, flags, sanitize.as_deref()) {
             println!("cargo::rustc-cfg=bitnet_{stem}");
-            isas.insert(isa);
+            isas.insert(isa.to_string());
         }
     }
     for isa in isas {

@@ -1,7 +1,8 @@
 //! Compiles the C programs of `tests/c/` (and the example of `examples/c/`) against
 //! `include/bitnet_kernels.h` with `-std=c11 -Wall -Wextra -Werror -pedantic` (the happy path
 //! also as C++17), links each once against `libbitnet_kernels.a` and once against
-//! `libbitnet_kernels.so`, and runs them.
+//! `libbitnet_kernels.so`, and runs them. For the shared link it first makes the SONAME link
+//! (`libbitnet_kernels.so.0.<minor> -> libbitnet_kernels.so`) next to the library.
 //!
 //! `cargo test` builds the library's `staticlib` and `cdylib` along with the `rlib` these
 //! tests link (one rustc invocation makes all three), next to the `deps/` folder of this test
@@ -11,7 +12,8 @@
 //! nothing the library allocated leaked.
 //!
 //! `pkgconfig/install.sh` is tested too: install into a temporary prefix, then build the
-//! example with the flags `pkg-config` gives (skipped, with a note, without `pkg-config`).
+//! example with the flags `pkg-config` gives (skipped, with a note, without `pkg-config`), and
+//! run it with only the SONAME file installed.
 //!
 //! Linux only (the native libraries of a static link are Linux's); skipped, with a note, when
 //! the C compiler targets another architecture than this test (cross builds under qemu).
@@ -70,6 +72,33 @@ fn lib_dir() -> PathBuf {
     } else {
         dir
     }
+}
+
+/// The shared library's SONAME, as `build.rs` sets it: `.so.0.<minor>` for 0.x versions.
+fn soname() -> String {
+    match env!("CARGO_PKG_VERSION_MAJOR") {
+        "0" => format!("libbitnet_kernels.so.0.{}", env!("CARGO_PKG_VERSION_MINOR")),
+        major => format!("libbitnet_kernels.so.{major}"),
+    }
+}
+
+/// Makes `dir/<SONAME>` a symlink to `libbitnet_kernels.so` next to it: a program linked
+/// against the .so asks the loader for the SONAME, which cargo does not create. Safe when
+/// several tests do it at once (a link under a unique name, renamed into place).
+fn soname_link(dir: &Path) {
+    let link = dir.join(soname());
+    if std::fs::read_link(&link).is_ok_and(|t| t == Path::new("libbitnet_kernels.so")) {
+        return;
+    }
+    let tmp = dir.join(format!(
+        ".{}.{}.{:?}",
+        soname(),
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink("libbitnet_kernels.so", &tmp).expect("creating the SONAME link");
+    std::fs::rename(&tmp, &link).expect("moving the SONAME link into place");
 }
 
 fn out_dir() -> PathBuf {
@@ -140,6 +169,7 @@ fn build(src: &str, lang: Lang, link: Link, strict: bool) -> PathBuf {
             cmd.args(NATIVE_STATIC_LIBS);
         }
         Link::Shared => {
+            soname_link(&lib);
             cmd.arg("-L")
                 .arg(&lib)
                 .arg("-lbitnet_kernels")
@@ -308,9 +338,18 @@ fn pkg_config_install_builds_the_example() {
         exe
     };
 
-    // Shared: exactly the README's command.
+    // Shared: exactly the README's command. The library is installed under its SONAME with
+    // the `libbitnet_kernels.so` link for the linker; the program runs without that link too,
+    // so it asks for the SONAME (what a runtime-only install has).
+    let lib = prefix.join("lib");
+    assert!(lib.join(soname()).is_file(), "{} not installed", soname());
+    assert_eq!(
+        std::fs::read_link(lib.join("libbitnet_kernels.so")).expect("the link for the linker"),
+        Path::new(&soname())
+    );
     let exe = build_with("gemv-pkg-config-shared", &pkg(&["--libs"]));
-    let out = output(Command::new(&exe).env("LD_LIBRARY_PATH", prefix.join("lib")));
+    std::fs::remove_file(lib.join("libbitnet_kernels.so")).unwrap();
+    let out = output(Command::new(&exe).env("LD_LIBRARY_PATH", &lib));
     assert!(out.starts_with("bitnet-kernels "), "{out}");
 
     // Static: the archive itself, plus the private libraries the .pc file lists.

@@ -140,25 +140,67 @@ fn gemm_tiles_and_k_blocks() {
     }
 }
 
-/// The widest rows allowed (cols = 2^24 - 1) with every weight and activation at an extreme:
-/// each kernel's accumulators reach their stated bounds (a GEMV that never flushes its
-/// `c * 4^k` accumulators wraps here; |result| = 128 * (2^24 - 1) is just below 2^31).
+/// The widest rows allowed (cols = 2^24 - 1, the documented limit) with every weight and
+/// activation at an extreme, in every format: each kernel's accumulators reach their stated
+/// bounds (|result| = 128 * (2^24 - 1) is just below 2^31), so a kernel whose partial sums
+/// wrap anywhere along the row (a GEMV that never flushes its `c * 4^k` accumulators, an
+/// int16 stage, a too-wide accumulator scale) fails here.
 #[test]
 fn widest_rows_at_the_extremes() {
     let (rows, cols) = (5, (1 << 24) - 1);
-    for (tv, xv) in [(1i8, -128i8), (-1, -128), (1, 127)] {
-        let t = vec![tv; rows * cols];
-        let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, Format::I2S).unwrap();
-        drop(t);
-        let want = tv as i32 * xv as i32 * cols as i32;
-        // n = 9 takes both kernels' unpacked-tile GEMM path, n = 2 their small-n path.
-        for n in [1, 2, 9] {
-            let x = vec![xv; n * cols];
-            for k in kernel_sets(Format::I2S) {
-                let mut y = vec![0; n * rows];
-                k.gemm_i8(&m, &x, n, &mut y).unwrap();
-                assert_eq!(y, vec![want; n * rows], "{} t={tv} x={xv} n={n}", k.name);
+    for f in formats() {
+        // I2_S: n = 9 takes the unpacked-tile GEMM path, n = 2 the small-n path. A TL GEMM is
+        // one GEMV per activation row, so n = 2 covers its GEMM entry point; the scalar TL
+        // reference (plain i32 sums, checked against the naive product elsewhere) takes ~3 s
+        // a GEMV here, so only the SIMD TL kernels run.
+        let (ns, sets): (&[usize], Vec<_>) = if f == Format::I2S {
+            (&[1, 2, 9], kernel_sets(f))
+        } else {
+            let simd = kernel_sets(f).into_iter().filter(|k| k.name != "scalar");
+            (&[1, 2], simd.collect())
+        };
+        for (tv, xv) in [(1i8, -128i8), (-1, -128), (1, 127)] {
+            let t = vec![tv; rows * cols];
+            let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap();
+            drop(t);
+            let want = tv as i32 * xv as i32 * cols as i32;
+            for &n in ns {
+                let x = vec![xv; n * cols];
+                for k in &sets {
+                    let what = format!("{} {} t={tv} x={xv} n={n}", k.name, f.name());
+                    let mut y = vec![0; n * rows];
+                    k.gemm_i8(&m, &x, n, &mut y).unwrap();
+                    assert_eq!(y, vec![want; n * rows], "gemm {what}");
+                    if n == 1 {
+                        let mut y1 = vec![0; rows];
+                        k.gemv_i8(&m, &x, &mut y1).unwrap();
+                        assert_eq!(y1, vec![want; rows], "gemv {what}");
+                    }
+                }
             }
+        }
+    }
+}
+
+/// A row long enough to cross a kernel's internal flush period (the NEON dot-product GEMV
+/// folds one accumulator every 2^21 columns), with mixed values, against the naive product.
+#[test]
+fn long_mixed_rows_match_naive() {
+    let (rows, cols) = (5, (1usize << 21) + 300);
+    let t: Vec<i8> = (0..rows * cols)
+        .map(|i| ((i * 7 + i / 11) % 3) as i8 - 1)
+        .collect();
+    let x: Vec<i8> = (0..2 * cols).map(|i| (i * 37 % 256) as u8 as i8).collect();
+    let want = naive_gemm(&t, rows, cols, &x, 2);
+    for f in formats() {
+        let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap();
+        for k in kernel_sets(f) {
+            let mut y = vec![0; 2 * rows];
+            k.gemm_i8(&m, &x, 2, &mut y).unwrap();
+            assert_eq!(y, want, "{} {} gemm", k.name, f.name());
+            let mut y1 = vec![0; rows];
+            k.gemv_i8(&m, &x[..cols], &mut y1).unwrap();
+            assert_eq!(y1, want[..rows], "{} {} gemv", k.name, f.name());
         }
     }
 }

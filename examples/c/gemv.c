@@ -1,6 +1,7 @@
 /* Quantize a weight matrix to ternary, run one GEMV, print which kernel ran.
  *
- * Build (from the repository root, after `cargo build --release`):
+ * Build (from the repository root, after `cargo build --release` and, on Linux, the SONAME
+ * link `ln -sf libbitnet_kernels.so target/release/libbitnet_kernels.so.0.1`):
  *   cc -std=c11 -Iinclude examples/c/gemv.c -Ltarget/release -lbitnet_kernels \
  *      -Wl,-rpath,"$PWD/target/release" -o gemv && ./gemv
  * or, once installed (see README "Use it from C"):

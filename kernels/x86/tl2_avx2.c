@@ -13,7 +13,7 @@
  * take 4 lookups a step (|.| <= 4 * 384 = 1536), so they are widened into int32 every 16
  * steps (16 * 1536 = 24576 < 2^15).
  *
- * Loop order as tl2_avx512.c: one sequential weight stream, a step's tables shared by the
+ * Loop order as tl2_avx512vbmi.c: one sequential weight stream, a step's tables shared by the
  * tile's four sub-tiles; tables for at most TL2_CHUNK_STEPS steps (56 KiB) on the stack,
  * longer rows in balanced passes accumulating into y. No allocation.
  */

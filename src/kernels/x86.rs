@@ -57,17 +57,17 @@ c_kernels!(
     yes
 );
 c_kernels!(
-    bitnet_tl1_avx512,
+    bitnet_tl1_avx512vbmi,
     TL1_AVX512,
-    bitnet_tl1_gemv_avx512,
-    bitnet_tl1_gemm_avx512,
+    bitnet_tl1_gemv_avx512vbmi,
+    bitnet_tl1_gemm_avx512vbmi,
     has_avx512vbmi
 );
 c_kernels!(
-    bitnet_tl2_avx512,
+    bitnet_tl2_avx512vbmi,
     TL2_AVX512,
-    bitnet_tl2_gemv_avx512,
-    bitnet_tl2_gemm_avx512,
+    bitnet_tl2_gemv_avx512vbmi,
+    bitnet_tl2_gemm_avx512vbmi,
     has_avx512vbmi
 );
 

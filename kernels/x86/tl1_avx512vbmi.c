@@ -6,7 +6,7 @@
  * (0..63, unsigned byte) and hi = T >> 6 (-4..4, signed byte). Four pairs' tables make one
  * 64-byte vpermb table (byte 16 * l + i), so the index byte is i | l << 4.
  *
- * Loop (T-MAC order, as tl2_avx512.c): a step's tables (8 pairs = 16 columns: 4 zmm) stay
+ * Loop (T-MAC order, as tl2_avx512vbmi.c): a step's tables (8 pairs = 16 columns: 4 zmm) stay
  * in registers while its four 16-row sub-tiles stream through; one vpermb transposes each
  * 64-byte nibble block (byte 16l + i -> 4i + l) so one row's four pairs share a dword; two
  * vpermb give lo and hi for 64 lookups, two vpdpbusd add lo * 1 and 64 * hi into the
@@ -68,5 +68,5 @@ static void tl1_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t step
                           0);
 }
 
-BITNET_TL_ENTRY_POINTS(tl1, avx512, __m512i, TL1_CHUNK_STEPS, TL1_STEP_VECS,
+BITNET_TL_ENTRY_POINTS(tl1, avx512vbmi, __m512i, TL1_CHUNK_STEPS, TL1_STEP_VECS,
                        BITNET_TL1_K_BLOCK, BITNET_TL1_STEP_BYTES, tl1_build, tl1_rows)

@@ -84,5 +84,5 @@ static void tl2_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t step
                           1);
 }
 
-BITNET_TL_ENTRY_POINTS(tl2, avx512, __m512i, TL2_CHUNK_STEPS, TL2_STEP_VECS,
+BITNET_TL_ENTRY_POINTS(tl2, avx512vbmi, __m512i, TL2_CHUNK_STEPS, TL2_STEP_VECS,
                        BITNET_TL2_K_BLOCK, BITNET_TL2_STEP_BYTES, tl2_build, tl2_rows)
