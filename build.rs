@@ -25,27 +25,17 @@ const AVX512: &[&str] = &[
     "-mavx512vl",
     "-mavx512vnni",
 ];
-const AVX512VBMI: &[&str] = &[
-    "-mavx2",
-    "-mfma",
-    "-mf16c",
-    "-mavx512f",
-    "-mavx512bw",
-    "-mavx512vl",
-    "-mavx512vnni",
-    "-mavx512vbmi",
-];
 
 /// The ISA suffix of a file stem (the text after its last `_`, matched exactly, so
 /// `tl1_avx512vbmi` is `avx512vbmi`, never `avx512`) and that suffix's flags.
-fn isa_of(stem: &str) -> Option<(&str, &'static [&'static str])> {
+fn isa_of(stem: &str) -> Option<(&str, Vec<&'static str>)> {
     let (_, isa) = stem.rsplit_once('_')?;
-    let flags: &'static [&'static str] = match isa {
-        "avx2" => AVX2,
-        "avx512" => AVX512,
-        "avx512vbmi" => AVX512VBMI,
-        "neon" => &["-march=armv8-a"],
-        "dotprod" => &["-march=armv8.2-a+dotprod"],
+    let flags = match isa {
+        "avx2" => AVX2.to_vec(),
+        "avx512" => AVX512.to_vec(),
+        "avx512vbmi" => [AVX512, &["-mavx512vbmi"]].concat(),
+        "neon" => vec!["-march=armv8-a"],
+        "dotprod" => vec!["-march=armv8.2-a+dotprod"],
         _ => return None,
     };
     Some((isa, flags))
@@ -116,7 +106,7 @@ fn main() {
                 path.display()
             );
         };
-        if compile(&path, &stem, flags, sanitize.as_deref()) {
+        if compile(&path, &stem, &flags, sanitize.as_deref()) {
             println!("cargo::rustc-cfg=bitnet_{stem}");
             isas.insert(isa.to_string());
         }

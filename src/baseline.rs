@@ -129,17 +129,18 @@ mod x86 {
     pub(super) use super::dot_scalar as dot_f16_avx2;
     pub(super) use super::dot_scalar as dot_f32_avx512;
     pub(super) use super::dot_scalar as dot_f32_avx2;
-    pub(super) use super::rows_scalar as rows_f16_avx512;
-    pub(super) use super::rows_scalar as rows_f16_avx2;
-    pub(super) use super::rows_scalar as rows_f32_avx512;
-    pub(super) use super::rows_scalar as rows_f32_avx2;
-}
 
-#[cfg(not(target_arch = "x86_64"))]
-fn rows_scalar<E: Element, const R: usize>(w: &[E], x: &[E], _pf: bool, y: &mut [f32]) {
-    for (o, row) in y.iter_mut().zip(w.chunks_exact(x.len())) {
-        *o = dot_scalar(row, x);
+    /// Stand-ins with the x86 loops' signatures (never called: `simd_level` is `None`).
+    macro_rules! scalar_rows {
+        ($($name:ident: $t:ty),*) => {$(
+            pub(super) fn $name<const R: usize>(w: &[$t], x: &[$t], _pf: bool, y: &mut [f32]) {
+                for (o, row) in y.iter_mut().zip(w.chunks_exact(x.len())) {
+                    *o = super::dot_scalar(row, x);
+                }
+            }
+        )*};
     }
+    scalar_rows!(rows_f16_avx512: u16, rows_f16_avx2: u16, rows_f32_avx512: f32, rows_f32_avx2: f32);
 }
 
 impl Element for u16 {

@@ -6,7 +6,7 @@ mod common;
 
 use bitnet_kernels::kernels::SCALAR;
 use bitnet_kernels::{Format, TernaryMatrix};
-use common::{cases, formats, kernel_sets, naive_gemm};
+use common::{assert_kernels_match_naive, cases, formats, kernel_sets, naive_gemm};
 use proptest::prelude::*;
 
 /// Checks every kernel, for every format, GEMV (n = 1) and GEMM, whole matrix (threads) and
@@ -191,18 +191,7 @@ fn long_mixed_rows_match_naive() {
         .map(|i| ((i * 7 + i / 11) % 3) as i8 - 1)
         .collect();
     let x: Vec<i8> = (0..2 * cols).map(|i| (i * 37 % 256) as u8 as i8).collect();
-    let want = naive_gemm(&t, rows, cols, &x, 2);
-    for f in formats() {
-        let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap();
-        for k in kernel_sets(f) {
-            let mut y = vec![0; 2 * rows];
-            k.gemm_i8(&m, &x, 2, &mut y).unwrap();
-            assert_eq!(y, want, "{} {} gemm", k.name, f.name());
-            let mut y1 = vec![0; rows];
-            k.gemv_i8(&m, &x[..cols], &mut y1).unwrap();
-            assert_eq!(y1, want[..rows], "{} {} gemv", k.name, f.name());
-        }
-    }
+    assert_kernels_match_naive(&t, rows, cols, &x, 2, "long mixed rows");
 }
 
 /// The threaded path (a matrix large enough to be split) agrees with the one-thread path.
@@ -213,18 +202,7 @@ fn threaded_matches_single_thread() {
         .map(|i| ((i * 7 + i / 5) % 3) as i8 - 1)
         .collect();
     let x: Vec<i8> = (0..3 * cols).map(|i| (i * 31 % 256) as u8 as i8).collect();
-    let want = naive_gemm(&t, rows, cols, &x, 3);
-    for f in formats() {
-        let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap();
-        for k in kernel_sets(f) {
-            let mut y = vec![0; 3 * rows];
-            k.gemm_i8(&m, &x, 3, &mut y).unwrap();
-            assert_eq!(y, want, "{} {}", k.name, f.name());
-            let mut y1 = vec![0; rows];
-            k.gemv_i8(&m, &x[..cols], &mut y1).unwrap();
-            assert_eq!(y1, want[..rows], "{} {}", k.name, f.name());
-        }
-    }
+    assert_kernels_match_naive(&t, rows, cols, &x, 3, "threaded");
 }
 
 #[test]

@@ -102,25 +102,6 @@ static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g
                  _mm256_sub_epi32(t3, qs));
 }
 
-static inline __attribute__((always_inline)) void gemv(const uint8_t *w, size_t kp,
-                                                       const int8_t *x, size_t row_begin,
-                                                       size_t row_end, int32_t *y, int pf) {
-    const __m256i qs = lane_sums(x, kp);
-    for (size_t r = row_begin; r < row_end; r += TILE) {
-        const __m128i s =
-            gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp), kp / KBLK, x, qs, pf);
-        _mm_storeu_si128((__m128i *)(y + (r - row_begin)), s);
-    }
-}
-
-void bitnet_i2s_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                          size_t row_end, int32_t *y) {
-    if (bitnet_x86_prefetch_on())
-        gemv(w, kp, x, row_begin, row_end, y, 1);
-    else
-        gemv(w, kp, x, row_begin, row_end, y, 0);
-}
-
 /* GEMM K block: an int16 lane gains one vpmaddubsw pair sum of c*q, in [-512, 508], per
  * 32 columns, so 2048 columns (64 vectors) stay in [-32768, 32512]. The unpacked codes
  * (4 x 2048 bytes) and 2 activation rows (4 KiB) sit in L1. */
@@ -136,7 +117,7 @@ void bitnet_i2s_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t r
                 : "x"(u), "x"(s));                                                  \
     }
 #define GEMM_ACTS 2
-/* Up to 3 activation rows take the GEMV loop (i2s_gemm.h); measured on Zen 4: n = 2 ran
+/* Up to 3 activation rows take the GEMV loop (i2s_drivers.h); measured on Zen 4: n = 2 ran
  * 10% faster that way, n = 4 and 8 10-25% slower. */
 #define GEMM_SMALL_N 3
 
@@ -209,7 +190,12 @@ static inline int32_t sum_q(const int8_t *x, size_t kp) {
     return _mm_cvtsi128_si32(h);
 }
 
-#include "x86/i2s_gemm.h"
+#include "x86/i2s_drivers.h"
+
+void bitnet_i2s_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
+                          size_t row_end, int32_t *y) {
+    i2s_gemv(w, kp, x, row_begin, row_end, y);
+}
 
 void bitnet_i2s_gemm_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t n,
                           size_t row_begin, size_t row_end, int32_t *y) {

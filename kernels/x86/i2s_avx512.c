@@ -103,30 +103,11 @@ static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g
                  _mm512_sub_epi32(tot[2], qs), _mm512_sub_epi32(tot[3], qs));
 }
 
-static inline __attribute__((always_inline)) void gemv(const uint8_t *w, size_t kp,
-                                                       const int8_t *x, size_t row_begin,
-                                                       size_t row_end, int32_t *y, int pf) {
-    const __m512i qs = lane_sums(x, kp);
-    for (size_t r = row_begin; r < row_end; r += TILE) {
-        const __m128i s =
-            gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp), kp / KBLK, x, qs, pf);
-        _mm_storeu_si128((__m128i *)(y + (r - row_begin)), s);
-    }
-}
-
-void bitnet_i2s_gemv_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                            size_t row_end, int32_t *y) {
-    if (bitnet_x86_prefetch_on())
-        gemv(w, kp, x, row_begin, row_end, y, 1);
-    else
-        gemv(w, kp, x, row_begin, row_end, y, 0);
-}
-
 /* GEMM K block: columns of one group unpacked at a time (4 rows x GEMM_KB bytes = 10 KiB),
  * small enough that the codes and a tile of 6 activation rows (15 KiB) share the L1. */
 #define GEMM_KB 2560
 #define GEMM_ACTS 6
-/* Up to 8 activation rows take the GEMV loop (i2s_gemm.h); measured on Zen 4 6912x2560:
+/* Up to 8 activation rows take the GEMV loop (i2s_drivers.h); measured on Zen 4 6912x2560:
  * ~185 G MAC/s for n = 2..8 against 110-175 for the unpacked tiles, a tie at 8-12. */
 #define GEMM_SMALL_N 8
 
@@ -194,7 +175,12 @@ static inline int32_t sum_q(const int8_t *x, size_t kp) {
     return _mm512_reduce_add_epi32(lane_sums(x, kp));
 }
 
-#include "x86/i2s_gemm.h"
+#include "x86/i2s_drivers.h"
+
+void bitnet_i2s_gemv_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
+                            size_t row_end, int32_t *y) {
+    i2s_gemv(w, kp, x, row_begin, row_end, y);
+}
 
 void bitnet_i2s_gemm_avx512(const uint8_t *w, size_t kp, const int8_t *x, size_t n,
                             size_t row_begin, size_t row_end, int32_t *y) {

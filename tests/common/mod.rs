@@ -17,6 +17,32 @@ pub fn naive_gemm(t: &[i8], rows: usize, cols: usize, x: &[i8], n: usize) -> Vec
     y
 }
 
+/// Packs `t` in every format this build has and checks every kernel set with its own
+/// kernels for it: `gemm_i8` on the `n` rows of `x`, and `gemv_i8` on the first row, against
+/// [`naive_gemm`]. `what` names the case in failures.
+pub fn assert_kernels_match_naive(
+    t: &[i8],
+    rows: usize,
+    cols: usize,
+    x: &[i8],
+    n: usize,
+    what: &str,
+) {
+    use bitnet_kernels::TernaryMatrix;
+    let want = naive_gemm(t, rows, cols, x, n);
+    for f in formats() {
+        let m = TernaryMatrix::from_ternary(t, rows, cols, 1.0, f).unwrap();
+        for k in kernel_sets(f) {
+            let mut y = vec![i32::MIN; n * rows];
+            k.gemm_i8(&m, x, n, &mut y).unwrap();
+            assert_eq!(y, want, "{} {} gemm, {what}", k.name, f.name());
+            let mut y1 = vec![i32::MIN; rows];
+            k.gemv_i8(&m, &x[..cols], &mut y1).unwrap();
+            assert_eq!(y1, want[..rows], "{} {} gemv, {what}", k.name, f.name());
+        }
+    }
+}
+
 /// Every kernel set this machine can run that has its own kernels for `format`
 /// (scalar included), so a missing SIMD kernel is never silently replaced by another.
 pub fn kernel_sets(format: Format) -> Vec<&'static KernelSet> {

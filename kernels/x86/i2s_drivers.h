@@ -1,5 +1,5 @@
-/* The I2_S GEMM driver shared by i2s_avx2.c and i2s_avx512.c (included once by each, after
- * it has defined, for its own vector width):
+/* The I2_S GEMV and GEMM drivers shared by i2s_avx2.c and i2s_avx512.c (included once by
+ * each, after it has defined, for its own vector width):
  *   GEMM_KB, GEMM_ACTS            the K block (columns) and the activation rows of a tile;
  *   unpack_group(g, b0, b1, u)    chunks [b0, b1) of the 4-row group at g into u[4][GEMM_KB],
  *                                 plain codes c in {0, 1, 2}, column order;
@@ -15,13 +15,36 @@
  * y starts at -sum q and gains each K block's sum c*q, so every value it holds is
  * sum_{done} t*q - sum_{not done} q: |.| <= 128 * (2^24 - 1) < 2^31.
  */
-#ifndef BITNET_I2S_GEMM_H
-#define BITNET_I2S_GEMM_H
+#ifndef BITNET_I2S_DRIVERS_H
+#define BITNET_I2S_DRIVERS_H
 
 /* Activation bytes a GEMM walks per group of rows before moving on (half a 1 MiB L2).
  * Without it, 512 rows of 6912 int8 (3.5 MiB) came from L3 for every 4-row group: the
  * 2560x6912 GEMM ran at 105 G MAC/s against 231 for 6912x2560 (Xeon guest, one run). */
 #define GEMM_X_BYTES (512 * 1024)
+
+/* Rows [row_begin, row_end) times one activation row, group by group. */
+static inline __attribute__((always_inline)) void i2s_gemv_rows(const uint8_t *w, size_t kp,
+                                                                const int8_t *x,
+                                                                size_t row_begin,
+                                                                size_t row_end, int32_t *y,
+                                                                int pf) {
+    const lanes_t qs = lane_sums(x, kp);
+    for (size_t r = row_begin; r < row_end; r += BITNET_I2S_ROW_TILE) {
+        const __m128i s = gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp),
+                                     kp / BITNET_I2S_K_BLOCK, x, qs, pf);
+        _mm_storeu_si128((__m128i *)(y + (r - row_begin)), s);
+    }
+}
+
+/* The GEMV, compiled twice so that the hot loop has no prefetch test (x86/prefetch.h). */
+static inline void i2s_gemv(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
+                            size_t row_end, int32_t *y) {
+    if (bitnet_x86_prefetch_on())
+        i2s_gemv_rows(w, kp, x, row_begin, row_end, y, 1);
+    else
+        i2s_gemv_rows(w, kp, x, row_begin, row_end, y, 0);
+}
 
 /* Few activation rows: the GEMV loop for each, group by group, so the weights stream from
  * memory once (prefetched ahead for the first row only) and sit in L1 for the rows after it; below a few rows, unpacking the
