@@ -114,7 +114,12 @@ mod tests {
     use super::*;
 
     /// Every row covered exactly once, in whole tiles, for any thread count and ragged ends.
+    ///
+    /// Not under Miri: this module has no `unsafe`, and what Miri would check is rayon's
+    /// pool, whose crossbeam-epoch is not Stacked-Borrows-clean (crossbeam-rs/crossbeam#545)
+    /// and whose threads never exit (reported as a leak).
     #[test]
+    #[cfg_attr(miri, ignore = "rayon's pool under Miri: see the doc comment")]
     fn chunks_cover_every_row_once() {
         for &(rows, tile) in &[(1, 4), (7, 4), (64, 4), (1000, 64), (6912, 4), (3, 64)] {
             for threads in 1..=5 {
