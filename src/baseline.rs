@@ -519,112 +519,35 @@ mod x86 {
         }};
     }
 
-    /// fp16 rows (F16C conversion in registers), AVX-512.
+    /// The multi-row loops (`fma_rows!`), one per element type and vector width:
+    /// `name: element, target features, f32 lanes, setzero, fmadd, add, hsum, |p| load`.
     ///
-    /// # Safety
-    /// AVX-512F; `w.len() == R * x.len()`, `y.len() == R`, `x.len()` a multiple of 16.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn rows_f16_avx512<const R: usize>(
-        w: &[u16],
-        x: &[u16],
-        pf: bool,
-        y: &mut [f32],
-    ) {
-        fma_rows!(
-            w,
-            x,
-            pf,
-            y,
-            R,
-            u16,
-            16,
-            _mm512_setzero_ps,
-            _mm512_fmadd_ps,
-            _mm512_add_ps,
-            _mm512_reduce_add_ps,
-            |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
-        )
+    /// Safety of each: the CPU has its features; `w.len() == R * x.len()`, `y.len() == R`
+    /// (1 or 4), `x.len()` a multiple of its lanes.
+    macro_rules! rows_loops {
+        ($($name:ident: $t:ty, $feat:literal, $lanes:literal, $zero:ident, $fma:ident,
+           $add:ident, $hsum:path, |$p:ident| $load:expr;)*) => {$(
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $name<const R: usize>(
+                w: &[$t],
+                x: &[$t],
+                pf: bool,
+                y: &mut [f32],
+            ) {
+                fma_rows!(w, x, pf, y, R, $t, $lanes, $zero, $fma, $add, $hsum, |$p| $load)
+            }
+        )*};
     }
 
-    /// fp16 rows, AVX2 + F16C + FMA.
-    ///
-    /// # Safety
-    /// AVX2, FMA, F16C; `w.len() == R * x.len()`, `y.len() == R`, `x.len()` a multiple of 8.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn rows_f16_avx2<const R: usize>(
-        w: &[u16],
-        x: &[u16],
-        pf: bool,
-        y: &mut [f32],
-    ) {
-        fma_rows!(
-            w,
-            x,
-            pf,
-            y,
-            R,
-            u16,
-            8,
-            _mm256_setzero_ps,
-            _mm256_fmadd_ps,
-            _mm256_add_ps,
-            hsum256,
-            |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
-        )
-    }
-
-    /// f32 rows, AVX-512.
-    ///
-    /// # Safety
-    /// AVX-512F; `w.len() == R * x.len()`, `y.len() == R`, `x.len()` a multiple of 16.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn rows_f32_avx512<const R: usize>(
-        w: &[f32],
-        x: &[f32],
-        pf: bool,
-        y: &mut [f32],
-    ) {
-        fma_rows!(
-            w,
-            x,
-            pf,
-            y,
-            R,
-            f32,
-            16,
-            _mm512_setzero_ps,
-            _mm512_fmadd_ps,
-            _mm512_add_ps,
-            _mm512_reduce_add_ps,
-            |p| _mm512_loadu_ps(p)
-        )
-    }
-
-    /// f32 rows, AVX2 + FMA.
-    ///
-    /// # Safety
-    /// AVX2, FMA; `w.len() == R * x.len()`, `y.len() == R`, `x.len()` a multiple of 8.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rows_f32_avx2<const R: usize>(
-        w: &[f32],
-        x: &[f32],
-        pf: bool,
-        y: &mut [f32],
-    ) {
-        fma_rows!(
-            w,
-            x,
-            pf,
-            y,
-            R,
-            f32,
-            8,
-            _mm256_setzero_ps,
-            _mm256_fmadd_ps,
-            _mm256_add_ps,
-            hsum256,
-            |p| _mm256_loadu_ps(p)
-        )
+    rows_loops! {
+        rows_f16_avx512: u16, "avx512f", 16, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps,
+            _mm512_reduce_add_ps, |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+        rows_f16_avx2: u16, "avx2,fma,f16c", 8, _mm256_setzero_ps, _mm256_fmadd_ps,
+            _mm256_add_ps, hsum256, |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
+        rows_f32_avx512: f32, "avx512f", 16, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_add_ps,
+            _mm512_reduce_add_ps, |p| _mm512_loadu_ps(p);
+        rows_f32_avx2: f32, "avx2,fma", 8, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_add_ps,
+            hsum256, |p| _mm256_loadu_ps(p);
     }
 
     #[target_feature(enable = "avx2")]
