@@ -12,10 +12,10 @@
 //!
 //! Two choices were measured (fp16, DRAM-resident, 1 thread, same-run A/B):
 //! - **Long rows go four at a time** (more than [`LONG_ROW_BYTES`] of weights a row): each x
-//!   vector then feeds four rows. One row at a time reached 55–74 % of the bandwidth probe
+//!   vector then feeds four rows. One row at a time reached 45–74 % of the bandwidth probe
 //!   on rows of 6912–14336 inputs on Zen 4 (x re-read from L2 alongside the weights is the
-//!   suspect), and 80–84 % on a Sapphire-Rapids-class Xeon, where four rows reached 99–108 %
-//!   of the plain probe; on rows of 2560–4096 inputs one row at a time was faster there.
+//!   suspect), and 75–97 % on a Sapphire-Rapids-class Xeon, where four rows with prefetch
+//!   reached 99–108 % of the plain probe; on rows of 2560–4096 inputs one row at a time was faster there.
 //! - **Software prefetch on Intel only** (the same rule and reason as the kernels'
 //!   `kernels/x86/prefetch.h`): on the Xeon, `prefetcht0` ahead of each row raised the
 //!   1-row loop from 93–96 % to 100–105 % of the plain probe; on Zen 4 software prefetch only
@@ -54,8 +54,6 @@ pub trait Element: Pod + Send + Sync + 'static {
     fn to_f32(self) -> f32;
     /// Rounds a whole row (F16C where the CPU has it).
     fn from_f32_slice(x: &[f32]) -> Vec<Self>;
-    /// `sum_j w[j] * x[j]` in f32 (`w.len() == x.len()`) with the fastest loop this CPU has.
-    fn dot(w: &[Self], x: &[Self]) -> f32;
     /// `y[r] = sum_j w[r * stride + j] * x[j]` for `y.len()` rows (1 or 4), `stride ==
     /// x.len()` a whole number of 64-byte lines, prefetching ahead if `pf`.
     fn dot_rows(w: &[Self], x: &[Self], pf: bool, y: &mut [f32]);
@@ -107,29 +105,9 @@ fn prefetch_on() -> bool {
     false
 }
 
-/// Calls the widest of `loops` (AVX-512, AVX2) this CPU can run, else the scalar loop.
-#[allow(unused_variables)]
-#[allow(clippy::type_complexity)]
-fn dispatch<E: Element>(w: &[E], x: &[E], loops: [unsafe fn(&[E], &[E]) -> f32; 2]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    match simd_level() {
-        // SAFETY: simd_level() checked the features each loop is compiled for.
-        Simd::Avx512 => return unsafe { loops[0](w, x) },
-        // SAFETY: as above.
-        Simd::Avx2 => return unsafe { loops[1](w, x) },
-        Simd::None => {}
-    }
-    dot_scalar(w, x)
-}
-
 #[cfg(not(target_arch = "x86_64"))]
 mod x86 {
-    //! No SIMD loops off x86-64: `dispatch` and `dispatch_rows` always take the scalar ones.
-    pub(super) use super::dot_scalar as dot_f16_avx512;
-    pub(super) use super::dot_scalar as dot_f16_avx2;
-    pub(super) use super::dot_scalar as dot_f32_avx512;
-    pub(super) use super::dot_scalar as dot_f32_avx2;
-
+    //! No SIMD loops off x86-64: `dispatch_rows` always takes the scalar one.
     /// Stand-ins with the x86 loops' signatures (never called: `simd_level` is `None`).
     macro_rules! scalar_rows {
         ($($name:ident: $t:ty),*) => {$(
@@ -157,9 +135,6 @@ impl Element for u16 {
         v.reinterpret_cast_mut::<f16>().convert_from_f32_slice(x);
         v
     }
-    fn dot(w: &[u16], x: &[u16]) -> f32 {
-        dispatch(w, x, [x86::dot_f16_avx512, x86::dot_f16_avx2])
-    }
     fn dot_rows(w: &[u16], x: &[u16], pf: bool, y: &mut [f32]) {
         use x86::{rows_f16_avx2 as a2, rows_f16_avx512 as a5};
         dispatch_rows(w, x, pf, y, [[a5::<1>, a5::<4>], [a2::<1>, a2::<4>]])
@@ -176,9 +151,6 @@ impl Element for f32 {
     }
     fn from_f32_slice(x: &[f32]) -> Vec<f32> {
         x.to_vec()
-    }
-    fn dot(w: &[f32], x: &[f32]) -> f32 {
-        dispatch(w, x, [x86::dot_f32_avx512, x86::dot_f32_avx2])
     }
     fn dot_rows(w: &[f32], x: &[f32], pf: bool, y: &mut [f32]) {
         use x86::{rows_f32_avx2 as a2, rows_f32_avx512 as a5};
@@ -363,102 +335,6 @@ impl<E: Element> DenseMatrix<E> {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// The one loop behind every SIMD dot product here: `$lanes` f32 lanes a vector, four
-    /// vectors (four independent FMA chains) an iteration, so FMA latency never stalls the
-    /// loads; `$load(ptr)` turns `$lanes` elements of w or x into f32 lanes; scalar tail.
-    macro_rules! fma_dot {
-        ($w:ident, $x:ident, $lanes:literal, $zero:ident, $fma:ident, $add:ident, $hsum:path,
-         |$p:ident| $load:expr) => {{
-            debug_assert_eq!($w.len(), $x.len());
-            let n = $w.len() / (4 * $lanes) * (4 * $lanes);
-            let (wp, xp) = ($w.as_ptr(), $x.as_ptr());
-            let mut acc = [$zero(); 4];
-            let mut i = 0;
-            while i < n {
-                for (k, a) in acc.iter_mut().enumerate() {
-                    // SAFETY: i + $lanes * (k + 1) <= n <= len of both slices; unaligned loads.
-                    unsafe {
-                        let $p = wp.add(i + $lanes * k);
-                        let wv = $load;
-                        let $p = xp.add(i + $lanes * k);
-                        *a = $fma(wv, $load, *a);
-                    }
-                }
-                i += 4 * $lanes;
-            }
-            $hsum($add($add(acc[0], acc[1]), $add(acc[2], acc[3])))
-                + super::dot_scalar(&$w[n..], &$x[n..])
-        }};
-    }
-
-    /// `fma_dot!` on 512-bit vectors (16 f32 lanes).
-    macro_rules! dot512 {
-        ($w:ident, $x:ident, |$p:ident| $load:expr) => {
-            fma_dot!(
-                $w,
-                $x,
-                16,
-                _mm512_setzero_ps,
-                _mm512_fmadd_ps,
-                _mm512_add_ps,
-                _mm512_reduce_add_ps,
-                |$p| $load
-            )
-        };
-    }
-
-    /// `fma_dot!` on 256-bit vectors (8 f32 lanes).
-    macro_rules! dot256 {
-        ($w:ident, $x:ident, |$p:ident| $load:expr) => {
-            fma_dot!(
-                $w,
-                $x,
-                8,
-                _mm256_setzero_ps,
-                _mm256_fmadd_ps,
-                _mm256_add_ps,
-                hsum256,
-                |$p| $load
-            )
-        };
-    }
-
-    /// fp16 converted in registers (`vcvtph2ps`), 64 weights an iteration (two cache lines).
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F; `w.len() == x.len()`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn dot_f16_avx512(w: &[u16], x: &[u16]) -> f32 {
-        dot512!(w, x, |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())))
-    }
-
-    /// fp16 converted with F16C, 32 weights an iteration.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2, FMA and F16C; `w.len() == x.len()`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_f16_avx2(w: &[u16], x: &[u16]) -> f32 {
-        dot256!(w, x, |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast())))
-    }
-
-    /// f32, 64 weights an iteration (four cache lines).
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F; `w.len() == x.len()`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn dot_f32_avx512(w: &[f32], x: &[f32]) -> f32 {
-        dot512!(w, x, |p| _mm512_loadu_ps(p))
-    }
-
-    /// f32, 32 weights an iteration.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; `w.len() == x.len()`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot_f32_avx2(w: &[f32], x: &[f32]) -> f32 {
-        dot256!(w, x, |p| _mm256_loadu_ps(p))
-    }
-
     /// The loop behind every multi-row product: `R` rows (1 or 4) at `x.len()` apart,
     /// `$lanes` f32 lanes a vector; 4 vectors a row an iteration for 1 row, 2 for 4 rows
     /// (8 independent FMA chains, each x vector loaded once for all rows); whole vectors
@@ -591,35 +467,16 @@ mod tests {
         check::<f32>();
     }
 
-    /// Each SIMD loop this CPU can run, called directly (the dispatch only ever picks the
-    /// widest), on every length around its unroll so the scalar tail is exercised.
-    #[cfg(target_arch = "x86_64")]
+    /// On small integers the scalar loop gives the same sum in fp16 and in f32 (the premise
+    /// of every exactness test here), for every length around the SIMD unrolls.
     #[test]
-    fn every_simd_loop_matches_the_scalar_loop() {
-        use std::arch::is_x86_feature_detected as has;
-        let (avx512, avx2) = (has!("avx512f"), has!("avx2") && has!("fma") && has!("f16c"));
+    fn scalar_sums_agree_across_types() {
         for len in 0..200 {
             let wf: Vec<f32> = (0..len).map(|i| (i % 9) as f32 - 4.0).collect();
             let wh: Vec<u16> = wf.iter().map(|&v| <u16 as Element>::from_f32(v)).collect();
             let x: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 3.0).collect();
             let xh = <u16 as Element>::from_f32_slice(&x);
-            let (want_f, want_h) = (dot_scalar(&wf, &x), dot_scalar(&wh, &xh));
-            assert_eq!(want_f, want_h);
-            // SAFETY: each loop runs only where the CPU has its features; equal lengths.
-            unsafe {
-                if avx512 {
-                    assert_eq!(x86::dot_f32_avx512(&wf, &x), want_f, "f32 avx512 len {len}");
-                    assert_eq!(
-                        x86::dot_f16_avx512(&wh, &xh),
-                        want_h,
-                        "f16 avx512 len {len}"
-                    );
-                }
-                if avx2 {
-                    assert_eq!(x86::dot_f32_avx2(&wf, &x), want_f, "f32 avx2 len {len}");
-                    assert_eq!(x86::dot_f16_avx2(&wh, &xh), want_h, "f16 avx2 len {len}");
-                }
-            }
+            assert_eq!(dot_scalar(&wf, &x), dot_scalar(&wh, &xh), "len {len}");
         }
     }
 

@@ -109,7 +109,7 @@ pub struct Bandwidth {
 /// beat is no limit.
 ///
 /// Why two: on a Sapphire-Rapids-class Xeon (KVM guest) the plain loop streamed a 1 GiB
-/// buffer at 16 GB/s and the same loop with `prefetcht0` 512 B ahead at 19–20 GB/s, in one
+/// buffer at 16 GB/s and the same loop with `prefetcht0` 512 B ahead at 18.5–20 GB/s, in one
 /// run, and kernels that prefetch beat the plain probe; on Zen 4 the hardware prefetchers
 /// alone were as fast as any software prefetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
  * CPUs only.
  *
  * Why only Intel: on a Sapphire-Rapids-class Xeon (KVM guest, 2026-11-23), prefetcht0
- * 1 KiB ahead of the stream made a 1 GiB streaming read 16 -> 19-20 GB/s, the
+ * 1 KiB ahead of the stream made a 1 GiB streaming read 16 -> 18.5-20 GB/s, the
  * DRAM-resident I2_S AVX-512 GEMV 13.4 -> 14.9 GB/s and the TL2 one 11.7 -> 13.2 GB/s
  * (6912x2560, same-run A/B), with 256-1024 B about equal and 2-4 KiB slower than none; on Zen 4 (KVM guest, same day) every distance from
  * 0.5 to 16 KiB was as fast or 10-50 % slower than the hardware prefetchers alone.
