@@ -4,7 +4,11 @@
 use std::fmt;
 
 /// Everything that can go wrong in this crate.
+///
+/// `#[non_exhaustive]`: new kinds of failure may be added in minor releases, so a `match`
+/// on it needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// A dimension is zero, too large (`cols >= 2^24`), or a size computation overflows.
     InvalidShape(String),
@@ -19,11 +23,17 @@ pub enum Error {
     },
     /// A format id that this crate does not know.
     InvalidFormat(i64),
-    /// Packed or imported bytes that do not decode to a valid ternary matrix
-    /// (a code 3 in I2_S, an index out of range in a LUT format, a trit outside {-1, 0, 1}).
+    /// Values that do not make a valid ternary matrix: packed or imported bytes that do not
+    /// decode (a code 3 in I2_S, an index out of range in a LUT format), a trit outside
+    /// {-1, 0, 1}, a scale that is not positive.
     InvalidData(String),
-    /// A NaN or infinity in weights or activations.
-    NonFinite,
+    /// A NaN or infinity in weights, activations or a scale.
+    NonFinite {
+        /// Which input (`"weights"`, `"activations"`, `"scale"`, ...).
+        what: &'static str,
+        /// The index of the first non-finite value in it.
+        index: usize,
+    },
     /// `BITNET_KERNEL` named a kernel this CPU (or this build) cannot run, or a name that does not exist.
     KernelUnavailable(String),
     /// The format exists but this build has no kernel or packer for it yet.
@@ -50,8 +60,10 @@ impl fmt::Display for Error {
                 "length mismatch: {what} has {got} elements, the shape needs {expected}"
             ),
             Error::InvalidFormat(id) => write!(f, "unknown format id {id}"),
-            Error::InvalidData(s) => write!(f, "invalid packed data: {s}"),
-            Error::NonFinite => write!(f, "input contains NaN or infinity"),
+            Error::InvalidData(s) => write!(f, "invalid data: {s}"),
+            Error::NonFinite { what, index } => {
+                write!(f, "{what}[{index}] is NaN or infinity")
+            }
             Error::KernelUnavailable(s) => write!(f, "kernel unavailable: {s}"),
             Error::Unsupported(s) => write!(f, "unsupported: {s}"),
             Error::Alloc => write!(f, "memory allocation failed"),

@@ -41,6 +41,7 @@ pub use error::{Error, Result};
 pub use format::{Format, Layout, TernaryMatrix};
 pub use kernels::{kernel_name, KernelSet};
 pub use matmul::{
-    gemm_i8, gemm_i8_rows, gemv_i8, gemv_i8_rows, ternary_gemm, ternary_gemv, ternary_gemv_rows,
+    gemm_i8, gemm_i8_rows, gemv_i8, gemv_i8_rows, ternary_gemm, ternary_gemm_rows, ternary_gemv,
+    ternary_gemv_rows,
 };
 pub use quant::{quantize_activations, quantize_weights};

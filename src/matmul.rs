@@ -135,6 +135,30 @@ impl KernelSet {
         rescale(&acc, factors[0], y);
         Ok(())
     }
+
+    /// The BitLinear forward pass of `n` f32 rows (`x`: `n × cols`) for the output rows in
+    /// `rows` only, on the calling thread; `y` is `n × rows.len()`, row-major, bit-identical
+    /// to the same rows of a whole-matrix call.
+    pub fn gemm_f32_rows(
+        &self,
+        m: &TernaryMatrix,
+        x: &[f32],
+        n: usize,
+        rows: Range<usize>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        check_rows(m, &rows)?;
+        check_len("output", n.saturating_mul(rows.len()), y.len())?;
+        let (xp, factors) = quantize_padded(m, x, n)?;
+        let (_, k) = self.kernels_for(m.format())?;
+        let mut acc = vec![0i32; n * rows.len()];
+        run(k, m, &xp, rows.clone(), &mut acc);
+        for (j, f) in factors.into_iter().enumerate() {
+            let r = j * rows.len()..(j + 1) * rows.len();
+            rescale(&acc[r.clone()], f, &mut y[r]);
+        }
+        Ok(())
+    }
 }
 
 /// The BitLinear forward pass for one activation row: `y = (T · quant(x)) · m · a/127`,
@@ -168,6 +192,18 @@ pub fn ternary_gemv_rows(
     y: &mut [f32],
 ) -> Result<()> {
     kernels::active()?.gemv_f32_rows(m, x, rows, y)
+}
+
+/// [`ternary_gemm`] for a range of output rows on the calling thread: `x` is `n × cols`,
+/// `y` is `n × rows.len()`, both row-major.
+pub fn ternary_gemm_rows(
+    m: &TernaryMatrix,
+    x: &[f32],
+    n: usize,
+    rows: Range<usize>,
+    y: &mut [f32],
+) -> Result<()> {
+    kernels::active()?.gemm_f32_rows(m, x, n, rows, y)
 }
 
 /// Exact int32 accumulators `y[i] = sum_j t[i][j] * x[j]` for any int8 `x` (−128 included).

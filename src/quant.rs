@@ -25,9 +25,12 @@ pub fn quantize_weights(w: &[f32], rows: usize, cols: usize) -> Result<(Vec<i8>,
     crate::format::check_shape(rows, cols)?;
     crate::error::check_len("weights", rows * cols, w.len())?;
     let mut sum = 0.0f64;
-    for &v in w {
+    for (index, &v) in w.iter().enumerate() {
         if !v.is_finite() {
-            return Err(Error::NonFinite);
+            return Err(Error::NonFinite {
+                what: "weights",
+                index,
+            });
         }
         sum += v.abs() as f64;
     }
@@ -54,9 +57,12 @@ pub fn quantize_weights(w: &[f32], rows: usize, cols: usize) -> Result<(Vec<i8>,
 pub fn quantize_activations(x: &[f32], q: &mut [i8]) -> Result<f32> {
     crate::error::check_len("activation output", x.len(), q.len())?;
     let mut amax = 0.0f32;
-    for &v in x {
+    for (index, &v) in x.iter().enumerate() {
         if !v.is_finite() {
-            return Err(Error::NonFinite);
+            return Err(Error::NonFinite {
+                what: "activations",
+                index,
+            });
         }
         amax = amax.max(v.abs());
     }
@@ -106,7 +112,13 @@ mod tests {
     #[test]
     fn non_finite_weights_are_errors() {
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            assert_eq!(quantize_weights(&[1.0, bad], 1, 2), Err(Error::NonFinite));
+            assert_eq!(
+                quantize_weights(&[1.0, bad], 1, 2),
+                Err(Error::NonFinite {
+                    what: "weights",
+                    index: 1
+                })
+            );
         }
         assert!(matches!(
             quantize_weights(&[1.0], 1, 2),
@@ -150,7 +162,10 @@ mod tests {
         let mut q = [0i8; 2];
         assert_eq!(
             quantize_activations(&[f32::NAN, 1.0], &mut q),
-            Err(Error::NonFinite)
+            Err(Error::NonFinite {
+                what: "activations",
+                index: 0
+            })
         );
         assert_eq!(q, [0, 0], "nothing written on failure");
     }

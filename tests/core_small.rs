@@ -52,10 +52,19 @@ fn quantizers_round_ties_to_even_and_reject_non_finite() {
         let mut q = [7i8; 2];
         assert_eq!(
             quantize_activations(&[1.0, bad], &mut q),
-            Err(Error::NonFinite)
+            Err(Error::NonFinite {
+                what: "activations",
+                index: 1
+            })
         );
         assert_eq!(q, [7, 7], "nothing written on failure");
-        assert_eq!(quantize_weights(&[bad, 1.0], 1, 2), Err(Error::NonFinite));
+        assert_eq!(
+            quantize_weights(&[bad, 1.0], 1, 2),
+            Err(Error::NonFinite {
+                what: "weights",
+                index: 0
+            })
+        );
     }
     assert!(matches!(
         quantize_activations(&[1.0], &mut [0i8; 2]),
@@ -114,7 +123,10 @@ fn every_format_packs_validates_and_multiplies_exactly() {
             ));
             assert_eq!(
                 TernaryMatrix::from_packed(&p, rows, cols, f32::NAN, f).err(),
-                Some(Error::NonFinite)
+                Some(Error::NonFinite {
+                    what: "scale",
+                    index: 0
+                })
             );
             // Products: scalar (and natively every kernel) = the naive product.
             let n = 2;
@@ -157,7 +169,10 @@ fn bitnet_blob_round_trips_and_rejects_code_3() {
     nan[tail..tail + 4].copy_from_slice(&f32::NAN.to_le_bytes());
     assert_eq!(
         TernaryMatrix::from_bitnet_i2s(&nan, rows, cols).err(),
-        Some(Error::NonFinite)
+        Some(Error::NonFinite {
+            what: "blob scale",
+            index: 0
+        })
     );
     assert!(matches!(
         TernaryMatrix::from_bitnet_i2s(&blob[1..], rows, cols),
@@ -201,7 +216,13 @@ fn the_safe_api_rejects_bad_calls_without_writing() {
     let mut yf = vec![-9.0f32; 5];
     let mut bad = xf.clone();
     bad[17] = f32::NAN;
-    assert_eq!(k.gemm_f32(&m, &bad, 1, &mut yf), Err(Error::NonFinite));
+    assert_eq!(
+        k.gemm_f32(&m, &bad, 1, &mut yf),
+        Err(Error::NonFinite {
+            what: "activations",
+            index: 17
+        })
+    );
     assert!(matches!(
         k.gemm_f32(&m, &xf, 2, &mut yf),
         Err(Error::LengthMismatch { .. })
@@ -214,4 +235,39 @@ fn the_safe_api_rejects_bad_calls_without_writing() {
     assert!(matches!(Format::from_id(3), Err(Error::InvalidFormat(3))));
     assert!(matches!(Format::from_id(-1), Err(Error::InvalidFormat(-1))));
     assert!(bitnet_kernels::kernels::by_name("no-such-kernel").is_err());
+}
+
+/// `gemm_f32_rows` (and `ternary_gemm_rows`) give, bit for bit, the same rows of a
+/// whole-matrix `gemm_f32`, for ranges that start and end inside row tiles.
+#[test]
+fn gemm_f32_rows_match_the_whole_product() {
+    let (rows, cols, n) = (70, 37, 3);
+    let t: Vec<i8> = (0..rows * cols).map(|i| (i * 7 % 3) as i8 - 1).collect();
+    let x: Vec<f32> = (0..n * cols).map(|i| (i as f32 * 0.37).sin()).collect();
+    for f in formats() {
+        let m = TernaryMatrix::from_ternary(&t, rows, cols, 0.75, f).unwrap();
+        for k in sets(f) {
+            let mut whole = vec![0.0f32; n * rows];
+            k.gemm_f32(&m, &x, n, &mut whole).unwrap();
+            for r in [0..rows, 1..5, 3..67, 69..70] {
+                let mut part = vec![f32::NAN; n * r.len()];
+                k.gemm_f32_rows(&m, &x, n, r.clone(), &mut part).unwrap();
+                for j in 0..n {
+                    let want = &whole[j * rows + r.start..j * rows + r.end];
+                    let got = &part[j * r.len()..(j + 1) * r.len()];
+                    assert_eq!(
+                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "{f} {} rows {r:?} activation row {j}",
+                        k.name
+                    );
+                }
+            }
+            let mut short = vec![0.0f32; n * 4 - 1];
+            assert!(matches!(
+                k.gemm_f32_rows(&m, &x, n, 1..5, &mut short),
+                Err(Error::LengthMismatch { .. })
+            ));
+        }
+    }
 }

@@ -84,7 +84,10 @@ fn bitnet_blob_needs_whole_blocks_and_the_exact_length() {
     blob[32..36].copy_from_slice(&f32::NAN.to_le_bytes());
     assert_eq!(
         TernaryMatrix::from_bitnet_i2s(&blob, 1, 128).unwrap_err(),
-        Error::NonFinite
+        Error::NonFinite {
+            what: "blob scale",
+            index: 0
+        }
     );
 }
 

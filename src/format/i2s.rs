@@ -136,7 +136,10 @@ pub(crate) fn import_bitnet(blob: &[u8], rows: usize, cols: usize) -> Result<(Ve
     let tail = &blob[len - BITNET_TAIL..];
     let scale = f32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
     if !scale.is_finite() {
-        return Err(Error::NonFinite);
+        return Err(Error::NonFinite {
+            what: "blob scale",
+            index: 0,
+        });
     }
     let trits = (0..rows * cols)
         .map(|n| {

@@ -17,8 +17,13 @@ use aligned::AlignedBytes;
 pub const MAX_COLS: usize = (1 << 24) - 1;
 
 /// How the trits of a matrix are stored.
+///
+/// `#[non_exhaustive]`: formats may be added in minor releases. `Display` prints
+/// [`Format::name`]; `FromStr` takes that name, case-insensitive, with or without the
+/// underscore (`"I2_S"`, `"i2s"`, `"tl2"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
+#[non_exhaustive]
 pub enum Format {
     /// 2 bits a weight, multiply-add kernels (`FORMATS.md` §2).
     I2S = 0,
@@ -49,6 +54,18 @@ impl Format {
             Format::TL1 => "TL1",
             Format::TL2 => "TL2",
         }
+    }
+
+    /// The format with this name (see [`Format::from_str`](std::str::FromStr)).
+    fn from_name(s: &str) -> Option<Format> {
+        let key: String = s
+            .chars()
+            .filter(|&c| c != '_')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name().replace('_', "") == key)
     }
 
     /// How this format pads and packs a `rows × cols` matrix.
@@ -272,11 +289,43 @@ impl TernaryMatrix {
     }
 }
 
+/// A weight scale must be finite and positive: a weight's value is `trit * scale`, and a
+/// zero or negative scale is never what a ternarizer produces (absmean is floored at 1e-5).
 fn check_scale(scale: f32) -> Result<()> {
-    if scale.is_finite() {
-        Ok(())
+    if !scale.is_finite() {
+        Err(Error::NonFinite {
+            what: "scale",
+            index: 0,
+        })
+    } else if scale <= 0.0 {
+        Err(Error::InvalidData(format!(
+            "the scale must be positive, got {scale}"
+        )))
     } else {
-        Err(Error::NonFinite)
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = Error;
+
+    /// ```
+    /// use bitnet_kernels::Format;
+    /// assert_eq!("i2s".parse::<Format>().unwrap(), Format::I2S);
+    /// assert_eq!("TL2".parse::<Format>().unwrap(), Format::TL2);
+    /// assert_eq!(Format::I2S.to_string(), "I2_S");
+    /// assert!("q4_0".parse::<Format>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Format> {
+        Format::from_name(s).ok_or_else(|| {
+            Error::Unsupported(format!("no format named '{s}' (known: I2_S, TL1, TL2)"))
+        })
     }
 }
 
@@ -314,8 +363,14 @@ mod tests {
         ));
         assert!(matches!(
             TernaryMatrix::from_ternary(&[0, 1], 1, 2, f32::NAN, Format::I2S),
-            Err(Error::NonFinite)
+            Err(Error::NonFinite { what: "scale", .. })
         ));
+        for bad in [0.0, -0.0, -1.0] {
+            assert!(matches!(
+                TernaryMatrix::from_ternary(&[0, 1], 1, 2, bad, Format::I2S),
+                Err(Error::InvalidData(_))
+            ));
+        }
         assert!(matches!(
             TernaryMatrix::from_ternary(&[0, 1], 1, 3, 1.0, Format::I2S),
             Err(Error::LengthMismatch { .. })
