@@ -27,14 +27,12 @@
 
 #![warn(missing_docs)]
 
-pub mod baseline;
 pub mod capi;
 pub mod error;
 pub mod format;
 pub mod kernels;
 pub mod matmul;
 mod par;
-pub mod probe;
 pub mod quant;
 
 pub use error::{Error, Result};

@@ -2,35 +2,21 @@
 //! are what to compare on a noisy machine).
 //!
 //! ```text
-//! cargo run --release --example tl_timing -- [ROWSxCOLS ...] [--reps N] [--cold-mib M]
+//! cargo run --release -p bitnet-bench --bin tl_timing -- [ROWSxCOLS ...] [--reps N] [--cold-mib M]
 //! ```
 //! For each shape and format: median µs (thread CPU time) of `reps` GEMVs, *warm* (the same matrix every time,
-//! cache-resident when it fits) and *cold* (rotating over copies totalling more than
-//! `cold-mib` MiB, default 128, four times the 32 MiB L3). Measurements of the formats are
+//! cache-resident when it fits) and *cold* (rotating over at least four copies totalling
+//! `cold-mib` MiB or more, default 128, four times the 32 MiB L3). Measurements of the formats are
 //! interleaved call by call so that drift hits all of them alike (each warm call follows an
 //! untimed call on the same matrix). The kernel set is the
 //! active one (`BITNET_KERNEL` to force one), run through `KernelSet::gemv_i8_rows` on the
-//! calling thread.
+//! calling thread. Times are thread CPU time (`bitnet_bench::stats::thread_cpu_us`).
 
-use bitnet_kernels::kernels;
+use bitnet_bench::cold::Rotation;
+use bitnet_bench::data;
+use bitnet_bench::registry;
+use bitnet_bench::stats::{median, thread_cpu_us as cpu_us};
 use bitnet_kernels::{Format, TernaryMatrix};
-
-/// This thread's CPU time in µs: unlike wall time it does not count the time the thread
-/// was preempted, which on a shared 2-core machine is most of the noise.
-fn cpu_us() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec through a valid pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 * 1e6 + t.tv_nsec as f64 / 1e3
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn main() {
     let mut shapes = Vec::new();
@@ -54,10 +40,10 @@ fn main() {
     if shapes.is_empty() {
         shapes = vec![(6912, 2560), (2560, 2560), (2560, 6912), (14336, 4096)];
     }
-    let set = kernels::active().expect("kernel set");
+    let set = registry::active().expect("kernel set");
     println!(
-        "kernel set {} (1 thread), median of {reps} GEMVs; cold = rotating over > {cold_mib} MiB",
-        set.name
+        "kernel set {} (1 thread), median of {reps} GEMVs; cold = rotating over ≥ {cold_mib} MiB",
+        set.name()
     );
     println!(
         "{:>12} {:>5} {:>8} {:>10} {:>9} {:>10} {:>9} {:>13}",
@@ -65,26 +51,17 @@ fn main() {
     );
     let formats = [Format::I2S, Format::TL1, Format::TL2];
     for (rows, cols) in shapes {
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
-        let t: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
-        let x: Vec<i8> = (0..cols).map(|_| next() as u8 as i8).collect();
+        let seed = (rows * 31 + cols) as u64;
+        let t = data::trits(rows, cols, seed);
+        let x = data::activations_i8(1, cols, seed);
         let base: Vec<TernaryMatrix> = formats
             .iter()
             .map(|&f| TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap())
             .collect();
         drop(t);
-        let copies: Vec<Vec<TernaryMatrix>> = base
+        let copies: Vec<Rotation<TernaryMatrix>> = base
             .iter()
-            .map(|m| {
-                let n = (cold_mib << 20) / m.packed_bytes().len() + 1;
-                (0..n).map(|_| m.clone()).collect()
-            })
+            .map(|m| Rotation::new(m.clone(), m.packed_bytes().len(), cold_mib << 20))
             .collect();
         // Every format must give the same answer.
         let mut want = vec![0i32; rows];
@@ -103,7 +80,7 @@ fn main() {
                 let t0 = cpu_us();
                 set.gemv_i8_rows(m, &x, 0..rows, &mut y).unwrap();
                 let w = cpu_us() - t0;
-                let c = &copies[i][rep % copies[i].len()];
+                let c = copies[i].get(rep);
                 let t0 = cpu_us();
                 set.gemv_i8_rows(c, &x, 0..rows, &mut y).unwrap();
                 let cd = cpu_us() - t0;

@@ -7,47 +7,22 @@
 //! "/copy" the same against a plain read of another cold copy of the packed matrix.
 //!
 //! ```text
-//! cargo run --release --example i2s_timing -- [rows cols [gemm_n gemm_rows gemm_cols]]
+//! cargo run --release -p bitnet-bench --bin i2s_timing -- [rows cols [gemm_n gemm_rows gemm_cols]]
 //! ```
 //! Defaults: 6912 2560, GEMM 128 x 2560 x 2560. `REPS` sets the repetitions (median taken).
 
 use std::hint::black_box;
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use bitnet_kernels::kernels::{available, KernelSet};
+use bitnet_bench::cold::Rotation;
+use bitnet_bench::data;
+use bitnet_bench::registry;
+use bitnet_bench::stats::{median, median_time, sorted_times, time};
 use bitnet_kernels::{Format, TernaryMatrix};
 use rayon::prelude::*;
 
-/// Median seconds of `reps` calls of `f` (after one warm-up call).
-fn median(reps: usize, f: impl FnMut()) -> f64 {
-    sorted_times(reps, f)[reps / 2]
-}
-
-/// Seconds of `reps` calls of `f` (after one warm-up call), fastest first.
-fn sorted_times(reps: usize, mut f: impl FnMut()) -> Vec<f64> {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    t
-}
-
-/// A deterministic pseudo-random generator (xorshift), enough for test data.
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
-}
+/// Bytes the cold copies total: 256 MiB, eight times this project's 32 MiB L3.
+const COLD_BYTES: usize = 256 << 20;
 
 /// Sum of `c` read once, with 8 independent chains so the adds never limit the loads.
 fn sum(c: &[u64]) -> u64 {
@@ -69,7 +44,7 @@ fn stream(c: &[u64]) {
 
 /// Streaming-read GB/s of the whole of `buf` (median pass) on the current pool.
 fn stream_gbs(buf: &[u64], reps: usize) -> f64 {
-    (buf.len() * 8) as f64 / median(reps, || stream(buf)) / 1e9
+    (buf.len() * 8) as f64 / median_time(reps, || stream(buf)) / 1e9
 }
 
 /// Cold runs of `f` (which rotates over copies), each followed by two reads of as many
@@ -77,20 +52,15 @@ fn stream_gbs(buf: &[u64], reps: usize) -> f64 {
 /// moves them all): a streaming read of a rotating slice of the 1 GiB `buf`, and a plain
 /// read of another cold copy (`other`). Returns the median seconds of `f` and the medians
 /// over reps of (f's bytes/s) / (each read's bytes/s).
-fn cold_paired(
+fn cold_paired<'a>(
     reps: usize,
     bytes: usize,
     buf: &[u64],
     mut f: impl FnMut(),
-    mut other: impl FnMut() -> &'static [u64],
+    mut other: impl FnMut() -> &'a [u64],
 ) -> (f64, f64, f64) {
     let words = bytes / 8;
     let (mut ts, mut r_buf, mut r_copy, mut off) = (vec![], vec![], vec![], 0);
-    let time = |g: &mut dyn FnMut()| {
-        let s = Instant::now();
-        g();
-        s.elapsed().as_secs_f64()
-    };
     for _ in 0..reps {
         let tg = time(&mut f);
         off = (off + words) % (buf.len() - words);
@@ -99,11 +69,14 @@ fn cold_paired(
         r_copy.push(time(&mut || stream(o)) / tg);
         ts.push(tg);
     }
-    let mid = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
-    };
-    (mid(ts), mid(r_buf), mid(r_copy))
+    (median(&mut ts), median(&mut r_buf), median(&mut r_copy))
+}
+
+/// A matrix's packed bytes as u64 words, for the plain-read probe (whole words only;
+/// `cast_slice` checks the alignment, and packed bytes are 64-byte aligned).
+fn words(c: &TernaryMatrix) -> &[u64] {
+    let b = c.packed_bytes();
+    bytemuck::cast_slice(&b[..b.len() / 8 * 8])
 }
 
 fn main() {
@@ -121,15 +94,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(101);
-    let mut r = rng(42);
-    let trits: Vec<i8> = (0..rows * cols).map(|_| (r() % 3) as i8 - 1).collect();
-    let x: Vec<i8> = (0..cols).map(|_| r() as i8).collect();
+    let trits = data::trits(rows, cols, 42);
+    let x = data::activations_i8(1, cols, 42);
     let m = TernaryMatrix::from_ternary(&trits, rows, cols, 1.0, Format::I2S).unwrap();
     let bytes = m.packed_bytes().len();
-    // Copies filling at least 256 MiB, so each GEMV of the rotation reads from DRAM.
-    let copies: Vec<TernaryMatrix> = (0..(256usize << 20).div_ceil(bytes).max(2))
-        .map(|_| m.clone())
-        .collect();
+    // Copies filling at least COLD_BYTES, so each GEMV of the rotation reads from DRAM.
+    let copies = Rotation::new(m.clone(), bytes, COLD_BYTES);
     let buf: Vec<u64> = (0..(1usize << 27)).map(|i| i as u64).collect(); // 1 GiB
     let pool1 = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
@@ -162,47 +132,35 @@ fn main() {
         "best ms"
     );
     // The scalar reference is far too slow to time here.
-    let sets: Vec<&KernelSet> = available()
-        .filter(|k| k.name != "scalar" && k.own(Format::I2S).is_some())
+    let sets: Vec<registry::Kernel> = registry::kernel_sets(Format::I2S)
+        .into_iter()
+        .filter(|k| !k.is_scalar())
         .collect();
     let mut y = vec![0i32; rows];
-    // The copies as u64 words, for the plain-read probe (leaked: they live to the end).
-    let words: &'static [&'static [u64]] = Vec::leak(
-        copies
-            .iter()
-            .map(|c| {
-                let b = c.packed_bytes();
-                // SAFETY: packed bytes are 64-byte aligned and live as long as `copies`,
-                // which is never dropped before the process ends (leaked below).
-                unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u64>(), b.len() / 8) }
-            })
-            .collect(),
-    );
-    let copies: &'static [TernaryMatrix] = Vec::leak(copies);
     let n = copies.len();
     for k in sets {
-        let warm = median(reps, || k.gemv_i8_rows(&m, &x, 0..rows, &mut y).unwrap());
+        let warm = median_time(reps, || k.gemv_i8_rows(&m, &x, 0..rows, &mut y).unwrap());
         // Cold: one thread on a row range (the calling thread), or the whole-matrix call
         // that splits rows over the pool's threads.
-        let i = std::sync::atomic::AtomicUsize::new(0);
+        let i = AtomicUsize::new(0);
         let cold_run = |pool: &rayon::ThreadPool, whole: bool| {
             let mut y = vec![0i32; rows];
             let mut gemv = || {
-                let c = &copies[i.fetch_add(1, Relaxed) % n];
+                let c = copies.get(i.fetch_add(1, Relaxed));
                 if whole {
                     k.gemv_i8(c, &x, &mut y).unwrap()
                 } else {
                     k.gemv_i8_rows(c, &x, 0..rows, &mut y).unwrap()
                 }
             };
-            let other = || words[(i.load(Relaxed) + n / 2) % n];
+            let other = || words(copies.get(i.load(Relaxed) + n / 2));
             pool.install(|| cold_paired(reps, bytes, &buf, &mut gemv, other))
         };
         let (cold, rb, rc) = cold_run(&pool1, false);
         let (cold2, rb2, rc2) = cold_run(&pool2, true);
-        let gt: Vec<i8> = (0..gr * gc).map(|_| (r() % 3) as i8 - 1).collect();
+        let gt = data::trits(gr, gc, 43);
         let gm = TernaryMatrix::from_ternary(&gt, gr, gc, 1.0, Format::I2S).unwrap();
-        let gx: Vec<i8> = (0..gn * gc).map(|_| r() as i8).collect();
+        let gx = data::activations_i8(gn, gc, 43);
         let mut gy = vec![0i32; gn * gr];
         // Median and fastest: on a shared core a multi-ms run is often time-sliced.
         let gt = sorted_times(reps.min(21), || {
@@ -211,7 +169,7 @@ fn main() {
         let (gemm, best) = (gt[gt.len() / 2], gt[0]);
         println!(
             "{:<7} {:>8.1} {:>8.1} {:>6.0}% {:>6.0}% {:>8.1} {:>6.0}% {:>6.0}% {:>8.0} {:>8.2} {:>8.2}",
-            k.name,
+            k.name(),
             warm * 1e6,
             cold * 1e6,
             100.0 * rb,

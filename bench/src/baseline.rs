@@ -1,5 +1,6 @@
-//! The baselines every benchmark of this crate is quoted against: a dense fp16 GEMV and a
-//! dense f32 GEMV, written to be memory-bound (not strawmen).
+//! The baselines every benchmark of bitnet-kernels is quoted against: a dense fp16 GEMV and a
+//! dense f32 GEMV, written to be memory-bound (not strawmen), and the `gemm` crate's f32
+//! sgemm ([`f32_gemm`], the f32 row of the report and the benches).
 //!
 //! A GEMV with one activation row reads each weight once and does one multiply-add with it,
 //! so a dense GEMV is limited by how fast the weights stream in. The loops here keep that
@@ -22,7 +23,7 @@
 //!   ever slowed streams.
 //!
 //! ```
-//! use bitnet_kernels::baseline::DenseMatrix;
+//! use bitnet_bench::baseline::DenseMatrix;
 //! let w = vec![0.5f32; 3 * 40];
 //! let m = DenseMatrix::<u16>::from_f32(&w, 3, 40);
 //! let mut y = vec![0.0f32; 3];
@@ -37,8 +38,8 @@ use half::f16;
 
 use crate::probe::LargeBuffer;
 
-/// Below this many weights a GEMV runs on the calling thread (as [`crate::matmul`] does).
-const PARALLEL_MIN: usize = crate::matmul::PARALLEL_MIN_MACS;
+/// Below this many weights a GEMV runs on the calling thread, as the library's products do.
+const PARALLEL_MIN: usize = bitnet_kernels::matmul::PARALLEL_MIN_MACS;
 
 /// An element type of a [`DenseMatrix`]: `u16` holds fp16 bits, `f32` is plain f32.
 ///
@@ -309,7 +310,7 @@ impl<E: Element> DenseMatrix<E> {
 
     /// `y = W x` for the whole matrix, on rayon's threads (`RAYON_NUM_THREADS`) when the
     /// matrix is large enough to gain from it, split as the ternary products are
-    /// (`crate::par`: the calling thread works from the start, in chunks of whole 4-row groups).
+    /// ([`crate::par`], the library's split: the calling thread works from the start, in chunks of whole 4-row groups).
     ///
     /// # Panics
     /// If `x.len() != cols` or `y.len() != rows`.
@@ -434,6 +435,49 @@ mod x86 {
     }
 }
 
+/// `y = X Wᵀ` in f32 with the `gemm` crate (`w`: `rows × cols`, stored on huge pages like
+/// the fp16 baseline; `x`: `n × cols`; `y`: `n × rows`; all row-major), on one thread or on
+/// rayon's pool.
+pub fn f32_gemm(w: &DenseMatrix<f32>, x: &[f32], n: usize, y: &mut [f32], par: bool) {
+    let (rows, cols) = (w.rows(), w.cols());
+    let (data, stride) = w.padded();
+    assert!(x.len() == n * cols && y.len() == n * rows && data.len() >= rows * stride);
+    let parallelism = if par {
+        gemm_common::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm_common::Parallelism::None
+    };
+    // dst = Yᵀ (rows × n) = W (rows × cols) · Xᵀ (cols × n), with strides (col, row):
+    // Yᵀ[r][j] = y[j*rows + r]; W[r][c] = data[r*stride + c]; Xᵀ[c][j] = x[j*cols + c].
+    // SAFETY: the lengths were checked above, so every strided access is in bounds.
+    unsafe {
+        gemm_f32::gemm::f32::get_gemm_fn()(
+            rows,
+            n,
+            cols,
+            y.as_mut_ptr(),
+            rows as isize,
+            1,
+            false,
+            data.as_ptr(),
+            1,
+            stride as isize,
+            x.as_ptr(),
+            cols as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// The f32 baseline's name, as printed.
+pub const F32_BASELINE: &str = "f32 (gemm crate)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +498,23 @@ mod tests {
             m.gemv_rows(&x, rows / 2..rows, &mut part);
             assert_eq!(part, want[rows / 2..], "{} rows", E::NAME);
             assert_eq!(m.weight_bytes(), rows * cols * std::mem::size_of::<E>());
+        }
+    }
+
+    #[test]
+    fn f32_gemm_matches_the_dense_gemv() {
+        let (rows, cols, n) = (37, 70, 3);
+        let w: Vec<f32> = (0..rows * cols).map(|i| (i % 7) as f32 - 3.0).collect();
+        let x: Vec<f32> = (0..n * cols).map(|i| (i % 5) as f32 - 2.0).collect();
+        let m = DenseMatrix::<f32>::from_f32(&w, rows, cols);
+        for par in [false, true] {
+            let mut y = vec![0.0f32; n * rows];
+            f32_gemm(&m, &x, n, &mut y, par);
+            for j in 0..n {
+                let mut want = vec![0.0f32; rows];
+                m.gemv(&x[j * cols..][..cols], &mut want);
+                assert_eq!(y[j * rows..][..rows], want, "row {j}, par {par}");
+            }
         }
     }
 

@@ -6,7 +6,7 @@
 //! DRAM-sized buffer and on an L3-sized one, and quotes each kernel as a fraction of it.
 //!
 //! ```
-//! let bw = bitnet_kernels::probe::stream_read(1 << 20, 1, 3);
+//! let bw = bitnet_bench::probe::stream_read(1 << 20, 1, 3);
 //! assert!(bw.gb_per_s > 0.0);
 //! ```
 

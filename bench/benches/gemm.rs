@@ -8,17 +8,16 @@
 //! n) is skipped with a note, so `cargo bench` stays usable on 2 cores.
 //!
 //! ```sh
-//! cargo bench --bench gemm
-//! cargo bench --bench gemm -- 'n=128/I2_S'
+//! cargo bench -p bitnet-bench --bench gemm
+//! cargo bench -p bitnet-bench --bench gemm -- 'n=128/I2_S'
 //! ```
 //! Ids read `gemm/<shape>/n=<n>/<format>/<kernel>/<1t|all>`.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::time::Instant;
 
-use bitnet_kernels::baseline::DenseMatrix;
+use bitnet_bench::baseline::{f32_gemm, DenseMatrix};
+use bitnet_bench::data::{self, GEMM_N};
+use bitnet_bench::{harness, registry};
 use bitnet_kernels::TernaryMatrix;
 use criterion::{Criterion, SamplingMode, Throughput};
 
@@ -32,7 +31,7 @@ fn bench_or_skip(
     id: String,
     mut call: impl FnMut(),
 ) {
-    if !support::criterion_test_mode() {
+    if !harness::criterion_test_mode() {
         let t = Instant::now();
         call();
         let secs = t.elapsed().as_secs_f64();
@@ -45,20 +44,20 @@ fn bench_or_skip(
 }
 
 fn main() {
-    let mut c: Criterion = support::criterion();
-    let nmax = *support::GEMM_N.iter().max().unwrap_or(&1);
-    for (rows, cols, _) in support::bench_shapes(&support::SHAPES[..3]) {
+    let mut c: Criterion = harness::criterion();
+    let nmax = *GEMM_N.iter().max().unwrap_or(&1);
+    for (rows, cols, _) in harness::bench_shapes(&data::SHAPES[..3]) {
         let seed = (rows * 31 + cols) as u64;
-        let w = support::weights(rows, cols, seed);
-        let x = support::activations(nmax, cols, seed + 1);
-        let xq = support::activations_i8(nmax, cols, seed + 2);
+        let w = data::weights(rows, cols, seed);
+        let x = data::activations(nmax, cols, seed + 1);
+        let xq = data::activations_i8(nmax, cols, seed + 2);
         let f32m = DenseMatrix::<f32>::from_f32(&w, rows, cols);
-        let packed: Vec<TernaryMatrix> = support::formats()
+        let packed: Vec<TernaryMatrix> = registry::formats()
             .into_iter()
             .map(|f| TernaryMatrix::from_f32(&w, rows, cols, f).expect("packs"))
             .collect();
-        for &n in support::GEMM_N {
-            let shape = support::shape_name(rows, cols);
+        for &n in GEMM_N {
+            let shape = data::shape_name(rows, cols);
             let mut g = c.benchmark_group(format!("gemm/{shape}/n={n}"));
             g.sampling_mode(SamplingMode::Flat);
             g.throughput(Throughput::Elements((rows * cols * n) as u64));
@@ -66,12 +65,12 @@ fn main() {
             for (threads, one) in [("1t", true), ("all", false)] {
                 let mut y = vec![0.0f32; n * rows];
                 bench_or_skip(&mut g, format!("f32/gemm/{threads}"), || {
-                    support::f32_gemm(&f32m, x, n, &mut y, !one)
+                    f32_gemm(&f32m, x, n, &mut y, !one)
                 });
                 for m in &packed {
-                    for ks in support::kernel_sets(m.format()) {
+                    for ks in registry::kernel_sets(m.format()) {
                         let mut y = vec![0i32; n * rows];
-                        let id = format!("{}/{}/{threads}", m.format().name(), ks.name);
+                        let id = format!("{}/{}/{threads}", m.format().name(), ks.name());
                         bench_or_skip(&mut g, id, || {
                             if one {
                                 ks.gemm_i8_rows(m, xq, n, 0..rows, &mut y)

@@ -1,0 +1,148 @@
+//! The benchmark report: what this machine can do with every kernel and format built in,
+//! against an fp16 and an f32 baseline and the memory bandwidth, all measured in this run.
+//!
+//! ```sh
+//! cargo run --release -p bitnet-bench --bin report                  # full report, a couple of minutes
+//! cargo run --release -p bitnet-bench --bin report -- --quick       # one shape, short budgets: seconds
+//! cargo run --release -p bitnet-bench --bin report -- --json r.json # also write machine-readable results
+//! cargo run --release -p bitnet-bench --bin report -- --shapes 6912x2560,2560x2560
+//! ```
+//!
+//! Progress goes to stderr; the report (markdown, paste-ready) to stdout at the end.
+//! Kernel sets and formats come from the registry (`bitnet_bench::registry`), so new kernels
+//! and formats appear here with no change to this program.
+//!
+//! [`measure`] times the kernels and baselines, [`accuracy`] compares outputs with f64
+//! references, [`markdown`] and [`json`] write the results.
+
+mod accuracy;
+mod json;
+mod markdown;
+mod measure;
+
+use std::time::Instant;
+
+use bitnet_bench::{data, probe};
+
+/// How long to measure; the two modes differ only here.
+pub struct Budget {
+    /// Seconds of timed calls per GEMV cell (after one untimed warm-up call).
+    pub gemv_s: f64,
+    /// Seconds of timed calls per GEMM cell (at least `min_reps` calls all the same).
+    pub gemm_s: f64,
+    /// Timed calls per cell: at least / at most.
+    pub min_reps: usize,
+    pub max_reps: usize,
+    /// A GEMM cell whose single call is predicted to take longer than this is skipped
+    /// (prediction: the previous n's time scaled linearly, or the GEMV's time × n).
+    pub call_limit_s: f64,
+    /// The DRAM-sized and L3-sized probe buffers, and samples per probe.
+    pub probe_dram: usize,
+    pub probe_l3: usize,
+    pub probe_samples: usize,
+}
+
+const FULL: Budget = Budget {
+    gemv_s: 0.2,
+    gemm_s: 0.2,
+    min_reps: 3,
+    max_reps: 200,
+    call_limit_s: 0.4,
+    probe_dram: 1 << 30,
+    probe_l3: 16 << 20,
+    probe_samples: 200,
+};
+
+const QUICK: Budget = Budget {
+    gemv_s: 0.03,
+    gemm_s: 0.05,
+    min_reps: 3,
+    max_reps: 50,
+    call_limit_s: 0.15,
+    probe_dram: 256 << 20,
+    probe_l3: 16 << 20,
+    probe_samples: 60,
+};
+
+fn main() {
+    let mut quick = false;
+    let mut json_path = None;
+    let mut shapes = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--json" => {
+                json_path = Some(args.next().unwrap_or_else(|| usage("--json needs a file")))
+            }
+            "--shapes" => {
+                let list = args
+                    .next()
+                    .unwrap_or_else(|| usage("--shapes needs a list"));
+                shapes = Some(data::parse_shapes(&list).unwrap_or_else(|e| usage(&e)));
+            }
+            "--bench" => {} // passed by `cargo bench`-style runners; harmless
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument '{other}'")),
+        }
+    }
+    let b = if quick { &QUICK } else { &FULL };
+    let shapes = shapes.unwrap_or_else(|| {
+        if quick {
+            data::SHAPES[..1].to_vec()
+        } else {
+            data::SHAPES.to_vec()
+        }
+    });
+    let started = Instant::now();
+    let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    let command = format!("cargo run --release -p bitnet-bench --bin report -- {command}")
+        .trim_end_matches(" -- ")
+        .to_string();
+
+    let threads = rayon::current_num_threads();
+    eprintln!("probing memory bandwidth (1 and {threads} threads)...");
+    let limits = probe::limits(b.probe_dram, b.probe_l3, threads, b.probe_samples);
+    let mut r = measure::Report {
+        shapes: shapes.clone(),
+        limits,
+        threads,
+        gemv: Vec::new(),
+        gemm: Vec::new(),
+        acc: Vec::new(),
+    };
+    for (si, &(rows, cols, _)) in shapes.iter().enumerate() {
+        measure::run_shape(&mut r, si, rows, cols, b);
+    }
+    // Probe again at the end and keep the faster: the machine may have been busier at
+    // the start, and noise only ever makes a read slower.
+    eprintln!("probing memory bandwidth again...");
+    r.limits = r.limits.max(probe::limits(
+        b.probe_dram,
+        b.probe_l3,
+        threads,
+        b.probe_samples,
+    ));
+    let elapsed = started.elapsed().as_secs_f64();
+    let md = markdown::markdown(&r, b, quick, &command, elapsed);
+    print!("{md}");
+    if let Some(path) = json_path {
+        let v = json::to_json(&r, quick, &command, elapsed);
+        let text = serde_json::to_string_pretty(&v).expect("serializable");
+        std::fs::write(&path, text + "\n").unwrap_or_else(|e| {
+            eprintln!("cannot write {path}: {e}");
+            std::process::exit(1);
+        });
+        eprintln!("wrote {path}");
+    }
+}
+
+fn usage(err: &str) -> ! {
+    if !err.is_empty() {
+        eprintln!("error: {err}");
+    }
+    eprintln!(
+        "usage: cargo run --release -p bitnet-bench --bin report -- [--quick] [--json FILE] [--shapes RxC,...]"
+    );
+    std::process::exit(if err.is_empty() { 0 } else { 2 })
+}

@@ -1,0 +1,72 @@
+//! DRAM-resident ("cold") measurement: copies of one matrix rotated round-robin, totalling
+//! more bytes than the last-level cache, so that each call finds its weights evicted from
+//! every cache since its last visit.
+
+/// Bytes the copies total by default: 512 MiB, sixteen times this project's 32 MiB L3.
+pub const COLD_BYTES: usize = 512 << 20;
+
+/// The fewest copies a rotation has. On this project's VM one allocation can stream at a
+/// quarter of another's speed (measured: six copies of one 51 MB matrix read at 7–32 GB/s,
+/// each the same on every pass: where the host put its memory), so a median over few copies
+/// would measure the luck of placement.
+pub const COLD_COPIES: usize = 4;
+
+/// Clones of one value totalling at least a given number of bytes, visited round-robin.
+pub struct Rotation<T> {
+    copies: Vec<T>,
+    next: usize,
+}
+
+impl<T: Clone> Rotation<T> {
+    /// `value` plus enough clones that `copies × bytes_each >= total`, and at least
+    /// [`COLD_COPIES`] copies.
+    pub fn new(value: T, bytes_each: usize, total: usize) -> Self {
+        let n = total.div_ceil(bytes_each.max(1)).max(COLD_COPIES);
+        Self {
+            copies: vec![value; n],
+            next: 0,
+        }
+    }
+}
+
+impl<T> Rotation<T> {
+    /// The next copy, round-robin.
+    // Not an `Iterator`: it never ends, and each item borrows the rotation.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> &T {
+        let i = self.next;
+        self.next = (i + 1) % self.copies.len();
+        &self.copies[i]
+    }
+
+    /// Copy `i` (modulo the count), for callers that pair each call with another copy.
+    pub fn get(&self, i: usize) -> &T {
+        &self.copies[i % self.copies.len()]
+    }
+
+    /// How many copies rotate.
+    pub fn len(&self) -> usize {
+        self.copies.len()
+    }
+
+    /// Never true: a rotation has at least [`COLD_COPIES`] copies.
+    pub fn is_empty(&self) -> bool {
+        self.copies.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_covers_the_bytes_and_cycles() {
+        let mut r = Rotation::new(7u8, 10, 95);
+        assert_eq!(r.len(), 10);
+        assert_eq!(Rotation::new(0u8, 1 << 20, 1).len(), COLD_COPIES);
+        for _ in 0..25 {
+            assert_eq!(*r.next(), 7);
+        }
+        assert_eq!(r.next, 5);
+    }
+}

@@ -1,0 +1,33 @@
+//! # bitnet-bench
+//!
+//! The measuring side of bitnet-kernels, kept out of the library: the library is the product,
+//! this crate only times it. Not published.
+//!
+//! - [`baseline`]: the dense fp16 and f32 GEMVs and the `gemm` crate's sgemm that every figure
+//!   is quoted against; [`probe`]: the streaming-read bandwidth, the floor of a DRAM-bound GEMV.
+//! - [`stats`]: medians and budgeted timing; [`cold`]: the DRAM-resident rotation;
+//!   [`data`]: the shapes and the synthetic weights and activations; [`machine`]: CPU and
+//!   date for a report; [`harness`]: criterion's set-up for the benches.
+//! - [`registry`]: the only module that touches the library's kernel registry.
+//!
+//! Binaries and benches (see `docs/performance.md`):
+//!
+//! ```sh
+//! cargo run --release -p bitnet-bench --bin report                # the benchmark report
+//! cargo run --release -p bitnet-bench --bin report -- --quick --json r.json
+//! cargo run --release -p bitnet-bench --bin i2s_timing -- 6912 2560
+//! cargo run --release -p bitnet-bench --bin tl_timing -- 6912x2560 --reps 100
+//! cargo bench -p bitnet-bench                                     # criterion: gemv, gemm
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod baseline;
+pub mod cold;
+pub mod data;
+pub mod harness;
+pub mod machine;
+mod par;
+pub mod probe;
+pub mod registry;
+pub mod stats;
