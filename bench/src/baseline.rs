@@ -310,7 +310,8 @@ impl<E: Element> DenseMatrix<E> {
 
     /// `y = W x` for the whole matrix, on rayon's threads (`RAYON_NUM_THREADS`) when the
     /// matrix is large enough to gain from it, split as the ternary products are
-    /// ([`crate::par`], the library's split: the calling thread works from the start, in chunks of whole 4-row groups).
+    /// (a copy of the library's row split: the calling thread works from the start, in chunks
+    /// of whole 4-row groups).
     ///
     /// # Panics
     /// If `x.len() != cols` or `y.len() != rows`.
