@@ -12,9 +12,9 @@
  * Matrices are opaque, immutable and safe to share between threads; free each one once with
  * bitnet_matrix_free (NULL is fine). Strings returned by the library are static or owned by
  * it: never free them.
- * Link (after pkgconfig/install.sh PREFIX, with PREFIX/lib/pkgconfig on PKG_CONFIG_PATH):
+ * Link (after pkgconfig/install.sh PREFIX and export PKG_CONFIG_PATH=PREFIX/lib/pkgconfig):
  *   shared:  cc app.c $(pkg-config --cflags --libs bitnet_kernels)
- *   static:  cc app.c $(pkg-config --cflags --libs bitnet_kernels-static)
+ *   static:  cc app.c $(pkg-config --cflags --libs bitnet_kernels_static)
  */
 
 #ifndef BITNET_KERNELS_H
