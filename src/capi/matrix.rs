@@ -62,8 +62,9 @@ pub unsafe extern "C" fn bitnet_matrix_from_f32(
         check_ptr(out, "out")?;
         check_ptr(w, "w")?;
         let format = format_of(format)?;
-        format.layout(rows, cols)?; // the shape, and that rows * cols fits
-                                    // SAFETY: `w` points to rows * cols floats (the caller's contract).
+        // The shape, and that rows * cols fits.
+        format.layout(rows, cols)?;
+        // SAFETY: `w` points to rows * cols floats (the caller's contract).
         let w = unsafe { c_slice(w, rows * cols, "w") }?;
         let m = TernaryMatrix::from_f32(w, rows, cols, format).map_err(|e| located(e, "w", w))?;
         // SAFETY: `out` was checked above.
@@ -91,7 +92,8 @@ pub unsafe extern "C" fn bitnet_matrix_from_ternary(
         check_ptr(out, "out")?;
         check_ptr(trits, "trits")?;
         let format = format_of(format)?;
-        format.layout(rows, cols)?; // the shape, and that rows * cols fits
+        // The shape, and that rows * cols fits.
+        format.layout(rows, cols)?;
         check_scale(scale)?;
         // SAFETY: `trits` points to rows * cols bytes (the caller's contract).
         let t = unsafe { c_slice(trits, rows * cols, "trits") }?;

@@ -1,13 +1,13 @@
 //! The C ABI (`include/bitnet_kernels.h`, guide in `docs/c-api.md`): every `extern "C"`
 //! function of the crate, and nothing else. Each one is a thin shell over the Rust API.
 //!
-//! - [`status`]: status codes and their messages, the last-error detail, the boundary
+//! - `status.rs`: status codes and their messages, the last-error detail, the boundary
 //!   (panic catching, pointer and length checks, writing results out), library information;
-//! - [`matrix`]: matrix handles: building, converting, freeing, reading, copying out;
-//! - [`products`]: GEMV / GEMM (int8 and f32, whole or a row range) and the quantizer.
+//! - `matrix.rs`: matrix handles: building, converting, freeing, reading, copying out;
+//! - `products.rs`: GEMV / GEMM (int8 and f32, whole or a row range) and the quantizer.
 //!
 //! Rules every export follows, each visible in its own body:
-//! - it runs under [`status::boundary`]: a panic becomes `BITNET_STATUS_INTERNAL`, never an
+//! - it runs under `status::boundary`: a panic becomes `BITNET_STATUS_INTERNAL`, never an
 //!   unwind into C;
 //! - every pointer is checked for NULL and for alignment (`NULL_POINTER`,
 //!   `MISALIGNED_POINTER`) before use, every buffer comes with its length and the length is
@@ -30,11 +30,11 @@
 #![allow(clippy::missing_safety_doc)] // each function's doc has a "Safety" paragraph for C users
 
 // In this order in the header too (cbindgen follows the module order).
-pub mod status;
+mod status;
 
-pub mod matrix;
+mod matrix;
 
-pub mod products;
+mod products;
 
 pub use matrix::*;
 pub use products::*;

@@ -410,9 +410,9 @@ pub extern "C" fn bitnet_status_message(status: c_int) -> *const c_char {
 }
 
 /// The specifics of the most recent failed call on the calling thread, naming the C
-/// parameter at fault (e.g. "x_len is 299, expected 300 (n * cols)", "x[17] is NaN or
-/// infinity", "trits[5] = 2 is not -1, 0 or 1"), or "" if none failed yet. It does not
-/// repeat the kind of failure: that is `bitnet_status_message(status)`. Like `errno`,
+/// parameter at fault (e.g. `x_len is 299, expected 300 (n * cols)`,
+/// `x[17] is NaN or infinity`, `trits[5] = 2 is not -1, 0 or 1`), or "" if none failed yet.
+/// It does not repeat the kind of failure: that is `bitnet_status_message(status)`. Like `errno`,
 /// successful calls leave it alone. The string belongs to the library and stays valid until
 /// the next failed call on the same thread; copy it to keep it.
 #[no_mangle]
@@ -431,8 +431,8 @@ pub extern "C" fn bitnet_last_error() -> *const c_char {
 /// The kernel set every call uses ("avx512", "avx2", "neon-dotprod", "neon", "scalar"),
 /// chosen once per process: the best this CPU runs, or the one named by the environment
 /// variable `BITNET_KERNEL`. When `BITNET_KERNEL` names a set that cannot run here, a
-/// sentence of the form "unavailable: <reason>", e.g. "unavailable: no kernel named 'x' in
-/// this build (built in: avx512, avx2, scalar)", and every product fails with
+/// sentence of the form `unavailable: <reason>`, e.g. `unavailable: no kernel named 'x' in
+/// this build (built in: avx512, avx2, scalar)`, and every product fails with
 /// `BITNET_STATUS_KERNEL_UNAVAILABLE`. Never NULL; a static string: never free it.
 #[no_mangle]
 pub extern "C" fn bitnet_kernel_name() -> *const c_char {
