@@ -11,9 +11,10 @@
 //! (`.ci/run` does, where the compiler supports them); LeakSanitizer then also checks that
 //! nothing the library allocated leaked.
 //!
-//! `pkgconfig/install.sh` is tested too: install into a temporary prefix, then build the
-//! example with the flags `pkg-config` gives (skipped, with a note, without `pkg-config`), and
-//! run it with only the SONAME file installed.
+//! `pkgconfig/install.sh` is tested too: install into a temporary prefix, build the example
+//! with exactly the flags `pkg-config` gives for `bitnet_kernels` (shared) and
+//! `bitnet_kernels_static`, and run both with no loader settings (skipped, with a note,
+//! without `pkg-config`).
 //!
 //! Linux only (the native libraries of a static link are Linux's); skipped, with a note, when
 //! the C compiler targets another architecture than this test (cross builds under qemu).
@@ -24,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// What `cargo rustc --release --lib --crate-type staticlib -- --print native-static-libs`
-/// prints on x86_64 and aarch64 Linux (glibc): the system libraries Rust's std needs.
+/// prints on x86_64 and aarch64 Linux (glibc): the system libraries Rust's std needs
+/// (`pkgconfig/install.sh` writes the same list into `bitnet_kernels_static.pc`).
 const NATIVE_STATIC_LIBS: &[&str] = &[
     "-lgcc_s",
     "-lutil",
@@ -210,14 +212,22 @@ fn run(exe: &Path, args: &[&str], kernel: Option<&str>) -> String {
     stdout
 }
 
+/// The names of the kernel sets this CPU can run (the one place this file reads the
+/// registry).
+fn available_kernel_names() -> Vec<&'static str> {
+    bitnet_kernels::kernels::available()
+        .map(|k| k.name)
+        .collect()
+}
+
 /// The happy path with the default kernel, then with every kernel set this CPU can run.
 fn happy(lang: Lang, link: Link) {
     let exe = build("tests/c/happy.c", lang, link, true);
     let out = run(&exe, &[], None);
     assert!(out.contains("checks passed"), "{out}");
-    for k in bitnet_kernels::kernels::available() {
-        let out = run(&exe, &[], Some(k.name));
-        assert!(out.contains(&format!("(kernel {},", k.name)), "{out}");
+    for name in available_kernel_names() {
+        let out = run(&exe, &[], Some(name));
+        assert!(out.contains(&format!("(kernel {name},")), "{out}");
     }
 }
 
@@ -288,6 +298,30 @@ fn output(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The shared libraries an executable asks the loader for (`readelf -d`), or None (with a
+/// note) when binutils' readelf is not installed.
+fn needed_libs(exe: &Path) -> Option<Vec<String>> {
+    let out = match Command::new("readelf").arg("-d").arg(exe).output() {
+        Ok(o) if o.status.success() => o,
+        _ => {
+            eprintln!("note: readelf is not installed; NEEDED entries not checked");
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        text.lines()
+            .filter(|l| l.contains("(NEEDED)"))
+            .filter_map(|l| Some(l.split('[').nth(1)?.trim_end_matches(']').to_string()))
+            .collect(),
+    )
+}
+
+/// The C user's path, as docs/c-api.md gives it: `pkgconfig/install.sh PREFIX`, then
+/// `PKG_CONFIG_PATH=PREFIX/lib/pkgconfig`, then the example built with
+/// `pkg-config --cflags --libs bitnet_kernels` (shared) and `... bitnet_kernels_static`
+/// (static), and both run with no loader settings: the shared one finds the library through
+/// the rpath its .pc file gives, the static one needs no libbitnet_kernels.so at all.
 #[test]
 fn pkg_config_install_builds_the_example() {
     if !compiler_matches_target() {
@@ -310,57 +344,101 @@ fn pkg_config_install_builds_the_example() {
             .arg(lib_dir()),
     );
     let pc_path = prefix.join("lib/pkgconfig");
-    let pkg = |args: &[&str]| -> Vec<String> {
+    let pkg = |args: &[&str], name: &str| -> Vec<String> {
         output(
             Command::new("pkg-config")
                 .env("PKG_CONFIG_PATH", &pc_path)
                 .args(args)
-                .arg("bitnet_kernels"),
+                .arg(name),
         )
         .split_whitespace()
         .map(String::from)
         .collect()
     };
-    assert_eq!(pkg(&["--modversion"]), [env!("CARGO_PKG_VERSION")]);
-    // Builds the example with the pkg-config flags plus `libs`.
-    let build_with = |name: &str, libs: &[String]| {
-        let exe = out_dir().join(name);
+    for name in ["bitnet_kernels", "bitnet_kernels_static"] {
+        assert_eq!(pkg(&["--modversion"], name), [env!("CARGO_PKG_VERSION")]);
+    }
+    let lib = prefix.join("lib");
+    let libdir = pkg(&["--variable=libdir"], "bitnet_kernels").concat();
+    assert_eq!(Path::new(&libdir), lib);
+
+    // Exactly the documented commands, nothing added.
+    let build_with = |exe_name: &str, pkg_args: &[&str], name: &str| {
+        let exe = out_dir().join(exe_name);
         output(
             Command::new(compiler(Lang::C11))
                 .arg("-std=c11")
                 .args(STRICT)
                 .arg(root().join("examples/c/gemv.c"))
-                .args(pkg(&["--cflags"]))
-                .args(libs)
+                .args(pkg(pkg_args, name))
                 .arg("-o")
                 .arg(&exe),
         );
         exe
     };
+    let run_plain = |exe: &Path| {
+        let out = Command::new(exe)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
 
-    // Shared: exactly the README's command. The library is installed under its SONAME with
-    // the `libbitnet_kernels.so` link for the linker; the program runs without that link too,
-    // so it asks for the SONAME (what a runtime-only install has).
-    let lib = prefix.join("lib");
+    // Shared: the library is installed under its SONAME, with the libbitnet_kernels.so link
+    // for the linker, and the .pc file gives an rpath to libdir.
     assert!(lib.join(soname()).is_file(), "{} not installed", soname());
     assert_eq!(
         std::fs::read_link(lib.join("libbitnet_kernels.so")).expect("the link for the linker"),
         Path::new(&soname())
     );
-    let exe = build_with("gemv-pkg-config-shared", &pkg(&["--libs"]));
-    std::fs::remove_file(lib.join("libbitnet_kernels.so")).unwrap();
-    let out = output(Command::new(&exe).env("LD_LIBRARY_PATH", &lib));
-    assert!(out.starts_with("bitnet-kernels "), "{out}");
+    let libs = pkg(&["--libs"], "bitnet_kernels");
+    assert!(libs.contains(&format!("-Wl,-rpath,{libdir}")), "{libs:?}");
+    let shared = build_with(
+        "gemv-pkg-config-shared",
+        &["--cflags", "--libs"],
+        "bitnet_kernels",
+    );
 
-    // Static: the archive itself, plus the private libraries the .pc file lists.
-    let mut libs: Vec<String> = pkg(&["--static", "--libs-only-l"])
-        .into_iter()
-        .filter(|l| l != "-lbitnet_kernels")
-        .collect();
-    assert_eq!(libs, NATIVE_STATIC_LIBS);
-    let libdir = pkg(&["--variable=libdir"]).concat();
-    libs.insert(0, format!("{libdir}/libbitnet_kernels.a"));
-    let exe = build_with("gemv-pkg-config-static", &libs);
-    let out = output(&mut Command::new(&exe));
-    assert!(out.starts_with("bitnet-kernels "), "{out}");
+    // Static: the archive itself and its system libraries, with or without --static.
+    let static_libs = pkg(&["--libs"], "bitnet_kernels_static");
+    assert_eq!(
+        static_libs,
+        pkg(&["--static", "--libs"], "bitnet_kernels_static")
+    );
+    let mut want = vec![format!("-L{libdir}"), "-l:libbitnet_kernels.a".to_string()];
+    want.extend(NATIVE_STATIC_LIBS.iter().map(|l| l.to_string()));
+    assert_eq!(static_libs, want);
+    let static_exe = build_with(
+        "gemv-pkg-config-static",
+        &["--cflags", "--libs"],
+        "bitnet_kernels_static",
+    );
+
+    // The shared program runs with only the SONAME file (what a runtime-only install has)
+    // and no LD_LIBRARY_PATH: the rpath finds it.
+    std::fs::remove_file(lib.join("libbitnet_kernels.so")).unwrap();
+    let (ok, out) = run_plain(&shared);
+    assert!(ok && out.starts_with("bitnet-kernels "), "{out}");
+    if let Some(needed) = needed_libs(&shared) {
+        assert!(needed.contains(&soname()), "{needed:?}");
+    }
+    if let Some(needed) = needed_libs(&static_exe) {
+        assert!(
+            !needed.iter().any(|l| l.starts_with("libbitnet_kernels")),
+            "the static program asks for {needed:?}"
+        );
+    }
+
+    // With the shared library gone, the static program still runs and the shared one no
+    // longer does (so the run above really used the installed library).
+    std::fs::remove_file(lib.join(soname())).unwrap();
+    let (ok, out) = run_plain(&static_exe);
+    assert!(ok && out.starts_with("bitnet-kernels "), "{out}");
+    assert!(
+        !run_plain(&shared).0,
+        "the shared program ran without its library"
+    );
 }

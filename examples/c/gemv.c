@@ -1,15 +1,25 @@
 /* Quantize a weight matrix to ternary, run one GEMV, print which kernel ran.
  *
- * Build (from the repository root, after `cargo build --release` and, on Linux, the SONAME
- * link `ln -sf libbitnet_kernels.so target/release/libbitnet_kernels.so.0.1`):
+ * Build against an install (docs/c-api.md), after `cargo build --release`:
+ *   sh pkgconfig/install.sh "$HOME/.local"
+ *   export PKG_CONFIG_PATH="$HOME/.local/lib/pkgconfig"
+ *   cc examples/c/gemv.c $(pkg-config --cflags --libs bitnet_kernels) -o gemv         # shared
+ *   cc examples/c/gemv.c $(pkg-config --cflags --libs bitnet_kernels_static) -o gemv  # static
+ *   ./gemv
+ * or straight from the build tree (cargo does not make the SONAME link the program asks for):
+ *   ln -sf libbitnet_kernels.so target/release/libbitnet_kernels.so.0.1
  *   cc -std=c11 -Iinclude examples/c/gemv.c -Ltarget/release -lbitnet_kernels \
  *      -Wl,-rpath,"$PWD/target/release" -o gemv && ./gemv
- * or, once installed (see README "Use it from C"):
- *   cc examples/c/gemv.c $(pkg-config --cflags --libs bitnet_kernels) -o gemv
  */
 #include <bitnet_kernels.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+/* A failed call, printed as "<call>: <kind of failure>: <specifics>", e.g.
+ * "bitnet_gemv_f32: length mismatch: x_len is 511, expected 512 (cols)". */
+static void report(const char *call, BitnetStatus st) {
+    fprintf(stderr, "%s: %s: %s\n", call, bitnet_status_message(st), bitnet_last_error());
+}
 
 int main(void) {
     enum { ROWS = 256, COLS = 512 }; /* out_features x in_features */
@@ -24,24 +34,24 @@ int main(void) {
     BitnetStatus st = bitnet_matrix_from_f32(w, ROWS, COLS, BITNET_FORMAT_I2S, &m);
     free(w); /* the matrix keeps its own packed copy */
     if (st != BITNET_STATUS_OK) {
-        fprintf(stderr, "bitnet_matrix_from_f32: %s (%s)\n", bitnet_status_message(st),
-                bitnet_last_error());
+        report("bitnet_matrix_from_f32", st);
         return 1;
     }
 
-    /* y = W x with x quantized to int8 per call (BitLinear). */
+    /* y = W x with x quantized to int8 per call (BitLinear). Every buffer goes with its
+     * length; y is written only on success. */
     st = bitnet_gemv_f32(m, x, COLS, y, ROWS);
     if (st != BITNET_STATUS_OK) {
-        fprintf(stderr, "bitnet_gemv_f32: %s (%s)\n", bitnet_status_message(st),
-                bitnet_last_error());
+        report("bitnet_gemv_f32", st);
         bitnet_matrix_free(m);
         return 1;
     }
 
-    const char *kernel = bitnet_kernel_name();
+    /* Never NULL: the kernel set's name, or "unavailable: <reason>" when BITNET_KERNEL
+     * names one this machine cannot run (the products then fail, as above). */
     printf("bitnet-kernels %s, kernel %s, scale %g: y[0] = %g, y[%d] = %g\n", bitnet_version(),
-           kernel ? kernel : "(unavailable)", (double)bitnet_matrix_scale(m), (double)y[0],
-           ROWS - 1, (double)y[ROWS - 1]);
+           bitnet_kernel_name(), (double)bitnet_matrix_scale(m), (double)y[0], ROWS - 1,
+           (double)y[ROWS - 1]);
     bitnet_matrix_free(m);
     return 0;
 }

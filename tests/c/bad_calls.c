@@ -1,5 +1,7 @@
 /* A table of bad calls through the C API. Each row: the call, the status it must return, and
  * (for every row) a check that no output was touched and that bitnet_last_error() explains.
+ * A failure is printed the way a C program should print one: the kind of failure
+ * (bitnet_status_message) and the specifics (bitnet_last_error), joined by ": ".
  * Leaks are caught by LeakSanitizer when .ci/run builds this with -fsanitize=address.
  *
  * `bad_calls kernel-unavailable` is run with BITNET_KERNEL naming a kernel that does not
@@ -36,6 +38,11 @@ static float w[ROWS * COLS], w_nan[ROWS * COLS], w_inf[ROWS * COLS];
 static int8_t trits[ROWS * COLS], trits_2[ROWS * COLS], trits_m2[ROWS * COLS];
 static float xf[2 * COLS], xf_nan[COLS], xf_inf[COLS], xf2_nan[2 * COLS];
 static int8_t xi[2 * COLS];
+/* Storage for pointers one byte past an aligned address: misaligned for any type wider than
+ * a byte. They are made through uintptr_t and never dereferenced (the library rejects them
+ * before any access). */
+static float spare_f[2 * COLS + 1];
+#define MISALIGNED(type, p) ((type *)(void *)((uintptr_t)(void *)(p) + 1))
 static uint8_t *packed, *packed_bad; /* m's packed bytes; with one code 3 */
 static size_t packed_len;
 static uint8_t blob[R128 * C128 / 4 + 32], blob_code3[sizeof blob], blob_nan[sizeof blob];
@@ -86,6 +93,10 @@ static int outputs_untouched(void) {
     X(f32_zero_cols, INVALID_SHAPE, bitnet_matrix_from_f32(w, ROWS, 0, I2S, &out_m))            \
     X(f32_rows_x_cols_overflow, INVALID_SHAPE,                                                  \
       bitnet_matrix_from_f32(w, SIZE_MAX / 2, 3, I2S, &out_m))                                  \
+    X(f32_misaligned_w, MISALIGNED_POINTER,                                                     \
+      bitnet_matrix_from_f32(MISALIGNED(const float, spare_f), ROWS, COLS, I2S, &out_m))        \
+    X(f32_misaligned_out, MISALIGNED_POINTER,                                                   \
+      bitnet_matrix_from_f32(w, ROWS, COLS, I2S, MISALIGNED(BitnetMatrix *, spare_f)))          \
     X(f32_bytes_overflow, INVALID_SHAPE, bitnet_matrix_from_f32(w, SIZE_MAX / 4 + 1, 1, I2S, &out_m)) \
     X(f32_cols_2_24, INVALID_SHAPE, bitnet_matrix_from_f32(w, 1, (size_t)1 << 24, I2S, &out_m)) \
     X(f32_nan, NON_FINITE, bitnet_matrix_from_f32(w_nan, ROWS, COLS, I2S, &out_m))              \
@@ -102,6 +113,10 @@ static int outputs_untouched(void) {
       bitnet_matrix_from_ternary(trits, ROWS, COLS, NAN, I2S, &out_m))                          \
     X(ternary_scale_inf, NON_FINITE,                                                            \
       bitnet_matrix_from_ternary(trits, ROWS, COLS, INFINITY, I2S, &out_m))                     \
+    X(ternary_scale_zero, INVALID_DATA,                                                         \
+      bitnet_matrix_from_ternary(trits, ROWS, COLS, 0.0f, I2S, &out_m))                         \
+    X(ternary_scale_neg, INVALID_DATA,                                                          \
+      bitnet_matrix_from_ternary(trits, ROWS, COLS, -0.25f, I2S, &out_m))                       \
     X(ternary_format, INVALID_FORMAT, bitnet_matrix_from_ternary(trits, ROWS, COLS, 1.0f, 99, &out_m)) \
     X(ternary_zero_rows, INVALID_SHAPE, bitnet_matrix_from_ternary(trits, 0, COLS, 1.0f, I2S, &out_m)) \
     /* packed bytes */                                                                          \
@@ -115,6 +130,8 @@ static int outputs_untouched(void) {
       bitnet_matrix_from_packed(packed_bad, packed_len, ROWS, COLS, 1.0f, I2S, &out_m))         \
     X(packed_scale_nan, NON_FINITE,                                                             \
       bitnet_matrix_from_packed(packed, packed_len, ROWS, COLS, NAN, I2S, &out_m))              \
+    X(packed_scale_neg, INVALID_DATA,                                                           \
+      bitnet_matrix_from_packed(packed, packed_len, ROWS, COLS, -1.0f, I2S, &out_m))            \
     X(packed_format, INVALID_FORMAT,                                                            \
       bitnet_matrix_from_packed(packed, packed_len, ROWS, COLS, 1.0f, 7, &out_m))               \
     X(packed_zero_cols, INVALID_SHAPE,                                                          \
@@ -143,6 +160,8 @@ static int outputs_untouched(void) {
     X(blob_out_null_m, NULL_POINTER, bitnet_matrix_to_bitnet_i2s(NULL, bytes_out, sizeof blob)) \
     /* conversions */                                                                           \
     X(to_format_null_m, NULL_POINTER, bitnet_matrix_to_format(NULL, I2S, &out_m))               \
+    X(to_format_misaligned_m, MISALIGNED_POINTER,                                               \
+      bitnet_matrix_to_format(MISALIGNED(const BitnetMatrix, spare_f), I2S, &out_m))            \
     X(to_format_null_out, NULL_POINTER, bitnet_matrix_to_format(m, I2S, NULL))                  \
     X(to_format_bad, INVALID_FORMAT, bitnet_matrix_to_format(m, 3, &out_m))                     \
     X(to_ternary_short, LENGTH_MISMATCH, bitnet_matrix_to_ternary(m, q8, ROWS * COLS - 1))      \
@@ -153,20 +172,37 @@ static int outputs_untouched(void) {
     X(gemv_i8_null_y, NULL_POINTER, bitnet_gemv_i8(m, xi, COLS, NULL, ROWS))                    \
     X(gemv_i8_x_short, LENGTH_MISMATCH, bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS))              \
     X(gemv_i8_y_long, LENGTH_MISMATCH, bitnet_gemv_i8(m, xi, COLS, yi, ROWS + 1))               \
-    X(gemm_i8_n0, INVALID_SHAPE, bitnet_gemm_i8(m, xi, 0, yi))                                  \
-    X(gemm_i8_n_overflow, INVALID_SHAPE, bitnet_gemm_i8(m, xi, SIZE_MAX / 2, yi))               \
-    X(gemm_i8_null_x, NULL_POINTER, bitnet_gemm_i8(m, NULL, 2, yi))                             \
+    X(gemv_i8_misaligned_y, MISALIGNED_POINTER,                                                 \
+      bitnet_gemv_i8(m, xi, COLS, MISALIGNED(int32_t, spare_f), ROWS))                          \
+    X(gemm_i8_n0, INVALID_SHAPE, bitnet_gemm_i8(m, xi, 0, 0, yi, 0))                            \
+    X(gemm_i8_n_overflow, INVALID_SHAPE, bitnet_gemm_i8(m, xi, 2 * COLS, SIZE_MAX / 2, yi, 2))  \
+    X(gemm_i8_null_x, NULL_POINTER, bitnet_gemm_i8(m, NULL, 2 * COLS, 2, yi, 2 * ROWS))         \
+    X(gemm_i8_null_y, NULL_POINTER, bitnet_gemm_i8(m, xi, 2 * COLS, 2, NULL, 2 * ROWS))         \
+    X(gemm_i8_x_short, LENGTH_MISMATCH, bitnet_gemm_i8(m, xi, 2 * COLS - 1, 2, yi, 2 * ROWS))   \
+    X(gemm_i8_x_one_row, LENGTH_MISMATCH, bitnet_gemm_i8(m, xi, COLS, 2, yi, 2 * ROWS))         \
+    X(gemm_i8_y_long, LENGTH_MISMATCH, bitnet_gemm_i8(m, xi, 2 * COLS, 2, yi, 2 * ROWS + 1))    \
+    X(gemm_i8_misaligned_y, MISALIGNED_POINTER,                                                 \
+      bitnet_gemm_i8(m, xi, 2 * COLS, 2, MISALIGNED(int32_t, spare_f), 2 * ROWS))               \
     /* f32 products */                                                                          \
     X(gemv_f32_nan, NON_FINITE, bitnet_gemv_f32(m, xf_nan, COLS, yf, ROWS))                     \
     X(gemv_f32_inf, NON_FINITE, bitnet_gemv_f32(m, xf_inf, COLS, yf, ROWS))                     \
     X(gemv_f32_x_long, LENGTH_MISMATCH, bitnet_gemv_f32(m, xf, COLS + 1, yf, ROWS))             \
     X(gemv_f32_y_short, LENGTH_MISMATCH, bitnet_gemv_f32(m, xf, COLS, yf, ROWS - 1))            \
     X(gemv_f32_null_y, NULL_POINTER, bitnet_gemv_f32(m, xf, COLS, NULL, ROWS))                  \
-    X(gemm_f32_n0, INVALID_SHAPE, bitnet_gemm_f32(m, xf, 0, yf))                                \
-    X(gemm_f32_n_overflow, INVALID_SHAPE, bitnet_gemm_f32(m, xf, SIZE_MAX, yf))                 \
-    X(gemm_f32_nan_row2, NON_FINITE, bitnet_gemm_f32(m, xf2_nan, 2, yf))                        \
-    X(gemm_f32_null_x, NULL_POINTER, bitnet_gemm_f32(m, NULL, 2, yf))                           \
-    X(gemm_f32_null_m, NULL_POINTER, bitnet_gemm_f32(NULL, xf, 2, yf))                          \
+    X(gemv_f32_misaligned_x, MISALIGNED_POINTER,                                                \
+      bitnet_gemv_f32(m, MISALIGNED(const float, spare_f), COLS, yf, ROWS))                     \
+    X(gemv_f32_misaligned_m, MISALIGNED_POINTER,                                                \
+      bitnet_gemv_f32(MISALIGNED(const BitnetMatrix, spare_f), xf, COLS, yf, ROWS))             \
+    X(gemm_f32_n0, INVALID_SHAPE, bitnet_gemm_f32(m, xf, 0, 0, yf, 0))                          \
+    X(gemm_f32_n_overflow, INVALID_SHAPE, bitnet_gemm_f32(m, xf, 2 * COLS, SIZE_MAX, yf, 2))    \
+    X(gemm_f32_nan_row2, NON_FINITE, bitnet_gemm_f32(m, xf2_nan, 2 * COLS, 2, yf, 2 * ROWS))    \
+    X(gemm_f32_null_x, NULL_POINTER, bitnet_gemm_f32(m, NULL, 2 * COLS, 2, yf, 2 * ROWS))       \
+    X(gemm_f32_null_m, NULL_POINTER, bitnet_gemm_f32(NULL, xf, 2 * COLS, 2, yf, 2 * ROWS))      \
+    X(gemm_f32_x_long, LENGTH_MISMATCH, bitnet_gemm_f32(m, xf, 2 * COLS + 1, 2, yf, 2 * ROWS))  \
+    X(gemm_f32_y_short, LENGTH_MISMATCH, bitnet_gemm_f32(m, xf, 2 * COLS, 2, yf, 2 * ROWS - 1)) \
+    X(gemm_f32_y_one_row, LENGTH_MISMATCH, bitnet_gemm_f32(m, xf, 2 * COLS, 2, yf, ROWS))       \
+    X(gemm_f32_misaligned_x, MISALIGNED_POINTER,                                                \
+      bitnet_gemm_f32(m, MISALIGNED(const float, spare_f), 2 * COLS, 2, yf, 2 * ROWS))          \
     /* row ranges */                                                                            \
     X(rows_empty, INVALID_SHAPE, bitnet_gemv_i8_rows(m, xi, COLS, 2, 2, yi, 0))                 \
     X(rows_reversed, INVALID_SHAPE, bitnet_gemv_i8_rows(m, xi, COLS, 3, 1, yi, 2))              \
@@ -177,15 +213,35 @@ static int outputs_untouched(void) {
     X(rows_f32_past_end, INVALID_SHAPE, bitnet_gemv_f32_rows(m, xf, COLS, 4, 6, yf, 2))         \
     X(rows_f32_nan, NON_FINITE, bitnet_gemv_f32_rows(m, xf_nan, COLS, 0, 2, yf, 2))             \
     X(rows_f32_y_len, LENGTH_MISMATCH, bitnet_gemv_f32_rows(m, xf, COLS, 0, 2, yf, 3))          \
-    X(rows_gemm_n0, INVALID_SHAPE, bitnet_gemm_i8_rows(m, xi, 0, 0, 2, yi))                     \
-    X(rows_gemm_range, INVALID_SHAPE, bitnet_gemm_i8_rows(m, xi, 2, 0, 0, yi))                  \
-    X(rows_gemm_n_overflow, INVALID_SHAPE, bitnet_gemm_i8_rows(m, xi, SIZE_MAX / 2, 0, 2, yi))  \
+    X(rows_f32_misaligned_y, MISALIGNED_POINTER,                                                \
+      bitnet_gemv_f32_rows(m, xf, COLS, 0, 2, MISALIGNED(float, spare_f), 2))                   \
+    X(rows_gemm_n0, INVALID_SHAPE, bitnet_gemm_i8_rows(m, xi, 0, 0, 0, 2, yi, 0))               \
+    X(rows_gemm_range, INVALID_SHAPE, bitnet_gemm_i8_rows(m, xi, 2 * COLS, 2, 0, 0, yi, 0))     \
+    X(rows_gemm_n_overflow, INVALID_SHAPE,                                                      \
+      bitnet_gemm_i8_rows(m, xi, 2 * COLS, SIZE_MAX / 2, 0, 2, yi, 4))                          \
+    X(rows_gemm_x_len, LENGTH_MISMATCH, bitnet_gemm_i8_rows(m, xi, COLS, 2, 1, 3, yi, 4))       \
+    X(rows_gemm_y_len, LENGTH_MISMATCH, bitnet_gemm_i8_rows(m, xi, 2 * COLS, 2, 1, 3, yi, 2))   \
+    X(rows_gemm_null_y, NULL_POINTER, bitnet_gemm_i8_rows(m, xi, 2 * COLS, 2, 1, 3, NULL, 4))   \
+    X(rows_gemm_f32_n0, INVALID_SHAPE, bitnet_gemm_f32_rows(m, xf, 0, 0, 0, 2, yf, 0))          \
+    X(rows_gemm_f32_past_end, INVALID_SHAPE,                                                    \
+      bitnet_gemm_f32_rows(m, xf, 2 * COLS, 2, 3, ROWS + 1, yf, 2 * (ROWS - 2)))                \
+    X(rows_gemm_f32_x_len, LENGTH_MISMATCH,                                                     \
+      bitnet_gemm_f32_rows(m, xf, 2 * COLS - 1, 2, 1, 3, yf, 4))                                \
+    X(rows_gemm_f32_y_len, LENGTH_MISMATCH,                                                     \
+      bitnet_gemm_f32_rows(m, xf, 2 * COLS, 2, 1, 3, yf, 2))                                    \
+    X(rows_gemm_f32_nan_row2, NON_FINITE,                                                       \
+      bitnet_gemm_f32_rows(m, xf2_nan, 2 * COLS, 2, 1, 3, yf, 4))                               \
+    X(rows_gemm_f32_null_x, NULL_POINTER, bitnet_gemm_f32_rows(m, NULL, 2 * COLS, 2, 1, 3, yf, 4)) \
+    X(rows_gemm_f32_misaligned_y, MISALIGNED_POINTER,                                           \
+      bitnet_gemm_f32_rows(m, xf, 2 * COLS, 2, 1, 3, MISALIGNED(float, spare_f), 4))            \
     /* the quantizer */                                                                         \
     X(quant_null_x, NULL_POINTER, bitnet_quantize_activations(NULL, COLS, q8, &out_absmax))     \
     X(quant_null_q, NULL_POINTER, bitnet_quantize_activations(xf, COLS, NULL, &out_absmax))     \
     X(quant_null_absmax, NULL_POINTER, bitnet_quantize_activations(xf, COLS, q8, NULL))         \
     X(quant_len0, INVALID_SHAPE, bitnet_quantize_activations(xf, 0, q8, &out_absmax))           \
-    X(quant_nan, NON_FINITE, bitnet_quantize_activations(xf_nan, COLS, q8, &out_absmax))
+    X(quant_nan, NON_FINITE, bitnet_quantize_activations(xf_nan, COLS, q8, &out_absmax))     \
+    X(quant_misaligned_absmax, MISALIGNED_POINTER,                                              \
+      bitnet_quantize_activations(xf, COLS, q8, MISALIGNED(float, spare_f)))
 
 #define DEFINE_CALL(name, status, call) \
     static int call_##name(void) { return (int)(call); }
@@ -203,11 +259,13 @@ static const struct bad_call table[] = {BAD_CALLS(TABLE_ROW)};
 #define KERNEL_CALLS(X)                                                                   \
     X(k_gemv_i8, KERNEL_UNAVAILABLE, bitnet_gemv_i8(m, xi, COLS, yi, ROWS))               \
     X(k_gemv_f32, KERNEL_UNAVAILABLE, bitnet_gemv_f32(m, xf, COLS, yf, ROWS))             \
-    X(k_gemm_f32, KERNEL_UNAVAILABLE, bitnet_gemm_f32(m, xf, 2, yf))                      \
-    X(k_gemm_i8, KERNEL_UNAVAILABLE, bitnet_gemm_i8(m, xi, 2, yi))                        \
+    X(k_gemm_f32, KERNEL_UNAVAILABLE, bitnet_gemm_f32(m, xf, 2 * COLS, 2, yf, 2 * ROWS))  \
+    X(k_gemm_i8, KERNEL_UNAVAILABLE, bitnet_gemm_i8(m, xi, 2 * COLS, 2, yi, 2 * ROWS))    \
     X(k_rows_i8, KERNEL_UNAVAILABLE, bitnet_gemv_i8_rows(m, xi, COLS, 1, 3, yi, 2))       \
     X(k_rows_f32, KERNEL_UNAVAILABLE, bitnet_gemv_f32_rows(m, xf, COLS, 1, 3, yf, 2))     \
-    X(k_rows_gemm, KERNEL_UNAVAILABLE, bitnet_gemm_i8_rows(m, xi, 2, 1, 3, yi))
+    X(k_rows_gemm, KERNEL_UNAVAILABLE, bitnet_gemm_i8_rows(m, xi, 2 * COLS, 2, 1, 3, yi, 4)) \
+    X(k_rows_gemm_f32, KERNEL_UNAVAILABLE,                                                \
+      bitnet_gemm_f32_rows(m, xf, 2 * COLS, 2, 1, 3, yf, 4))
 KERNEL_CALLS(DEFINE_CALL)
 static const struct bad_call kernel_table[] = {KERNEL_CALLS(TABLE_ROW)};
 
@@ -217,11 +275,13 @@ static void run_table(const struct bad_call *t, size_t n) {
         int st = t[i].call();
         const char *detail = bitnet_last_error();
         if (st != t[i].expected) {
-            fprintf(stderr, "%s: expected status %d (%s), got %d (%s): %s\n", t[i].name,
+            fprintf(stderr, "%s: expected status %d (%s), got %d: %s: %s\n", t[i].name,
                     t[i].expected, bitnet_status_message(t[i].expected), st,
                     bitnet_status_message(st), detail);
             failures++;
         }
+        if (getenv("BAD_CALLS_VERBOSE")) /* how a C program prints a failure */
+            printf("%-28s %s: %s\n", t[i].name, bitnet_status_message(st), detail);
         if (!outputs_untouched()) {
             fprintf(stderr, "%s: a failed call wrote to an output\n", t[i].name);
             failures++;
@@ -285,14 +345,55 @@ static void make_fixtures(void) {
 static void check_messages(void) {
     const char *unknown = bitnet_status_message(-1);
     CHECK(unknown != NULL && strcmp(unknown, "unknown status code") == 0);
-    CHECK(strcmp(bitnet_status_message(11), unknown) == 0);
+    CHECK(strcmp(bitnet_status_message(12), unknown) == 0);
     CHECK(strcmp(bitnet_status_message(INT_MAX), unknown) == 0);
     CHECK(strcmp(bitnet_status_message(INT_MIN), unknown) == 0);
-    for (int a = BITNET_STATUS_OK; a <= BITNET_STATUS_INTERNAL; a++) {
+    CHECK(BITNET_STATUS_INTERNAL == 10 && BITNET_STATUS_MISALIGNED_POINTER == 11); /* an ABI */
+    for (int a = BITNET_STATUS_OK; a <= BITNET_STATUS_MISALIGNED_POINTER; a++) {
         const char *ma = bitnet_status_message(a);
         CHECK(ma != NULL && strlen(ma) > 5 && strcmp(ma, unknown) != 0);
         for (int b = BITNET_STATUS_OK; b < a; b++) CHECK(strcmp(ma, bitnet_status_message(b)) != 0);
     }
+}
+
+/* The detail names the C parameter, the index and the value at fault; joined with the
+ * message it reads as one line that says each thing once. */
+static void check_detail(int st, int expected, const char *want) {
+    const char *detail = bitnet_last_error();
+    if (st != expected || strcmp(detail, want) != 0) {
+        fprintf(stderr, "expected %s: %s\n     got %s: %s\n", bitnet_status_message(expected),
+                want, bitnet_status_message(st), detail);
+        failures++;
+    }
+}
+
+static void check_details(void) {
+    check_detail(bitnet_gemv_f32(m, xf_nan, COLS, yf, ROWS), BITNET_STATUS_NON_FINITE,
+                 "x[150] is NaN or infinity");
+    check_detail(bitnet_gemm_f32(m, xf2_nan, 2 * COLS, 2, yf, 2 * ROWS),
+                 BITNET_STATUS_NON_FINITE, "x[303] is NaN or infinity");
+    check_detail(bitnet_matrix_from_f32(w_inf, ROWS, COLS, I2S, &out_m),
+                 BITNET_STATUS_NON_FINITE, "w[7] is NaN or infinity");
+    check_detail(bitnet_matrix_from_ternary(trits_2, ROWS, COLS, 1.0f, I2S, &out_m),
+                 BITNET_STATUS_INVALID_DATA, "trits[123] = 2 is not -1, 0 or 1");
+    check_detail(bitnet_matrix_from_ternary(trits, ROWS, COLS, 0.0f, I2S, &out_m),
+                 BITNET_STATUS_INVALID_DATA, "scale = 0 is not positive");
+    check_detail(bitnet_gemm_i8(m, xi, COLS, 2, yi, 2 * ROWS), BITNET_STATUS_LENGTH_MISMATCH,
+                 "x_len is 300, expected 600 (n * cols)");
+    check_detail(bitnet_gemv_i8(m, xi, COLS, NULL, ROWS), BITNET_STATUS_NULL_POINTER,
+                 "y is NULL");
+    check_detail(bitnet_matrix_from_f32(w, ROWS, COLS, 3, &out_m), BITNET_STATUS_INVALID_FORMAT,
+                 "format = 3 is not a BITNET_FORMAT_* value (0, 1 or 2)");
+
+    /* Printed as "<message>: <detail>". */
+    char line[256];
+    int st = bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS);
+    snprintf(line, sizeof line, "%s: %s", bitnet_status_message(st), bitnet_last_error());
+    CHECK(strcmp(line, "length mismatch: x_len is 299, expected 300 (cols)") == 0);
+    st = bitnet_gemv_f32(m, MISALIGNED(const float, spare_f), COLS, yf, ROWS);
+    snprintf(line, sizeof line, "%s: %s", bitnet_status_message(st), bitnet_last_error());
+    CHECK(strncmp(line, "misaligned pointer: x = 0x", 26) == 0);
+    CHECK(strstr(line, " is not a multiple of 4 bytes") != NULL);
 }
 
 static void check_null_handles(void) {
@@ -310,14 +411,17 @@ int main(int argc, char **argv) {
     size_t rows = 0;
     if (argc > 1 && strcmp(argv[1], "kernel-unavailable") == 0) {
         /* BITNET_KERNEL names a kernel this build or CPU lacks: no silent fallback. */
-        CHECK(bitnet_kernel_name() == NULL);
-        CHECK(strstr(bitnet_last_error(), "kernel") != NULL);
+        const char *name = bitnet_kernel_name();
+        CHECK(name != NULL && strncmp(name, "unavailable: ", 13) == 0);
+        CHECK(name != NULL && strstr(name, "no-such-kernel") != NULL);
         run_table(kernel_table, sizeof kernel_table / sizeof kernel_table[0]);
         rows = sizeof kernel_table / sizeof kernel_table[0];
     } else {
-        CHECK(bitnet_kernel_name() != NULL);
+        const char *name = bitnet_kernel_name();
+        CHECK(name != NULL && strncmp(name, "unavailable", 11) != 0);
         run_table(table, sizeof table / sizeof table[0]);
         rows = sizeof table / sizeof table[0];
+        check_details();
         /* A failure's detail names the problem, and survives a later successful call. */
         CHECK(bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS) == BITNET_STATUS_LENGTH_MISMATCH);
         CHECK(strstr(bitnet_last_error(), "299") != NULL);

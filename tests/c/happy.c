@@ -1,4 +1,4 @@
-/* The C API's happy path, checked against plain C loops that follow FORMATS.md to the letter:
+/* The C API's happy path, checked against plain C loops that follow docs/FORMATS.md to the letter:
  * absmean ternarization, absmax int8 quantization, the exact int32 product and the rescale,
  * and bitnet.cpp's I2_S blob layout. Every float result is compared bit for bit.
  *
@@ -59,7 +59,7 @@ static uint32_t next_u32(void) {
 static float next_f32(void) { return (float)((int)(next_u32() % 256) - 128) / 64.0f; }
 static int8_t next_i8(void) { return (int8_t)(next_u32() & 0xFF); }
 
-/* FORMATS.md §1, weights: m = mean|W| summed in double, rounded to float, floored at 1e-5;
+/* docs/FORMATS.md §1, weights: m = mean|W| summed in double, rounded to float, floored at 1e-5;
  * t = clamp(round_half_even(w * (1/m)), -1, 1) in float. rintf rounds half to even under
  * the default rounding mode. */
 static float ref_ternarize(const float *w, size_t n, int8_t *t) {
@@ -75,7 +75,7 @@ static float ref_ternarize(const float *w, size_t n, int8_t *t) {
     return m;
 }
 
-/* FORMATS.md §1, activations: a = max(max|x|, 1e-5); q = clamp(round_half_even(x * (127/a))). */
+/* docs/FORMATS.md §1, activations: a = max(max|x|, 1e-5); q = clamp(round_half_even(x * (127/a))). */
 static float ref_quantize(const float *x, size_t n, int8_t *q) {
     float a = 0.0f;
     for (size_t i = 0; i < n; i++) a = fabsf(x[i]) > a ? fabsf(x[i]) : a;
@@ -110,7 +110,7 @@ static void ref_gemv_f32(const int8_t *t, float m, size_t rows, size_t cols, con
     free(acc);
 }
 
-/* bitnet.cpp's I2_S blob (FORMATS.md §2): over the flattened row-major weights, blocks of 128
+/* bitnet.cpp's I2_S blob (docs/FORMATS.md §2): over the flattened row-major weights, blocks of 128
  * in 32 bytes; byte j of a block holds weight j in bits 7-6, j+32 in 5-4, j+64 in 3-2, j+96 in
  * 1-0, as code t + 1; then a 32-byte tail starting with the f32 scale (little-endian x86/ARM). */
 static uint8_t *ref_bitnet_blob(const int8_t *t, size_t n, float scale, size_t *len) {
@@ -151,14 +151,14 @@ static void check_products(const BitnetMatrix *m, const int8_t *t, float scale, 
     for (size_t j = 0; j < n; j++) ref_gemv_i8(t, rows, cols, xi + j * cols, ri + j * rows);
     OK(bitnet_gemv_i8(m, xi, cols, yi, rows));
     CHECK(memcmp(yi, ri, rows * sizeof(int32_t)) == 0);
-    OK(bitnet_gemm_i8(m, xi, n, yi));
+    OK(bitnet_gemm_i8(m, xi, n * cols, n, yi, n * rows));
     CHECK(memcmp(yi, ri, n * rows * sizeof(int32_t)) == 0);
 
     /* f32 GEMV and GEMM: quantize, multiply, rescale, bit for bit. */
     for (size_t j = 0; j < n; j++) ref_gemv_f32(t, scale, rows, cols, xf + j * cols, rf + j * rows);
     OK(bitnet_gemv_f32(m, xf, cols, yf, rows));
     CHECK(memcmp(yf, rf, rows * sizeof(float)) == 0);
-    OK(bitnet_gemm_f32(m, xf, n, yf));
+    OK(bitnet_gemm_f32(m, xf, n * cols, n, yf, n * rows));
     CHECK(memcmp(yf, rf, n * rows * sizeof(float)) == 0);
 
     /* Row ranges: two pieces split at an odd row equal the whole. */
@@ -172,9 +172,12 @@ static void check_products(const BitnetMatrix *m, const int8_t *t, float scale, 
     CHECK(memcmp(yf, rf, rows * sizeof(float)) == 0);
     if (rows > 1) {
         /* n rows of x times rows [1, rows): y is n x (rows - 1). */
-        OK(bitnet_gemm_i8_rows(m, xi, n, 1, rows, yi));
+        OK(bitnet_gemm_i8_rows(m, xi, n * cols, n, 1, rows, yi, n * (rows - 1)));
         for (size_t j = 0; j < n; j++)
             CHECK(memcmp(yi + j * (rows - 1), ri + j * rows + 1, (rows - 1) * sizeof(int32_t)) == 0);
+        OK(bitnet_gemm_f32_rows(m, xf, n * cols, n, 1, rows, yf, n * (rows - 1)));
+        for (size_t j = 0; j < n; j++)
+            CHECK(memcmp(yf + j * (rows - 1), rf + j * rows + 1, (rows - 1) * sizeof(float)) == 0);
     }
 
     /* The exported quantizer + int8 product + documented rescale == bitnet_gemv_f32. */
@@ -359,7 +362,7 @@ static void check_threads(void) {
 int main(void) {
     CHECK(strcmp(bitnet_version(), BITNET_KERNELS_VERSION) == 0);
     const char *kernel = bitnet_kernel_name();
-    CHECK(kernel != NULL);
+    CHECK(kernel != NULL && strncmp(kernel, "unavailable", 11) != 0);
 
     static const size_t shapes[][2] = {{1, 1},   {3, 7},    {5, 300},  {8, 256},  {16, 16},
                                        {4, 128}, {13, 1000}, {64, 513}, {9, 2048}, {33, 640}};
