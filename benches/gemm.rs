@@ -71,7 +71,7 @@ fn main() {
                 for m in &packed {
                     for ks in support::kernel_sets(m.format()) {
                         let mut y = vec![0i32; n * rows];
-                        let id = format!("{}/{}/{threads}", m.format().name(), ks.name);
+                        let id = format!("{}/{}/{threads}", m.format().name(), ks.name());
                         bench_or_skip(&mut g, id, || {
                             if one {
                                 ks.gemm_i8_rows(m, xq, n, 0..rows, &mut y)

@@ -75,7 +75,7 @@ fn main() {
             let m = TernaryMatrix::from_f32(&w, rows, cols, format).expect("packs");
             for ks in support::kernel_sets(format) {
                 let mut y = vec![0i32; rows];
-                let id = format!("{}/{}", format.name(), ks.name);
+                let id = format!("{}/{}", format.name(), ks.name());
                 four(&mut g, &id, &m, m.packed_bytes().len(), |m, one| {
                     if one {
                         ks.gemv_i8_rows(m, &xq, 0..rows, &mut y)

@@ -163,7 +163,7 @@ fn main() {
     );
     // The scalar reference is far too slow to time here.
     let sets: Vec<&KernelSet> = available()
-        .filter(|k| k.name != "scalar" && k.own(Format::I2S).is_some())
+        .filter(|k| k.name() != "scalar" && k.has_own(Format::I2S))
         .collect();
     let mut y = vec![0i32; rows];
     // The copies as u64 words, for the plain-read probe (leaked: they live to the end).
@@ -211,7 +211,7 @@ fn main() {
         let (gemm, best) = (gt[gt.len() / 2], gt[0]);
         println!(
             "{:<7} {:>8.1} {:>8.1} {:>6.0}% {:>6.0}% {:>8.1} {:>6.0}% {:>6.0}% {:>8.0} {:>8.2} {:>8.2}",
-            k.name,
+            k.name(),
             warm * 1e6,
             cold * 1e6,
             100.0 * rb,

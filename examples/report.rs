@@ -327,8 +327,8 @@ fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget) {
             // The scalar reference is measured in full only where it is the format's only
             // kernel; beside SIMD kernels it gets the 1-thread warm GEMV (its speed, for
             // scale) and the exactness check, which saves most of the report's time.
-            let reference_only = ks.name == kernels::SCALAR.name && sets.len() > 1;
-            eprintln!("{name} {} {}: GEMV...", format.name(), ks.name);
+            let reference_only = ks.name() == kernels::SCALAR.name() && sets.len() > 1;
+            eprintln!("{name} {} {}: GEMV...", format.name(), ks.name());
             let mut y = vec![0i32; rows];
             ks.gemv_i8_rows(&m, &xq, 0..rows, &mut y).expect("gemv");
             let exact = y == want;
@@ -344,7 +344,7 @@ fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget) {
             r.gemv.push(GemvRow {
                 shape: si,
                 format: format.name().into(),
-                kernel: ks.name.into(),
+                kernel: ks.name().into(),
                 bytes: packed,
                 t,
                 exact: Some(exact),
@@ -352,14 +352,14 @@ fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget) {
             if reference_only {
                 continue;
             }
-            eprintln!("{name} {} {}: GEMM...", format.name(), ks.name);
+            eprintln!("{name} {} {}: GEMM...", format.name(), ks.name());
             let (one, all) = gemm_cells(b, t[0].secs, r.threads, |n, par| {
                 gemm_call(ks, &m, &xgq[..n * cols], n, par)
             });
             r.gemm.push(GemmRow {
                 shape: si,
                 format: format.name().into(),
-                kernel: ks.name.into(),
+                kernel: ks.name().into(),
                 one,
                 all,
             });
@@ -589,7 +589,7 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
         let (rows, cols, model) = r.shapes[si];
         format!("{} ({model})", support::shape_name(rows, cols))
     };
-    let avail: Vec<&str> = kernels::available().map(|k| k.name).collect();
+    let avail: Vec<&str> = kernels::available().map(|k| k.name()).collect();
     let l = &r.limits;
     let n = r.threads;
     let _ = writeln!(
@@ -618,7 +618,7 @@ fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) ->
     let formats: Vec<String> = support::formats()
         .iter()
         .map(|&f| {
-            let sets: Vec<&str> = support::kernel_sets(f).iter().map(|k| k.name).collect();
+            let sets: Vec<&str> = support::kernel_sets(f).iter().map(|k| k.name()).collect();
             format!("{} ({})", f.name(), sets.join(", "))
         })
         .collect();
@@ -897,7 +897,7 @@ fn to_json(r: &Report, quick: bool, command: &str, elapsed: f64) -> Value {
         "elapsed_s": elapsed,
         "cpu": { "model": cpu_model(), "features": cpu_features() },
         "threads": r.threads,
-        "kernels_available": kernels::available().map(|k| k.name).collect::<Vec<_>>(),
+        "kernels_available": kernels::available().map(|k| k.name()).collect::<Vec<_>>(),
         "kernel_chosen": active_kernel(),
         "cold_rotation_bytes": COLD_BYTES,
         "bandwidth": {

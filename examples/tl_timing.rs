@@ -57,7 +57,7 @@ fn main() {
     let set = kernels::active().expect("kernel set");
     println!(
         "kernel set {} (1 thread), median of {reps} GEMVs; cold = rotating over > {cold_mib} MiB",
-        set.name
+        set.name()
     );
     println!(
         "{:>12} {:>5} {:>8} {:>10} {:>9} {:>10} {:>9} {:>13}",

@@ -29,7 +29,8 @@ use std::sync::OnceLock;
 
 use crate::error::Error;
 use crate::format::{check_shape, i2s, Format, TernaryMatrix};
-use crate::kernels::{self, check_rows, KernelSet};
+use crate::kernels::{self, KernelSet};
+use crate::matmul::check_rows;
 
 /// The result of every call that can fail. `BITNET_STATUS_OK` is 0; every other value names
 /// one kind of failure, and `bitnet_last_error()` gives the detail.
@@ -427,7 +428,7 @@ pub extern "C" fn bitnet_kernel_name() -> *const c_char {
     guard_value(std::ptr::null(), || {
         let k = kernels::active()?;
         Ok(NAME
-            .get_or_init(|| CString::new(k.name).unwrap_or_default())
+            .get_or_init(|| CString::new(k.name()).unwrap_or_default())
             .as_ptr())
     })
 }
@@ -1019,7 +1020,7 @@ mod tests {
     fn boundary_overhead() {
         use std::time::Instant;
         let k = kernels::active().unwrap();
-        println!("kernel {}", k.name);
+        println!("kernel {}", k.name());
         for (rows, cols) in [(4, 256), (256, 1024), (2560, 2560)] {
             let t: Vec<i8> = (0..rows * cols)
                 .map(|i| ((i * 7919) % 3) as i8 - 1)

@@ -216,8 +216,8 @@ fn happy(lang: Lang, link: Link) {
     let out = run(&exe, &[], None);
     assert!(out.contains("checks passed"), "{out}");
     for k in bitnet_kernels::kernels::available() {
-        let out = run(&exe, &[], Some(k.name));
-        assert!(out.contains(&format!("(kernel {},", k.name)), "{out}");
+        let out = run(&exe, &[], Some(k.name()));
+        assert!(out.contains(&format!("(kernel {},", k.name())), "{out}");
     }
 }
 
