@@ -1,6 +1,6 @@
-//! The products: check the arguments, quantize and pad x ([`pad`]), ask the registry for the
-//! matrix format's kernel, run it over whole row tiles on rayon's threads ([`run`]),
-//! rescale. One straight line, downwards: this module calls [`crate::kernels`] only to choose
+//! The products: check the arguments, quantize and pad x (`matmul/pad.rs`), ask the registry
+//! for the matrix format's kernel, run it over whole row tiles on rayon's threads
+//! (`matmul/run.rs`), rescale. One straight line, downwards: this module calls [`crate::kernels`] only to choose
 //! a kernel, and the registry never calls back. Every step's maths is `docs/FORMATS.md` §1.
 
 use std::ops::Range;

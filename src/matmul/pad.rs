@@ -97,3 +97,25 @@ impl<'a> PaddedActivations<'a> {
         &self.data
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_length_overflow_is_a_shape_error() {
+        assert!(matches!(
+            check_output(usize::MAX, 2, 0),
+            Err(Error::InvalidShape(_))
+        ));
+        assert!(matches!(
+            check_output(3, 2, 5),
+            Err(Error::LengthMismatch {
+                what: "output",
+                expected: 6,
+                got: 5
+            })
+        ));
+        assert!(check_output(3, 2, 6).is_ok());
+    }
+}
