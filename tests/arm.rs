@@ -21,7 +21,7 @@ fn neon_sets_are_ordered_and_follow_cpu_features() {
     let has_dot = std::arch::is_aarch64_feature_detected!("dotprod");
     assert_eq!(kernels::by_name("neon-dotprod").is_ok(), has_dot);
     assert!(kernels::by_name("neon").is_ok());
-    let best = kernels::available().next().unwrap().name;
+    let best = kernels::available().next().unwrap().name();
     assert_eq!(best, if has_dot { "neon-dotprod" } else { "neon" });
     for k in kernels::available().filter(|k| k.name().starts_with("neon")) {
         assert!(k.has_own(Format::I2S), "{} lacks I2_S", k.name());
@@ -58,7 +58,7 @@ fn bitnet_kernel_env_is_obeyed() {
     }
     let got = kernels::kernel_name().unwrap();
     if want.is_empty() {
-        assert_eq!(got, kernels::available().next().unwrap().name);
+        assert_eq!(got, kernels::available().next().unwrap().name());
     } else {
         assert_eq!(got, want);
     }
