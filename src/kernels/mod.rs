@@ -25,8 +25,9 @@
 //! another format.
 //!
 //! Each block below is the unsound program with one piece of the registry reached for; each
-//! fails to compile for that reason alone (the error code is given), and the block after them
-//! uses the same imports on the allowed path, so a typo cannot make them fail.
+//! fails to compile for that reason alone (its error code is noted after `compile_fail`), and
+//! the block after them uses the same paths on the allowed route, so a typo in a path cannot
+//! be what makes them fail.
 //!
 //! ```compile_fail,E0451
 //! // Building a set from fields (here: no kernels at all, so it would fall back): private.
