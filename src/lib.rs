@@ -9,9 +9,15 @@
 //!   exactly, rescale). [`gemv_i8`] / [`gemm_i8`]: the exact int32 accumulators.
 //! - `*_rows` variants compute a row range on the calling thread, for engines with their own
 //!   thread pool; the others use rayon (`RAYON_NUM_THREADS`) when the product is large enough.
-//! - [`kernels`]: the registry. The best kernel for this CPU is chosen once;
-//!   `BITNET_KERNEL=scalar|avx2|avx512|neon|neon-dotprod` forces one. Every kernel returns exactly the
-//!   scalar reference's int32 accumulators.
+//! - [`kernels`]: the registry, which only chooses. The best kernel set for this CPU is
+//!   chosen once; `BITNET_KERNEL=scalar|avx2|avx512|neon|neon-dotprod` forces one. Every kernel
+//!   returns exactly the scalar reference's int32 accumulators. Its contents are read-only:
+//!   kernels run only through the checked products.
+//! - [`matmul`]: the products, one way down: check the arguments, quantize and pad x, take the
+//!   matrix format's kernel from the chosen set, run it over row tiles and threads, rescale.
+//!
+//! The formats and their exact maths are in `docs/FORMATS.md`; kernel design notes in
+//! `docs/kernels.md`.
 //!
 //! ```
 //! use bitnet_kernels::{ternary_gemv, Format, TernaryMatrix};

@@ -10,7 +10,7 @@ use bitnet_kernels::{Format, TernaryMatrix};
 
 #[test]
 fn neon_sets_are_ordered_and_follow_cpu_features() {
-    let names: Vec<_> = KERNELS.iter().map(|k| k.name).collect();
+    let names: Vec<_> = KERNELS.iter().map(|k| k.name()).collect();
     let pos = |n: &str| names.iter().position(|&x| x == n);
     let (dot, plain, scalar) = (pos("neon-dotprod"), pos("neon"), pos("scalar"));
     assert!(
@@ -21,16 +21,16 @@ fn neon_sets_are_ordered_and_follow_cpu_features() {
     let has_dot = std::arch::is_aarch64_feature_detected!("dotprod");
     assert_eq!(kernels::by_name("neon-dotprod").is_ok(), has_dot);
     assert!(kernels::by_name("neon").is_ok());
-    let best = kernels::available().next().unwrap().name;
+    let best = kernels::available().next().unwrap().name();
     assert_eq!(best, if has_dot { "neon-dotprod" } else { "neon" });
-    for k in kernels::available().filter(|k| k.name.starts_with("neon")) {
-        assert!(k.own(Format::I2S).is_some(), "{} lacks I2_S", k.name);
+    for k in kernels::available().filter(|k| k.name().starts_with("neon")) {
+        assert!(k.has_own(Format::I2S), "{} lacks I2_S", k.name());
     }
     // TL1 / TL2 are plain-NEON `tbl` kernels, which the dotprod set reaches by fallback.
     let neon = kernels::by_name("neon").unwrap();
     for f in [Format::TL1, Format::TL2] {
-        assert!(neon.own(f).is_some(), "neon lacks {}", f.name());
-        let (from, _) = kernels::available().next().unwrap().kernels_for(f).unwrap();
+        assert!(neon.has_own(f), "neon lacks {}", f.name());
+        let from = kernels::available().next().unwrap().runs_on(f).unwrap();
         assert_eq!(from, "neon", "{} runs on {from}", f.name());
     }
 }
@@ -42,10 +42,7 @@ fn expected_sets_are_available() {
     };
     for name in list.split(',').filter(|s| !s.is_empty()) {
         let k = kernels::by_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(
-            k.own(Format::I2S).is_some(),
-            "{name} has no own I2_S kernels"
-        );
+        assert!(k.has_own(Format::I2S), "{name} has no own I2_S kernels");
     }
 }
 
@@ -61,7 +58,7 @@ fn bitnet_kernel_env_is_obeyed() {
     }
     let got = kernels::kernel_name().unwrap();
     if want.is_empty() {
-        assert_eq!(got, kernels::available().next().unwrap().name);
+        assert_eq!(got, kernels::available().next().unwrap().name());
     } else {
         assert_eq!(got, want);
     }

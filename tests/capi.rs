@@ -216,7 +216,7 @@ fn run(exe: &Path, args: &[&str], kernel: Option<&str>) -> String {
 /// registry).
 fn available_kernel_names() -> Vec<&'static str> {
     bitnet_kernels::kernels::available()
-        .map(|k| k.name)
+        .map(|k| k.name())
         .collect()
 }
 

@@ -135,14 +135,14 @@ fn every_format_packs_validates_and_multiplies_exactly() {
             for k in sets(f) {
                 let mut y = vec![i32::MIN; n * rows];
                 k.gemm_i8(&m, &x, n, &mut y).unwrap();
-                assert_eq!(y, want, "{} {} {rows}x{cols}", k.name, f.name());
+                assert_eq!(y, want, "{} {} {rows}x{cols}", k.name(), f.name());
                 let mut y = vec![i32::MIN; rows];
                 k.gemv_i8(&m, &x[..cols], &mut y).unwrap();
-                assert_eq!(y, want[..rows], "{} {} gemv", k.name, f.name());
+                assert_eq!(y, want[..rows], "{} {} gemv", k.name(), f.name());
                 if rows > 1 {
                     let mut y = vec![i32::MIN; rows - 1];
                     k.gemv_i8_rows(&m, &x[..cols], 1..rows, &mut y).unwrap();
-                    assert_eq!(y, want[1..rows], "{} {} rows", k.name, f.name());
+                    assert_eq!(y, want[1..rows], "{} {} rows", k.name(), f.name());
                 }
             }
         }
@@ -259,7 +259,7 @@ fn gemm_f32_rows_match_the_whole_product() {
                         got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                         want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                         "{f} {} rows {r:?} activation row {j}",
-                        k.name
+                        k.name()
                     );
                 }
             }

@@ -21,7 +21,7 @@ fn check_all(t: &[i8], rows: usize, cols: usize, x: &[i8], n: usize) {
         for k in kernel_sets(f) {
             let mut y = vec![i32::MIN; n * rows];
             k.gemm_i8(&m, x, n, &mut y).unwrap();
-            assert_eq!(y, want, "{} {} {rows}x{cols} n={n}", k.name, f.name());
+            assert_eq!(y, want, "{} {} {rows}x{cols} n={n}", k.name(), f.name());
             // A row range that starts and ends inside tiles.
             let (a, b) = (rows / 3, rows - rows / 4);
             if a < b {
@@ -32,7 +32,7 @@ fn check_all(t: &[i8], rows: usize, cols: usize, x: &[i8], n: usize) {
                         &yr[j * (b - a)..(j + 1) * (b - a)],
                         &want[j * rows + a..j * rows + b],
                         "{} {} rows {a}..{b} of {rows}x{cols} n={n}",
-                        k.name,
+                        k.name(),
                         f.name()
                     );
                 }
@@ -40,7 +40,7 @@ fn check_all(t: &[i8], rows: usize, cols: usize, x: &[i8], n: usize) {
             if n == 1 {
                 let mut y1 = vec![i32::MIN; rows];
                 k.gemv_i8(&m, x, &mut y1).unwrap();
-                assert_eq!(y1, want, "{} {} gemv {rows}x{cols}", k.name, f.name());
+                assert_eq!(y1, want, "{} {} gemv {rows}x{cols}", k.name(), f.name());
             }
         }
     }
@@ -156,7 +156,7 @@ fn widest_rows_at_the_extremes() {
         let (ns, sets): (&[usize], Vec<_>) = if f == Format::I2S {
             (&[1, 2, 9], kernel_sets(f))
         } else {
-            let simd = kernel_sets(f).into_iter().filter(|k| k.name != "scalar");
+            let simd = kernel_sets(f).into_iter().filter(|k| k.name() != "scalar");
             (&[1, 2], simd.collect())
         };
         for (tv, xv) in [(1i8, -128i8), (-1, -128), (1, 127)] {
@@ -167,7 +167,7 @@ fn widest_rows_at_the_extremes() {
             for &n in ns {
                 let x = vec![xv; n * cols];
                 for k in &sets {
-                    let what = format!("{} {} t={tv} x={xv} n={n}", k.name, f.name());
+                    let what = format!("{} {} t={tv} x={xv} n={n}", k.name(), f.name());
                     let mut y = vec![0; n * rows];
                     k.gemm_i8(&m, &x, n, &mut y).unwrap();
                     assert_eq!(y, vec![want; n * rows], "gemm {what}");
@@ -209,9 +209,9 @@ fn threaded_matches_single_thread() {
 fn every_available_set_is_listed_and_scalar_is_last() {
     let names: Vec<_> = bitnet_kernels::kernels::KERNELS
         .iter()
-        .map(|k| k.name)
+        .map(|k| k.name())
         .collect();
     assert_eq!(names.last(), Some(&"scalar"));
-    assert!(bitnet_kernels::kernels::available().any(|k| k.name == "scalar"));
+    assert!(bitnet_kernels::kernels::available().any(|k| k.name() == "scalar"));
     let _ = Format::ALL;
 }

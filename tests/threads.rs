@@ -127,7 +127,7 @@ fn many_threads_share_one_matrix() {
                         for k in sets(m.format()) {
                             let mut yi = vec![i32::MIN; rows];
                             k.gemv_i8(&m, xi, &mut yi).unwrap();
-                            assert_eq!(&yi, yi_want, "{} gemv_i8, thread {s}", k.name);
+                            assert_eq!(&yi, yi_want, "{} gemv_i8, thread {s}", k.name());
                         }
                     }
                 })
@@ -238,7 +238,7 @@ fn row_ranges_from_a_thread_pool_cover_the_matrix_once() {
             // The whole-matrix calls the pieces must reproduce.
             let mut whole_i8 = vec![0i32; n * rows];
             k.gemm_i8(&m, &xi, n, &mut whole_i8).unwrap();
-            assert_eq!(whole_i8, want_i8, "{} whole gemm", k.name);
+            assert_eq!(whole_i8, want_i8, "{} whole gemm", k.name());
             let mut whole_f32 = vec![0.0f32; rows];
             k.gemm_f32(&m, &xf, 1, &mut whole_f32).unwrap();
 
@@ -261,11 +261,11 @@ fn row_ranges_from_a_thread_pool_cover_the_matrix_once() {
             assert!(
                 hits.iter().all(|&h| h == 1),
                 "{}: rows not covered once",
-                k.name
+                k.name()
             );
-            assert_eq!(gemv, want_i8[..rows], "{} gemv_i8_rows", k.name);
-            assert_eq!(gemm, want_i8, "{} gemm_i8_rows", k.name);
-            assert_eq!(bits(&yf), bits(&whole_f32), "{} gemv_f32_rows", k.name);
+            assert_eq!(gemv, want_i8[..rows], "{} gemv_i8_rows", k.name());
+            assert_eq!(gemm, want_i8, "{} gemm_i8_rows", k.name());
+            assert_eq!(bits(&yf), bits(&whole_f32), "{} gemv_f32_rows", k.name());
         }
     }
 }

@@ -131,7 +131,7 @@ fn wrong_lengths_are_rejected() {
 #[test]
 fn simd_tl_kernels_are_registered() {
     for f in TL {
-        let sets: Vec<_> = kernel_sets(f).iter().map(|k| k.name).collect();
+        let sets: Vec<_> = kernel_sets(f).iter().map(|k| k.name()).collect();
         assert!(sets.contains(&"scalar"));
         #[cfg(target_arch = "x86_64")]
         {
@@ -163,7 +163,7 @@ fn chunk_edges_match_reference() {
                 for k in kernel_sets(f) {
                     let mut y = vec![i32::MIN; n * rows];
                     k.gemm_i8(&m, &x, n, &mut y).unwrap();
-                    assert_eq!(y, want, "{} {} {rows}x{cols} n={n}", k.name, f.name());
+                    assert_eq!(y, want, "{} {} {rows}x{cols} n={n}", k.name(), f.name());
                 }
             }
         }
@@ -197,7 +197,7 @@ fn all_groups_against_extremes() {
             for k in kernel_sets(f) {
                 let mut y = vec![0; rows];
                 k.gemv_i8(&m, &x, &mut y).unwrap();
-                assert_eq!(y, want, "{} {}", k.name, f.name());
+                assert_eq!(y, want, "{} {}", k.name(), f.name());
             }
         }
     }

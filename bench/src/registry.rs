@@ -20,7 +20,7 @@ pub struct Kernel(&'static KernelSet);
 impl Kernel {
     /// `"avx512"`, `"avx2"`, `"neon-dotprod"`, `"neon"`, `"scalar"`, ...
     pub fn name(self) -> &'static str {
-        self.0.name
+        self.0.name()
     }
 
     /// Whether this is the scalar reference.
@@ -76,7 +76,7 @@ pub fn available_names() -> Vec<&'static str> {
 /// included), so a missing SIMD kernel is never silently measured as another set's.
 pub fn kernel_sets(format: Format) -> Vec<Kernel> {
     kernels::available()
-        .filter(|k| k.own(format).is_some())
+        .filter(|k| k.has_own(format))
         .map(Kernel)
         .collect()
 }

@@ -77,9 +77,9 @@ pub fn check_products(m: &TernaryMatrix, xsrc: &[u8]) {
     for k in sets(m.format()) {
         let mut y = vec![i32::MIN; rows];
         k.gemv_i8(m, &x[..cols], &mut y).unwrap();
-        assert_eq!(y, want[..rows], "{} gemv {}", k.name, m.format().name());
+        assert_eq!(y, want[..rows], "{} gemv {}", k.name(), m.format().name());
         let mut y = vec![i32::MIN; n * rows];
         k.gemm_i8(m, &x, n, &mut y).unwrap();
-        assert_eq!(y, want, "{} gemm {}", k.name, m.format().name());
+        assert_eq!(y, want, "{} gemm {}", k.name(), m.format().name());
     }
 }

@@ -70,14 +70,14 @@ fuzz_target!(|data: &[u8]| {
         for k in sets(f) {
             let mut y = vec![i32::MIN; n * rows];
             k.gemm_i8(&m, &x, n, &mut y).unwrap();
-            assert_eq!(y, want, "{} {} gemm {rows}x{cols} n={n}", k.name, f.name());
+            assert_eq!(y, want, "{} {} gemm {rows}x{cols} n={n}", k.name(), f.name());
             let mut y = vec![i32::MIN; rows];
             k.gemv_i8(&m, &x[..cols], &mut y).unwrap();
             assert_eq!(
                 y,
                 want[..rows],
                 "{} {} gemv {rows}x{cols}",
-                k.name,
+                k.name(),
                 f.name()
             );
             let mut yr = vec![i32::MIN; n * (e - a)];
@@ -87,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
                     yr[j * (e - a)..(j + 1) * (e - a)],
                     want[j * rows + a..j * rows + e],
                     "{} {} rows {a}..{e} of {rows}x{cols} n={n}",
-                    k.name,
+                    k.name(),
                     f.name()
                 );
             }

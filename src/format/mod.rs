@@ -95,7 +95,10 @@ impl Format {
     }
 }
 
-/// The padded geometry of one packed matrix.
+/// The padded geometry of one packed matrix ([`Format::layout`], [`TernaryMatrix::layout`]).
+///
+/// A description only: no function takes a `Layout` from its caller (a matrix computes its
+/// own from its format and shape), so the public fields cannot make a kernel misread one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Logical rows (output features).
@@ -150,6 +153,38 @@ pub struct TernaryMatrix {
     data: AlignedBytes,
 }
 
+/// Two matrices are equal when they have the same format, shape, scale (bit for bit) and
+/// packed bytes. The packed form of a matrix is unique (padding always holds zero trits, and
+/// [`TernaryMatrix::from_packed`] refuses anything else), so within one format this is the
+/// same as equal trits and scale; the same trits in two formats are not equal.
+///
+/// ```
+/// use bitnet_kernels::{Format, TernaryMatrix};
+/// let a = TernaryMatrix::from_ternary(&[1, 0, -1, 1], 2, 2, 0.5, Format::I2S)?;
+/// let b = TernaryMatrix::from_packed(a.packed_bytes(), 2, 2, 0.5, Format::I2S)?;
+/// assert_eq!(a, b);
+/// assert_ne!(a, a.to_format(Format::TL1)?);
+/// assert_eq!(a, a.to_format(Format::TL1)?.to_format(Format::I2S)?);
+/// assert_eq!(
+///     format!("{a:?}"),
+///     "TernaryMatrix { format: I2S, rows: 2, cols: 2, scale: 0.5, packed_len: 256 }"
+/// );
+/// # Ok::<(), bitnet_kernels::Error>(())
+/// ```
+impl PartialEq for TernaryMatrix {
+    fn eq(&self, other: &Self) -> bool {
+        self.format == other.format
+            && self.layout == other.layout
+            && self.scale.to_bits() == other.scale.to_bits()
+            && self.packed_bytes() == other.packed_bytes()
+    }
+}
+
+/// Reflexive: the scale is compared by its bits (and is never NaN).
+impl Eq for TernaryMatrix {}
+
+/// Prints the format, shape, scale and packed size; never the packed bytes (a weight matrix
+/// is megabytes).
 impl std::fmt::Debug for TernaryMatrix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TernaryMatrix")
@@ -338,6 +373,26 @@ mod tests {
     #[test]
     fn matrix_is_send_and_sync() {
         assert_send_sync::<TernaryMatrix>();
+    }
+
+    #[test]
+    fn equality_is_format_shape_scale_and_bytes() {
+        let t = [1, 0, -1, 1, -1, 0];
+        let m = |t: &[i8], r, c, s, f| TernaryMatrix::from_ternary(t, r, c, s, f).unwrap();
+        for f in Format::ALL {
+            let a = m(&t, 2, 3, 0.5, f);
+            assert_eq!(a, a.clone());
+            assert_eq!(a, m(&t, 2, 3, 0.5, f));
+            assert_ne!(a, m(&t, 2, 3, 0.25, f), "scale");
+            assert_ne!(a, m(&t, 3, 2, 0.5, f), "shape");
+            assert_ne!(a, m(&[1, 0, -1, 1, -1, 1], 2, 3, 0.5, f), "trits");
+            for g in Format::ALL.into_iter().filter(|&g| g != f) {
+                assert_ne!(a, m(&t, 2, 3, 0.5, g), "format");
+            }
+            let d = format!("{a:?}");
+            assert!(d.contains("rows: 2") && d.contains("cols: 3"), "{d}");
+            assert!(d.len() < 120, "Debug must not print the bytes: {d}");
+        }
     }
 
     #[test]

@@ -1,9 +1,21 @@
-//! The `c_kernels!` macro shared by the per-architecture kernel modules (`x86.rs`, `arm.rs`).
+//! The `c_kernels!` table macro used by the per-architecture modules (`x86.rs`, `arm.rs`).
 
-/// Declares a C kernel file's two entry points and a `FormatKernels` constant for them,
-/// or `None` when `build.rs` did not compile that file.
+/// One row per C kernel file: declares the file's two entry points and a
+/// `const NAME: Option<FormatKernels>` for them, which is `None` when `build.rs` did not
+/// compile the file (it sets `cfg(bitnet_<file stem>)` for each file it compiled).
+///
+/// ```text
+/// c_kernels! {
+///     // constant   cfg of the file     GEMV symbol             GEMM symbol             extra CPU check
+///     I2S_AVX2:     bitnet_i2s_avx2  => bitnet_i2s_gemv_avx2, bitnet_i2s_gemm_avx2 if cpu::always;
+/// }
+/// ```
+///
+/// The extra check is what the file needs beyond its kernel set's own check (e.g. VBMI for
+/// the AVX-512 lookup-table files); it comes from [`super::cpu`]. The symbols' signature is
+/// fixed here, once, as the registry's `RawGemv` / `RawGemm`, so a row cannot get it wrong.
 macro_rules! c_kernels {
-    ($cfg:ident, $konst:ident, $gemv:ident, $gemm:ident, $avail:expr) => {
+    ($($konst:ident : $cfg:ident => $gemv:ident, $gemm:ident if $avail:path;)*) => {$(
         #[cfg($cfg)]
         extern "C" {
             fn $gemv(w: *const u8, kp: usize, x: *const i8, rb: usize, re: usize, y: *mut i32);
@@ -25,5 +37,5 @@ macro_rules! c_kernels {
         });
         #[cfg(not($cfg))]
         const $konst: Option<FormatKernels> = None;
-    };
+    )*};
 }

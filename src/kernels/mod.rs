@@ -1,28 +1,93 @@
-//! The kernel registry and run-time dispatch (after BLAKE3 and memchr).
+//! The kernel registry: which kernels are built in, which one runs. Nothing else happens
+//! here; the products themselves (checks, padding, tiles, threads, rescale) are
+//! [`crate::matmul`]'s, which asks this module for a kernel and never the other way round.
 //!
 //! [`KERNELS`] lists every kernel set built into this binary, best first. The first one the
-//! CPU can run is chosen once, on first use, and cached; `BITNET_KERNEL=scalar|avx2|avx512|neon|neon-dotprod`
-//! forces a set, and naming one this CPU or build cannot run is an error every call reports,
-//! never a silent fallback. Tests, benches and the report iterate [`KERNELS`], so adding a
-//! variant is one C file (compiled by `build.rs` from its name), one wrapper row, one entry here.
+//! CPU can run is chosen once, on first use, and cached;
+//! `BITNET_KERNEL=scalar|avx2|avx512|neon|neon-dotprod` (the [`NAMES`]) forces a set, and
+//! naming one this CPU or build cannot run is an error every call reports, never a silent
+//! fallback. Tests, benches and the report iterate [`KERNELS`].
 //!
-//! Every kernel, C or Rust, has the raw signature [`RawGemv`] / [`RawGemm`]; the safe methods
-//! of [`KernelSet`] check every length before calling one.
+//! # Adding a kernel variant
+//! A C file in `kernels/x86/` or `kernels/arm/` named `<format>_<isa>.c` (which `build.rs`
+//! compiles with that ISA's flags, setting `cfg(bitnet_<format>_<isa>)`), and on the Rust side
+//! one row in the `c_kernels!` table of `x86.rs` or `arm.rs` (its two symbols, its cfg, any
+//! CPU check beyond its set's) plus that constant in its set's slot for the format. A new
+//! ISA is also a new set there, its CPU check in `cpu.rs`, a name in [`NAMES`] and a row in
+//! [`KERNELS`].
+//!
+//! # Why the contents are private
+//! Each raw kernel reads the packed bytes of exactly one format, trusting the row range and
+//! buffer lengths it is given. A [`KernelSet`] can therefore only be made here, its kernels
+//! are not public, and every way to run one goes through the checked methods
+//! ([`KernelSet::gemv_i8`] and the others, in [`crate::matmul`]), which pick the kernel by the
+//! matrix's own format. Safe code outside this crate cannot pair a kernel with a matrix of
+//! another format.
+//!
+//! Each block below is the unsound program with one piece of the registry reached for; each
+//! fails to compile for that reason alone (its error code is noted after `compile_fail`), and
+//! the block after them uses the same paths on the allowed route, so a typo in a path cannot
+//! be what makes them fail.
+//!
+//! ```compile_fail,E0451
+//! // Building a set from fields (here: no kernels at all, so it would fall back): private.
+//! use bitnet_kernels::kernels::KernelSet;
+//! static EVIL: KernelSet =
+//!     KernelSet { name: "evil", is_available: || true, i2s: None, tl1: None, tl2: None };
+//! ```
+//!
+//! ```compile_fail,E0616
+//! // Reading a set's raw I2_S kernels (to put them in another set's TL2 slot): private.
+//! use bitnet_kernels::kernels::SCALAR;
+//! let i2s = SCALAR.i2s;
+//! ```
+//!
+//! ```compile_fail,E0624
+//! // Asking the registry for a format's raw kernels: crate-private.
+//! use bitnet_kernels::kernels::SCALAR;
+//! use bitnet_kernels::Format;
+//! let k = SCALAR.kernels_for(Format::I2S);
+//! ```
+//!
+//! ```compile_fail,E0603
+//! // Naming the per-format kernel table: crate-private.
+//! use bitnet_kernels::kernels::FormatKernels;
+//! ```
+//!
+//! The allowed path: read a set's name, ask what it runs, and multiply through its checked
+//! methods, which take the kernel from the matrix's own format.
+//!
+//! ```
+//! use bitnet_kernels::kernels::{self, KernelSet, KERNELS, SCALAR};
+//! use bitnet_kernels::{Format, TernaryMatrix};
+//! let set: &'static KernelSet = &SCALAR;
+//! assert_eq!(set.name(), "scalar");
+//! assert!(set.is_available() && set.has_own(Format::TL2));
+//! assert_eq!(set.runs_on(Format::I2S)?, "scalar");
+//! for k in KERNELS {
+//!     assert!(kernels::NAMES.contains(&k.name()));
+//! }
+//! let m = TernaryMatrix::from_ternary(&[1, 0, -1, 1, 1, 1], 2, 3, 1.0, Format::TL2)?;
+//! let mut y = [0i32; 2];
+//! set.gemv_i8(&m, &[3, 4, 5], &mut y)?;
+//! assert_eq!(y, [-2, 12]);
+//! # Ok::<(), bitnet_kernels::Error>(())
+//! ```
 
-use std::ops::Range;
 use std::sync::OnceLock;
 
-use crate::error::{check_len, Error, Result};
-use crate::format::{Format, TernaryMatrix};
+use crate::error::{Error, Result};
+use crate::format::Format;
 
 #[macro_use]
 mod c_kernels;
 #[cfg(target_arch = "aarch64")]
-pub mod arm;
-pub mod scalar;
-pub mod scalar_tl;
+mod arm;
+mod cpu;
+mod scalar;
+mod scalar_tl;
 #[cfg(target_arch = "x86_64")]
-pub mod x86;
+mod x86;
 
 /// One activation row times the rows `[row_begin, row_end)` of a packed matrix.
 ///
@@ -33,7 +98,7 @@ pub mod x86;
 /// - `x` holds `kp` int8 activations, zero beyond the matrix's real columns;
 /// - `y` has room for `row_end - row_begin` int32: `y[r - row_begin]` receives the exact
 ///   `sum_j t[r][j] * x[j]`.
-pub type RawGemv = unsafe extern "C" fn(
+pub(crate) type RawGemv = unsafe extern "C" fn(
     w: *const u8,
     kp: usize,
     x: *const i8,
@@ -45,7 +110,7 @@ pub type RawGemv = unsafe extern "C" fn(
 /// `n` activation rows (each `kp` int8, consecutive) times rows `[row_begin, row_end)`;
 /// `y[j * (row_end - row_begin) + (r - row_begin)]` receives row `r`'s result for
 /// activation row `j`. Otherwise the contract of [`RawGemv`].
-pub type RawGemm = unsafe extern "C" fn(
+pub(crate) type RawGemm = unsafe extern "C" fn(
     w: *const u8,
     kp: usize,
     x: *const i8,
@@ -55,57 +120,60 @@ pub type RawGemm = unsafe extern "C" fn(
     y: *mut i32,
 );
 
-/// The kernels of one set for one format.
+/// The kernels of one set for one format. Only [`KernelSet::kernels_for`] hands one out, and
+/// only for the format it was asked for, on a CPU that can run it.
 #[derive(Clone, Copy)]
-pub struct FormatKernels {
+pub(crate) struct FormatKernels {
     /// One activation row.
-    pub gemv: RawGemv,
+    pub(crate) gemv: RawGemv,
     /// Several activation rows at once, reusing each unpacked weight block across them.
-    pub gemm: RawGemm,
+    pub(crate) gemm: RawGemm,
     /// Run-time check of the CPU features these two need beyond the set's own.
-    pub is_available: fn() -> bool,
+    is_available: fn() -> bool,
 }
 
-/// A set of kernels for one instruction set.
+/// A set of kernels for one instruction set: an entry of [`KERNELS`].
+///
+/// Read-only: it can only be obtained from this module ([`KERNELS`], [`SCALAR`],
+/// [`available`], [`by_name`], [`active`]). Its products ([`KernelSet::gemv_i8`],
+/// [`KernelSet::gemm_f32`], the `*_rows` forms, ...) check every length and run the kernel
+/// for the matrix's format.
 pub struct KernelSet {
-    /// `scalar`, `avx2`, `avx512` or `neon`: the name `BITNET_KERNEL` takes.
-    pub name: &'static str,
-    /// Run-time CPU check for the set.
-    pub is_available: fn() -> bool,
-    /// I2_S kernels, if this set has them.
-    pub i2s: Option<FormatKernels>,
-    /// TL1 kernels, if this set has them.
-    pub tl1: Option<FormatKernels>,
-    /// TL2 kernels, if this set has them.
-    pub tl2: Option<FormatKernels>,
+    name: &'static str,
+    is_available: fn() -> bool,
+    i2s: Option<FormatKernels>,
+    tl1: Option<FormatKernels>,
+    tl2: Option<FormatKernels>,
 }
 
-fn always() -> bool {
-    true
-}
+/// Every name a kernel set may have in some build, best first on each architecture: the
+/// values `BITNET_KERNEL` takes. [`KERNELS`] holds those built into this binary.
+pub const NAMES: &[&str] = &["avx512", "avx2", "neon-dotprod", "neon", "scalar"];
 
 /// The reference set: plain Rust, every CPU.
 pub static SCALAR: KernelSet = KernelSet {
     name: "scalar",
-    is_available: always,
+    is_available: cpu::always,
     i2s: Some(FormatKernels {
         gemv: scalar::i2s_gemv,
         gemm: scalar::i2s_gemm,
-        is_available: always,
+        is_available: cpu::always,
     }),
     tl1: Some(FormatKernels {
         gemv: scalar_tl::tl1_gemv,
         gemm: scalar_tl::tl1_gemm,
-        is_available: always,
+        is_available: cpu::always,
     }),
     tl2: Some(FormatKernels {
         gemv: scalar_tl::tl2_gemv,
         gemm: scalar_tl::tl2_gemm,
-        is_available: always,
+        is_available: cpu::always,
     }),
 };
 
 /// Every kernel set built into this binary, best first; the last is always [`SCALAR`].
+/// A set is listed when `build.rs` compiled at least one file of its ISA
+/// (`cfg(bitnet_<isa>)`); the CPU check happens at run time ([`KernelSet::is_available`]).
 pub static KERNELS: &[&KernelSet] = &[
     #[cfg(all(target_arch = "x86_64", bitnet_avx512))]
     &x86::AVX512,
@@ -120,25 +188,25 @@ pub static KERNELS: &[&KernelSet] = &[
 
 /// The sets this CPU can run, best first.
 pub fn available() -> impl Iterator<Item = &'static KernelSet> {
-    KERNELS.iter().copied().filter(|k| (k.is_available)())
+    KERNELS.iter().copied().filter(|k| k.is_available())
 }
 
-/// The set with this name, if it is built in and this CPU can run it.
+/// The set with this name (case-insensitive), if it is built in and this CPU can run it.
 pub fn by_name(name: &str) -> Result<&'static KernelSet> {
-    let known = KERNELS
-        .iter()
-        .map(|k| k.name)
-        .collect::<Vec<_>>()
-        .join(", ");
     match KERNELS.iter().find(|k| k.name.eq_ignore_ascii_case(name)) {
-        Some(k) if (k.is_available)() => Ok(k),
+        Some(k) if k.is_available() => Ok(k),
         Some(k) => Err(Error::KernelUnavailable(format!(
             "kernel '{}' is built in but this CPU lacks the instructions it needs",
             k.name
         ))),
-        None => Err(Error::KernelUnavailable(format!(
-            "no kernel named '{name}' in this build (built in: {known})"
-        ))),
+        None => {
+            let built: Vec<_> = KERNELS.iter().map(|k| k.name).collect();
+            Err(Error::KernelUnavailable(format!(
+                "no kernel named '{name}' in this build (built in: {}; names in other builds: {})",
+                built.join(", "),
+                NAMES.join(", ")
+            )))
+        }
     }
 }
 
@@ -161,20 +229,44 @@ pub fn kernel_name() -> Result<&'static str> {
 }
 
 impl KernelSet {
+    /// The set's name, one of [`NAMES`]: what `BITNET_KERNEL` takes.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether this CPU can run the set (run-time feature detection).
+    pub fn is_available(&self) -> bool {
+        (self.is_available)()
+    }
+
+    /// Whether the set has its own kernels for `format` and this CPU can run them. Where it
+    /// has none, its products use the next set down [`KERNELS`] that has
+    /// ([`KernelSet::runs_on`]).
+    pub fn has_own(&self, format: Format) -> bool {
+        self.own(format).is_some()
+    }
+
+    /// The name of the set whose kernels run `format` under this one: this set's own, or,
+    /// where it has none (or this CPU cannot run them), the next set down [`KERNELS`] that has
+    /// (scalar last).
+    pub fn runs_on(&self, format: Format) -> Result<&'static str> {
+        self.kernels_for(format).map(|(name, _)| name)
+    }
+
     /// This set's own kernels for `format`, if present and runnable here.
-    pub fn own(&self, format: Format) -> Option<FormatKernels> {
+    fn own(&self, format: Format) -> Option<FormatKernels> {
         let k = match format {
             Format::I2S => self.i2s,
             Format::TL1 => self.tl1,
             Format::TL2 => self.tl2,
         }?;
-        ((self.is_available)() && (k.is_available)()).then_some(k)
+        (self.is_available() && (k.is_available)()).then_some(k)
     }
 
-    /// The kernels that run `format` under this set, and the name of the set they come from:
-    /// this set's own, or, where it has none for the format, the next set down the
-    /// registry that has (scalar last).
-    pub fn kernels_for(&self, format: Format) -> Result<(&'static str, FormatKernels)> {
+    /// The kernels that run `format` under this set, and the name of the set they come from
+    /// (see [`KernelSet::runs_on`]). The only way out of the registry for a raw kernel: the
+    /// caller must hand it packed bytes of `format` only.
+    pub(crate) fn kernels_for(&self, format: Format) -> Result<(&'static str, FormatKernels)> {
         if let Some(k) = self.own(format) {
             return Ok((self.name, k));
         }
@@ -192,173 +284,73 @@ impl KernelSet {
                 ))
             })
     }
-
-    /// Exact int32 accumulators of `m` times one int8 row `x` (length `m.cols()`), for the
-    /// rows in `rows` (any sub-range of `0..m.rows()`), on the calling thread:
-    /// `y[r - rows.start] = sum_j t[r][j] * x[j]`.
-    ///
-    /// This is the call for an engine that splits work over its own thread pool.
-    pub fn gemv_i8_rows(
-        &self,
-        m: &TernaryMatrix,
-        x: &[i8],
-        rows: Range<usize>,
-        y: &mut [i32],
-    ) -> Result<()> {
-        self.gemm_i8_rows(m, x, 1, rows, y)
-    }
-
-    /// Like [`KernelSet::gemv_i8_rows`] for `n` activation rows (`x` is `n × cols`,
-    /// row-major); `y` is `n × rows.len()`, row-major.
-    pub fn gemm_i8_rows(
-        &self,
-        m: &TernaryMatrix,
-        x: &[i8],
-        n: usize,
-        rows: Range<usize>,
-        y: &mut [i32],
-    ) -> Result<()> {
-        check_rows(m, &rows)?;
-        let x = PaddedActivations::new(m, x, n)?;
-        check_len("output", n * rows.len(), y.len())?;
-        let (_, k) = self.kernels_for(m.format())?;
-        run(k, m, &x, rows, y);
-        Ok(())
-    }
 }
 
-pub(crate) fn check_rows(m: &TernaryMatrix, rows: &Range<usize>) -> Result<()> {
-    if rows.start >= rows.end || rows.end > m.rows() {
-        return Err(Error::InvalidShape(format!(
-            "row range {}..{} is empty or outside 0..{}",
-            rows.start,
-            rows.end,
-            m.rows()
-        )));
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Checks that `len` activations are `n >= 1` rows of `m.cols()` each.
-pub(crate) fn check_activations(m: &TernaryMatrix, n: usize, len: usize) -> Result<()> {
-    if n == 0 {
-        return Err(Error::InvalidShape("n must be at least 1".into()));
-    }
-    let want = n
-        .checked_mul(m.cols())
-        .ok_or_else(|| Error::InvalidShape(format!("{n} activation rows overflow")))?;
-    check_len("activations", want, len)
-}
-
-/// `n` int8 activation rows, each zero-padded to the matrix's padded width.
-pub(crate) struct PaddedActivations<'a> {
-    data: std::borrow::Cow<'a, [i8]>,
-    n: usize,
-}
-
-impl<'a> PaddedActivations<'a> {
-    /// Checks `x.len() == n * cols`, and pads (copies) only when `cols` is not already the
-    /// padded width.
-    pub(crate) fn new(m: &TernaryMatrix, x: &'a [i8], n: usize) -> Result<Self> {
-        check_activations(m, n, x.len())?;
-        let (cols, kp) = (m.cols(), m.layout().cols_padded);
-        if cols == kp {
-            return Ok(Self { data: x.into(), n });
-        }
-        let mut data = vec![0i8; n * kp];
-        for (dst, src) in data.chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
-            dst[..cols].copy_from_slice(src);
-        }
-        Ok(Self {
-            data: data.into(),
-            n,
-        })
-    }
-
-    pub(crate) fn from_padded(data: Vec<i8>, n: usize) -> Self {
-        Self {
-            data: data.into(),
-            n,
+    /// Every set a build may hold, built in or not, has a name in [`NAMES`], in its order.
+    #[test]
+    fn names_match_the_sets() {
+        let mut sets: Vec<&KernelSet> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        sets.extend([&x86::AVX512, &x86::AVX2]);
+        #[cfg(target_arch = "aarch64")]
+        sets.extend([&arm::NEON_DOTPROD, &arm::NEON]);
+        sets.push(&SCALAR);
+        let pos: Vec<usize> = sets
+            .iter()
+            .map(|k| NAMES.iter().position(|&n| n == k.name).expect(k.name))
+            .collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "{pos:?}");
+        for k in KERNELS {
+            assert!(sets.iter().any(|s| std::ptr::eq(*s, *k)), "{}", k.name);
         }
     }
 
-    pub(crate) fn n(&self) -> usize {
-        self.n
-    }
-}
-
-/// Runs kernel `k` for `rows` (already checked to lie in `0..m.rows()`), writing
-/// `y[j * rows.len() + r - rows.start]`. Rows inside whole tiles go straight to the kernel;
-/// a ragged tile at either end is computed whole into a small buffer and the wanted rows
-/// copied out, so kernels only ever see whole tiles.
-pub(crate) fn run(
-    k: FormatKernels,
-    m: &TernaryMatrix,
-    x: &PaddedActivations<'_>,
-    rows: Range<usize>,
-    y: &mut [i32],
-) {
-    let l = m.layout();
-    let (tile, kp, n) = (l.row_tile, l.cols_padded, x.n);
-    let len = rows.len();
-    debug_assert!(rows.end <= l.rows && x.data.len() == n * kp && y.len() == n * len);
-    let call = |rb: usize, re: usize, out: &mut [i32]| {
-        debug_assert!(rb.is_multiple_of(tile) && re.is_multiple_of(tile) && re <= l.rows_padded);
-        debug_assert_eq!(out.len(), n * (re - rb));
-        // SAFETY: rb..re are whole tiles inside the padded rows, `x` holds n × kp
-        // activations, `out` holds n × (re - rb) outputs, and the packed bytes belong
-        // to `m`'s layout, which is what the kernel was registered for.
-        unsafe {
-            if n == 1 {
-                (k.gemv)(
-                    m.packed_bytes().as_ptr(),
-                    kp,
-                    x.data.as_ptr(),
-                    rb,
-                    re,
-                    out.as_mut_ptr(),
-                )
-            } else {
-                (k.gemm)(
-                    m.packed_bytes().as_ptr(),
-                    kp,
-                    x.data.as_ptr(),
-                    n,
-                    rb,
-                    re,
-                    out.as_mut_ptr(),
-                )
+    /// Every list of the names `BITNET_KERNEL` takes (`=` then names joined by `|`) in the
+    /// crate docs says exactly [`NAMES`].
+    #[test]
+    fn name_lists_in_docs_match() {
+        let mut want: Vec<&str> = NAMES.to_vec();
+        want.sort_unstable();
+        for (file, text) in [
+            ("lib.rs", include_str!("../lib.rs")),
+            ("kernels/mod.rs", include_str!("mod.rs")),
+            ("error.rs", include_str!("../error.rs")),
+        ] {
+            let mut found = 0;
+            for (i, _) in text.match_indices("BITNET_KERNEL=") {
+                let rest = &text[i + "BITNET_KERNEL=".len()..];
+                let list: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '|' || *c == '-')
+                    .collect();
+                if !list.contains('|') {
+                    continue; // one name, as in an example
+                }
+                let mut got: Vec<&str> = list.split('|').collect();
+                got.sort_unstable();
+                assert_eq!(got, want, "{file}: BITNET_KERNEL={list}");
+                found += 1;
             }
+            assert!(found > 0 || file == "error.rs", "{file} has no list");
         }
-    };
-    let first = rows.start.div_ceil(tile) * tile;
-    let last = rows.end / tile * tile;
-    let mut tmp = Vec::new();
-    // Computes tiles [tb, te) into `tmp` and copies rows [a, b) of them into y.
-    let mut via_tmp = |tb: usize, te: usize, a: usize, b: usize, y: &mut [i32]| {
-        tmp.clear();
-        tmp.resize(n * (te - tb), 0);
-        call(tb, te, &mut tmp);
-        for j in 0..n {
-            y[j * len + (a - rows.start)..][..b - a]
-                .copy_from_slice(&tmp[j * (te - tb) + (a - tb)..][..b - a]);
+    }
+
+    /// The registry hands out each slot's kernels only for that slot's format.
+    #[test]
+    fn kernels_for_picks_the_format_slot() {
+        for f in Format::ALL {
+            let (name, k) = SCALAR.kernels_for(f).unwrap();
+            assert_eq!(name, "scalar");
+            let want: RawGemv = match f {
+                Format::I2S => scalar::i2s_gemv,
+                Format::TL1 => scalar_tl::tl1_gemv,
+                Format::TL2 => scalar_tl::tl2_gemv,
+            };
+            assert!(std::ptr::fn_addr_eq(k.gemv, want), "{f}");
         }
-    };
-    if first >= last {
-        // The whole range sits within one or two tiles.
-        let (tb, te) = (rows.start / tile * tile, rows.end.div_ceil(tile) * tile);
-        via_tmp(tb, te, rows.start, rows.end, y);
-        return;
-    }
-    if rows.start < first {
-        via_tmp(first - tile, first, rows.start, first, y);
-    }
-    if last < rows.end {
-        via_tmp(last, last + tile, last, rows.end, y);
-    }
-    if n == 1 {
-        call(first, last, &mut y[first - rows.start..last - rows.start]);
-    } else {
-        via_tmp(first, last, first, last, y);
     }
 }

@@ -8,7 +8,7 @@ use crate::format::i2s::{chunk_offset, CHUNK_BYTES, K_BLOCK};
 
 /// # Safety
 /// The raw kernel contract of [`super::RawGemv`].
-pub unsafe extern "C" fn i2s_gemv(
+pub(super) unsafe extern "C" fn i2s_gemv(
     w: *const u8,
     kp: usize,
     x: *const i8,
@@ -22,7 +22,7 @@ pub unsafe extern "C" fn i2s_gemv(
 
 /// # Safety
 /// The raw kernel contract of [`super::RawGemm`].
-pub unsafe extern "C" fn i2s_gemm(
+pub(super) unsafe extern "C" fn i2s_gemm(
     w: *const u8,
     kp: usize,
     x: *const i8,

@@ -51,7 +51,7 @@ unsafe fn gemm_by_groups<const G: usize>(
 
 /// # Safety
 /// The raw kernel contract of [`super::RawGemv`].
-pub unsafe extern "C" fn tl1_gemv(
+pub(super) unsafe extern "C" fn tl1_gemv(
     w: *const u8,
     kp: usize,
     x: *const i8,
@@ -65,7 +65,7 @@ pub unsafe extern "C" fn tl1_gemv(
 
 /// # Safety
 /// The raw kernel contract of [`super::RawGemm`].
-pub unsafe extern "C" fn tl1_gemm(
+pub(super) unsafe extern "C" fn tl1_gemm(
     w: *const u8,
     kp: usize,
     x: *const i8,
@@ -86,7 +86,7 @@ pub unsafe extern "C" fn tl1_gemm(
 
 /// # Safety
 /// The raw kernel contract of [`super::RawGemv`].
-pub unsafe extern "C" fn tl2_gemv(
+pub(super) unsafe extern "C" fn tl2_gemv(
     w: *const u8,
     kp: usize,
     x: *const i8,
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn tl2_gemv(
 
 /// # Safety
 /// The raw kernel contract of [`super::RawGemm`].
-pub unsafe extern "C" fn tl2_gemm(
+pub(super) unsafe extern "C" fn tl2_gemm(
     w: *const u8,
     kp: usize,
     x: *const i8,

@@ -35,10 +35,10 @@ pub fn assert_kernels_match_naive(
         for k in kernel_sets(f) {
             let mut y = vec![i32::MIN; n * rows];
             k.gemm_i8(&m, x, n, &mut y).unwrap();
-            assert_eq!(y, want, "{} {} gemm, {what}", k.name, f.name());
+            assert_eq!(y, want, "{} {} gemm, {what}", k.name(), f.name());
             let mut y1 = vec![i32::MIN; rows];
             k.gemv_i8(&m, &x[..cols], &mut y1).unwrap();
-            assert_eq!(y1, want[..rows], "{} {} gemv, {what}", k.name, f.name());
+            assert_eq!(y1, want[..rows], "{} {} gemv, {what}", k.name(), f.name());
         }
     }
 }
@@ -46,9 +46,7 @@ pub fn assert_kernels_match_naive(
 /// Every kernel set this machine can run that has its own kernels for `format`
 /// (scalar included), so a missing SIMD kernel is never silently replaced by another.
 pub fn kernel_sets(format: Format) -> Vec<&'static KernelSet> {
-    kernels::available()
-        .filter(|k| k.own(format).is_some())
-        .collect()
+    kernels::available().filter(|k| k.has_own(format)).collect()
 }
 
 /// Formats this build can pack.

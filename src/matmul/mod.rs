@@ -1,83 +1,21 @@
-//! The products: quantize x, pad it, run a kernel over row ranges (threads through rayon),
-//! rescale. One straight line; every step's maths is `FORMATS.md` §1.
+//! The products: check the arguments, quantize and pad x (`matmul/pad.rs`), ask the registry
+//! for the matrix format's kernel, run it over whole row tiles on rayon's threads
+//! (`matmul/run.rs`), rescale. One straight line, downwards: this module calls [`crate::kernels`] only to choose
+//! a kernel, and the registry never calls back. Every step's maths is `docs/FORMATS.md` §1.
 
 use std::ops::Range;
-use std::sync::Mutex;
 
-use crate::error::{check_len, Result};
+use crate::error::Result;
 use crate::format::TernaryMatrix;
-use crate::kernels::{
-    self, check_activations, check_rows, run, FormatKernels, KernelSet, PaddedActivations,
-};
-use crate::par;
-use crate::quant::{output_factor, quantize_activations};
+use crate::kernels::{self, KernelSet};
 
-/// Below this many multiply-adds a product runs on the calling thread: waking rayon's
-/// workers costs more than it gives. Measured (I2_S AVX-512, cache-resident, back-to-back
-/// calls, 2 threads, Sapphire-Rapids-class KVM guest): 2048x2048 = 4.2M MACs took 25.6 µs on
-/// one thread and 16.3 µs on two; 1024x2048 (2.1M, below this) takes 12.5 µs on one.
-pub const PARALLEL_MIN_MACS: usize = 1 << 22;
+mod pad;
+mod run;
 
-/// Splits the rows of `m` over rayon's pool (which honours `RAYON_NUM_THREADS`) in whole
-/// tiles, the calling thread working from the start ([`crate::par`]).
-fn par_run(k: FormatKernels, m: &TernaryMatrix, x: &PaddedActivations<'_>, y: &mut [i32]) {
-    let (rows, n, tile) = (m.rows(), x.n(), m.layout().row_tile);
-    let work = rows.saturating_mul(m.cols()).saturating_mul(n);
-    let threads = if work < PARALLEL_MIN_MACS {
-        1
-    } else {
-        rayon::current_num_threads()
-    };
-    if n == 1 {
-        return par::for_each_chunk(
-            rows,
-            tile,
-            threads,
-            |ranges| par::split_rows(y, 1, ranges),
-            |r, out| run(k, m, x, r, out),
-        );
-    }
-    // n rows of output per row of m: each chunk fills its own buffer, copied in after.
-    let parts = Mutex::new(Vec::new());
-    par::for_each_chunk(
-        rows,
-        tile,
-        threads,
-        |ranges| vec![(); ranges.len()],
-        |r, ()| {
-            let mut out = vec![0i32; n * r.len()];
-            run(k, m, x, r.clone(), &mut out);
-            parts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((r, out));
-        },
-    );
-    for (r, out) in parts.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        for j in 0..n {
-            y[j * rows + r.start..j * rows + r.end]
-                .copy_from_slice(&out[j * r.len()..(j + 1) * r.len()]);
-        }
-    }
-}
-
-/// Quantizes `n` f32 rows to int8, padded to the matrix's width; returns them with each
-/// row's output factor (`m * a / 127`).
-fn quantize_padded(
-    m: &TernaryMatrix,
-    x: &[f32],
-    n: usize,
-) -> Result<(PaddedActivations<'static>, Vec<f32>)> {
-    check_activations(m, n, x.len())?;
-    let (cols, kp) = (m.cols(), m.layout().cols_padded);
-    let mut q = vec![0i8; n * kp];
-    let mut factors = Vec::with_capacity(n);
-    for (dst, src) in q.chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
-        let a = quantize_activations(src, &mut dst[..cols])?;
-        factors.push(output_factor(m.scale(), a));
-    }
-    Ok((PaddedActivations::from_padded(q, n), factors))
-}
+pub(crate) use pad::check_rows;
+use pad::{check_output, PaddedActivations};
+pub use run::PARALLEL_MIN_MACS;
+use run::{par_run, run};
 
 fn rescale(acc: &[i32], factor: f32, y: &mut [f32]) {
     for (o, &a) in y.iter_mut().zip(acc) {
@@ -85,6 +23,10 @@ fn rescale(acc: &[i32], factor: f32, y: &mut [f32]) {
     }
 }
 
+/// The checked products of one kernel set. The free functions ([`ternary_gemv`], [`gemv_i8`],
+/// ...) call these on [`kernels::active`]; call them directly to use a particular set
+/// (tests and benchmarks compare sets this way). Each checks every length against the
+/// matrix, then runs the set's kernel for the matrix's own format.
 impl KernelSet {
     /// Exact int32 accumulators `y = T x` for a whole matrix and one int8 row `x`
     /// (`x.len() == m.cols()`, `y.len() == m.rows()`), on rayon's threads when it pays.
@@ -96,17 +38,50 @@ impl KernelSet {
     /// both row-major.
     pub fn gemm_i8(&self, m: &TernaryMatrix, x: &[i8], n: usize, y: &mut [i32]) -> Result<()> {
         let xp = PaddedActivations::new(m, x, n)?;
-        check_len("output", n * m.rows(), y.len())?;
+        check_output(n, m.rows(), y.len())?;
         let (_, k) = self.kernels_for(m.format())?;
         par_run(k, m, &xp, y);
+        Ok(())
+    }
+
+    /// Exact int32 accumulators of `m` times one int8 row `x` (length `m.cols()`), for the
+    /// rows in `rows` (any sub-range of `0..m.rows()`), on the calling thread:
+    /// `y[r - rows.start] = sum_j t[r][j] * x[j]`.
+    ///
+    /// This is the call for an engine that splits work over its own thread pool.
+    pub fn gemv_i8_rows(
+        &self,
+        m: &TernaryMatrix,
+        x: &[i8],
+        rows: Range<usize>,
+        y: &mut [i32],
+    ) -> Result<()> {
+        self.gemm_i8_rows(m, x, 1, rows, y)
+    }
+
+    /// Like [`KernelSet::gemv_i8_rows`] for `n` activation rows (`x` is `n × cols`,
+    /// row-major); `y` is `n × rows.len()`, row-major.
+    pub fn gemm_i8_rows(
+        &self,
+        m: &TernaryMatrix,
+        x: &[i8],
+        n: usize,
+        rows: Range<usize>,
+        y: &mut [i32],
+    ) -> Result<()> {
+        check_rows(m, &rows)?;
+        let x = PaddedActivations::new(m, x, n)?;
+        check_output(n, rows.len(), y.len())?;
+        let (_, k) = self.kernels_for(m.format())?;
+        run(k, m, &x, rows, y);
         Ok(())
     }
 
     /// The BitLinear forward pass for `n` f32 rows (`x`: `n × cols`, `y`: `n × rows`):
     /// each row of x quantized to int8 (absmax), multiplied exactly, rescaled.
     pub fn gemm_f32(&self, m: &TernaryMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
-        check_len("output", n.saturating_mul(m.rows()), y.len())?;
-        let (xp, factors) = quantize_padded(m, x, n)?;
+        check_output(n, m.rows(), y.len())?;
+        let (xp, factors) = PaddedActivations::quantize(m, x, n)?;
         let (_, k) = self.kernels_for(m.format())?;
         let mut acc = vec![0i32; n * m.rows()];
         par_run(k, m, &xp, &mut acc);
@@ -127,8 +102,8 @@ impl KernelSet {
         y: &mut [f32],
     ) -> Result<()> {
         check_rows(m, &rows)?;
-        check_len("output", rows.len(), y.len())?;
-        let (xp, factors) = quantize_padded(m, x, 1)?;
+        check_output(1, rows.len(), y.len())?;
+        let (xp, factors) = PaddedActivations::quantize(m, x, 1)?;
         let (_, k) = self.kernels_for(m.format())?;
         let mut acc = vec![0i32; rows.len()];
         run(k, m, &xp, rows, &mut acc);
@@ -148,8 +123,8 @@ impl KernelSet {
         y: &mut [f32],
     ) -> Result<()> {
         check_rows(m, &rows)?;
-        check_len("output", n.saturating_mul(rows.len()), y.len())?;
-        let (xp, factors) = quantize_padded(m, x, n)?;
+        check_output(n, rows.len(), y.len())?;
+        let (xp, factors) = PaddedActivations::quantize(m, x, n)?;
         let (_, k) = self.kernels_for(m.format())?;
         let mut acc = vec![0i32; n * rows.len()];
         run(k, m, &xp, rows.clone(), &mut acc);
