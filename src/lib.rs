@@ -49,3 +49,9 @@ pub use matmul::{
     ternary_gemv_rows,
 };
 pub use quant::{quantize_activations, quantize_weights};
+
+/// Every Rust block of the README, compiled and run as a doc test, so the front page's
+/// example keeps compiling as pasted.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

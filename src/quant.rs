@@ -1,4 +1,4 @@
-//! BitNet b1.58 quantizers, exactly as `FORMATS.md` §1 defines them.
+//! BitNet b1.58 quantizers, exactly as `docs/FORMATS.md` §1 defines them.
 //!
 //! Weights: absmean ternarization with one f32 scale per matrix.
 //! Activations: absmax int8 with one scale per row of x (per token).

@@ -1,6 +1,6 @@
 //! GEMM (several activation rows at once, prefill) benches: every kernel set × format it
 //! has its own kernels for × n = 8, 32, 128, 512 on the BitNet b1.58 2B4T shapes (all
-//! DESIGN.md §5 shapes with `BITNET_BENCH_SHAPES=all`), on one thread and on all, weights
+//! shapes of `bitnet_bench::data::SHAPES` with `BITNET_BENCH_SHAPES=all`), on one thread and on all, weights
 //! cache-resident, against the `gemm` crate's f32 sgemm. Throughput is multiply-adds, so
 //! criterion's `Gelem/s` reads as G MAC/s.
 //!

@@ -1,5 +1,5 @@
 //! GEMV (one activation row) benches: every kernel set that this CPU can run × every format
-//! it has its own kernels for × the DESIGN.md §5 shapes, on one thread and on all (rayon),
+//! it has its own kernels for × the shapes of `bitnet_bench::data::SHAPES`, on one thread and on all (rayon),
 //! with the weights cache-resident (`warm`: the same matrix each call) and DRAM-resident
 //! (`cold`: rotating over copies totalling 512 MiB), against the fp16 and f32 baselines.
 //! Throughput is the bytes of weights read, so criterion prints GB/s.

@@ -4,7 +4,7 @@
 //! Rows are padded to a multiple of [`ROW_TILE`] (4) and columns to a multiple of
 //! [`K_BLOCK`] (256), with code 1 (a zero trit). Four rows are interleaved so that a GEMV
 //! reads the whole matrix as one sequential stream (many short streams defeat the
-//! hardware prefetcher when weights come from DRAM; see `FORMATS.md` §2):
+//! hardware prefetcher when weights come from DRAM; see `docs/FORMATS.md` §2):
 //!
 //! ```text
 //! group g = rows 4g..4g+3, K chunk b = columns 256b..256b+255

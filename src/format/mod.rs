@@ -25,11 +25,11 @@ pub const MAX_COLS: usize = (1 << 24) - 1;
 #[repr(u32)]
 #[non_exhaustive]
 pub enum Format {
-    /// 2 bits a weight, multiply-add kernels (`FORMATS.md` §2).
+    /// 2 bits a weight, multiply-add kernels (`docs/FORMATS.md` §2).
     I2S = 0,
-    /// Lookup-table format, 2 weights an index, 2 bits a weight (`FORMATS.md` §3).
+    /// Lookup-table format, 2 weights an index, 2 bits a weight (`docs/FORMATS.md` §3).
     TL1 = 1,
-    /// Lookup-table format, 3 weights in 5 bits, 1.67 bits a weight (`FORMATS.md` §3).
+    /// Lookup-table format, 3 weights in 5 bits, 1.67 bits a weight (`docs/FORMATS.md` §3).
     TL2 = 2,
 }
 
@@ -198,7 +198,7 @@ impl std::fmt::Debug for TernaryMatrix {
 }
 
 impl TernaryMatrix {
-    /// Absmean-ternarizes a row-major f32 matrix (`FORMATS.md` §1) and packs it.
+    /// Absmean-ternarizes a row-major f32 matrix (`docs/FORMATS.md` §1) and packs it.
     pub fn from_f32(w: &[f32], rows: usize, cols: usize, format: Format) -> Result<Self> {
         let (t, scale) = crate::quant::quantize_weights(w, rows, cols)?;
         Self::from_ternary(&t, rows, cols, scale, format)

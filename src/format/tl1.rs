@@ -1,7 +1,7 @@
 //! TL1: lookup-table format, 2 weights a 4-bit index (2 bits a weight).
 //!
 //! A group is two consecutive columns `(2g, 2g+1)` of a row; its index is
-//! `i = 3·(t0+1) + (t1+1)` ∈ 0..=8 (`FORMATS.md` §3). Per activation pair `(q0, q1)` a kernel
+//! `i = 3·(t0+1) + (t1+1)` ∈ 0..=8 (`docs/FORMATS.md` §3). Per activation pair `(q0, q1)` a kernel
 //! builds the 9-entry table `T[i] = d0·q0 + d1·q1` (`|T| <= 256`, int16) and each group then
 //! costs one lookup instead of two multiply-adds.
 //!

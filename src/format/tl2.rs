@@ -3,7 +3,7 @@
 //! A group is three consecutive columns `(3g, 3g+1, 3g+2)` of a row, with value id
 //! `v = 9·(t0+1) + 3·(t1+1) + (t2+1)` ∈ 0..=26. The group `-t` has id `26 - v`, so a group is
 //! stored as a sign bit `s = (v > 13)` and a magnitude index `u = s ? 26 - v : v` ∈ 0..=13
-//! (`FORMATS.md` §3). Per activation triple a kernel builds the 14-entry table
+//! (`docs/FORMATS.md` §3). Per activation triple a kernel builds the 14-entry table
 //! `T[u] = d0·q0 + d1·q1 + d2·q2` (`|T| <= 384`, int16) and each group costs one lookup, negated
 //! when `s` is set. Index 14 and 15, and `s = 1` with `u = 13` (a negative zero), never
 //! occur: validation (`TernaryMatrix::from_packed`) rejects them, so one matrix has exactly one packed form.
