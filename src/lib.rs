@@ -38,7 +38,11 @@ pub mod error;
 pub mod format;
 pub mod kernels;
 pub mod matmul;
-mod par;
+/// The row splitting the products use over rayon's threads. Public only so that the
+/// benchmark crate (`bench/`) splits its dense baselines exactly the same way; it is not
+/// part of the supported API and may change in any release.
+#[doc(hidden)]
+pub mod par;
 pub mod quant;
 
 pub use error::{Error, Result};

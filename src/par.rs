@@ -23,7 +23,7 @@ const CHUNKS_PER_THREAD: usize = 8;
 /// last may be ragged) and calls `f(range, item)` once for each, `items` being one output
 /// per range made by `split`, on the calling thread and up to `threads - 1` rayon workers.
 /// With `threads <= 1`, or a single chunk, everything runs on the calling thread.
-pub(crate) fn for_each_chunk<'a, T: Send + 'a>(
+pub fn for_each_chunk<'a, T: Send + 'a>(
     rows: usize,
     tile: usize,
     threads: usize,
@@ -95,7 +95,7 @@ impl Drop for Done<'_> {
 
 /// `y` cut into consecutive pieces of `per_row * range.len()` elements, one per range (for
 /// outputs laid out row after row).
-pub(crate) fn split_rows<'a, T>(
+pub fn split_rows<'a, T>(
     y: &'a mut [T],
     per_row: usize,
     ranges: &[Range<usize>],

@@ -323,11 +323,11 @@ impl<E: Element> DenseMatrix<E> {
         } else {
             rayon::current_num_threads()
         };
-        crate::par::for_each_chunk(
+        bitnet_kernels::par::for_each_chunk(
             self.rows,
             4,
             threads,
-            |ranges| crate::par::split_rows(y, 1, ranges),
+            |ranges| bitnet_kernels::par::split_rows(y, 1, ranges),
             |r, out| self.rows_rounded(&x, r, out),
         );
     }

@@ -27,7 +27,6 @@ pub mod cold;
 pub mod data;
 pub mod harness;
 pub mod machine;
-mod par;
 pub mod probe;
 pub mod registry;
 pub mod stats;
