@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// The kernel directories, one per target architecture this crate has C kernels for.
 const DIRS: &[(&str, &str)] = &[("x86_64", "kernels/x86"), ("aarch64", "kernels/arm")];
 
-/// The flags an ISA suffix needs, for GCC/Clang (`msvc` false) or MSVC. A file gets exactly
+/// The flags an ISA suffix needs, for GCC/Clang/clang-cl (`msvc` false) or MSVC's cl.exe. A file gets exactly
 /// its suffix's flags, so it can never contain an instruction its registry row does not
 /// check for at run time: the AVX-512 TL kernels use VBMI `vpermb` and are gated on
 /// `has_avx512vbmi`; the I2_S one must run on VNNI CPUs without VBMI (e.g. Cascade Lake).
@@ -156,15 +156,25 @@ fn compile(path: &Path, stem: &str, isa: &str, opts: &Options) -> bool {
             return false;
         }
     };
-    let msvc = compiler.is_like_msvc();
+    // cl.exe spells its flags its own way; clang-cl (MSVC-like too) takes the GCC-style
+    // `-m` flags, and needs them: like Clang, it gates each intrinsic on its feature, and
+    // its /arch:AVX512 does not enable VNNI or VBMI.
+    let msvc = compiler.is_like_msvc() && !compiler.is_like_clang_cl();
     let name = compiler.path().display().to_string();
     if !msvc {
         b.flag_if_supported("-fno-strict-aliasing");
     }
     for f in isa_flags(isa, msvc).unwrap() {
-        if !b.is_flag_supported(f).unwrap_or(false) {
-            skip(path, &name, &format!("it does not accept {f}"));
-            return false;
+        match b.is_flag_supported(f) {
+            Ok(true) => {}
+            Ok(false) => {
+                skip(path, &name, &format!("it does not accept {f}"));
+                return false;
+            }
+            Err(e) => {
+                skip(path, &name, &format!("it could not be run ({e})"));
+                return false;
+            }
         }
         b.flag(f);
     }

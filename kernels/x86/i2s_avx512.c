@@ -166,8 +166,16 @@ static inline void tile_acts(const uint8_t *u, const int8_t *x, size_t kp, size_
 
 typedef __m512i lanes_t;
 
+/* The reduction written out: _mm512_reduce_add_epi32 is a sequence each compiler's headers
+ * provide (or not), not an instruction; these are plain instruction intrinsics, which any
+ * AVX-512 compiler has. Exact: every partial sum is <= 128 * (2^24 - 1) < 2^31. */
 static inline int32_t sum_q(const int8_t *x, size_t kp) {
-    return _mm512_reduce_add_epi32(lane_sums(x, kp));
+    const __m512i s = lane_sums(x, kp);
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4E));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1));
+    return _mm_cvtsi128_si32(q);
 }
 
 #include "x86/i2s_drivers.h"
