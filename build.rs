@@ -205,7 +205,7 @@ fn compile(path: &Path, stem: &str, isa: &str, opts: &Options) -> bool {
 fn skip(path: &Path, compiler: &str, why: &str) {
     let why = why.replace('\n', " ");
     println!(
-        "cargo::warning=bitnet-kernels: kernel file skipped: {} with C compiler {compiler}: {why}. \
+        "cargo::warning=kernel file skipped: {} with C compiler {compiler}: {why}. \
          Its kernels are left out of this build; at run time the registry uses the next-best \
          kernel set for that format (scalar last).",
         path.display()
