@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 /// The kernel directories, one per target architecture this crate has C kernels for.
 const DIRS: &[(&str, &str)] = &[("x86_64", "kernels/x86"), ("aarch64", "kernels/arm")];
 
-/// The flags an ISA suffix needs, for GCC/Clang/clang-cl (`msvc` false) or MSVC's cl.exe. A file gets exactly
-/// its suffix's flags, so it can never contain an instruction its registry row does not
-/// check for at run time: the AVX-512 TL kernels use VBMI `vpermb` and are gated on
-/// `has_avx512vbmi`; the I2_S one must run on VNNI CPUs without VBMI (e.g. Cascade Lake).
+/// The flags an ISA suffix needs, for GCC/Clang/clang-cl (`msvc` false) or MSVC's cl.exe.
+/// A file gets exactly its suffix's flags, so it can never contain an instruction its
+/// registry row does not check for at run time: the AVX-512 TL kernels use VBMI `vpermb`
+/// and are gated on `has_avx512vbmi`; the I2_S one must run on VNNI CPUs without VBMI
+/// (e.g. Cascade Lake).
 /// No kernel uses F16C, so no flag enables it (the registry does not check it).
 ///
 /// MSVC has no per-extension flags: every intrinsic is available whatever `/arch` says, and
@@ -183,7 +184,11 @@ fn compile(path: &Path, stem: &str, isa: &str, opts: &Options) -> bool {
     }
     if let Some(s) = &opts.sanitize {
         if msvc {
-            println!("cargo::warning=BITNET_SANITIZE is for GCC/Clang; {name} builds {} without sanitizers", path.display());
+            println!(
+                "cargo::warning=BITNET_SANITIZE is for GCC/Clang: {} is built by {name} \
+                 without sanitizers",
+                path.display()
+            );
         } else {
             b.flag(format!("-fsanitize={s}"))
                 .flag("-fno-omit-frame-pointer")

@@ -27,8 +27,8 @@ static inline int bitnet_x86_is_intel(void) {
 #if defined(_MSC_VER) && !defined(__clang__)
     int r[4]; /* eax, ebx, ecx, edx */
     __cpuid(r, 0);
-    return (unsigned)r[1] == 0x756e6547u /* Genu */ && (unsigned)r[3] == 0x49656e69u /* ineI */ &&
-           (unsigned)r[2] == 0x6c65746eu /* ntel */;
+    return (unsigned)r[1] == 0x756e6547u /* Genu */ &&
+           (unsigned)r[3] == 0x49656e69u /* ineI */ && (unsigned)r[2] == 0x6c65746eu /* ntel */;
 #else
     unsigned a, b, c, d;
     return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u /* Genu */ &&
