@@ -16,6 +16,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Portability. The kernels are C11 for GCC, Clang (Linux, macOS, MinGW) and MSVC (/std:c11).
+ * BITNET_ALWAYS_INLINE: hot loops whose constant arguments must fold after inlining.
+ * BITNET_INLINE_ASM: 1 where GCC-style inline assembly is available and wanted. A few x86
+ * inner loops use it because GCC 12 compiled the intrinsic to worse code (each use says
+ * why); MSVC has no GCC-style asm, and `-DBITNET_NO_INLINE_ASM` (build.rs sets it when the
+ * environment has BITNET_NO_INLINE_ASM=1) forces the intrinsic fallback on GCC/Clang too,
+ * so that path is tested. Both paths give the same int32 results bit for bit. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define BITNET_ALWAYS_INLINE __forceinline
+#else
+#define BITNET_ALWAYS_INLINE inline __attribute__((always_inline))
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(BITNET_NO_INLINE_ASM)
+#define BITNET_INLINE_ASM 1
+#else
+#define BITNET_INLINE_ASM 0
+#endif
+
 /* I2_S (src/format/i2s.rs): 4 rows interleaved, K in chunks of 256 weights = 64 bytes a row;
  * in a row's chunk, byte j holds columns j, j+64, j+128, j+192 in bit pairs 0-1 .. 6-7. */
 #define BITNET_I2S_ROW_TILE 4
@@ -63,7 +81,5 @@ BITNET_DECLARE_KERNELS(tl2, avx2)
 BITNET_DECLARE_KERNELS(tl2, avx512vbmi)
 BITNET_DECLARE_KERNELS(tl2, neon)
 BITNET_DECLARE_KERNELS(i2s, dotprod)
-BITNET_DECLARE_KERNELS(tl1, dotprod)
-BITNET_DECLARE_KERNELS(tl2, dotprod)
 
 #endif

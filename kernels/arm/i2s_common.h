@@ -49,7 +49,7 @@ static inline void i2s_decode(uint8x16_t v, int8x16_t c[4]) {
  * 64*half) times `na` activation rows (na <= I2S_ACT_TILE, a constant after inlining).
  * Each weight slice is loaded and decoded once and used for every activation row; each
  * activation slice once and used for both rows. */
-static inline __attribute__((always_inline)) void i2s_gemm_tile(
+static BITNET_ALWAYS_INLINE void i2s_gemm_tile(
     const uint8_t *g, size_t kp, const int8_t *x, size_t na, const int64_t *qsum, int32_t *y,
     size_t ystride) {
     const size_t nb = kp / BITNET_I2S_K_BLOCK;

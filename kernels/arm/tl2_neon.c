@@ -46,19 +46,26 @@ static void tl_build(const int8_t *x, size_t steps, uint8_t *tab) {
         const int16x8_t xv[3] = {vmovl_s8(vget_low_s8(x16)), vmovl_high_s8(x16),
                                  vmovl_s8(vld1_s8(x + 16))};
         /* Group g: activations 3g, 3g + 1, 3g + 2; |T| <= 3 * 128 in int16. */
-#define Q(g, d) xv[(3 * (g) + (d)) / 8], (3 * (g) + (d)) % 8
-#define GROUP(g)                                                                           \
-    do {                                                                                   \
-        const int16x8_t ta = vmlaq_laneq_s16(                                              \
-            vmlaq_laneq_s16(vmulq_laneq_s16(da[0], Q(g, 0)), da[1], Q(g, 1)), da[2], Q(g, 2)); \
-        const int16x8_t tb = vmlaq_laneq_s16(                                              \
-            vmlaq_laneq_s16(vmulq_laneq_s16(db[0], Q(g, 0)), db[1], Q(g, 1)), db[2], Q(g, 2)); \
-        tl2_split(ta, tb, tab + 64 * (g));                                                 \
-        tl2_split(vnegq_s16(ta), vnegq_s16(tb), tab + 64 * (g) + 16);                      \
+/* Activation 3g + d is lane L(g, d) of vector V(g, d). Two macros, not one giving "vector,
+ * lane": Clang's vmulq_laneq_s16 & co. are macros, which count their arguments before
+ * expanding them. */
+#define V(g, d) xv[(3 * (g) + (d)) / 8]
+#define L(g, d) ((3 * (g) + (d)) % 8)
+#define GROUP(g)                                                                              \
+    do {                                                                                      \
+        const int16x8_t ta = vmlaq_laneq_s16(                                                 \
+            vmlaq_laneq_s16(vmulq_laneq_s16(da[0], V(g, 0), L(g, 0)), da[1], V(g, 1), L(g, 1)), \
+            da[2], V(g, 2), L(g, 2));                                                         \
+        const int16x8_t tb = vmlaq_laneq_s16(                                                 \
+            vmlaq_laneq_s16(vmulq_laneq_s16(db[0], V(g, 0), L(g, 0)), db[1], V(g, 1), L(g, 1)), \
+            db[2], V(g, 2), L(g, 2));                                                         \
+        tl2_split(ta, tb, tab + 64 * (g));                                                    \
+        tl2_split(vnegq_s16(ta), vnegq_s16(tb), tab + 64 * (g) + 16);                         \
     } while (0)
         GROUP(0); GROUP(1); GROUP(2); GROUP(3); GROUP(4); GROUP(5); GROUP(6); GROUP(7);
 #undef GROUP
-#undef Q
+#undef V
+#undef L
     }
 }
 

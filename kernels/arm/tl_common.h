@@ -60,7 +60,7 @@ void TL_CAT(TL_FMT, gemv, neon)(const uint8_t *w, size_t kp, const int8_t *x, si
     const size_t steps = kp / TL_K_BLOCK;
     const size_t tile_bytes = steps * TL_STEP_BYTES;
     /* Tables of one chunk of steps, built once and used by every tile of the range. */
-    uint8_t tab[TL_CHUNK_STEPS * TL_TAB_STEP] __attribute__((aligned(16)));
+    _Alignas(16) uint8_t tab[TL_CHUNK_STEPS * TL_TAB_STEP];
     memset(y, 0, (row_end - row_begin) * sizeof *y);
     for (size_t k0 = 0; k0 < steps; k0 += TL_CHUNK_STEPS) {
         const size_t kn = steps - k0 < TL_CHUNK_STEPS ? steps - k0 : TL_CHUNK_STEPS;

@@ -36,13 +36,19 @@
 
 /* vpmaddubsw with the signed (activation) operand read from memory, in inline asm: with
  * the 4 activation vectors held in registers, 8 accumulators + masks + temporaries exceed
- * the 16 ymm registers and GCC 12 spills accumulators inside the loop. */
+ * the 16 ymm registers and GCC 12 spills accumulators inside the loop. (A statement
+ * expression: GCC and Clang only, like the asm.) Elsewhere (MSVC, or -DBITNET_NO_INLINE_ASM;
+ * kernels.h) the intrinsic with an unaligned load: the same instruction, the same result. */
+#if BITNET_INLINE_ASM
 #define MADDUBS_MEM(u, p)                                                            \
     ({                                                                               \
         __m256i r_;                                                                  \
         __asm__("vpmaddubsw %2, %1, %0" : "=x"(r_) : "x"(u), "m"(*(const __m256i *)(p))); \
         r_;                                                                          \
     })
+#else
+#define MADDUBS_MEM(u, p) _mm256_maddubs_epi16((u), _mm256_loadu_si256((const __m256i *)(p)))
+#endif
 
 /* [sum a, sum b, sum c, sum d] of four 8-lane vectors. */
 static inline __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d) {
@@ -64,8 +70,8 @@ static inline __m256i lane_sums(const int8_t *x, size_t kp) {
 }
 
 /* Rows 0..3 of the group at g times one activation row x (lane sums qs): the GEMV loop. */
-static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g, size_t nb,
-                                                                const int8_t *x, __m256i qs, int pf) {
+static BITNET_ALWAYS_INLINE __m128i gemv_group(const uint8_t *g, size_t nb,
+                                               const int8_t *x, __m256i qs, int pf) {
     const __m256i m0 = _mm256_set1_epi8(0x03), m1 = _mm256_set1_epi8(0x0C);
     const __m256i ones16 = _mm256_set1_epi16(1);
     /* int32 totals per row: sum of c*q over the lane's kp/8 columns, <= 2^29. */
@@ -108,7 +114,9 @@ static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g
 #define GEMM_KB 2048
 
 /* acc += vpmaddubsw(u, s) in inline asm: from intrinsics GCC 12 loaded each weight vector
- * twice, copied every accumulator through another register and spilled one. */
+ * twice, copied every accumulator through another register and spilled one. The fallback
+ * (kernels.h) is the same two instructions from intrinsics. */
+#if BITNET_INLINE_ASM
 #define MADDUBS_ADD(acc, u, s)                                                      \
     {                                                                               \
         __m256i t_;                                                                 \
@@ -116,6 +124,9 @@ static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g
                 : "+x"(acc), "=&x"(t_)                                              \
                 : "x"(u), "x"(s));                                                  \
     }
+#else
+#define MADDUBS_ADD(acc, u, s) ((acc) = _mm256_add_epi16((acc), _mm256_maddubs_epi16((u), (s))))
+#endif
 #define GEMM_ACTS 2
 /* Up to 3 activation rows take the GEMV loop (i2s_drivers.h); measured on Zen 4: n = 2 ran
  * 10% faster that way, n = 4 and 8 10-25% slower. */
@@ -143,9 +154,9 @@ static inline void unpack_group(const uint8_t *g, size_t b0, size_t b1, uint8_t 
  * activation rows 0..A-1. Each int32 partial is <= 256 * GEMM_KB; y starts at -sum q and
  * each block adds sum c*q over its columns, so y stays sum_{done} t*q - sum_{not done} q,
  * |.| <= 128 * (2^24 - 1) < 2^31. */
-static inline __attribute__((always_inline)) void tile(const uint8_t *u, const int8_t *x,
-                                                       size_t kp, size_t len, int A,
-                                                       int32_t *y, size_t ys) {
+static BITNET_ALWAYS_INLINE void tile(const uint8_t *u, const int8_t *x,
+                                      size_t kp, size_t len, int A,
+                                      int32_t *y, size_t ys) {
     const __m256i ones16 = _mm256_set1_epi16(1);
     __m256i acc[GEMM_ACTS][TILE];
     for (int j = 0; j < A; j++)

@@ -20,16 +20,11 @@
 
 #include "kernels.h"
 #include "x86/prefetch.h"
+#include "x86/vnni.h"
 
 #define CHUNK BITNET_I2S_CHUNK_BYTES
 #define KBLK BITNET_I2S_K_BLOCK
 #define TILE BITNET_I2S_ROW_TILE
-
-/* acc += u8(a) . s8(b) per int32 lane, in inline asm: GCC 12 otherwise copies every
- * accumulator through a second register around each vpdpbusd and folds the shared
- * activation loads into every use (re-reading each vector 4 times), which doubles the
- * time of the GEMV loop. "v" keeps both sources in registers. */
-#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
 
 /* GEMV flush period in chunks. Bound: acc_3 lane gains at most 4 * (2*64) * 128 = 2^16 a
  * chunk, so 4096 chunks stay within 2^28 < 2^31; the combined total per lane is
@@ -58,8 +53,8 @@ static inline __m512i lane_sums(const int8_t *x, size_t kp) {
 }
 
 /* Rows 0..3 of the group at g times one activation row x (lane sums qs): the GEMV loop. */
-static inline __attribute__((always_inline)) __m128i gemv_group(const uint8_t *g, size_t nb,
-                                                                const int8_t *x, __m512i qs, int pf) {
+static BITNET_ALWAYS_INLINE __m128i gemv_group(const uint8_t *g, size_t nb,
+                                               const int8_t *x, __m512i qs, int pf) {
     const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C);
     const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8((char)0xC0);
     __m512i tot[TILE];
@@ -131,9 +126,9 @@ static inline void unpack_group(const uint8_t *g, size_t b0, size_t b1, uint8_t 
  * Bound per lane: len / 16 columns of c*q, |.| <= 256 * GEMM_KB / 16 = 40960; the y entries
  * start at -sum q and each block adds sum c*q over its columns, so y stays
  * sum_{done} t*q - sum_{not done} q, |.| <= 128 * (2^24 - 1) < 2^31. */
-static inline __attribute__((always_inline)) void tile(const uint8_t *u, const int8_t *x,
-                                                       size_t kp, size_t len, int A,
-                                                       int32_t *y, size_t ys) {
+static BITNET_ALWAYS_INLINE void tile(const uint8_t *u, const int8_t *x,
+                                      size_t kp, size_t len, int A,
+                                      int32_t *y, size_t ys) {
     __m512i acc[GEMM_ACTS][TILE];
     for (int j = 0; j < A; j++)
         for (int i = 0; i < TILE; i++) acc[j][i] = _mm512_setzero_si512();
@@ -171,8 +166,16 @@ static inline void tile_acts(const uint8_t *u, const int8_t *x, size_t kp, size_
 
 typedef __m512i lanes_t;
 
+/* The reduction written out: _mm512_reduce_add_epi32 is a sequence each compiler's headers
+ * provide (or not), not an instruction; these are plain instruction intrinsics, which any
+ * AVX-512 compiler has. Exact: every partial sum is <= 128 * (2^24 - 1) < 2^31. */
 static inline int32_t sum_q(const int8_t *x, size_t kp) {
-    return _mm512_reduce_add_epi32(lane_sums(x, kp));
+    const __m512i s = lane_sums(x, kp);
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4E));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1));
+    return _mm_cvtsi128_si32(q);
 }
 
 #include "x86/i2s_drivers.h"

@@ -24,11 +24,11 @@
 #define GEMM_X_BYTES (512 * 1024)
 
 /* Rows [row_begin, row_end) times one activation row, group by group. */
-static inline __attribute__((always_inline)) void i2s_gemv_rows(const uint8_t *w, size_t kp,
-                                                                const int8_t *x,
-                                                                size_t row_begin,
-                                                                size_t row_end, int32_t *y,
-                                                                int pf) {
+static BITNET_ALWAYS_INLINE void i2s_gemv_rows(const uint8_t *w, size_t kp,
+                                               const int8_t *x,
+                                               size_t row_begin,
+                                               size_t row_end, int32_t *y,
+                                               int pf) {
     const lanes_t qs = lane_sums(x, kp);
     for (size_t r = row_begin; r < row_end; r += BITNET_I2S_ROW_TILE) {
         const __m128i s = gemv_group(w + bitnet_i2s_chunk_offset(r, 0, kp),

@@ -10,23 +10,45 @@
 #ifndef BITNET_X86_PREFETCH_H
 #define BITNET_X86_PREFETCH_H
 
-#include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h> /* __cpuid */
+#else
+#include <cpuid.h> /* __get_cpuid (GCC, Clang, MinGW) */
+#endif
 
 #define BITNET_PREFETCH_BYTES 1024
 
-/* 1 on a GenuineIntel CPU, else 0; cpuid runs once per translation unit (relaxed atomics:
- * racing first calls all store the same value). */
+/* 1 on a GenuineIntel CPU, else 0; cpuid runs once per translation unit. The cache is read
+ * and written with relaxed atomics (GCC / Clang builtins), or on MSVC a volatile int (an
+ * aligned int access is atomic on x86): racing first calls all store the same value. */
+static inline int bitnet_x86_is_intel(void) {
+#if defined(_MSC_VER) && !defined(__clang__)
+    int r[4]; /* eax, ebx, ecx, edx */
+    __cpuid(r, 0);
+    return (unsigned)r[1] == 0x756e6547u /* Genu */ &&
+           (unsigned)r[3] == 0x49656e69u /* ineI */ && (unsigned)r[2] == 0x6c65746eu /* ntel */;
+#else
+    unsigned a, b, c, d;
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u /* Genu */ &&
+           d == 0x49656e69u /* ineI */ && c == 0x6c65746eu /* ntel */;
+#endif
+}
+
 static inline int bitnet_x86_prefetch_on(void) {
+#if defined(_MSC_VER) && !defined(__clang__)
+    static volatile int cached = -1;
+    int v = cached;
+    if (v < 0) cached = v = bitnet_x86_is_intel();
+#else
     static int cached = -1;
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (v < 0) {
-        unsigned a, b, c, d;
-        v = __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u /* Genu */ &&
-            d == 0x49656e69u /* ineI */ && c == 0x6c65746eu /* ntel */;
+        v = bitnet_x86_is_intel();
         __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
+#endif
     return v;
 }
 

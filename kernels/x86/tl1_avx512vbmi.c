@@ -15,6 +15,7 @@
  * Bounded memory: tables for at most TL1_CHUNK_STEPS steps (3584 columns, 56 KiB) on the
  * stack; longer rows are done in balanced passes, accumulating into y. No allocation.
  */
+#define BITNET_TL_AVX512VBMI 1 /* tl_common.h: the AVX-512 VBMI helpers */
 #include "tl_common.h"
 
 #define TL1_CHUNK_STEPS 224 /* 224 steps x 256 B of tables = 56 KiB */

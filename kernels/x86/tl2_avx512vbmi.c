@@ -25,6 +25,7 @@
  * stack; longer rows are done in balanced passes, each walking all the rows and
  * accumulating into y. No allocation.
  */
+#define BITNET_TL_AVX512VBMI 1 /* tl_common.h: the AVX-512 VBMI helpers */
 #include "tl_common.h"
 
 #define TL2_CHUNK_STEPS 224 /* 224 steps x 256 B of tables = 56 KiB */

@@ -47,10 +47,10 @@
         memcpy(&(dst), b_, n);                              \
     } while (0)
 
-#if defined(__AVX512VBMI__)
-/* acc += u8(a) . s8(b) per int32 lane; inline asm because GCC 12 otherwise copies the
- * accumulator through another register around every vpdpbusd. */
-#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
+/* The AVX-512 helpers, for the *_avx512vbmi.c files, which define BITNET_TL_AVX512VBMI
+ * before including this header (MSVC's /arch:AVX512 does not define __AVX512VBMI__). */
+#if defined(BITNET_TL_AVX512VBMI)
+#include "x86/vnni.h"
 
 /* byte 4i + l <- byte 16l + i: one row's four groups into one dword. */
 static inline __m512i bitnet_tl_transpose(void) {
@@ -78,7 +78,9 @@ static inline __m512i bitnet_tl_even(void) {
 static inline __mmask64 bitnet_tl_load_mask(const uint8_t *p) {
     uint64_t m;
     memcpy(&m, p, 8);
-    __asm__("" : "+r"(m));
+#if BITNET_INLINE_ASM
+    __asm__("" : "+r"(m)); /* keeps GCC from folding the load into the kmovq */
+#endif
     return _cvtu64_mask64(m);
 }
 
