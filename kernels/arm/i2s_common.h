@@ -7,7 +7,7 @@
  *                                x[64k .. 64k+15], each int32 lane growing by at most
  *                                16 * 2 * 128 = 2^12 in magnitude.
  *
- * Decoding (FORMATS.md section 2): byte j of a row's 64-byte chunk holds the codes of columns
+ * Decoding (docs/FORMATS.md section 2): byte j of a row's 64-byte chunk holds the codes of columns
  * j, j+64, j+128, j+192 in bit pairs 0-1 .. 6-7; c = t + 1 in {0, 1, 2}, so
  * sum t*q = sum c*q - sum q, with sum q taken once per activation row. Codes 0..2 are valid
  * signed bytes, so signed x signed multiplies (sdot, smull) are exact on them. */
