@@ -46,6 +46,7 @@ pub mod par;
 pub mod quant;
 
 pub use error::{Error, Result};
+pub use format::ggml::HfScale;
 pub use format::{Format, Layout, TernaryMatrix};
 pub use kernels::{kernel_name, KernelSet};
 pub use matmul::{

@@ -116,7 +116,7 @@ fn bitnet_pos(n: usize) -> (usize, usize) {
     (n / BITNET_BLOCK * 32 + within % 32, 6 - 2 * (within / 32))
 }
 
-fn bitnet_check_shape(rows: usize, cols: usize) -> Result<usize> {
+pub(crate) fn bitnet_check_shape(rows: usize, cols: usize) -> Result<usize> {
     super::check_shape(rows, cols)?;
     if !cols.is_multiple_of(BITNET_BLOCK) {
         return Err(Error::InvalidShape(format!(

@@ -5,6 +5,7 @@
 //! The packed bytes are the same for every kernel; which kernel runs is chosen at run time.
 
 mod aligned;
+pub mod ggml;
 pub mod i2s;
 pub mod tl1;
 pub mod tl2;
@@ -274,6 +275,95 @@ impl TernaryMatrix {
     /// [`TernaryMatrix::from_bitnet_i2s`]. Needs `cols % 128 == 0`.
     pub fn to_bitnet_i2s(&self) -> Result<Vec<u8>> {
         i2s::export_bitnet(&self.to_ternary(), self.rows(), self.cols(), self.scale)
+    }
+
+    /// Imports a ggml tensor of type `ggml_type` (34 TQ1_0, 35 TQ2_0, 36 bitnet.cpp I2_S;
+    /// `docs/FORMATS.md` §7) with `rows` = `ne1` (output features) and `cols` = `ne0` (input
+    /// features), exactly, packed in `format`. For TQ1_0 and TQ2_0 `cols` must be a multiple
+    /// of 256, and every block with a non-zero weight must carry the same `|d|`, which
+    /// becomes the scale (1.0 when every block is zero); anything else is an error naming
+    /// the first disagreeing block. Type 39 and unknown types are [`Error::Unsupported`].
+    ///
+    /// ```
+    /// use bitnet_kernels::{format::ggml::GGML_TYPE_TQ2_0, Format, TernaryMatrix};
+    /// let t: Vec<i8> = (0..2 * 256).map(|i| (i % 3) as i8 - 1).collect();
+    /// let m = TernaryMatrix::from_ternary(&t, 2, 256, 0.5, Format::I2S)?;
+    /// let bytes = m.to_ggml(GGML_TYPE_TQ2_0)?;
+    /// assert_eq!(bytes.len(), TernaryMatrix::ggml_size(GGML_TYPE_TQ2_0, 2, 256)?);
+    /// assert_eq!(TernaryMatrix::from_ggml(GGML_TYPE_TQ2_0, &bytes, 2, 256, Format::I2S)?, m);
+    /// # Ok::<(), bitnet_kernels::Error>(())
+    /// ```
+    pub fn from_ggml(
+        ggml_type: u32,
+        data: &[u8],
+        rows: usize,
+        cols: usize,
+        format: Format,
+    ) -> Result<Self> {
+        let t = ggml::GgmlType::from_id(ggml_type.into())?;
+        let (trits, scale) = match t {
+            ggml::GgmlType::I2S => {
+                format.layout(rows, cols)?;
+                i2s::import_bitnet(data, rows, cols)?
+            }
+            _ => {
+                format.layout(rows, cols)?;
+                ggml::decode_tq(t, data, rows, cols)?
+            }
+        };
+        Self::from_ternary(&trits, rows, cols, scale, format)
+    }
+
+    /// The byte size of a `rows x cols` ggml tensor of type `ggml_type` (see
+    /// [`TernaryMatrix::from_ggml`]): 54 bytes per 256 weights for TQ1_0, 66 for TQ2_0,
+    /// `rows * cols / 4 + 32` for I2_S (`cols % 128 == 0`).
+    pub fn ggml_size(ggml_type: u32, rows: usize, cols: usize) -> Result<usize> {
+        ggml::GgmlType::from_id(ggml_type.into())?.size(rows, cols)
+    }
+
+    /// Exports the matrix as a ggml tensor of type `ggml_type`: for TQ1_0 and TQ2_0 the
+    /// bytes ggml's own quantizer writes for the weights `trit * scale` (`d` = fp16(scale),
+    /// rounded to nearest even, in blocks with a non-zero weight; `d` = 0 and zero codes in
+    /// all-zero blocks), for I2_S the bitnet.cpp blob ([`TernaryMatrix::to_bitnet_i2s`]).
+    /// A scale that is not an fp16 value comes back from [`TernaryMatrix::from_ggml`]
+    /// rounded; one above 65504 is an error for the TQ types.
+    pub fn to_ggml(&self, ggml_type: u32) -> Result<Vec<u8>> {
+        let t = ggml::GgmlType::from_id(ggml_type.into())?;
+        match t {
+            ggml::GgmlType::I2S => self.to_bitnet_i2s(),
+            _ => ggml::encode_tq(t, &self.to_ternary(), self.rows(), self.cols(), self.scale),
+        }
+    }
+
+    /// Imports a Hugging Face `transformers` packed BitNet weight (`uint8`, shape
+    /// `(rows / 4, cols)`; `docs/FORMATS.md` §7): byte `[p, k]` holds the codes of rows
+    /// `p + i * rows / 4`, `i = 0..3`, in bits `2i+1:2i`. `rows` must be a multiple of 4.
+    /// The scale is `weight_scale` ([`HfScale::Multiply`](ggml::HfScale::Multiply)) or
+    /// `1 / weight_scale` rounded to f32 ([`HfScale::Divide`](ggml::HfScale::Divide));
+    /// `weight_scale` must be finite and positive.
+    pub fn from_hf_packed(
+        packed: &[u8],
+        rows: usize,
+        cols: usize,
+        weight_scale: f32,
+        scale: ggml::HfScale,
+        format: Format,
+    ) -> Result<Self> {
+        format.layout(rows, cols)?;
+        check_scale(weight_scale)?;
+        let s = match scale {
+            ggml::HfScale::Multiply => weight_scale,
+            ggml::HfScale::Divide => 1.0 / weight_scale,
+        };
+        let trits = ggml::decode_hf(packed, rows, cols)?;
+        Self::from_ternary(&trits, rows, cols, s, format)
+    }
+
+    /// Exports the trits in the Hugging Face packed layout (the inverse of
+    /// [`TernaryMatrix::from_hf_packed`] with `weight_scale = self.scale()` and
+    /// [`HfScale::Multiply`](ggml::HfScale::Multiply)). `rows` must be a multiple of 4.
+    pub fn to_hf_packed(&self) -> Result<Vec<u8>> {
+        ggml::encode_hf(&self.to_ternary(), self.rows(), self.cols())
     }
 
     /// The same trits and scale packed in another format.

@@ -1,0 +1,178 @@
+//! TQ1_0 / TQ2_0 import and export against an independent implementation: the PyPI package
+//! `gguf` (its numpy quantizer and dequantizer), run by tests/ggml/make_reference.py; and the
+//! Hugging Face packed layout against a numpy packer written from the rule in
+//! docs/FORMATS.md §7.
+//!
+//! The interpreter is `$BITNET_PYTHON`, or `.venv/bin/python` at the repository root (made
+//! by `.ci/run`). Without it the test fails, unless `BITNET_SKIP_PYTHON=1`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bitnet_kernels::format::ggml::{f16_to_f32, f32_to_f16, GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0};
+use bitnet_kernels::{Error, Format, HfScale, TernaryMatrix};
+
+const HOW: &str = "create it with `python3 -m venv .venv && .venv/bin/pip install numpy gguf` \
+                   at the repository root (or point BITNET_PYTHON at a python with numpy and \
+                   gguf), or set BITNET_SKIP_PYTHON=1 to skip this test";
+
+/// Runs the reference script into a fresh directory; None when skipping is asked for.
+fn reference_dir() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var("BITNET_SKIP_PYTHON").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED: BITNET_SKIP_PYTHON=1, the gguf reference was not run");
+        return None;
+    }
+    let python = std::env::var_os("BITNET_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python interpreter at {}: {HOW}",
+        python.display()
+    );
+    let dir = std::env::temp_dir().join(format!("bitnet-ggml-reference-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(&python)
+        .arg(root.join("tests/ggml/make_reference.py"))
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {HOW}", python.display()));
+    assert!(
+        out.status.success(),
+        "tests/ggml/make_reference.py failed ({}); {HOW}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(dir)
+}
+
+fn read_f32(p: &Path) -> Vec<f32> {
+    std::fs::read(p)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+struct Case {
+    name: String,
+    ternary: bool,
+    rows: usize,
+    cols: usize,
+    beta: f32,
+    d: f32,
+}
+
+fn cases(dir: &Path) -> Vec<Case> {
+    let text = std::fs::read_to_string(dir.join("manifest.txt")).unwrap();
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Case {
+                name: f[0].into(),
+                ternary: f[1] == "ternary",
+                rows: f[2].parse().unwrap(),
+                cols: f[3].parse().unwrap(),
+                beta: f32::from_bits(f[4].parse().unwrap()),
+                d: f32::from_bits(f[5].parse().unwrap()),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn tq_and_hf_match_the_gguf_package() {
+    let Some(dir) = reference_dir() else { return };
+    let cases = cases(&dir);
+    assert!(cases.len() >= 8, "the reference script wrote too few cases");
+    let (mut ternary, mut random, mut hf) = (0, 0, 0);
+    for c in &cases {
+        let (rows, cols) = (c.rows, c.cols);
+        for (ty, tname) in [(GGML_TYPE_TQ1_0, "TQ1_0"), (GGML_TYPE_TQ2_0, "TQ2_0")] {
+            let ctx = format!("{} {tname}", c.name);
+            let bytes = std::fs::read(dir.join(format!("{}.{tname}", c.name))).unwrap();
+            let deq = read_f32(&dir.join(format!("{}.{tname}.deq", c.name)));
+            assert_eq!(
+                bytes.len(),
+                TernaryMatrix::ggml_size(ty, rows, cols).unwrap(),
+                "{ctx}"
+            );
+            if c.ternary {
+                let trits: Vec<i8> = std::fs::read(dir.join(format!("{}.trits", c.name)))
+                    .unwrap()
+                    .into_iter()
+                    .map(|b| b as i8)
+                    .collect();
+                // Import: the trits and fp16(beta) exactly (all-zero tensor: scale 1.0).
+                for f in Format::ALL {
+                    let m = TernaryMatrix::from_ggml(ty, &bytes, rows, cols, f).unwrap();
+                    assert_eq!(m.to_ternary(), trits, "{ctx} {f}");
+                    let want = if trits.iter().all(|&t| t == 0) {
+                        1.0
+                    } else {
+                        c.d
+                    };
+                    assert_eq!(m.scale().to_bits(), want.to_bits(), "{ctx} {f}");
+                    // And gguf's dequantized values, exactly.
+                    let vals: Vec<f32> = trits.iter().map(|&t| t as f32 * m.scale()).collect();
+                    assert!(
+                        vals.iter().zip(&deq).all(|(a, b)| a == b),
+                        "{ctx}: trit * scale differs from gguf.dequantize"
+                    );
+                }
+                // Our fp16 rounding is numpy's.
+                assert_eq!(f16_to_f32(f32_to_f16(c.beta)).to_bits(), c.d.to_bits());
+                // Export: ggml's bytes exactly, from trits and the f32 beta.
+                let m =
+                    TernaryMatrix::from_ternary(&trits, rows, cols, c.beta, Format::I2S).unwrap();
+                assert!(m.to_ggml(ty).unwrap() == bytes, "{ctx}: export differs");
+                ternary += 1;
+            } else {
+                // Each block has its own d: the whole tensor is refused, naming a block.
+                let e = TernaryMatrix::from_ggml(ty, &bytes, rows, cols, Format::I2S).unwrap_err();
+                assert!(
+                    matches!(&e, Error::InvalidData(s) | Error::Unsupported(s) if s.contains("block")),
+                    "{ctx}: {e}"
+                );
+                // One block alone has one scale: it imports, and trit * scale is gguf's value.
+                let bb = bytes.len() / (rows * cols / 256);
+                for (i, blk) in bytes.chunks_exact(bb).enumerate() {
+                    let m = TernaryMatrix::from_ggml(ty, blk, 1, 256, Format::I2S).unwrap();
+                    let vals: Vec<f32> = m
+                        .to_ternary()
+                        .iter()
+                        .map(|&t| t as f32 * m.scale())
+                        .collect();
+                    assert_eq!(&vals[..], &deq[i * 256..(i + 1) * 256], "{ctx} block {i}");
+                    assert!(m.to_ggml(ty).unwrap() == blk, "{ctx} block {i}: re-export");
+                }
+                random += 1;
+            }
+        }
+        let hf_path = dir.join(format!("{}.hf", c.name));
+        if c.ternary && hf_path.exists() {
+            let packed = std::fs::read(&hf_path).unwrap();
+            let trits: Vec<i8> = std::fs::read(dir.join(format!("{}.trits", c.name)))
+                .unwrap()
+                .into_iter()
+                .map(|b| b as i8)
+                .collect();
+            let m = TernaryMatrix::from_hf_packed(
+                &packed,
+                rows,
+                cols,
+                c.beta,
+                HfScale::Multiply,
+                Format::I2S,
+            )
+            .unwrap();
+            assert_eq!(m.to_ternary(), trits, "{} hf", c.name);
+            assert_eq!(m.scale(), c.beta);
+            assert_eq!(m.to_hf_packed().unwrap(), packed, "{} hf export", c.name);
+            hf += 1;
+        }
+    }
+    assert!(ternary >= 14 && random >= 2 && hf >= 3, "{ternary} {random} {hf}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
