@@ -108,6 +108,26 @@ typedef enum BitnetFormat {
 } BitnetFormat;
 
 /**
+ * The ggml tensor type ids the `ggml_type` parameters take (ggml's and bitnet.cpp's own
+ * numbers, as stored in GGUF tensor infos). Other ids, 39 included (TL2 in bitnet.cpp's fork,
+ * MXFP4 upstream), are `BITNET_STATUS_UNSUPPORTED`.
+ */
+typedef enum BitnetGgmlType {
+    /**
+     * ggml TQ1_0: 54-byte blocks of 256 weights (5 trits a byte, fp16 d).
+     */
+    BITNET_GGML_TYPE_TQ1_0 = 34,
+    /**
+     * ggml TQ2_0: 66-byte blocks of 256 weights (2 bits a weight, fp16 d).
+     */
+    BITNET_GGML_TYPE_TQ2_0 = 35,
+    /**
+     * bitnet.cpp I2_S: 2 bits a weight in 128-weight groups, then a 32-byte tail with the f32 scale.
+     */
+    BITNET_GGML_TYPE_I2S = 36,
+} BitnetGgmlType;
+
+/**
  * A packed ternary matrix: opaque, immutable once built. Any number of threads may use one
  * matrix at the same time (all calls take it as `const`); free it once, with
  * `bitnet_matrix_free`, when no call is using it.
@@ -220,6 +240,56 @@ enum BitnetStatus bitnet_matrix_from_bitnet_i2s(const uint8_t *blob,
                                                 struct BitnetMatrix **out);
 
 /**
+ * The byte size of a `rows x cols` ggml tensor of type `ggml_type` (34 TQ1_0: 54 bytes per
+ * 256 weights; 35 TQ2_0: 66 bytes per 256 weights; 36 bitnet.cpp I2_S: `rows * cols / 4 +
+ * 32`), with rows = output features (`ne1`) and cols = input features (`ne0`). 0 when the
+ * type is not one of these or the shape is invalid for it (TQ types need `cols % 256 ==
+ * 0`, I2_S `cols % 128 == 0`); `bitnet_last_error()` then says why.
+ */
+size_t bitnet_ggml_size(int ggml_type, size_t rows, size_t cols);
+
+/**
+ * Imports a ggml tensor (`size` bytes; see `bitnet_ggml_size`) of type `ggml_type` (34
+ * TQ1_0, 35 TQ2_0, 36 bitnet.cpp I2_S) with rows = output features (`ne1`) and cols = input
+ * features (`ne0`), exactly, and packs it in `format`. TQ1_0 and TQ2_0 carry an fp16 scale
+ * `d` per 256-weight block: every block with a non-zero weight must have the same `|d|`,
+ * which becomes the matrix's scale (1.0 when every block is zero); otherwise
+ * `BITNET_STATUS_INVALID_DATA` (or `BITNET_STATUS_UNSUPPORTED` when the blocks agree within
+ * each row: per-row scales are not supported yet), with the first disagreeing block named in
+ * `bitnet_last_error()`. Type 39 and other types: `BITNET_STATUS_UNSUPPORTED`. On success
+ * `*out` receives a new matrix (free it with `bitnet_matrix_free`); on failure `*out` is
+ * left untouched.
+ *
+ * Safety: `data` points to `size` bytes.
+ */
+enum BitnetStatus bitnet_matrix_from_ggml(int ggml_type,
+                                          const void *data,
+                                          size_t size,
+                                          size_t rows,
+                                          size_t cols,
+                                          int format,
+                                          struct BitnetMatrix **out);
+
+/**
+ * Imports a Hugging Face `transformers` packed BitNet weight (`uint8` of shape
+ * `(rows / 4, cols)`, rows = output features; `rows % 4 == 0`): byte `[p, k]` holds in bits
+ * `2i+1:2i` the code (trit + 1) of row `p + i * rows / 4`. The scale is `weight_scale`, or
+ * `1 / weight_scale` (rounded to f32) when `scale_is_divisor` is non-zero (the older
+ * `"bitlinear"` class; `"autobitlinear"` multiplies). Code 3 is `BITNET_STATUS_INVALID_DATA`.
+ * On success `*out` receives a new matrix (free it with `bitnet_matrix_free`); on failure
+ * `*out` is left untouched.
+ *
+ * Safety: `packed` points to `rows / 4 * cols` bytes.
+ */
+enum BitnetStatus bitnet_matrix_from_hf_packed(const uint8_t *packed,
+                                               size_t rows,
+                                               size_t cols,
+                                               float weight_scale,
+                                               int scale_is_divisor,
+                                               int format,
+                                               struct BitnetMatrix **out);
+
+/**
  * The same trits and scale packed in another format, as a new matrix in `*out` (free it
  * with `bitnet_matrix_free`); `*out` is untouched on failure.
  *
@@ -312,6 +382,21 @@ enum BitnetStatus bitnet_matrix_to_ternary(const struct BitnetMatrix *m,
 enum BitnetStatus bitnet_matrix_to_bitnet_i2s(const struct BitnetMatrix *m,
                                               uint8_t *out,
                                               size_t out_len);
+
+/**
+ * Exports the matrix as a ggml tensor of type `ggml_type` into `out`, whose length `size`
+ * must equal `bitnet_ggml_size(ggml_type, rows, cols)`. TQ1_0 and TQ2_0: the bytes ggml's
+ * own quantizer writes for the weights trit * scale (`d` = the scale rounded to fp16, to
+ * nearest even, in blocks with a non-zero weight; `d` = 0 and zero codes in all-zero
+ * blocks; a scale above 65504 is `BITNET_STATUS_INVALID_DATA`). I2_S: the bitnet.cpp blob
+ * (as `bitnet_matrix_to_bitnet_i2s`). `out` is untouched on failure.
+ *
+ * Safety: `m` is a live matrix; `out` points to `size` writable bytes.
+ */
+enum BitnetStatus bitnet_matrix_to_ggml(const struct BitnetMatrix *m,
+                                        int ggml_type,
+                                        void *out,
+                                        size_t size);
 
 /**
  * Exact int32 accumulators `y[i] = sum_j t[i][j] * x[j]` for any int8 x (-128 included).

@@ -1,8 +1,9 @@
 //! Matrix handles: building them (from f32 weights, trits, packed bytes, a bitnet.cpp blob,
 //! another format), freeing them, reading their shape, and copying their contents out.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 
+use crate::format::ggml::{GgmlType, HfScale};
 use crate::format::i2s::{BITNET_BLOCK, BITNET_TAIL};
 use crate::format::TernaryMatrix;
 
@@ -196,6 +197,98 @@ pub unsafe extern "C" fn bitnet_matrix_from_bitnet_i2s(
     })
 }
 
+/// The byte size of a `rows x cols` ggml tensor of type `ggml_type` (34 TQ1_0: 54 bytes per
+/// 256 weights; 35 TQ2_0: 66 bytes per 256 weights; 36 bitnet.cpp I2_S: `rows * cols / 4 +
+/// 32`), with rows = output features (`ne1`) and cols = input features (`ne0`). 0 when the
+/// type is not one of these or the shape is invalid for it (TQ types need `cols % 256 ==
+/// 0`, I2_S `cols % 128 == 0`); `bitnet_last_error()` then says why.
+#[no_mangle]
+pub extern "C" fn bitnet_ggml_size(ggml_type: c_int, rows: usize, cols: usize) -> usize {
+    boundary(
+        |_| 0,
+        || Ok(GgmlType::from_id(ggml_type.into())?.size(rows, cols)?),
+    )
+}
+
+/// Imports a ggml tensor (`size` bytes; see `bitnet_ggml_size`) of type `ggml_type` (34
+/// TQ1_0, 35 TQ2_0, 36 bitnet.cpp I2_S) with rows = output features (`ne1`) and cols = input
+/// features (`ne0`), exactly, and packs it in `format`. TQ1_0 and TQ2_0 carry an fp16 scale
+/// `d` per 256-weight block: every block with a non-zero weight must have the same `|d|`,
+/// which becomes the matrix's scale (1.0 when every block is zero); otherwise
+/// `BITNET_STATUS_INVALID_DATA` (or `BITNET_STATUS_UNSUPPORTED` when the blocks agree within
+/// each row: per-row scales are not supported yet), with the first disagreeing block named in
+/// `bitnet_last_error()`. Type 39 and other types: `BITNET_STATUS_UNSUPPORTED`. On success
+/// `*out` receives a new matrix (free it with `bitnet_matrix_free`); on failure `*out` is
+/// left untouched.
+///
+/// Safety: `data` points to `size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn bitnet_matrix_from_ggml(
+    ggml_type: c_int,
+    data: *const c_void,
+    size: usize,
+    rows: usize,
+    cols: usize,
+    format: c_int,
+    out: *mut *mut BitnetMatrix,
+) -> BitnetStatus {
+    status_call(|| {
+        check_ptr(out, "out")?;
+        check_ptr(data, "data")?;
+        let format = format_of(format)?;
+        format.layout(rows, cols)?;
+        let want = GgmlType::from_id(ggml_type.into())?.size(rows, cols)?;
+        check_len("size", size, want, "bitnet_ggml_size(ggml_type, rows, cols)")?;
+        // SAFETY: `data` points to `size` bytes (the caller's contract).
+        let d = unsafe { c_slice(data.cast::<u8>(), size, "data") }?;
+        // ggml_type >= 34 here (the size check accepted it), so the cast is lossless.
+        let m = TernaryMatrix::from_ggml(ggml_type as u32, d, rows, cols, format)?;
+        // SAFETY: `out` was checked above.
+        unsafe { put_matrix(out, m) };
+        Ok(())
+    })
+}
+
+/// Imports a Hugging Face `transformers` packed BitNet weight (`uint8` of shape
+/// `(rows / 4, cols)`, rows = output features; `rows % 4 == 0`): byte `[p, k]` holds in bits
+/// `2i+1:2i` the code (trit + 1) of row `p + i * rows / 4`. The scale is `weight_scale`, or
+/// `1 / weight_scale` (rounded to f32) when `scale_is_divisor` is non-zero (the older
+/// `"bitlinear"` class; `"autobitlinear"` multiplies). Code 3 is `BITNET_STATUS_INVALID_DATA`.
+/// On success `*out` receives a new matrix (free it with `bitnet_matrix_free`); on failure
+/// `*out` is left untouched.
+///
+/// Safety: `packed` points to `rows / 4 * cols` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn bitnet_matrix_from_hf_packed(
+    packed: *const u8,
+    rows: usize,
+    cols: usize,
+    weight_scale: f32,
+    scale_is_divisor: c_int,
+    format: c_int,
+    out: *mut *mut BitnetMatrix,
+) -> BitnetStatus {
+    status_call(|| {
+        check_ptr(out, "out")?;
+        check_ptr(packed, "packed")?;
+        let format = format_of(format)?;
+        format.layout(rows, cols)?;
+        let size = crate::format::ggml::hf_size(rows, cols)?;
+        check_scale(weight_scale)?;
+        let how = if scale_is_divisor != 0 {
+            HfScale::Divide
+        } else {
+            HfScale::Multiply
+        };
+        // SAFETY: `packed` points to rows / 4 * cols bytes (the caller's contract).
+        let p = unsafe { c_slice(packed, size, "packed") }?;
+        let m = TernaryMatrix::from_hf_packed(p, rows, cols, weight_scale, how, format)?;
+        // SAFETY: `out` was checked above.
+        unsafe { put_matrix(out, m) };
+        Ok(())
+    })
+}
+
 /// The same trits and scale packed in another format, as a new matrix in `*out` (free it
 /// with `bitnet_matrix_free`); `*out` is untouched on failure.
 ///
@@ -371,6 +464,35 @@ pub unsafe extern "C" fn bitnet_matrix_to_bitnet_i2s(
         let blob = m.to_bitnet_i2s()?;
         // SAFETY: `out` was checked and holds out_len == blob.len() bytes.
         unsafe { write_out(&blob, out) };
+        Ok(())
+    })
+}
+
+/// Exports the matrix as a ggml tensor of type `ggml_type` into `out`, whose length `size`
+/// must equal `bitnet_ggml_size(ggml_type, rows, cols)`. TQ1_0 and TQ2_0: the bytes ggml's
+/// own quantizer writes for the weights trit * scale (`d` = the scale rounded to fp16, to
+/// nearest even, in blocks with a non-zero weight; `d` = 0 and zero codes in all-zero
+/// blocks; a scale above 65504 is `BITNET_STATUS_INVALID_DATA`). I2_S: the bitnet.cpp blob
+/// (as `bitnet_matrix_to_bitnet_i2s`). `out` is untouched on failure.
+///
+/// Safety: `m` is a live matrix; `out` points to `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn bitnet_matrix_to_ggml(
+    m: *const BitnetMatrix,
+    ggml_type: c_int,
+    out: *mut c_void,
+    size: usize,
+) -> BitnetStatus {
+    status_call(|| {
+        // SAFETY: the caller passes a live handle (NULL and misaligned are rejected).
+        let m = unsafe { handle(m) }?;
+        check_ptr(out, "out")?;
+        let want = GgmlType::from_id(ggml_type.into())?.size(m.rows(), m.cols())?;
+        check_len("size", size, want, "bitnet_ggml_size(ggml_type, rows, cols)")?;
+        // ggml_type >= 34 here (the size check accepted it), so the cast is lossless.
+        let bytes = m.to_ggml(ggml_type as u32)?;
+        // SAFETY: `out` was checked and holds size == bytes.len() bytes.
+        unsafe { write_out(&bytes, out.cast::<u8>()) };
         Ok(())
     })
 }

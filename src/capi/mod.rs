@@ -40,7 +40,7 @@ pub use matrix::*;
 pub use products::*;
 pub use status::{
     bitnet_kernel_name, bitnet_last_error, bitnet_status_message, bitnet_version, status_of,
-    BitnetFormat, BitnetStatus,
+    BitnetFormat, BitnetGgmlType, BitnetStatus,
 };
 
 #[cfg(test)]

@@ -101,6 +101,26 @@ pub enum BitnetFormat {
     Tl2 = 2,
 }
 
+/// The ggml tensor type ids the `ggml_type` parameters take (ggml's and bitnet.cpp's own
+/// numbers, as stored in GGUF tensor infos). Other ids, 39 included (TL2 in bitnet.cpp's fork,
+/// MXFP4 upstream), are `BITNET_STATUS_UNSUPPORTED`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitnetGgmlType {
+    /// ggml TQ1_0: 54-byte blocks of 256 weights (5 trits a byte, fp16 d).
+    Tq1_0 = 34,
+    /// ggml TQ2_0: 66-byte blocks of 256 weights (2 bits a weight, fp16 d).
+    Tq2_0 = 35,
+    /// bitnet.cpp I2_S: 2 bits a weight in 128-weight groups, then a 32-byte tail with the f32 scale.
+    I2s = 36,
+}
+
+const _: () = assert!(
+    BitnetGgmlType::Tq1_0 as u32 == crate::format::ggml::GGML_TYPE_TQ1_0
+        && BitnetGgmlType::Tq2_0 as u32 == crate::format::ggml::GGML_TYPE_TQ2_0
+        && BitnetGgmlType::I2s as u32 == crate::format::ggml::GGML_TYPE_I2_S
+);
+
 const _: () = assert!(
     BitnetFormat::I2s as u32 == Format::I2S as u32
         && BitnetFormat::Tl1 as u32 == Format::TL1 as u32

@@ -46,6 +46,15 @@ static float spare_f[2 * COLS + 1];
 static uint8_t *packed, *packed_bad; /* m's packed bytes; with one code 3 */
 static size_t packed_len;
 static uint8_t blob[R128 * C128 / 4 + 32], blob_code3[sizeof blob], blob_nan[sizeof blob];
+/* ggml tensors of m512 (R128 x 512, scale 0.25 = fp16 0x3400): TQ2_0 and TQ1_0, and copies
+ * with one flaw each; Hugging Face packed bytes (R128 x C128). */
+#define C512 512
+static BitnetMatrix *m512;
+static int8_t trits512[R128 * C512];
+static uint8_t tq2[R128 * 2 * 66], tq2_code3[sizeof tq2], tq2_mixed[sizeof tq2],
+    tq2_rows[sizeof tq2], tq2_nan[sizeof tq2];
+static uint8_t tq1[R128 * 2 * 54], tq1_bad[sizeof tq1];
+static uint8_t hf[R128 / 4 * C128], hf_code3[sizeof hf];
 
 /* Outputs: filled with a sentinel before each call and checked after it. */
 static int32_t yi[4 * ROWS];
@@ -158,6 +167,55 @@ static int outputs_untouched(void) {
     X(blob_out_short, LENGTH_MISMATCH, bitnet_matrix_to_bitnet_i2s(m128, bytes_out, sizeof blob - 1)) \
     X(blob_out_null, NULL_POINTER, bitnet_matrix_to_bitnet_i2s(m128, NULL, sizeof blob))        \
     X(blob_out_null_m, NULL_POINTER, bitnet_matrix_to_bitnet_i2s(NULL, bytes_out, sizeof blob)) \
+    /* ggml tensors */                                                                          \
+    X(ggml_in_null, NULL_POINTER,                                                               \
+      bitnet_matrix_from_ggml(35, NULL, sizeof tq2, R128, C512, I2S, &out_m))                   \
+    X(ggml_in_null_out, NULL_POINTER,                                                           \
+      bitnet_matrix_from_ggml(35, tq2, sizeof tq2, R128, C512, I2S, NULL))                      \
+    X(ggml_in_type_39, UNSUPPORTED,                                                             \
+      bitnet_matrix_from_ggml(39, tq2, sizeof tq2, R128, C512, I2S, &out_m))                    \
+    X(ggml_in_type_neg, UNSUPPORTED,                                                            \
+      bitnet_matrix_from_ggml(-35, tq2, sizeof tq2, R128, C512, I2S, &out_m))                   \
+    X(ggml_in_format, INVALID_FORMAT,                                                           \
+      bitnet_matrix_from_ggml(35, tq2, sizeof tq2, R128, C512, 9, &out_m))                      \
+    X(ggml_in_cols, INVALID_SHAPE,                                                              \
+      bitnet_matrix_from_ggml(35, tq2, sizeof tq2, R128, 300, I2S, &out_m))                     \
+    X(ggml_in_zero_rows, INVALID_SHAPE,                                                         \
+      bitnet_matrix_from_ggml(35, tq2, sizeof tq2, 0, C512, I2S, &out_m))                       \
+    X(ggml_in_short, LENGTH_MISMATCH,                                                           \
+      bitnet_matrix_from_ggml(35, tq2, sizeof tq2 - 1, R128, C512, I2S, &out_m))                \
+    X(ggml_in_wrong_type_size, LENGTH_MISMATCH,                                                 \
+      bitnet_matrix_from_ggml(34, tq2, sizeof tq2, R128, C512, I2S, &out_m))                    \
+    X(ggml_in_tq2_code3, INVALID_DATA,                                                          \
+      bitnet_matrix_from_ggml(35, tq2_code3, sizeof tq2, R128, C512, I2S, &out_m))              \
+    X(ggml_in_tq1_byte, INVALID_DATA,                                                           \
+      bitnet_matrix_from_ggml(34, tq1_bad, sizeof tq1, R128, C512, I2S, &out_m))                \
+    X(ggml_in_mixed_d, INVALID_DATA,                                                            \
+      bitnet_matrix_from_ggml(35, tq2_mixed, sizeof tq2, R128, C512, I2S, &out_m))              \
+    X(ggml_in_per_row_d, UNSUPPORTED,                                                           \
+      bitnet_matrix_from_ggml(35, tq2_rows, sizeof tq2, R128, C512, I2S, &out_m))               \
+    X(ggml_in_nan_d, NON_FINITE,                                                                \
+      bitnet_matrix_from_ggml(35, tq2_nan, sizeof tq2, R128, C512, I2S, &out_m))                \
+    X(ggml_in_i2s_short, LENGTH_MISMATCH,                                                       \
+      bitnet_matrix_from_ggml(36, blob, sizeof blob - 1, R128, C128, I2S, &out_m))              \
+    X(ggml_in_i2s_code3, INVALID_DATA,                                                          \
+      bitnet_matrix_from_ggml(36, blob_code3, sizeof blob, R128, C128, I2S, &out_m))            \
+    X(ggml_out_cols, INVALID_SHAPE, bitnet_matrix_to_ggml(m, 35, bytes_out, sizeof bytes_out))  \
+    X(ggml_out_short, LENGTH_MISMATCH, bitnet_matrix_to_ggml(m512, 35, bytes_out, sizeof tq2 - 1)) \
+    X(ggml_out_type, UNSUPPORTED, bitnet_matrix_to_ggml(m512, 39, bytes_out, sizeof tq2))       \
+    X(ggml_out_null, NULL_POINTER, bitnet_matrix_to_ggml(m512, 35, NULL, sizeof tq2))           \
+    X(ggml_out_null_m, NULL_POINTER, bitnet_matrix_to_ggml(NULL, 35, bytes_out, sizeof tq2))    \
+    /* Hugging Face packed weights */                                                           \
+    X(hf_null, NULL_POINTER, bitnet_matrix_from_hf_packed(NULL, R128, C128, 1.0f, 0, I2S, &out_m)) \
+    X(hf_null_out, NULL_POINTER, bitnet_matrix_from_hf_packed(hf, R128, C128, 1.0f, 0, I2S, NULL)) \
+    X(hf_rows_not_4, INVALID_SHAPE,                                                             \
+      bitnet_matrix_from_hf_packed(hf, 3, C128, 1.0f, 0, I2S, &out_m))                          \
+    X(hf_code3, INVALID_DATA,                                                                   \
+      bitnet_matrix_from_hf_packed(hf_code3, R128, C128, 1.0f, 0, I2S, &out_m))                 \
+    X(hf_scale_nan, NON_FINITE, bitnet_matrix_from_hf_packed(hf, R128, C128, NAN, 1, I2S, &out_m)) \
+    X(hf_scale_zero, INVALID_DATA,                                                              \
+      bitnet_matrix_from_hf_packed(hf, R128, C128, 0.0f, 1, I2S, &out_m))                       \
+    X(hf_format, INVALID_FORMAT, bitnet_matrix_from_hf_packed(hf, R128, C128, 1.0f, 0, 5, &out_m)) \
     /* conversions */                                                                           \
     X(to_format_null_m, NULL_POINTER, bitnet_matrix_to_format(NULL, I2S, &out_m))               \
     X(to_format_misaligned_m, MISALIGNED_POINTER,                                               \
@@ -340,6 +398,27 @@ static void make_fixtures(void) {
     blob_code3[5] = 0xFF;
     float nan = NAN;
     memcpy(blob_nan + R128 * C128 / 4, &nan, sizeof nan);
+
+    for (size_t i = 0; i < sizeof trits512; i++) trits512[i] = (int8_t)(i % 3) - 1;
+    if (bitnet_matrix_from_ternary(trits512, R128, C512, 0.25f, BITNET_FORMAT_I2S, &m512) ||
+        bitnet_matrix_to_ggml(m512, BITNET_GGML_TYPE_TQ2_0, tq2, sizeof tq2) ||
+        bitnet_matrix_to_ggml(m512, BITNET_GGML_TYPE_TQ1_0, tq1, sizeof tq1)) {
+        fprintf(stderr, "fixtures: %s\n", bitnet_last_error());
+        exit(1);
+    }
+    memcpy(tq2_code3, tq2, sizeof tq2);
+    tq2_code3[66 + 3] = 0xFF; /* block 1 (row 0), byte 3 */
+    memcpy(tq2_mixed, tq2, sizeof tq2);
+    tq2_mixed[7 * 66 + 65] = 0x38; /* the last block's d: 0.5 instead of 0.25 */
+    memcpy(tq2_rows, tq2, sizeof tq2);
+    for (int b = 4; b < 8; b++) tq2_rows[b * 66 + 65] = 0x38; /* rows 2 and 3: d = 0.5 */
+    memcpy(tq2_nan, tq2, sizeof tq2);
+    tq2_nan[64] = 0x00, tq2_nan[65] = 0x7E;
+    memcpy(tq1_bad, tq1, sizeof tq1);
+    tq1_bad[54 + 10] = 1; /* never written by ggml: ceil(q * 256 / 243) skips 1 */
+    memset(hf, 0x55, sizeof hf);
+    memcpy(hf_code3, hf, sizeof hf);
+    hf_code3[17] = 0xD5;
 }
 
 static void check_messages(void) {
@@ -396,6 +475,32 @@ static void check_details(void) {
     CHECK(strstr(line, " is not a multiple of 4 bytes") != NULL);
 }
 
+/* ggml sizes: 0, with a reason, for a type or shape this library does not take; and the
+ * block a scale mismatch names. */
+static void check_ggml(void) {
+    CHECK(bitnet_ggml_size(35, R128, C512) == sizeof tq2);
+    CHECK(bitnet_ggml_size(34, R128, C512) == sizeof tq1);
+    CHECK(bitnet_ggml_size(36, R128, C128) == sizeof blob);
+    CHECK(bitnet_ggml_size(39, R128, C512) == 0);
+    CHECK(strstr(bitnet_last_error(), "TL2") && strstr(bitnet_last_error(), "MXFP4"));
+    CHECK(bitnet_ggml_size(2, R128, C512) == 0 && strstr(bitnet_last_error(), "type 2"));
+    CHECK(bitnet_ggml_size(35, R128, 300) == 0 && strstr(bitnet_last_error(), "256"));
+    CHECK(bitnet_ggml_size(36, R128, 64) == 0 && strstr(bitnet_last_error(), "128"));
+    CHECK(bitnet_ggml_size(35, 0, C512) == 0);
+    CHECK(bitnet_ggml_size(35, SIZE_MAX / 2, C512) == 0);
+    CHECK(bitnet_matrix_from_ggml(35, tq2_mixed, sizeof tq2, R128, C512, I2S, &out_m) ==
+          BITNET_STATUS_INVALID_DATA);
+    CHECK(strstr(bitnet_last_error(), "row 3, block 1 has |d| = 0.5") &&
+          strstr(bitnet_last_error(), "(row 0, block 0) has |d| = 0.25"));
+    CHECK(bitnet_matrix_from_ggml(35, tq2_rows, sizeof tq2, R128, C512, I2S, &out_m) ==
+          BITNET_STATUS_UNSUPPORTED);
+    CHECK(strstr(bitnet_last_error(), "row 2, block 0") &&
+          strstr(bitnet_last_error(), "per-row scales are not supported"));
+    CHECK(bitnet_matrix_from_hf_packed(hf, 6, C128, 1.0f, 0, I2S, &out_m) ==
+          BITNET_STATUS_INVALID_SHAPE);
+    CHECK(strstr(bitnet_last_error(), "multiple of 4"));
+}
+
 static void check_null_handles(void) {
     bitnet_matrix_free(NULL);
     CHECK(bitnet_matrix_rows(NULL) == 0);
@@ -422,6 +527,7 @@ int main(int argc, char **argv) {
         run_table(table, sizeof table / sizeof table[0]);
         rows = sizeof table / sizeof table[0];
         check_details();
+        check_ggml();
         /* A failure's detail names the problem, and survives a later successful call. */
         CHECK(bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS) == BITNET_STATUS_LENGTH_MISMATCH);
         CHECK(strstr(bitnet_last_error(), "299") != NULL);
@@ -432,6 +538,7 @@ int main(int argc, char **argv) {
     check_null_handles();
     bitnet_matrix_free(m);
     bitnet_matrix_free(m128);
+    bitnet_matrix_free(m512);
     free(packed);
     free(packed_bad);
     if (failures) {

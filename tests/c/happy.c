@@ -359,6 +359,131 @@ static void check_threads(void) {
     free(x);
 }
 
+/* ggml TQ2_0 and TQ1_0 and the Hugging Face packed layout, written from the byte rules of
+ * docs/FORMATS.md §7. `t` is rows x cols trits; `d` the fp16 bits of the scale. */
+static void ref_tq2(const int8_t *t, size_t rows, size_t cols, uint16_t d, uint8_t *out) {
+    for (size_t b = 0; b < rows * cols / 256; b++) {
+        const int8_t *w = t + 256 * b;
+        uint8_t *o = out + 66 * b;
+        int zero = 1;
+        for (size_t e = 0; e < 256; e++) zero &= w[e] == 0;
+        for (size_t j = 0; j < 64; j++) {
+            size_t h = j / 32, m = j % 32;
+            o[j] = 0;
+            for (size_t l = 0; l < 4; l++)
+                o[j] = (uint8_t)(o[j] | (uint8_t)(w[128 * h + 32 * l + m] + 1) << (2 * l));
+        }
+        o[64] = zero ? 0 : (uint8_t)(d & 0xFF);
+        o[65] = zero ? 0 : (uint8_t)(d >> 8);
+    }
+}
+
+static void ref_tq1(const int8_t *t, size_t rows, size_t cols, uint16_t d, uint8_t *out) {
+    static const unsigned pow3[5] = {81, 27, 9, 3, 1};
+    for (size_t b = 0; b < rows * cols / 256; b++) {
+        const int8_t *w = t + 256 * b;
+        uint8_t *o = out + 54 * b;
+        int zero = 1;
+        for (size_t e = 0; e < 256; e++) zero &= w[e] == 0;
+        for (size_t j = 0; j < 52; j++) {
+            unsigned q = 0;
+            for (size_t n = 0; n < 5; n++) {
+                size_t e;
+                if (j < 32)
+                    e = 32 * n + j;
+                else if (j < 48)
+                    e = 160 + 16 * n + (j - 32);
+                else if (n < 4)
+                    e = 240 + 4 * n + (j - 48);
+                else
+                    continue;
+                q += (unsigned)(w[e] + 1) * pow3[n];
+            }
+            o[j] = (uint8_t)((q * 256 + 242) / 243); /* ceil(q * 256 / 243) */
+        }
+        o[52] = zero ? 0 : (uint8_t)(d & 0xFF);
+        o[53] = zero ? 0 : (uint8_t)(d >> 8);
+    }
+}
+
+static void ref_hf(const int8_t *t, size_t rows, size_t cols, uint8_t *out) {
+    size_t q = rows / 4;
+    memset(out, 0, q * cols);
+    for (size_t p = 0; p < q; p++)
+        for (size_t k = 0; k < cols; k++)
+            for (size_t i = 0; i < 4; i++)
+                out[p * cols + k] =
+                    (uint8_t)(out[p * cols + k] | (uint8_t)(t[(p + i * q) * cols + k] + 1) << (2 * i));
+}
+
+/* Export to ggml equals the reference bytes; import gives back the trits and fp16(scale) in
+ * every format. An all-zero block (row 1, block 0) and an all-zero row (the last) included. */
+static void check_ggml(size_t rows, size_t cols, float scale, uint16_t d, float d_value) {
+    size_t n = rows * cols;
+    int8_t *t = (int8_t *)xmalloc(n), *t2 = (int8_t *)xmalloc(n);
+    for (size_t i = 0; i < n; i++) t[i] = (int8_t)(next_u32() % 3) - 1;
+    if (rows > 1) memset(t + cols, 0, 256);
+    memset(t + (rows - 1) * cols, 0, cols);
+    BitnetMatrix *m = NULL;
+    OK(bitnet_matrix_from_ternary(t, rows, cols, scale, BITNET_FORMAT_I2S, &m));
+    for (int k = 0; k < 2; k++) {
+        int type = k ? BITNET_GGML_TYPE_TQ1_0 : BITNET_GGML_TYPE_TQ2_0;
+        size_t size = bitnet_ggml_size(type, rows, cols);
+        CHECK(size == n / 256 * (k ? 54 : 66));
+        uint8_t *ref = (uint8_t *)xmalloc(size), *got = (uint8_t *)xmalloc(size);
+        if (k)
+            ref_tq1(t, rows, cols, d, ref);
+        else
+            ref_tq2(t, rows, cols, d, ref);
+        OK(bitnet_matrix_to_ggml(m, type, got, size));
+        CHECK(memcmp(got, ref, size) == 0);
+        for (int f = BITNET_FORMAT_I2S; f <= BITNET_FORMAT_TL2; f++) {
+            BitnetMatrix *m2 = NULL;
+            OK(bitnet_matrix_from_ggml(type, ref, size, rows, cols, f, &m2));
+            OK(bitnet_matrix_to_ternary(m2, t2, n));
+            CHECK(memcmp(t2, t, n) == 0);
+            CHECK(bitnet_matrix_scale(m2) == d_value);
+            CHECK(bitnet_matrix_format(m2) == f);
+            bitnet_matrix_free(m2);
+        }
+        free(ref);
+        free(got);
+    }
+    /* Type 36 is bitnet.cpp's I2_S blob. */
+    size_t blen = 0;
+    OK(bitnet_i2s_blob_size(rows, cols, &blen));
+    CHECK(bitnet_ggml_size(BITNET_GGML_TYPE_I2S, rows, cols) == blen);
+    uint8_t *b1 = (uint8_t *)xmalloc(blen), *b2 = (uint8_t *)xmalloc(blen);
+    OK(bitnet_matrix_to_ggml(m, BITNET_GGML_TYPE_I2S, b1, blen));
+    OK(bitnet_matrix_to_bitnet_i2s(m, b2, blen));
+    CHECK(memcmp(b1, b2, blen) == 0);
+    BitnetMatrix *m3 = NULL;
+    OK(bitnet_matrix_from_ggml(BITNET_GGML_TYPE_I2S, b1, blen, rows, cols, BITNET_FORMAT_TL2, &m3));
+    OK(bitnet_matrix_to_ternary(m3, t2, n));
+    CHECK(memcmp(t2, t, n) == 0 && bitnet_matrix_scale(m3) == scale);
+    bitnet_matrix_free(m3);
+    free(b1);
+    free(b2);
+    /* Hugging Face packed: multiplied, or divided (scale 1 / weight_scale). */
+    if (rows % 4 == 0) {
+        uint8_t *hf = (uint8_t *)xmalloc(n / 4);
+        ref_hf(t, rows, cols, hf);
+        for (int div = 0; div < 2; div++) {
+            BitnetMatrix *m4 = NULL;
+            OK(bitnet_matrix_from_hf_packed(hf, rows, cols, div ? 4.0f : scale, div,
+                                            BITNET_FORMAT_TL1, &m4));
+            OK(bitnet_matrix_to_ternary(m4, t2, n));
+            CHECK(memcmp(t2, t, n) == 0);
+            CHECK(bitnet_matrix_scale(m4) == (div ? 0.25f : scale));
+            bitnet_matrix_free(m4);
+        }
+        free(hf);
+    }
+    bitnet_matrix_free(m);
+    free(t);
+    free(t2);
+}
+
 int main(void) {
     CHECK(strcmp(bitnet_version(), BITNET_KERNELS_VERSION) == 0);
     const char *kernel = bitnet_kernel_name();
@@ -370,6 +495,10 @@ int main(void) {
         check_shape(shapes[i][0], shapes[i][1], 0);
     check_shape(12, 256, 1);
     check_threads();
+    check_ggml(6, 512, 0.5f, 0x3800, 0.5f);
+    check_ggml(3, 256, 1.75f, 0x3F00, 1.75f);
+    /* 0.1 is no fp16 value: d = fp16(0.1) = 0x2E66, which is what comes back. */
+    check_ggml(8, 768, 0.1f, 0x2E66, 0.0999755859375f);
 
     /* A tiny case worked by hand (the doc example of ternary_gemv): trits [1 -1 0; 0 1 1],
      * scale 0.5, x = [1, 0.5, -1] -> q = [127, 64, -127], acc = [63, -63]. */
