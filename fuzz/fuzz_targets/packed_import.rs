@@ -8,12 +8,16 @@
 //!
 //! Input: mode, format id, rows, cols, scale bits, then payload. Modes:
 //! 0 raw bytes as packed data; 1 a valid packing of fuzzer trits with a few bytes mutated;
-//! 2 raw bytes as a bitnet.cpp blob; 3 a valid blob of fuzzer trits with a few bytes mutated.
+//! 2 raw bytes as a bitnet.cpp blob; 3 a valid blob of fuzzer trits with a few bytes mutated;
+//! 4 a ggml tensor (type 33..40: TQ1_0, TQ2_0, I2_S and types that must be refused), raw or a
+//! valid export mutated; 5 Hugging Face packed bytes, raw or valid and mutated. An accepted
+//! ggml or HF import exports back to a tensor that imports as the same matrix.
 #![no_main]
 
 mod common;
 
-use bitnet_kernels::{Error, Format, TernaryMatrix};
+use bitnet_kernels::format::ggml::f32_to_f16;
+use bitnet_kernels::{Error, Format, HfScale, TernaryMatrix};
 use common::{check_products, cycle, trit, Bytes};
 use libfuzzer_sys::fuzz_target;
 
@@ -63,7 +67,7 @@ fn check_accepted(m: &TernaryMatrix, given: &[u8], scale: f32, xsrc: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
-    let mode = b.u8() % 4;
+    let mode = b.u8() % 6;
     let fmt = b.u8() % 4; // 3 is not a format
     let rows = b.u8() as usize % 140; // crosses TL tiles (64) twice; 0 is a bad shape
     let cols = match b.u8() % 4 {
@@ -140,13 +144,82 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) => clean(&e),
             }
         }
+        4 => {
+            let ty = 33 + (b.u8() % 8) as u32;
+            let cols = if b.u8() % 2 == 0 {
+                256 * (b.u8() as usize % 5)
+            } else {
+                cols
+            };
+            let (bytes, changed) = if b.u8() % 2 == 0 {
+                (b.rest().to_vec(), true)
+            } else {
+                let Ok(size) = TernaryMatrix::ggml_size(ty, rows, cols) else {
+                    return;
+                };
+                if size > 1 << 15 {
+                    return;
+                }
+                let t = cycle(b.take(256), rows * cols, trit);
+                let m =
+                    TernaryMatrix::from_ternary(&t, rows, cols, scale_or(scale), format).unwrap();
+                let Ok(mut bytes) = m.to_ggml(ty) else {
+                    return; // a scale above fp16's range
+                };
+                // A scale that rounds to fp16 zero exports as d = 0: its blocks import as
+                // zeros, and the bytes do not come back.
+                let d_zero = ty != 36 && f32_to_f16(m.scale()) & 0x7FFF == 0;
+                let changed = mutate(&mut bytes, &mut b) | d_zero;
+                (bytes, changed)
+            };
+            match TernaryMatrix::from_ggml(ty, &bytes, rows, cols, format) {
+                Ok(m) => {
+                    assert!((34..=36).contains(&ty));
+                    assert_eq!(m.format(), format);
+                    let out = m.to_ggml(ty).expect("export of an imported tensor");
+                    if !changed {
+                        assert_eq!(out, bytes, "ggml round trip");
+                    }
+                    let again = TernaryMatrix::from_ggml(ty, &out, rows, cols, format).unwrap();
+                    assert_eq!(again, m, "import of an export");
+                    check_products(&m, xsrc);
+                }
+                Err(e) => {
+                    clean(&e);
+                    assert!(changed, "valid ggml bytes rejected: {e}");
+                }
+            }
+        }
+        5 => {
+            let how = if b.u8() % 2 == 0 {
+                HfScale::Multiply
+            } else {
+                HfScale::Divide
+            };
+            let bytes = if b.u8() % 2 == 0 || rows % 4 != 0 || rows * cols > 1 << 16 {
+                b.rest().to_vec()
+            } else {
+                let t = cycle(b.take(256), rows * cols, trit);
+                let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, format).unwrap();
+                let mut bytes = m.to_hf_packed().unwrap();
+                mutate(&mut bytes, &mut b);
+                bytes
+            };
+            match TernaryMatrix::from_hf_packed(&bytes, rows, cols, scale, how, format) {
+                Ok(m) => {
+                    assert_eq!(m.to_hf_packed().unwrap(), bytes, "HF round trip");
+                    check_products(&m, xsrc);
+                }
+                Err(e) => clean(&e),
+            }
+        }
         _ => unreachable!(),
     }
 });
 
-/// A finite scale for building a valid blob.
+/// A valid (finite, positive) scale for building a valid blob or tensor.
 fn scale_or(s: f32) -> f32 {
-    if s.is_finite() {
+    if s.is_finite() && s > 0.0 {
         s
     } else {
         1.0
