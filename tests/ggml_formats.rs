@@ -120,8 +120,14 @@ fn bad_ggml_input_is_refused() {
     for ty in TQ {
         let b = tq_bytes(ty, 2, 512, 0.5);
         assert!(matches!(imp(ty, &b, 2, 300), Err(Error::InvalidShape(_))));
-        assert!(matches!(imp(ty, &b[1..], 2, 512), Err(Error::LengthMismatch { .. })));
-        assert!(matches!(imp(ty, &b, 3, 512), Err(Error::LengthMismatch { .. })));
+        assert!(matches!(
+            imp(ty, &b[1..], 2, 512),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            imp(ty, &b, 3, 512),
+            Err(Error::LengthMismatch { .. })
+        ));
         assert!(matches!(imp(ty, &b, 0, 512), Err(Error::InvalidShape(_))));
         assert!(TernaryMatrix::ggml_size(ty, 2, 300).is_err());
     }
@@ -131,17 +137,29 @@ fn bad_ggml_input_is_refused() {
         assert!(TernaryMatrix::ggml_size(ty, 1, 256).is_err());
     }
     let e = imp(39, &[0; 66], 1, 256).unwrap_err().to_string();
-    assert!(e.contains("TL2") && e.contains("MXFP4") && e.contains("tiling"), "{e}");
+    assert!(
+        e.contains("TL2") && e.contains("MXFP4") && e.contains("tiling"),
+        "{e}"
+    );
     let m = TernaryMatrix::from_ternary(&[0; 300], 1, 300, 1.0, Format::I2S).unwrap();
-    assert!(matches!(m.to_ggml(GGML_TYPE_TQ2_0), Err(Error::InvalidShape(_))));
+    assert!(matches!(
+        m.to_ggml(GGML_TYPE_TQ2_0),
+        Err(Error::InvalidShape(_))
+    ));
     let big = TernaryMatrix::from_ternary(&[1; 256], 1, 256, 70000.0, Format::I2S).unwrap();
-    assert!(matches!(big.to_ggml(GGML_TYPE_TQ1_0), Err(Error::InvalidData(_))));
+    assert!(matches!(
+        big.to_ggml(GGML_TYPE_TQ1_0),
+        Err(Error::InvalidData(_))
+    ));
 
     // TQ2_0: code 3, block 1, byte 5.
     let mut b = tq_bytes(GGML_TYPE_TQ2_0, 1, 512, 0.5);
     b[66 + 5] |= 0x0C;
     let e = imp(GGML_TYPE_TQ2_0, &b, 1, 512).unwrap_err();
-    assert!(matches!(&e, Error::InvalidData(s) if s.contains("code 3") && s.contains("block 1")), "{e}");
+    assert!(
+        matches!(&e, Error::InvalidData(s) if s.contains("code 3") && s.contains("block 1")),
+        "{e}"
+    );
     // TQ1_0: every byte value ggml never writes, in a 5-trit and a 4-trit position, and a
     // 4-trit byte whose fifth digit is not 0.
     let good = tq_bytes(GGML_TYPE_TQ1_0, 1, 256, 0.5);
@@ -161,7 +179,10 @@ fn bad_ggml_input_is_refused() {
     // Non-finite d.
     let mut b = tq_bytes(GGML_TYPE_TQ2_0, 1, 256, 0.5);
     b[64..66].copy_from_slice(&0x7C00u16.to_le_bytes());
-    assert!(matches!(imp(GGML_TYPE_TQ2_0, &b, 1, 256), Err(Error::NonFinite { .. })));
+    assert!(matches!(
+        imp(GGML_TYPE_TQ2_0, &b, 1, 256),
+        Err(Error::NonFinite { .. })
+    ));
 }
 
 #[test]
@@ -179,7 +200,10 @@ fn block_scales_must_agree() {
     // Row 2 entirely at 0.25: per-row scales would do, and are not supported yet.
     b[4 * 66 + 64..4 * 66 + 66].copy_from_slice(&f32_to_f16(0.25).to_le_bytes());
     let e = TernaryMatrix::from_ggml(ty, &b, 3, 512, Format::I2S).unwrap_err();
-    assert!(matches!(&e, Error::Unsupported(s) if s.contains("row 2, block 0") && s.contains("per-row")), "{e}");
+    assert!(
+        matches!(&e, Error::Unsupported(s) if s.contains("row 2, block 0") && s.contains("per-row")),
+        "{e}"
+    );
     // An all-zero block's d does not count, and neither does a d = 0 block's codes.
     let mut t: Vec<i8> = (0..512).map(|i| (i % 3) as i8 - 1).collect();
     t[256..].fill(0);
@@ -187,7 +211,10 @@ fn block_scales_must_agree() {
     let mut b = m.to_ggml(ty).unwrap();
     assert_eq!(&b[66 + 64..], &[0, 0]);
     b[66 + 64..].copy_from_slice(&f32_to_f16(3.0).to_le_bytes());
-    assert_eq!(TernaryMatrix::from_ggml(ty, &b, 1, 512, Format::I2S).unwrap(), m);
+    assert_eq!(
+        TernaryMatrix::from_ggml(ty, &b, 1, 512, Format::I2S).unwrap(),
+        m
+    );
     b[64..66].fill(0);
     let z = TernaryMatrix::from_ggml(ty, &b, 1, 512, Format::I2S).unwrap();
     assert!(z.to_ternary().iter().all(|&v| v == 0) && z.scale() == 1.0);
@@ -201,18 +228,32 @@ fn block_scales_must_agree() {
 
 #[test]
 fn bad_hf_input_is_refused() {
-    let hf = |p: &[u8], r, c, s| TernaryMatrix::from_hf_packed(p, r, c, s, HfScale::Multiply, Format::I2S);
+    let hf = |p: &[u8], r, c, s| {
+        TernaryMatrix::from_hf_packed(p, r, c, s, HfScale::Multiply, Format::I2S)
+    };
     let p = vec![0x55u8; 2 * 10];
     assert!(hf(&p, 8, 10, 1.0).is_ok());
     let e = hf(&p, 6, 10, 1.0).unwrap_err();
-    assert!(matches!(&e, Error::InvalidShape(s) if s.contains("multiple of 4")), "{e}");
-    assert!(matches!(hf(&p[1..], 8, 10, 1.0), Err(Error::LengthMismatch { .. })));
-    assert!(matches!(hf(&p, 8, 10, f32::NAN), Err(Error::NonFinite { .. })));
+    assert!(
+        matches!(&e, Error::InvalidShape(s) if s.contains("multiple of 4")),
+        "{e}"
+    );
+    assert!(matches!(
+        hf(&p[1..], 8, 10, 1.0),
+        Err(Error::LengthMismatch { .. })
+    ));
+    assert!(matches!(
+        hf(&p, 8, 10, f32::NAN),
+        Err(Error::NonFinite { .. })
+    ));
     assert!(matches!(hf(&p, 8, 10, 0.0), Err(Error::InvalidData(_))));
     let mut bad = p.clone();
     bad[13] = 0x75; // bits 5:4 = 3: packed row 1, column 3, row 1 + 2 * 2 = 5
     let e = hf(&bad, 8, 10, 1.0).unwrap_err();
-    assert!(matches!(&e, Error::InvalidData(s) if s.contains("row 5")), "{e}");
+    assert!(
+        matches!(&e, Error::InvalidData(s) if s.contains("row 5")),
+        "{e}"
+    );
     // Row p + i * rows / 4 sits in bits 2i+1:2i of byte [p, k].
     let mut t = vec![0i8; 8 * 10];
     t[7 * 10 + 4] = 1; // p = 1, i = 3

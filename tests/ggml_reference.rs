@@ -173,6 +173,9 @@ fn tq_and_hf_match_the_gguf_package() {
             hf += 1;
         }
     }
-    assert!(ternary >= 14 && random >= 2 && hf >= 3, "{ternary} {random} {hf}");
+    assert!(
+        ternary >= 14 && random >= 2 && hf >= 3,
+        "{ternary} {random} {hf}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

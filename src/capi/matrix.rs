@@ -238,7 +238,12 @@ pub unsafe extern "C" fn bitnet_matrix_from_ggml(
         let format = format_of(format)?;
         format.layout(rows, cols)?;
         let want = GgmlType::from_id(ggml_type.into())?.size(rows, cols)?;
-        check_len("size", size, want, "bitnet_ggml_size(ggml_type, rows, cols)")?;
+        check_len(
+            "size",
+            size,
+            want,
+            "bitnet_ggml_size(ggml_type, rows, cols)",
+        )?;
         // SAFETY: `data` points to `size` bytes (the caller's contract).
         let d = unsafe { c_slice(data.cast::<u8>(), size, "data") }?;
         // ggml_type >= 34 here (the size check accepted it), so the cast is lossless.
@@ -488,7 +493,12 @@ pub unsafe extern "C" fn bitnet_matrix_to_ggml(
         let m = unsafe { handle(m) }?;
         check_ptr(out, "out")?;
         let want = GgmlType::from_id(ggml_type.into())?.size(m.rows(), m.cols())?;
-        check_len("size", size, want, "bitnet_ggml_size(ggml_type, rows, cols)")?;
+        check_len(
+            "size",
+            size,
+            want,
+            "bitnet_ggml_size(ggml_type, rows, cols)",
+        )?;
         // ggml_type >= 34 here (the size check accepted it), so the cast is lossless.
         let bytes = m.to_ggml(ggml_type as u32)?;
         // SAFETY: `out` was checked and holds size == bytes.len() bytes.
