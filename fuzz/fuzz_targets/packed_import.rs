@@ -196,7 +196,12 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 HfScale::Divide
             };
-            let bytes = if b.u8() % 2 == 0 || rows % 4 != 0 || rows * cols > 1 << 16 {
+            let bytes = if b.u8() % 2 == 0
+                || rows == 0
+                || cols == 0
+                || rows % 4 != 0
+                || rows * cols > 1 << 16
+            {
                 b.rest().to_vec()
             } else {
                 let t = cycle(b.take(256), rows * cols, trit);
