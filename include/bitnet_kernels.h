@@ -70,7 +70,8 @@ typedef enum BitnetStatus {
      */
     BITNET_STATUS_KERNEL_UNAVAILABLE = 7,
     /**
-     * The format exists but this build has no packer or kernel for it.
+     * The format exists but this build has no packer or kernel for it; or a ggml type this
+     * library does not decode, or TQ blocks whose scales would need per-row scales.
      */
     BITNET_STATUS_UNSUPPORTED = 8,
     /**

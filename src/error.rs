@@ -36,7 +36,9 @@ pub enum Error {
     },
     /// `BITNET_KERNEL` named a kernel this CPU (or this build) cannot run, or a name that does not exist.
     KernelUnavailable(String),
-    /// The format exists but this build has no kernel or packer for it yet.
+    /// The format exists but this build has no kernel or packer for it yet; or a ggml type
+    /// this crate does not decode, or TQ blocks whose scales agree only within rows (per-row
+    /// scales are not supported yet).
     Unsupported(String),
     /// Memory could not be allocated.
     Alloc,

@@ -40,7 +40,8 @@ pub enum BitnetStatus {
     NonFinite = 6,
     /// `BITNET_KERNEL` names a kernel set this CPU or this build cannot run.
     KernelUnavailable = 7,
-    /// The format exists but this build has no packer or kernel for it.
+    /// The format exists but this build has no packer or kernel for it; or a ggml type this
+    /// library does not decode, or TQ blocks whose scales would need per-row scales.
     Unsupported = 8,
     /// Memory could not be allocated.
     Alloc = 9,
