@@ -298,27 +298,47 @@ const POW3: [u16; 5] = [1, 3, 9, 27, 81];
 
 /// The byte ggml stores for the base-3 number q (0..=242): ceil(q · 256 / 243).
 #[inline]
-fn tq1_byte(q: u16) -> u8 {
-    (((q as u32) * 256).div_ceil(243)) as u8
+const fn tq1_byte(q: u16) -> u8 {
+    ((q as u32 * 256).div_ceil(243)) as u8
 }
 
 /// Digit n (0 = most significant) of a stored byte, as ggml decodes it.
 #[inline]
-fn tq1_digit(byte: u8, n: usize) -> u8 {
+const fn tq1_digit(byte: u8, n: usize) -> u8 {
     ((((byte as u16 * POW3[n]) & 0xFF) * 3) >> 8) as u8
 }
 
 /// The five digits a byte decodes to, or None when the byte is not ggml's encoding of those
 /// digits (13 of the 256 values are never written: re-encoding gives another byte).
-fn tq1_decode_byte(byte: u8) -> Option<[u8; 5]> {
+const fn tq1_decode_byte(byte: u8) -> Option<[u8; 5]> {
     let mut c = [0u8; 5];
     let mut q = 0u16;
-    for (n, c) in c.iter_mut().enumerate() {
-        *c = tq1_digit(byte, n);
-        q += *c as u16 * POW3[4 - n];
+    let mut n = 0;
+    while n < 5 {
+        c[n] = tq1_digit(byte, n);
+        q += c[n] as u16 * POW3[4 - n];
+        n += 1;
     }
-    (tq1_byte(q) == byte).then_some(c)
+    if tq1_byte(q) == byte {
+        Some(c)
+    } else {
+        None
+    }
 }
+
+/// Every byte's decoding, computed once at compile time: the digits, and 0 = invalid,
+/// 1 = valid in a 5-trit byte only, 2 = valid in either (its fifth digit is 0).
+const TQ1_LUT: [([u8; 5], u8); 256] = {
+    let mut t = [([0u8; 5], 0u8); 256];
+    let mut b = 0;
+    while b < 256 {
+        if let Some(c) = tq1_decode_byte(b as u8) {
+            t[b] = (c, if c[4] == 0 { 2 } else { 1 });
+        }
+        b += 1;
+    }
+    t
+};
 
 /// Decodes TQ1_0 bytes (size already checked). A byte is invalid when it is not
 /// ceil(q·256/243) of the q its digits spell, and a byte of 48..51 also when its fifth digit
@@ -334,8 +354,8 @@ pub(crate) fn decode_tq1(data: &[u8], rows: usize, cols: usize) -> Result<Decode
         .enumerate()
     {
         for (j, &byte) in blk[..52].iter().enumerate() {
-            let digits = tq1_decode_byte(byte).filter(|c| j < 48 || c[4] == 0);
-            let Some(c) = digits else {
+            let (c, valid) = TQ1_LUT[byte as usize];
+            if valid == 0 || (j >= 48 && valid == 1) {
                 return Err(Error::InvalidData(format!(
                     "TQ1_0 byte {j} of block {b} (row {}, block {}) is {byte:#04x}, \
                      which ggml's encoder never writes{}",
@@ -343,7 +363,7 @@ pub(crate) fn decode_tq1(data: &[u8], rows: usize, cols: usize) -> Result<Decode
                     b % bpr,
                     if j >= 48 { " in a 4-trit byte" } else { "" }
                 )));
-            };
+            }
             for (t, &code) in c.iter().enumerate() {
                 let e = match j {
                     0..32 => 32 * t + j,
