@@ -261,7 +261,7 @@ pub(crate) fn decode_tq2(data: &[u8], rows: usize, cols: usize) -> Result<Decode
                 let code = (byte >> (2 * l)) & 3;
                 if code == 3 {
                     return Err(Error::InvalidData(format!(
-                        "TQ2_0 code 3 in block {b} (row {}, block {}), byte {j}",
+                        "TQ2_0 code 3 in row {}, block {}, byte {j}",
                         b / (cols / QK_K),
                         b % (cols / QK_K)
                     )));
@@ -357,7 +357,7 @@ pub(crate) fn decode_tq1(data: &[u8], rows: usize, cols: usize) -> Result<Decode
             let (c, valid) = TQ1_LUT[byte as usize];
             if valid == 0 || (j >= 48 && valid == 1) {
                 return Err(Error::InvalidData(format!(
-                    "TQ1_0 byte {j} of block {b} (row {}, block {}) is {byte:#04x}, \
+                    "TQ1_0 byte {j} of row {}, block {} is {byte:#04x}, \
                      which ggml's encoder never writes{}",
                     b / bpr,
                     b % bpr,
