@@ -343,8 +343,14 @@ fn headlines(r: &Report) -> Vec<String> {
                         over(f, t)
                     )
                 } else {
+                    // A baseline row (dense f32 in) or a kernel whose f32 call was not timed.
+                    let what = if f.reps > 0 || g.format == "f32" || g.format == "fp16" {
+                        "dense baseline"
+                    } else {
+                        "int8 kernel"
+                    };
                     format!(
-                        "GEMM {} `{}` 2560x2560, n = 128, 1 thread, int8 kernel: {:.2} ms = {:.0} G MAC/s",
+                        "GEMM {} `{}` 2560x2560, n = 128, 1 thread, {what}: {:.2} ms = {:.0} G MAC/s",
                         g.format,
                         g.kernel,
                         t.secs * 1e3,
