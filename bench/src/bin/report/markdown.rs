@@ -69,7 +69,7 @@ pub fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64
          warm = the same matrix every call; cold = rotating over ≥ {} copies totalling ≥ {} MiB; \
          GEMV/GEMM tables: int8 activations prepared beforehand (kernel time only); \
          \"f32 in, f32 out\": the calls users make (`ternary_gemv` / `ternary_gemm` with that set: quantize, kernel, rescale), \
-         each cell measured right after its int8 one; this machine is shared and noisy (±20–30 %)\n",
+         timed in turns with its int8 cell (twice the budget), so their ratio sees the same load; this machine is shared and noisy (±20–30 %)\n",
         b.min_reps,
         b.gemv_s,
         b.gemm_s,

@@ -22,6 +22,12 @@ fn measure(budget_s: f64, b: &Budget, f: impl FnMut()) -> Timing {
     stats::measure(budget_s, b.min_reps, b.max_reps, f)
 }
 
+/// Two calls timed in turns for twice a cell's budget (each gets about a cell's worth of
+/// calls); the median of each ([`stats::measure_pair`]).
+fn pair(budget_s: f64, b: &Budget, f: impl FnMut(bool)) -> (Timing, Timing) {
+    stats::measure_pair(2.0 * budget_s, b.min_reps, b.max_reps, f)
+}
+
 /// GEMV timings of one kernel (or baseline) on one shape.
 pub struct GemvRow {
     pub shape: usize,
@@ -167,20 +173,42 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
             let ga = |m: &TernaryMatrix, y: &mut [i32]| ks.gemv_i8(m, &xq, y);
             let mut t = [Timing::NONE; 4];
             let mut tf = [Timing::NONE; 4];
-            t[0] = measure(b.gemv_s, b, || g1(&m, &mut y).expect("gemv"));
-            if !reference_only {
-                // The f32 call's cell right after the int8 one, so that the ratio of the two
-                // is measured under the same load.
+            if reference_only {
+                t[0] = measure(b.gemv_s, b, || g1(&m, &mut y).expect("gemv"));
+            } else {
+                // Each cell times the int8 kernel and the f32 call (`ternary_gemv`: quantize,
+                // kernel, rescale) in turns, so their ratio is measured under the same load.
                 let mut yf = vec![0.0f32; rows];
                 let f1 = |m: &TernaryMatrix, y: &mut [f32]| ks.gemm_f32_rows(m, &x, 1, 0..rows, y);
                 let fa = |m: &TernaryMatrix, y: &mut [f32]| ks.gemm_f32(m, &x, 1, y);
-                tf[0] = measure(b.gemv_s, b, || f1(&m, &mut yf).expect("gemv f32"));
-                t[1] = measure(b.gemv_s, b, || g1(rot.next(), &mut y).expect("gemv"));
-                tf[1] = measure(b.gemv_s, b, || f1(rot.next(), &mut yf).expect("gemv f32"));
-                t[2] = measure(b.gemv_s, b, || ga(&m, &mut y).expect("gemv"));
-                tf[2] = measure(b.gemv_s, b, || fa(&m, &mut yf).expect("gemv f32"));
-                t[3] = measure(b.gemv_s, b, || ga(rot.next(), &mut y).expect("gemv"));
-                tf[3] = measure(b.gemv_s, b, || fa(rot.next(), &mut yf).expect("gemv f32"));
+                (t[0], tf[0]) = pair(b.gemv_s, b, |f32| {
+                    if f32 {
+                        f1(&m, &mut yf).expect("gemv f32")
+                    } else {
+                        g1(&m, &mut y).expect("gemv")
+                    }
+                });
+                (t[1], tf[1]) = pair(b.gemv_s, b, |f32| {
+                    if f32 {
+                        f1(rot.next(), &mut yf).expect("gemv f32")
+                    } else {
+                        g1(rot.next(), &mut y).expect("gemv")
+                    }
+                });
+                (t[2], tf[2]) = pair(b.gemv_s, b, |f32| {
+                    if f32 {
+                        fa(&m, &mut yf).expect("gemv f32")
+                    } else {
+                        ga(&m, &mut y).expect("gemv")
+                    }
+                });
+                (t[3], tf[3]) = pair(b.gemv_s, b, |f32| {
+                    if f32 {
+                        fa(rot.next(), &mut yf).expect("gemv f32")
+                    } else {
+                        ga(rot.next(), &mut y).expect("gemv")
+                    }
+                });
             }
             r.gemv.push(GemvRow {
                 shape: si,
@@ -198,16 +226,26 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
             let (one, all) = gemm_cells(b, t[0].secs, r.threads, |n, par| {
                 gemm_call(ks, &m, &xgq[..n * cols], n, par)
             });
-            // The f32 GEMM where its int8 cell was measured (so within the call limit).
+            // The f32 GEMM where its int8 cell was measured (so within the call limit),
+            // timed in turns with the int8 kernel again; that pair's int8 median replaces the
+            // cell's, so the ratio of the two comes from the same moments.
             let nf = F32_GEMM_N;
+            let mut one = one;
             let f32_one = match GEMM_N.iter().position(|&n| n == nf) {
                 Some(i) if one[i].reps > 0 && xg.len() >= nf * cols => {
                     let mut yf = vec![0.0f32; nf * rows];
                     let x = &xg[..nf * cols];
-                    measure(b.gemm_s, b, || {
-                        ks.gemm_f32_rows(&m, x, nf, 0..rows, &mut yf)
-                            .expect("gemm f32")
-                    })
+                    let mut int8 = gemm_call(ks, &m, &xgq[..nf * cols], nf, false);
+                    let (ti, tf) = pair(b.gemm_s, b, |f32| {
+                        if f32 {
+                            ks.gemm_f32_rows(&m, x, nf, 0..rows, &mut yf)
+                                .expect("gemm f32")
+                        } else {
+                            int8()
+                        }
+                    });
+                    one[i] = ti;
+                    tf
                 }
                 _ => Timing::NONE,
             };
