@@ -60,6 +60,25 @@ impl Kernel {
     ) -> Result<()> {
         self.0.gemm_i8_rows(m, x, n, rows, y)
     }
+
+    /// The f32-in, f32-out product users call (`ternary_gemm`, here with this set; `n = 1`
+    /// is `ternary_gemv`): quantize, multiply, rescale, on rayon's pool.
+    pub fn gemm_f32(self, m: &TernaryMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+        self.0.gemm_f32(m, x, n, y)
+    }
+
+    /// As [`Kernel::gemm_f32`] for the rows in `rows`, on the calling thread
+    /// (`ternary_gemm_rows`).
+    pub fn gemm_f32_rows(
+        self,
+        m: &TernaryMatrix,
+        x: &[f32],
+        n: usize,
+        rows: Range<usize>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        self.0.gemm_f32_rows(m, x, n, rows, y)
+    }
 }
 
 /// Every kernel set this CPU can run, best first (scalar last).

@@ -88,6 +88,31 @@ pub fn thread_cpu_us() -> f64 {
     }
 }
 
+/// Two calls timed alternately, for a ratio that the machine's load changes cannot skew:
+/// `f(false)` and `f(true)` each get one untimed warm-up, then are timed in turns until
+/// `budget_s` seconds are spent (at least `min_reps`, at most `max_reps` of each); the median
+/// of each.
+pub fn measure_pair(
+    budget_s: f64,
+    min_reps: usize,
+    max_reps: usize,
+    mut f: impl FnMut(bool),
+) -> (Timing, Timing) {
+    f(false);
+    f(true);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    while a.len() < min_reps || (a.len() < max_reps && start.elapsed().as_secs_f64() < budget_s) {
+        a.push(time(|| f(false)));
+        b.push(time(|| f(true)));
+    }
+    let timing = |v: &mut Vec<f64>| Timing {
+        secs: median(v),
+        reps: v.len(),
+    };
+    (timing(&mut a), timing(&mut b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +132,8 @@ mod tests {
         let t = measure(0.0, 3, 50, || {});
         assert_eq!(t.reps, 3);
         assert!(sorted_times(4, || {}).windows(2).all(|w| w[0] <= w[1]));
+        let mut calls = [0, 0];
+        let (a, b) = measure_pair(10.0, 2, 5, |second| calls[second as usize] += 1);
+        assert_eq!((a.reps, b.reps, calls), (5, 5, [6, 6]));
     }
 }

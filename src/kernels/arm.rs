@@ -23,6 +23,7 @@ pub(super) static NEON_DOTPROD: KernelSet = KernelSet {
     i2s: I2S_DOTPROD,
     tl1: None,
     tl2: None,
+    act: super::act::NEON,
 };
 
 /// Plain ARMv8-A Advanced SIMD: every AArch64 core.
@@ -32,4 +33,5 @@ pub(super) static NEON: KernelSet = KernelSet {
     i2s: I2S_NEON,
     tl1: TL1_NEON,
     tl2: TL2_NEON,
+    act: super::act::NEON,
 };

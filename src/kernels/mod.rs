@@ -79,6 +79,7 @@ use std::sync::OnceLock;
 use crate::error::{Error, Result};
 use crate::format::Format;
 
+pub(crate) mod act;
 #[macro_use]
 mod c_kernels;
 #[cfg(target_arch = "aarch64")]
@@ -144,6 +145,8 @@ pub struct KernelSet {
     i2s: Option<FormatKernels>,
     tl1: Option<FormatKernels>,
     tl2: Option<FormatKernels>,
+    /// Activation quantization and rescale, for every format.
+    act: act::ActKernels,
 }
 
 /// Every name a kernel set may have in some build, best first on each architecture: the
@@ -169,6 +172,7 @@ pub static SCALAR: KernelSet = KernelSet {
         gemm: scalar_tl::tl2_gemm,
         is_available: cpu::always,
     }),
+    act: act::SCALAR,
 };
 
 /// Every kernel set built into this binary, best first; the last is always [`SCALAR`].
@@ -251,6 +255,33 @@ impl KernelSet {
     /// (scalar last).
     pub fn runs_on(&self, format: Format) -> Result<&'static str> {
         self.kernels_for(format).map(|(name, _)| name)
+    }
+
+    /// This set's activation quantizer and rescale. Safe on any CPU: each falls back to the
+    /// scalar version where this CPU lacks its instructions.
+    pub(crate) fn act(&self) -> act::ActKernels {
+        self.act
+    }
+
+    /// Quantizes one f32 row with this set's quantizer: exactly
+    /// [`crate::quantize_activations`] (same `q`, same `a`, same error), which the tests
+    /// check for every set. Hidden: the products call it themselves.
+    #[doc(hidden)]
+    pub fn quantize_activations(&self, x: &[f32], q: &mut [i8]) -> Result<f32> {
+        crate::error::check_len("activation output", x.len(), q.len())?;
+        (self.act.quantize)(x, q)
+    }
+
+    /// `y[i] = acc[i] as f32 * factor` with this set's rescale (`acc.len() == y.len()`,
+    /// checked); exactly the scalar loop. Hidden, for the tests.
+    #[doc(hidden)]
+    pub fn rescale(&self, acc: &[i32], factor: f32, y: &mut [f32]) -> Result<()> {
+        crate::error::check_len("output", acc.len(), y.len())?;
+        for (o, &a) in y.iter_mut().zip(acc) {
+            *o = f32::from_bits(a as u32);
+        }
+        (self.act.rescale)(y, factor);
+        Ok(())
     }
 
     /// This set's own kernels for `format`, if present and runnable here.

@@ -20,6 +20,7 @@ pub(super) static AVX2: KernelSet = KernelSet {
     i2s: I2S_AVX2,
     tl1: TL1_AVX2,
     tl2: TL2_AVX2,
+    act: super::act::AVX2,
 };
 
 /// AVX-512 F/BW/VL with VNNI (`vpdpbusd`): Ice Lake, Cascade Lake, Sapphire Rapids, Zen 4
@@ -30,4 +31,5 @@ pub(super) static AVX512: KernelSet = KernelSet {
     i2s: I2S_AVX512,
     tl1: TL1_AVX512,
     tl2: TL2_AVX512,
+    act: super::act::AVX2,
 };

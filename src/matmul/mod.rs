@@ -17,9 +17,18 @@ use pad::{check_output, PaddedActivations};
 pub use run::PARALLEL_MIN_MACS;
 use run::{par_run, run};
 
-fn rescale(acc: &[i32], factor: f32, y: &mut [f32]) {
-    for (o, &a) in y.iter_mut().zip(acc) {
-        *o = a as f32 * factor;
+/// `y`'s memory as the int32 accumulators a kernel writes: the f32 products let the kernel
+/// fill `y` itself and then rescale it in place ([`crate::kernels::act::RescaleInPlace`]),
+/// so they need no accumulator buffer.
+fn as_acc(y: &mut [f32]) -> &mut [i32] {
+    bytemuck::cast_slice_mut(y)
+}
+
+/// Rescales `n` rows of `len` accumulators each, held in `y`, by their rows' factors.
+fn rescale_rows(k: &KernelSet, y: &mut [f32], len: usize, factors: &[f32]) {
+    let rescale = k.act().rescale;
+    for (row, &f) in y.chunks_exact_mut(len).zip(factors) {
+        rescale(row, f);
     }
 }
 
@@ -81,14 +90,10 @@ impl KernelSet {
     /// each row of x quantized to int8 (absmax), multiplied exactly, rescaled.
     pub fn gemm_f32(&self, m: &TernaryMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
         check_output(n, m.rows(), y.len())?;
-        let (xp, factors) = PaddedActivations::quantize(m, x, n)?;
+        let (xp, factors) = PaddedActivations::quantize(m, x, n, self.act().quantize)?;
         let (_, k) = self.kernels_for(m.format())?;
-        let mut acc = vec![0i32; n * m.rows()];
-        par_run(k, m, &xp, &mut acc);
-        for (j, f) in factors.into_iter().enumerate() {
-            let r = j * m.rows()..(j + 1) * m.rows();
-            rescale(&acc[r.clone()], f, &mut y[r]);
-        }
+        par_run(k, m, &xp, as_acc(y));
+        rescale_rows(self, y, m.rows(), &factors);
         Ok(())
     }
 
@@ -103,11 +108,11 @@ impl KernelSet {
     ) -> Result<()> {
         check_rows(m, &rows)?;
         check_output(1, rows.len(), y.len())?;
-        let (xp, factors) = PaddedActivations::quantize(m, x, 1)?;
+        let (xp, factors) = PaddedActivations::quantize(m, x, 1, self.act().quantize)?;
         let (_, k) = self.kernels_for(m.format())?;
-        let mut acc = vec![0i32; rows.len()];
-        run(k, m, &xp, rows, &mut acc);
-        rescale(&acc, factors[0], y);
+        let len = rows.len();
+        run(k, m, &xp, rows, as_acc(y));
+        rescale_rows(self, y, len, &factors);
         Ok(())
     }
 
@@ -124,14 +129,11 @@ impl KernelSet {
     ) -> Result<()> {
         check_rows(m, &rows)?;
         check_output(n, rows.len(), y.len())?;
-        let (xp, factors) = PaddedActivations::quantize(m, x, n)?;
+        let (xp, factors) = PaddedActivations::quantize(m, x, n, self.act().quantize)?;
         let (_, k) = self.kernels_for(m.format())?;
-        let mut acc = vec![0i32; n * rows.len()];
-        run(k, m, &xp, rows.clone(), &mut acc);
-        for (j, f) in factors.into_iter().enumerate() {
-            let r = j * rows.len()..(j + 1) * rows.len();
-            rescale(&acc[r.clone()], f, &mut y[r]);
-        }
+        let len = rows.len();
+        run(k, m, &xp, rows, as_acc(y));
+        rescale_rows(self, y, len, &factors);
         Ok(())
     }
 }

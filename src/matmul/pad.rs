@@ -2,11 +2,13 @@
 //! packed width: the steps before a kernel may be called.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::ops::Range;
 
 use crate::error::{check_len, Error, Result};
 use crate::format::TernaryMatrix;
-use crate::quant::{output_factor, quantize_activations};
+use crate::kernels::act::QuantizeRow;
+use crate::quant::output_factor;
 
 /// Checks that `rows` is a non-empty sub-range of `0..m.rows()`.
 pub(crate) fn check_rows(m: &TernaryMatrix, rows: &Range<usize>) -> Result<()> {
@@ -58,9 +60,10 @@ impl<'a> PaddedActivations<'a> {
         if cols == kp {
             return Ok(Self { data: x.into(), n });
         }
-        let mut data = vec![0i8; n * kp];
+        let mut data = scratch(n * kp);
         for (dst, src) in data.chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
             dst[..cols].copy_from_slice(src);
+            dst[cols..].fill(0);
         }
         Ok(Self {
             data: data.into(),
@@ -69,19 +72,21 @@ impl<'a> PaddedActivations<'a> {
     }
 
     /// Quantizes `n` f32 rows (`x.len() == n * cols`, checked) to int8 (absmax,
-    /// `docs/FORMATS.md` §1), padded to the matrix's width; returns them with each row's
-    /// output factor (`m * a / 127`).
+    /// `docs/FORMATS.md` §1) with `quantize` (a kernel set's row quantizer), straight into
+    /// the padded rows; returns them with each row's output factor (`m * a / 127`).
     pub(crate) fn quantize(
         m: &TernaryMatrix,
         x: &[f32],
         n: usize,
+        quantize: QuantizeRow,
     ) -> Result<(PaddedActivations<'static>, Vec<f32>)> {
         check_activations(m, n, x.len())?;
         let (cols, kp) = (m.cols(), m.layout().cols_padded);
-        let mut q = vec![0i8; n * kp];
+        let mut q = scratch(n * kp);
         let mut factors = Vec::with_capacity(n);
         for (dst, src) in q.chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
-            let a = quantize_activations(src, &mut dst[..cols])?;
+            let a = quantize(src, &mut dst[..cols])?;
+            dst[cols..].fill(0);
             factors.push(output_factor(m.scale(), a));
         }
         Ok((PaddedActivations { data: q.into(), n }, factors))
@@ -95,6 +100,47 @@ impl<'a> PaddedActivations<'a> {
     /// All `n * kp` values, row after row.
     pub(crate) fn as_slice(&self) -> &[i8] {
         &self.data
+    }
+}
+
+/// The largest padded-activation buffer a thread keeps for its next call (16 MiB: n = 1024
+/// rows of 16384 columns); a larger one is freed after its call.
+const SCRATCH_KEEP: usize = 16 << 20;
+
+thread_local! {
+    /// The buffer of this thread's last padded activations, kept for the next call: a fresh
+    /// allocation of more than glibc's mmap threshold costs a page fault per 4 KiB on every
+    /// call. Taken out while in use, so a nested call simply allocates.
+    static SCRATCH: Cell<Vec<i8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A buffer of exactly `len` bytes, reused from this thread's last call where it was large
+/// enough. Its contents are arbitrary: the callers write every byte.
+fn scratch(len: usize) -> Vec<i8> {
+    let mut v = SCRATCH.try_with(Cell::take).unwrap_or_default();
+    if v.len() < len {
+        v.resize(len, 0);
+    }
+    v.truncate(len);
+    v
+}
+
+impl Drop for PaddedActivations<'_> {
+    /// Gives an owned buffer back to this thread for its next call (see [`SCRATCH`]).
+    fn drop(&mut self) {
+        if let Cow::Owned(v) = std::mem::replace(&mut self.data, Cow::Borrowed(&[])) {
+            if v.capacity() <= SCRATCH_KEEP {
+                // Keep the larger of the two; `try_with` fails only while the thread exits.
+                let _ = SCRATCH.try_with(|c| {
+                    let old = c.take();
+                    c.set(if old.capacity() > v.capacity() {
+                        old
+                    } else {
+                        v
+                    });
+                });
+            }
+        }
     }
 }
 

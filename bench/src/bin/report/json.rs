@@ -8,7 +8,7 @@ use bitnet_bench::probe::Bandwidth;
 use bitnet_bench::stats::Timing;
 use serde_json::{json, Value};
 
-use crate::measure::{Report, GEMM_N_ALL};
+use crate::measure::{Report, F32_GEMM_N, GEMM_N_ALL};
 
 /// `{"median_us", "reps"}`, or null when the cell was not measured.
 fn timing(t: Timing) -> Value {
@@ -16,6 +16,16 @@ fn timing(t: Timing) -> Value {
         Value::Null
     } else {
         json!({ "median_us": t.secs * 1e6, "reps": t.reps })
+    }
+}
+
+/// `a / b` (the f32 call's time over the int8 kernel's, measured in the same run), or null
+/// when either was not measured.
+fn ratio(a: Timing, b: Timing) -> Value {
+    if a.reps == 0 || b.reps == 0 {
+        Value::Null
+    } else {
+        json!(a.secs / b.secs)
     }
 }
 
@@ -44,6 +54,9 @@ pub fn to_json(r: &Report, quick: bool, command: &str, elapsed: f64) -> Value {
             "warm_1t": timing(g.t[0]), "cold_1t": timing(g.t[1]),
             "warm_all": timing(g.t[2]), "cold_all": timing(g.t[3]),
             "exact_vs_scalar": g.exact,
+            "f32_warm_1t": timing(g.f32[0]), "f32_cold_1t": timing(g.f32[1]),
+            "f32_warm_all": timing(g.f32[2]), "f32_cold_all": timing(g.f32[3]),
+            "f32_over_int8_warm_1t": ratio(g.f32[0], g.t[0]),
         })).collect::<Vec<_>>(),
         "gemm": r.gemm.iter().map(|g| json!({
             "shape": shape(g.shape), "format": g.format, "kernel": g.kernel,
@@ -51,6 +64,10 @@ pub fn to_json(r: &Report, quick: bool, command: &str, elapsed: f64) -> Value {
             "one_thread": g.one.iter().map(|&t| timing(t)).collect::<Vec<_>>(),
             "all_threads_n": GEMM_N_ALL,
             "all_threads": g.all.iter().map(|&t| timing(t)).collect::<Vec<_>>(),
+            "f32_one_thread_n": F32_GEMM_N,
+            "f32_one_thread": timing(g.f32_one),
+            "f32_over_int8_one_thread": GEMM_N.iter().position(|&n| n == F32_GEMM_N)
+                .map_or(Value::Null, |i| ratio(g.f32_one, g.one[i])),
         })).collect::<Vec<_>>(),
         "accuracy": r.acc.iter().map(|a| json!({
             "shape": shape(a.shape), "format": a.format.name(), "packed_bytes": a.packed,

@@ -11,7 +11,7 @@ use bitnet_bench::probe::{self, Bandwidth};
 use bitnet_bench::registry;
 use bitnet_bench::stats::Timing;
 
-use crate::measure::{Report, GEMM_N_ALL};
+use crate::measure::{Report, F32_GEMM_N, GEMM_N_ALL};
 use crate::Budget;
 
 pub fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64) -> String {
@@ -67,7 +67,9 @@ pub fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64
         o,
         "- method: median of ≥ {} timed calls after one warm-up ({:.2} s budget a GEMV cell, {:.2} s a GEMM cell); \
          warm = the same matrix every call; cold = rotating over ≥ {} copies totalling ≥ {} MiB; \
-         int8 activations prepared beforehand (kernel time only); this machine is shared and noisy (±20–30 %)\n",
+         GEMV/GEMM tables: int8 activations prepared beforehand (kernel time only); \
+         \"f32 in, f32 out\": the calls users make (`ternary_gemv` / `ternary_gemm` with that set: quantize, kernel, rescale), \
+         timed in turns with its int8 cell (twice the budget), so their ratio sees the same load; this machine is shared and noisy (±20–30 %)\n",
         b.min_reps,
         b.gemv_s,
         b.gemm_s,
@@ -141,6 +143,51 @@ pub fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64
         }
         let _ = writeln!(o);
     }
+
+    let _ = writeln!(
+        o,
+        "### f32 in, f32 out against the int8 kernel it calls (µs, median; ratio = f32 call / int8 kernel, same run)\n"
+    );
+    let _ = writeln!(
+        o,
+        "| shape | format | kernel | warm 1t f32 | int8 | ratio | cold 1t f32 | int8 | ratio | warm {n}t f32 | int8 | ratio | GEMM n={F32_GEMM_N} 1t f32 | int8 | ratio |"
+    );
+    let _ = writeln!(
+        o,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for g in r.gemv.iter().filter(|g| g.f32[0].reps > 0) {
+        let _ = write!(o, "| {} | {} | {} |", sname(g.shape), g.format, g.kernel);
+        for i in [0, 1, 2] {
+            let _ = write!(
+                o,
+                " {} | {} | {} |",
+                us(g.f32[i]),
+                us(g.t[i]),
+                over(g.f32[i], g.t[i])
+            );
+        }
+        let gm = r
+            .gemm
+            .iter()
+            .find(|m| m.shape == g.shape && m.format == g.format && m.kernel == g.kernel);
+        let k = GEMM_N.iter().position(|&gn| gn == F32_GEMM_N);
+        match (gm, k) {
+            (Some(gm), Some(k)) => {
+                let _ = writeln!(
+                    o,
+                    " {} | {} | {} |",
+                    us(gm.f32_one),
+                    us(gm.one[k]),
+                    over(gm.f32_one, gm.one[k])
+                );
+            }
+            _ => {
+                let _ = writeln!(o, " — | — | — |");
+            }
+        }
+    }
+    let _ = writeln!(o);
 
     let _ = writeln!(
         o,
@@ -240,22 +287,31 @@ fn headlines(r: &Report) -> Vec<String> {
             continue;
         };
         let l = &r.limits;
+        // The f32 call users make where it was measured, else the kernel alone.
+        let (t, what) = if g.f32[0].reps > 0 {
+            (g.f32, "`ternary_gemv` (f32 in, f32 out)")
+        } else {
+            (g.t, "int8 kernel")
+        };
         out.push(format!(
-            "{} `{}` {rows}x{cols} GEMV, 1 thread: warm {} µs = {} fp16, {} f32; cold {} µs = {} of the 1-thread DRAM bandwidth, {} fp16; \
+            "{} `{}` {rows}x{cols} {what}, 1 thread: warm {} µs = {} fp16, {} f32 (int8 kernel alone {} µs: f32 call {}); \
+             cold {} µs = {} of the 1-thread DRAM bandwidth, {} fp16; \
              {} threads cold: {} µs = {} of the {}-thread bandwidth, {} fp16",
             format.name(),
             g.kernel,
+            us(t[0]),
+            ratio(fp.t[0], t[0]),
+            ratio(f3.t[0], t[0]),
             us(g.t[0]),
-            ratio(fp.t[0], g.t[0]),
-            ratio(f3.t[0], g.t[0]),
-            us(g.t[1]),
-            pct(gbps(g.bytes, g.t[1].secs) / l.dram_1t.gb_per_s),
-            ratio(fp.t[1], g.t[1]),
+            over(t[0], g.t[0]),
+            us(t[1]),
+            pct(gbps(g.bytes, t[1].secs) / l.dram_1t.gb_per_s),
+            ratio(fp.t[1], t[1]),
             r.threads,
-            us(g.t[3]),
-            pct(gbps(g.bytes, g.t[3].secs) / l.dram_all.gb_per_s),
+            us(t[3]),
+            pct(gbps(g.bytes, t[3].secs) / l.dram_all.gb_per_s),
             r.threads,
-            ratio(fp.t[3], g.t[3]),
+            ratio(fp.t[3], t[3]),
         ));
     }
     // Prefill: GEMM n = 128 on one thread, on 2560x2560 if measured (issue 2's target).
@@ -273,13 +329,34 @@ fn headlines(r: &Report) -> Vec<String> {
                     .any(|l| l.starts_with(&format!("GEMM {} ", g.format)))
             {
                 let macs = (2560 * 2560 * 128) as f64;
-                out.push(format!(
-                    "GEMM {} `{}` 2560x2560, n = 128, 1 thread: {:.2} ms = {:.0} G MAC/s",
-                    g.format,
-                    g.kernel,
-                    t.secs * 1e3,
-                    macs / t.secs / 1e9
-                ));
+                let f = g.f32_one;
+                out.push(if f.reps > 0 && F32_GEMM_N == 128 {
+                    format!(
+                        "GEMM {} `{}` 2560x2560, n = 128, 1 thread, `ternary_gemm` (f32 in, f32 out): {:.2} ms = {:.0} G MAC/s \
+                         (int8 kernel alone {:.2} ms = {:.0} G MAC/s: f32 call {})",
+                        g.format,
+                        g.kernel,
+                        f.secs * 1e3,
+                        macs / f.secs / 1e9,
+                        t.secs * 1e3,
+                        macs / t.secs / 1e9,
+                        over(f, t)
+                    )
+                } else {
+                    // A baseline row (dense f32 in) or a kernel whose f32 call was not timed.
+                    let what = if f.reps > 0 || g.format == "f32" || g.format == "fp16" {
+                        "dense baseline"
+                    } else {
+                        "int8 kernel"
+                    };
+                    format!(
+                        "GEMM {} `{}` 2560x2560, n = 128, 1 thread, {what}: {:.2} ms = {:.0} G MAC/s",
+                        g.format,
+                        g.kernel,
+                        t.secs * 1e3,
+                        macs / t.secs / 1e9
+                    )
+                });
             }
         }
     }
@@ -336,6 +413,15 @@ fn ratio(base: Timing, t: Timing) -> String {
         format!("{v:.1}×")
     } else {
         "—".into()
+    }
+}
+
+/// The f32 call's time over the int8 kernel's, as `1.03×`.
+fn over(f: Timing, k: Timing) -> String {
+    if f.reps == 0 || k.reps == 0 {
+        "—".into()
+    } else {
+        format!("{:.2}×", f.secs / k.secs)
     }
 }
 

@@ -22,14 +22,24 @@ fn measure(budget_s: f64, b: &Budget, f: impl FnMut()) -> Timing {
     stats::measure(budget_s, b.min_reps, b.max_reps, f)
 }
 
+/// Two calls timed in turns for twice a cell's budget (each gets about a cell's worth of
+/// calls); the median of each ([`stats::measure_pair`]).
+fn pair(budget_s: f64, b: &Budget, f: impl FnMut(bool)) -> (Timing, Timing) {
+    stats::measure_pair(2.0 * budget_s, b.min_reps, b.max_reps, f)
+}
+
 /// GEMV timings of one kernel (or baseline) on one shape.
 pub struct GemvRow {
     pub shape: usize,
     pub format: String,
     pub kernel: String,
     pub bytes: usize,
-    /// warm and cold, 1 thread; warm and cold, all threads.
+    /// warm and cold, 1 thread; warm and cold, all threads: the int8 kernel alone (int8
+    /// activations prepared beforehand).
     pub t: [Timing; 4],
+    /// The same four cells for the f32-in, f32-out call (`ternary_gemv`: quantize, kernel,
+    /// rescale); not measured (reps 0) for baselines and the scalar reference beside SIMD.
+    pub f32: [Timing; 4],
     pub exact: Option<bool>,
 }
 
@@ -40,7 +50,13 @@ pub struct GemmRow {
     pub kernel: String,
     pub one: Vec<Timing>,
     pub all: Vec<Timing>,
+    /// The f32-in, f32-out call (`ternary_gemm`) on one thread with n = [`F32_GEMM_N`]
+    /// (reps 0 where not measured, as for the baselines).
+    pub f32_one: Timing,
 }
+
+/// The n of the f32 GEMM cell (prefill), measured beside the int8 one of the same n.
+pub const F32_GEMM_N: usize = 128;
 
 /// Everything measured in one run.
 pub struct Report {
@@ -86,6 +102,7 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
         kernel: format!("baseline ({})", baseline::simd_name()),
         bytes: fp16_bytes,
         t,
+        f32: [Timing::NONE; 4],
         exact: None,
     });
     drop(fp16);
@@ -109,6 +126,7 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
         kernel: F32_BASELINE.into(),
         bytes: f32_bytes,
         t,
+        f32: [Timing::NONE; 4],
         exact: None,
     });
     let wr = &f32m;
@@ -123,6 +141,7 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
         kernel: F32_BASELINE.into(),
         one,
         all,
+        f32_one: Timing::NONE,
     });
 
     for format in registry::formats() {
@@ -153,11 +172,43 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
             let g1 = |m: &TernaryMatrix, y: &mut [i32]| ks.gemv_i8_rows(m, &xq, 0..rows, y);
             let ga = |m: &TernaryMatrix, y: &mut [i32]| ks.gemv_i8(m, &xq, y);
             let mut t = [Timing::NONE; 4];
-            t[0] = measure(b.gemv_s, b, || g1(&m, &mut y).expect("gemv"));
-            if !reference_only {
-                t[1] = measure(b.gemv_s, b, || g1(rot.next(), &mut y).expect("gemv"));
-                t[2] = measure(b.gemv_s, b, || ga(&m, &mut y).expect("gemv"));
-                t[3] = measure(b.gemv_s, b, || ga(rot.next(), &mut y).expect("gemv"));
+            let mut tf = [Timing::NONE; 4];
+            if reference_only {
+                t[0] = measure(b.gemv_s, b, || g1(&m, &mut y).expect("gemv"));
+            } else {
+                // Each cell times the int8 kernel and the f32 call (`ternary_gemv`: quantize,
+                // kernel, rescale) in turns, so their ratio is measured under the same load.
+                let mut yf = vec![0.0f32; rows];
+                let f1 = |m: &TernaryMatrix, y: &mut [f32]| ks.gemm_f32_rows(m, &x, 1, 0..rows, y);
+                let fa = |m: &TernaryMatrix, y: &mut [f32]| ks.gemm_f32(m, &x, 1, y);
+                (t[0], tf[0]) = pair(b.gemv_s, b, |f32| {
+                    if f32 {
+                        f1(&m, &mut yf).expect("gemv f32")
+                    } else {
+                        g1(&m, &mut y).expect("gemv")
+                    }
+                });
+                (t[1], tf[1]) = pair(b.gemv_s, b, |f32| {
+                    if f32 {
+                        f1(rot.next(), &mut yf).expect("gemv f32")
+                    } else {
+                        g1(rot.next(), &mut y).expect("gemv")
+                    }
+                });
+                (t[2], tf[2]) = pair(b.gemv_s, b, |f32| {
+                    if f32 {
+                        fa(&m, &mut yf).expect("gemv f32")
+                    } else {
+                        ga(&m, &mut y).expect("gemv")
+                    }
+                });
+                (t[3], tf[3]) = pair(b.gemv_s, b, |f32| {
+                    if f32 {
+                        fa(rot.next(), &mut yf).expect("gemv f32")
+                    } else {
+                        ga(rot.next(), &mut y).expect("gemv")
+                    }
+                });
             }
             r.gemv.push(GemvRow {
                 shape: si,
@@ -165,6 +216,7 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
                 kernel: ks.name().into(),
                 bytes: packed,
                 t,
+                f32: tf,
                 exact: Some(exact),
             });
             if reference_only {
@@ -174,12 +226,36 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
             let (one, all) = gemm_cells(b, t[0].secs, r.threads, |n, par| {
                 gemm_call(ks, &m, &xgq[..n * cols], n, par)
             });
+            // The f32 GEMM where its int8 cell was measured (so within the call limit),
+            // timed in turns with the int8 kernel again; that pair's int8 median replaces the
+            // cell's, so the ratio of the two comes from the same moments.
+            let nf = F32_GEMM_N;
+            let mut one = one;
+            let f32_one = match GEMM_N.iter().position(|&n| n == nf) {
+                Some(i) if one[i].reps > 0 && xg.len() >= nf * cols => {
+                    let mut yf = vec![0.0f32; nf * rows];
+                    let x = &xg[..nf * cols];
+                    let mut int8 = gemm_call(ks, &m, &xgq[..nf * cols], nf, false);
+                    let (ti, tf) = pair(b.gemm_s, b, |f32| {
+                        if f32 {
+                            ks.gemm_f32_rows(&m, x, nf, 0..rows, &mut yf)
+                                .expect("gemm f32")
+                        } else {
+                            int8()
+                        }
+                    });
+                    one[i] = ti;
+                    tf
+                }
+                _ => Timing::NONE,
+            };
             r.gemm.push(GemmRow {
                 shape: si,
                 format: format.name().into(),
                 kernel: ks.name().into(),
                 one,
                 all,
+                f32_one,
             });
         }
     }
