@@ -102,13 +102,15 @@ impl GgmlType {
 
 /// Exact fp16 → f32 (every fp16 value, subnormals included, is an f32; NaN stays NaN).
 pub fn f16_to_f32(h: u16) -> f32 {
+    const TWO_POW_M24: f32 = 1.0 / 16_777_216.0;
     let sign = ((h as u32) & 0x8000) << 16;
     let exp = (h >> 10) & 0x1F;
     let man = (h & 0x3FF) as u32;
     let bits = match exp {
         // Zero or subnormal: man · 2^-24, exact in f32 (24-bit significand).
         0 => {
-            let v = man as f32 * f32::powi(2.0, -24);
+            // A constant, not `powi`: powi's result is not specified to be exact.
+            let v = man as f32 * TWO_POW_M24;
             return if sign != 0 { -v } else { v };
         }
         0x1F => sign | 0x7F80_0000 | (man << 13),
@@ -518,10 +520,10 @@ mod tests {
         assert_eq!(f16_to_f32(0x3C00), 1.0);
         assert_eq!(f16_to_f32(0xC000), -2.0);
         assert_eq!(f16_to_f32(0x7BFF), 65504.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x03FF), 1023.0 * 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x8001), -(2f32.powi(-24)));
-        assert_eq!(f16_to_f32(0x0400), 2f32.powi(-14));
+        assert_eq!(f16_to_f32(0x0001), f32::from_bits(0x3380_0000));
+        assert_eq!(f16_to_f32(0x03FF), 1023.0 * f32::from_bits(0x3380_0000));
+        assert_eq!(f16_to_f32(0x8001), -(f32::from_bits(0x3380_0000)));
+        assert_eq!(f16_to_f32(0x0400), f32::from_bits(0x3880_0000));
         assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
         assert_eq!(f16_to_f32(0x7C00), f32::INFINITY);
         assert_eq!(f16_to_f32(0xFC00), f32::NEG_INFINITY);
@@ -550,8 +552,8 @@ mod tests {
         assert_eq!(f32_to_f16(65520.0), 0x7C00); // rounds up past 65504
         assert_eq!(f32_to_f16(65519.0), 0x7BFF);
         assert_eq!(f32_to_f16(1e-8), 0);
-        assert_eq!(f32_to_f16(2f32.powi(-25)), 0); // tie with 0: even
-        assert_eq!(f32_to_f16(2f32.powi(-25) * 1.5), 1);
+        assert_eq!(f32_to_f16(f32::from_bits(0x3300_0000)), 0); // tie with 0: even
+        assert_eq!(f32_to_f16(f32::from_bits(0x3300_0000) * 1.5), 1);
         assert_eq!(f32_to_f16(f32::from_bits(1)), 0);
         assert_eq!(f32_to_f16(-f32::INFINITY), 0xFC00);
         assert_eq!(f32_to_f16(0.1), 0x2E66);
