@@ -33,7 +33,7 @@
 //! // Building a set from fields (here: no kernels at all, so it would fall back): private.
 //! use bitnet_kernels::kernels::KernelSet;
 //! static EVIL: KernelSet =
-//!     KernelSet { name: "evil", is_available: || true, i2s: None, tl1: None, tl2: None };
+//!     KernelSet { name: "evil", is_available: || true, i2s: None, tl1: None, tl2: None, kv3: None };
 //! ```
 //!
 //! ```compile_fail,E0616
@@ -132,6 +132,52 @@ pub(crate) struct FormatKernels {
     is_available: fn() -> bool,
 }
 
+/// Integer dot products of int16 query vectors with packed 3-bit KV-cache rows
+/// (`docs/FORMATS.md` §7).
+///
+/// # Contract (for every implementation, C or Rust)
+/// - row `t < n` starts at `rows + t * stride` and holds `groups` 3-byte groups of 8 codes;
+///   the kernel may read up to [`crate::kv::ROW_SLACK`] bytes past the end of the last row;
+/// - `q` holds `nq` vectors of `qs >= 8 * round_up(groups, 4)` int16 each, every value in
+///   `[-128, 127]` and zero from index `8 * groups` on (a kernel may multiply those zeros by
+///   whatever bytes follow a row);
+/// - `out[t * nq + h]` receives the exact `sum_{j < 8 groups} q[h * qs + j] * code(t, j)`.
+pub(crate) type RawKvDot = unsafe extern "C" fn(
+    rows: *const u8,
+    stride: usize,
+    n: usize,
+    groups: usize,
+    q: *const i16,
+    qs: usize,
+    nq: usize,
+    out: *mut i32,
+);
+
+/// Weighted sums of packed 3-bit rows: `acc[h * accs + j] += sum_t w[t * nq + h] * code(t, j)`
+/// for `h < nq`, `j < 8 * groups`, tokens in order. Rows as for [`RawKvDot`];
+/// `accs >= 8 * round_up(groups, 4)`, and the entries `[8 * groups, accs)` of each vector are
+/// scratch the kernel may overwrite. Floating point: within the bound of `docs/FORMATS.md` §7
+/// of the scalar reference.
+pub(crate) type RawKvWsum = unsafe extern "C" fn(
+    rows: *const u8,
+    stride: usize,
+    n: usize,
+    groups: usize,
+    w: *const f32,
+    nq: usize,
+    acc: *mut f32,
+    accs: usize,
+);
+
+/// The 3-bit KV-cache kernels of one set.
+#[derive(Clone, Copy)]
+pub(crate) struct KvKernels {
+    pub(crate) dot: RawKvDot,
+    pub(crate) wsum: RawKvWsum,
+    /// Run-time check of the CPU features these need beyond the set's own.
+    is_available: fn() -> bool,
+}
+
 /// A set of kernels for one instruction set: an entry of [`KERNELS`].
 ///
 /// Read-only: it can only be obtained from this module ([`KERNELS`], [`SCALAR`],
@@ -144,6 +190,8 @@ pub struct KernelSet {
     i2s: Option<FormatKernels>,
     tl1: Option<FormatKernels>,
     tl2: Option<FormatKernels>,
+    /// The 3-bit KV-cache kernels ([`crate::kv`]).
+    kv3: Option<KvKernels>,
 }
 
 /// Every name a kernel set may have in some build, best first on each architecture: the
@@ -167,6 +215,11 @@ pub static SCALAR: KernelSet = KernelSet {
     tl2: Some(FormatKernels {
         gemv: scalar_tl::tl2_gemv,
         gemm: scalar_tl::tl2_gemm,
+        is_available: cpu::always,
+    }),
+    kv3: Some(KvKernels {
+        dot: crate::kv::scalar::kv3_dot,
+        wsum: crate::kv::scalar::kv3_wsum,
         is_available: cpu::always,
     }),
 };
@@ -283,6 +336,29 @@ impl KernelSet {
                     format.name()
                 ))
             })
+    }
+}
+
+impl KernelSet {
+    /// The 3-bit KV-cache kernels that run under this set: its own, or the next set's down
+    /// [`KERNELS`] that has them (scalar last), and that set's name.
+    pub(crate) fn kv_kernels(&self) -> (&'static str, KvKernels) {
+        let own = |s: &KernelSet| {
+            s.kv3
+                .filter(|k| s.is_available() && (k.is_available)())
+                .map(|k| (s.name, k))
+        };
+        if let Some(k) = own(self) {
+            return k;
+        }
+        let start = KERNELS
+            .iter()
+            .position(|k| k.name == self.name)
+            .unwrap_or(0);
+        KERNELS[start..]
+            .iter()
+            .find_map(|s| own(s))
+            .unwrap_or(("scalar", SCALAR.kv3.expect("scalar has kv3 kernels")))
     }
 }
 
