@@ -8,11 +8,19 @@ use proptest::prelude::*;
 
 fn case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, u64)> {
     (
-        prop_oneof![Just(1usize), Just(7), Just(33), Just(64), Just(100), Just(128), 1usize..200],
+        prop_oneof![
+            Just(1usize),
+            Just(7),
+            Just(33),
+            Just(64),
+            Just(100),
+            Just(128),
+            1usize..200
+        ],
         prop_oneof![Just(1usize), Just(4), Just(8), 1usize..6],
-        1usize..4,            // KV heads
+        1usize..4,                                   // KV heads
         prop_oneof![Just(0usize), Just(1), Just(3)], // sink
-        1usize..50,           // tokens
+        1usize..50,                                  // tokens
         any::<u64>(),
     )
 }

@@ -7,8 +7,8 @@ use std::ffi::c_int;
 use crate::kv::KvCache;
 
 use super::status::{
-    boundary, c_slice, check_ptr, product_of, result_buffer, status_call, write_out,
-    BitnetStatus, CResult,
+    boundary, c_slice, check_ptr, product_of, result_buffer, status_call, write_out, BitnetStatus,
+    CResult,
 };
 
 /// One attention layer's KV cache: opaque. Reading calls (`attend`, `scores`,

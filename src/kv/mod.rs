@@ -314,7 +314,11 @@ impl KvCache {
         // Every buffer length below is a multiple of n_heads × head_dim or of
         // n_heads × len; both must fit.
         n_heads
-            .checked_mul(self.head_dim.max(self.len).max(8 * round_up(self.groups, 4)))
+            .checked_mul(
+                self.head_dim
+                    .max(self.len)
+                    .max(8 * round_up(self.groups, 4)),
+            )
             .ok_or_else(|| Error::InvalidShape(format!("n_heads = {n_heads} overflows")))?;
         Ok(n_heads / self.n_kv_heads)
     }
@@ -357,7 +361,13 @@ impl KvCache {
     /// Scores `q·k_t / sqrt(head_dim)` of every query head for the positions `range`:
     /// `q` is `n_heads × head_dim` (`n_heads` a multiple of `n_kv_heads`, query head `h`
     /// reading KV head `h / (n_heads / n_kv_heads)`), `out[h · range.len() + (t − range.start)]`.
-    pub fn scores(&self, q: &[f32], n_heads: usize, range: Range<usize>, out: &mut [f32]) -> Result<()> {
+    pub fn scores(
+        &self,
+        q: &[f32],
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<()> {
         self.scores_with(kernels::active()?, q, n_heads, range, out)
     }
 
@@ -380,7 +390,14 @@ impl KvCache {
         Ok(())
     }
 
-    fn scores_q(&self, ker: KvKernels, qq: &QuantQ, n_heads: usize, range: Range<usize>, out: &mut [f32]) {
+    fn scores_q(
+        &self,
+        ker: KvKernels,
+        qq: &QuantQ,
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) {
         let ratio = n_heads / self.n_kv_heads;
         let n = range.len();
         // The sink positions: 8-bit codes, here in Rust (a handful of tokens).
@@ -433,7 +450,13 @@ impl KvCache {
     /// The weighted sums `out_h = sum_t weights[h · range.len() + (t − range.start)] · v_t` of
     /// the dequantized V rows over `range`, `out` being `n_heads × head_dim` in the caller's
     /// space. With softmax weights this is the second half of attention; split ranges add up.
-    pub fn weighted_v(&self, weights: &[f32], n_heads: usize, range: Range<usize>, out: &mut [f32]) -> Result<()> {
+    pub fn weighted_v(
+        &self,
+        weights: &[f32],
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<()> {
         self.weighted_v_with(kernels::active()?, weights, n_heads, range, out)
     }
 
@@ -456,7 +479,15 @@ impl KvCache {
     }
 
     /// `out_h = R^T (sum_t w · v_t) / z_h` (rotated sums, then rotated back).
-    fn wsum(&self, ker: KvKernels, w: &[f32], n_heads: usize, range: Range<usize>, out: &mut [f32], z: Option<&[f32]>) {
+    fn wsum(
+        &self,
+        ker: KvKernels,
+        w: &[f32],
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+        z: Option<&[f32]>,
+    ) {
         let (d, n) = (self.head_dim, range.len());
         let ratio = n_heads / self.n_kv_heads;
         let accs = 8 * round_up(self.groups, 4);
@@ -526,7 +557,13 @@ impl KvCache {
     }
 
     /// [`KvCache::attend`] on the kernels of `set`.
-    pub fn attend_with(&self, set: &KernelSet, q: &[f32], n_heads: usize, out: &mut [f32]) -> Result<()> {
+    pub fn attend_with(
+        &self,
+        set: &KernelSet,
+        q: &[f32],
+        n_heads: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
         self.check_heads(n_heads)?;
         check_len("q", n_heads * self.head_dim, q.len())?;
         check_len("out", n_heads * self.head_dim, out.len())?;

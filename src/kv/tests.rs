@@ -21,7 +21,15 @@ impl Rng {
 }
 
 /// f32 attention on the unquantized cache (f64 accumulation).
-fn reference(k: &[f32], v: &[f32], q: &[f32], t: usize, hk: usize, hq: usize, d: usize) -> Vec<f32> {
+fn reference(
+    k: &[f32],
+    v: &[f32],
+    q: &[f32],
+    t: usize,
+    hk: usize,
+    hq: usize,
+    d: usize,
+) -> Vec<f32> {
     let ratio = hq / hk;
     let mut out = vec![0.0f32; hq * d];
     for h in 0..hq {
@@ -38,7 +46,10 @@ fn reference(k: &[f32], v: &[f32], q: &[f32], t: usize, hk: usize, hq: usize, d:
         let p: Vec<f64> = s.iter().map(|x| (x - mx).exp()).collect();
         let z: f64 = p.iter().sum();
         for j in 0..d {
-            out[h * d + j] = ((0..t).map(|i| p[i] * v[(i * hk + g) * d + j] as f64).sum::<f64>() / z) as f32;
+            out[h * d + j] = ((0..t)
+                .map(|i| p[i] * v[(i * hk + g) * d + j] as f64)
+                .sum::<f64>()
+                / z) as f32;
         }
     }
     out
@@ -115,7 +126,8 @@ fn round_trip_within_the_bound() {
                         let hi = y.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                         let levels = if pos < n_sink { 510.0 } else { 14.0 };
                         let amax = lo.abs().max(hi.abs());
-                        let bound = (d as f32).sqrt() * ((hi - lo) / levels + amax / 1024.0) + 1e-4 * amax;
+                        let bound =
+                            (d as f32).sqrt() * ((hi - lo) / levels + amax / 1024.0) + 1e-4 * amax;
                         let err: f32 = x
                             .iter()
                             .zip(&got[h * d..][..d])
@@ -151,7 +163,8 @@ fn shapes_and_split_calls() {
                         let r = i * hk * d..(i + 1) * hk * d;
                         c.append(&k[r.clone()], &v[r], 1).unwrap();
                     }
-                    c.append(&k[half * hk * d..], &v[half * hk * d..], t - half).unwrap();
+                    c.append(&k[half * hk * d..], &v[half * hk * d..], t - half)
+                        .unwrap();
                     assert_eq!(c.len(), t);
                     let mut out = vec![0.0; hq * d];
                     c.attend_with(&kernels::SCALAR, &q, hq, &mut out).unwrap();
@@ -162,7 +175,8 @@ fn shapes_and_split_calls() {
                     }
                     // Scores + softmax + weighted V over two ranges = attend.
                     let mut s = vec![0.0; hq * t];
-                    c.scores_with(&kernels::SCALAR, &q, hq, 0..t, &mut s).unwrap();
+                    c.scores_with(&kernels::SCALAR, &q, hq, 0..t, &mut s)
+                        .unwrap();
                     for row in s.chunks_exact_mut(t) {
                         let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                         let e: Vec<f32> = row.iter().map(|x| (x - mx).exp()).collect();
@@ -177,7 +191,8 @@ fn shapes_and_split_calls() {
                             .flat_map(|row| row[r.clone()].to_vec())
                             .collect();
                         let mut part = vec![0.0; hq * d];
-                        c.weighted_v_with(&kernels::SCALAR, &w, hq, r, &mut part).unwrap();
+                        c.weighted_v_with(&kernels::SCALAR, &w, hq, r, &mut part)
+                            .unwrap();
                         split.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
                     }
                     for (a, b) in split.iter().zip(&out) {
@@ -196,12 +211,24 @@ fn failures_append_nothing() {
     let ok = vec![0.5f32; 2 * hk * d];
     let mut bad = ok.clone();
     bad[hk * d + 3] = f32::NAN;
-    assert!(matches!(c.append(&bad, &ok, 2), Err(Error::NonFinite { what: "k", index: 35 })));
-    assert!(matches!(c.append(&ok, &bad, 2), Err(Error::NonFinite { what: "v", .. })));
+    assert!(matches!(
+        c.append(&bad, &ok, 2),
+        Err(Error::NonFinite {
+            what: "k",
+            index: 35
+        })
+    ));
+    assert!(matches!(
+        c.append(&ok, &bad, 2),
+        Err(Error::NonFinite { what: "v", .. })
+    ));
     let mut big = ok.clone();
     big[0] = 1e6;
     assert!(matches!(c.append(&big, &ok, 2), Err(Error::InvalidData(_))));
-    assert!(matches!(c.append(&ok, &ok, 1), Err(Error::LengthMismatch { .. })));
+    assert!(matches!(
+        c.append(&ok, &ok, 1),
+        Err(Error::LengthMismatch { .. })
+    ));
     assert_eq!((c.len(), c.bytes()), (0, 0));
     c.append(&ok, &ok, 2).unwrap();
     assert!(matches!(c.append(&ok, &ok, 2), Err(Error::InvalidShape(_)))); // capacity 3
@@ -211,11 +238,17 @@ fn failures_append_nothing() {
     assert!(c.dequantize(2, &mut k, &mut v).is_err());
     let q = vec![0.1f32; 3 * d];
     let mut out = vec![0.0; 3 * d];
-    assert!(matches!(c.attend(&q, 3, &mut out), Err(Error::InvalidShape(_)))); // 3 % 2
+    assert!(matches!(
+        c.attend(&q, 3, &mut out),
+        Err(Error::InvalidShape(_))
+    )); // 3 % 2
     let mut q = vec![0.1f32; 2 * d];
     q[1] = f32::INFINITY;
     let mut out = vec![0.0; 2 * d];
-    assert!(matches!(c.attend(&q, 2, &mut out), Err(Error::NonFinite { what: "q", .. })));
+    assert!(matches!(
+        c.attend(&q, 2, &mut out),
+        Err(Error::NonFinite { what: "q", .. })
+    ));
     let e = KvCache::new(hk, d, 3, 0).unwrap();
     assert!(e.attend(&vec![0.0; 2 * d], 2, &mut out).is_err());
     assert!(KvCache::new(0, d, 3, 0).is_err());
