@@ -82,9 +82,10 @@ fn accuracy(outliers: bool, seed: u64) -> f64 {
     cosine(&out, &reference(&k, &v, &q, t, hk, hq, d))
 }
 
-/// Plain keys: every draw at least 0.94. Outlier keys: the rotation scheme's cosine varies
-/// with how strongly q meets the outlier channels (0.89 to 0.93 over these draws), so the
-/// issue's 0.90 is asserted on the mean, and each draw at least 0.88 (FORMATS.md §7).
+/// Plain keys: every draw at least 0.94. Outlier keys: the cosine varies with how strongly q
+/// meets the outlier channels (0.77 to 0.96 over 20 draws, see `outlier_spread` and
+/// FORMATS.md §7); these four draws (0.888 to 0.956) are held to a mean of at least 0.90 and
+/// each at least 0.88, so a regression shows.
 #[test]
 fn attention_meets_the_accuracy_targets() {
     let mut outl = Vec::new();
@@ -264,4 +265,16 @@ fn memory() {
     let x = vec![1.0f32; t * hk * d];
     c.append(&x, &x, t).unwrap();
     assert_eq!(c.bytes() * 8, 2 * t * hk * d * 13 / 4);
+}
+
+/// The spread of the outlier-key cosine over 20 draws (for docs/FORMATS.md §7; slow in
+/// debug builds): `cargo test --release --lib kv::tests::outlier_spread -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn outlier_spread() {
+    let mut v: Vec<f64> = (1..=20).map(|s| accuracy(true, s)).collect();
+    v.sort_by(f64::total_cmp);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let below = v.iter().filter(|&&c| c < 0.90).count();
+    eprintln!("outlier keys, 20 draws: min {:.4} median {:.4} mean {mean:.4} max {:.4}, {below} below 0.90", v[0], v[10], v[19]);
 }
