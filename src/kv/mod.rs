@@ -435,13 +435,16 @@ impl KvCache {
                     dots.as_mut_ptr(),
                 )
             };
-            for i in 0..n3 {
-                let t = t0 + i;
-                let (m, s) = self.scale(t, g, false);
-                for r in 0..ratio {
+            // The scales of rows t0.. of head g: every n_kv_heads-th pair.
+            let sc = self.ks3[(t0 - self.n_sink) * self.n_kv_heads + g..]
+                .iter()
+                .step_by(self.n_kv_heads);
+            for (i, (p, d)) in sc.zip(dots.chunks_exact(ratio)).enumerate() {
+                let (m, s) = (f16_to_f32(p[0]), f16_to_f32(p[1]));
+                let col = t0 + i - range.start;
+                for (r, &dot) in d.iter().enumerate() {
                     let h = g * ratio + r;
-                    out[h * n + (t - range.start)] =
-                        score(m, s, qq.sum[h], dots[i * ratio + r], qq.factor[h]);
+                    out[h * n + col] = score(m, s, qq.sum[h], dot, qq.factor[h]);
                 }
             }
         }
@@ -512,13 +515,16 @@ impl KvCache {
             let stride = self.n_kv_heads * 3 * self.groups;
             let mut ws = vec![0.0f32; n3 * ratio];
             for g in 0..self.n_kv_heads {
-                for i in 0..n3 {
-                    let t = t0 + i;
-                    let (m, s) = self.scale(t, g, true);
-                    for r in 0..ratio {
+                let sc = self.vs3[(t0 - self.n_sink) * self.n_kv_heads + g..]
+                    .iter()
+                    .step_by(self.n_kv_heads);
+                for (i, (p, wsi)) in sc.zip(ws.chunks_exact_mut(ratio)).enumerate() {
+                    let (m, s) = (f16_to_f32(p[0]), f16_to_f32(p[1]));
+                    let col = t0 + i - range.start;
+                    for (r, x) in wsi.iter_mut().enumerate() {
                         let h = g * ratio + r;
-                        let wt = w[h * n + (t - range.start)];
-                        ws[i * ratio + r] = wt * s;
+                        let wt = w[h * n + col];
+                        *x = wt * s;
                         base[h] += wt * m;
                     }
                 }
