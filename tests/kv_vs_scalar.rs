@@ -20,7 +20,7 @@ fn case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, u64)> {
         prop_oneof![Just(1usize), Just(4), Just(8), 1usize..6],
         1usize..4,                                   // KV heads
         prop_oneof![Just(0usize), Just(1), Just(3)], // sink
-        1usize..50,                                  // tokens
+        prop_oneof![1usize..50, 63usize..200],       // tokens: one and several 64-token blocks
         any::<u64>(),
     )
 }

@@ -69,22 +69,54 @@ void bitnet_kv3_dot_avx2(const uint8_t *rows, size_t stride, size_t n, size_t gr
     }
 }
 
+/* Tokens are taken in blocks of TB so that, per 16-code vector, the accumulators of up to four
+ * heads stay in registers across the block while its rows stay in L1. Each accumulator still
+ * receives its tokens in order. */
+#define TB 64
+
+static inline __attribute__((always_inline)) void wsum_block(
+    const uint8_t *rows, size_t stride, size_t tn, size_t pairs, const float *w, size_t nq,
+    int nh, float *acc, size_t accs, __m256i shuf, __m256i mul) {
+    for (size_t b = 0; b < pairs; b++) {
+        __m256 lo[4], hi[4];
+        for (int h = 0; h < nh; h++) {
+            lo[h] = _mm256_loadu_ps(acc + h * accs + 16 * b);
+            hi[h] = _mm256_loadu_ps(acc + h * accs + 16 * b + 8);
+        }
+        for (size_t t = 0; t < tn; t++) {
+            const __m256i c = unpack2(rows + t * stride + 6 * b, shuf, mul);
+            const __m256 cl = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(c)));
+            const __m256 ch =
+                _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(c, 1)));
+            for (int h = 0; h < nh; h++) {
+                const __m256 wv = _mm256_set1_ps(w[t * nq + h]);
+                lo[h] = _mm256_fmadd_ps(wv, cl, lo[h]);
+                hi[h] = _mm256_fmadd_ps(wv, ch, hi[h]);
+            }
+        }
+        for (int h = 0; h < nh; h++) {
+            _mm256_storeu_ps(acc + h * accs + 16 * b, lo[h]);
+            _mm256_storeu_ps(acc + h * accs + 16 * b + 8, hi[h]);
+        }
+    }
+}
+
 void bitnet_kv3_wsum_avx2(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                           const float *w, size_t nq, float *acc, size_t accs) {
     __m256i shuf, mul;
     consts(&shuf, &mul);
     const size_t pairs = (groups + 1) / 2;
-    for (size_t t = 0; t < n; t++) {
-        const uint8_t *r = rows + t * stride;
-        for (size_t b = 0; b < pairs; b++) {
-            const __m256i c = unpack2(r + 6 * b, shuf, mul);
-            const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(c)));
-            const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(c, 1)));
-            for (size_t h = 0; h < nq; h++) {
-                const __m256 wv = _mm256_set1_ps(w[t * nq + h]);
-                float *a = acc + h * accs + 16 * b;
-                _mm256_storeu_ps(a, _mm256_fmadd_ps(wv, lo, _mm256_loadu_ps(a)));
-                _mm256_storeu_ps(a + 8, _mm256_fmadd_ps(wv, hi, _mm256_loadu_ps(a + 8)));
+    for (size_t t0 = 0; t0 < n; t0 += TB) {
+        const size_t tn = n - t0 < TB ? n - t0 : TB;
+        const uint8_t *r = rows + t0 * stride;
+        for (size_t h0 = 0; h0 < nq; h0 += 4) {
+            const float *wh = w + t0 * nq + h0;
+            float *a = acc + h0 * accs;
+            switch (nq - h0 < 4 ? nq - h0 : 4) {
+            case 1: wsum_block(r, stride, tn, pairs, wh, nq, 1, a, accs, shuf, mul); break;
+            case 2: wsum_block(r, stride, tn, pairs, wh, nq, 2, a, accs, shuf, mul); break;
+            case 3: wsum_block(r, stride, tn, pairs, wh, nq, 3, a, accs, shuf, mul); break;
+            default: wsum_block(r, stride, tn, pairs, wh, nq, 4, a, accs, shuf, mul); break;
             }
         }
     }
