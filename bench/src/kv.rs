@@ -41,27 +41,60 @@ impl F16Cache {
         let mut p = vec![0.0f32; ratio * n];
         for g in 0..self.n_kv {
             let qg = &q[g * ratio * d..(g + 1) * ratio * d];
-            for t in 0..n {
-                let row = &self.k[(t * self.n_kv + g) * d..][..d];
-                for r in 0..ratio {
-                    p[r * n + t] = dot(row, &qg[r * d..(r + 1) * d]) * scale;
+            let stride = self.n_kv * d;
+            let kg = &self.k[g * d..];
+            let vg = &self.v[g * d..];
+            #[cfg(target_arch = "x86_64")]
+            let simd = d.is_multiple_of(8) && ratio <= 8 && has_f16c();
+            #[cfg(not(target_arch = "x86_64"))]
+            let simd = false;
+            if simd {
+                // SAFETY: AVX2 + FMA + F16C checked; rows t < n lie in kg at this stride;
+                // p holds ratio × n scores.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    x86::scores(kg, stride, n, d, qg, ratio, scale, &mut p)
+                };
+            } else {
+                for t in 0..n {
+                    let row = &kg[t * stride..][..d];
+                    for r in 0..ratio {
+                        p[r * n + t] = row
+                            .iter()
+                            .zip(&qg[r * d..(r + 1) * d])
+                            .map(|(&a, &b)| f16::from_bits(a).to_f32() * b)
+                            .sum::<f32>()
+                            * scale;
+                    }
                 }
             }
-            let mut z = vec![0.0f32; ratio];
             for r in 0..ratio {
                 let row = &mut p[r * n..(r + 1) * n];
                 let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut z = 0.0f32;
                 for x in row.iter_mut() {
                     *x = (*x - mx).exp();
-                    z[r] += *x;
+                    z += *x;
                 }
+                row.iter_mut().for_each(|x| *x /= z);
             }
             let og = &mut out[g * ratio * d..(g + 1) * ratio * d];
             og.fill(0.0);
-            for t in 0..n {
-                let row = &self.v[(t * self.n_kv + g) * d..][..d];
-                for r in 0..ratio {
-                    axpy(p[r * n + t] / z[r], row, &mut og[r * d..(r + 1) * d]);
+            if simd {
+                // SAFETY: as above; og holds ratio × d outputs.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    x86::wsum(vg, stride, n, d, &p, ratio, og)
+                };
+            } else {
+                for t in 0..n {
+                    let row = &vg[t * stride..][..d];
+                    for r in 0..ratio {
+                        let w = p[r * n + t];
+                        for (o, &b) in og[r * d..(r + 1) * d].iter_mut().zip(row) {
+                            *o += w * f16::from_bits(b).to_f32();
+                        }
+                    }
                 }
             }
         }
@@ -87,62 +120,74 @@ fn has_f16c() -> bool {
     false
 }
 
-fn dot(k: &[u16], q: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if k.len().is_multiple_of(8) && has_f16c() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); lengths are equal.
-        return unsafe { x86::dot(k, q) };
-    }
-    k.iter()
-        .zip(q)
-        .map(|(&a, &b)| f16::from_bits(a).to_f32() * b)
-        .sum()
-}
-
-fn axpy(a: f32, v: &[u16], y: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if v.len().is_multiple_of(8) && has_f16c() {
-        // SAFETY: as in `dot`.
-        return unsafe { x86::axpy(a, v, y) };
-    }
-    for (o, &b) in y.iter_mut().zip(v) {
-        *o += a * f16::from_bits(b).to_f32();
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// `p[r·n + t] = scale · q_r·k_t` for `t < n`, `r < ratio`: each K row is converted once,
+    /// 8 values at a time, and serves every query head of the group.
+    ///
     /// # Safety
-    /// AVX2 + FMA + F16C; `k.len() == q.len()`, a multiple of 8.
+    /// AVX2 + FMA + F16C; `d % 8 == 0`, `ratio <= 8`; `k` holds rows `t·stride .. + d` for
+    /// `t < n`, `q` `ratio × d`, `p` `ratio × n`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot(k: &[u16], q: &[f32]) -> f32 {
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for (i, (kc, qc)) in k.chunks_exact(8).zip(q.chunks_exact(8)).enumerate() {
-            // SAFETY: 8 u16 and 8 f32 in bounds.
-            let kv = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(kc.as_ptr().cast())) };
-            let qv = unsafe { _mm256_loadu_ps(qc.as_ptr()) };
-            acc[i & 1] = _mm256_fmadd_ps(kv, qv, acc[i & 1]);
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn scores(
+        k: &[u16],
+        stride: usize,
+        n: usize,
+        d: usize,
+        q: &[f32],
+        ratio: usize,
+        scale: f32,
+        p: &mut [f32],
+    ) {
+        for t in 0..n {
+            let row = &k[t * stride..][..d];
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for j in (0..d).step_by(8) {
+                // SAFETY: 8 u16 of the row and 8 f32 of each q row, in bounds.
+                let x = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(row[j..].as_ptr().cast())) };
+                for (r, a) in acc.iter_mut().enumerate().take(ratio) {
+                    let qv = unsafe { _mm256_loadu_ps(q[r * d + j..].as_ptr()) };
+                    *a = _mm256_fmadd_ps(x, qv, *a);
+                }
+            }
+            for (r, a) in acc.iter().enumerate().take(ratio) {
+                let mut s = [0.0f32; 8];
+                // SAFETY: 8 floats.
+                unsafe { _mm256_storeu_ps(s.as_mut_ptr(), *a) };
+                p[r * n + t] = s.iter().sum::<f32>() * scale;
+            }
         }
-        let s = _mm256_add_ps(acc[0], acc[1]);
-        let mut t = [0.0f32; 8];
-        // SAFETY: 8 floats.
-        unsafe { _mm256_storeu_ps(t.as_mut_ptr(), s) };
-        t.iter().sum()
     }
 
+    /// `out[r·d + j] += Σ_t p[r·n + t] · v_t[j]`.
+    ///
     /// # Safety
-    /// As [`dot`], with `y.len() == v.len()`.
+    /// As [`scores`], with `out` `ratio × d`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn axpy(a: f32, v: &[u16], y: &mut [f32]) {
-        let av = _mm256_set1_ps(a);
-        for (vc, yc) in v.chunks_exact(8).zip(y.chunks_exact_mut(8)) {
-            // SAFETY: 8 u16 and 8 f32 in bounds.
-            unsafe {
-                let x = _mm256_cvtph_ps(_mm_loadu_si128(vc.as_ptr().cast()));
-                let o = _mm256_fmadd_ps(av, x, _mm256_loadu_ps(yc.as_ptr()));
-                _mm256_storeu_ps(yc.as_mut_ptr(), o);
+    pub(super) unsafe fn wsum(
+        v: &[u16],
+        stride: usize,
+        n: usize,
+        d: usize,
+        p: &[f32],
+        ratio: usize,
+        out: &mut [f32],
+    ) {
+        for t in 0..n {
+            let row = &v[t * stride..][..d];
+            for j in (0..d).step_by(8) {
+                // SAFETY: 8 u16 of the row and 8 f32 of each output row, in bounds.
+                let x = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(row[j..].as_ptr().cast())) };
+                for r in 0..ratio {
+                    let o = out[r * d + j..].as_mut_ptr();
+                    unsafe {
+                        let w = _mm256_set1_ps(p[r * n + t]);
+                        _mm256_storeu_ps(o, _mm256_fmadd_ps(w, x, _mm256_loadu_ps(o)));
+                    }
+                }
             }
         }
     }

@@ -94,7 +94,7 @@ fn main() -> bitnet_kernels::Result<()> {
     );
 
     // Accuracy: the simulation, 1024 tokens.
-    println!("| keys | sink | cosine | relative error |\n|---|---|---|---|");
+    println!("| keys | cache | cosine | relative error |\n|---|---|---|---|");
     for outliers in [false, true] {
         let t = 1024;
         let mut rng = Rng(11);
@@ -119,8 +119,18 @@ fn main() -> bitnet_kernels::Result<()> {
             } else {
                 "Gaussian"
             };
-            println!("| {keys} | {sink} | {cs:.4} | {re:.4} |");
+            println!("| {keys} | 3-bit, {sink} sink token | {cs:.4} | {re:.4} |");
         }
+        let f = F16Cache::new(&k, &v, HK, D);
+        let mut out = vec![0.0; HQ * D];
+        f.attend(&q, HQ, &mut out);
+        let (cs, re) = compare(&out, &want);
+        let keys = if outliers {
+            "2 channels ×15"
+        } else {
+            "Gaussian"
+        };
+        println!("| {keys} | fp16 (baseline) | {cs:.6} | {re:.6} |");
     }
 
     // Speed: `layers` caches of `tokens` tokens each.
