@@ -37,7 +37,7 @@ use quant::{code3, f16_to_f32, pack3, quantize_row, Rotation};
 pub(crate) const ROW_SLACK: usize = 16;
 
 /// The largest `head_dim`: the int32 dot products of int8 q with 8-bit sink codes stay exact
-/// (`127 · 255 · 65536 < 2^31`).
+/// (`128 · 255 · 65536 < 2^31`).
 pub const MAX_HEAD_DIM: usize = 65536;
 
 /// The KV cache of one attention layer: 3-bit codes (8-bit for the first `n_sink` tokens),
