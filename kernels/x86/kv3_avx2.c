@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels.h"
+
 static inline __m256i unpack2(const uint8_t *p, __m256i shuf, __m256i mul) {
     __m128i x = _mm_loadl_epi64((const __m128i *)p);
     __m256i w = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(x), shuf);
@@ -74,7 +76,7 @@ void bitnet_kv3_dot_avx2(const uint8_t *rows, size_t stride, size_t n, size_t gr
  * receives its tokens in order. */
 #define TB 64
 
-static inline __attribute__((always_inline)) void wsum_block(
+static BITNET_ALWAYS_INLINE void wsum_block(
     const uint8_t *rows, size_t stride, size_t tn, size_t pairs, const float *w, size_t nq,
     int nh, float *acc, size_t accs, __m256i shuf, __m256i mul) {
     for (size_t b = 0; b < pairs; b++) {

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels.h"
+
 static inline __m512i unpack4(const uint8_t *p, __m512i shuf, __m512i shift) {
     __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
     __m512i w = _mm512_srlv_epi16(_mm512_shuffle_epi8(b, shuf), shift);
@@ -44,7 +46,7 @@ static inline __m128i hsum4(const __m512i a[4]) {
 }
 
 /* One token, NH (1..4, a constant after inlining) query heads from h0. */
-static inline __attribute__((always_inline)) void dot_row(const uint8_t *r, size_t quads,
+static BITNET_ALWAYS_INLINE void dot_row(const uint8_t *r, size_t quads,
                                                           const int16_t *q, size_t qs, int nh,
                                                           __m512i shuf, __m512i shift,
                                                           int32_t *out) {
@@ -87,7 +89,7 @@ void bitnet_kv3_dot_avx512(const uint8_t *rows, size_t stride, size_t n, size_t 
  * receives its tokens in order. */
 #define TB 64
 
-static inline __attribute__((always_inline)) void wsum_block(
+static BITNET_ALWAYS_INLINE void wsum_block(
     const uint8_t *rows, size_t stride, size_t tn, size_t quads, const float *w, size_t nq,
     int nh, float *acc, size_t accs, __m512i shuf, __m512i shift) {
     for (size_t b = 0; b < quads; b++) {
