@@ -129,6 +129,14 @@ typedef enum BitnetGgmlType {
 } BitnetGgmlType;
 
 /**
+ * One attention layer's KV cache: opaque. Reading calls (`attend`, `scores`,
+ * `weighted_v`, `dequantize`, `len`, `bytes`) take it as `const` and may run on any number
+ * of threads at once while no `bitnet_kv_append` runs; free it once, with
+ * `bitnet_kv_free`.
+ */
+typedef struct BitnetKvCache BitnetKvCache;
+
+/**
  * A packed ternary matrix: opaque, immutable once built. Any number of threads may use one
  * matrix at the same time (all calls take it as `const`); free it once, with
  * `bitnet_matrix_free`, when no call is using it.
@@ -526,6 +534,102 @@ enum BitnetStatus bitnet_gemm_i8_rows(const struct BitnetMatrix *m,
  * Safety: `x` points to `len` floats, `q` to `len` writable bytes.
  */
 enum BitnetStatus bitnet_quantize_activations(const float *x, size_t len, int8_t *q, float *absmax);
+
+/**
+ * A new, empty cache for `n_kv_heads` heads of `head_dim` values (1 to 65536), holding up
+ * to `capacity` tokens, the first `n_sink` of them at 8 bits (1 is the usual choice; 0 for
+ * none). On success `*out` receives it (free it with `bitnet_kv_free`); on failure `*out`
+ * is left untouched.
+ *
+ * Safety: `out` is writable.
+ */
+int bitnet_kv_new(size_t n_kv_heads,
+                  size_t head_dim,
+                  size_t capacity,
+                  size_t n_sink,
+                  struct BitnetKvCache **out);
+
+/**
+ * Appends `n_tokens` tokens of post-RoPE K and V, each `n_tokens × n_kv_heads × head_dim`
+ * floats (token, then head, then value). On any error nothing is appended: a NaN or
+ * infinity (`NON_FINITE`), a value whose rotation leaves the fp16 range (`INVALID_DATA`),
+ * more tokens than the capacity leaves (`INVALID_SHAPE`).
+ *
+ * Safety: `c` is a live cache no other call is using; `k` and `v` point to that many floats.
+ */
+int bitnet_kv_append(struct BitnetKvCache *c, const float *k, const float *v, size_t n_tokens);
+
+/**
+ * Decode attention for one query token: `q` and `out` are `n_heads × head_dim` floats
+ * (`n_heads` a multiple of `n_kv_heads`; query head h reads KV head
+ * `h / (n_heads / n_kv_heads)`); scores are `q·k / sqrt(head_dim)`, the softmax runs over
+ * every appended position. `out` is written only on success; an empty cache is
+ * `INVALID_SHAPE`.
+ *
+ * Safety: `c` is a live cache; `q` and `out` point to `n_heads × head_dim` floats.
+ */
+int bitnet_kv_attend(const struct BitnetKvCache *c, const float *q, size_t n_heads, float *out);
+
+/**
+ * The first half of attention, for engines with their own softmax or split-K scheme:
+ * `scores[h × (pos_end − pos_begin) + (t − pos_begin)] = q_h·k_t / sqrt(head_dim)` for the
+ * positions `pos_begin <= t < pos_end <= bitnet_kv_len(c)`. `scores` is written only on
+ * success.
+ *
+ * Safety: `c` is a live cache; `q` points to `n_heads × head_dim` floats, `scores` to
+ * `n_heads × (pos_end − pos_begin)`.
+ */
+int bitnet_kv_scores(const struct BitnetKvCache *c,
+                     const float *q,
+                     size_t n_heads,
+                     size_t pos_begin,
+                     size_t pos_end,
+                     float *scores);
+
+/**
+ * The second half of attention: `out_h = Σ_t weights[h × (pos_end − pos_begin) +
+ * (t − pos_begin)] · v_t` over `pos_begin <= t < pos_end`, with V read from its codes.
+ * Sums over consecutive ranges add up to the whole. `out` is written only on success.
+ *
+ * Safety: `c` is a live cache; `weights` points to `n_heads × (pos_end − pos_begin)`
+ * floats, `out` to `n_heads × head_dim`.
+ */
+int bitnet_kv_weighted_v(const struct BitnetKvCache *c,
+                         const float *weights,
+                         size_t n_heads,
+                         size_t pos_begin,
+                         size_t pos_end,
+                         float *out);
+
+/**
+ * Position `pos` read back, dequantized, in the caller's space: `k` and `v` each receive
+ * `n_kv_heads × head_dim` floats, only on success. A position not yet appended is
+ * `INVALID_SHAPE`.
+ *
+ * Safety: `c` is a live cache; `k` and `v` point to `n_kv_heads × head_dim` floats.
+ */
+int bitnet_kv_dequantize(const struct BitnetKvCache *c, size_t pos, float *k, float *v);
+
+/**
+ * Tokens appended so far; 0 if `c` is NULL.
+ *
+ * Safety: `c` is NULL or a live cache.
+ */
+size_t bitnet_kv_len(const struct BitnetKvCache *c);
+
+/**
+ * Bytes the appended tokens occupy (codes and scales of K and V); 0 if `c` is NULL.
+ *
+ * Safety: `c` is NULL or a live cache.
+ */
+size_t bitnet_kv_bytes(const struct BitnetKvCache *c);
+
+/**
+ * Frees a cache. NULL is a no-op. The handle must not be used afterwards, nor freed twice.
+ *
+ * Safety: `c` is NULL or a live cache that no other call is using.
+ */
+void bitnet_kv_free(struct BitnetKvCache *c);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -37,6 +37,7 @@ pub mod capi;
 pub mod error;
 pub mod format;
 pub mod kernels;
+pub mod kv;
 pub mod matmul;
 /// The row splitting the products use over rayon's threads. Public only so that the
 /// benchmark crate (`bench/`) splits its dense baselines exactly the same way; it is not

@@ -9,6 +9,7 @@
 //!   [`data`]: the shapes and the synthetic weights and activations; [`machine`]: CPU and
 //!   date for a report; [`harness`]: criterion's set-up for the benches.
 //! - [`registry`]: the only module that touches the library's kernel registry.
+//! - [`kv`]: the fp16-cache decode-attention baseline of the 3-bit KV cache (`--bin kv_report`).
 //!
 //! Binaries and benches (see `docs/performance.md`):
 //!
@@ -26,6 +27,7 @@ pub mod baseline;
 pub mod cold;
 pub mod data;
 pub mod harness;
+pub mod kv;
 pub mod machine;
 pub mod probe;
 pub mod registry;

@@ -4,7 +4,8 @@
 //! - `status.rs`: status codes and their messages, the last-error detail, the boundary
 //!   (panic catching, pointer and length checks, writing results out), library information;
 //! - `matrix.rs`: matrix handles: building, converting, freeing, reading, copying out;
-//! - `products.rs`: GEMV / GEMM (int8 and f32, whole or a row range) and the quantizer.
+//! - `products.rs`: GEMV / GEMM (int8 and f32, whole or a row range) and the quantizer;
+//! - `kv.rs`: the 3-bit KV cache and decode attention (these return the status as `int`).
 //!
 //! Rules every export follows, each visible in its own body:
 //! - it runs under `status::boundary`: a panic becomes `BITNET_STATUS_INTERNAL`, never an
@@ -36,6 +37,9 @@ mod matrix;
 
 mod products;
 
+mod kv;
+
+pub use kv::*;
 pub use matrix::*;
 pub use products::*;
 pub use status::{

@@ -6,13 +6,17 @@
 //!   files `*_neon.c`.
 
 #![allow(unused_imports)]
-use super::{cpu, FormatKernels, KernelSet};
+use super::{cpu, FormatKernels, KernelSet, KvKernels};
 
 c_kernels! {
     I2S_NEON:    bitnet_i2s_neon    => bitnet_i2s_gemv_neon,    bitnet_i2s_gemm_neon    if cpu::always;
     I2S_DOTPROD: bitnet_i2s_dotprod => bitnet_i2s_gemv_dotprod, bitnet_i2s_gemm_dotprod if cpu::always;
     TL1_NEON:    bitnet_tl1_neon    => bitnet_tl1_gemv_neon,    bitnet_tl1_gemm_neon    if cpu::always;
     TL2_NEON:    bitnet_tl2_neon    => bitnet_tl2_gemv_neon,    bitnet_tl2_gemm_neon    if cpu::always;
+}
+
+kv_kernels! {
+    KV3_NEON: bitnet_kv3_neon => bitnet_kv3_dot_neon, bitnet_kv3_wsum_neon if cpu::always;
 }
 
 /// ARMv8.2-A Advanced SIMD with the dot-product extension (`sdot`). Its TL1 / TL2 come from
@@ -24,6 +28,7 @@ pub(super) static NEON_DOTPROD: KernelSet = KernelSet {
     tl1: None,
     tl2: None,
     act: super::act::NEON,
+    kv3: None,
 };
 
 /// Plain ARMv8-A Advanced SIMD: every AArch64 core.
@@ -34,4 +39,5 @@ pub(super) static NEON: KernelSet = KernelSet {
     tl1: TL1_NEON,
     tl2: TL2_NEON,
     act: super::act::NEON,
+    kv3: KV3_NEON,
 };

@@ -39,3 +39,42 @@ macro_rules! c_kernels {
         const $konst: Option<FormatKernels> = None;
     )*};
 }
+
+/// One row per 3-bit KV-cache kernel file (`kernels/*/kv3_<isa>.c`): declares its two entry
+/// points with the registry's [`super::RawKvDot`] / [`super::RawKvWsum`] signatures and a
+/// `const NAME: Option<KvKernels>`, `None` when `build.rs` did not compile the file.
+macro_rules! kv_kernels {
+    ($($konst:ident : $cfg:ident => $dot:ident, $wsum:ident if $avail:path;)*) => {$(
+        #[cfg($cfg)]
+        extern "C" {
+            fn $dot(
+                rows: *const u8,
+                stride: usize,
+                n: usize,
+                groups: usize,
+                q: *const i16,
+                qs: usize,
+                nq: usize,
+                out: *mut i32,
+            );
+            fn $wsum(
+                rows: *const u8,
+                stride: usize,
+                n: usize,
+                groups: usize,
+                w: *const f32,
+                nq: usize,
+                acc: *mut f32,
+                accs: usize,
+            );
+        }
+        #[cfg($cfg)]
+        const $konst: Option<KvKernels> = Some(KvKernels {
+            dot: $dot,
+            wsum: $wsum,
+            is_available: $avail,
+        });
+        #[cfg(not($cfg))]
+        const $konst: Option<KvKernels> = None;
+    )*};
+}

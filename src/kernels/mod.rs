@@ -33,7 +33,7 @@
 //! // Building a set from fields (here: no kernels at all, so it would fall back): private.
 //! use bitnet_kernels::kernels::KernelSet;
 //! static EVIL: KernelSet =
-//!     KernelSet { name: "evil", is_available: || true, i2s: None, tl1: None, tl2: None };
+//!     KernelSet { name: "evil", is_available: || true, i2s: None, tl1: None, tl2: None, kv3: None };
 //! ```
 //!
 //! ```compile_fail,E0616
@@ -133,6 +133,52 @@ pub(crate) struct FormatKernels {
     is_available: fn() -> bool,
 }
 
+/// Integer dot products of int16 query vectors with packed 3-bit KV-cache rows
+/// (`docs/FORMATS.md` §8).
+///
+/// # Contract (for every implementation, C or Rust)
+/// - row `t < n` starts at `rows + t * stride` and holds `groups` 3-byte groups of 8 codes;
+///   the kernel may read up to [`crate::kv::ROW_SLACK`] bytes past the end of the last row;
+/// - `q` holds `nq` vectors of `qs >= 8 * round_up(groups, 4)` int16 each, every value in
+///   `[-128, 127]` and zero from index `8 * groups` on (a kernel may multiply those zeros by
+///   whatever bytes follow a row);
+/// - `out[t * nq + h]` receives the exact `sum_{j < 8 groups} q[h * qs + j] * code(t, j)`.
+pub(crate) type RawKvDot = unsafe extern "C" fn(
+    rows: *const u8,
+    stride: usize,
+    n: usize,
+    groups: usize,
+    q: *const i16,
+    qs: usize,
+    nq: usize,
+    out: *mut i32,
+);
+
+/// Weighted sums of packed 3-bit rows: `acc[h * accs + j] += sum_t w[t * nq + h] * code(t, j)`
+/// for `h < nq`, `j < 8 * groups`, tokens in order. Rows as for [`RawKvDot`];
+/// `accs >= 8 * round_up(groups, 4)`, and the entries `[8 * groups, accs)` of each vector are
+/// scratch the kernel may overwrite. Floating point: within the bound of `docs/FORMATS.md` §8
+/// of the scalar reference.
+pub(crate) type RawKvWsum = unsafe extern "C" fn(
+    rows: *const u8,
+    stride: usize,
+    n: usize,
+    groups: usize,
+    w: *const f32,
+    nq: usize,
+    acc: *mut f32,
+    accs: usize,
+);
+
+/// The 3-bit KV-cache kernels of one set.
+#[derive(Clone, Copy)]
+pub(crate) struct KvKernels {
+    pub(crate) dot: RawKvDot,
+    pub(crate) wsum: RawKvWsum,
+    /// Run-time check of the CPU features these need beyond the set's own.
+    is_available: fn() -> bool,
+}
+
 /// A set of kernels for one instruction set: an entry of [`KERNELS`].
 ///
 /// Read-only: it can only be obtained from this module ([`KERNELS`], [`SCALAR`],
@@ -147,6 +193,8 @@ pub struct KernelSet {
     tl2: Option<FormatKernels>,
     /// Activation quantization and rescale, for every format.
     act: act::ActKernels,
+    /// The 3-bit KV-cache kernels ([`crate::kv`]).
+    kv3: Option<KvKernels>,
 }
 
 /// Every name a kernel set may have in some build, best first on each architecture: the
@@ -173,6 +221,11 @@ pub static SCALAR: KernelSet = KernelSet {
         is_available: cpu::always,
     }),
     act: act::SCALAR,
+    kv3: Some(KvKernels {
+        dot: crate::kv::scalar::kv3_dot,
+        wsum: crate::kv::scalar::kv3_wsum,
+        is_available: cpu::always,
+    }),
 };
 
 /// Every kernel set built into this binary, best first; the last is always [`SCALAR`].
@@ -314,6 +367,29 @@ impl KernelSet {
                     format.name()
                 ))
             })
+    }
+}
+
+impl KernelSet {
+    /// The 3-bit KV-cache kernels that run under this set: its own, or the next set's down
+    /// [`KERNELS`] that has them (scalar last), and that set's name.
+    pub(crate) fn kv_kernels(&self) -> (&'static str, KvKernels) {
+        let own = |s: &KernelSet| {
+            s.kv3
+                .filter(|k| s.is_available() && (k.is_available)())
+                .map(|k| (s.name, k))
+        };
+        if let Some(k) = own(self) {
+            return k;
+        }
+        let start = KERNELS
+            .iter()
+            .position(|k| k.name == self.name)
+            .unwrap_or(0);
+        KERNELS[start..]
+            .iter()
+            .find_map(|s| own(s))
+            .unwrap_or(("scalar", SCALAR.kv3.expect("scalar has kv3 kernels")))
     }
 }
 

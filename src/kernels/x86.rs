@@ -1,7 +1,7 @@
 //! The x86-64 kernel sets: C files in `kernels/x86/`, one row each in the table below.
 
 #![allow(unused_imports)]
-use super::{cpu, FormatKernels, KernelSet};
+use super::{cpu, FormatKernels, KernelSet, KvKernels};
 
 c_kernels! {
     I2S_AVX2:   bitnet_i2s_avx2       => bitnet_i2s_gemv_avx2,       bitnet_i2s_gemm_avx2       if cpu::always;
@@ -13,6 +13,11 @@ c_kernels! {
     TL2_AVX512: bitnet_tl2_avx512vbmi => bitnet_tl2_gemv_avx512vbmi, bitnet_tl2_gemm_avx512vbmi if cpu::avx512vbmi;
 }
 
+kv_kernels! {
+    KV3_AVX2:   bitnet_kv3_avx2   => bitnet_kv3_dot_avx2,   bitnet_kv3_wsum_avx2   if cpu::always;
+    KV3_AVX512: bitnet_kv3_avx512 => bitnet_kv3_dot_avx512, bitnet_kv3_wsum_avx512 if cpu::always;
+}
+
 /// AVX2 + FMA (Haswell and later, Zen 1 and later).
 pub(super) static AVX2: KernelSet = KernelSet {
     name: "avx2",
@@ -21,6 +26,7 @@ pub(super) static AVX2: KernelSet = KernelSet {
     tl1: TL1_AVX2,
     tl2: TL2_AVX2,
     act: super::act::AVX2,
+    kv3: KV3_AVX2,
 };
 
 /// AVX-512 F/BW/VL with VNNI (`vpdpbusd`): Ice Lake, Cascade Lake, Sapphire Rapids, Zen 4
@@ -32,4 +38,5 @@ pub(super) static AVX512: KernelSet = KernelSet {
     tl1: TL1_AVX512,
     tl2: TL2_AVX512,
     act: super::act::AVX2,
+    kv3: KV3_AVX512,
 };

@@ -511,6 +511,52 @@ static void check_null_handles(void) {
     CHECK(bitnet_matrix_packed_size(NULL) == 0);
 }
 
+/* The KV cache's failures: each leaves the cache as it was and names its cause. */
+static void check_kv_bad_calls(void) {
+    enum { H = 2, D = 16 };
+    float k[2 * H * D], v[2 * H * D], q[3 * D], out[4 * D], kv1[H * D], kv2[H * D];
+    for (size_t i = 0; i < 2 * H * D; i++) k[i] = v[i] = (float)i / 7.0f;
+    for (size_t i = 0; i < 3 * D; i++) q[i] = 0.25f;
+    BitnetKvCache *c = NULL;
+    CHECK(bitnet_kv_new(H, D, 3, 1, NULL) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_kv_new(0, D, 3, 1, &c) == BITNET_STATUS_INVALID_SHAPE && c == NULL);
+    CHECK(bitnet_kv_new(H, 0, 3, 1, &c) == BITNET_STATUS_INVALID_SHAPE && c == NULL);
+    CHECK(bitnet_kv_new(H, 65537, 3, 1, &c) == BITNET_STATUS_INVALID_SHAPE && c == NULL);
+    CHECK(bitnet_kv_new(H, D, SIZE_MAX, 1, &c) == BITNET_STATUS_INVALID_SHAPE && c == NULL);
+    CHECK(bitnet_kv_new(H, D, 3, 1, &c) == BITNET_STATUS_OK && c != NULL);
+    CHECK(bitnet_kv_attend(c, q, H, out) == BITNET_STATUS_INVALID_SHAPE); /* empty */
+    CHECK(bitnet_kv_append(NULL, k, v, 1) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_kv_append(c, NULL, v, 1) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_kv_append(c, k, MISALIGNED(float, v), 1) == BITNET_STATUS_MISALIGNED_POINTER);
+    k[H * D + 3] = NAN;
+    CHECK(bitnet_kv_append(c, k, v, 2) == BITNET_STATUS_NON_FINITE);
+    CHECK(strstr(bitnet_last_error(), "35") != NULL);
+    k[H * D + 3] = 1e6f; /* rotated, beyond the fp16 range */
+    CHECK(bitnet_kv_append(c, k, v, 2) == BITNET_STATUS_INVALID_DATA);
+    k[H * D + 3] = 0.5f;
+    CHECK(bitnet_kv_len(c) == 0 && bitnet_kv_bytes(c) == 0);
+    CHECK(bitnet_kv_append(c, k, v, SIZE_MAX / 4) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_kv_append(c, k, v, 2) == BITNET_STATUS_OK);
+    CHECK(bitnet_kv_append(c, k, v, 2) == BITNET_STATUS_INVALID_SHAPE); /* capacity 3 */
+    CHECK(bitnet_kv_len(c) == 2);
+    CHECK(bitnet_kv_attend(c, q, 3, out) == BITNET_STATUS_INVALID_SHAPE); /* 3 % 2 */
+    CHECK(bitnet_kv_attend(c, q, 0, out) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_kv_attend(c, q, H, NULL) == BITNET_STATUS_NULL_POINTER);
+    q[1] = INFINITY;
+    out[0] = 42.0f;
+    CHECK(bitnet_kv_attend(c, q, H, out) == BITNET_STATUS_NON_FINITE && out[0] == 42.0f);
+    q[1] = 0.25f;
+    CHECK(bitnet_kv_dequantize(c, 2, kv1, kv2) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_kv_dequantize(c, 0, NULL, kv2) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_kv_scores(c, q, H, 1, 3, out) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_kv_scores(c, q, H, 2, 1, out) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_kv_weighted_v(c, q, H, 0, 3, out) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_kv_len(NULL) == 0 && bitnet_kv_bytes(NULL) == 0);
+    CHECK(bitnet_kv_attend(NULL, q, H, out) == BITNET_STATUS_NULL_POINTER);
+    bitnet_kv_free(c);
+    bitnet_kv_free(NULL);
+}
+
 int main(int argc, char **argv) {
     make_fixtures();
     size_t rows = 0;
@@ -528,6 +574,7 @@ int main(int argc, char **argv) {
         rows = sizeof table / sizeof table[0];
         check_details();
         check_ggml();
+        check_kv_bad_calls();
         /* A failure's detail names the problem, and survives a later successful call. */
         CHECK(bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS) == BITNET_STATUS_LENGTH_MISMATCH);
         CHECK(strstr(bitnet_last_error(), "299") != NULL);

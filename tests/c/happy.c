@@ -484,6 +484,68 @@ static void check_ggml(size_t rows, size_t cols, float scale, uint16_t d, float 
     free(t2);
 }
 
+/* The 3-bit KV cache: append (a block, then one token), read back, attention against f32
+ * attention, and attention = scores + softmax + weighted V. */
+#define KV_H 2
+#define KV_D 64
+#define KV_T 4
+#define KV_HQ 8
+static void check_kv(void) {
+    float k[KV_T * KV_H * KV_D], v[KV_T * KV_H * KV_D], q[KV_HQ * KV_D];
+    float out[KV_HQ * KV_D], ref[KV_HQ * KV_D], split[KV_HQ * KV_D];
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) k[i] = next_f32(), v[i] = next_f32();
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) q[i] = next_f32();
+    BitnetKvCache *c = NULL;
+    OK(bitnet_kv_new(KV_H, KV_D, 8, 1, &c));
+    OK(bitnet_kv_append(c, k, v, 3));
+    OK(bitnet_kv_append(c, k + 3 * KV_H * KV_D, v + 3 * KV_H * KV_D, 1));
+    CHECK(bitnet_kv_len(c) == KV_T);
+    /* One 8-bit sink token and three 3-bit ones: (d + 4) and (3 * d / 8 + 4) bytes per head,
+     * for K and V. */
+    CHECK(bitnet_kv_bytes(c) == 2 * (KV_H * (KV_D + 4) + 3 * KV_H * (3 * KV_D / 8 + 4)));
+    float kk[KV_H * KV_D], vv[KV_H * KV_D];
+    OK(bitnet_kv_dequantize(c, 0, kk, vv));
+    for (size_t i = 0; i < KV_H * KV_D; i++)
+        CHECK(fabsf(kk[i] - k[i]) < 0.1f && fabsf(vv[i] - v[i]) < 0.1f);
+    OK(bitnet_kv_attend(c, q, KV_HQ, out));
+    double dot = 0, n1 = 0, n2 = 0;
+    for (size_t h = 0; h < KV_HQ; h++) {
+        size_t g = h / (KV_HQ / KV_H);
+        double s[KV_T], mx = -1e300, z = 0;
+        for (size_t t = 0; t < KV_T; t++) {
+            s[t] = 0;
+            for (size_t j = 0; j < KV_D; j++) s[t] += (double)q[h * KV_D + j] * k[(t * KV_H + g) * KV_D + j];
+            s[t] /= sqrt((double)KV_D);
+            if (s[t] > mx) mx = s[t];
+        }
+        for (size_t t = 0; t < KV_T; t++) z += (s[t] = exp(s[t] - mx));
+        for (size_t j = 0; j < KV_D; j++) {
+            double o = 0;
+            for (size_t t = 0; t < KV_T; t++) o += s[t] * v[(t * KV_H + g) * KV_D + j];
+            ref[h * KV_D + j] = (float)(o / z);
+            dot += ref[h * KV_D + j] * (double)out[h * KV_D + j];
+            n1 += (double)ref[h * KV_D + j] * ref[h * KV_D + j];
+            n2 += (double)out[h * KV_D + j] * out[h * KV_D + j];
+        }
+    }
+    CHECK(dot / sqrt(n1 * n2) > 0.9);
+    float sc[KV_HQ * KV_T], w1[KV_HQ * 1], w2[KV_HQ * 3], part[KV_HQ * KV_D];
+    OK(bitnet_kv_scores(c, q, KV_HQ, 0, KV_T, sc));
+    for (size_t h = 0; h < KV_HQ; h++) {
+        float mx = sc[h * KV_T], z = 0;
+        for (size_t t = 1; t < KV_T; t++) mx = sc[h * KV_T + t] > mx ? sc[h * KV_T + t] : mx;
+        for (size_t t = 0; t < KV_T; t++) z += (sc[h * KV_T + t] = expf(sc[h * KV_T + t] - mx));
+        w1[h] = sc[h * KV_T] / z;
+        for (size_t t = 1; t < KV_T; t++) w2[h * 3 + t - 1] = sc[h * KV_T + t] / z;
+    }
+    OK(bitnet_kv_weighted_v(c, w1, KV_HQ, 0, 1, split));
+    OK(bitnet_kv_weighted_v(c, w2, KV_HQ, 1, KV_T, part));
+    for (size_t i = 0; i < KV_HQ * KV_D; i++)
+        CHECK(fabsf(split[i] + part[i] - out[i]) <= 1e-4f * (1.0f + fabsf(out[i])));
+    bitnet_kv_free(c);
+    bitnet_kv_free(NULL);
+}
+
 int main(void) {
     CHECK(strcmp(bitnet_version(), BITNET_KERNELS_VERSION) == 0);
     const char *kernel = bitnet_kernel_name();
@@ -499,6 +561,7 @@ int main(void) {
     check_ggml(3, 256, 1.75f, 0x3F00, 1.75f);
     /* 0.1 is no fp16 value: d = fp16(0.1) = 0x2E66, which is what comes back. */
     check_ggml(8, 768, 0.1f, 0x2E66, 0.0999755859375f);
+    check_kv();
 
     /* A tiny case worked by hand (the doc example of ternary_gemv): trits [1 -1 0; 0 1 1],
      * scale 0.5, x = [1, 0.5, -1] -> q = [127, 64, -127], acc = [63, -63]. */

@@ -1,0 +1,624 @@
+//! A 3-bit KV cache for one attention layer, and decode attention over it.
+//!
+//! K and V arrive post-RoPE in f32, `n_kv_heads × head_dim` per token. Each head vector is
+//! rotated by a fixed orthonormal sign-flipped Hadamard matrix and quantized on its own to
+//! 3-bit codes (8 codes in 3 bytes) with an fp16 minimum and step; the first `n_sink` tokens
+//! get 8-bit codes. Attention rotates q the same way, quantizes it to int8 per head, takes
+//! the integer dot products with the codes (exact), scales them, applies a numerically stable
+//! softmax, sums V straight from its codes, and rotates the result back. The exact maths is
+//! `docs/FORMATS.md` §8.
+//!
+//! ```
+//! use bitnet_kernels::kv::KvCache;
+//! let (heads, d) = (2, 64);
+//! let mut cache = KvCache::new(heads, d, 16, 1)?;
+//! let k: Vec<f32> = (0..3 * heads * d).map(|i| (i as f32 * 0.1).sin()).collect();
+//! let v: Vec<f32> = (0..3 * heads * d).map(|i| (i as f32 * 0.2).cos()).collect();
+//! cache.append(&k, &v, 3)?; // three tokens (prefill)
+//! let q = vec![0.5f32; 8 * d]; // 8 query heads: 4 per KV head
+//! let mut out = vec![0.0f32; 8 * d];
+//! cache.attend(&q, 8, &mut out)?;
+//! assert_eq!(cache.len(), 3);
+//! # Ok::<(), bitnet_kernels::Error>(())
+//! ```
+
+use std::ops::Range;
+
+use crate::error::{check_len, Error, Result};
+use crate::kernels::{self, KernelSet, KvKernels};
+
+pub(crate) mod quant;
+pub(crate) mod scalar;
+
+use quant::{code3, f16_to_f32, pack3, quantize_row, Rotation};
+
+/// Bytes every code buffer keeps readable after its last row: the SIMD kernels load whole
+/// vectors that may reach past a row's last group.
+pub(crate) const ROW_SLACK: usize = 16;
+
+/// The largest `head_dim`: the int32 dot products of int8 q with 8-bit sink codes stay exact
+/// (`128 · 255 · 65536 < 2^31`).
+pub const MAX_HEAD_DIM: usize = 65536;
+
+/// The KV cache of one attention layer: 3-bit codes (8-bit for the first `n_sink` tokens),
+/// append-only up to a fixed capacity.
+///
+/// Any number of threads may read a cache at once (`attend`, `scores`, ... take `&self`);
+/// appending needs `&mut self`.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    n_kv_heads: usize,
+    head_dim: usize,
+    capacity: usize,
+    n_sink: usize,
+    len: usize,
+    /// 3-byte groups per head row: `ceil(head_dim / 8)`.
+    groups: usize,
+    rot: Rotation,
+    /// 3-bit rows, `[token - n_sink][head]`, `3 * groups` bytes each, then [`ROW_SLACK`] zeros.
+    k3: Vec<u8>,
+    v3: Vec<u8>,
+    /// fp16 `(min, step)` of each 3-bit row, in the order of the rows.
+    ks3: Vec<[u16; 2]>,
+    vs3: Vec<[u16; 2]>,
+    /// 8-bit rows of the sink tokens, `[token][head]`, `head_dim` bytes each.
+    k8: Vec<u8>,
+    v8: Vec<u8>,
+    ks8: Vec<[u16; 2]>,
+    vs8: Vec<[u16; 2]>,
+}
+
+/// q rotated and quantized, per query head: int16 values padded to `qs`, their sum and scale.
+struct QuantQ {
+    q: Vec<i16>,
+    qs: usize,
+    sum: Vec<i32>,
+    /// `a / 127 / sqrt(head_dim)`: turns an integer score into `q·k / sqrt(head_dim)`.
+    factor: Vec<f32>,
+}
+
+fn round_up(x: usize, m: usize) -> usize {
+    x.div_ceil(m) * m
+}
+
+fn first_non_finite(x: &[f32], what: &'static str) -> Result<()> {
+    match x.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(Error::NonFinite { what, index }),
+        None => Ok(()),
+    }
+}
+
+impl KvCache {
+    /// An empty cache for `n_kv_heads` heads of `head_dim` values (1 to [`MAX_HEAD_DIM`]),
+    /// holding up to `capacity` tokens, the first `n_sink` of them at 8 bits.
+    pub fn new(n_kv_heads: usize, head_dim: usize, capacity: usize, n_sink: usize) -> Result<Self> {
+        if n_kv_heads == 0 || head_dim == 0 || capacity == 0 {
+            return Err(Error::InvalidShape(format!(
+                "n_kv_heads = {n_kv_heads}, head_dim = {head_dim}, capacity = {capacity}: each must be at least 1"
+            )));
+        }
+        if head_dim > MAX_HEAD_DIM {
+            return Err(Error::InvalidShape(format!(
+                "head_dim = {head_dim} is above the maximum {MAX_HEAD_DIM}"
+            )));
+        }
+        let groups = head_dim.div_ceil(8);
+        // The largest buffer a full cache needs must be addressable.
+        capacity
+            .checked_mul(n_kv_heads)
+            .and_then(|r| r.checked_mul(head_dim.max(3 * groups)))
+            .filter(|&b| b <= isize::MAX as usize / 2)
+            .ok_or_else(|| {
+                Error::InvalidShape(format!(
+                    "capacity = {capacity} tokens of {n_kv_heads} x {head_dim} is too large"
+                ))
+            })?;
+        Ok(KvCache {
+            n_kv_heads,
+            head_dim,
+            capacity,
+            n_sink,
+            len: 0,
+            groups,
+            rot: Rotation::new(head_dim),
+            k3: vec![0; ROW_SLACK],
+            v3: vec![0; ROW_SLACK],
+            ks3: Vec::new(),
+            vs3: Vec::new(),
+            k8: Vec::new(),
+            v8: Vec::new(),
+            ks8: Vec::new(),
+            vs8: Vec::new(),
+        })
+    }
+
+    /// Tokens appended so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no token has been appended.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The most tokens the cache holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// KV heads.
+    pub fn n_kv_heads(&self) -> usize {
+        self.n_kv_heads
+    }
+
+    /// Values per head vector.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// Tokens stored at 8 bits (the first ones appended).
+    pub fn n_sink(&self) -> usize {
+        self.n_sink
+    }
+
+    /// Bytes the appended tokens occupy: codes and fp16 scales of K and V (per token and head
+    /// `2 · (3 · ceil(head_dim / 8) + 4)` bytes, `2 · (head_dim + 4)` for a sink token).
+    pub fn bytes(&self) -> usize {
+        let rows3 = self.ks3.len();
+        let rows8 = self.ks8.len();
+        2 * (rows3 * (3 * self.groups + 4) + rows8 * (self.head_dim + 4))
+    }
+
+    fn row_len(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+
+    /// Appends `n_tokens` tokens: `k` and `v` each hold `n_tokens × n_kv_heads × head_dim`
+    /// f32 (token-major, then head). On any error nothing is appended: a NaN or infinity
+    /// (`NonFinite`), a rotated value outside the fp16 range (`InvalidData`), wrong lengths,
+    /// or more tokens than the capacity leaves (`InvalidShape`).
+    pub fn append(&mut self, k: &[f32], v: &[f32], n_tokens: usize) -> Result<()> {
+        let need = n_tokens
+            .checked_mul(self.row_len())
+            .ok_or_else(|| Error::InvalidShape(format!("n_tokens = {n_tokens} overflows")))?;
+        check_len("k", need, k.len())?;
+        check_len("v", need, v.len())?;
+        if n_tokens > self.capacity - self.len {
+            return Err(Error::InvalidShape(format!(
+                "appending {n_tokens} tokens to {} exceeds the capacity {}",
+                self.len, self.capacity
+            )));
+        }
+        first_non_finite(k, "k")?;
+        first_non_finite(v, "v")?;
+        // Quantize everything first, so that a failure leaves the cache unchanged.
+        let (d, g) = (self.head_dim, self.groups);
+        let mut new = Staged::default();
+        let mut y = vec![0.0f32; d];
+        let mut codes = vec![0u8; 8 * g];
+        for t in 0..n_tokens {
+            let sink = self.len + t < self.n_sink;
+            for h in 0..self.n_kv_heads {
+                for (src, is_v) in [(k, false), (v, true)] {
+                    let off = (t * self.n_kv_heads + h) * d;
+                    y.copy_from_slice(&src[off..off + d]);
+                    self.rot.forward(&mut y);
+                    if sink {
+                        let (bytes, sc) = if is_v {
+                            (&mut new.v8, &mut new.vs8)
+                        } else {
+                            (&mut new.k8, &mut new.ks8)
+                        };
+                        let start = bytes.len();
+                        bytes.resize(start + d, 0);
+                        sc.push(pair(quantize_row(&y, 255, &mut bytes[start..])?));
+                    } else {
+                        codes.fill(0);
+                        let sc = quantize_row(&y, 7, &mut codes[..d])?;
+                        let (bytes, scs) = if is_v {
+                            (&mut new.v3, &mut new.vs3)
+                        } else {
+                            (&mut new.k3, &mut new.ks3)
+                        };
+                        let start = bytes.len();
+                        bytes.resize(start + 3 * g, 0);
+                        pack3(&codes, &mut bytes[start..]);
+                        scs.push(pair(sc));
+                    }
+                }
+            }
+        }
+        self.commit(new, n_tokens);
+        Ok(())
+    }
+
+    fn commit(&mut self, s: Staged, n_tokens: usize) {
+        for (buf, add) in [(&mut self.k3, s.k3), (&mut self.v3, s.v3)] {
+            buf.truncate(buf.len() - ROW_SLACK);
+            buf.extend_from_slice(&add);
+            buf.resize(buf.len() + ROW_SLACK, 0);
+        }
+        self.ks3.extend(s.ks3);
+        self.vs3.extend(s.vs3);
+        self.k8.extend(s.k8);
+        self.v8.extend(s.v8);
+        self.ks8.extend(s.ks8);
+        self.vs8.extend(s.vs8);
+        self.len += n_tokens;
+    }
+
+    fn check_pos(&self, pos: usize) -> Result<()> {
+        if pos >= self.len {
+            return Err(Error::InvalidShape(format!(
+                "position {pos} is not in the cache ({} tokens appended)",
+                self.len
+            )));
+        }
+        Ok(())
+    }
+
+    /// Dequantizes token `pos` into `k` and `v` (`n_kv_heads × head_dim` each), in the
+    /// caller's space (rotation undone).
+    pub fn dequantize(&self, pos: usize, k: &mut [f32], v: &mut [f32]) -> Result<()> {
+        self.check_pos(pos)?;
+        check_len("k", self.row_len(), k.len())?;
+        check_len("v", self.row_len(), v.len())?;
+        let d = self.head_dim;
+        for h in 0..self.n_kv_heads {
+            for (out, is_v) in [(&mut *k, false), (&mut *v, true)] {
+                let o = &mut out[h * d..(h + 1) * d];
+                let (m, s) = self.scale(pos, h, is_v);
+                for (j, x) in o.iter_mut().enumerate() {
+                    *x = m + s * self.code(pos, h, is_v, j) as f32;
+                }
+                self.rot.inverse(o);
+            }
+        }
+        Ok(())
+    }
+
+    /// `(min, step)` of token `t`, head `h`, as f32.
+    fn scale(&self, t: usize, h: usize, is_v: bool) -> (f32, f32) {
+        let p = if t < self.n_sink {
+            (if is_v { &self.vs8 } else { &self.ks8 })[t * self.n_kv_heads + h]
+        } else {
+            (if is_v { &self.vs3 } else { &self.ks3 })[(t - self.n_sink) * self.n_kv_heads + h]
+        };
+        (f16_to_f32(p[0]), f16_to_f32(p[1]))
+    }
+
+    fn code(&self, t: usize, h: usize, is_v: bool, j: usize) -> u32 {
+        if t < self.n_sink {
+            let b = if is_v { &self.v8 } else { &self.k8 };
+            b[(t * self.n_kv_heads + h) * self.head_dim + j] as u32
+        } else {
+            code3(self.row3(t, h, is_v), j) as u32
+        }
+    }
+
+    /// The packed 3-bit row of token `t >= n_sink`, head `h`.
+    fn row3(&self, t: usize, h: usize, is_v: bool) -> &[u8] {
+        let b = if is_v { &self.v3 } else { &self.k3 };
+        let r = 3 * self.groups;
+        &b[((t - self.n_sink) * self.n_kv_heads + h) * r..][..r]
+    }
+
+    fn check_heads(&self, n_heads: usize) -> Result<usize> {
+        if n_heads == 0 || !n_heads.is_multiple_of(self.n_kv_heads) {
+            return Err(Error::InvalidShape(format!(
+                "n_heads = {n_heads} is not a positive multiple of n_kv_heads = {}",
+                self.n_kv_heads
+            )));
+        }
+        // Every buffer length below is a multiple of n_heads × head_dim or of
+        // n_heads × len; both must fit.
+        n_heads
+            .checked_mul(
+                self.head_dim
+                    .max(self.len)
+                    .max(8 * round_up(self.groups, 4)),
+            )
+            .ok_or_else(|| Error::InvalidShape(format!("n_heads = {n_heads} overflows")))?;
+        Ok(n_heads / self.n_kv_heads)
+    }
+
+    fn check_range(&self, range: &Range<usize>) -> Result<()> {
+        if range.start > range.end || range.end > self.len {
+            return Err(Error::InvalidShape(format!(
+                "positions {}..{} are not within the {} appended",
+                range.start, range.end, self.len
+            )));
+        }
+        Ok(())
+    }
+
+    fn quantize_q(&self, q: &[f32], n_heads: usize) -> Result<QuantQ> {
+        let d = self.head_dim;
+        let qs = 8 * round_up(self.groups, 4);
+        let mut out = QuantQ {
+            q: vec![0; n_heads * qs],
+            qs,
+            sum: vec![0; n_heads],
+            factor: vec![0.0; n_heads],
+        };
+        let mut y = vec![0.0f32; d];
+        let mut qi = vec![0i8; d];
+        let inv_sqrt_d = 1.0 / (d as f32).sqrt();
+        for h in 0..n_heads {
+            y.copy_from_slice(&q[h * d..(h + 1) * d]);
+            self.rot.forward(&mut y);
+            let a = crate::quant::quantize_activations(&y, &mut qi)?;
+            for (o, &v) in out.q[h * qs..].iter_mut().zip(&qi) {
+                *o = v as i16;
+            }
+            out.sum[h] = qi.iter().map(|&v| v as i32).sum();
+            out.factor[h] = a / 127.0 * inv_sqrt_d;
+        }
+        Ok(out)
+    }
+
+    /// Scores `q·k_t / sqrt(head_dim)` of every query head for the positions `range`:
+    /// `q` is `n_heads × head_dim` (`n_heads` a multiple of `n_kv_heads`, query head `h`
+    /// reading KV head `h / (n_heads / n_kv_heads)`), `out[h · range.len() + (t − range.start)]`.
+    pub fn scores(
+        &self,
+        q: &[f32],
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.scores_with(kernels::active()?, q, n_heads, range, out)
+    }
+
+    /// [`KvCache::scores`] on the kernels of `set`.
+    pub fn scores_with(
+        &self,
+        set: &KernelSet,
+        q: &[f32],
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.check_heads(n_heads)?;
+        self.check_range(&range)?;
+        check_len("q", n_heads * self.head_dim, q.len())?;
+        check_len("scores", n_heads * range.len(), out.len())?;
+        first_non_finite(q, "q")?;
+        let qq = self.quantize_q(q, n_heads)?;
+        self.scores_q(set.kv_kernels().1, &qq, n_heads, range, out);
+        Ok(())
+    }
+
+    fn scores_q(
+        &self,
+        ker: KvKernels,
+        qq: &QuantQ,
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) {
+        let ratio = n_heads / self.n_kv_heads;
+        let n = range.len();
+        // The sink positions: 8-bit codes, here in Rust (a handful of tokens).
+        let sink_end = range.end.min(self.n_sink).max(range.start);
+        for t in range.start..sink_end {
+            for h in 0..n_heads {
+                let g = h / ratio;
+                let b = &self.k8[(t * self.n_kv_heads + g) * self.head_dim..][..self.head_dim];
+                let qh = &qq.q[h * qq.qs..][..self.head_dim];
+                let dot: i32 = b.iter().zip(qh).map(|(&c, &x)| c as i32 * x as i32).sum();
+                let (m, s) = self.scale(t, g, false);
+                out[h * n + (t - range.start)] = score(m, s, qq.sum[h], dot, qq.factor[h]);
+            }
+        }
+        let (t0, n3) = (sink_end, range.end - sink_end);
+        if n3 == 0 {
+            return;
+        }
+        let stride = self.n_kv_heads * 3 * self.groups;
+        let mut dots = vec![0i32; n3 * ratio];
+        for g in 0..self.n_kv_heads {
+            let first = ((t0 - self.n_sink) * self.n_kv_heads + g) * 3 * self.groups;
+            // SAFETY: rows t0.. of head g are in k3 at this offset and stride, followed by
+            // ROW_SLACK readable bytes; the q vectors of heads g·ratio.. are qs long and zero
+            // past head_dim (quantize_q); dots holds n3 × ratio values.
+            unsafe {
+                (ker.dot)(
+                    self.k3.as_ptr().add(first),
+                    stride,
+                    n3,
+                    self.groups,
+                    qq.q.as_ptr().add(g * ratio * qq.qs),
+                    qq.qs,
+                    ratio,
+                    dots.as_mut_ptr(),
+                )
+            };
+            // The scales of rows t0.. of head g: every n_kv_heads-th pair.
+            let sc = self.ks3[(t0 - self.n_sink) * self.n_kv_heads + g..]
+                .iter()
+                .step_by(self.n_kv_heads);
+            for (i, (p, d)) in sc.zip(dots.chunks_exact(ratio)).enumerate() {
+                let (m, s) = (f16_to_f32(p[0]), f16_to_f32(p[1]));
+                let col = t0 + i - range.start;
+                for (r, &dot) in d.iter().enumerate() {
+                    let h = g * ratio + r;
+                    out[h * n + col] = score(m, s, qq.sum[h], dot, qq.factor[h]);
+                }
+            }
+        }
+    }
+
+    /// The weighted sums `out_h = sum_t weights[h · range.len() + (t − range.start)] · v_t` of
+    /// the dequantized V rows over `range`, `out` being `n_heads × head_dim` in the caller's
+    /// space. With softmax weights this is the second half of attention; split ranges add up.
+    pub fn weighted_v(
+        &self,
+        weights: &[f32],
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.weighted_v_with(kernels::active()?, weights, n_heads, range, out)
+    }
+
+    /// [`KvCache::weighted_v`] on the kernels of `set`.
+    pub fn weighted_v_with(
+        &self,
+        set: &KernelSet,
+        weights: &[f32],
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.check_heads(n_heads)?;
+        self.check_range(&range)?;
+        check_len("weights", n_heads * range.len(), weights.len())?;
+        check_len("out", n_heads * self.head_dim, out.len())?;
+        first_non_finite(weights, "weights")?;
+        self.wsum(set.kv_kernels().1, weights, n_heads, range, out, None);
+        Ok(())
+    }
+
+    /// `out_h = R^T (sum_t w · v_t) / z_h` (rotated sums, then rotated back).
+    fn wsum(
+        &self,
+        ker: KvKernels,
+        w: &[f32],
+        n_heads: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+        z: Option<&[f32]>,
+    ) {
+        let (d, n) = (self.head_dim, range.len());
+        let ratio = n_heads / self.n_kv_heads;
+        let accs = 8 * round_up(self.groups, 4);
+        let mut acc = vec![0.0f32; n_heads * accs];
+        let mut base = vec![0.0f32; n_heads];
+        let sink_end = range.end.min(self.n_sink).max(range.start);
+        for t in range.start..sink_end {
+            for h in 0..n_heads {
+                let g = h / ratio;
+                let wt = w[h * n + (t - range.start)];
+                let (m, s) = self.scale(t, g, true);
+                let b = &self.v8[(t * self.n_kv_heads + g) * d..][..d];
+                let ws = wt * s;
+                for (a, &c) in acc[h * accs..][..d].iter_mut().zip(b) {
+                    *a += ws * c as f32;
+                }
+                base[h] += wt * m;
+            }
+        }
+        let (t0, n3) = (sink_end, range.end - sink_end);
+        if n3 > 0 {
+            let stride = self.n_kv_heads * 3 * self.groups;
+            let mut ws = vec![0.0f32; n3 * ratio];
+            for g in 0..self.n_kv_heads {
+                let sc = self.vs3[(t0 - self.n_sink) * self.n_kv_heads + g..]
+                    .iter()
+                    .step_by(self.n_kv_heads);
+                for (i, (p, wsi)) in sc.zip(ws.chunks_exact_mut(ratio)).enumerate() {
+                    let (m, s) = (f16_to_f32(p[0]), f16_to_f32(p[1]));
+                    let col = t0 + i - range.start;
+                    for (r, x) in wsi.iter_mut().enumerate() {
+                        let h = g * ratio + r;
+                        let wt = w[h * n + col];
+                        *x = wt * s;
+                        base[h] += wt * m;
+                    }
+                }
+                let first = ((t0 - self.n_sink) * self.n_kv_heads + g) * 3 * self.groups;
+                // SAFETY: rows as in scores_q; ws holds n3 × ratio weights; acc holds the
+                // ratio vectors of heads g·ratio.., accs long each.
+                unsafe {
+                    (ker.wsum)(
+                        self.v3.as_ptr().add(first),
+                        stride,
+                        n3,
+                        self.groups,
+                        ws.as_ptr(),
+                        ratio,
+                        acc.as_mut_ptr().add(g * ratio * accs),
+                        accs,
+                    )
+                };
+            }
+        }
+        for h in 0..n_heads {
+            let o = &mut out[h * d..(h + 1) * d];
+            let inv = z.map_or(1.0, |z| 1.0 / z[h]);
+            for (x, &a) in o.iter_mut().zip(&acc[h * accs..]) {
+                *x = (a + base[h]) * inv;
+            }
+            self.rot.inverse(o);
+        }
+    }
+
+    /// Decode attention for one query token: `out_h = sum_t softmax_t(q_h·k_t / sqrt(head_dim))
+    /// · v_t` over every appended position, for `n_heads` query heads (a multiple of
+    /// `n_kv_heads`; `q` and `out` are `n_heads × head_dim`). An empty cache is an error.
+    pub fn attend(&self, q: &[f32], n_heads: usize, out: &mut [f32]) -> Result<()> {
+        self.attend_with(kernels::active()?, q, n_heads, out)
+    }
+
+    /// [`KvCache::attend`] on the kernels of `set`.
+    pub fn attend_with(
+        &self,
+        set: &KernelSet,
+        q: &[f32],
+        n_heads: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.check_heads(n_heads)?;
+        check_len("q", n_heads * self.head_dim, q.len())?;
+        check_len("out", n_heads * self.head_dim, out.len())?;
+        if self.len == 0 {
+            return Err(Error::InvalidShape("attention over an empty cache".into()));
+        }
+        first_non_finite(q, "q")?;
+        let ker = set.kv_kernels().1;
+        let qq = self.quantize_q(q, n_heads)?;
+        let n = self.len;
+        let mut p = vec![0.0f32; n_heads * n];
+        self.scores_q(ker, &qq, n_heads, 0..n, &mut p);
+        let mut z = vec![0.0f32; n_heads];
+        for (h, row) in p.chunks_exact_mut(n).enumerate() {
+            // Stable softmax: subtract the maximum, so every exponent is <= 0 and the largest
+            // term is exactly 1 (z >= 1, no division by zero or overflow).
+            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for x in row.iter_mut() {
+                *x = (*x - mx).exp();
+                z[h] += *x;
+            }
+        }
+        self.wsum(ker, &p, n_heads, 0..n, out, Some(&z));
+        Ok(())
+    }
+}
+
+/// `(m · Σq + s · Σ q·c) · factor`: one score from its exact integer parts.
+#[inline]
+fn score(m: f32, s: f32, sum: i32, dot: i32, factor: f32) -> f32 {
+    (m * sum as f32 + s * dot as f32) * factor
+}
+
+fn pair((m, s): (u16, u16)) -> [u16; 2] {
+    [m, s]
+}
+
+/// The rows of one append, before they join the cache.
+#[derive(Default)]
+struct Staged {
+    k3: Vec<u8>,
+    v3: Vec<u8>,
+    ks3: Vec<[u16; 2]>,
+    vs3: Vec<[u16; 2]>,
+    k8: Vec<u8>,
+    v8: Vec<u8>,
+    ks8: Vec<[u16; 2]>,
+    vs8: Vec<[u16; 2]>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! The cache's number formats: fp16 scales, the sign-flipped Hadamard rotation and the
+//! per-(token, head) min/step quantizer. `docs/FORMATS.md` §8 is the specification; every
+//! step here follows it literally, because the codes are written only here and every kernel
+//! set reads the same bytes.
+
+use crate::error::{Error, Result};
+
+/// The largest finite fp16 value: rotated K/V values beyond it cannot have an fp16 minimum.
+pub(crate) const F16_MAX: f32 = 65504.0;
+
+/// f32 to IEEE binary16, round to nearest, ties to even (what `vcvtps2ph` with rounding
+/// mode 0 does). Values beyond the range become infinity; callers keep inputs in range.
+pub(crate) fn f32_to_f16(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32;
+    let man = b & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        // A binary16 subnormal (or zero): units of 2^-24.
+        if e < -10 {
+            return sign;
+        }
+        let m = man | 0x80_0000;
+        let shift = (14 - e) as u32;
+        let half = m >> shift;
+        let rem = m & ((1 << shift) - 1);
+        let mid = 1 << (shift - 1);
+        let r = if rem > mid || (rem == mid && half & 1 == 1) {
+            half + 1
+        } else {
+            half
+        };
+        return sign | r as u16;
+    }
+    let half = ((e as u32) << 10) | (man >> 13);
+    let rem = man & 0x1fff;
+    // A carry out of the mantissa correctly moves to the next exponent (or to infinity).
+    let r = if rem > 0x1000 || (rem == 0x1000 && half & 1 == 1) {
+        half + 1
+    } else {
+        half
+    };
+    sign | r as u16
+}
+
+/// IEEE binary16 to f32 (exact).
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h & 0x8000) as u32) << 16;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    if exp == 0 {
+        let v = man as f32 * (1.0 / 16_777_216.0);
+        return if sign != 0 { -v } else { v };
+    }
+    if exp == 31 {
+        return f32::from_bits(sign | 0x7f80_0000 | (man << 13));
+    }
+    f32::from_bits(sign | ((exp + 112) << 23) | (man << 13))
+}
+
+/// The sign applied to element `j` before the Hadamard transform: `-1` when the top bit of
+/// `splitmix64(j)` is set. Fixed for every cache, so caches are comparable across runs.
+fn sign_of(j: usize) -> f32 {
+    let mut z = (j as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    if z >> 63 == 1 {
+        -1.0
+    } else {
+        1.0
+    }
+}
+
+/// The rotation `R = H · S` of one head vector (`d` values): `S` flips the signs given by
+/// [`sign_of`], `H` is block-diagonal with one orthonormal Walsh–Hadamard block per set bit of
+/// `d`, largest first (`d = 33`: blocks 32 and 1). `R` is orthonormal, so attention on rotated
+/// q, k, v equals attention on the originals, rotated.
+#[derive(Clone, Debug)]
+pub(crate) struct Rotation {
+    signs: Vec<f32>,
+}
+
+impl Rotation {
+    pub(crate) fn new(d: usize) -> Self {
+        Rotation {
+            signs: (0..d).map(sign_of).collect(),
+        }
+    }
+
+    /// The blocks `(start, len)` of `H`.
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
+        let d = self.signs.len();
+        let mut start = 0;
+        (0..usize::BITS).rev().filter_map(move |b| {
+            let len = 1usize << b;
+            (d & len != 0).then(|| {
+                let s = start;
+                start += len;
+                (s, len)
+            })
+        })
+    }
+
+    /// In-place fast Walsh–Hadamard transform of each block, scaled by `1/sqrt(len)`.
+    fn hadamard(&self, x: &mut [f32]) {
+        for (s, len) in self.blocks() {
+            let blk = &mut x[s..s + len];
+            let mut h = 1;
+            while h < len {
+                for i in (0..len).step_by(2 * h) {
+                    for j in i..i + h {
+                        let (a, b) = (blk[j], blk[j + h]);
+                        blk[j] = a + b;
+                        blk[j + h] = a - b;
+                    }
+                }
+                h *= 2;
+            }
+            let norm = 1.0 / (len as f32).sqrt();
+            blk.iter_mut().for_each(|v| *v *= norm);
+        }
+    }
+
+    /// `x <- R x`.
+    pub(crate) fn forward(&self, x: &mut [f32]) {
+        x.iter_mut().zip(&self.signs).for_each(|(v, s)| *v *= s);
+        self.hadamard(x);
+    }
+
+    /// `x <- R^T x` (the inverse).
+    pub(crate) fn inverse(&self, x: &mut [f32]) {
+        self.hadamard(x);
+        x.iter_mut().zip(&self.signs).for_each(|(v, s)| *v *= s);
+    }
+}
+
+/// The shrink factors the 3-bit quantizer tries, in this order (sixteenths of the half range).
+const SHRINK: [f32; 5] = [1.0, 15.0 / 16.0, 14.0 / 16.0, 13.0 / 16.0, 12.0 / 16.0];
+
+/// Quantizes one rotated row `y` to `levels + 1` codes (`levels` = 7 or 255): returns the fp16
+/// `(min, step)` and writes the codes. 3-bit rows try every [`SHRINK`] factor and keep the
+/// first with the smallest squared error; 8-bit rows use the full range. Errors on a value
+/// outside the fp16 range (the caller has already rejected NaN and infinity).
+pub(crate) fn quantize_row(y: &[f32], levels: u32, codes: &mut [u8]) -> Result<(u16, u16)> {
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for &v in y {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if lo < -F16_MAX || hi > F16_MAX {
+        return Err(Error::InvalidData(format!(
+            "a rotated K/V value ({}) is outside the fp16 range (±65504)",
+            if hi > F16_MAX { hi } else { lo }
+        )));
+    }
+    let mid = (lo + hi) / 2.0;
+    let half = (hi - lo) / 2.0;
+    let shrinks: &[f32] = if levels == 7 { &SHRINK } else { &SHRINK[..1] };
+    let mut best: Option<(f32, u16, u16)> = None;
+    for &f in shrinks {
+        let m16 = f32_to_f16(mid - f * half);
+        let s16 = f32_to_f16(2.0 * f * half / levels as f32);
+        let (m, s) = (f16_to_f32(m16), f16_to_f32(s16));
+        let mut err = 0.0f32;
+        for &v in y {
+            let c = code_of(v, m, s, levels);
+            let e = m + s * c as f32 - v;
+            err += e * e;
+        }
+        if best.is_none_or(|(be, _, _)| err < be) {
+            best = Some((err, m16, s16));
+        }
+    }
+    let (_, m16, s16) = best.expect("at least one shrink factor");
+    let (m, s) = (f16_to_f32(m16), f16_to_f32(s16));
+    for (c, &v) in codes.iter_mut().zip(y) {
+        *c = code_of(v, m, s, levels) as u8;
+    }
+    Ok((m16, s16))
+}
+
+/// `clamp(round_half_even((v - m) / s), 0, levels)`; 0 when `s` is 0.
+#[inline]
+fn code_of(v: f32, m: f32, s: f32, levels: u32) -> u32 {
+    if s == 0.0 {
+        return 0;
+    }
+    ((v - m) / s).round_ties_even().clamp(0.0, levels as f32) as u32
+}
+
+/// Packs 3-bit codes, 8 to 3 bytes: code `i` of a group occupies bits `3i .. 3i+2` of the
+/// group's little-endian 24-bit word. `codes.len()` is a multiple of 8.
+pub(crate) fn pack3(codes: &[u8], out: &mut [u8]) {
+    for (g, o) in codes.chunks_exact(8).zip(out.chunks_exact_mut(3)) {
+        let w = g
+            .iter()
+            .enumerate()
+            .fold(0u32, |w, (i, &c)| w | (c as u32) << (3 * i));
+        o.copy_from_slice(&w.to_le_bytes()[..3]);
+    }
+}
+
+/// Code `j` of a packed 3-bit row.
+#[inline]
+pub(crate) fn code3(row: &[u8], j: usize) -> u8 {
+    let g = &row[3 * (j / 8)..][..3];
+    let w = g[0] as u32 | (g[1] as u32) << 8 | (g[2] as u32) << 16;
+    ((w >> (3 * (j % 8))) & 7) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_round_trips_every_finite_value() {
+        for h in 0..=u16::MAX {
+            let x = f16_to_f32(h);
+            if x.is_finite() {
+                assert_eq!(f32_to_f16(x), h, "{h:#06x}");
+            }
+        }
+    }
+
+    #[test]
+    fn f16_rounds_to_nearest_even() {
+        assert_eq!(f32_to_f16(1.0 + 1.0 / 2048.0), 0x3c00); // tie, to even
+        assert_eq!(f32_to_f16(1.0 + 3.0 / 2048.0), 0x3c02); // tie, to even (up)
+        assert_eq!(f32_to_f16(65520.0), 0x7c00); // rounds up to infinity
+        assert_eq!(f32_to_f16(2f32.powi(-25)), 0); // tie between 0 and the smallest subnormal
+        assert_eq!(f32_to_f16(3.0 * 2f32.powi(-25)), 2);
+    }
+
+    #[test]
+    fn rotation_is_orthonormal() {
+        for d in [1, 7, 33, 64, 100, 128] {
+            let r = Rotation::new(d);
+            let x: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut y = x.clone();
+            r.forward(&mut y);
+            let nx: f32 = x.iter().map(|v| v * v).sum();
+            let ny: f32 = y.iter().map(|v| v * v).sum();
+            assert!((nx - ny).abs() <= 1e-5 * nx, "{d}");
+            r.inverse(&mut y);
+            for (a, b) in x.iter().zip(&y) {
+                assert!((a - b).abs() <= 1e-5, "{d}");
+            }
+        }
+    }
+
+    #[test]
+    fn pack3_places_codes() {
+        let codes: Vec<u8> = (0..16).map(|i| (i * 5 % 8) as u8).collect();
+        let mut p = [0u8; 6];
+        pack3(&codes, &mut p);
+        for (j, &c) in codes.iter().enumerate() {
+            assert_eq!(code3(&p, j), c);
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The cache against f32 attention, its error bounds, and its failure modes.
+
+use super::*;
+
+/// A deterministic normal generator (xorshift + Box–Muller), so no test depends on a crate.
+struct Rng(u64);
+impl Rng {
+    fn u(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+    fn normal(&mut self) -> f32 {
+        let (a, b) = (self.u(), self.u());
+        (-2.0 * a.ln()).sqrt() * (std::f32::consts::TAU * b).cos()
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.normal()).collect()
+    }
+}
+
+/// f32 attention on the unquantized cache (f64 accumulation).
+fn reference(
+    k: &[f32],
+    v: &[f32],
+    q: &[f32],
+    t: usize,
+    hk: usize,
+    hq: usize,
+    d: usize,
+) -> Vec<f32> {
+    let ratio = hq / hk;
+    let mut out = vec![0.0f32; hq * d];
+    for h in 0..hq {
+        let g = h / ratio;
+        let s: Vec<f64> = (0..t)
+            .map(|i| {
+                (0..d)
+                    .map(|j| q[h * d + j] as f64 * k[(i * hk + g) * d + j] as f64)
+                    .sum::<f64>()
+                    / (d as f64).sqrt()
+            })
+            .collect();
+        let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let p: Vec<f64> = s.iter().map(|x| (x - mx).exp()).collect();
+        let z: f64 = p.iter().sum();
+        for j in 0..d {
+            out[h * d + j] = ((0..t)
+                .map(|i| p[i] * v[(i * hk + g) * d + j] as f64)
+                .sum::<f64>()
+                / z) as f32;
+        }
+    }
+    out
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum();
+    let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum();
+    dot / (na.sqrt() * nb.sqrt())
+}
+
+/// The simulation: 1024 tokens, 20 query / 5 KV heads, head_dim 128, 3-bit, no sink.
+fn accuracy(outliers: bool, seed: u64) -> f64 {
+    let (t, hk, hq, d) = (1024, 5, 20, 128);
+    let mut rng = Rng(seed);
+    let mut k = rng.vec(t * hk * d);
+    let v = rng.vec(t * hk * d);
+    let q = rng.vec(hq * d);
+    if outliers {
+        for row in k.chunks_exact_mut(d) {
+            row[5] *= 15.0;
+            row[77] *= 15.0;
+        }
+    }
+    let mut c = KvCache::new(hk, d, t, 0).unwrap();
+    c.append(&k, &v, t).unwrap();
+    let mut out = vec![0.0; hq * d];
+    c.attend_with(&kernels::SCALAR, &q, hq, &mut out).unwrap();
+    cosine(&out, &reference(&k, &v, &q, t, hk, hq, d))
+}
+
+/// Plain keys: every draw at least 0.94. Outlier keys: the cosine varies with how strongly q
+/// meets the outlier channels (0.77 to 0.96 over 20 draws, see `outlier_spread` and
+/// FORMATS.md §8); these four draws (0.888 to 0.956) are held to a mean of at least 0.90 and
+/// each at least 0.88, so a regression shows.
+#[test]
+fn attention_meets_the_accuracy_targets() {
+    let mut outl = Vec::new();
+    for seed in [1, 2, 3, 4] {
+        let plain = accuracy(false, seed);
+        let o = accuracy(true, seed);
+        eprintln!("seed {seed}: cosine {plain:.4} plain, {o:.4} outlier keys");
+        assert!(plain >= 0.94, "plain: {plain}");
+        assert!(o >= 0.88, "outliers: {o}");
+        outl.push(o);
+    }
+    let mean = outl.iter().sum::<f64>() / outl.len() as f64;
+    eprintln!("outlier keys, mean cosine {mean:.4}");
+    assert!(mean >= 0.90, "outliers, mean: {mean}");
+}
+
+/// The round-trip bound of FORMATS.md §8: per head, `‖x' − x‖₂ <= sqrt(d) · ((hi − lo) / 14
+/// + 2^-10 · max(|lo|, |hi|))` with `lo`, `hi` the rotated row's extremes (3-bit; 8-bit:
+/// `/ 510`), plus f32 rounding.
+#[test]
+fn round_trip_within_the_bound() {
+    for d in [1, 7, 33, 64, 128] {
+        for n_sink in [0, 2] {
+            let (t, hk) = (5, 3);
+            let mut rng = Rng(d as u64 + 7);
+            let k = rng.vec(t * hk * d);
+            let v: Vec<f32> = rng.vec(t * hk * d).iter().map(|x| x * 100.0).collect();
+            let mut c = KvCache::new(hk, d, t, n_sink).unwrap();
+            c.append(&k, &v, t).unwrap();
+            let (mut kk, mut vv) = (vec![0.0; hk * d], vec![0.0; hk * d]);
+            for pos in 0..t {
+                c.dequantize(pos, &mut kk, &mut vv).unwrap();
+                for (src, got) in [(&k, &kk), (&v, &vv)] {
+                    for h in 0..hk {
+                        let x = &src[(pos * hk + h) * d..][..d];
+                        let mut y = x.to_vec();
+                        c.rot.forward(&mut y);
+                        let lo = y.iter().copied().fold(f32::INFINITY, f32::min);
+                        let hi = y.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let levels = if pos < n_sink { 510.0 } else { 14.0 };
+                        let amax = lo.abs().max(hi.abs());
+                        let bound =
+                            (d as f32).sqrt() * ((hi - lo) / levels + amax / 1024.0) + 1e-4 * amax;
+                        let err: f32 = x
+                            .iter()
+                            .zip(&got[h * d..][..d])
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum::<f32>()
+                            .sqrt();
+                        assert!(err <= bound, "d {d} pos {pos} head {h}: {err} > {bound}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every shape: GQA ratios 1, 4, 8, head_dim off every block size, sink on and off, one and
+/// many tokens: attention close to f32 attention, and split calls equal to the whole.
+#[test]
+fn shapes_and_split_calls() {
+    for d in [1, 7, 33, 64, 128] {
+        for ratio in [1, 4, 8] {
+            for n_sink in [0, 1, 3] {
+                for t in [1, 2, 37] {
+                    let hk = 2;
+                    let hq = hk * ratio;
+                    let mut rng = Rng((d * 1000 + ratio * 10 + n_sink + t * 7) as u64);
+                    let k = rng.vec(t * hk * d);
+                    let v = rng.vec(t * hk * d);
+                    let q = rng.vec(hq * d);
+                    let mut c = KvCache::new(hk, d, 64, n_sink).unwrap();
+                    // Token by token for the first half, then one block.
+                    let half = t / 2;
+                    for i in 0..half {
+                        let r = i * hk * d..(i + 1) * hk * d;
+                        c.append(&k[r.clone()], &v[r], 1).unwrap();
+                    }
+                    c.append(&k[half * hk * d..], &v[half * hk * d..], t - half)
+                        .unwrap();
+                    assert_eq!(c.len(), t);
+                    let mut out = vec![0.0; hq * d];
+                    c.attend_with(&kernels::SCALAR, &q, hq, &mut out).unwrap();
+                    let want = reference(&k, &v, &q, t, hk, hq, d);
+                    if d >= 7 {
+                        let cs = cosine(&out, &want);
+                        assert!(cs > 0.85, "d {d} ratio {ratio} sink {n_sink} t {t}: {cs}");
+                    }
+                    // Scores + softmax + weighted V over two ranges = attend.
+                    let mut s = vec![0.0; hq * t];
+                    c.scores_with(&kernels::SCALAR, &q, hq, 0..t, &mut s)
+                        .unwrap();
+                    for row in s.chunks_exact_mut(t) {
+                        let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let e: Vec<f32> = row.iter().map(|x| (x - mx).exp()).collect();
+                        let z: f32 = e.iter().sum();
+                        row.iter_mut().zip(&e).for_each(|(r, e)| *r = e / z);
+                    }
+                    let cut = t / 3;
+                    let mut split = vec![0.0; hq * d];
+                    for r in [0..cut, cut..t] {
+                        let w: Vec<f32> = s
+                            .chunks_exact(t)
+                            .flat_map(|row| row[r.clone()].to_vec())
+                            .collect();
+                        let mut part = vec![0.0; hq * d];
+                        c.weighted_v_with(&kernels::SCALAR, &w, hq, r, &mut part)
+                            .unwrap();
+                        split.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+                    }
+                    for (a, b) in split.iter().zip(&out) {
+                        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn failures_append_nothing() {
+    let (hk, d) = (2, 16);
+    let mut c = KvCache::new(hk, d, 3, 1).unwrap();
+    let ok = vec![0.5f32; 2 * hk * d];
+    let mut bad = ok.clone();
+    bad[hk * d + 3] = f32::NAN;
+    assert!(matches!(
+        c.append(&bad, &ok, 2),
+        Err(Error::NonFinite {
+            what: "k",
+            index: 35
+        })
+    ));
+    assert!(matches!(
+        c.append(&ok, &bad, 2),
+        Err(Error::NonFinite { what: "v", .. })
+    ));
+    let mut big = ok.clone();
+    big[0] = 1e6;
+    assert!(matches!(c.append(&big, &ok, 2), Err(Error::InvalidData(_))));
+    assert!(matches!(
+        c.append(&ok, &ok, 1),
+        Err(Error::LengthMismatch { .. })
+    ));
+    assert_eq!((c.len(), c.bytes()), (0, 0));
+    c.append(&ok, &ok, 2).unwrap();
+    assert!(matches!(c.append(&ok, &ok, 2), Err(Error::InvalidShape(_)))); // capacity 3
+    assert_eq!(c.len(), 2);
+    assert_eq!(c.bytes(), 2 * hk * (d + 4) + 2 * hk * (6 + 4));
+    let (mut k, mut v) = (vec![0.0; hk * d], vec![0.0; hk * d]);
+    assert!(c.dequantize(2, &mut k, &mut v).is_err());
+    let q = vec![0.1f32; 3 * d];
+    let mut out = vec![0.0; 3 * d];
+    assert!(matches!(
+        c.attend(&q, 3, &mut out),
+        Err(Error::InvalidShape(_))
+    )); // 3 % 2
+    let mut q = vec![0.1f32; 2 * d];
+    q[1] = f32::INFINITY;
+    let mut out = vec![0.0; 2 * d];
+    assert!(matches!(
+        c.attend(&q, 2, &mut out),
+        Err(Error::NonFinite { what: "q", .. })
+    ));
+    let e = KvCache::new(hk, d, 3, 0).unwrap();
+    assert!(e.attend(&vec![0.0; 2 * d], 2, &mut out).is_err());
+    assert!(KvCache::new(0, d, 3, 0).is_err());
+    assert!(KvCache::new(1, MAX_HEAD_DIM + 1, 3, 0).is_err());
+    assert!(KvCache::new(1, 8, usize::MAX, 0).is_err());
+}
+
+/// 3.25 bits a value at head_dim 128 once the sink is amortized: 4.92x smaller than fp16.
+#[test]
+fn memory() {
+    let (hk, d, t) = (5, 128, 64);
+    let mut c = KvCache::new(hk, d, t, 0).unwrap();
+    let x = vec![1.0f32; t * hk * d];
+    c.append(&x, &x, t).unwrap();
+    assert_eq!(c.bytes() * 8, 2 * t * hk * d * 13 / 4);
+}
+
+/// The spread of the outlier-key cosine over 20 draws (for docs/FORMATS.md §8; slow in
+/// debug builds): `cargo test --release --lib kv::tests::outlier_spread -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn outlier_spread() {
+    let mut v: Vec<f64> = (1..=20).map(|s| accuracy(true, s)).collect();
+    v.sort_by(f64::total_cmp);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let below = v.iter().filter(|&&c| c < 0.90).count();
+    eprintln!("outlier keys, 20 draws: min {:.4} median {:.4} mean {mean:.4} max {:.4}, {below} below 0.90", v[0], v[10], v[19]);
+}
