@@ -8,62 +8,8 @@ use crate::error::{Error, Result};
 /// The largest finite fp16 value: rotated K/V values beyond it cannot have an fp16 minimum.
 pub(crate) const F16_MAX: f32 = 65504.0;
 
-/// f32 to IEEE binary16, round to nearest, ties to even (what `vcvtps2ph` with rounding
-/// mode 0 does). Values beyond the range become infinity; callers keep inputs in range.
-pub(crate) fn f32_to_f16(x: f32) -> u16 {
-    let b = x.to_bits();
-    let sign = ((b >> 16) & 0x8000) as u16;
-    let exp = ((b >> 23) & 0xff) as i32;
-    let man = b & 0x7f_ffff;
-    if exp == 0xff {
-        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
-    }
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if e <= 0 {
-        // A binary16 subnormal (or zero): units of 2^-24.
-        if e < -10 {
-            return sign;
-        }
-        let m = man | 0x80_0000;
-        let shift = (14 - e) as u32;
-        let half = m >> shift;
-        let rem = m & ((1 << shift) - 1);
-        let mid = 1 << (shift - 1);
-        let r = if rem > mid || (rem == mid && half & 1 == 1) {
-            half + 1
-        } else {
-            half
-        };
-        return sign | r as u16;
-    }
-    let half = ((e as u32) << 10) | (man >> 13);
-    let rem = man & 0x1fff;
-    // A carry out of the mantissa correctly moves to the next exponent (or to infinity).
-    let r = if rem > 0x1000 || (rem == 0x1000 && half & 1 == 1) {
-        half + 1
-    } else {
-        half
-    };
-    sign | r as u16
-}
-
-/// IEEE binary16 to f32 (exact).
-pub(crate) fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h & 0x8000) as u32) << 16;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let man = (h & 0x3ff) as u32;
-    if exp == 0 {
-        let v = man as f32 * (1.0 / 16_777_216.0);
-        return if sign != 0 { -v } else { v };
-    }
-    if exp == 31 {
-        return f32::from_bits(sign | 0x7f80_0000 | (man << 13));
-    }
-    f32::from_bits(sign | ((exp + 112) << 23) | (man << 13))
-}
+// fp16 scales: the crate's one exact conversion (round to nearest, ties to even).
+pub(crate) use crate::format::ggml::{f16_to_f32, f32_to_f16};
 
 /// The sign applied to element `j` before the Hadamard transform: `-1` when the top bit of
 /// `splitmix64(j)` is set. Fixed for every cache, so caches are comparable across runs.
@@ -219,25 +165,6 @@ pub(crate) fn code3(row: &[u8], j: usize) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn f16_round_trips_every_finite_value() {
-        for h in 0..=u16::MAX {
-            let x = f16_to_f32(h);
-            if x.is_finite() {
-                assert_eq!(f32_to_f16(x), h, "{h:#06x}");
-            }
-        }
-    }
-
-    #[test]
-    fn f16_rounds_to_nearest_even() {
-        assert_eq!(f32_to_f16(1.0 + 1.0 / 2048.0), 0x3c00); // tie, to even
-        assert_eq!(f32_to_f16(1.0 + 3.0 / 2048.0), 0x3c02); // tie, to even (up)
-        assert_eq!(f32_to_f16(65520.0), 0x7c00); // rounds up to infinity
-        assert_eq!(f32_to_f16(2f32.powi(-25)), 0); // tie between 0 and the smallest subnormal
-        assert_eq!(f32_to_f16(3.0 * 2f32.powi(-25)), 2);
-    }
 
     #[test]
     fn rotation_is_orthonormal() {
