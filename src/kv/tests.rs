@@ -87,7 +87,10 @@ fn accuracy(outliers: bool, seed: u64) -> f64 {
 /// FORMATS.md §8); these four draws (0.888 to 0.956) are held to a mean of at least 0.90 and
 /// each at least 0.88, so a regression shows.
 #[test]
-#[cfg_attr(miri, ignore = "1024 tokens x 20 heads: hours under Miri; the shapes test covers the code")]
+#[cfg_attr(
+    miri,
+    ignore = "1024 tokens x 20 heads: hours under Miri; the shapes test covers the code"
+)]
 fn attention_meets_the_accuracy_targets() {
     let mut outl = Vec::new();
     for seed in [1, 2, 3, 4] {
@@ -109,7 +112,11 @@ fn attention_meets_the_accuracy_targets() {
 #[test]
 fn round_trip_within_the_bound() {
     // Fewer head sizes under Miri, which interprets every step.
-    let dims: &[usize] = if cfg!(miri) { &[1, 33] } else { &[1, 7, 33, 64, 128] };
+    let dims: &[usize] = if cfg!(miri) {
+        &[33]
+    } else {
+        &[1, 7, 33, 64, 128]
+    };
     for &d in dims {
         for n_sink in [0, 2] {
             let (t, hk) = (5, 3);
@@ -153,7 +160,7 @@ fn shapes_and_split_calls() {
     // Under Miri (which interprets every step) a corner of the grid that still crosses a
     // ragged head_dim, GQA, the sink and a multi-token block.
     let miri = cfg!(miri);
-    let dims: &[usize] = if miri { &[7, 33] } else { &[1, 7, 33, 64, 128] };
+    let dims: &[usize] = if miri { &[33] } else { &[1, 7, 33, 64, 128] };
     let ratios: &[usize] = if miri { &[4] } else { &[1, 4, 8] };
     let sinks: &[usize] = if miri { &[1] } else { &[0, 1, 3] };
     let tokens: &[usize] = if miri { &[5] } else { &[1, 2, 37] };
