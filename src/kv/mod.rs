@@ -620,5 +620,54 @@ struct Staged {
     vs8: Vec<[u16; 2]>,
 }
 
+/// Decode attention in plain f64 on unquantized K and V: the oracle the 3-bit cache is
+/// measured against (tests, `kv_report`), and a reference for engines checking their own.
+///
+/// `k` and `v` are `t × n_kv_heads × head_dim`, `q` is `n_heads × head_dim` (`n_heads` a
+/// multiple of `n_kv_heads`); returns `n_heads × head_dim`: for each query head `h` (KV head
+/// `h / (n_heads / n_kv_heads)`), softmax over `t` of `q·k_t / sqrt(head_dim)`, times `v_t`.
+///
+/// # Panics
+/// If the lengths do not match the shape or `n_heads` is not a multiple of `n_kv_heads`.
+pub fn reference_attention(
+    k: &[f32],
+    v: &[f32],
+    q: &[f32],
+    t: usize,
+    n_kv_heads: usize,
+    n_heads: usize,
+    head_dim: usize,
+) -> Vec<f32> {
+    let (hk, hq, d) = (n_kv_heads, n_heads, head_dim);
+    assert!(
+        hk > 0 && hq % hk == 0,
+        "n_heads must be a multiple of n_kv_heads"
+    );
+    assert_eq!(k.len(), t * hk * d, "k");
+    assert_eq!(v.len(), t * hk * d, "v");
+    assert_eq!(q.len(), hq * d, "q");
+    let ratio = hq / hk;
+    let mut out = vec![0.0f32; hq * d];
+    for h in 0..hq {
+        let g = h / ratio;
+        let s: Vec<f64> = (0..t)
+            .map(|i| {
+                (0..d)
+                    .map(|j| q[h * d + j] as f64 * k[(i * hk + g) * d + j] as f64)
+                    .sum::<f64>()
+                    / (d as f64).sqrt()
+            })
+            .collect();
+        let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let p: Vec<f64> = s.iter().map(|x| (x - mx).exp()).collect();
+        let z: f64 = p.iter().sum();
+        for j in 0..d {
+            let o: f64 = (0..t).map(|i| p[i] * v[(i * hk + g) * d + j] as f64).sum();
+            out[h * d + j] = (o / z) as f32;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

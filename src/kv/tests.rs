@@ -30,29 +30,7 @@ fn reference(
     hq: usize,
     d: usize,
 ) -> Vec<f32> {
-    let ratio = hq / hk;
-    let mut out = vec![0.0f32; hq * d];
-    for h in 0..hq {
-        let g = h / ratio;
-        let s: Vec<f64> = (0..t)
-            .map(|i| {
-                (0..d)
-                    .map(|j| q[h * d + j] as f64 * k[(i * hk + g) * d + j] as f64)
-                    .sum::<f64>()
-                    / (d as f64).sqrt()
-            })
-            .collect();
-        let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let p: Vec<f64> = s.iter().map(|x| (x - mx).exp()).collect();
-        let z: f64 = p.iter().sum();
-        for j in 0..d {
-            out[h * d + j] = ((0..t)
-                .map(|i| p[i] * v[(i * hk + g) * d + j] as f64)
-                .sum::<f64>()
-                / z) as f32;
-        }
-    }
-    out
+    super::reference_attention(k, v, q, t, hk, hq, d)
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {

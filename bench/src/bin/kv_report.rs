@@ -35,29 +35,9 @@ const HQ: usize = 20;
 const HK: usize = 5;
 const D: usize = 128;
 
-/// f32 attention, f64 sums.
+/// f32 attention, f64 sums: the library's oracle at the 2B-4T head shape.
 fn reference(k: &[f32], v: &[f32], q: &[f32], t: usize) -> Vec<f32> {
-    let ratio = HQ / HK;
-    let mut out = vec![0.0f32; HQ * D];
-    for h in 0..HQ {
-        let g = h / ratio;
-        let s: Vec<f64> = (0..t)
-            .map(|i| {
-                (0..D)
-                    .map(|j| q[h * D + j] as f64 * k[(i * HK + g) * D + j] as f64)
-                    .sum::<f64>()
-                    / (D as f64).sqrt()
-            })
-            .collect();
-        let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let p: Vec<f64> = s.iter().map(|x| (x - mx).exp()).collect();
-        let z: f64 = p.iter().sum();
-        for j in 0..D {
-            let o: f64 = (0..t).map(|i| p[i] * v[(i * HK + g) * D + j] as f64).sum();
-            out[h * D + j] = (o / z) as f32;
-        }
-    }
-    out
+    bitnet_kernels::kv::reference_attention(k, v, q, t, HK, HQ, D)
 }
 
 /// Cosine and relative L2 error of `a` against `r`.
