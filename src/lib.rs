@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod capi;
+pub mod container;
 pub mod error;
 pub mod format;
 pub mod kernels;

@@ -35,7 +35,8 @@ enum Packed {
 /// points into and is immutable (shared through the `Arc`) for as long as this range lives.
 #[derive(Clone)]
 struct SharedRange {
-    buf: SharedBuffer,
+    /// Never read: held so that what `ptr` points into lives as long as this range.
+    _buf: SharedBuffer,
     ptr: *const u8,
     len: usize,
 }
@@ -351,7 +352,11 @@ impl TernaryMatrix {
             format,
             layout,
             scale,
-            data: Packed::Shared(SharedRange { buf, ptr, len }),
+            data: Packed::Shared(SharedRange {
+                _buf: buf,
+                ptr,
+                len,
+            }),
         })
     }
 
