@@ -104,8 +104,8 @@ impl Entry {
     }
 }
 
-/// Writes `matrices` (name, matrix; names unique) as one container file to `out`. Nothing is
-/// written when an argument is bad (duplicate names); an I/O failure is [`Error::Io`].
+/// Writes `matrices` (name, matrix; names unique, without NUL bytes) as one container file
+/// to `out`. Nothing is written when an argument is bad; an I/O failure is [`Error::Io`].
 pub fn save<'a, W: Write>(
     mut out: W,
     matrices: impl IntoIterator<Item = (&'a str, &'a TernaryMatrix)>,
@@ -114,6 +114,9 @@ pub fn save<'a, W: Write>(
     let mut seen = HashSet::new();
     if let Some((name, _)) = matrices.iter().find(|(n, _)| !seen.insert(*n)) {
         return Err(bad(format!("the name '{name}' is given twice")));
+    }
+    if let Some((name, _)) = matrices.iter().find(|(n, _)| n.contains('\0')) {
+        return Err(bad(format!("the name {name:?} contains a NUL byte")));
     }
     let count = u32::try_from(matrices.len()).map_err(|_| bad("more than 2^32 - 1 matrices"))?;
     let names_len: usize = matrices.iter().map(|(n, _)| n.len()).sum();
@@ -270,6 +273,9 @@ impl Container {
             let name = std::str::from_utf8(&b[name_r])
                 .map_err(|_| bad(at("the name is not UTF-8")))?
                 .to_owned();
+            if name.contains('\0') {
+                return Err(bad(at("the name contains a NUL byte")));
+            }
             if !seen.insert(name.clone()) {
                 return Err(bad(format!("the name '{name}' appears twice")));
             }

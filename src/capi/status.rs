@@ -52,11 +52,13 @@ pub enum BitnetStatus {
     MisalignedPointer = 11,
     /// Reading or writing a file failed (`bitnet_last_error()` has the system's message).
     Io = 12,
+    /// No item has the name asked for (e.g. a matrix name in a container).
+    NotFound = 13,
 }
 
 impl BitnetStatus {
     /// Every status, in code order.
-    pub(crate) const ALL: [BitnetStatus; 13] = [
+    pub(crate) const ALL: [BitnetStatus; 14] = [
         BitnetStatus::Ok,
         BitnetStatus::NullPointer,
         BitnetStatus::InvalidShape,
@@ -70,6 +72,7 @@ impl BitnetStatus {
         BitnetStatus::Internal,
         BitnetStatus::MisalignedPointer,
         BitnetStatus::Io,
+        BitnetStatus::NotFound,
     ];
 
     /// The kind of failure, short, so that `"<message>: <detail>"` reads as one line and
@@ -89,6 +92,7 @@ impl BitnetStatus {
             BitnetStatus::Internal => c"internal error (a bug in bitnet-kernels; please report it)",
             BitnetStatus::MisalignedPointer => c"misaligned pointer",
             BitnetStatus::Io => c"I/O error",
+            BitnetStatus::NotFound => c"not found",
         }
     }
 }
