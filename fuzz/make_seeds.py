@@ -49,3 +49,28 @@ quant = bytes([11, 2]) + u16(300) + x64 + bytes([1]) + u32(3) + bytes([0, 2, 2, 
 for fmt in range(3):
     write("capi", f"program_f{fmt}", create(fmt, 5, 300) + gemv_i8 + gemv_f32 + gemm + export + quant)
 write("capi", "program_two_matrices", create(0, 3, 256) + create(2, 70, 40) + bytes([10, 1, 4, 2]) + gemm + export)
+
+# container: mode (bit 0: the target writes the checksum), then a container file (FORMATS §9)
+# with its checksum field zero: I2_S matrices whose trits are all zero (code 1: 0x55 bytes).
+def container_file(entries):
+    n = len(entries)
+    names = b"".join(e[0] for e in entries)
+    header_len = 40 + 64 * n + len(names)
+    end = header_len
+    table, data, name_off = b"", b"", 40 + 64 * n
+    for name, fmt, rows, cols, scale, packed in entries:
+        start = (end + 63) // 64 * 64
+        data += bytes(start - end) + packed
+        table += (u32(fmt) + u32(0) + struct.pack("<QQQQQ", rows, cols, start, len(packed), name_off)
+                  + u32(len(name)) + f32(scale) + struct.pack("<Q", 0))
+        name_off += len(name)
+        end = start + len(packed)
+    head = b"BITNETKC" + u32(1) + u32(n) + struct.pack("<QQQ", header_len, end, 0)
+    return head + table + names + data
+
+i2s_zero = bytes([0x55]) * (4 * 256 // 4)
+write("container", "empty", bytes([1]) + container_file([]))
+write("container", "i2s_4x256", bytes([1]) + container_file([(b"q", 0, 4, 256, 0.5, i2s_zero)]))
+write("container", "two", bytes([1]) + container_file([(b"q", 0, 4, 256, 0.5, i2s_zero),
+                                                       (b"k", 0, 3, 200, 2.0, i2s_zero[:256*4//4])]))
+write("container", "no_checksum", bytes([0]) + container_file([(b"q", 0, 4, 256, 0.5, i2s_zero)]))

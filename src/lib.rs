@@ -37,6 +37,8 @@ pub mod capi;
 pub mod container;
 pub mod error;
 pub mod format;
+#[cfg(feature = "gguf")]
+pub mod gguf;
 pub mod kernels;
 pub mod kv;
 pub mod matmul;
