@@ -39,6 +39,8 @@ pub mod error;
 pub mod format;
 #[cfg(feature = "gguf")]
 pub mod gguf;
+#[cfg(feature = "safetensors")]
+pub mod hf;
 pub mod kernels;
 pub mod kv;
 pub mod matmul;

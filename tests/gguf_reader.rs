@@ -222,3 +222,19 @@ fn malformed_files_are_errors() {
         Err(Error::Unsupported(_))
     ));
 }
+
+/// The fuzz seeds (fuzz/make_seeds.py, a third writer) parse, and their tensors import.
+#[test]
+fn fuzz_seeds_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let g = Gguf::open(root.join("fuzz/seeds/gguf/mixed")).unwrap();
+    assert_eq!(g.tensors().len(), 4);
+    assert_eq!(
+        g.import("a", Format::I2S).unwrap().to_ternary(),
+        vec![0; 4 * 128]
+    );
+    let b = g.import("b", Format::TL1).unwrap();
+    assert_eq!((b.to_ternary(), b.scale()), (vec![0; 2 * 256], 1.0));
+    assert!(g.import("c", Format::I2S).is_err());
+    assert!(g.import("d", Format::I2S).is_err());
+}
