@@ -142,18 +142,27 @@ impl HfCheckpoint {
         &self.tensors
     }
 
-    /// Imports the ternary tensor `name` exactly ([`TernaryMatrix::from_hf_packed`]).
-    pub fn import(&self, name: &str, format: Format) -> Result<TernaryMatrix> {
-        let t = self
-            .tensors
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| bad(format!("no ternary tensor named '{name}'")))?;
+    /// The packed bytes of the ternary tensor `name`, as stored (`rows / 4 * cols` bytes).
+    pub fn packed_bytes(&self, name: &str) -> Result<&[u8]> {
+        let t = self.find(name)?;
         let st = SafeTensors::deserialize((*self.maps[t.file]).as_ref())
             .map_err(|e| bad(e.to_string()))?;
         let view = st.tensor(name).map_err(|e| bad(e.to_string()))?;
+        Ok(view.data())
+    }
+
+    fn find(&self, name: &str) -> Result<&HfTensor> {
+        self.tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| bad(format!("no ternary tensor named '{name}'")))
+    }
+
+    /// Imports the ternary tensor `name` exactly ([`TernaryMatrix::from_hf_packed`]).
+    pub fn import(&self, name: &str, format: Format) -> Result<TernaryMatrix> {
+        let t = self.find(name)?;
         TernaryMatrix::from_hf_packed(
-            view.data(),
+            self.packed_bytes(name)?,
             t.rows,
             t.cols,
             t.weight_scale,
