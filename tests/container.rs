@@ -171,3 +171,40 @@ fn bad_fields_with_a_valid_checksum_are_errors() {
     f[32..40].copy_from_slice(&sum.to_le_bytes());
     assert!(matches!(Container::from_bytes(&f), Err(Error::InvalidData(m)) if m.contains("twice")));
 }
+
+/// With the `mmap` feature, `Container::open` maps the file: each matrix's bytes lie in a
+/// mapping of that very file (read from /proc/self/maps), not in a copy.
+#[cfg(all(feature = "mmap", target_os = "linux"))]
+#[test]
+fn open_maps_the_file_without_a_copy() {
+    let dir = std::env::temp_dir().join(format!("bitnet-container-map-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mapped.bnk");
+    let ms = sample();
+    container::save_to_path(&path, ms.iter().map(|(n, m)| (n.as_str(), m))).unwrap();
+    let c = Container::open(&path).unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let canon = std::fs::canonicalize(&path).unwrap();
+    let regions: Vec<(usize, usize)> = maps
+        .lines()
+        .filter(|l| l.ends_with(canon.to_str().unwrap()))
+        .map(|l| {
+            let r = l.split_whitespace().next().unwrap();
+            let (a, b) = r.split_once('-').unwrap();
+            (
+                usize::from_str_radix(a, 16).unwrap(),
+                usize::from_str_radix(b, 16).unwrap(),
+            )
+        })
+        .collect();
+    assert!(!regions.is_empty(), "the file is not mapped");
+    for (_, m) in c.iter() {
+        let p = m.packed_bytes().as_ptr() as usize;
+        assert!(
+            regions.iter().any(|&(a, b)| a <= p && p < b),
+            "not in the mapping"
+        );
+    }
+    drop(c);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
