@@ -654,9 +654,9 @@ mod tests {
 
     #[test]
     fn shared_matrices_borrow_validated_aligned_bytes() {
-        let t: Vec<i8> = (0..7 * 300).map(|i| (i % 3) as i8 - 1).collect();
+        let t: Vec<i8> = (0..5 * 40).map(|i| (i % 3) as i8 - 1).collect();
         for f in Format::ALL {
-            let m = TernaryMatrix::from_ternary(&t, 7, 300, 0.25, f).unwrap();
+            let m = TernaryMatrix::from_ternary(&t, 5, 40, 0.25, f).unwrap();
             let n = m.packed_bytes().len();
             // Two copies back to back after 64 bytes of other data, 64-aligned each.
             let mut bytes = vec![7u8; 64];
@@ -667,7 +667,7 @@ mod tests {
             let base = (*buf).as_ref().as_ptr();
             let second = 64 + n.div_ceil(64) * 64;
             for off in [64, second] {
-                let s = TernaryMatrix::from_shared(buf.clone(), off, 7, 300, 0.25, f).unwrap();
+                let s = TernaryMatrix::from_shared(buf.clone(), off, 5, 40, 0.25, f).unwrap();
                 assert_eq!(s, m);
                 assert!(s.is_shared());
                 // No copy: the matrix's bytes are the buffer's.
@@ -678,18 +678,18 @@ mod tests {
             for off in [1, 63, bytes.len() - n + 1, usize::MAX] {
                 assert!(
                     matches!(
-                        TernaryMatrix::from_shared(buf.clone(), off, 7, 300, 0.25, f),
+                        TernaryMatrix::from_shared(buf.clone(), off, 5, 40, 0.25, f),
                         Err(Error::InvalidData(_))
                     ),
                     "{f} offset {off}"
                 );
             }
-            assert!(TernaryMatrix::from_shared(buf.clone(), 64, 7, 300, 0.0, f).is_err());
+            assert!(TernaryMatrix::from_shared(buf.clone(), 64, 5, 40, 0.0, f).is_err());
             let mut bad = bytes.clone();
             bad[64..64 + n].fill(0xFF);
             let bad = shared_copy(&bad).unwrap();
             assert!(
-                TernaryMatrix::from_shared(bad, 64, 7, 300, 0.25, f).is_err(),
+                TernaryMatrix::from_shared(bad, 64, 5, 40, 0.25, f).is_err(),
                 "{f}"
             );
         }
