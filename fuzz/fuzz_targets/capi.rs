@@ -606,7 +606,10 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             let infos: Vec<Info> = handles.iter().map(|&h| info(h)).collect();
             let ms: Vec<TernaryMatrix> = infos
                 .iter()
-                .map(|i| TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scale, Format::I2S).unwrap())
+                .map(|i| {
+                    TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scale, Format::I2S)
+                        .unwrap()
+                })
                 .collect();
             let names: Vec<String> = (0..ms.len()).map(|i| format!("m{i}")).collect();
             let mut file = Vec::new();
@@ -623,7 +626,10 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             let mut data = Buf::from(file.clone(), 0u8);
             let mut out = Buf::new(1, null_mut::<BitnetContainer>());
             let st = bitnet_container_from_memory(data.ptr(pd).cast(), file.len(), out.ptr(po));
-            assert!((0..=13).contains(&st), "container_from_memory: unknown status {st}");
+            assert!(
+                (0..=13).contains(&st),
+                "container_from_memory: unknown status {st}"
+            );
             // SAFETY: BitnetStatus is a repr(C) enum with every value 0..=13.
             let st = std::mem::transmute::<i32, BitnetStatus>(st);
             if !check(st, "container_from_memory") {

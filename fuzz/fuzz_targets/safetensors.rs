@@ -30,7 +30,11 @@ fn clean(e: &Error) {
 
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
-    let rule = if b.u8() & 1 == 1 { HfScale::Divide } else { HfScale::Multiply };
+    let rule = if b.u8() & 1 == 1 {
+        HfScale::Divide
+    } else {
+        HfScale::Multiply
+    };
     let file = b.rest();
     let c = match HfCheckpoint::from_buffers(vec![shared_copy(file).unwrap()], rule) {
         Ok(c) => c,
