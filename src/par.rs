@@ -38,7 +38,11 @@ pub fn for_each_chunk<'a, T: Send + 'a>(
         .collect();
     let items = split(&ranges);
     assert_eq!(items.len(), ranges.len(), "one output per chunk");
-    run_jobs(ranges.into_iter().zip(items).collect(), threads, |(r, item)| f(r, item));
+    run_jobs(
+        ranges.into_iter().zip(items).collect(),
+        threads,
+        |(r, item)| f(r, item),
+    );
 }
 
 /// Chunk `c` of `n` over `tiles` tiles of `tile` rows, clipped to `rows`: the same cut
@@ -111,8 +115,13 @@ fn own_pool() -> Option<Arc<rayon::ThreadPool>> {
 /// the start of each call); `0` returns to the default, rayon's global pool, which has
 /// `RAYON_NUM_THREADS` threads when that is set and one per core otherwise. Calls running
 /// when this is called finish on the pool they started on. Errors only when the operating
-/// system refuses to start the threads (the setting is then unchanged).
+/// system refuses to start the threads (the setting is then unchanged). Setting the value
+/// already set does nothing (the pool and its threads stay).
 pub fn set_num_threads(n: usize) -> crate::Result<()> {
+    let mut held = POOL.write().unwrap_or_else(|e| e.into_inner());
+    if THREADS.load(Ordering::Relaxed) == n && (n < 2 || held.is_some()) {
+        return Ok(()); // already so: keep the pool (and its warm threads)
+    }
     let pool = match n {
         // One thread is the caller alone: no pool.
         0 | 1 => None,
@@ -124,7 +133,7 @@ pub fn set_num_threads(n: usize) -> crate::Result<()> {
                 .map_err(|e| crate::Error::Unsupported(format!("thread pool: {e}")))?,
         )),
     };
-    *POOL.write().unwrap_or_else(|e| e.into_inner()) = pool;
+    *held = pool;
     THREADS.store(n, Ordering::Relaxed);
     Ok(())
 }

@@ -21,8 +21,8 @@ use std::cell::Cell;
 use bitnet_kernels::kernels::KernelSet;
 use bitnet_kernels::{
     gemm_i8, gemm_i8_quantized, set_num_threads, ternary_gemm, ternary_gemm_multi,
-    ternary_gemm_quantized, ternary_gemv, ternary_gemv_multi, ternary_gemv_row_list,
-    Activations, Format, Output, QuantizedActivations, TernaryMatrix, Workspace,
+    ternary_gemm_quantized, ternary_gemv, ternary_gemv_multi, ternary_gemv_row_list, Activations,
+    Format, Output, QuantizedActivations, TernaryMatrix, Workspace,
 };
 use common::{cases, formats, kernel_sets};
 use proptest::prelude::*;
@@ -65,7 +65,9 @@ fn trits(len: usize, seed: u64) -> Vec<i8> {
     let mut s = seed | 1;
     (0..len)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) % 3) as i8 - 1
         })
         .collect()
@@ -75,7 +77,9 @@ fn floats(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed | 1;
     (0..len)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 7.0
         })
         .collect()
@@ -246,7 +250,9 @@ fn bad_calls_are_errors_and_write_nothing() {
         )
         .is_err());
         let other = matrices(&[4], 301, &[f], 1);
-        assert!(ternary_gemv_multi(&[&ms[0], &other[0]], &x[..300], &mut [&mut a, &mut b]).is_err());
+        assert!(
+            ternary_gemv_multi(&[&ms[0], &other[0]], &x[..300], &mut [&mut a, &mut b]).is_err()
+        );
         // Row list: an index out of range.
         let mut y = vec![2.5f32; 3];
         assert!(ternary_gemv_row_list(&ms[0], &x[..300], &[0, 70, 1], &mut y).is_err());
@@ -311,22 +317,51 @@ fn workspace_products_allocate_nothing() {
         for n in [1, 8] {
             let before = allocs();
             {
-                let [a, b, c] = &mut ys[..] else { unreachable!() };
+                let [a, b, c] = &mut ys[..] else {
+                    unreachable!()
+                };
                 let mut outs = [
                     Output::F32(&mut a[..n * 2560]),
                     Output::F32(&mut b[..n * 640]),
                     Output::F32(&mut c[..n * 637]),
                 ];
-                k.products(&refs, Activations::F32 { x: &x[..n * 2560], n }, &mut outs, &mut ws)
-                    .unwrap();
-                let [a, b, c] = &mut acc[..] else { unreachable!() };
+                k.products(
+                    &refs,
+                    Activations::F32 {
+                        x: &x[..n * 2560],
+                        n,
+                    },
+                    &mut outs,
+                    &mut ws,
+                )
+                .unwrap();
+                let [a, b, c] = &mut acc[..] else {
+                    unreachable!()
+                };
                 let mut outs = [Output::I32(a), Output::I32(b), Output::I32(c)];
                 k.products(&refs, Activations::Quantized(&q), &mut outs, &mut ws)
                     .unwrap();
-                k.gemv_row_list(&ms[2], Activations::F32 { x: &x[..2560], n: 1 }, &list, Output::F32(&mut yl), &mut ws)
-                    .unwrap();
+                k.gemv_row_list(
+                    &ms[2],
+                    Activations::F32 {
+                        x: &x[..2560],
+                        n: 1,
+                    },
+                    &list,
+                    Output::F32(&mut yl),
+                    &mut ws,
+                )
+                .unwrap();
             }
             assert_eq!(allocs() - before, 0, "{} n = {n}: allocations", f.name());
+            // The counter counts: the convenient form allocates its first workspace here.
+            let before = allocs();
+            let fresh = std::thread::spawn(move || {
+                let v = std::hint::black_box(vec![1u8; 10]);
+                (allocs(), v.len())
+            });
+            let (inside, _) = fresh.join().unwrap();
+            assert!(inside >= 1 && allocs() >= before);
         }
         set_num_threads(0).unwrap();
     }

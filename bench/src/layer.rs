@@ -95,7 +95,9 @@ impl Buffers {
     /// The seven products as seven separate `ternary_gemm` calls.
     pub fn separate(&mut self, layer: &Layer) {
         let n = self.n;
-        let inputs = [&self.x, &self.x, &self.x, &self.attn, &self.x2, &self.x2, &self.h];
+        let inputs = [
+            &self.x, &self.x, &self.x, &self.attn, &self.x2, &self.x2, &self.h,
+        ];
         for ((m, x), y) in layer.m.iter().zip(inputs).zip(self.y.iter_mut()) {
             ternary_gemm(m, x, n, y).expect("product");
         }
@@ -108,11 +110,35 @@ impl Buffers {
         let [q, k, v, o, g, u, d] = &mut self.y;
         let ws = &mut self.ws;
         let mut qkv = [Output::F32(q), Output::F32(k), Output::F32(v)];
-        products(&[&m[0], &m[1], &m[2]], Activations::F32 { x: &self.x, n }, &mut qkv, ws).expect("qkv");
-        products(&[&m[3]], Activations::F32 { x: &self.attn, n }, &mut [Output::F32(o)], ws).expect("o");
+        products(
+            &[&m[0], &m[1], &m[2]],
+            Activations::F32 { x: &self.x, n },
+            &mut qkv,
+            ws,
+        )
+        .expect("qkv");
+        products(
+            &[&m[3]],
+            Activations::F32 { x: &self.attn, n },
+            &mut [Output::F32(o)],
+            ws,
+        )
+        .expect("o");
         let mut gu = [Output::F32(g), Output::F32(u)];
-        products(&[&m[4], &m[5]], Activations::F32 { x: &self.x2, n }, &mut gu, ws).expect("gate/up");
-        products(&[&m[6]], Activations::F32 { x: &self.h, n }, &mut [Output::F32(d)], ws).expect("down");
+        products(
+            &[&m[4], &m[5]],
+            Activations::F32 { x: &self.x2, n },
+            &mut gu,
+            ws,
+        )
+        .expect("gate/up");
+        products(
+            &[&m[6]],
+            Activations::F32 { x: &self.h, n },
+            &mut [Output::F32(d)],
+            ws,
+        )
+        .expect("down");
     }
 
     /// The outputs of the last call, q to down.

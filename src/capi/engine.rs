@@ -7,8 +7,8 @@ use std::ops::Range;
 
 use super::matrix::BitnetMatrix;
 use super::status::{
-    boundary, c_slice, check_len, check_n, check_ptr, handle, located, product_of,
-    result_buffer, status_call, write_out, BitnetStatus, CResult, Failure,
+    boundary, c_slice, check_len, check_n, check_ptr, handle, located, product_of, result_buffer,
+    status_call, write_out, BitnetStatus, CResult, Failure,
 };
 use crate::matmul::{Activations, Output, MAX_MATRICES};
 use crate::{QuantizedActivations, TernaryMatrix};
@@ -103,7 +103,12 @@ pub unsafe extern "C" fn bitnet_gemm_f32_quantized(
         let (m, a) = unsafe { (handle(m)?, activations(a)?) };
         check_ptr(y, "y")?;
         check_len("a cols", a.cols(), m.cols(), "cols")?;
-        check_len("y_len", y_len, product_of(a.n(), m.rows(), "n * rows")?, "n * rows")?;
+        check_len(
+            "y_len",
+            y_len,
+            product_of(a.n(), m.rows(), "n * rows")?,
+            "n * rows",
+        )?;
         let mut out = result_buffer(y_len)?;
         crate::ternary_gemm_quantized(m, a, &mut out)?;
         // SAFETY: `y` was checked and holds y_len == out.len() floats.
@@ -128,7 +133,12 @@ pub unsafe extern "C" fn bitnet_gemm_i8_quantized(
         let (m, a) = unsafe { (handle(m)?, activations(a)?) };
         check_ptr(y, "y")?;
         check_len("a cols", a.cols(), m.cols(), "cols")?;
-        check_len("y_len", y_len, product_of(a.n(), m.rows(), "n * rows")?, "n * rows")?;
+        check_len(
+            "y_len",
+            y_len,
+            product_of(a.n(), m.rows(), "n * rows")?,
+            "n * rows",
+        )?;
         let mut out = result_buffer(y_len)?;
         crate::gemm_i8_quantized(m, a, &mut out)?;
         // SAFETY: `y` was checked and holds y_len == out.len() elements.
@@ -260,7 +270,10 @@ pub unsafe extern "C" fn bitnet_gemm_multi_f32(
         }
         check_disjoint(&spans[..count + 2], "x, the outputs and ws")?;
         if ws_len > isize::MAX as usize {
-            return Err(Failure::new(BitnetStatus::InvalidShape, "ws_len is too large"));
+            return Err(Failure::new(
+                BitnetStatus::InvalidShape,
+                "ws_len is too large",
+            ));
         }
         // SAFETY: `ws` is non-NULL and points to ws_len writable bytes (the contract); the
         // size fits isize (checked).

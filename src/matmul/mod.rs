@@ -17,11 +17,11 @@ mod workspace;
 
 pub use multi::{Activations, Output};
 pub(crate) use pad::check_rows;
-pub use quantized::QuantizedActivations;
-pub use workspace::{Workspace, MAX_MATRICES};
 use pad::{check_output, PaddedActivations};
+pub use quantized::QuantizedActivations;
 pub use run::PARALLEL_MIN_MACS;
 use run::{par_run, run};
+pub use workspace::{Workspace, MAX_MATRICES};
 
 /// `y`'s memory as the int32 accumulators a kernel writes: the f32 products let the kernel
 /// fill `y` itself and then rescale it in place ([`crate::kernels::act::RescaleInPlace`]),
@@ -278,7 +278,7 @@ fn f32_outputs<'a>(ys: &'a mut [&mut [f32]]) -> Result<[Output<'a>; MAX_MATRICES
     }
     let mut it = ys.iter_mut();
     Ok(std::array::from_fn(|_| match it.next() {
-        Some(y) => Output::F32(&mut **y),
+        Some(y) => Output::F32(y),
         None => Output::F32(&mut []),
     }))
 }

@@ -363,7 +363,13 @@ impl KernelSet {
                 while j < rows.len() && rows[j] == rows[j - 1] + 1 {
                     j += 1;
                 }
-                rescale_out(self, m, rows[i]..rows[j - 1] + 1, &mut y[i..j], qv.absmax[0]);
+                rescale_out(
+                    self,
+                    m,
+                    rows[i]..rows[j - 1] + 1,
+                    &mut y[i..j],
+                    qv.absmax[0],
+                );
                 i = j;
             }
         }

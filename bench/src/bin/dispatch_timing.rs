@@ -12,7 +12,7 @@
 
 use bitnet_bench::data;
 use bitnet_bench::stats::{measure, measure_pair};
-use bitnet_kernels::{set_num_threads, ternary_gemv, Format, TernaryMatrix};
+use bitnet_kernels::{set_num_threads, ternary_gemv, ternary_gemv_rows, Format, TernaryMatrix};
 
 fn main() {
     let budget: f64 = std::env::args()
@@ -49,9 +49,15 @@ fn main() {
     let x = data::activations(1, cols, 1);
     let mut y = vec![0.0f32; rows];
     for (name, two) in [("rayon's global pool", 0), ("the crate's pool", 2)] {
+        // One thread: the row-range call on the whole matrix (the calling thread only, the
+        // same kernel and steps); two: `ternary_gemv` on the pool set once here.
+        set_num_threads(two).expect("threads");
         let (one, both) = measure_pair(budget, 10, 1_000_000, |second| {
-            set_num_threads(if second { two } else { 1 }).expect("threads");
-            ternary_gemv(&m, &x, &mut y).expect("gemv");
+            if second {
+                ternary_gemv(&m, &x, &mut y).expect("gemv")
+            } else {
+                ternary_gemv_rows(&m, &x, 0..rows, &mut y).expect("gemv")
+            }
         });
         println!(
             "I2_S {rows}x{cols} warm ternary_gemv: 1 thread {:.1} µs, 2 threads ({name}) {:.1} µs: {:.2}x",
