@@ -247,7 +247,7 @@ fn handle(b: &mut Bytes, handles: &[*mut BitnetMatrix]) -> *mut BitnetMatrix {
 }
 
 unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
-    let op = b.u8() % 13;
+    let op = b.u8() % 14;
     match op {
         // Constructors.
         0..=3 => {
@@ -664,6 +664,125 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             assert_eq!(st, BitnetStatus::NotFound as i32);
             assert!(h.untouched());
             bitnet_container_free(c);
+        }
+        // The engine's calls: a fused product of one or two handles (shared cols or not),
+        // with or without caller memory as workspace (sized right or one byte short);
+        // activations quantized once; a row list with fuzzer-chosen indices.
+        12 => {
+            let (m0, m1) = (handle(b, handles), handle(b, handles));
+            let dims = |m: *mut BitnetMatrix| {
+                if m.is_null() {
+                    (1, 1)
+                } else {
+                    (bitnet_matrix_rows(m), bitnet_matrix_cols(m))
+                }
+            };
+            let ((r0, c0), (r1, c1)) = (dims(m0), dims(m1));
+            let n = 1 + b.u8() as usize % 3;
+            if n * (r0 + r1 + c0) > CAP {
+                return;
+            }
+            let x = floats(b, n * c0);
+            let finite = x.iter().all(|v| v.is_finite());
+            let x_len = length(b, n * c0).min(CAP);
+            let mut xb = Buf::from(x.clone(), 0.0);
+            xb.store.resize(x_len.max(x.len()) + 1, 0.0);
+            let (l0, l1) = (length(b, n * r0).min(CAP), length(b, n * r1).min(CAP));
+            let (mut y0, mut y1) = (Buf::new(l0, -7.0f32), Buf::new(l1, -7.0f32));
+            let ms = [m0 as *const BitnetMatrix, m1 as *const BitnetMatrix];
+            let count = 1 + b.u8() as usize % 2;
+            let mut size = 0usize;
+            let st = bitnet_workspace_size(ms.as_ptr(), count, n, &mut size);
+            let sized = check(st, "workspace_size");
+            let mode = b.u8() % 3;
+            let ws_len = match mode {
+                0 => 0,
+                1 => size,
+                _ => size.saturating_sub(1),
+            };
+            let mut ws = vec![0u8; ws_len.min(CAP * 8)];
+            let ws_ptr = if mode == 0 || ws.len() != ws_len {
+                null_mut()
+            } else {
+                ws.as_mut_ptr()
+            };
+            let ys = [y0.ptr(Ptr::Valid), y1.ptr(Ptr::Valid)];
+            let lens = [l0, l1];
+            let st = bitnet_gemm_multi_f32(
+                ms.as_ptr(),
+                count,
+                xb.ptr(Ptr::Valid),
+                x_len,
+                n,
+                ys.as_ptr(),
+                lens.as_ptr(),
+                ws_ptr,
+                ws_len,
+            );
+            let valid = !m0.is_null()
+                && (count == 1 || (!m1.is_null() && c1 == c0))
+                && x_len == n * c0
+                && l0 == n * r0
+                && (count == 1 || l1 == n * r1)
+                && (ws_ptr.is_null() || (sized && ws_len >= size));
+            if check(st, "gemm_multi_f32") {
+                assert!(valid && finite, "gemm_multi_f32 accepted bad input");
+                assert_eq!(bits(y0.data()), rust_gemm_f32(&info(m0), &x, n));
+                if count == 2 {
+                    assert_eq!(bits(y1.data()), rust_gemm_f32(&info(m1), &x, n));
+                }
+            } else {
+                assert!(
+                    y0.untouched() && y1.untouched(),
+                    "a failed gemm_multi_f32 wrote y"
+                );
+            }
+            // Quantized once, then multiplied.
+            let mut qa: *mut BitnetActivations = null_mut();
+            let st = bitnet_quantize_once(xb.ptr(Ptr::Valid), x_len, n, c0, &mut qa);
+            if check(st, "quantize_once") {
+                assert!(x_len == n * c0 && finite);
+                let mut y = Buf::new(l0, -7.0f32);
+                let st = bitnet_gemm_f32_quantized(m0, qa, y.ptr(Ptr::Valid), l0);
+                if check(st, "gemm_f32_quantized") {
+                    assert!(!m0.is_null() && l0 == n * r0);
+                    assert_eq!(bits(y.data()), rust_gemm_f32(&info(m0), &x, n));
+                } else {
+                    assert!(y.untouched());
+                }
+                bitnet_activations_free(qa);
+            } else {
+                assert!(qa.is_null());
+            }
+            // A row list over the first activation row.
+            let count = b.u8() as usize % 9;
+            let picks: Vec<usize> = (0..count)
+                .map(|_| {
+                    if b.u8() % 16 == 0 {
+                        r0 + b.u8() as usize
+                    } else {
+                        b.u16() as usize % r0
+                    }
+                })
+                .collect();
+            let mut y = Buf::new(picks.len(), -7.0f32);
+            let st = bitnet_gemv_f32_row_list(
+                m0,
+                xb.ptr(Ptr::Valid),
+                c0,
+                picks.as_ptr(),
+                picks.len(),
+                y.ptr(Ptr::Valid),
+                picks.len(),
+            );
+            if check(st, "gemv_f32_row_list") {
+                assert!(!m0.is_null() && picks.iter().all(|&r| r < r0));
+                let want = rust_gemm_f32(&info(m0), &x[..c0], 1);
+                let got: Vec<u32> = bits(y.data());
+                assert_eq!(got, picks.iter().map(|&r| want[r]).collect::<Vec<_>>());
+            } else {
+                assert!(y.untouched(), "a failed row list wrote y");
+            }
         }
         // Quantization, accessors on NULL, messages, frees.
         _ => {

@@ -9,13 +9,19 @@ use crate::error::Result;
 use crate::format::TernaryMatrix;
 use crate::kernels::{self, KernelSet};
 
+mod multi;
 mod pad;
+mod quantized;
 mod run;
+mod workspace;
 
+pub use multi::{Activations, Output};
 pub(crate) use pad::check_rows;
 use pad::{check_output, PaddedActivations};
+pub use quantized::QuantizedActivations;
 pub use run::PARALLEL_MIN_MACS;
 use run::{par_run, run};
+pub use workspace::{Workspace, MAX_MATRICES};
 
 /// `y`'s memory as the int32 accumulators a kernel writes: the f32 products let the kernel
 /// fill `y` itself and then rescale it in place ([`crate::kernels::act::RescaleInPlace`]),
@@ -30,6 +36,15 @@ fn rescale_rows(k: &KernelSet, y: &mut [f32], len: usize, factors: &[f32]) {
     for (row, &f) in y.chunks_exact_mut(len).zip(factors) {
         rescale(row, f);
     }
+}
+
+/// Rescales the f32 output `y` of one activation row (absmax `a`) for `m`'s output rows
+/// `rows` (`y.len() == rows.len()`): `y[i] = acc[i] * (scale * a / 127)`, in place. The one
+/// rescale of the engine's calls ([`KernelSet::products`], [`KernelSet::gemv_row_list`]),
+/// which give it the rows so that a scale per row needs a change here only.
+fn rescale_out(k: &KernelSet, m: &TernaryMatrix, rows: Range<usize>, y: &mut [f32], a: f32) {
+    debug_assert_eq!(rows.len(), y.len());
+    (k.act().rescale)(y, crate::quant::output_factor(m.scale(), a));
 }
 
 /// The checked products of one kernel set. The free functions ([`ternary_gemv`], [`gemv_i8`],
@@ -208,4 +223,136 @@ pub fn gemm_i8_rows(
     y: &mut [i32],
 ) -> Result<()> {
     kernels::active()?.gemm_i8_rows(m, x, n, rows, y)
+}
+
+thread_local! {
+    /// This thread's workspace for the convenient forms of the engine's calls
+    /// ([`ternary_gemv_multi`] and the others), kept for its next call.
+    static WORKSPACE: std::cell::Cell<Workspace> = std::cell::Cell::new(Workspace::default());
+}
+
+/// The largest workspace a thread keeps for its next call (64 MiB).
+const WORKSPACE_KEEP: usize = 64 << 20;
+
+/// Runs `f` with this thread's workspace grown to `bytes` (a nested call gets an empty one).
+fn with_workspace<R>(bytes: usize, f: impl FnOnce(&mut Workspace) -> R) -> R {
+    let mut ws = WORKSPACE.try_with(|c| c.take()).unwrap_or_default();
+    ws.reserve(bytes);
+    let r = f(&mut ws);
+    if ws.len() <= WORKSPACE_KEEP {
+        let _ = WORKSPACE.try_with(|c| c.set(ws));
+    }
+    r
+}
+
+/// `ys[i] = ms[i] · x` for every `i` with the active kernel set, in one dispatch, every
+/// temporary in `ws`: see [`KernelSet::products`].
+pub fn products(
+    ms: &[&TernaryMatrix],
+    x: Activations<'_>,
+    ys: &mut [Output<'_>],
+    ws: &mut Workspace,
+) -> Result<()> {
+    kernels::active()?.products(ms, x, ys, ws)
+}
+
+/// Rows `rows` of `m · x` for one activation row with the active kernel set, temporaries in
+/// `ws`: see [`KernelSet::gemv_row_list`].
+pub fn gemv_row_list(
+    m: &TernaryMatrix,
+    x: Activations<'_>,
+    rows: &[usize],
+    y: Output<'_>,
+    ws: &mut Workspace,
+) -> Result<()> {
+    kernels::active()?.gemv_row_list(m, x, rows, y, ws)
+}
+
+/// The f32 outputs `ys` as [`Output`]s in a fixed array (no allocation).
+fn f32_outputs<'a>(ys: &'a mut [&mut [f32]]) -> Result<[Output<'a>; MAX_MATRICES]> {
+    if ys.len() > MAX_MATRICES {
+        return Err(crate::Error::InvalidShape(format!(
+            "{} outputs in one call; at most {MAX_MATRICES}",
+            ys.len()
+        )));
+    }
+    let mut it = ys.iter_mut();
+    Ok(std::array::from_fn(|_| match it.next() {
+        Some(y) => Output::F32(y),
+        None => Output::F32(&mut []),
+    }))
+}
+
+/// One activation row times several matrices of the same `cols` (q, k, v; gate, up) in one
+/// dispatch of the thread pool: `ys[i] = ternary_gemv(ms[i], x)`, bit for bit, with `x`
+/// quantized once. Temporaries live in a workspace this thread keeps.
+///
+/// ```
+/// use bitnet_kernels::{ternary_gemv, ternary_gemv_multi, Format, TernaryMatrix};
+/// let q = TernaryMatrix::from_ternary(&[1, -1, 0, 0, 1, 1], 2, 3, 0.5, Format::I2S)?;
+/// let k = TernaryMatrix::from_ternary(&[1, 1, 1], 1, 3, 2.0, Format::I2S)?;
+/// let x = [1.0, 0.5, -1.0];
+/// let (mut yq, mut yk) = ([0.0f32; 2], [0.0f32; 1]);
+/// ternary_gemv_multi(&[&q, &k], &x, &mut [&mut yq, &mut yk])?;
+/// let mut want = [0.0f32; 1];
+/// ternary_gemv(&k, &x, &mut want)?;
+/// assert_eq!(yk, want);
+/// # Ok::<(), bitnet_kernels::Error>(())
+/// ```
+pub fn ternary_gemv_multi(ms: &[&TernaryMatrix], x: &[f32], ys: &mut [&mut [f32]]) -> Result<()> {
+    ternary_gemm_multi(ms, x, 1, ys)
+}
+
+/// [`ternary_gemv_multi`] for `n` activation rows: `ys[i] = ternary_gemm(ms[i], x, n)`.
+pub fn ternary_gemm_multi(
+    ms: &[&TernaryMatrix],
+    x: &[f32],
+    n: usize,
+    ys: &mut [&mut [f32]],
+) -> Result<()> {
+    let k = kernels::active()?;
+    let count = ys.len();
+    let mut outs = f32_outputs(ys)?;
+    let bytes = Workspace::bytes_for(ms, n)?;
+    with_workspace(bytes, |ws| {
+        k.products(ms, Activations::F32 { x, n }, &mut outs[..count], ws)
+    })
+}
+
+/// The BitLinear forward pass of activations quantized once ([`QuantizedActivations`]):
+/// `y` (`n × rows`) is exactly what [`ternary_gemm`] gives for the same f32 rows.
+pub fn ternary_gemm_quantized(
+    m: &TernaryMatrix,
+    x: &QuantizedActivations,
+    y: &mut [f32],
+) -> Result<()> {
+    let bytes = Workspace::bytes_for(&[m], x.n().max(1))?;
+    with_workspace(bytes, |ws| {
+        products(&[m], Activations::Quantized(x), &mut [Output::F32(y)], ws)
+    })
+}
+
+/// The exact int32 accumulators of activations quantized once: `y` (`n × rows`) is what
+/// [`gemm_i8`] gives for its int8 rows.
+pub fn gemm_i8_quantized(m: &TernaryMatrix, x: &QuantizedActivations, y: &mut [i32]) -> Result<()> {
+    let bytes = Workspace::bytes_for(&[m], x.n().max(1))?;
+    with_workspace(bytes, |ws| {
+        products(&[m], Activations::Quantized(x), &mut [Output::I32(y)], ws)
+    })
+}
+
+/// [`ternary_gemv`] for a list of output rows only, on the calling thread: `y[i]` is
+/// element `rows[i]` of the whole product, bit for bit (`y.len() == rows.len()`; any order,
+/// repeats allowed, an index `>= m.rows()` is an error before anything is written). For a
+/// gated FFN's up-projection where the gate is non-zero. See [`KernelSet::gemv_row_list`].
+pub fn ternary_gemv_row_list(
+    m: &TernaryMatrix,
+    x: &[f32],
+    rows: &[usize],
+    y: &mut [f32],
+) -> Result<()> {
+    let bytes = Workspace::bytes_for(&[m], 1)?;
+    with_workspace(bytes, |ws| {
+        gemv_row_list(m, Activations::F32 { x, n: 1 }, rows, Output::F32(y), ws)
+    })
 }

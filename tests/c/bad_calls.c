@@ -601,6 +601,73 @@ static void check_container_bad_calls(void) {
     remove("/tmp/x.bnk");
 }
 
+/* The engine's calls (issue 13): each bad call returns its status and touches no output. */
+static void check_engine_bad_calls(void) {
+    BitnetActivations *qa = NULL;
+    CHECK(bitnet_quantize_once(NULL, COLS, 1, COLS, &qa) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_quantize_once(xf, COLS, 0, COLS, &qa) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_quantize_once(xf, COLS - 1, 1, COLS, &qa) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_quantize_once(xf_nan, COLS, 1, COLS, &qa) == BITNET_STATUS_NON_FINITE);
+    CHECK(bitnet_quantize_once(xf, COLS, 1, COLS, NULL) == BITNET_STATUS_NULL_POINTER);
+    CHECK(qa == NULL);
+    CHECK(bitnet_quantize_once(xf, 2 * COLS, 2, COLS, &qa) == BITNET_STATUS_OK);
+    reset_outputs();
+    CHECK(bitnet_gemm_f32_quantized(m, qa, yf, ROWS) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemm_f32_quantized(m128, qa, yf, 2 * R128) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemm_f32_quantized(m, NULL, yf, 2 * ROWS) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemm_i8_quantized(m, qa, NULL, 2 * ROWS) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemm_i8_quantized(m, qa, yi, 2 * ROWS + 1) == BITNET_STATUS_LENGTH_MISMATCH);
+    bitnet_activations_free(qa);
+    bitnet_activations_free(NULL);
+
+    const BitnetMatrix *ms[2] = {m, m}, *mixed[2] = {m, m128}, *with_null[2] = {m, NULL};
+    float y2[2 * ROWS];
+    float *ys[2] = {yf, y2}, *ys_null[2] = {yf, NULL}, *ys_same[2] = {yf, yf};
+    size_t lens[2] = {ROWS, ROWS}, lens_bad[2] = {ROWS, ROWS + 1};
+    size_t bytes = 0;
+    CHECK(bitnet_workspace_size(ms, 2, 1, &bytes) == BITNET_STATUS_OK);
+    CHECK(bitnet_workspace_size(ms, 0, 1, &bytes) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_workspace_size(ms, 17, 1, &bytes) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_workspace_size(mixed, 2, 1, &bytes) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_workspace_size(ms, 2, 1, NULL) == BITNET_STATUS_NULL_POINTER);
+    unsigned char *ws = (unsigned char *)malloc(bytes);
+    CHECK(ws != NULL);
+    reset_outputs();
+    memset(y2, 0xA5, sizeof y2);
+    CHECK(bitnet_gemv_multi_f32(NULL, 2, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_multi_f32(ms, 0, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemv_multi_f32(ms, 17, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemv_multi_f32(with_null, 2, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_multi_f32(mixed, 2, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS - 1, ys, lens, NULL, 0) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys_null, lens, NULL, 0) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys, lens_bad, NULL, 0) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys, NULL, NULL, 0) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf_nan, COLS, ys, lens, NULL, 0) == BITNET_STATUS_NON_FINITE);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf_nan, COLS, ys, lens, ws, bytes) == BITNET_STATUS_NON_FINITE);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys, lens, ws, bytes - 1) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemm_multi_f32(ms, 2, xf, COLS, 0, ys, lens, ws, bytes) == BITNET_STATUS_INVALID_SHAPE);
+    /* With caller memory, outputs may not overlap each other, x or the workspace. */
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys_same, lens, ws, bytes) == BITNET_STATUS_INVALID_DATA);
+    {
+        float *ys_ws[2] = {yf, (float *)(void *)ws};
+        CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys_ws, lens, ws, bytes) == BITNET_STATUS_INVALID_DATA);
+    }
+    unsigned char sentinel[sizeof y2];
+    memset(sentinel, 0xA5, sizeof sentinel);
+    CHECK(memcmp(y2, sentinel, sizeof y2) == 0);
+    for (size_t i = 0; i < 4 * ROWS; i++) CHECK(memcmp(&yf[i], sentinel, sizeof(float)) == 0);
+    free(ws);
+
+    size_t list[3] = {0, ROWS, 1}, good[2] = {4, 0};
+    CHECK(bitnet_gemv_f32_row_list(m, xf, COLS, list, 3, yf, 3) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemv_f32_row_list(m, xf, COLS, good, 2, yf, 3) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemv_f32_row_list(m, xf, COLS, NULL, 2, yf, 2) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_f32_row_list(m, xf_nan, COLS, good, 2, yf, 2) == BITNET_STATUS_NON_FINITE);
+    CHECK(bitnet_gemv_f32_row_list(m, xf, COLS + 1, good, 2, yf, 2) == BITNET_STATUS_LENGTH_MISMATCH);
+    for (size_t i = 0; i < 4 * ROWS; i++) CHECK(memcmp(&yf[i], sentinel, sizeof(float)) == 0);
+}
+
 int main(int argc, char **argv) {
     make_fixtures();
     size_t rows = 0;
@@ -620,6 +687,7 @@ int main(int argc, char **argv) {
         check_ggml();
         check_kv_bad_calls();
         check_container_bad_calls();
+        check_engine_bad_calls();
         /* A failure's detail names the problem, and survives a later successful call. */
         CHECK(bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS) == BITNET_STATUS_LENGTH_MISMATCH);
         CHECK(strstr(bitnet_last_error(), "299") != NULL);

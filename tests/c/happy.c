@@ -196,6 +196,62 @@ static void check_products(const BitnetMatrix *m, const int8_t *t, float scale, 
         free(rq);
     }
 
+    /* The engine's calls: activations quantized once, a fused call of two matrices (with and
+     * without caller memory as workspace), a row list in reverse order with a repeat. */
+    {
+        BitnetActivations *qa = NULL;
+        OK(bitnet_quantize_once(xf, n * cols, n, cols, &qa));
+        memset(yf, 0, n * rows * sizeof(float));
+        OK(bitnet_gemm_f32_quantized(m, qa, yf, n * rows));
+        CHECK(memcmp(yf, rf, n * rows * sizeof(float)) == 0);
+        OK(bitnet_gemm_i8_quantized(m, qa, yi, n * rows));
+        bitnet_activations_free(qa);
+        int8_t *q = (int8_t *)xmalloc(cols);
+        float amax = 0.0f;
+        OK(bitnet_quantize_activations(xf, cols, q, &amax));
+        float f = bitnet_matrix_scale(m) * (amax / 127.0f);
+        for (size_t r = 0; r < rows; r++) CHECK((float)yi[r] * f == rf[r]);
+        free(q);
+
+        const BitnetMatrix *ms[2] = {m, m};
+        float *y2 = (float *)xmalloc((n * rows + 1) * sizeof(float));
+        float *ys[2] = {yf, y2};
+        size_t lens[2] = {n * rows, n * rows}, lens1[2] = {rows, rows};
+        memset(yf, 0, n * rows * sizeof(float));
+        OK(bitnet_gemm_multi_f32(ms, 2, xf, n * cols, n, ys, lens, NULL, 0));
+        CHECK(memcmp(yf, rf, n * rows * sizeof(float)) == 0);
+        CHECK(memcmp(y2, rf, n * rows * sizeof(float)) == 0);
+        size_t bytes = 0;
+        OK(bitnet_workspace_size(ms, 2, n, &bytes));
+        CHECK(bytes > 0);
+        unsigned char *ws = (unsigned char *)xmalloc(bytes + 1);
+        memset(yf, 0, n * rows * sizeof(float));
+        memset(y2, 0, n * rows * sizeof(float));
+        /* Any alignment of the caller's memory works. */
+        OK(bitnet_gemm_multi_f32(ms, 2, xf, n * cols, n, ys, lens, ws + 1, bytes));
+        CHECK(memcmp(yf, rf, n * rows * sizeof(float)) == 0);
+        CHECK(memcmp(y2, rf, n * rows * sizeof(float)) == 0);
+        memset(y2, 0, n * rows * sizeof(float));
+        OK(bitnet_gemv_multi_f32(ms, 2, xf, cols, ys, lens1, ws, bytes));
+        CHECK(memcmp(y2, rf, rows * sizeof(float)) == 0);
+        free(ws);
+
+        size_t *list = (size_t *)xmalloc((rows + 1) * sizeof(size_t));
+        for (size_t i = 0; i < rows; i++) list[i] = rows - 1 - i;
+        list[rows] = 0;
+        OK(bitnet_gemv_f32_row_list(m, xf, cols, list, rows + 1, y2, rows + 1));
+        for (size_t i = 0; i <= rows; i++) CHECK(memcmp(&y2[i], &rf[list[i]], sizeof(float)) == 0);
+        free(list);
+        free(y2);
+
+        /* The thread count: 2, then 1, then the default, all with the same results. */
+        for (int t = 0; t < 3; t++) {
+            CHECK(bitnet_set_num_threads(t == 0 ? 2 : t == 1 ? 1 : 0) == BITNET_STATUS_OK);
+            OK(bitnet_gemv_f32(m, xf, cols, yf, rows));
+            CHECK(memcmp(yf, rf, rows * sizeof(float)) == 0);
+        }
+    }
+
     /* In place: y may overlap x (square matrices only). */
     if (rows == cols) {
         memcpy(yf, xf, cols * sizeof(float));

@@ -17,6 +17,7 @@
 
 mod accuracy;
 mod json;
+mod layer;
 mod markdown;
 mod measure;
 
@@ -123,11 +124,14 @@ fn main() {
         threads,
         b.probe_samples,
     ));
+    let section = layer::measure(b, &r.limits, threads);
     let elapsed = started.elapsed().as_secs_f64();
     let md = markdown::markdown(&r, b, quick, &command, elapsed);
     print!("{md}");
+    print!("{}", layer::markdown(&section));
     if let Some(path) = json_path {
-        let v = json::to_json(&r, quick, &command, elapsed);
+        let mut v = json::to_json(&r, quick, &command, elapsed);
+        v["decoder_layer"] = layer::to_json(&section);
         let text = serde_json::to_string_pretty(&v).expect("serializable");
         std::fs::write(&path, text + "\n").unwrap_or_else(|e| {
             eprintln!("cannot write {path}: {e}");
