@@ -71,6 +71,15 @@ _Static_assert(BITNET_TL2_STEP_BYTES * 24 == BITNET_TL_ROW_TILE * BITNET_TL2_K_B
     void bitnet_##fmt##_gemm_##isa(const uint8_t *w, size_t kp, const int8_t *x, size_t n, \
                                    size_t row_begin, size_t row_end, int32_t *y);
 
+/* The TL files' one-pass entry points (x86/tl_common.h, arm/tl_common.h): table bytes per
+ * step, the tables of a whole activation row (kp int8 at x, into tab: aligned to 64 bytes,
+ * kp / K_BLOCK * table_step bytes), and a GEMV of rows [row_begin, row_end) from them. */
+#define BITNET_DECLARE_TABLE_KERNELS(fmt, isa)                                              \
+    extern const size_t bitnet_##fmt##_table_step_##isa;                                    \
+    void bitnet_##fmt##_table_##isa(const int8_t *x, size_t kp, void *tab);                 \
+    void bitnet_##fmt##_gemv_table_##isa(const uint8_t *w, size_t kp, const void *tab,      \
+                                         size_t row_begin, size_t row_end, int32_t *y);
+
 BITNET_DECLARE_KERNELS(i2s, avx2)
 BITNET_DECLARE_KERNELS(i2s, avx512)
 BITNET_DECLARE_KERNELS(i2s, neon)
@@ -81,5 +90,11 @@ BITNET_DECLARE_KERNELS(tl2, avx2)
 BITNET_DECLARE_KERNELS(tl2, avx512vbmi)
 BITNET_DECLARE_KERNELS(tl2, neon)
 BITNET_DECLARE_KERNELS(i2s, dotprod)
+BITNET_DECLARE_TABLE_KERNELS(tl1, avx2)
+BITNET_DECLARE_TABLE_KERNELS(tl1, avx512vbmi)
+BITNET_DECLARE_TABLE_KERNELS(tl1, neon)
+BITNET_DECLARE_TABLE_KERNELS(tl2, avx2)
+BITNET_DECLARE_TABLE_KERNELS(tl2, avx512vbmi)
+BITNET_DECLARE_TABLE_KERNELS(tl2, neon)
 
 #endif

@@ -202,3 +202,82 @@ fn all_groups_against_extremes() {
         }
     }
 }
+
+/// K far beyond the old stack chunk (224 steps), ragged in rows and columns: the one-pass
+/// kernels (tables of the whole row built once per call, in the thread's scratch or the
+/// caller's workspace, shared by every thread) against the naive product, through the
+/// convenient calls (one thread and, at 300 rows, the pool), a row range, the workspace
+/// products and a row list.
+#[test]
+fn long_rows_one_pass_match_reference() {
+    use bitnet_kernels::matmul::{Activations, Output, QuantizedActivations, Workspace};
+    for (rows, cols) in [(70, 14336), (67, 14337), (300, 17000)] {
+        let t = trits(cols as u64 + 5, rows * cols);
+        for n in [1, 2] {
+            // Quantized once (the workspace products take it), values over the whole int8 range.
+            let xf: Vec<f32> = acts(cols as u64 + 7, n * cols)
+                .into_iter()
+                .map(f32::from)
+                .collect();
+            let q = QuantizedActivations::quantize(&xf, n, cols).unwrap();
+            let x: Vec<i8> = (0..n).flat_map(|j| q.row(j).to_vec()).collect();
+            let want = naive_gemm(&t, rows, cols, &x, n);
+            for f in TL {
+                let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap();
+                let mut ws = Workspace::for_products(&[&m], n).unwrap();
+                for k in kernel_sets(f) {
+                    let what = format!("{} {} {rows}x{cols} n={n}", k.name(), f.name());
+                    let mut y = vec![i32::MIN; n * rows];
+                    k.gemm_i8(&m, &x, n, &mut y).unwrap();
+                    assert_eq!(y, want, "{what}");
+                    let (a, b) = (3, rows - 5);
+                    let mut yr = vec![i32::MIN; n * (b - a)];
+                    k.gemm_i8_rows(&m, &x, n, a..b, &mut yr).unwrap();
+                    for j in 0..n {
+                        assert_eq!(yr[j * (b - a)..][..b - a], want[j * rows + a..][..b - a]);
+                    }
+                    let mut yw = vec![i32::MIN; n * rows];
+                    let mut outs = [Output::I32(&mut yw)];
+                    k.products(&[&m], Activations::Quantized(&q), &mut outs, &mut ws)
+                        .unwrap();
+                    assert_eq!(yw, want, "{what} products");
+                    if n == 1 {
+                        let list: Vec<usize> = (0..rows).rev().step_by(7).collect();
+                        let mut yl = vec![i32::MIN; list.len()];
+                        k.gemv_row_list(
+                            &m,
+                            Activations::Quantized(&q),
+                            &list,
+                            Output::I32(&mut yl),
+                            &mut ws,
+                        )
+                        .unwrap();
+                        let wl: Vec<i32> = list.iter().map(|&r| want[r]).collect();
+                        assert_eq!(yl, wl, "{what} row list");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A GEMM whose tables exceed the one-pass budget (16 MiB for all its activation rows) runs
+/// the bounded kernels, tables rebuilt per chunk of K on their stack: several passes at
+/// columns past the chunk, exact all the same.
+#[test]
+fn beyond_table_budget_runs_bounded_passes() {
+    for (cols, n) in [(5377, 400), (10753, 200)] {
+        let rows = 66;
+        let t = trits(cols as u64 + 11, rows * cols);
+        let x = acts(cols as u64 + 13, n * cols);
+        let want = naive_gemm(&t, rows, cols, &x, n);
+        for f in TL {
+            let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap();
+            for k in kernel_sets(f) {
+                let mut y = vec![i32::MIN; n * rows];
+                k.gemm_i8(&m, &x, n, &mut y).unwrap();
+                assert_eq!(y, want, "{} {} {rows}x{cols} n={n}", k.name(), f.name());
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 /* Shared by the AArch64 TL1 / TL2 kernels (tl1_neon.c, tl2_neon.c): the loop over K chunks
- * and row tiles, and the exact widening of per-step byte sums.
+ * (or the whole K in one pass, from tables the caller built) and row tiles, and the exact
+ * widening of per-step byte sums.
  *
  * Layout (src/format/tl1.rs, tl2.rs; kernels.h): 64-row tiles, one sequential stream of
  * steps each; a step is 8 groups; its four 16-row sub-tiles hold 64 nibble bytes each, byte
@@ -55,30 +56,51 @@ static inline void tl_flush(int16x8_t acc[4][2], int32_t *y) {
         }
 }
 
+/* Rows [rb, re) over steps [k0, k0 + kn) with those steps' tables at tab, added into y. */
+static void tl_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t kn,
+                    const uint8_t *tab, size_t rb, size_t re, int32_t *y) {
+    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
+        const uint8_t *p = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * TL_STEP_BYTES;
+        int16x8_t acc[4][2];
+        for (int s = 0; s < 4; s++) acc[s][0] = acc[s][1] = vdupq_n_s16(0);
+        for (size_t k = 0; k < kn; k++, p += TL_STEP_BYTES) {
+            uint8x16_t lo[4];
+            int8x16_t hi[4];
+            tl_step(p, tab + k * TL_TAB_STEP, lo, hi);
+            for (int s = 0; s < 4; s++) tl_widen(lo[s], hi[s], acc[s]);
+            if (k % TL_FLUSH == TL_FLUSH - 1) tl_flush(acc, y + (r - rb));
+        }
+        tl_flush(acc, y + (r - rb));
+    }
+}
+
+/* Bounded form (no caller memory): tables of one chunk of steps at a time on the stack,
+ * each chunk walking every tile of the range. */
 void TL_CAT(TL_FMT, gemv, neon)(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
                                 size_t row_end, int32_t *y) {
     const size_t steps = kp / TL_K_BLOCK;
-    const size_t tile_bytes = steps * TL_STEP_BYTES;
-    /* Tables of one chunk of steps, built once and used by every tile of the range. */
     _Alignas(16) uint8_t tab[TL_CHUNK_STEPS * TL_TAB_STEP];
     memset(y, 0, (row_end - row_begin) * sizeof *y);
     for (size_t k0 = 0; k0 < steps; k0 += TL_CHUNK_STEPS) {
         const size_t kn = steps - k0 < TL_CHUNK_STEPS ? steps - k0 : TL_CHUNK_STEPS;
         tl_build(x + k0 * TL_K_BLOCK, kn, tab);
-        for (size_t r = row_begin; r < row_end; r += BITNET_TL_ROW_TILE) {
-            const uint8_t *p = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * TL_STEP_BYTES;
-            int16x8_t acc[4][2];
-            for (int s = 0; s < 4; s++) acc[s][0] = acc[s][1] = vdupq_n_s16(0);
-            for (size_t k = 0; k < kn; k++, p += TL_STEP_BYTES) {
-                uint8x16_t lo[4];
-                int8x16_t hi[4];
-                tl_step(p, tab + k * TL_TAB_STEP, lo, hi);
-                for (int s = 0; s < 4; s++) tl_widen(lo[s], hi[s], acc[s]);
-                if (k % TL_FLUSH == TL_FLUSH - 1) tl_flush(acc, y + (r - row_begin));
-            }
-            tl_flush(acc, y + (r - row_begin));
-        }
+        tl_rows(w, steps * TL_STEP_BYTES, k0, kn, tab, row_begin, row_end, y);
     }
+}
+
+/* One-pass form (kernels.h, BITNET_DECLARE_TABLE_KERNELS): the caller builds the tables of
+ * the whole row once (TL_TAB_STEP bytes a step) and may share them between threads. */
+const size_t TL_CAT(TL_FMT, table_step, neon) = TL_TAB_STEP;
+
+void TL_CAT(TL_FMT, table, neon)(const int8_t *x, size_t kp, void *tab) {
+    tl_build(x, kp / TL_K_BLOCK, (uint8_t *)tab);
+}
+
+void TL_CAT(TL_FMT, gemv_table, neon)(const uint8_t *w, size_t kp, const void *tab,
+                                      size_t row_begin, size_t row_end, int32_t *y) {
+    const size_t steps = kp / TL_K_BLOCK;
+    memset(y, 0, (row_end - row_begin) * sizeof *y);
+    tl_rows(w, steps * TL_STEP_BYTES, 0, steps, (const uint8_t *)tab, row_begin, row_end, y);
 }
 
 /* Tables depend on the activation row, so a GEMM is a GEMV per activation row. */

@@ -1,10 +1,17 @@
 /* Shared by the TL1 / TL2 C kernels (tl1_*.c, tl2_*.c): the pass structure of a GEMV and
  * the GEMM loop, and the accumulation helpers each ISA's files share.
  *
- * A GEMV builds the tables of at most CHUNK steps at a time into a stack buffer (bounded:
- * no allocation, whatever K) and walks all its rows for them, accumulating into y; passes
- * are balanced so that none is tiny. A GEMM is one GEMV per activation row: the tables are
- * per activation row, and the TL formats are for the GEMV (fewer bytes to stream). */
+ * Two ways to run a GEMV:
+ * - one pass (the caller's memory): bitnet_<fmt>_table_<isa> builds the tables of the whole
+ *   row (bitnet_<fmt>_table_step_<isa> bytes a step, 64-byte aligned) once, and
+ *   bitnet_<fmt>_gemv_table_<isa> walks rows [row_begin, row_end) over all K in one pass;
+ *   the caller builds them once per activation row and shares them read-only between
+ *   threads;
+ * - bounded (no caller memory): bitnet_<fmt>_gemv_<isa> builds the tables of at most CHUNK
+ *   steps at a time into a stack buffer and walks all its rows for them, accumulating into
+ *   y; passes are balanced so that none is tiny.
+ * A GEMM is one GEMV per activation row: the tables are per activation row, and the TL
+ * formats are for the GEMV (fewer bytes to stream). */
 #ifndef BITNET_TL_COMMON_H
 #define BITNET_TL_COMMON_H
 
@@ -37,6 +44,15 @@
         for (size_t j = 0; j < n; j++)                                                        \
             bitnet_##fmt##_gemv_##isa(w, kp, x + j * kp, row_begin, row_end,                  \
                                       y + j * (row_end - row_begin));                         \
+    }                                                                                         \
+    const size_t bitnet_##fmt##_table_step_##isa = (step_vecs) * sizeof(vec_t);              \
+    void bitnet_##fmt##_table_##isa(const int8_t *x, size_t kp, void *tab) {                 \
+        build(x, kp / (k_block), (vec_t *)tab);                                               \
+    }                                                                                         \
+    void bitnet_##fmt##_gemv_table_##isa(const uint8_t *w, size_t kp, const void *tab,       \
+                                         size_t row_begin, size_t row_end, int32_t *y) {     \
+        const size_t steps = kp / (k_block);                                                  \
+        rows(w, steps * (step_bytes), 0, steps, (const vec_t *)tab, row_begin, row_end, y, 1); \
     }
 
 /* `n` bytes of constants from a generator expression of p (0 <= p < n). */

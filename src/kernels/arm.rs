@@ -6,13 +6,15 @@
 //!   files `*_neon.c`.
 
 #![allow(unused_imports)]
-use super::{cpu, FormatKernels, KernelSet, KvKernels};
+use super::{cpu, FormatKernels, KernelSet, KvKernels, TableKernels};
 
 c_kernels! {
     I2S_NEON:    bitnet_i2s_neon    => bitnet_i2s_gemv_neon,    bitnet_i2s_gemm_neon    if cpu::always;
     I2S_DOTPROD: bitnet_i2s_dotprod => bitnet_i2s_gemv_dotprod, bitnet_i2s_gemm_dotprod if cpu::always;
-    TL1_NEON:    bitnet_tl1_neon    => bitnet_tl1_gemv_neon,    bitnet_tl1_gemm_neon    if cpu::always;
-    TL2_NEON:    bitnet_tl2_neon    => bitnet_tl2_gemv_neon,    bitnet_tl2_gemm_neon    if cpu::always;
+    TL1_NEON:    bitnet_tl1_neon    => bitnet_tl1_gemv_neon,    bitnet_tl1_gemm_neon    if cpu::always,
+        tables bitnet_tl1_table_step_neon, bitnet_tl1_table_neon, bitnet_tl1_gemv_table_neon;
+    TL2_NEON:    bitnet_tl2_neon    => bitnet_tl2_gemv_neon,    bitnet_tl2_gemm_neon    if cpu::always,
+        tables bitnet_tl2_table_step_neon, bitnet_tl2_table_neon, bitnet_tl2_gemv_table_neon;
 }
 
 kv_kernels! {

@@ -14,8 +14,21 @@
 /// The extra check is what the file needs beyond its kernel set's own check (e.g. VBMI for
 /// the AVX-512 lookup-table files); it comes from [`super::cpu`]. The symbols' signature is
 /// fixed here, once, as the registry's `RawGemv` / `RawGemm`, so a row cannot get it wrong.
+///
+/// A lookup-table file also names its one-pass entry points after `tables`: the table bytes
+/// a step (a C constant), the table builder and the GEMV from built tables
+/// ([`super::TableKernels`]).
 macro_rules! c_kernels {
-    ($($konst:ident : $cfg:ident => $gemv:ident, $gemm:ident if $avail:path;)*) => {$(
+    ($($konst:ident : $cfg:ident => $gemv:ident, $gemm:ident if $avail:path
+       $(, tables $step:ident, $build:ident, $gtab:ident)?;)*) => {$(
+        $(
+        #[cfg($cfg)]
+        extern "C" {
+            static $step: usize;
+            fn $build(x: *const i8, kp: usize, tab: *mut u8);
+            fn $gtab(w: *const u8, kp: usize, tab: *const u8, rb: usize, re: usize, y: *mut i32);
+        }
+        )?
         #[cfg($cfg)]
         extern "C" {
             fn $gemv(w: *const u8, kp: usize, x: *const i8, rb: usize, re: usize, y: *mut i32);
@@ -33,11 +46,17 @@ macro_rules! c_kernels {
         const $konst: Option<FormatKernels> = Some(FormatKernels {
             gemv: $gemv,
             gemm: $gemm,
+            // SAFETY (the static): a constant defined by the C file, never written.
+            tables: c_kernels!(@tables $(unsafe { $step }, $build, $gtab)?),
             is_available: $avail,
         });
         #[cfg(not($cfg))]
         const $konst: Option<FormatKernels> = None;
     )*};
+    (@tables) => { None };
+    (@tables $step:expr, $build:ident, $gtab:ident) => {
+        Some(TableKernels { step_bytes: || $step, build: $build, gemv: $gtab })
+    };
 }
 
 /// One row per 3-bit KV-cache kernel file (`kernels/*/kv3_<isa>.c`): declares its two entry

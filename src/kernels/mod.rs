@@ -121,6 +121,70 @@ pub(crate) type RawGemm = unsafe extern "C" fn(
     y: *mut i32,
 );
 
+/// Builds the lookup tables of one activation row for the whole K: `x` holds `kp` int8
+/// (zero beyond the real columns), `tab` has room for `kp / k_block * step_bytes` bytes and
+/// is aligned to [`TABLE_ALIGN`].
+pub(crate) type RawTableBuild = unsafe extern "C" fn(x: *const i8, kp: usize, tab: *mut u8);
+
+/// The contract of [`RawGemv`], with the activation row given as the tables
+/// [`RawTableBuild`] built from it (read only: threads may share them), walked in one pass.
+pub(crate) type RawGemvTable = unsafe extern "C" fn(
+    w: *const u8,
+    kp: usize,
+    tab: *const u8,
+    row_begin: usize,
+    row_end: usize,
+    y: *mut i32,
+);
+
+/// Alignment the one-pass table kernels need for their tables (a zmm).
+pub(crate) const TABLE_ALIGN: usize = 64;
+
+/// A lookup-table format's one-pass kernels: tables of a whole activation row built once
+/// into the caller's memory (any K), then any number of row ranges walked over all K in one
+/// pass each. Without them (or the memory) the set's [`FormatKernels::gemv`] builds bounded
+/// tables on its stack and walks its rows once per chunk of K.
+#[derive(Clone, Copy)]
+pub(crate) struct TableKernels {
+    /// Table bytes a step (one `k_block` of columns) of this file's layout.
+    pub(crate) step_bytes: fn() -> usize,
+    pub(crate) build: RawTableBuild,
+    pub(crate) gemv: RawGemvTable,
+}
+
+impl TableKernels {
+    /// Bytes of the tables of one activation row of `kp` columns in `format`.
+    pub(crate) fn bytes(&self, format: Format, kp: usize) -> usize {
+        kp / k_block(format) * (self.step_bytes)()
+    }
+}
+
+/// Columns a lookup-table step covers (the format's `K_BLOCK`); 1 for I2_S, which has none.
+fn k_block(format: Format) -> usize {
+    match format {
+        Format::I2S => 1,
+        Format::TL1 => crate::format::tl1::K_BLOCK,
+        Format::TL2 => crate::format::tl2::K_BLOCK,
+    }
+}
+
+/// The most table bytes any set built into this binary needs for one activation row of
+/// `kp` columns in `format` (0 for formats without tables): what a workspace reserves, so
+/// that it serves whichever set runs.
+pub(crate) fn max_table_bytes(format: Format, kp: usize) -> usize {
+    KERNELS
+        .iter()
+        .filter_map(|s| match format {
+            Format::I2S => None,
+            Format::TL1 => s.tl1,
+            Format::TL2 => s.tl2,
+        })
+        .filter_map(|k| k.tables)
+        .map(|t| t.bytes(format, kp))
+        .max()
+        .unwrap_or(0)
+}
+
 /// The kernels of one set for one format. Only [`KernelSet::kernels_for`] hands one out, and
 /// only for the format it was asked for, on a CPU that can run it.
 #[derive(Clone, Copy)]
@@ -129,6 +193,8 @@ pub(crate) struct FormatKernels {
     pub(crate) gemv: RawGemv,
     /// Several activation rows at once, reusing each unpacked weight block across them.
     pub(crate) gemm: RawGemm,
+    /// The one-pass form, for the lookup-table formats' SIMD kernels.
+    pub(crate) tables: Option<TableKernels>,
     /// Run-time check of the CPU features these two need beyond the set's own.
     is_available: fn() -> bool,
 }
@@ -208,16 +274,19 @@ pub static SCALAR: KernelSet = KernelSet {
     i2s: Some(FormatKernels {
         gemv: scalar::i2s_gemv,
         gemm: scalar::i2s_gemm,
+        tables: None,
         is_available: cpu::always,
     }),
     tl1: Some(FormatKernels {
         gemv: scalar_tl::tl1_gemv,
         gemm: scalar_tl::tl1_gemm,
+        tables: None,
         is_available: cpu::always,
     }),
     tl2: Some(FormatKernels {
         gemv: scalar_tl::tl2_gemv,
         gemm: scalar_tl::tl2_gemm,
+        tables: None,
         is_available: cpu::always,
     }),
     act: act::SCALAR,

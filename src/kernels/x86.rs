@@ -1,16 +1,20 @@
 //! The x86-64 kernel sets: C files in `kernels/x86/`, one row each in the table below.
 
 #![allow(unused_imports)]
-use super::{cpu, FormatKernels, KernelSet, KvKernels};
+use super::{cpu, FormatKernels, KernelSet, KvKernels, TableKernels};
 
 c_kernels! {
     I2S_AVX2:   bitnet_i2s_avx2       => bitnet_i2s_gemv_avx2,       bitnet_i2s_gemm_avx2       if cpu::always;
     I2S_AVX512: bitnet_i2s_avx512     => bitnet_i2s_gemv_avx512,     bitnet_i2s_gemm_avx512     if cpu::always;
-    TL1_AVX2:   bitnet_tl1_avx2       => bitnet_tl1_gemv_avx2,       bitnet_tl1_gemm_avx2       if cpu::always;
-    TL2_AVX2:   bitnet_tl2_avx2       => bitnet_tl2_gemv_avx2,       bitnet_tl2_gemm_avx2       if cpu::always;
+    TL1_AVX2:   bitnet_tl1_avx2       => bitnet_tl1_gemv_avx2,       bitnet_tl1_gemm_avx2       if cpu::always,
+        tables bitnet_tl1_table_step_avx2, bitnet_tl1_table_avx2, bitnet_tl1_gemv_table_avx2;
+    TL2_AVX2:   bitnet_tl2_avx2       => bitnet_tl2_gemv_avx2,       bitnet_tl2_gemm_avx2       if cpu::always,
+        tables bitnet_tl2_table_step_avx2, bitnet_tl2_table_avx2, bitnet_tl2_gemv_table_avx2;
     // The lookup-table files use VBMI byte permutes; the I2_S one must run without them.
-    TL1_AVX512: bitnet_tl1_avx512vbmi => bitnet_tl1_gemv_avx512vbmi, bitnet_tl1_gemm_avx512vbmi if cpu::avx512vbmi;
-    TL2_AVX512: bitnet_tl2_avx512vbmi => bitnet_tl2_gemv_avx512vbmi, bitnet_tl2_gemm_avx512vbmi if cpu::avx512vbmi;
+    TL1_AVX512: bitnet_tl1_avx512vbmi => bitnet_tl1_gemv_avx512vbmi, bitnet_tl1_gemm_avx512vbmi if cpu::avx512vbmi,
+        tables bitnet_tl1_table_step_avx512vbmi, bitnet_tl1_table_avx512vbmi, bitnet_tl1_gemv_table_avx512vbmi;
+    TL2_AVX512: bitnet_tl2_avx512vbmi => bitnet_tl2_gemv_avx512vbmi, bitnet_tl2_gemm_avx512vbmi if cpu::avx512vbmi,
+        tables bitnet_tl2_table_step_avx512vbmi, bitnet_tl2_table_avx512vbmi, bitnet_tl2_gemv_table_avx512vbmi;
 }
 
 kv_kernels! {

@@ -15,8 +15,10 @@ use crate::par;
 use super::pad::{check_activations, check_output};
 use super::quantized::{quantize_rows, stride_of, QView, QuantizedActivations};
 use super::rescale_out;
-use super::run::{run_tiles, PARALLEL_MIN_MACS};
-use super::workspace::{carve, common_cols, needs_acc, needs_repad, Needs, MAX_MATRICES};
+use super::run::{build_tables, run_tiles, Tables, PARALLEL_MIN_MACS};
+use super::workspace::{
+    carve, common_cols, needs_acc, needs_repad, tab_region, Needs, MAX_MATRICES,
+};
 
 /// A product's input: `n` f32 rows of `cols` (row-major; quantized by the call, exactly as
 /// [`crate::ternary_gemm`] does), or rows quantized once before.
@@ -161,6 +163,15 @@ impl KernelSet {
                 &qv.q[..n * kp]
             }
         };
+        // Lookup tables (TL1 / TL2), built once here for the whole K and shared by every
+        // chunk of the dispatch.
+        let mut tab = &mut *s.tab;
+        let mut tables: [Option<Tables<'_>>; MAX_MATRICES] = std::array::from_fn(|_| None);
+        for (i, m) in ms.iter().enumerate() {
+            let (b, rest) = std::mem::take(&mut tab).split_at_mut(tab_region(m, n));
+            tab = rest;
+            tables[i] = build_tables(kern[i].expect("set"), m, xs_of(m), n, b);
+        }
         // Targets.
         let mut acc = &mut *s.acc;
         let mut targets: [Target<'_>; MAX_MATRICES] = std::array::from_fn(|_| Target::Direct);
@@ -194,7 +205,7 @@ impl KernelSet {
                     Target::Direct => ys[i].as_acc(),
                     Target::Acc(a) => &mut **a,
                 };
-                run_tiles(kern[i].expect("set"), m, xs_of(m), n, 0..l.rows_padded, out);
+                run_tiles(kern[i].expect("set"), m, xs_of(m), n, 0..l.rows_padded, out, tables[i].as_ref());
             }
         } else {
             let mut jobs = Vec::new();
@@ -220,7 +231,7 @@ impl KernelSet {
             }
             par::run_jobs(jobs, threads, |(i, r, out)| {
                 let m = ms[i];
-                run_tiles(kern[i].expect("set"), m, xs_of(m), n, r, out)
+                run_tiles(kern[i].expect("set"), m, xs_of(m), n, r, out, tables[i].as_ref())
             });
         }
         // Copy out of the workspace and rescale.
@@ -318,6 +329,8 @@ impl KernelSet {
         } else {
             &qv.q[..kp]
         };
+        let tables = build_tables(k, m, xs, 1, s.tab);
+        let tables = tables.as_ref();
         // One tile's accumulators, for the ends of runs (a tile is at most 64 rows).
         let tile = l.row_tile;
         let mut edge = [0i32; 64];
@@ -337,7 +350,7 @@ impl KernelSet {
                 for (o, row) in out.iter_mut().zip(r) {
                     let t = row / tile * tile;
                     if t != edge_tile {
-                        run_tiles(k, m, xs, 1, t..t + tile, &mut edge[..tile]);
+                        run_tiles(k, m, xs, 1, t..t + tile, &mut edge[..tile], tables);
                         edge_tile = t;
                     }
                     *o = edge[row - t];
@@ -348,7 +361,7 @@ impl KernelSet {
                 let (head, rest) = o.split_at_mut(first - run.start);
                 let (mid, tail) = rest.split_at_mut(last - first);
                 from_edge(run.start..first, head);
-                run_tiles(k, m, xs, 1, first..last, mid);
+                run_tiles(k, m, xs, 1, first..last, mid, tables);
                 from_edge(last..run.end, tail);
             } else {
                 from_edge(run.clone(), o);

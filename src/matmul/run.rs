@@ -1,12 +1,13 @@
 //! Running a kernel: whole row tiles to the raw kernel, ragged ends through a small buffer,
 //! rows split over threads ([`crate::par`]). The only place a raw kernel is called.
 
+use std::cell::Cell;
 use std::ops::Range;
 use std::sync::Mutex;
 
 use super::pad::PaddedActivations;
 use crate::format::TernaryMatrix;
-use crate::kernels::FormatKernels;
+use crate::kernels::{FormatKernels, TABLE_ALIGN};
 use crate::par;
 
 /// Below this many multiply-adds a product runs on the calling thread: waking rayon's
@@ -15,10 +16,97 @@ use crate::par;
 /// one thread and 16.3 µs on two; 1024x2048 (2.1M, below this) takes 12.5 µs on one.
 pub const PARALLEL_MIN_MACS: usize = 1 << 22;
 
+/// The most bytes of lookup tables one product builds (its `n` activation rows together);
+/// beyond it the kernels' bounded form runs (tables rebuilt per chunk of K on their stack).
+/// 16 MiB: a GEMM of 128 rows of 14336 columns in TL2 needs about 19 MiB.
+pub(crate) const TABLE_MAX_BYTES: usize = 16 << 20;
+
+/// The one-pass lookup tables of a product's `n` activation rows for one matrix, built once
+/// before its rows are dispatched ([`build_tables`]) and read by every thread.
+pub(crate) struct Tables<'a> {
+    /// `n` rows of `per_row` bytes, at [`TABLE_ALIGN`].
+    tab: &'a [u8],
+    per_row: usize,
+    /// `kernels_for` of the format and `kp` they were built for (checked at use).
+    build: usize,
+    kp: usize,
+}
+
+/// The bytes of the tables of `n` activation rows of `m` under `k` (with their alignment
+/// slack), or `None` where `k` has no one-pass form or they would exceed [`TABLE_MAX_BYTES`].
+pub(crate) fn table_bytes(k: FormatKernels, m: &TernaryMatrix, n: usize) -> Option<usize> {
+    let t = k.tables?;
+    let bytes = t.bytes(m.format(), m.layout().cols_padded).checked_mul(n)?;
+    (bytes <= TABLE_MAX_BYTES).then_some(bytes + TABLE_ALIGN)
+}
+
+/// Builds the tables of the `n` activation rows `xs` (each `cols_padded` long) for `m` under
+/// `k` in `buf` (any address), or returns `None` (the bounded kernels run) where `k` has no
+/// one-pass form or `buf` is too small for them.
+pub(crate) fn build_tables<'a>(
+    k: FormatKernels,
+    m: &TernaryMatrix,
+    xs: &[i8],
+    n: usize,
+    buf: &'a mut [u8],
+) -> Option<Tables<'a>> {
+    let t = k.tables?;
+    let kp = m.layout().cols_padded;
+    let per_row = t.bytes(m.format(), kp);
+    let total = per_row.checked_mul(n)?;
+    let skip = buf.as_ptr().align_offset(TABLE_ALIGN);
+    let buf = buf.get_mut(skip..)?.get_mut(..total)?;
+    assert!(Some(xs.len()) == n.checked_mul(kp), "activations do not match the matrix");
+    for (j, tab) in buf.chunks_exact_mut(per_row.max(1)).take(n).enumerate() {
+        // SAFETY: `xs` row j holds kp activations; `tab` is per_row bytes (the kernel's
+        // size for kp), aligned to TABLE_ALIGN.
+        unsafe { (t.build)(xs[j * kp..].as_ptr(), kp, tab.as_mut_ptr()) };
+    }
+    Some(Tables {
+        tab: buf,
+        per_row,
+        build: t.build as usize,
+        kp,
+    })
+}
+
+/// Aligned bytes for tables built on the calling thread when the caller gave no workspace,
+/// kept for its next call (as the padded activations are, `pad.rs`).
+type LocalBuf = Vec<u64>;
+
+thread_local! {
+    /// Taken out while in use, so a nested call simply allocates.
+    static TABLES: Cell<LocalBuf> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with the tables of `xs` for `m` built in this thread's kept buffer (`None` where
+/// `k` has no one-pass form or they are too large).
+fn with_local_tables<R>(
+    k: FormatKernels,
+    m: &TernaryMatrix,
+    xs: &[i8],
+    n: usize,
+    f: impl FnOnce(Option<&Tables<'_>>) -> R,
+) -> R {
+    let Some(bytes) = table_bytes(k, m, n) else {
+        return f(None);
+    };
+    let mut buf = TABLES.try_with(Cell::take).unwrap_or_default();
+    if buf.len() * 8 < bytes {
+        buf.resize(bytes.div_ceil(8), 0);
+    }
+    let r = f(build_tables(k, m, xs, n, bytemuck::cast_slice_mut(&mut buf)).as_ref());
+    if buf.len() * 8 <= TABLE_MAX_BYTES + TABLE_ALIGN {
+        let _ = TABLES.try_with(|c| c.set(buf));
+    }
+    r
+}
+
 /// Runs kernel `k` over the whole tiles `tiles` of `m` for `n` activation rows `xs` (each
 /// `cols_padded` long), writing `out[j * tiles.len() + r - tiles.start]`: the one raw call.
-/// Every condition the kernel trusts is asserted here, so a caller's mistake panics rather
-/// than reaching the kernel; `k` must come from `kernels_for(m.format())`.
+/// With `tab` (the rows' tables, [`build_tables`]) the one-pass kernel runs, else the
+/// bounded one. Every condition the kernel trusts is asserted here, so a caller's mistake
+/// panics rather than reaching the kernel; `k` must come from `kernels_for(m.format())`.
 pub(crate) fn run_tiles(
     k: FormatKernels,
     m: &TernaryMatrix,
@@ -26,6 +114,7 @@ pub(crate) fn run_tiles(
     n: usize,
     tiles: Range<usize>,
     out: &mut [i32],
+    tab: Option<&Tables<'_>>,
 ) {
     let l = m.layout();
     let (tile, kp) = (l.row_tile, l.cols_padded);
@@ -40,6 +129,32 @@ pub(crate) fn run_tiles(
             && Some(out.len()) == n.checked_mul(re - rb),
         "kernel arguments do not match the matrix"
     );
+    if let (Some(t), Some(tab)) = (k.tables, tab) {
+        assert!(
+            tab.build == t.build as usize
+                && tab.kp == kp
+                && tab.per_row == t.bytes(m.format(), kp)
+                && Some(tab.tab.len()) == n.checked_mul(tab.per_row)
+                && tab.tab.as_ptr().align_offset(TABLE_ALIGN) == 0,
+            "tables do not match the kernel"
+        );
+        for j in 0..n {
+            let o = &mut out[j * (re - rb)..(j + 1) * (re - rb)];
+            // SAFETY: as below, with the tables of activation row j built by this kernel
+            // set's builder for this format and kp (asserted: same builder, size, alignment).
+            unsafe {
+                (t.gemv)(
+                    m.packed_bytes().as_ptr(),
+                    kp,
+                    tab.tab[j * tab.per_row..].as_ptr(),
+                    rb,
+                    re,
+                    o.as_mut_ptr(),
+                )
+            }
+        }
+        return;
+    }
     // SAFETY: rb..re are whole tiles inside the padded rows (asserted), `xs` holds n × kp
     // activations, `out` holds n × (re - rb) outputs (asserted), and the packed bytes are
     // `m`'s, in the layout of `m.format()`, the format `k` was handed out for.
@@ -81,6 +196,18 @@ pub(crate) fn run(
     rows: Range<usize>,
     y: &mut [i32],
 ) {
+    with_local_tables(k, m, x.as_slice(), x.n(), |tab| run_with(k, m, x, rows, y, tab))
+}
+
+/// [`run`] with the tables built (or not) by the caller.
+fn run_with(
+    k: FormatKernels,
+    m: &TernaryMatrix,
+    x: &PaddedActivations<'_>,
+    rows: Range<usize>,
+    y: &mut [i32],
+    tab: Option<&Tables<'_>>,
+) {
     let l = m.layout();
     let (tile, kp, n) = (l.row_tile, l.cols_padded, x.n());
     let len = rows.len();
@@ -92,7 +219,7 @@ pub(crate) fn run(
             && Some(y.len()) == n.checked_mul(len),
         "kernel arguments do not match the matrix"
     );
-    let call = |rb: usize, re: usize, out: &mut [i32]| run_tiles(k, m, xs, n, rb..re, out);
+    let call = |rb: usize, re: usize, out: &mut [i32]| run_tiles(k, m, xs, n, rb..re, out, tab);
     let first = rows.start.div_ceil(tile) * tile;
     let last = rows.end / tile * tile;
     let mut tmp = Vec::new();
@@ -134,6 +261,17 @@ pub(crate) fn par_run(
     x: &PaddedActivations<'_>,
     y: &mut [i32],
 ) {
+    // The tables are built once here, before the dispatch, and shared by every chunk.
+    with_local_tables(k, m, x.as_slice(), x.n(), |tab| par_run_with(k, m, x, y, tab))
+}
+
+fn par_run_with(
+    k: FormatKernels,
+    m: &TernaryMatrix,
+    x: &PaddedActivations<'_>,
+    y: &mut [i32],
+    tab: Option<&Tables<'_>>,
+) {
     let (rows, n, tile) = (m.rows(), x.n(), m.layout().row_tile);
     let work = rows.saturating_mul(m.cols()).saturating_mul(n);
     let threads = if work < PARALLEL_MIN_MACS {
@@ -147,7 +285,7 @@ pub(crate) fn par_run(
             tile,
             threads,
             |ranges| par::split_rows(y, 1, ranges),
-            |r, out| run(k, m, x, r, out),
+            |r, out| run_with(k, m, x, r, out, tab),
         );
     }
     // n rows of output per row of m: each chunk fills its own buffer, copied in after.
@@ -159,7 +297,7 @@ pub(crate) fn par_run(
         |ranges| vec![(); ranges.len()],
         |r, ()| {
             let mut out = vec![0i32; n * r.len()];
-            run(k, m, x, r.clone(), &mut out);
+            run_with(k, m, x, r.clone(), &mut out, tab);
             parts
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -170,6 +308,41 @@ pub(crate) fn par_run(
         for j in 0..n {
             y[j * rows + r.start..j * rows + r.end]
                 .copy_from_slice(&out[j * r.len()..(j + 1) * r.len()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Format;
+    use crate::kernels::{available, max_table_bytes};
+
+    /// The one-pass tables exist for the SIMD TL kernels, fit the workspace's bound for any
+    /// set, and give way to the bounded kernels past [`TABLE_MAX_BYTES`] (what
+    /// `tests/tl_formats.rs` `beyond_table_budget_runs_bounded_passes` relies on).
+    #[test]
+    fn table_sizes_and_budget() {
+        let t: Vec<i8> = (0..66 * 5377).map(|i| (i % 3) as i8 - 1).collect();
+        for f in [Format::TL1, Format::TL2] {
+            let m = TernaryMatrix::from_ternary(&t, 66, 5377, 1.0, f).unwrap();
+            let kp = m.layout().cols_padded;
+            for s in available() {
+                let (_, k) = s.kernels_for(f).unwrap();
+                let Some(tk) = k.tables else {
+                    assert!(table_bytes(k, &m, 1).is_none());
+                    continue;
+                };
+                let per_row = tk.bytes(f, kp);
+                assert!(per_row > 0 && per_row <= max_table_bytes(f, kp), "{}", s.name());
+                assert_eq!(table_bytes(k, &m, 1), Some(per_row + TABLE_ALIGN));
+                assert!(table_bytes(k, &m, 400).is_none(), "{}", s.name());
+                // Too small a buffer: no tables, never a write past it.
+                let xs = vec![1i8; kp];
+                let mut small = vec![0u8; per_row];
+                let aligned = small.as_ptr().align_offset(TABLE_ALIGN) == 0;
+                assert_eq!(build_tables(k, &m, &xs, 1, &mut small).is_some(), aligned);
+            }
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Caller-owned memory for every temporary of a product: quantized activations, re-padded
-//! copies, accumulators. Sized by a query; a product given too little gets an error.
+//! copies, accumulators, TL1 / TL2 lookup tables (built once per call for the whole K).
+//! Sized by a query; a product given too little gets an error.
 
 use crate::error::{Error, Result};
 use crate::format::TernaryMatrix;
 
 use super::quantized::stride_of;
+use super::run::TABLE_MAX_BYTES;
 
 /// The most matrices one fused call takes (q, k, v and gate, up need 3 and 2): the engine
 /// keeps its per-matrix state in fixed arrays of this size, so that it allocates nothing.
@@ -83,6 +85,19 @@ pub(crate) struct Needs {
     pub(crate) q: usize,
     /// Copies of the quantized rows at a format's padded width, where it differs.
     pub(crate) repad: usize,
+    /// Bytes of lookup tables (TL1 / TL2: [`tab_region`] per matrix), first in the carve.
+    pub(crate) tab: usize,
+}
+
+/// The bytes a workspace sets aside for `m`'s lookup tables of `n` activation rows: enough
+/// for every kernel set built in ([`crate::kernels::max_table_bytes`]), a multiple of the
+/// tables' alignment; 0 for I2_S, or beyond [`TABLE_MAX_BYTES`] (the bounded kernels run).
+pub(crate) fn tab_region(m: &TernaryMatrix, n: usize) -> usize {
+    let per_row = crate::kernels::max_table_bytes(m.format(), m.layout().cols_padded);
+    match per_row.checked_mul(n) {
+        Some(b) if b <= TABLE_MAX_BYTES => b.next_multiple_of(ALIGN),
+        _ => 0,
+    }
 }
 
 /// Whether `n` rows stored at `stride` must be copied for a kernel reading rows of `kp`:
@@ -153,6 +168,10 @@ impl Needs {
                     .checked_add(mul(n, l.cols_padded)?)
                     .ok_or_else(overflow)?;
             }
+            need.tab = need
+                .tab
+                .checked_add(tab_region(m, n))
+                .ok_or_else(overflow)?;
             if needs_acc(m, n) {
                 need.acc = need
                     .acc
@@ -176,6 +195,7 @@ impl Needs {
             .and_then(|v| v.checked_mul(4));
         four.and_then(|v| v.checked_add(self.q))
             .and_then(|v| v.checked_add(self.repad))
+            .and_then(|v| v.checked_add(self.tab))
             .and_then(|v| v.checked_add(ALIGN))
             .ok_or_else(overflow)
     }
@@ -187,6 +207,8 @@ pub(crate) struct Scratch<'a> {
     pub(crate) absmax: &'a mut [f32],
     pub(crate) q: &'a mut [i8],
     pub(crate) repad: &'a mut [i8],
+    /// At [`ALIGN`]: each matrix's [`tab_region`] in turn.
+    pub(crate) tab: &'a mut [u8],
 }
 
 /// Carves `bytes` (any address, any length) into the regions `need` asks for, or says how
@@ -201,6 +223,7 @@ pub(crate) fn carve(bytes: &mut [u8], need: Needs) -> Result<Scratch<'_>> {
     }
     let skip = bytes.as_ptr().align_offset(ALIGN).min(ALIGN);
     let rest = &mut bytes[skip..];
+    let (tab, rest) = rest.split_at_mut(need.tab);
     let (acc, rest) = rest.split_at_mut(need.acc * 4);
     let (absmax, rest) = rest.split_at_mut(need.absmax * 4);
     let (q, rest) = rest.split_at_mut(need.q);
@@ -210,5 +233,6 @@ pub(crate) fn carve(bytes: &mut [u8], need: Needs) -> Result<Scratch<'_>> {
         absmax: bytemuck::cast_slice_mut(absmax),
         q: bytemuck::cast_slice_mut(q),
         repad: bytemuck::cast_slice_mut(repad),
+        tab,
     })
 }
