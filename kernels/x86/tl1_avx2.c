@@ -11,9 +11,9 @@
  * order. int16 accumulators take 4 lookups a step (|.| <= 4 * 256 = 1024) and are widened
  * into int32 every 16 steps (16 * 1024 = 16384 < 2^15).
  *
- * Loop order as tl1_avx512vbmi.c: one sequential weight stream; tables for at most
- * TL1_CHUNK_STEPS steps (56 KiB) on the stack, longer rows in balanced passes accumulating
- * into y. No allocation.
+ * Loop order as tl1_avx512vbmi.c: one sequential weight stream; tables of the whole K
+ * built once per call in the caller's memory, one pass (tl_common.h); without it, tables for
+ * at most TL1_CHUNK_STEPS steps (56 KiB) on the stack, longer rows in balanced passes into y.
  */
 #include "tl_common.h"
 

@@ -12,8 +12,10 @@
  * vpermb give lo and hi for 64 lookups, two vpdpbusd add lo * 1 and 64 * hi into the
  * row's int32 accumulator. One sequential weight stream.
  *
- * Bounded memory: tables for at most TL1_CHUNK_STEPS steps (3584 columns, 56 KiB) on the
- * stack; longer rows are done in balanced passes, accumulating into y. No allocation.
+ * Tables: built once per call for the whole K in the caller's memory and walked in one
+ * pass (tl_common.h); without that memory, tables for at most TL1_CHUNK_STEPS steps (3584 columns, 56 KiB)
+ * on the stack, longer rows done in balanced passes, each walking all the rows and
+ * accumulating into y.
  */
 #define BITNET_TL_AVX512VBMI 1 /* tl_common.h: the AVX-512 VBMI helpers */
 #include "tl_common.h"

@@ -14,8 +14,9 @@
  * steps (16 * 1536 = 24576 < 2^15).
  *
  * Loop order as tl2_avx512vbmi.c: one sequential weight stream, a step's tables shared by the
- * tile's four sub-tiles; tables for at most TL2_CHUNK_STEPS steps (56 KiB) on the stack,
- * longer rows in balanced passes accumulating into y. No allocation.
+ * tile's four sub-tiles; tables of the whole K built once
+ * per call in the caller's memory, one pass (tl_common.h); without it, tables for at most
+ * TL2_CHUNK_STEPS steps (56 KiB) on the stack, longer rows in balanced passes into y.
  */
 #include "tl_common.h"
 

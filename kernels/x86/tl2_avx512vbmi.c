@@ -21,9 +21,10 @@
  * magnitude tables (256 B a step, 27 KiB) 250-265 us; passes short enough for L1 (which
  * cut the weight stream into per-tile pieces) about 450 us.
  *
- * Bounded memory: tables for at most TL2_CHUNK_STEPS steps (5376 columns, 56 KiB) on the
- * stack; longer rows are done in balanced passes, each walking all the rows and
- * accumulating into y. No allocation.
+ * Tables: built once per call for the whole K in the caller's memory and walked in one
+ * pass (tl_common.h); without that memory, tables for at most TL2_CHUNK_STEPS steps (5376 columns, 56 KiB)
+ * on the stack, longer rows done in balanced passes, each walking all the rows and
+ * accumulating into y.
  */
 #define BITNET_TL_AVX512VBMI 1 /* tl_common.h: the AVX-512 VBMI helpers */
 #include "tl_common.h"

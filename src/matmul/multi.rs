@@ -205,7 +205,15 @@ impl KernelSet {
                     Target::Direct => ys[i].as_acc(),
                     Target::Acc(a) => &mut **a,
                 };
-                run_tiles(kern[i].expect("set"), m, xs_of(m), n, 0..l.rows_padded, out, tables[i].as_ref());
+                run_tiles(
+                    kern[i].expect("set"),
+                    m,
+                    xs_of(m),
+                    n,
+                    0..l.rows_padded,
+                    out,
+                    tables[i].as_ref(),
+                );
             }
         } else {
             let mut jobs = Vec::new();
@@ -231,7 +239,15 @@ impl KernelSet {
             }
             par::run_jobs(jobs, threads, |(i, r, out)| {
                 let m = ms[i];
-                run_tiles(kern[i].expect("set"), m, xs_of(m), n, r, out, tables[i].as_ref())
+                run_tiles(
+                    kern[i].expect("set"),
+                    m,
+                    xs_of(m),
+                    n,
+                    r,
+                    out,
+                    tables[i].as_ref(),
+                )
             });
         }
         // Copy out of the workspace and rescale.

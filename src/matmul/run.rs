@@ -56,7 +56,10 @@ pub(crate) fn build_tables<'a>(
     let total = per_row.checked_mul(n)?;
     let skip = buf.as_ptr().align_offset(TABLE_ALIGN);
     let buf = buf.get_mut(skip..)?.get_mut(..total)?;
-    assert!(Some(xs.len()) == n.checked_mul(kp), "activations do not match the matrix");
+    assert!(
+        Some(xs.len()) == n.checked_mul(kp),
+        "activations do not match the matrix"
+    );
     for (j, tab) in buf.chunks_exact_mut(per_row.max(1)).take(n).enumerate() {
         // SAFETY: `xs` row j holds kp activations; `tab` is per_row bytes (the kernel's
         // size for kp), aligned to TABLE_ALIGN.
@@ -196,7 +199,9 @@ pub(crate) fn run(
     rows: Range<usize>,
     y: &mut [i32],
 ) {
-    with_local_tables(k, m, x.as_slice(), x.n(), |tab| run_with(k, m, x, rows, y, tab))
+    with_local_tables(k, m, x.as_slice(), x.n(), |tab| {
+        run_with(k, m, x, rows, y, tab)
+    })
 }
 
 /// [`run`] with the tables built (or not) by the caller.
@@ -262,7 +267,9 @@ pub(crate) fn par_run(
     y: &mut [i32],
 ) {
     // The tables are built once here, before the dispatch, and shared by every chunk.
-    with_local_tables(k, m, x.as_slice(), x.n(), |tab| par_run_with(k, m, x, y, tab))
+    with_local_tables(k, m, x.as_slice(), x.n(), |tab| {
+        par_run_with(k, m, x, y, tab)
+    })
 }
 
 fn par_run_with(
@@ -334,7 +341,11 @@ mod tests {
                     continue;
                 };
                 let per_row = tk.bytes(f, kp);
-                assert!(per_row > 0 && per_row <= max_table_bytes(f, kp), "{}", s.name());
+                assert!(
+                    per_row > 0 && per_row <= max_table_bytes(f, kp),
+                    "{}",
+                    s.name()
+                );
                 assert_eq!(table_bytes(k, &m, 1), Some(per_row + TABLE_ALIGN));
                 assert!(table_bytes(k, &m, 400).is_none(), "{}", s.name());
                 // Too small a buffer: no tables, never a write past it.
