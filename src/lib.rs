@@ -52,9 +52,12 @@ pub use format::{Format, Layout, TernaryMatrix};
 pub use kernels::{kernel_name, KernelSet};
 pub use matmul::{
     gemm_i8, gemm_i8_rows, gemv_i8, gemv_i8_rows, ternary_gemm, ternary_gemm_rows, ternary_gemv,
-    ternary_gemv_rows,
+    ternary_gemv_i4, ternary_gemv_rows,
 };
-pub use quant::{quantize_activations, quantize_weights};
+pub use quant::{
+    quantize_activations, quantize_activations_i4, quantize_activations_topk, quantize_weights,
+    I4Mode,
+};
 
 /// Every Rust block of the README, compiled and run as a doc test, so the front page's
 /// example keeps compiling as pasted.
