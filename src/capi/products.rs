@@ -355,7 +355,8 @@ pub unsafe extern "C" fn bitnet_quantize_activations_i4(
     q: *mut i8,
     scale: *mut f32,
     mode: std::ffi::c_int,
-) -> BitnetStatus {
+) -> std::ffi::c_int {
+    // `int` as the issue fixes it (like the KV-cache calls): a BITNET_STATUS_* value.
     status_call(|| {
         check_ptr(x, "x")?;
         check_ptr(q, "q")?;
@@ -372,7 +373,7 @@ pub unsafe extern "C" fn bitnet_quantize_activations_i4(
             scale.write(s);
         }
         Ok(())
-    })
+    }) as std::ffi::c_int
 }
 
 /// BitNet a4.8's TopK + int8 quantizer (docs/FORMATS.md §9): keeps the `ceil(ratio * len)`
@@ -389,7 +390,8 @@ pub unsafe extern "C" fn bitnet_quantize_activations_topk(
     ratio: f32,
     q: *mut i8,
     absmax: *mut f32,
-) -> BitnetStatus {
+) -> std::ffi::c_int {
+    // `int` as the issue fixes it (like the KV-cache calls): a BITNET_STATUS_* value.
     status_call(|| {
         check_ptr(x, "x")?;
         check_ptr(q, "q")?;
@@ -407,7 +409,7 @@ pub unsafe extern "C" fn bitnet_quantize_activations_topk(
             absmax.write(a);
         }
         Ok(())
-    })
+    }) as std::ffi::c_int
 }
 
 /// A quantizer's row must hold at least one value.
