@@ -30,6 +30,26 @@ static inline void flush(__m512i acc[8], int32_t *y) {
     }
 }
 
+/* Software prefetch of the non-zero columns PREFETCH_GROUPS groups of 64 columns ahead (in
+ * this block, or past its end in the next one; prefetches never fault). The columns a sparse
+ * GEMV reads are scattered lines the hardware prefetchers do not follow: without this, the
+ * DRAM-resident GEMV at 84 % zeros was no faster than the dense one (2560x6912). */
+#define PREFETCH_GROUPS 2
+static inline void prefetch_ahead(const uint8_t *blk, size_t kp, const int8_t *x, size_t c0) {
+    size_t c = c0 + 64 * PREFETCH_GROUPS;
+    if (c >= kp) {
+        c -= kp;
+        blk += kp * CHUNK;
+        if (c >= kp) return;
+    }
+    __m512i xv = _mm512_loadu_si512(x + c);
+    uint64_t nz = _mm512_test_epi8_mask(xv, xv);
+    while (nz) {
+        _mm_prefetch((const char *)(blk + (c + bitnet_ctz64(nz)) * CHUNK), _MM_HINT_T0);
+        nz &= nz - 1;
+    }
+}
+
 /* One 256-row block: y[0..256) = sum over non-zero x_j of t[., j] * x_j. */
 static void block(const uint8_t *blk, size_t kp, const int8_t *x, int32_t *y) {
     __m512i acc[8];
@@ -39,6 +59,7 @@ static void block(const uint8_t *blk, size_t kp, const int8_t *x, int32_t *y) {
     for (size_t c0 = 0; c0 < kp; c0 += 64) {
         __m512i xv = _mm512_loadu_si512(x + c0);
         uint64_t nz = _mm512_test_epi8_mask(xv, xv);
+        prefetch_ahead(blk, kp, x, c0);
         while (nz) {
             size_t c = c0 + bitnet_ctz64(nz);
             nz &= nz - 1;
