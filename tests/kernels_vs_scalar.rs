@@ -230,7 +230,14 @@ fn sparse_columns_at_every_density() {
         seed ^= seed << 17;
         seed
     };
-    for (rows, cols) in [(1, 1), (255, 63), (256, 64), (257, 65), (300, 700), (513, 129)] {
+    for (rows, cols) in [
+        (1, 1),
+        (255, 63),
+        (256, 64),
+        (257, 65),
+        (300, 700),
+        (513, 129),
+    ] {
         let t: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
         for n in [1, 3] {
             for density in [0.0, 0.01, 0.16, 0.3, 0.5, 0.84, 1.0] {

@@ -366,7 +366,8 @@ pub unsafe extern "C" fn bitnet_quantize_activations_i4(
         // SAFETY: `x` points to `len` floats (the caller's contract).
         let x = unsafe { c_slice(x, len, "x") }?;
         let mut out = result_buffer(len)?;
-        let s = crate::quantize_activations_i4(x, &mut out, mode).map_err(|e| located(e, "x", x))?;
+        let s =
+            crate::quantize_activations_i4(x, &mut out, mode).map_err(|e| located(e, "x", x))?;
         // SAFETY: `q` and `scale` were checked; q holds len bytes.
         unsafe {
             write_out(&out, q);

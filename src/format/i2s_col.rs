@@ -96,7 +96,10 @@ mod tests {
         t[(256 + 192 + 3) * cols + 5] = -1;
         let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, Format::I2SCol).unwrap();
         let l = m.layout();
-        assert_eq!((l.rows_padded, l.cols_padded, l.packed_len), (512, 128, 512 * 128 / 4));
+        assert_eq!(
+            (l.rows_padded, l.cols_padded, l.packed_len),
+            (512, 128, 512 * 128 / 4)
+        );
         let p = m.packed_bytes();
         assert_eq!(p[(128 + 69) * 64 + 44], 0x54 | 2);
         assert_eq!(p[(128 + 5) * 64 + 3], 0x15);
@@ -110,12 +113,21 @@ mod tests {
         let mut p = m.packed_bytes().to_vec();
         assert!(validate(&p, m.layout()).is_ok());
         p[0] |= 0x0C; // row 64, column 0: code 3
-        assert!(matches!(validate(&p, m.layout()), Err(Error::InvalidData(_))));
+        assert!(matches!(
+            validate(&p, m.layout()),
+            Err(Error::InvalidData(_))
+        ));
         let mut p = m.packed_bytes().to_vec();
         p[1] = 0x56; // row 1 is padding
-        assert!(matches!(validate(&p, m.layout()), Err(Error::InvalidData(_))));
+        assert!(matches!(
+            validate(&p, m.layout()),
+            Err(Error::InvalidData(_))
+        ));
         let mut p = m.packed_bytes().to_vec();
         p[3 * 64] = 0x56; // column 3 is padding
-        assert!(matches!(validate(&p, m.layout()), Err(Error::InvalidData(_))));
+        assert!(matches!(
+            validate(&p, m.layout()),
+            Err(Error::InvalidData(_))
+        ));
     }
 }

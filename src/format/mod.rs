@@ -460,7 +460,9 @@ impl std::str::FromStr for Format {
     /// ```
     fn from_str(s: &str) -> Result<Format> {
         Format::from_name(s).ok_or_else(|| {
-            Error::Unsupported(format!("no format named '{s}' (known: I2_S, TL1, TL2, I2_S_COL)"))
+            Error::Unsupported(format!(
+                "no format named '{s}' (known: I2_S, TL1, TL2, I2_S_COL)"
+            ))
         })
     }
 }

@@ -72,7 +72,10 @@ pub fn quantize_activations_i4(x: &[f32], q: &mut [i8], mode: I4Mode) -> Result<
             (beta, sqrt7() / beta)
         }
         I4Mode::AbsMax => {
-            let a = x.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(SCALE_FLOOR);
+            let a = x
+                .iter()
+                .fold(0.0f32, |m, v| m.max(v.abs()))
+                .max(SCALE_FLOOR);
             (a, 7.0f32 / a)
         }
     };
@@ -193,8 +196,8 @@ mod tests {
     fn absmean_is_summed_in_f64_and_floored() {
         // In f32, 16777216 + 1 + 1 stays 16777216; in f64 the mean is 4194304.5.
         let mut q = [0i8; 4];
-        let b = quantize_activations_i4(&[16777216.0, 1.0, 1.0, 0.0], &mut q, I4Mode::AbsMean)
-            .unwrap();
+        let b =
+            quantize_activations_i4(&[16777216.0, 1.0, 1.0, 0.0], &mut q, I4Mode::AbsMean).unwrap();
         assert_eq!(b, 4194304.5);
         let b = quantize_activations_i4(&[0.0; 4], &mut q, I4Mode::AbsMean).unwrap();
         assert_eq!((b, q), (SCALE_FLOOR, [0; 4]));
@@ -208,8 +211,8 @@ mod tests {
     fn absmax_ties_go_to_even() {
         // a = 14, s = 0.5 exactly: 1 → 0.5 → 0, 3 → 1.5 → 2, -5 → -2.5 → -2, -14 → -7.
         let mut q = [0i8; 5];
-        let a =
-            quantize_activations_i4(&[14.0, 1.0, 3.0, -5.0, -14.0], &mut q, I4Mode::AbsMax).unwrap();
+        let a = quantize_activations_i4(&[14.0, 1.0, 3.0, -5.0, -14.0], &mut q, I4Mode::AbsMax)
+            .unwrap();
         assert_eq!(a, 14.0);
         assert_eq!(q, [7, 0, 2, -2, -7]);
         assert_eq!(output_factor_i4(2.0, 14.0, I4Mode::AbsMax), 4.0);

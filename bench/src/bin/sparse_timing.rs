@@ -20,21 +20,6 @@ use bitnet_kernels::{Format, KernelSet, TernaryMatrix};
 /// a sweep around the crossover.
 pub const ZEROS: &[f64] = &[0.0, 0.3, 0.5, 0.6, 0.7, 0.84, 0.9, 0.95];
 
-/// `x` with `round(zeros · len)` entries set to zero at pseudo-random positions.
-pub fn sparsify(x: &mut [i8], zeros: f64, seed: u64) {
-    let mut idx: Vec<usize> = (0..x.len()).collect();
-    let mut s = seed | 1;
-    for i in (1..idx.len()).rev() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        idx.swap(i, (s % (i as u64 + 1)) as usize);
-    }
-    for &i in &idx[..(zeros * x.len() as f64).round() as usize] {
-        x[i] = 0;
-    }
-}
-
 fn time(set: &KernelSet, m: &TernaryMatrix, x: &[i8], y: &mut [i32]) -> f64 {
     let t0 = cpu_us();
     set.gemv_i8_rows(m, x, 0..m.rows(), y).unwrap();
@@ -49,7 +34,10 @@ fn main() {
         match a.as_str() {
             "--reps" => reps = args.next().and_then(|s| s.parse().ok()).expect("--reps N"),
             "--cold-mib" => {
-                cold_mib = args.next().and_then(|s| s.parse().ok()).expect("--cold-mib M")
+                cold_mib = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--cold-mib M")
             }
             s => {
                 let (r, c) = s.split_once('x').expect("shape ROWSxCOLS");
@@ -84,7 +72,7 @@ fn main() {
             for v in x.iter_mut().filter(|v| **v == 0) {
                 *v = 1;
             }
-            sparsify(&mut x, z, seed ^ 0x5eed);
+            data::sparsify(&mut x, z, seed ^ 0x5eed);
             let (mut y, mut y2) = (vec![0i32; rows], vec![0i32; rows]);
             set.gemv_i8_rows(&dense, &x, 0..rows, &mut y).unwrap();
             set.gemv_i8_rows(&col, &x, 0..rows, &mut y2).unwrap();

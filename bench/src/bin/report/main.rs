@@ -15,6 +15,7 @@
 //! [`measure`] times the kernels and baselines, [`accuracy`] compares outputs with f64
 //! references, [`markdown`] and [`json`] write the results.
 
+mod a48;
 mod accuracy;
 mod json;
 mod markdown;
@@ -72,6 +73,11 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            // Only the BitNet a4.8 section (accuracy and sparse activations).
+            "--a48-only" => {
+                print!("{}", a48::section(quick));
+                return;
+            }
             "--json" => {
                 json_path = Some(args.next().unwrap_or_else(|| usage("--json needs a file")))
             }
@@ -126,6 +132,8 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let md = markdown::markdown(&r, b, quick, &command, elapsed);
     print!("{md}");
+    eprintln!("a4.8: accuracy and sparse activations...");
+    print!("{}", a48::section(quick));
     if let Some(path) = json_path {
         let v = json::to_json(&r, quick, &command, elapsed);
         let text = serde_json::to_string_pretty(&v).expect("serializable");
@@ -142,7 +150,7 @@ fn usage(err: &str) -> ! {
         eprintln!("error: {err}");
     }
     eprintln!(
-        "usage: cargo run --release -p bitnet-bench --bin report -- [--quick] [--json FILE] [--shapes RxC,...]"
+        "usage: cargo run --release -p bitnet-bench --bin report -- [--quick] [--json FILE] [--shapes RxC,...] [--a48-only]"
     );
     std::process::exit(if err.is_empty() { 0 } else { 2 })
 }
