@@ -267,10 +267,19 @@ fn sparse_columns_at_every_density() {
             }
         }
     }
-    // Long rows crossing the int16 flush periods with every weight and activation extreme.
-    for cols in [254, 255, 256, 1000, 5000] {
-        for (tv, xv) in [(1i8, -128i8), (-1, -128), (1, 127), (-1, 127)] {
-            check_all(&vec![tv; 3 * cols], 3, cols, &vec![xv; cols], 1);
+    // Long rows crossing the flush periods (int16 lanes: 255 / 127 columns; AVX-512's int32
+    // lanes of 4^k-scaled sums: 2^14 groups of 4 columns) with every weight and activation
+    // extreme. 256 rows: every bit pair of a block (AVX-512's k = 3 lanes, 64 · c · x a
+    // column, are the first to wrap: at 2^15 groups without a flush).
+    for cols in [254, 255, 256, 1000, 5000, 65537, 140001] {
+        let pairs: &[(i8, i8)] = if cols < 10_000 {
+            &[(1, -128), (-1, -128), (1, 127), (-1, 127)]
+        } else {
+            &[(1, -128), (-1, 127)]
+        };
+        for &(tv, xv) in pairs {
+            let rows = if cols < 10_000 { 3 } else { 256 };
+            check_all(&vec![tv; rows * cols], rows, cols, &vec![xv; cols], 1);
         }
     }
 }
