@@ -339,7 +339,7 @@ pub unsafe extern "C" fn bitnet_quantize_activations(
     })
 }
 
-/// BitNet a4.8's int4 activation quantizer (docs/FORMATS.md §9): writes `len` values in
+/// BitNet a4.8's int4 activation quantizer (docs/FORMATS.md §11): writes `len` values in
 /// -8..7 (one a byte) to `q` and the row's scale to `*scale`: mode 0 (absmean, the paper's)
 /// `beta = max(mean|x|, 1e-5)`, mode 1 (absmax) `a = max(max|x|, 1e-5)`. The values are
 /// ordinary int8 activations for `bitnet_gemv_i8` and the other int8 products; the output
@@ -377,7 +377,7 @@ pub unsafe extern "C" fn bitnet_quantize_activations_i4(
     }) as std::ffi::c_int
 }
 
-/// BitNet a4.8's TopK + int8 quantizer (docs/FORMATS.md §9): keeps the `ceil(ratio * len)`
+/// BitNet a4.8's TopK + int8 quantizer (docs/FORMATS.md §11): keeps the `ceil(ratio * len)`
 /// entries of largest |x| (ties to the lower index), zeroes the rest, quantizes with the int8
 /// absmax quantizer and writes the row's absmax `a` (at least 1e-5; the same as without the
 /// mask) to `*absmax`. `ratio` must lie in (0, 1] (NaN: `NON_FINITE`; else `INVALID_DATA`).

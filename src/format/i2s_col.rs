@@ -1,7 +1,7 @@
 //! I2_S_COL: the I2_S codes (`c = t + 1`, 2 bits a weight) stored column by column within
 //! blocks of [`ROW_TILE`] = 256 rows, so that the weights one activation multiplies are 64
 //! contiguous bytes: a product reads only the columns whose activation is non-zero
-//! (BitNet a4.8's sparse activations; `docs/FORMATS.md` §10).
+//! (BitNet a4.8's sparse activations; `docs/FORMATS.md` §12).
 //!
 //! ```text
 //! block b = rows 256b..256b+255, column c: 64 bytes at ((b · Kp) + c) · 64

@@ -1,4 +1,4 @@
-//! The reference kernel of I2_S_COL (`docs/FORMATS.md` §10): plain Rust, one weight at a time,
+//! The reference kernel of I2_S_COL (`docs/FORMATS.md` §12): plain Rust, one weight at a time,
 //! visiting only the columns whose activation is non-zero, like the SIMD kernels.
 
 use crate::format::i2s_col::{position, ROW_TILE};

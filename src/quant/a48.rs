@@ -1,4 +1,4 @@
-//! BitNet a4.8 activation quantizers (`docs/FORMATS.md` §9): int4 per token (absmean, the
+//! BitNet a4.8 activation quantizers (`docs/FORMATS.md` §11): int4 per token (absmean, the
 //! paper's, or absmax) and TopK sparsification followed by the int8 absmax quantizer.
 //!
 //! Same conventions as the int8 quantizer: ties to even, multiply by the scale (never divide),
