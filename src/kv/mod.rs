@@ -55,6 +55,9 @@ pub struct KvCache {
     /// 3-byte groups per head row: `ceil(head_dim / 8)`.
     groups: usize,
     rot: Rotation,
+    /// Per KV head and channel, the factor K is divided by before rotation (q is multiplied by
+    /// it): `n_kv_heads × head_dim`, set by the first append ([`channel_scales`]), empty before.
+    kscale: Vec<f32>,
     /// 3-bit rows, `[token - n_sink][head]`, `3 * groups` bytes each, then [`ROW_SLACK`] zeros.
     k3: Vec<u8>,
     v3: Vec<u8>,
@@ -121,6 +124,7 @@ impl KvCache {
             len: 0,
             groups,
             rot: Rotation::new(head_dim),
+            kscale: Vec::new(),
             k3: vec![0; ROW_SLACK],
             v3: vec![0; ROW_SLACK],
             ks3: Vec::new(),
@@ -163,11 +167,12 @@ impl KvCache {
     }
 
     /// Bytes the appended tokens occupy: codes and fp16 scales of K and V (per token and head
-    /// `2 · (3 · ceil(head_dim / 8) + 4)` bytes, `2 · (head_dim + 4)` for a sink token).
+    /// `2 · (3 · ceil(head_dim / 8) + 4)` bytes, `2 · (head_dim + 4)` for a sink token), plus
+    /// the f32 channel factors of K (`4 · n_kv_heads · head_dim` once anything is appended).
     pub fn bytes(&self) -> usize {
         let rows3 = self.ks3.len();
         let rows8 = self.ks8.len();
-        2 * (rows3 * (3 * self.groups + 4) + rows8 * (self.head_dim + 4))
+        2 * (rows3 * (3 * self.groups + 4) + rows8 * (self.head_dim + 4)) + 4 * self.kscale.len()
     }
 
     fn row_len(&self) -> usize {
@@ -194,6 +199,11 @@ impl KvCache {
         first_non_finite(v, "v")?;
         // Quantize everything first, so that a failure leaves the cache unchanged.
         let (d, g) = (self.head_dim, self.groups);
+        let kscale = if self.kscale.is_empty() && n_tokens > 0 {
+            channel_scales(k, self.n_kv_heads, d)
+        } else {
+            self.kscale.clone()
+        };
         let mut new = Staged::default();
         let mut y = vec![0.0f32; d];
         let mut codes = vec![0u8; 8 * g];
@@ -203,6 +213,11 @@ impl KvCache {
                 for (src, is_v) in [(k, false), (v, true)] {
                     let off = (t * self.n_kv_heads + h) * d;
                     y.copy_from_slice(&src[off..off + d]);
+                    if !is_v {
+                        y.iter_mut()
+                            .zip(&kscale[h * d..(h + 1) * d])
+                            .for_each(|(x, s)| *x /= s);
+                    }
                     self.rot.forward(&mut y);
                     if sink {
                         let (bytes, sc) = if is_v {
@@ -229,6 +244,7 @@ impl KvCache {
                 }
             }
         }
+        self.kscale = kscale;
         self.commit(new, n_tokens);
         Ok(())
     }
@@ -273,6 +289,11 @@ impl KvCache {
                     *x = m + s * self.code(pos, h, is_v, j) as f32;
                 }
                 self.rot.inverse(o);
+                if !is_v {
+                    o.iter_mut()
+                        .zip(&self.kscale[h * d..(h + 1) * d])
+                        .for_each(|(x, s)| *x *= s);
+                }
             }
         }
         Ok(())
@@ -345,8 +366,12 @@ impl KvCache {
         let mut y = vec![0.0f32; d];
         let mut qi = vec![0i8; d];
         let inv_sqrt_d = 1.0 / (d as f32).sqrt();
+        let ratio = n_heads / self.n_kv_heads;
         for h in 0..n_heads {
             y.copy_from_slice(&q[h * d..(h + 1) * d]);
+            if let Some(s) = self.kscale.get((h / ratio) * d..(h / ratio + 1) * d) {
+                y.iter_mut().zip(s).for_each(|(x, s)| *x *= s);
+            }
             self.rot.forward(&mut y);
             let a = crate::quant::quantize_activations(&y, &mut qi)?;
             for (o, &v) in out.q[h * qs..].iter_mut().zip(&qi) {
@@ -595,6 +620,28 @@ impl KvCache {
         self.wsum(ker, &p, n_heads, 0..n, out, Some(&z));
         Ok(())
     }
+}
+
+/// The channel factors of K, from the tokens of the first append (`k`: tokens × heads × d):
+/// per head and channel `s_j = max(1, sqrt(a_j / mean(a)))`, `a_j = max_t |k_tj|`, 1 where
+/// the mean is 0. Dividing K by `s` and multiplying q by it leaves `q·k` unchanged but takes
+/// most of an outlier channel's weight off K, whose quantization error grows with `‖k‖`.
+fn channel_scales(k: &[f32], n_kv_heads: usize, d: usize) -> Vec<f32> {
+    let mut a = vec![0.0f32; n_kv_heads * d];
+    for row in k.chunks_exact(n_kv_heads * d) {
+        a.iter_mut().zip(row).for_each(|(a, &x)| *a = a.max(x.abs()));
+    }
+    for head in a.chunks_exact_mut(d) {
+        let mean = head.iter().sum::<f32>() / d as f32;
+        for x in head.iter_mut() {
+            *x = if mean > 0.0 {
+                (*x / mean).sqrt().max(1.0)
+            } else {
+                1.0
+            };
+        }
+    }
+    a
 }
 
 /// `(m · Σq + s · Σ q·c) · factor`: one score from its exact integer parts.

@@ -42,6 +42,12 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 /// The simulation: 1024 tokens, 20 query / 5 KV heads, head_dim 128, 3-bit, no sink.
 fn accuracy(outliers: bool, seed: u64) -> f64 {
+    accuracy_first(outliers, seed, 1024)
+}
+
+/// [`accuracy`] with the cache filled by a first append of `first` tokens (which sets the K
+/// channel factors), then the rest one token at a time.
+fn accuracy_first(outliers: bool, seed: u64, first: usize) -> f64 {
     let (t, hk, hq, d) = (1024, 5, 20, 128);
     let mut rng = Rng(seed);
     let mut k = rng.vec(t * hk * d);
@@ -54,7 +60,13 @@ fn accuracy(outliers: bool, seed: u64) -> f64 {
         }
     }
     let mut c = KvCache::new(hk, d, t, 0).unwrap();
-    c.append(&k, &v, t).unwrap();
+    let row = hk * d;
+    c.append(&k[..first * row], &v[..first * row], first)
+        .unwrap();
+    for i in first..t {
+        c.append(&k[i * row..][..row], &v[i * row..][..row], 1)
+            .unwrap();
+    }
     let mut out = vec![0.0; hq * d];
     c.attend_with(&kernels::SCALAR, &q, hq, &mut out).unwrap();
     cosine(&out, &reference(&k, &v, &q, t, hk, hq, d))
@@ -219,17 +231,18 @@ fn failures_append_nothing() {
         Err(Error::NonFinite { what: "v", .. })
     ));
     let mut big = ok.clone();
-    big[0] = 1e6;
+    big[0] = 1e9;
     assert!(matches!(c.append(&big, &ok, 2), Err(Error::InvalidData(_))));
     assert!(matches!(
         c.append(&ok, &ok, 1),
         Err(Error::LengthMismatch { .. })
     ));
     assert_eq!((c.len(), c.bytes()), (0, 0));
+    assert!(c.kscale.is_empty(), "a failed first append set the channel factors");
     c.append(&ok, &ok, 2).unwrap();
     assert!(matches!(c.append(&ok, &ok, 2), Err(Error::InvalidShape(_)))); // capacity 3
     assert_eq!(c.len(), 2);
-    assert_eq!(c.bytes(), 2 * hk * (d + 4) + 2 * hk * (6 + 4));
+    assert_eq!(c.bytes(), 2 * hk * (d + 4) + 2 * hk * (6 + 4) + 4 * hk * d);
     let (mut k, mut v) = (vec![0.0; hk * d], vec![0.0; hk * d]);
     assert!(c.dequantize(2, &mut k, &mut v).is_err());
     let q = vec![0.1f32; 3 * d];
@@ -252,14 +265,15 @@ fn failures_append_nothing() {
     assert!(KvCache::new(1, 8, usize::MAX, 0).is_err());
 }
 
-/// 3.25 bits a value at head_dim 128 once the sink is amortized: 4.92x smaller than fp16.
+/// 3.25 bits a value at head_dim 128 once the sink and the K channel factors are amortized:
+/// 4.92x smaller than fp16.
 #[test]
 fn memory() {
     let (hk, d, t) = (5, 128, 64);
     let mut c = KvCache::new(hk, d, t, 0).unwrap();
     let x = vec![1.0f32; t * hk * d];
     c.append(&x, &x, t).unwrap();
-    assert_eq!(c.bytes() * 8, 2 * t * hk * d * 13 / 4);
+    assert_eq!((c.bytes() - 4 * hk * d) * 8, 2 * t * hk * d * 13 / 4);
 }
 
 /// The spread of the outlier-key cosine over 20 draws (for docs/FORMATS.md §8; slow in
@@ -272,4 +286,9 @@ fn outlier_spread() {
     let mean = v.iter().sum::<f64>() / v.len() as f64;
     let below = v.iter().filter(|&&c| c < 0.90).count();
     eprintln!("outlier keys, 20 draws: min {:.4} median {:.4} mean {mean:.4} max {:.4}, {below} below 0.90", v[0], v[10], v[19]);
+    for first in [1, 16, 128] {
+        let mut v: Vec<f64> = (1..=20).map(|s| accuracy_first(true, s, first)).collect();
+        v.sort_by(f64::total_cmp);
+        eprintln!("outlier keys, channel factors from the first {first} tokens: min {:.4} median {:.4}", v[0], v[10]);
+    }
 }
