@@ -292,3 +292,30 @@ fn outlier_spread() {
         eprintln!("outlier keys, channel factors from the first {first} tokens: min {:.4} median {:.4}", v[0], v[10]);
     }
 }
+
+#[test]
+fn f16_conversion_matches_the_crate_converter() {
+    for h in 0..=u16::MAX {
+        let want = quant::f16_to_f32(h);
+        if want.is_finite() {
+            assert_eq!(f16_finite_to_f32(h).to_bits(), want.to_bits(), "{h:#x}");
+        }
+    }
+}
+
+/// The softmax exponential: relative error under 2^-22 against f64, 0 below -87.
+#[test]
+fn exp_within_its_bound() {
+    let mut worst = 0.0f64;
+    for i in 0..=1_000_000 {
+        let x = -(i as f32) * 87.0 / 1e6;
+        let want = (x as f64).exp();
+        let rel = ((exp_nonpositive(x) as f64 - want) / want).abs();
+        worst = worst.max(rel);
+    }
+    eprintln!("exp: worst relative error {worst:e}");
+    assert!(worst < 2f64.powi(-22), "{worst}");
+    assert_eq!(exp_nonpositive(-87.5), 0.0);
+    assert_eq!(exp_nonpositive(-1e30), 0.0);
+    assert_eq!(exp_nonpositive(0.0), 1.0);
+}
