@@ -22,7 +22,7 @@ mod measure;
 
 use std::time::Instant;
 
-use bitnet_bench::{data, probe};
+use bitnet_bench::{data, kv, probe};
 
 /// How long to measure; the two modes differ only here.
 pub struct Budget {
@@ -62,6 +62,23 @@ const QUICK: Budget = Budget {
     probe_dram: 256 << 20,
     probe_l3: 16 << 20,
     probe_samples: 60,
+};
+
+/// The KV-cache section (`bitnet_bench::kv`): the decode shape from DRAM, and a
+/// short version.
+const KV_FULL: kv::KvBench = kv::KvBench {
+    layers: 30,
+    tokens: 4096,
+    reps: 7,
+    draws: 20,
+    acc_tokens: 1024,
+};
+const KV_QUICK: kv::KvBench = kv::KvBench {
+    layers: 4,
+    tokens: 1024,
+    reps: 3,
+    draws: 2,
+    acc_tokens: 256,
 };
 
 fn main() {
@@ -123,9 +140,15 @@ fn main() {
         threads,
         b.probe_samples,
     ));
+    eprintln!("3-bit KV cache...");
+    let kv_md = kv::section(
+        if quick { &KV_QUICK } else { &KV_FULL },
+        r.limits.dram_1t.gb_per_s,
+    )
+    .unwrap_or_else(|e| format!("## 3-bit KV cache\n\nfailed: {e}\n"));
     let elapsed = started.elapsed().as_secs_f64();
     let md = markdown::markdown(&r, b, quick, &command, elapsed);
-    print!("{md}");
+    print!("{md}\n{kv_md}");
     if let Some(path) = json_path {
         let v = json::to_json(&r, quick, &command, elapsed);
         let text = serde_json::to_string_pretty(&v).expect("serializable");
