@@ -358,6 +358,30 @@ impl KvCache {
         Ok(())
     }
 
+    /// The checks of the split calls: the head count, the range, the lengths of the input and
+    /// the output (one per query head and dimension for the one, one per query head and
+    /// position for the other: `input_per_head` says which is the input), a finite input.
+    fn check_split(
+        &self,
+        n_heads: usize,
+        range: &Range<usize>,
+        (in_name, input): (&'static str, &[f32]),
+        (out_name, out_len): (&'static str, usize),
+        input_per_head: bool,
+    ) -> Result<()> {
+        self.check_heads(n_heads)?;
+        self.check_range(range)?;
+        let (per_head, per_pos) = (n_heads * self.head_dim, n_heads * range.len());
+        let (want_in, want_out) = if input_per_head {
+            (per_head, per_pos)
+        } else {
+            (per_pos, per_head)
+        };
+        check_len(in_name, want_in, input.len())?;
+        check_len(out_name, want_out, out_len)?;
+        first_non_finite(input, in_name)
+    }
+
     fn quantize_q(&self, q: &[f32], n_heads: usize) -> Result<QuantQ> {
         let d = self.head_dim;
         let qs = 8 * round_up(self.groups, 4);
@@ -409,11 +433,7 @@ impl KvCache {
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<()> {
-        self.check_heads(n_heads)?;
-        self.check_range(&range)?;
-        check_len("q", n_heads * self.head_dim, q.len())?;
-        check_len("scores", n_heads * range.len(), out.len())?;
-        first_non_finite(q, "q")?;
+        self.check_split(n_heads, &range, ("q", q), ("scores", out.len()), true)?;
         let qq = self.quantize_q(q, n_heads)?;
         self.scores_q(set.kv_kernels().1, &qq, n_heads, range, out);
         Ok(())
@@ -470,8 +490,9 @@ impl KvCache {
                 let h = g * ratio + r;
                 let (sum, f) = (qq.sum[h], qq.factor[h]);
                 let o = &mut out[h * n + (t0 - range.start)..][..n3];
-                for (i, o) in o.iter_mut().enumerate() {
-                    *o = score(ms[i], ss[i], sum, dots[i * ratio + r], f);
+                let d = dots.iter().skip(r).step_by(ratio);
+                for (((o, &dot), &m), &s) in o.iter_mut().zip(d).zip(&ms).zip(&ss) {
+                    *o = score(m, s, sum, dot, f);
                 }
             }
         }
@@ -509,11 +530,13 @@ impl KvCache {
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<()> {
-        self.check_heads(n_heads)?;
-        self.check_range(&range)?;
-        check_len("weights", n_heads * range.len(), weights.len())?;
-        check_len("out", n_heads * self.head_dim, out.len())?;
-        first_non_finite(weights, "weights")?;
+        self.check_split(
+            n_heads,
+            &range,
+            ("weights", weights),
+            ("out", out.len()),
+            false,
+        )?;
         self.wsum(set.kv_kernels().1, weights, n_heads, range, out, None);
         Ok(())
     }
