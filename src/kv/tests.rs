@@ -72,10 +72,9 @@ fn accuracy_first(outliers: bool, seed: u64, first: usize) -> f64 {
     cosine(&out, &reference(&k, &v, &q, t, hk, hq, d))
 }
 
-/// Plain keys: every draw at least 0.94. Outlier keys: the cosine varies with how strongly q
-/// meets the outlier channels (0.77 to 0.96 over 20 draws, see `outlier_spread` and
-/// FORMATS.md §8); these four draws (0.888 to 0.956) are held to a mean of at least 0.90 and
-/// each at least 0.88, so a regression shows.
+/// The targets on four draws: plain keys at least 0.94, outlier keys at least 0.90
+/// (these draws give 0.962 to 0.974; 20 draws, `outlier_spread`: min 0.953), and a mean of
+/// the outlier draws of at least 0.95, so a regression shows.
 #[test]
 #[cfg_attr(
     miri,
@@ -88,12 +87,12 @@ fn attention_meets_the_accuracy_targets() {
         let o = accuracy(true, seed);
         eprintln!("seed {seed}: cosine {plain:.4} plain, {o:.4} outlier keys");
         assert!(plain >= 0.94, "plain: {plain}");
-        assert!(o >= 0.88, "outliers: {o}");
+        assert!(o >= 0.90, "outliers: {o}");
         outl.push(o);
     }
     let mean = outl.iter().sum::<f64>() / outl.len() as f64;
     eprintln!("outlier keys, mean cosine {mean:.4}");
-    assert!(mean >= 0.90, "outliers, mean: {mean}");
+    assert!(mean >= 0.95, "outliers, mean: {mean}");
 }
 
 /// The round-trip bound of FORMATS.md §8: per head, `‖x' − x‖₂ <= sqrt(d) · ((hi − lo) / 14
@@ -118,17 +117,23 @@ fn round_trip_within_the_bound() {
             let (mut kk, mut vv) = (vec![0.0; hk * d], vec![0.0; hk * d]);
             for pos in 0..t {
                 c.dequantize(pos, &mut kk, &mut vv).unwrap();
-                for (src, got) in [(&k, &kk), (&v, &vv)] {
+                for (src, got, is_k) in [(&k, &kk, true), (&v, &vv, false)] {
                     for h in 0..hk {
                         let x = &src[(pos * hk + h) * d..][..d];
-                        let mut y = x.to_vec();
+                        // K is quantized as x / s and read back times s: the bound of x / s,
+                        // times the largest factor.
+                        let ones = vec![1.0f32; d];
+                        let s = if is_k { &c.kscale[h * d..][..d] } else { &ones[..] };
+                        let smax = s.iter().copied().fold(1.0f32, f32::max);
+                        let mut y: Vec<f32> = x.iter().zip(s).map(|(x, s)| x / s).collect();
                         c.rot.forward(&mut y);
                         let lo = y.iter().copied().fold(f32::INFINITY, f32::min);
                         let hi = y.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                         let levels = if pos < n_sink { 510.0 } else { 14.0 };
                         let amax = lo.abs().max(hi.abs());
-                        let bound =
-                            (d as f32).sqrt() * ((hi - lo) / levels + amax / 1024.0) + 1e-4 * amax;
+                        let bound = smax
+                            * ((d as f32).sqrt() * ((hi - lo) / levels + amax / 1024.0)
+                                + 1e-4 * amax);
                         let err: f32 = x
                             .iter()
                             .zip(&got[h * d..][..d])
@@ -295,7 +300,8 @@ fn outlier_spread() {
 
 #[test]
 fn f16_conversion_matches_the_crate_converter() {
-    for h in 0..=u16::MAX {
+    // Every value; under Miri (which interprets every step) every 97th.
+    for h in (0..=u16::MAX).step_by(if cfg!(miri) { 97 } else { 1 }) {
         let want = quant::f16_to_f32(h);
         if want.is_finite() {
             assert_eq!(f16_finite_to_f32(h).to_bits(), want.to_bits(), "{h:#x}");
@@ -307,8 +313,9 @@ fn f16_conversion_matches_the_crate_converter() {
 #[test]
 fn exp_within_its_bound() {
     let mut worst = 0.0f64;
-    for i in 0..=1_000_000 {
-        let x = -(i as f32) * 87.0 / 1e6;
+    let steps = if cfg!(miri) { 1_000 } else { 1_000_000 };
+    for i in 0..=steps {
+        let x = -(i as f32) * 87.0 / steps as f32;
         let want = (x as f64).exp();
         let rel = ((exp_nonpositive(x) as f64 - want) / want).abs();
         worst = worst.max(rel);
