@@ -371,7 +371,9 @@ fn speed(o: &mut String, b: &KvBench, stream_gb_s: f64) -> bitnet_kernels::Resul
         if rep > 0 {
             // round 0 warms up
             t16.push(a / layers as f64);
-            ts.into_iter().zip(&mut t3).for_each(|(t, v)| v.push(t / layers as f64));
+            ts.into_iter()
+                .zip(&mut t3)
+                .for_each(|(t, v)| v.push(t / layers as f64));
         }
     }
     let t16 = stats::median(&mut t16);

@@ -259,7 +259,9 @@ impl KvCache {
             }
         }
         for (scs, adds) in [(&mut self.ks3, s.ks3), (&mut self.vs3, s.vs3)] {
-            scs.iter_mut().zip(adds).for_each(|(sc, add)| sc.extend(add));
+            scs.iter_mut()
+                .zip(adds)
+                .for_each(|(sc, add)| sc.extend(add));
         }
         self.k8.extend(s.k8);
         self.v8.extend(s.v8);
@@ -660,7 +662,9 @@ impl KvCache {
 fn channel_scales(k: &[f32], n_kv_heads: usize, d: usize) -> Vec<f32> {
     let mut a = vec![0.0f32; n_kv_heads * d];
     for row in k.chunks_exact(n_kv_heads * d) {
-        a.iter_mut().zip(row).for_each(|(a, &x)| *a = a.max(x.abs()));
+        a.iter_mut()
+            .zip(row)
+            .for_each(|(a, &x)| *a = a.max(x.abs()));
     }
     for head in a.chunks_exact_mut(d) {
         let mean = head.iter().sum::<f32>() / d as f32;
@@ -683,7 +687,12 @@ const LANES: usize = 8;
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for l in 0..LANES {
             acc[l] += x[l] * y[l];
@@ -709,7 +718,11 @@ fn sum_f32(a: &[f32]) -> f32 {
 fn max_f32(a: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let c = a.chunks_exact(LANES);
-    let tail = c.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let tail = c
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     for x in c {
         for l in 0..LANES {
             acc[l] = acc[l].max(x[l]);
@@ -735,7 +748,15 @@ fn exp_nonpositive(x: f32) -> f32 {
     let n = t - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let mut p = 1.0 / 5040.0;
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
         p = p * r + c;
     }
     // n is in -126 ..= 0, so 2^n is a normal f32. t's bits are 0x4B40_0000 + n: the biased

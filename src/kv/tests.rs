@@ -123,7 +123,11 @@ fn round_trip_within_the_bound() {
                         // K is quantized as x / s and read back times s: the bound of x / s,
                         // times the largest factor.
                         let ones = vec![1.0f32; d];
-                        let s = if is_k { &c.kscale[h * d..][..d] } else { &ones[..] };
+                        let s = if is_k {
+                            &c.kscale[h * d..][..d]
+                        } else {
+                            &ones[..]
+                        };
                         let smax = s.iter().copied().fold(1.0f32, f32::max);
                         let mut y: Vec<f32> = x.iter().zip(s).map(|(x, s)| x / s).collect();
                         c.rot.forward(&mut y);
@@ -243,7 +247,10 @@ fn failures_append_nothing() {
         Err(Error::LengthMismatch { .. })
     ));
     assert_eq!((c.len(), c.bytes()), (0, 0));
-    assert!(c.kscale.is_empty(), "a failed first append set the channel factors");
+    assert!(
+        c.kscale.is_empty(),
+        "a failed first append set the channel factors"
+    );
     c.append(&ok, &ok, 2).unwrap();
     assert!(matches!(c.append(&ok, &ok, 2), Err(Error::InvalidShape(_)))); // capacity 3
     assert_eq!(c.len(), 2);
@@ -294,7 +301,10 @@ fn outlier_spread() {
     for first in [1, 16, 128] {
         let mut v: Vec<f64> = (1..=20).map(|s| accuracy_first(true, s, first)).collect();
         v.sort_by(f64::total_cmp);
-        eprintln!("outlier keys, channel factors from the first {first} tokens: min {:.4} median {:.4}", v[0], v[10]);
+        eprintln!(
+            "outlier keys, channel factors from the first {first} tokens: min {:.4} median {:.4}",
+            v[0], v[10]
+        );
     }
 }
 
