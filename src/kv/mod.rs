@@ -1,6 +1,8 @@
 //! A 3-bit KV cache for one attention layer, and decode attention over it.
 //!
-//! K and V arrive post-RoPE in f32, `n_kv_heads × head_dim` per token. Each head vector is
+//! K and V arrive post-RoPE in f32, `n_kv_heads × head_dim` per token. K is divided by
+//! per-channel factors fixed at the first append (q is multiplied by them), so that outlier
+//! channels do not widen every row's range. Each head vector is
 //! rotated by a fixed orthonormal sign-flipped Hadamard matrix and quantized on its own to
 //! 3-bit codes (8 codes in 3 bytes) with an fp16 minimum and step; the first `n_sink` tokens
 //! get 8-bit codes. Attention rotates q the same way, quantizes it to int8 per head, takes
