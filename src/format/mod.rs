@@ -565,6 +565,37 @@ pub fn shared_copy(bytes: &[u8]) -> Result<SharedBuffer> {
     Ok(Arc::new(a))
 }
 
+/// Reads the file at `path` whole into a new 64-byte aligned [`SharedBuffer`] (one copy, from
+/// the page cache). The safe way to load a file; [`map_shared`] avoids the copy.
+pub fn read_shared(path: &std::path::Path) -> Result<SharedBuffer> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let len =
+        usize::try_from(len).map_err(|_| Error::Io(format!("{}: too large", path.display())))?;
+    let mut a = AlignedBytes::zeroed(len)?;
+    f.read_exact(a.as_mut_slice()).map_err(io)?;
+    Ok(Arc::new(a))
+}
+
+/// Memory-maps the file at `path` read-only as a [`SharedBuffer`]: no copy, pages read on
+/// first touch (feature `mmap`).
+///
+/// # Safety
+/// Nobody may write to or truncate the file while the mapping (any matrix or reader holding
+/// it) lives: the mapped bytes would change under the matrices that were validated over them,
+/// and a truncated file makes reading the lost pages fault (`SIGBUS`). This is the
+/// precondition of every memory map (`memmap2::Mmap::map`).
+#[cfg(feature = "mmap")]
+pub unsafe fn map_shared(path: &std::path::Path) -> Result<SharedBuffer> {
+    let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+    let f = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: read-only map; the caller guarantees the file is not changed while it lives.
+    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
+    Ok(Arc::new(map))
+}
+
 /// A weight scale must be finite and positive: a weight's value is `trit * scale`, and a
 /// zero or negative scale is never what a ternarizer produces (absmean is floored at 1e-5).
 fn check_scale(scale: f32) -> Result<()> {
