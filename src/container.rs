@@ -319,22 +319,23 @@ impl Container {
         Self::from_buffer(shared_copy(bytes)?)
     }
 
-    /// Opens the container file at `path`: memory-mapped with the `mmap` feature (no copy:
-    /// the matrices point into the mapping, which lives as long as any of them), read into
-    /// memory without it. The file must not be changed while it is mapped.
+    /// Opens the container file at `path`, read into memory (one copy; see
+    /// [`Container::map`] for none), and validates it whole.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        #[cfg(feature = "mmap")]
-        {
-            let f = std::fs::File::open(path).map_err(io)?;
-            // SAFETY: the map is read-only; that nobody changes the file while it is mapped
-            // is the documented precondition of this function (as of every mmap).
-            let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
-            Self::from_buffer(std::sync::Arc::new(map))
-        }
-        #[cfg(not(feature = "mmap"))]
-        {
-            Self::from_bytes(&std::fs::read(path).map_err(io)?)
-        }
+        Self::from_buffer(crate::format::read_shared(path.as_ref())?)
+    }
+
+    /// Opens the container file at `path` memory-mapped (feature `mmap`): no copy, the
+    /// matrices point into the mapping, which lives as long as any of them. Validated whole
+    /// (checksum, header, every matrix) like [`Container::open`].
+    ///
+    /// # Safety
+    /// The file must not be written to or truncated while the mapping lives (see
+    /// [`crate::format::map_shared`]).
+    #[cfg(feature = "mmap")]
+    pub unsafe fn map(path: impl AsRef<Path>) -> Result<Self> {
+        // SAFETY: the caller's guarantee, passed on.
+        Self::from_buffer(unsafe { crate::format::map_shared(path.as_ref()) }?)
     }
 
     /// How many matrices the container holds.

@@ -382,7 +382,8 @@ fn main() {
     let mut loads: Vec<f64> = (0..3)
         .map(|_| {
             let t0 = Instant::now();
-            let c = Container::open(&cpath).unwrap();
+            // SAFETY: nothing else writes the file this program just saved while it is mapped.
+            let c = unsafe { Container::map(&cpath) }.unwrap();
             let s = t0.elapsed().as_secs_f64();
             assert_eq!(c.len(), tensors.len());
             s

@@ -15,6 +15,7 @@ c_kernels! {
         tables bitnet_tl1_table_step_neon, bitnet_tl1_table_neon, bitnet_tl1_gemv_table_neon;
     TL2_NEON:    bitnet_tl2_neon    => bitnet_tl2_gemv_neon,    bitnet_tl2_gemm_neon    if cpu::always,
         tables bitnet_tl2_table_step_neon, bitnet_tl2_table_neon, bitnet_tl2_gemv_table_neon;
+    I2S_COL_NEON: bitnet_i2s_col_neon => bitnet_i2s_col_gemv_neon, bitnet_i2s_col_gemm_neon if cpu::always;
 }
 
 kv_kernels! {
@@ -29,6 +30,7 @@ pub(super) static NEON_DOTPROD: KernelSet = KernelSet {
     i2s: I2S_DOTPROD,
     tl1: None,
     tl2: None,
+    i2s_col: None,
     act: super::act::NEON,
     kv3: None,
 };
@@ -40,6 +42,7 @@ pub(super) static NEON: KernelSet = KernelSet {
     i2s: I2S_NEON,
     tl1: TL1_NEON,
     tl2: TL2_NEON,
+    i2s_col: I2S_COL_NEON,
     act: super::act::NEON,
     kv3: KV3_NEON,
 };

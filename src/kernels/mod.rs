@@ -86,6 +86,7 @@ mod c_kernels;
 mod arm;
 mod cpu;
 mod scalar;
+mod scalar_col;
 mod scalar_tl;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -162,7 +163,7 @@ impl TableKernels {
 /// Columns a lookup-table step covers (the format's `K_BLOCK`); 1 for I2_S, which has none.
 fn k_block(format: Format) -> usize {
     match format {
-        Format::I2S => 1,
+        Format::I2S | Format::I2SCol => 1,
         Format::TL1 => crate::format::tl1::K_BLOCK,
         Format::TL2 => crate::format::tl2::K_BLOCK,
     }
@@ -175,7 +176,7 @@ pub(crate) fn max_table_bytes(format: Format, kp: usize) -> usize {
     KERNELS
         .iter()
         .filter_map(|s| match format {
-            Format::I2S => None,
+            Format::I2S | Format::I2SCol => None,
             Format::TL1 => s.tl1,
             Format::TL2 => s.tl2,
         })
@@ -257,6 +258,8 @@ pub struct KernelSet {
     i2s: Option<FormatKernels>,
     tl1: Option<FormatKernels>,
     tl2: Option<FormatKernels>,
+    /// I2_S_COL: sparse activations (only non-zero columns read).
+    i2s_col: Option<FormatKernels>,
     /// Activation quantization and rescale, for every format.
     act: act::ActKernels,
     /// The 3-bit KV-cache kernels ([`crate::kv`]).
@@ -286,6 +289,12 @@ pub static SCALAR: KernelSet = KernelSet {
     tl2: Some(FormatKernels {
         gemv: scalar_tl::tl2_gemv,
         gemm: scalar_tl::tl2_gemm,
+        tables: None,
+        is_available: cpu::always,
+    }),
+    i2s_col: Some(FormatKernels {
+        gemv: scalar_col::i2s_col_gemv,
+        gemm: scalar_col::i2s_col_gemm,
         tables: None,
         is_available: cpu::always,
     }),
@@ -412,6 +421,7 @@ impl KernelSet {
             Format::I2S => self.i2s,
             Format::TL1 => self.tl1,
             Format::TL2 => self.tl2,
+            Format::I2SCol => self.i2s_col,
         }?;
         (self.is_available() && (k.is_available)()).then_some(k)
     }
@@ -527,6 +537,7 @@ mod tests {
                 Format::I2S => scalar::i2s_gemv,
                 Format::TL1 => scalar_tl::tl1_gemv,
                 Format::TL2 => scalar_tl::tl2_gemv,
+                Format::I2SCol => scalar_col::i2s_col_gemv,
             };
             assert!(std::ptr::fn_addr_eq(k.gemv, want), "{f}");
         }
