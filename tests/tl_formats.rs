@@ -1,6 +1,6 @@
 //! TL1 / TL2 specifics: packing round trips through the public API, validation of wrapped
-//! bytes, and kernels against the reference around the C kernels' table chunk (2304 columns)
-//! with values that differ per column.
+//! bytes, and kernels against the reference around the bounded table chunk and far past it
+//! (one pass), with values that differ per column.
 
 mod common;
 
