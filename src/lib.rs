@@ -54,6 +54,7 @@ pub mod matmul;
 /// part of the supported API and may change in any release.
 #[doc(hidden)]
 pub mod par;
+pub mod pool;
 pub mod quant;
 
 pub use error::{Error, Result};
@@ -66,7 +67,7 @@ pub use matmul::{
     ternary_gemv_multi, ternary_gemv_row_list, ternary_gemv_rows, Activations, Output,
     QuantizedActivations, Workspace,
 };
-pub use par::{num_threads, set_num_threads};
+pub use par::{num_threads, set_num_threads, set_thread_pool, ThreadPoolKind};
 pub use quant::{quantize_activations, quantize_weights};
 
 /// Every Rust block of the README, compiled and run as a doc test, so the front page's
