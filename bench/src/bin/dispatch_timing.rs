@@ -4,7 +4,8 @@
 //! against 2 threads; on rayon's global pool (the default), a rayon pool of the crate's own
 //! and the crate's spinning pool (`set_thread_pool`). The pools are measured in turn, several
 //! rounds, each figure the median over the rounds of the round's median; the speed-up is
-//! the median of the rounds' ratios (1 and 2 threads timed call by call in turns). Last, two
+//! the median of the rounds' ratios (1 and 2 threads timed call by call in turns); then the
+//! 2-thread call timed alone, calls in a row, as an engine makes them. Last, two
 //! user threads calling the 6912×2560 GEMV at the same time, per pool.
 //!
 //! ```sh
@@ -57,8 +58,9 @@ fn main() {
             (m, data::activations(1, cols, 1))
         })
         .collect();
-    // [pool][figure] over rounds: no-op µs, then per shape (1 thread µs, 2 threads µs, ratio).
-    let figures = 1 + 3 * shapes.len();
+    // [pool][figure] over rounds: no-op µs, then per shape (1 thread µs, 2 threads µs, ratio,
+    // 2 threads back to back µs).
+    let figures = 1 + 4 * shapes.len();
     let mut got = vec![vec![Vec::new(); figures]; POOLS.len()];
     for _ in 0..rounds {
         for (p, &(_, n, kind)) in POOLS.iter().enumerate() {
@@ -76,9 +78,14 @@ fn main() {
                         ternary_gemv_rows(m, x, 0..m.rows(), &mut y).expect("gemv")
                     }
                 });
-                got[p][1 + 3 * s].push(one.secs * 1e6);
-                got[p][2 + 3 * s].push(both.secs * 1e6);
-                got[p][3 + 3 * s].push(one.secs / both.secs);
+                got[p][1 + 4 * s].push(one.secs * 1e6);
+                got[p][2 + 4 * s].push(both.secs * 1e6);
+                got[p][3 + 4 * s].push(one.secs / both.secs);
+                // Calls in a row, as an engine's products come (workers still spinning).
+                let t = measure(budget, 10, 1_000_000, || {
+                    ternary_gemv(m, x, &mut y).expect("gemv")
+                });
+                got[p][4 + 4 * s].push(t.secs * 1e6);
             }
         }
     }
@@ -90,10 +97,12 @@ fn main() {
         );
         for (s, &(rows, cols)) in shapes.iter().enumerate() {
             line += &format!(
-                "; I2_S {rows}x{cols} warm: 1 thread {:.1} µs, 2 threads {:.1} µs, {:.2}x",
-                median(&mut got[p][1 + 3 * s]),
-                median(&mut got[p][2 + 3 * s]),
-                median(&mut got[p][3 + 3 * s])
+                "\n    I2_S {rows}x{cols} warm: 1 thread {:.1} µs, 2 threads {:.1} µs, {:.2}x; \
+                 2 threads in a row {:.1} µs",
+                median(&mut got[p][1 + 4 * s]),
+                median(&mut got[p][2 + 4 * s]),
+                median(&mut got[p][3 + 4 * s]),
+                median(&mut got[p][4 + 4 * s])
             );
         }
         println!("{line}");
