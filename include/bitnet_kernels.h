@@ -114,6 +114,11 @@ typedef enum BitnetFormat {
      * TL2: lookup-table format, 3 weights in 5 bits.
      */
     BITNET_FORMAT_TL2 = 2,
+    /**
+     * I2_S_COL: I2_S codes column by column in 256-row blocks; products skip the columns
+     * whose activation is zero (sparse activations).
+     */
+    BITNET_FORMAT_I2S_COL = 3,
 } BitnetFormat;
 
 /**
@@ -558,6 +563,34 @@ enum BitnetStatus bitnet_gemm_i8_rows(const struct BitnetMatrix *m,
 enum BitnetStatus bitnet_quantize_activations(const float *x, size_t len, int8_t *q, float *absmax);
 
 /**
+ * BitNet a4.8's int4 activation quantizer (docs/FORMATS.md §11): writes `len` values in
+ * -8..7 (one a byte) to `q` and the row's scale to `*scale`: mode 0 (absmean, the paper's)
+ * `beta = max(mean|x|, 1e-5)`, mode 1 (absmax) `a = max(max|x|, 1e-5)`. The values are
+ * ordinary int8 activations for `bitnet_gemv_i8` and the other int8 products; the output
+ * factor is `bitnet_matrix_scale(m) * (beta / sqrtf(7.0f))` (absmean) or
+ * `bitnet_matrix_scale(m) * (a / 7.0f)` (absmax). Outputs are untouched on failure; another
+ * mode is `BITNET_STATUS_INVALID_DATA`.
+ *
+ * Safety: `x` points to `len` floats, `q` to `len` writable bytes.
+ */
+int bitnet_quantize_activations_i4(const float *x, size_t len, int8_t *q, float *scale, int mode);
+
+/**
+ * BitNet a4.8's TopK + int8 quantizer (docs/FORMATS.md §11): keeps the `ceil(ratio * len)`
+ * entries of largest |x| (ties to the lower index), zeroes the rest, quantizes with the int8
+ * absmax quantizer and writes the row's absmax `a` (at least 1e-5; the same as without the
+ * mask) to `*absmax`. `ratio` must lie in (0, 1] (NaN: `NON_FINITE`; else `INVALID_DATA`).
+ * Outputs are untouched on failure.
+ *
+ * Safety: `x` points to `len` floats, `q` to `len` writable bytes.
+ */
+int bitnet_quantize_activations_topk(const float *x,
+                                     size_t len,
+                                     float ratio,
+                                     int8_t *q,
+                                     float *absmax);
+
+/**
  * Sets how many threads the products use, counting the calling thread: 1 runs every
  * product on the caller; n >= 2 uses a pool of the library's own (n - 1 workers plus the
  * caller); 0 restores the default, which is `RAYON_NUM_THREADS` when it was set at start
@@ -756,7 +789,8 @@ int bitnet_kv_dequantize(const struct BitnetKvCache *c, size_t pos, float *k, fl
 size_t bitnet_kv_len(const struct BitnetKvCache *c);
 
 /**
- * Bytes the appended tokens occupy (codes and scales of K and V); 0 if `c` is NULL.
+ * Bytes the appended tokens occupy (codes and scales of K and V, and K's channel factors); 0
+ * if `c` is NULL.
  *
  * Safety: `c` is NULL or a live cache.
  */

@@ -63,12 +63,15 @@ pub use format::{Format, Layout, TernaryMatrix};
 pub use kernels::{kernel_name, KernelSet};
 pub use matmul::{
     gemm_i8, gemm_i8_quantized, gemm_i8_rows, gemv_i8, gemv_i8_rows, ternary_gemm,
-    ternary_gemm_multi, ternary_gemm_quantized, ternary_gemm_rows, ternary_gemv,
+    ternary_gemm_multi, ternary_gemm_quantized, ternary_gemm_rows, ternary_gemv, ternary_gemv_i4,
     ternary_gemv_multi, ternary_gemv_row_list, ternary_gemv_rows, Activations, Output,
     QuantizedActivations, Workspace,
 };
 pub use par::{num_threads, set_num_threads, set_thread_pool, ThreadPoolKind};
-pub use quant::{quantize_activations, quantize_weights};
+pub use quant::{
+    quantize_activations, quantize_activations_i4, quantize_activations_topk, quantize_weights,
+    I4Mode,
+};
 
 /// Every Rust block of the README, compiled and run as a doc test, so the front page's
 /// example keeps compiling as pasted.

@@ -100,11 +100,15 @@ impl<T: Copy + PartialEq + std::fmt::Debug> Buf<T> {
 
 /// The status as an int, checked to be a known code and not INTERNAL.
 fn check(st: BitnetStatus, what: &str) -> bool {
-    let code = st as i32;
+    check_int(st as i32, what)
+}
+
+/// [`check`] for the calls that return the status as `int` (a `BITNET_STATUS_*` value).
+fn check_int(code: i32, what: &str) -> bool {
     assert!((0..=13).contains(&code), "{what}: unknown status {code}");
     assert_ne!(
-        st,
-        BitnetStatus::Internal,
+        code,
+        BitnetStatus::Internal as i32,
         "{what}: internal error: {}",
         last_error()
     );
@@ -112,7 +116,7 @@ fn check(st: BitnetStatus, what: &str) -> bool {
     // SAFETY: bitnet_status_message returns a static NUL-terminated string.
     let msg = unsafe { CStr::from_ptr(bitnet_status_message(code)) };
     assert!(!msg.to_bytes().is_empty());
-    st == BitnetStatus::Ok
+    code == BitnetStatus::Ok as i32
 }
 
 fn last_error() -> String {
@@ -190,7 +194,7 @@ unsafe fn info(m: *const BitnetMatrix) -> Info {
             bitnet_matrix_scale(m),
         );
         assert!(rows >= 1 && cols >= 1 && scale.is_finite());
-        assert!((0..=2).contains(&bitnet_matrix_format(m)));
+        assert!((0..=3).contains(&bitnet_matrix_format(m)));
         assert!(bitnet_matrix_row_tile(m) >= 1 && bitnet_matrix_packed_size(m) >= 1);
         let mut trits = vec![9i8; rows * cols];
         let st = bitnet_matrix_to_ternary(m, trits.as_mut_ptr(), trits.len());
@@ -359,7 +363,7 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
                     "op {op} accepted bad input"
                 );
                 if op != 3 {
-                    assert!((0..=2).contains(&fmt), "format id {fmt} accepted");
+                    assert!((0..=3).contains(&fmt), "format id {fmt} accepted");
                 }
                 let i = info(h);
                 assert_eq!((i.rows, i.cols), (rows, cols));
@@ -593,7 +597,7 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             let st = bitnet_matrix_to_format(m, fmt, out.ptr(p));
             if check(st, "to_format") {
                 let h = out.data()[0];
-                assert!(!m.is_null() && p == Ptr::Valid && (0..=2).contains(&fmt));
+                assert!(!m.is_null() && p == Ptr::Valid && (0..=3).contains(&fmt));
                 assert_eq!(info(h).trits, info(m).trits);
                 handles.push(h);
             } else {
@@ -807,6 +811,53 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
                 assert_eq!(a.data()[0].to_bits(), am.to_bits());
             } else {
                 assert!(q.untouched() && a.untouched());
+            }
+            // The a4.8 quantizers on the same row: int4 with any mode, TopK with any ratio.
+            let mode = b.u8() as i32 % 4 - 1; // -1..=2: two valid, two not
+            let mut q4 = Buf::new(if real { len } else { 1 }, 0x55u8 as i8);
+            let mut s4 = Buf::new(1, -1.0f32);
+            let st = bitnet_quantize_activations_i4(
+                xb.ptr(px),
+                len,
+                q4.ptr(pq),
+                s4.ptr(Ptr::Valid),
+                mode,
+            );
+            if check_int(st, "quantize_i4") {
+                assert!(real && len > 0 && finite && (0..=1).contains(&mode));
+                let mut want = vec![0i8; len];
+                let m4 = bitnet_kernels::I4Mode::from_id(mode as i64).unwrap();
+                let sc = bitnet_kernels::quantize_activations_i4(&x, &mut want, m4).unwrap();
+                assert_eq!(q4.data(), &want[..]);
+                assert!(want.iter().all(|v| (-8..=7).contains(v)));
+                assert_eq!(s4.data()[0].to_bits(), sc.to_bits());
+            } else {
+                assert!(q4.untouched() && s4.untouched());
+            }
+            let ratio = match b.u8() % 4 {
+                0 => f32::from_bits(b.u32()),
+                1 => 0.5,
+                _ => b.u8() as f32 / 200.0,
+            };
+            let mut qt = Buf::new(if real { len } else { 1 }, 0x55u8 as i8);
+            let mut at = Buf::new(1, -1.0f32);
+            let st = bitnet_quantize_activations_topk(
+                xb.ptr(px),
+                len,
+                ratio,
+                qt.ptr(pq),
+                at.ptr(Ptr::Valid),
+            );
+            if check_int(st, "quantize_topk") {
+                assert!(real && len > 0 && finite && ratio > 0.0 && ratio <= 1.0);
+                let mut want = vec![0i8; len];
+                let am = bitnet_kernels::quantize_activations_topk(&x, ratio, &mut want).unwrap();
+                assert_eq!(qt.data(), &want[..]);
+                assert_eq!(at.data()[0].to_bits(), am.to_bits());
+                let kept = want.iter().filter(|&&v| v != 0).count();
+                assert!(kept <= bitnet_kernels::quant::topk_count(len, ratio).unwrap());
+            } else {
+                assert!(qt.untouched() && at.untouched());
             }
             assert_eq!(bitnet_matrix_rows(null()), 0);
             assert_eq!(bitnet_matrix_cols(null()), 0);

@@ -356,3 +356,33 @@ pub fn ternary_gemv_row_list(
         gemv_row_list(m, Activations::F32 { x, n: 1 }, rows, Output::F32(y), ws)
     })
 }
+
+/// The BitLinear forward pass of one row with BitNet a4.8's int4 activations: `x`
+/// (`m.cols()` floats) is quantized with [`crate::quantize_activations_i4`] (`mode`), the
+/// int4 values multiplied exactly like any int8 row ([`gemv_i8`]) and each accumulator
+/// rescaled: `y[i] = acc[i] as f32 * f` with
+/// `f = `[`crate::quant::output_factor_i4`]`(m.scale(), scale, mode)` (`m * (β / sqrtf(7))`
+/// for absmean, `m * (a / 7)` for absmax, in that f32 order).
+///
+/// ```
+/// use bitnet_kernels::{ternary_gemv_i4, Format, I4Mode, TernaryMatrix};
+/// let m = TernaryMatrix::from_ternary(&[1, -1, 0, 0, 1, 1], 2, 3, 0.5, Format::I2S).unwrap();
+/// let mut y = [0.0f32; 2];
+/// ternary_gemv_i4(&m, &[7.0, 3.5, -7.0], I4Mode::AbsMax, &mut y).unwrap();
+/// // int4: [7, 4, -7] (3.5 is a tie: 4); acc = [3, -3]; factor = 0.5 * (7 / 7)
+/// assert_eq!(y, [1.5, -1.5]);
+/// ```
+pub fn ternary_gemv_i4(
+    m: &TernaryMatrix,
+    x: &[f32],
+    mode: crate::I4Mode,
+    y: &mut [f32],
+) -> Result<()> {
+    let k = kernels::active()?;
+    check_output(1, m.rows(), y.len())?;
+    let mut q = vec![0i8; x.len()];
+    let scale = crate::quantize_activations_i4(x, &mut q, mode)?;
+    k.gemv_i8(m, &q, as_acc(y))?;
+    (k.act().rescale)(y, crate::quant::output_factor_i4(m.scale(), scale, mode));
+    Ok(())
+}

@@ -253,7 +253,7 @@ impl KernelSet {
     /// calling thread: `y[i]` is row `rows[i]` of the whole product, bit for bit
     /// (`y.len() == rows.len()`). Any index `>= m.rows()` is an error before anything is
     /// computed or written. Runs of consecutive indices share their tiles; each other index
-    /// costs one tile of the format (4 rows for I2_S, 64 for TL1/TL2). `x` must hold one row.
+    /// costs one tile of the format (4 rows for I2_S, 64 for TL1/TL2, 256 for I2_S_COL). `x` must hold one row.
     pub fn gemv_row_list(
         &self,
         m: &TernaryMatrix,
@@ -318,9 +318,9 @@ impl KernelSet {
         } else {
             &qv.q[..kp]
         };
-        // One tile's accumulators, for the ends of runs (a tile is at most 64 rows).
+        // One tile's accumulators, for the ends of runs.
         let tile = l.row_tile;
-        let mut edge = [0i32; 64];
+        let mut edge = [0i32; crate::format::MAX_ROW_TILE];
         assert!(tile <= edge.len());
         let mut edge_tile = usize::MAX;
         let out = y.as_acc();

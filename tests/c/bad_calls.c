@@ -112,7 +112,7 @@ static int outputs_untouched(void) {
     X(f32_cols_2_24, INVALID_SHAPE, bitnet_matrix_from_f32(w, 1, (size_t)1 << 24, I2S, &out_m)) \
     X(f32_nan, NON_FINITE, bitnet_matrix_from_f32(w_nan, ROWS, COLS, I2S, &out_m))              \
     X(f32_inf, NON_FINITE, bitnet_matrix_from_f32(w_inf, ROWS, COLS, I2S, &out_m))              \
-    X(f32_format_3, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, 3, &out_m))           \
+    X(f32_format_4, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, 4, &out_m))           \
     X(f32_format_neg, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, -1, &out_m))        \
     X(f32_format_max, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, INT_MAX, &out_m))   \
     /* building from trits */                                                                   \
@@ -223,7 +223,7 @@ static int outputs_untouched(void) {
     X(to_format_misaligned_m, MISALIGNED_POINTER,                                               \
       bitnet_matrix_to_format(MISALIGNED(const BitnetMatrix, spare_f), I2S, &out_m))            \
     X(to_format_null_out, NULL_POINTER, bitnet_matrix_to_format(m, I2S, NULL))                  \
-    X(to_format_bad, INVALID_FORMAT, bitnet_matrix_to_format(m, 3, &out_m))                     \
+    X(to_format_bad, INVALID_FORMAT, bitnet_matrix_to_format(m, 4, &out_m))                     \
     X(to_ternary_short, LENGTH_MISMATCH, bitnet_matrix_to_ternary(m, q8, ROWS * COLS - 1))      \
     X(to_ternary_null, NULL_POINTER, bitnet_matrix_to_ternary(m, NULL, ROWS * COLS))            \
     /* int8 products */                                                                         \
@@ -301,7 +301,26 @@ static int outputs_untouched(void) {
     X(quant_len0, INVALID_SHAPE, bitnet_quantize_activations(xf, 0, q8, &out_absmax))           \
     X(quant_nan, NON_FINITE, bitnet_quantize_activations(xf_nan, COLS, q8, &out_absmax))     \
     X(quant_misaligned_absmax, MISALIGNED_POINTER,                                              \
-      bitnet_quantize_activations(xf, COLS, q8, MISALIGNED(float, spare_f)))
+      bitnet_quantize_activations(xf, COLS, q8, MISALIGNED(float, spare_f)))                    \
+    /* the a4.8 quantizers */                                                                   \
+    X(i4_null_x, NULL_POINTER, bitnet_quantize_activations_i4(NULL, COLS, q8, &out_absmax, 0))  \
+    X(i4_null_q, NULL_POINTER, bitnet_quantize_activations_i4(xf, COLS, NULL, &out_absmax, 0))  \
+    X(i4_null_scale, NULL_POINTER, bitnet_quantize_activations_i4(xf, COLS, q8, NULL, 1))       \
+    X(i4_len0, INVALID_SHAPE, bitnet_quantize_activations_i4(xf, 0, q8, &out_absmax, 0))        \
+    X(i4_nan, NON_FINITE, bitnet_quantize_activations_i4(xf_nan, COLS, q8, &out_absmax, 0))     \
+    X(i4_inf, NON_FINITE, bitnet_quantize_activations_i4(xf_inf, COLS, q8, &out_absmax, 1))     \
+    X(i4_mode2, INVALID_DATA, bitnet_quantize_activations_i4(xf, COLS, q8, &out_absmax, 2))     \
+    X(i4_mode_neg, INVALID_DATA, bitnet_quantize_activations_i4(xf, COLS, q8, &out_absmax, -1)) \
+    X(i4_misaligned_scale, MISALIGNED_POINTER,                                                  \
+      bitnet_quantize_activations_i4(xf, COLS, q8, MISALIGNED(float, spare_f), 0))              \
+    X(topk_null_x, NULL_POINTER, bitnet_quantize_activations_topk(NULL, COLS, 0.5f, q8, &out_absmax)) \
+    X(topk_null_q, NULL_POINTER, bitnet_quantize_activations_topk(xf, COLS, 0.5f, NULL, &out_absmax)) \
+    X(topk_null_absmax, NULL_POINTER, bitnet_quantize_activations_topk(xf, COLS, 0.5f, q8, NULL)) \
+    X(topk_len0, INVALID_SHAPE, bitnet_quantize_activations_topk(xf, 0, 0.5f, q8, &out_absmax)) \
+    X(topk_nan, NON_FINITE, bitnet_quantize_activations_topk(xf_nan, COLS, 0.5f, q8, &out_absmax)) \
+    X(topk_ratio_nan, NON_FINITE, bitnet_quantize_activations_topk(xf, COLS, NAN, q8, &out_absmax)) \
+    X(topk_ratio_0, INVALID_DATA, bitnet_quantize_activations_topk(xf, COLS, 0.0f, q8, &out_absmax)) \
+    X(topk_ratio_big, INVALID_DATA, bitnet_quantize_activations_topk(xf, COLS, 1.5f, q8, &out_absmax))
 
 #define DEFINE_CALL(name, status, call) \
     static int call_##name(void) { return (int)(call); }
@@ -464,8 +483,8 @@ static void check_details(void) {
                  "x_len is 300, expected 600 (n * cols)");
     check_detail(bitnet_gemv_i8(m, xi, COLS, NULL, ROWS), BITNET_STATUS_NULL_POINTER,
                  "y is NULL");
-    check_detail(bitnet_matrix_from_f32(w, ROWS, COLS, 3, &out_m), BITNET_STATUS_INVALID_FORMAT,
-                 "format = 3 is not a BITNET_FORMAT_* value (0, 1 or 2)");
+    check_detail(bitnet_matrix_from_f32(w, ROWS, COLS, 4, &out_m), BITNET_STATUS_INVALID_FORMAT,
+                 "format = 4 is not a BITNET_FORMAT_* value (0, 1, 2 or 3)");
 
     /* Printed as "<message>: <detail>". */
     char line[256];
@@ -534,7 +553,7 @@ static void check_kv_bad_calls(void) {
     k[H * D + 3] = NAN;
     CHECK(bitnet_kv_append(c, k, v, 2) == BITNET_STATUS_NON_FINITE);
     CHECK(strstr(bitnet_last_error(), "35") != NULL);
-    k[H * D + 3] = 1e6f; /* rotated, beyond the fp16 range */
+    k[H * D + 3] = 1e9f; /* divided by its channel factor and rotated, beyond the fp16 range */
     CHECK(bitnet_kv_append(c, k, v, 2) == BITNET_STATUS_INVALID_DATA);
     k[H * D + 3] = 0.5f;
     CHECK(bitnet_kv_len(c) == 0 && bitnet_kv_bytes(c) == 0);

@@ -272,7 +272,7 @@ static void check_products(const BitnetMatrix *m, const int8_t *t, float scale, 
 static void check_other_formats(const BitnetMatrix *m, const float *w, const int8_t *t,
                                 float scale, size_t rows, size_t cols) {
     int8_t *t2 = (int8_t *)xmalloc(rows * cols);
-    for (int f = BITNET_FORMAT_TL1; f <= BITNET_FORMAT_TL2; f++) {
+    for (int f = BITNET_FORMAT_TL1; f <= BITNET_FORMAT_I2S_COL; f++) {
         BitnetMatrix *a = NULL, *b = NULL;
         int st = bitnet_matrix_from_f32(w, rows, cols, f, &a);
         CHECK(st == BITNET_STATUS_OK || st == BITNET_STATUS_UNSUPPORTED);
@@ -494,7 +494,7 @@ static void check_ggml(size_t rows, size_t cols, float scale, uint16_t d, float 
             ref_tq2(t, rows, cols, d, ref);
         OK(bitnet_matrix_to_ggml(m, type, got, size));
         CHECK(memcmp(got, ref, size) == 0);
-        for (int f = BITNET_FORMAT_I2S; f <= BITNET_FORMAT_TL2; f++) {
+        for (int f = BITNET_FORMAT_I2S; f <= BITNET_FORMAT_I2S_COL; f++) {
             BitnetMatrix *m2 = NULL;
             OK(bitnet_matrix_from_ggml(type, ref, size, rows, cols, f, &m2));
             OK(bitnet_matrix_to_ternary(m2, t2, n));
@@ -558,8 +558,9 @@ static void check_kv(void) {
     OK(bitnet_kv_append(c, k + 3 * KV_H * KV_D, v + 3 * KV_H * KV_D, 1));
     CHECK(bitnet_kv_len(c) == KV_T);
     /* One 8-bit sink token and three 3-bit ones: (d + 4) and (3 * d / 8 + 4) bytes per head,
-     * for K and V. */
-    CHECK(bitnet_kv_bytes(c) == 2 * (KV_H * (KV_D + 4) + 3 * KV_H * (3 * KV_D / 8 + 4)));
+     * for K and V, and the f32 channel factors of K. */
+    CHECK(bitnet_kv_bytes(c) ==
+          2 * (KV_H * (KV_D + 4) + 3 * KV_H * (3 * KV_D / 8 + 4)) + 4 * KV_H * KV_D);
     float kk[KV_H * KV_D], vv[KV_H * KV_D];
     OK(bitnet_kv_dequantize(c, 0, kk, vv));
     for (size_t i = 0; i < KV_H * KV_D; i++)
@@ -702,6 +703,34 @@ int main(void) {
         CHECK(acc[0] == 63 && acc[1] == -63);
         OK(bitnet_gemv_f32(m, x, 3, y, 2));
         CHECK(y[0] == 63.0f * (0.5f * (1.0f / 127.0f)) && y[1] == -y[0]);
+        bitnet_matrix_free(m);
+    }
+    /* The a4.8 quantizers, worked by hand. absmax int4: a = 14, s = 0.5, ties to even;
+     * absmean: mean|x| = 8.5, s = sqrtf(7)/8.5. TopK 0.5 of 5: k = 3, the tie between the two
+     * 1.0s goes to the lower index. The int4 row goes through the int8 product as is. */
+    {
+        const float x[5] = {14.0f, 1.0f, 3.0f, -5.0f, -19.5f};
+        int8_t q[5];
+        float s = 0.0f;
+        OK(bitnet_quantize_activations_i4(x, 4, q, &s, 1));
+        CHECK(s == 14.0f && q[0] == 7 && q[1] == 0 && q[2] == 2 && q[3] == -2);
+        OK(bitnet_quantize_activations_i4(x, 5, q, &s, 0));
+        CHECK(s == 8.5f);
+        float k = sqrtf(7.0f) / 8.5f;
+        for (int i = 0; i < 5; i++) {
+            float r = nearbyintf(x[i] * k);
+            CHECK(q[i] == (int8_t)(r > 7 ? 7 : r < -8 ? -8 : r));
+        }
+        const float xt[5] = {1.0f, 4.0f, -2.0f, 1.0f, 0.5f};
+        OK(bitnet_quantize_activations_topk(xt, 5, 0.5f, q, &s));
+        CHECK(s == 4.0f && q[0] == 32 && q[1] == 127 && q[2] == -64 && q[3] == 0 && q[4] == 0);
+        const int8_t t[6] = {1, -1, 0, 0, 1, 1};
+        BitnetMatrix *m = NULL;
+        int32_t acc[2];
+        OK(bitnet_matrix_from_ternary(t, 2, 3, 0.5f, BITNET_FORMAT_I2S_COL, &m));
+        const int8_t q4[3] = {7, -8, 0};
+        OK(bitnet_gemv_i8(m, q4, 3, acc, 2));
+        CHECK(acc[0] == 15 && acc[1] == -8);
         bitnet_matrix_free(m);
     }
     bitnet_matrix_free(NULL);

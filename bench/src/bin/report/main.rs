@@ -15,6 +15,7 @@
 //! [`measure`] times the kernels and baselines, [`accuracy`] compares outputs with f64
 //! references, [`markdown`] and [`json`] write the results.
 
+mod a48;
 mod accuracy;
 mod json;
 mod layer;
@@ -23,7 +24,7 @@ mod measure;
 
 use std::time::Instant;
 
-use bitnet_bench::{data, probe};
+use bitnet_bench::{data, kv, probe};
 
 /// How long to measure; the two modes differ only here.
 pub struct Budget {
@@ -65,6 +66,23 @@ const QUICK: Budget = Budget {
     probe_samples: 60,
 };
 
+/// The KV-cache section (`bitnet_bench::kv`): the decode shape from DRAM, and a
+/// short version.
+const KV_FULL: kv::KvBench = kv::KvBench {
+    layers: 30,
+    tokens: 4096,
+    reps: 7,
+    draws: 20,
+    acc_tokens: 1024,
+};
+const KV_QUICK: kv::KvBench = kv::KvBench {
+    layers: 4,
+    tokens: 1024,
+    reps: 3,
+    draws: 2,
+    acc_tokens: 256,
+};
+
 fn main() {
     let mut quick = false;
     let mut json_path = None;
@@ -73,6 +91,11 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            // Only the BitNet a4.8 section (accuracy and sparse activations).
+            "--a48-only" => {
+                print!("{}", a48::section(quick));
+                return;
+            }
             "--json" => {
                 json_path = Some(args.next().unwrap_or_else(|| usage("--json needs a file")))
             }
@@ -125,10 +148,20 @@ fn main() {
         b.probe_samples,
     ));
     let section = layer::measure(b, &r.limits, threads);
+    eprintln!("3-bit KV cache...");
+    let kv_md = kv::section(
+        if quick { &KV_QUICK } else { &KV_FULL },
+        r.limits.dram_1t.gb_per_s,
+    )
+    .unwrap_or_else(|e| format!("## 3-bit KV cache\n\nfailed: {e}\n"));
+    eprintln!("a4.8: accuracy and sparse activations...");
+    let a48_md = a48::section(quick);
     let elapsed = started.elapsed().as_secs_f64();
     let md = markdown::markdown(&r, b, quick, &command, elapsed);
     print!("{md}");
     print!("{}", layer::markdown(&section));
+    print!("\n{kv_md}");
+    print!("{a48_md}");
     if let Some(path) = json_path {
         let mut v = json::to_json(&r, quick, &command, elapsed);
         v["decoder_layer"] = layer::to_json(&section);
@@ -146,7 +179,7 @@ fn usage(err: &str) -> ! {
         eprintln!("error: {err}");
     }
     eprintln!(
-        "usage: cargo run --release -p bitnet-bench --bin report -- [--quick] [--json FILE] [--shapes RxC,...]"
+        "usage: cargo run --release -p bitnet-bench --bin report -- [--quick] [--json FILE] [--shapes RxC,...] [--a48-only]"
     );
     std::process::exit(if err.is_empty() { 0 } else { 2 })
 }
