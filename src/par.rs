@@ -1,4 +1,5 @@
-//! Splitting a product's rows over rayon's threads so that a call of a few hundred µs gains
+//! Splitting a product's rows over a pool's threads (rayon's, or the crate's spinning pool,
+//! [`crate::pool`]: [`set_thread_pool`]) so that a call of a few hundred µs gains
 //! from them: the calling thread starts at once and the others join when they wake.
 //!
 //! Why not `into_par_iter` over one range a thread: a caller outside the pool then sleeps
@@ -23,7 +24,7 @@ const CHUNKS_PER_THREAD: usize = 8;
 
 /// Cuts `0..rows` into at most `threads * CHUNKS_PER_THREAD` ranges of whole `tile`s (the
 /// last may be ragged) and calls `f(range, item)` once for each, `items` being one output
-/// per range made by `split`, on the calling thread and up to `threads - 1` rayon workers.
+/// per range made by `split`, on the calling thread and up to `threads - 1` workers of the pool in use.
 /// With `threads <= 1`, or a single chunk, everything runs on the calling thread.
 pub fn for_each_chunk<'a, T: Send + 'a>(
     rows: usize,

@@ -242,8 +242,8 @@ mod tests {
     #[test]
     fn calls_see_all_work_done() {
         let pool = SpinPool::new(3).unwrap();
-        for round in 0..if cfg!(miri) { 100 } else { 200 } {
-            if round % 50 == 49 {
+        for round in 0..if cfg!(miri) { 4 } else { 200 } {
+            if round % 50 == 49 || (cfg!(miri) && round == 2) {
                 std::thread::sleep(SPIN * 5); // let them park
             }
             let next = AtomicUsize::new(0);
@@ -266,7 +266,7 @@ mod tests {
     fn panics_pass_on_and_the_pool_survives() {
         let pool = SpinPool::new(2).unwrap();
         let caller = std::thread::current().id();
-        for _ in 0..if cfg!(miri) { 3 } else { 20 } {
+        for _ in 0..if cfg!(miri) { 1 } else { 20 } {
             let on_worker = AtomicBool::new(false);
             let r = catch_unwind(AssertUnwindSafe(|| {
                 pool.run(&|| {
@@ -324,7 +324,7 @@ mod tests {
         std::thread::scope(|sc| {
             for _ in 0..4 {
                 sc.spawn(|| {
-                    for _ in 0..if cfg!(miri) { 5 } else { 200 } {
+                    for _ in 0..if cfg!(miri) { 2 } else { 200 } {
                         let next = AtomicUsize::new(0);
                         let done = AtomicUsize::new(0);
                         pool.run(&|| {
