@@ -3,10 +3,12 @@
 //! The byte rules are in `docs/FORMATS.md` §7.
 //!
 //! Decoding is split from scale resolution: a TQ tensor carries one fp16 `d` per 256-weight
-//! block, and a [`TernaryMatrix`](super::TernaryMatrix) carries one f32 scale, so the
-//! importer checks that every block holding a non-zero weight has the same `|d|` and refuses
+//! block, and a [`TernaryMatrix`](super::TernaryMatrix) carries one f32 scale or one per
+//! row, so the importer checks that every block holding a non-zero weight has the same `|d|`
+//! (one scale), or failing that the same within each row (per-row scales), and refuses
 //! anything else (never an average).
 
+use super::{OwnedScales, Scales};
 use crate::error::{check_len, Error, Result};
 
 /// ggml type id of TQ1_0 (1.6875 bits a weight).
@@ -175,15 +177,18 @@ pub(crate) struct Decoded {
     pub d: Vec<u16>,
 }
 
-/// Turns per-block `d`s into one scale. Blocks whose weights are all zero in value (d = ±0,
-/// or every trit 0) are ignored, and their trits set to 0 (their values are 0 whatever the
-/// codes say). A negative `d` is folded into the trits (value-exact). Every other block must
-/// have the same |d|; a tensor with no such block gets the scale 1.0.
-pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Result<f32> {
+/// Turns per-block `d`s into the matrix's scales. Blocks whose weights are all zero in value
+/// (d = ±0, or every trit 0) are ignored, and their trits set to 0 (their values are 0
+/// whatever the codes say). A negative `d` is folded into the trits (value-exact). When every
+/// other block has the same |d| that is the one scale (1.0 when there is no such block);
+/// else, when they agree within each row, each row's |d| is its scale (1.0 for a row with
+/// no such block); else an error naming the first block that disagrees with its row.
+pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Result<OwnedScales> {
     let bpr = cols / QK_K;
+    // Each row's |d| (None: no non-zero block yet), and whether all rows share one.
+    let mut row_d: Vec<Option<f32>> = vec![None; rows];
     let mut first: Option<(usize, f32)> = None;
-    // The first block that disagrees with the first non-zero block: (index, |d|).
-    let mut bad: Option<(usize, f32)> = None;
+    let mut one = true;
     for (i, &h) in dec.d.iter().enumerate() {
         let d = f16_to_f32(h);
         if !d.is_finite() {
@@ -201,46 +206,36 @@ pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Resu
             block.iter_mut().for_each(|t| *t = -*t);
         }
         let a = d.abs();
-        match first {
-            None => first = Some((i, a)),
-            Some((_, s)) if s != a && bad.is_none() => bad = Some((i, a)),
-            _ => {}
+        let r = i / bpr;
+        let (i0, s) = *first.get_or_insert((i, a));
+        one &= s == a;
+        match row_d[r] {
+            None => row_d[r] = Some(a),
+            Some(rd) if rd != a => {
+                let what = format!(
+                    "row {r}, block {} has |d| = {a}, but the row's first block with a \
+                     non-zero weight has |d| = {rd}",
+                    i % bpr
+                );
+                return Err(Error::InvalidData(if one {
+                    what
+                } else {
+                    format!(
+                        "{what} (and the tensor's first, row {}, block {}, has |d| = {s}): \
+                         a matrix carries one scale or one per row, and blocks with \
+                         different scales within a row cannot be imported",
+                        i0 / bpr,
+                        i0 % bpr
+                    )
+                }));
+            }
+            Some(_) => {}
         }
     }
-    let Some((i0, s)) = first else {
-        return Ok(1.0);
-    };
-    let Some((i, a)) = bad else {
-        return Ok(s);
-    };
-    // Would one scale per row have done? Then say that this is what is missing.
-    let per_row = (0..rows).all(|r| {
-        let mut row_d = None;
-        (0..bpr).all(|b| {
-            let n = r * bpr + b;
-            let d = f16_to_f32(dec.d[n]).abs();
-            if dec.trits[n * QK_K..(n + 1) * QK_K].iter().all(|&t| t == 0) {
-                return true;
-            }
-            *row_d.get_or_insert(d) == d
-        })
-    });
-    let what = format!(
-        "row {}, block {} has |d| = {a}, but the first block with a non-zero weight \
-         (row {}, block {}) has |d| = {s}",
-        i / bpr,
-        i % bpr,
-        i0 / bpr,
-        i0 % bpr
-    );
-    Err(if per_row {
-        Error::Unsupported(format!(
-            "{what}: the blocks agree within each row, but per-row scales are not supported yet"
-        ))
-    } else {
-        Error::InvalidData(format!(
-            "{what}: a matrix carries one scale, and blocks with different scales cannot be imported"
-        ))
+    Ok(match first {
+        None => OwnedScales::One(1.0),
+        Some((_, s)) if one => OwnedScales::One(s),
+        Some(_) => OwnedScales::PerRow(row_d.into_iter().map(|d| d.unwrap_or(1.0)).collect()),
     })
 }
 
@@ -406,29 +401,38 @@ fn encode_tq1(trits: &[i8], d16: u16, out: &mut Vec<u8>) {
     }
 }
 
-/// Encodes a ternary tensor with one scale as TQ1_0 or TQ2_0, byte for byte what ggml's
-/// quantizer writes for the weights `trit · scale`.
+/// Encodes a ternary tensor with one scale or one per row as TQ1_0 or TQ2_0, byte for byte
+/// what ggml's quantizer writes for the weights `trit · s` (`s` the row's scale).
 pub(crate) fn encode_tq(
     t: GgmlType,
     trits: &[i8],
     rows: usize,
     cols: usize,
-    scale: f32,
+    scales: Scales<'_>,
 ) -> Result<Vec<u8>> {
     let size = t.size(rows, cols)?;
-    let d16 = f32_to_f16(scale);
-    if !f16_to_f32(d16).is_finite() {
-        return Err(Error::InvalidData(format!(
-            "the scale {scale} overflows fp16 (the largest is 65504), which {} stores it in",
-            t.name()
-        )));
-    }
+    let d16 = |r: usize| {
+        let scale = scales.row(r);
+        let d16 = f32_to_f16(scale);
+        if f16_to_f32(d16).is_finite() {
+            Ok(d16)
+        } else {
+            Err(Error::InvalidData(format!(
+                "the scale {scale} of row {r} overflows fp16 (the largest is 65504), which {} \
+                 stores it in",
+                t.name()
+            )))
+        }
+    };
     let mut out = Vec::new();
     out.try_reserve_exact(size).map_err(|_| Error::Alloc)?;
-    match t {
-        GgmlType::Tq1_0 => encode_tq1(trits, d16, &mut out),
-        GgmlType::Tq2_0 => encode_tq2(trits, d16, &mut out),
-        GgmlType::I2S => unreachable!("I2_S is exported as a bitnet.cpp blob"),
+    for (r, row) in trits.chunks_exact(cols).enumerate() {
+        let d16 = d16(r)?;
+        match t {
+            GgmlType::Tq1_0 => encode_tq1(row, d16, &mut out),
+            GgmlType::Tq2_0 => encode_tq2(row, d16, &mut out),
+            GgmlType::I2S => unreachable!("I2_S is exported as a bitnet.cpp blob"),
+        }
     }
     debug_assert_eq!(out.len(), size);
     Ok(out)
@@ -440,7 +444,7 @@ pub(crate) fn decode_tq(
     data: &[u8],
     rows: usize,
     cols: usize,
-) -> Result<(Vec<i8>, f32)> {
+) -> Result<(Vec<i8>, OwnedScales)> {
     let size = t.size(rows, cols)?;
     check_len("ggml tensor bytes", size, data.len())?;
     let mut dec = match t {
@@ -448,8 +452,8 @@ pub(crate) fn decode_tq(
         GgmlType::Tq2_0 => decode_tq2(data, rows, cols)?,
         GgmlType::I2S => unreachable!("I2_S is imported as a bitnet.cpp blob"),
     };
-    let scale = resolve_scale(&mut dec, rows, cols)?;
-    Ok((dec.trits, scale))
+    let scales = resolve_scale(&mut dec, rows, cols)?;
+    Ok((dec.trits, scales))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -578,11 +582,11 @@ mod tests {
         let mut t = vec![0i8; QK_K];
         t[128 + 32 * 3 + 5] = 1; // h = 1, l = 3, m = 5
         t[7] = -1; // h = 0, l = 0, m = 7
-        let b = encode_tq(GgmlType::Tq2_0, &t, 1, QK_K, 1.0).unwrap();
+        let b = encode_tq(GgmlType::Tq2_0, &t, 1, QK_K, Scales::One(1.0)).unwrap();
         assert_eq!(b[32 + 5], 0x55 & !0xC0 | 0x80);
         assert_eq!(b[7], 0x54);
         assert_eq!(&b[64..], &[0x00, 0x3C]);
-        let z = encode_tq(GgmlType::Tq2_0, &[0; QK_K], 1, QK_K, 1.0).unwrap();
+        let z = encode_tq(GgmlType::Tq2_0, &[0; QK_K], 1, QK_K, Scales::One(1.0)).unwrap();
         assert!(z[..64].iter().all(|&x| x == 0x55) && z[64..] == [0, 0]);
     }
 
@@ -595,33 +599,48 @@ mod tests {
             trits[QK_K..2 * QK_K].fill(0);
             Decoded { trits, d }
         };
+        let one = |s: OwnedScales| match s {
+            OwnedScales::One(s) => s,
+            OwnedScales::PerRow(_) => panic!("per-row scales"),
+        };
+        let per_row = |s: OwnedScales| match s {
+            OwnedScales::PerRow(s) => s.to_vec(),
+            OwnedScales::One(s) => panic!("one scale {s}"),
+        };
         // 2 x 512: block 1 (row 0) is all zero, so its d is ignored.
         let mut dec = mk(vec![d1, d2, d1, 0x8000 | d1]);
-        assert_eq!(resolve_scale(&mut dec, 2, 512).unwrap(), 0.5);
+        assert_eq!(one(resolve_scale(&mut dec, 2, 512).unwrap()), 0.5);
         assert!(
             dec.trits[3 * QK_K..].iter().all(|&t| t == -1),
             "negative d folded"
         );
-        // Rows agree within themselves but not across rows.
-        let mut dec = mk(vec![d1, d1, d2, d2]);
-        let e = resolve_scale(&mut dec, 2, 512).unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported(s) if s.contains("row 1, block 0") && s.contains("per-row")),
-            "{e}"
-        );
+        // Rows agree within themselves but not across rows: per-row scales.
+        let mut dec = mk(vec![d1, d1, d2, 0x8000 | d2]);
+        assert_eq!(per_row(resolve_scale(&mut dec, 2, 512).unwrap()), [0.5, 0.25]);
+        // Row 1 disagrees with itself, and all rows agreed until then.
         let mut dec = mk(vec![d1, d1, d1, d2]);
         let e = resolve_scale(&mut dec, 2, 512).unwrap_err();
         assert!(
             matches!(&e, Error::InvalidData(s) if s.contains("row 1, block 1")),
             "{e}"
         );
+        // 3 x 512: rows differ, then row 2 disagrees with itself.
+        let mut dec = mk(vec![d1, d1, d2, d2, d2, d1]);
+        let e = resolve_scale(&mut dec, 3, 512).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidData(s) if s.contains("row 2, block 1") && s.contains("row 0, block 0")),
+            "{e}"
+        );
+        // A row with only all-zero blocks gets 1.0.
+        let mut dec = mk(vec![d1, d1, 0, 0, d2, d2]);
+        assert_eq!(per_row(resolve_scale(&mut dec, 3, 512).unwrap()), [0.5, 1.0, 0.25]);
         let mut dec = mk(vec![0x7C00, d1, d1, d1]);
         assert!(matches!(
             resolve_scale(&mut dec, 2, 512),
             Err(Error::NonFinite { index: 0, .. })
         ));
         let mut dec = mk(vec![0, 0, 0x8000, 0]);
-        assert_eq!(resolve_scale(&mut dec, 2, 512).unwrap(), 1.0);
+        assert_eq!(one(resolve_scale(&mut dec, 2, 512).unwrap()), 1.0);
         assert!(dec.trits.iter().all(|&t| t == 0));
     }
 }
