@@ -185,9 +185,10 @@ pub(crate) struct Decoded {
 /// no such block); else an error naming the first block that disagrees with its row.
 pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Result<OwnedScales> {
     let bpr = cols / QK_K;
-    // Each row's |d| (None: no non-zero block yet), and whether all rows share one.
-    let mut row_d: Vec<Option<f32>> = vec![None; rows];
-    let mut first: Option<(usize, f32)> = None;
+    // Each row's first non-zero block and its |d|, the tensor's first |d|, and whether
+    // every block so far has that one.
+    let mut row_d: Vec<Option<(usize, f32)>> = vec![None; rows];
+    let mut first: Option<f32> = None;
     let mut one = true;
     for (i, &h) in dec.d.iter().enumerate() {
         let d = f16_to_f32(h);
@@ -207,35 +208,31 @@ pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Resu
         }
         let a = d.abs();
         let r = i / bpr;
-        let (i0, s) = *first.get_or_insert((i, a));
-        one &= s == a;
+        one &= *first.get_or_insert(a) == a;
         match row_d[r] {
-            None => row_d[r] = Some(a),
-            Some(rd) if rd != a => {
-                let what = format!(
+            None => row_d[r] = Some((i, a)),
+            Some((i0, rd)) if rd != a => {
+                return Err(Error::InvalidData(format!(
                     "row {r}, block {} has |d| = {a}, but the row's first block with a \
-                     non-zero weight has |d| = {rd}",
-                    i % bpr
-                );
-                return Err(Error::InvalidData(if one {
-                    what
-                } else {
-                    format!(
-                        "{what} (and the tensor's first, row {}, block {}, has |d| = {s}): \
-                         a matrix carries one scale or one per row, and blocks with \
-                         different scales within a row cannot be imported",
-                        i0 / bpr,
-                        i0 % bpr
-                    )
-                }));
+                     non-zero weight (row {r}, block {}) has |d| = {rd}: a matrix carries one \
+                     scale or one per row, and blocks with different scales within a row \
+                     cannot be imported",
+                    i % bpr,
+                    i0 % bpr
+                )));
             }
             Some(_) => {}
         }
     }
     Ok(match first {
         None => OwnedScales::One(1.0),
-        Some((_, s)) if one => OwnedScales::One(s),
-        Some(_) => OwnedScales::PerRow(row_d.into_iter().map(|d| d.unwrap_or(1.0)).collect()),
+        Some(s) if one => OwnedScales::One(s),
+        Some(_) => OwnedScales::PerRow(
+            row_d
+                .into_iter()
+                .map(|d| d.map_or(1.0, |(_, a)| a))
+                .collect(),
+        ),
     })
 }
 
@@ -628,7 +625,7 @@ mod tests {
         let mut dec = mk(vec![d1, d1, d2, d2, d2, d1]);
         let e = resolve_scale(&mut dec, 3, 512).unwrap_err();
         assert!(
-            matches!(&e, Error::InvalidData(s) if s.contains("row 2, block 1") && s.contains("row 0, block 0")),
+            matches!(&e, Error::InvalidData(s) if s.contains("row 2, block 1 has |d| = 0.5") && s.contains("(row 2, block 0) has |d| = 0.25")),
             "{e}"
         );
         // A row with only all-zero blocks gets 1.0.
