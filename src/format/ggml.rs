@@ -249,18 +249,22 @@ pub(crate) fn decode_tq2(data: &[u8], rows: usize, cols: usize) -> Result<Decode
         .zip(trits.chunks_exact_mut(QK_K))
         .enumerate()
     {
-        for (j, &byte) in blk[..64].iter().enumerate() {
-            let (h, m) = (j / 32, j % 32);
-            for l in 0..4 {
-                let code = (byte >> (2 * l)) & 3;
-                if code == 3 {
-                    return Err(Error::InvalidData(format!(
-                        "TQ2_0 code 3 in row {}, block {}, byte {j}",
-                        b / (cols / QK_K),
-                        b % (cols / QK_K)
-                    )));
-                }
-                out[128 * h + 32 * l + m] = code as i8 - 1;
+        let codes = &blk[..64];
+        // Any pair holding 3 (both bits set): then find the first for the message.
+        if codes.iter().fold(0, |acc, &x| acc | (x & (x >> 1) & 0x55)) != 0 {
+            let j = codes.iter().position(|&x| x & (x >> 1) & 0x55 != 0).unwrap_or(0);
+            return Err(Error::InvalidData(format!(
+                "TQ2_0 code 3 in row {}, block {}, byte {j}",
+                b / (cols / QK_K),
+                b % (cols / QK_K)
+            )));
+        }
+        // Byte 32h + m holds element 128h + 32l + m in bits 2l+1:2l: each of the eight
+        // 32-element runs of the block is one bit pair of one half's 32 bytes.
+        for (run, dst) in out.chunks_exact_mut(32).enumerate() {
+            let (h, l) = (run / 4, run % 4);
+            for (t, &x) in dst.iter_mut().zip(&codes[32 * h..32 * h + 32]) {
+                *t = ((x >> (2 * l)) & 3) as i8 - 1;
             }
         }
         d.push(u16::from_le_bytes([blk[64], blk[65]]));
@@ -334,6 +338,21 @@ const TQ1_LUT: [([u8; 5], u8); 256] = {
     t
 };
 
+/// Every byte's digits as trits (digit − 1), for the decoder's inner loop.
+const TQ1_TRITS: [[i8; 5]; 256] = {
+    let mut t = [[0i8; 5]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut n = 0;
+        while n < 5 {
+            t[b][n] = TQ1_LUT[b].0[n] as i8 - 1;
+            n += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Decodes TQ1_0 bytes (size already checked). A byte is invalid when it is not
 /// ceil(q·256/243) of the q its digits spell, and a byte of 48..51 also when its fifth digit
 /// is not 0 (ggml multiplies those 4-trit values by 3).
@@ -347,27 +366,42 @@ pub(crate) fn decode_tq1(data: &[u8], rows: usize, cols: usize) -> Result<Decode
         .zip(trits.chunks_exact_mut(QK_K))
         .enumerate()
     {
-        for (j, &byte) in blk[..52].iter().enumerate() {
-            let (c, valid) = TQ1_LUT[byte as usize];
-            if valid == 0 || (j >= 48 && valid == 1) {
-                return Err(Error::InvalidData(format!(
-                    "TQ1_0 byte {j} of row {}, block {} is {byte:#04x}, \
-                     which ggml's encoder never writes{}",
-                    b / bpr,
-                    b % bpr,
-                    if j >= 48 { " in a 4-trit byte" } else { "" }
-                )));
-            }
-            for (t, &code) in c.iter().enumerate() {
-                let e = match j {
-                    0..32 => 32 * t + j,
-                    32..48 => 160 + 16 * t + (j - 32),
-                    _ if t < 4 => 240 + 4 * t + (j - 48),
-                    _ => continue,
-                };
-                out[e] = code as i8 - 1;
-            }
+        // Validity first (one table look-up a byte), so the decoding below is branch-free.
+        let bad = |j: usize, v: u8| v == 0 || (j >= 48 && v == 1);
+        if blk[..52]
+            .iter()
+            .enumerate()
+            .any(|(j, &x)| bad(j, TQ1_LUT[x as usize].1))
+        {
+            let (j, byte) = blk[..52]
+                .iter()
+                .enumerate()
+                .find(|&(j, &x)| bad(j, TQ1_LUT[x as usize].1))
+                .map(|(j, &x)| (j, x))
+                .unwrap_or((0, 0));
+            return Err(Error::InvalidData(format!(
+                "TQ1_0 byte {j} of row {}, block {} is {byte:#04x}, \
+                 which ggml's encoder never writes{}",
+                b / bpr,
+                b % bpr,
+                if j >= 48 { " in a 4-trit byte" } else { "" }
+            )));
         }
+        // Bytes 0..32: digit n of byte m is element 32n + m; bytes 32..48: 160 + 16n + m;
+        // bytes 48..52: 240 + 4n + m (4 digits). Each run of elements is one digit of a
+        // run of bytes.
+        let mut runs = |bytes: &[u8], base: usize, digits: usize| {
+            let w = bytes.len();
+            for n in 0..digits {
+                let dst = &mut out[base + w * n..base + w * (n + 1)];
+                for (t, &x) in dst.iter_mut().zip(bytes) {
+                    *t = TQ1_TRITS[x as usize][n];
+                }
+            }
+        };
+        runs(&blk[..32], 0, 5);
+        runs(&blk[32..48], 160, 5);
+        runs(&blk[48..52], 240, 4);
         d.push(u16::from_le_bytes([blk[52], blk[53]]));
     }
     Ok(Decoded { trits, d })
@@ -474,22 +508,27 @@ pub(crate) fn decode_hf(packed: &[u8], rows: usize, cols: usize) -> Result<Vec<i
     let size = hf_size(rows, cols)?;
     check_len("packed bytes", size, packed.len())?;
     let q = rows / 4;
+    // Code 3 anywhere? Then name the first (packed row, column, bit pair).
+    if packed.iter().fold(0, |acc, &x| acc | (x & (x >> 1) & 0x55)) != 0 {
+        let n = packed
+            .iter()
+            .position(|&x| x & (x >> 1) & 0x55 != 0)
+            .unwrap_or(0);
+        let (p, k) = (n / cols, n % cols);
+        let i = (0..4).find(|i| (packed[n] >> (2 * i)) & 3 == 3).unwrap_or(0);
+        return Err(Error::InvalidData(format!(
+            "Hugging Face packed code 3 at packed row {p}, column {k}, bits {}..{} (row {})",
+            2 * i + 1,
+            2 * i,
+            p + i * q
+        )));
+    }
+    // Bit pair i of packed row p is the whole of row p + i·rows/4.
     let mut trits = vec![0i8; rows * cols];
-    for (p, row) in packed.chunks_exact(cols).enumerate() {
-        for (k, &byte) in row.iter().enumerate() {
-            for i in 0..4 {
-                let code = (byte >> (2 * i)) & 3;
-                if code == 3 {
-                    return Err(Error::InvalidData(format!(
-                        "Hugging Face packed code 3 at packed row {p}, column {k}, bits {}..{} \
-                         (row {})",
-                        2 * i + 1,
-                        2 * i,
-                        p + i * q
-                    )));
-                }
-                trits[(p + i * q) * cols + k] = code as i8 - 1;
-            }
+    for (r, dst) in trits.chunks_exact_mut(cols).enumerate() {
+        let (i, p) = (r / q, r % q);
+        for (t, &x) in dst.iter_mut().zip(&packed[p * cols..(p + 1) * cols]) {
+            *t = ((x >> (2 * i)) & 3) as i8 - 1;
         }
     }
     Ok(trits)

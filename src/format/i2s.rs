@@ -61,15 +61,32 @@ fn has_code3(byte: u8) -> bool {
     byte & (byte >> 1) & 0x55 != 0
 }
 
+/// Packs valid trits (each -1, 0 or 1; the caller has checked) into `out` (`packed_len`).
+/// Chunk by chunk: a whole 256-column chunk is four 64-trit slices combined byte by byte
+/// (straight-line code the compiler vectorizes); only a ragged last chunk goes trit by trit.
 pub(crate) fn pack(trits: &[i8], l: &Layout, out: &mut [u8]) {
     out.fill(ZERO_BYTE);
-    for r in 0..l.rows {
-        let row = &trits[r * l.cols..(r + 1) * l.cols];
-        for (c, &t) in row.iter().enumerate() {
-            let byte = chunk_offset(r, c / K_BLOCK, l.cols_padded) + c % CHUNK_BYTES;
-            let shift = 2 * ((c % K_BLOCK) / CHUNK_BYTES);
-            let code = (t + 1) as u8;
-            out[byte] = (out[byte] & !(3 << shift)) | (code << shift);
+    let code = |t: i8| (t + 1) as u8;
+    for (r, row) in trits.chunks_exact(l.cols).take(l.rows).enumerate() {
+        for (b, src) in row.chunks(K_BLOCK).enumerate() {
+            let off = chunk_offset(r, b, l.cols_padded);
+            let dst: &mut [u8; CHUNK_BYTES] = (&mut out[off..off + CHUNK_BYTES]).try_into().unwrap();
+            if let Ok(src) = <&[i8; K_BLOCK]>::try_from(src) {
+                let (s0, rest) = src.split_at(CHUNK_BYTES);
+                let (s1, rest) = rest.split_at(CHUNK_BYTES);
+                let (s2, s3) = rest.split_at(CHUNK_BYTES);
+                for j in 0..CHUNK_BYTES {
+                    dst[j] = code(s0[j])
+                        | code(s1[j]) << 2
+                        | code(s2[j]) << 4
+                        | code(s3[j]) << 6;
+                }
+            } else {
+                for (c, &t) in src.iter().enumerate() {
+                    let (byte, shift) = (c % CHUNK_BYTES, 2 * (c / CHUNK_BYTES));
+                    dst[byte] = (dst[byte] & !(3 << shift)) | code(t) << shift;
+                }
+            }
         }
     }
 }
@@ -141,12 +158,20 @@ pub(crate) fn import_bitnet(blob: &[u8], rows: usize, cols: usize) -> Result<(Ve
             index: 0,
         });
     }
-    let trits = (0..rows * cols)
-        .map(|n| {
-            let (byte, shift) = bitnet_pos(n);
-            ((codes[byte] >> shift) & 3) as i8 - 1
-        })
-        .collect();
+    // Block by block: the 32 bytes of a 128-weight block give its four 32-weight quarters,
+    // one bit pair each (bits 7-6 the first quarter).
+    let mut trits = vec![0i8; rows * cols];
+    for (blk, out) in codes
+        .chunks_exact(BITNET_BLOCK / 4)
+        .zip(trits.chunks_exact_mut(BITNET_BLOCK))
+    {
+        for (k, quarter) in out.chunks_exact_mut(32).enumerate() {
+            let shift = 6 - 2 * k;
+            for (t, &byte) in quarter.iter_mut().zip(blk) {
+                *t = ((byte >> shift) & 3) as i8 - 1;
+            }
+        }
+    }
     Ok((trits, scale))
 }
 

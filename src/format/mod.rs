@@ -302,15 +302,32 @@ impl TernaryMatrix {
         scales: OwnedScales,
         format: Format,
     ) -> Result<Self> {
-        let layout = format.layout(rows, cols)?;
-        check_len("trits", rows * cols, trits.len())?;
-        scales.check(rows)?;
-        if let Some(i) = trits.iter().position(|&t| !(-1..=1).contains(&t)) {
+        if trits.iter().any(|&t| !(-1..=1).contains(&t)) {
+            let i = trits
+                .iter()
+                .position(|&t| !(-1..=1).contains(&t))
+                .unwrap_or(0);
             return Err(Error::InvalidData(format!(
                 "trit {} at index {i} is not -1, 0 or 1",
                 trits[i]
             )));
         }
+        Self::pack_decoded(trits, rows, cols, scales, format)
+    }
+
+    /// [`TernaryMatrix::pack_trits`] for trits a decoder produced (each -1, 0 or 1 by
+    /// construction), without scanning them again.
+    fn pack_decoded(
+        trits: &[i8],
+        rows: usize,
+        cols: usize,
+        scales: OwnedScales,
+        format: Format,
+    ) -> Result<Self> {
+        let layout = format.layout(rows, cols)?;
+        check_len("trits", rows * cols, trits.len())?;
+        scales.check(rows)?;
+        debug_assert!(trits.iter().all(|t| (-1..=1).contains(t)));
         let mut data = AlignedBytes::zeroed(layout.packed_len)?;
         match format {
             Format::I2S => i2s::pack(trits, &layout, data.as_mut_slice()),
@@ -384,7 +401,7 @@ impl TernaryMatrix {
     /// bitnet.cpp requires `cols % 128 == 0`, and so does its blob.
     pub fn from_bitnet_i2s(blob: &[u8], rows: usize, cols: usize) -> Result<Self> {
         let (trits, scale) = i2s::import_bitnet(blob, rows, cols)?;
-        Self::from_ternary(&trits, rows, cols, scale, Format::I2S)
+        Self::pack_decoded(&trits, rows, cols, OwnedScales::One(scale), Format::I2S)
     }
 
     /// Exports the matrix as a bitnet.cpp I2_S tensor blob; the exact inverse of
@@ -439,7 +456,7 @@ impl TernaryMatrix {
             }
             _ => ggml::decode_tq(t, data, rows, cols)?,
         };
-        Self::pack_trits(&trits, rows, cols, scales, format)
+        Self::pack_decoded(&trits, rows, cols, scales, format)
     }
 
     /// The byte size of a `rows x cols` ggml tensor of type `ggml_type` (see
@@ -485,7 +502,7 @@ impl TernaryMatrix {
             ggml::HfScale::Divide => 1.0 / weight_scale,
         };
         let trits = ggml::decode_hf(packed, rows, cols)?;
-        Self::from_ternary(&trits, rows, cols, s, format)
+        Self::pack_decoded(&trits, rows, cols, OwnedScales::One(s), format)
     }
 
     /// Exports the trits in the Hugging Face packed layout (the inverse of
@@ -500,7 +517,7 @@ impl TernaryMatrix {
 
     /// The same trits and scales packed in another format.
     pub fn to_format(&self, format: Format) -> Result<Self> {
-        Self::pack_trits(
+        Self::pack_decoded(
             &self.to_ternary(),
             self.rows(),
             self.cols(),
