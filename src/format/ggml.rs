@@ -168,29 +168,36 @@ pub fn f32_to_f16(x: f32) -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------
-// Decoded form
+// Scale resolution
 
-/// A decoded TQ tensor: row-major trits as the codes say, and each block's fp16 `d`
-/// (`rows * cols / 256` of them, row-major).
-pub(crate) struct Decoded {
-    pub trits: Vec<i8>,
-    pub d: Vec<u16>,
+/// Turns per-block `d`s into the matrix's scales, one block at a time, in row-major order.
+/// Blocks whose weights are all zero in value (d = ±0, or every trit 0) are ignored, and
+/// their trits set to 0 (their values are 0 whatever the codes say). A negative `d` is folded
+/// into the trits (value-exact). When every other block has the same |d| that is the one
+/// scale (1.0 when there is no such block); else, when they agree within each row, each
+/// row's |d| is its scale (1.0 for a row with no such block); else an error naming the first
+/// block that disagrees with its row.
+pub(crate) struct ScaleResolver {
+    bpr: usize,
+    /// Each row's first non-zero block and its |d|.
+    row_d: Vec<Option<(usize, f32)>>,
+    /// The tensor's first |d|, and whether every block so far has it.
+    first: Option<f32>,
+    one: bool,
 }
 
-/// Turns per-block `d`s into the matrix's scales. Blocks whose weights are all zero in value
-/// (d = ±0, or every trit 0) are ignored, and their trits set to 0 (their values are 0
-/// whatever the codes say). A negative `d` is folded into the trits (value-exact). When every
-/// other block has the same |d| that is the one scale (1.0 when there is no such block);
-/// else, when they agree within each row, each row's |d| is its scale (1.0 for a row with
-/// no such block); else an error naming the first block that disagrees with its row.
-pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Result<OwnedScales> {
-    let bpr = cols / QK_K;
-    // Each row's first non-zero block and its |d|, the tensor's first |d|, and whether
-    // every block so far has that one.
-    let mut row_d: Vec<Option<(usize, f32)>> = vec![None; rows];
-    let mut first: Option<f32> = None;
-    let mut one = true;
-    for (i, &h) in dec.d.iter().enumerate() {
+impl ScaleResolver {
+    pub(crate) fn new(rows: usize, cols: usize) -> Self {
+        ScaleResolver {
+            bpr: cols / QK_K,
+            row_d: vec![None; rows],
+            first: None,
+            one: true,
+        }
+    }
+
+    /// Block `i` (row-major) with fp16 `h` and its decoded trits.
+    pub(crate) fn block(&mut self, i: usize, h: u16, block: &mut [i8]) -> Result<()> {
         let d = f16_to_f32(h);
         if !d.is_finite() {
             return Err(Error::NonFinite {
@@ -198,19 +205,19 @@ pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Resu
                 index: i,
             });
         }
-        let block = &mut dec.trits[i * QK_K..(i + 1) * QK_K];
-        if d == 0.0 || block.iter().all(|&t| t == 0) {
+        // Any non-zero trit: an OR over the block (vectorized, no early exit).
+        if d == 0.0 || block.iter().fold(0, |acc, &t| acc | t) == 0 {
             block.fill(0);
-            continue;
+            return Ok(());
         }
         if d < 0.0 {
             block.iter_mut().for_each(|t| *t = -*t);
         }
         let a = d.abs();
-        let r = i / bpr;
-        one &= *first.get_or_insert(a) == a;
-        match row_d[r] {
-            None => row_d[r] = Some((i, a)),
+        let (r, bpr) = (i / self.bpr, self.bpr);
+        self.one &= *self.first.get_or_insert(a) == a;
+        match self.row_d[r] {
+            None => self.row_d[r] = Some((i, a)),
             Some((i0, rd)) if rd != a => {
                 return Err(Error::InvalidData(format!(
                     "row {r}, block {} has |d| = {a}, but the row's first block with a \
@@ -223,53 +230,51 @@ pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Resu
             }
             Some(_) => {}
         }
+        Ok(())
     }
-    Ok(match first {
-        None => OwnedScales::One(1.0),
-        Some(s) if one => OwnedScales::One(s),
-        Some(_) => OwnedScales::PerRow(
-            row_d
-                .into_iter()
-                .map(|d| d.map_or(1.0, |(_, a)| a))
-                .collect(),
-        ),
-    })
+
+    pub(crate) fn finish(self) -> OwnedScales {
+        match self.first {
+            None => OwnedScales::One(1.0),
+            Some(s) if self.one => OwnedScales::One(s),
+            Some(_) => OwnedScales::PerRow(
+                self.row_d
+                    .into_iter()
+                    .map(|d| d.map_or(1.0, |(_, a)| a))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // TQ2_0
 
-/// Decodes TQ2_0 bytes (size already checked). Code 3 is invalid.
-pub(crate) fn decode_tq2(data: &[u8], rows: usize, cols: usize) -> Result<Decoded> {
-    let n = rows * cols / QK_K;
-    let mut trits = vec![0i8; rows * cols];
-    let mut d = Vec::with_capacity(n);
-    for (b, (blk, out)) in data
-        .chunks_exact(TQ2_0_BLOCK_BYTES)
-        .zip(trits.chunks_exact_mut(QK_K))
-        .enumerate()
-    {
-        let codes = &blk[..64];
-        // Any pair holding 3 (both bits set): then find the first for the message.
-        if codes.iter().fold(0, |acc, &x| acc | (x & (x >> 1) & 0x55)) != 0 {
-            let j = codes.iter().position(|&x| x & (x >> 1) & 0x55 != 0).unwrap_or(0);
-            return Err(Error::InvalidData(format!(
-                "TQ2_0 code 3 in row {}, block {}, byte {j}",
-                b / (cols / QK_K),
-                b % (cols / QK_K)
-            )));
-        }
-        // Byte 32h + m holds element 128h + 32l + m in bits 2l+1:2l: each of the eight
-        // 32-element runs of the block is one bit pair of one half's 32 bytes.
-        for (run, dst) in out.chunks_exact_mut(32).enumerate() {
-            let (h, l) = (run / 4, run % 4);
-            for (t, &x) in dst.iter_mut().zip(&codes[32 * h..32 * h + 32]) {
-                *t = ((x >> (2 * l)) & 3) as i8 - 1;
-            }
-        }
-        d.push(u16::from_le_bytes([blk[64], blk[65]]));
+/// Decodes one TQ2_0 block (block `n` of a tensor with `bpr` blocks a row) into 256 trits
+/// and returns its fp16 `d`. Code 3 is invalid.
+fn decode_tq2_block(blk: &[u8], out: &mut [i8], n: usize, bpr: usize) -> Result<u16> {
+    let codes = &blk[..64];
+    // Any pair holding 3 (both bits set)? Then find the first for the message.
+    if codes.iter().fold(0, |acc, &x| acc | (x & (x >> 1) & 0x55)) != 0 {
+        let j = codes
+            .iter()
+            .position(|&x| x & (x >> 1) & 0x55 != 0)
+            .unwrap_or(0);
+        return Err(Error::InvalidData(format!(
+            "TQ2_0 code 3 in row {}, block {}, byte {j}",
+            n / bpr,
+            n % bpr
+        )));
     }
-    Ok(Decoded { trits, d })
+    // Byte 32h + m holds element 128h + 32l + m in bits 2l+1:2l: each of the eight
+    // 32-element runs of the block is one bit pair of one half's 32 bytes.
+    for (run, dst) in out.chunks_exact_mut(32).enumerate() {
+        let (h, l) = (run / 4, run % 4);
+        for (t, &x) in dst.iter_mut().zip(&codes[32 * h..32 * h + 32]) {
+            *t = ((x >> (2 * l)) & 3) as i8 - 1;
+        }
+    }
+    Ok(u16::from_le_bytes([blk[64], blk[65]]))
 }
 
 /// Encodes trits with per-block d (already fp16) as ggml's `quantize_row_tq2_0_ref` does.
@@ -326,7 +331,8 @@ const fn tq1_decode_byte(byte: u8) -> Option<[u8; 5]> {
 
 /// Every byte's decoding, computed once at compile time: the digits, and 0 = invalid,
 /// 1 = valid in a 5-trit byte only, 2 = valid in either (its fifth digit is 0).
-const TQ1_LUT: [([u8; 5], u8); 256] = {
+static TQ1_LUT: [([u8; 5], u8); 256] = TQ1_LUT_CONST;
+const TQ1_LUT_CONST: [([u8; 5], u8); 256] = {
     let mut t = [([0u8; 5], 0u8); 256];
     let mut b = 0;
     while b < 256 {
@@ -338,73 +344,69 @@ const TQ1_LUT: [([u8; 5], u8); 256] = {
     t
 };
 
-/// Every byte's digits as trits (digit − 1), for the decoder's inner loop.
-const TQ1_TRITS: [[i8; 5]; 256] = {
-    let mut t = [[0i8; 5]; 256];
+/// Per byte: bit 0 set when it is invalid as a 5-trit byte, bit 1 when invalid as a 4-trit
+/// byte (the validity of [`TQ1_LUT`] as flags, to OR over a block without branches).
+static TQ1_BAD: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {
-        let mut n = 0;
-        while n < 5 {
-            t[b][n] = TQ1_LUT[b].0[n] as i8 - 1;
-            n += 1;
-        }
+        t[b] = match TQ1_LUT_CONST[b].1 {
+            0 => 3,
+            1 => 2,
+            _ => 0,
+        };
         b += 1;
     }
     t
 };
 
-/// Decodes TQ1_0 bytes (size already checked). A byte is invalid when it is not
-/// ceil(q·256/243) of the q its digits spell, and a byte of 48..51 also when its fifth digit
-/// is not 0 (ggml multiplies those 4-trit values by 3).
-pub(crate) fn decode_tq1(data: &[u8], rows: usize, cols: usize) -> Result<Decoded> {
-    let n = rows * cols / QK_K;
-    let bpr = cols / QK_K;
-    let mut trits = vec![0i8; rows * cols];
-    let mut d = Vec::with_capacity(n);
-    for (b, (blk, out)) in data
-        .chunks_exact(TQ1_0_BLOCK_BYTES)
-        .zip(trits.chunks_exact_mut(QK_K))
-        .enumerate()
-    {
-        // Validity first (one table look-up a byte), so the decoding below is branch-free.
-        let bad = |j: usize, v: u8| v == 0 || (j >= 48 && v == 1);
-        if blk[..52]
+/// Digits `0..digits` of `W` bytes, digit k of byte m to `out[W k + m]` (as trits). Digit k
+/// of a byte is `((byte · 3^k) mod 256) · 3 >> 8`; the byte times 3^k is built by tripling
+/// (wrapping adds), so every step is a plain lane-wise operation the compiler vectorizes.
+#[inline(always)]
+fn tq1_runs<const W: usize>(bytes: &[u8], out: &mut [i8], digits: usize) {
+    let mut q: [u8; W] = bytes.try_into().expect("W bytes");
+    for dst in out.chunks_exact_mut(W).take(digits) {
+        for (t, &v) in dst.iter_mut().zip(&q) {
+            *t = ((v as u16 * 3) >> 8) as i8 - 1;
+        }
+        for v in q.iter_mut() {
+            *v = v.wrapping_add(*v).wrapping_add(*v);
+        }
+    }
+}
+
+/// Decodes one TQ1_0 block (block `n` of a tensor with `bpr` blocks a row) into 256 trits
+/// and returns its fp16 `d`. A byte is invalid when it is not ceil(q·256/243) of the q its
+/// digits spell, and a byte of 48..51 also when its fifth digit is not 0 (ggml multiplies
+/// those 4-trit values by 3).
+fn decode_tq1_block(blk: &[u8], out: &mut [i8], n: usize, bpr: usize) -> Result<u16> {
+    // Validity first (one table look-up a byte, no early exit), so the decoding below is
+    // branch-free.
+    let bad = |j: usize, v: u8| v == 0 || (j >= 48 && v == 1);
+    let flags = |bytes: &[u8]| bytes.iter().fold(0, |a, &x| a | TQ1_BAD[x as usize]);
+    if flags(&blk[..48]) & 1 != 0 || flags(&blk[48..52]) & 2 != 0 {
+        let (j, byte) = blk[..52]
             .iter()
             .enumerate()
-            .any(|(j, &x)| bad(j, TQ1_LUT[x as usize].1))
-        {
-            let (j, byte) = blk[..52]
-                .iter()
-                .enumerate()
-                .find(|&(j, &x)| bad(j, TQ1_LUT[x as usize].1))
-                .map(|(j, &x)| (j, x))
-                .unwrap_or((0, 0));
-            return Err(Error::InvalidData(format!(
-                "TQ1_0 byte {j} of row {}, block {} is {byte:#04x}, \
-                 which ggml's encoder never writes{}",
-                b / bpr,
-                b % bpr,
-                if j >= 48 { " in a 4-trit byte" } else { "" }
-            )));
-        }
-        // Bytes 0..32: digit n of byte m is element 32n + m; bytes 32..48: 160 + 16n + m;
-        // bytes 48..52: 240 + 4n + m (4 digits). Each run of elements is one digit of a
-        // run of bytes.
-        let mut runs = |bytes: &[u8], base: usize, digits: usize| {
-            let w = bytes.len();
-            for n in 0..digits {
-                let dst = &mut out[base + w * n..base + w * (n + 1)];
-                for (t, &x) in dst.iter_mut().zip(bytes) {
-                    *t = TQ1_TRITS[x as usize][n];
-                }
-            }
-        };
-        runs(&blk[..32], 0, 5);
-        runs(&blk[32..48], 160, 5);
-        runs(&blk[48..52], 240, 4);
-        d.push(u16::from_le_bytes([blk[52], blk[53]]));
+            .find(|&(j, &x)| bad(j, TQ1_LUT[x as usize].1))
+            .map(|(j, &x)| (j, x))
+            .unwrap_or((0, 0));
+        return Err(Error::InvalidData(format!(
+            "TQ1_0 byte {j} of row {}, block {} is {byte:#04x}, \
+             which ggml's encoder never writes{}",
+            n / bpr,
+            n % bpr,
+            if j >= 48 { " in a 4-trit byte" } else { "" }
+        )));
     }
-    Ok(Decoded { trits, d })
+    // Bytes 0..32: digit k of byte m is element 32k + m; bytes 32..48: 160 + 16k + m;
+    // bytes 48..52: 240 + 4k + m (4 digits). Each run of elements is one digit of a run of
+    // bytes, computed as ggml does (`tq1_digit`).
+    tq1_runs::<32>(&blk[..32], &mut out[..160], 5);
+    tq1_runs::<16>(&blk[32..48], &mut out[160..240], 5);
+    tq1_runs::<4>(&blk[48..52], &mut out[240..], 4);
+    Ok(u16::from_le_bytes([blk[52], blk[53]]))
 }
 
 /// Encodes as ggml's `quantize_row_tq1_0_ref` does.
@@ -469,22 +471,33 @@ pub(crate) fn encode_tq(
     Ok(out)
 }
 
-/// Decodes a TQ tensor and resolves its scale.
-pub(crate) fn decode_tq(
+/// Decodes a TQ tensor row by row: each row's trits (with its blocks' `d` resolved by
+/// [`ScaleResolver`]) go to `sink` in order, and the scales come back.
+pub(crate) fn decode_tq_rows(
     t: GgmlType,
     data: &[u8],
     rows: usize,
     cols: usize,
-) -> Result<(Vec<i8>, OwnedScales)> {
+    sink: &mut dyn FnMut(usize, &[i8]),
+) -> Result<OwnedScales> {
     let size = t.size(rows, cols)?;
     check_len("ggml tensor bytes", size, data.len())?;
-    let mut dec = match t {
-        GgmlType::Tq1_0 => decode_tq1(data, rows, cols)?,
-        GgmlType::Tq2_0 => decode_tq2(data, rows, cols)?,
-        GgmlType::I2S => unreachable!("I2_S is imported as a bitnet.cpp blob"),
-    };
-    let scales = resolve_scale(&mut dec, rows, cols)?;
-    Ok((dec.trits, scales))
+    let (bpr, bb) = (cols / QK_K, t.block_bytes());
+    let mut res = ScaleResolver::new(rows, cols);
+    let mut row = vec![0i8; cols];
+    for (r, src) in data.chunks_exact(bpr * bb).enumerate() {
+        for (b, (blk, out)) in src.chunks_exact(bb).zip(row.chunks_exact_mut(QK_K)).enumerate() {
+            let n = r * bpr + b;
+            let d = match t {
+                GgmlType::Tq1_0 => decode_tq1_block(blk, out, n, bpr)?,
+                GgmlType::Tq2_0 => decode_tq2_block(blk, out, n, bpr)?,
+                GgmlType::I2S => unreachable!("I2_S is imported as a bitnet.cpp blob"),
+            };
+            res.block(n, d, out)?;
+        }
+        sink(r, &row);
+    }
+    Ok(res.finish())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -503,8 +516,14 @@ pub(crate) fn hf_size(rows: usize, cols: usize) -> Result<usize> {
     Ok(rows * cols / 4)
 }
 
-/// Decodes HF packed bytes: byte [p, k] holds in bits 2i+1:2i the code of row p + i·rows/4.
-pub(crate) fn decode_hf(packed: &[u8], rows: usize, cols: usize) -> Result<Vec<i8>> {
+/// Decodes HF packed bytes row by row into `sink`: byte [p, k] holds in bits 2i+1:2i the
+/// code of row p + i·rows/4, so row r is bit pair r / (rows/4) of packed row r % (rows/4).
+pub(crate) fn decode_hf_rows(
+    packed: &[u8],
+    rows: usize,
+    cols: usize,
+    sink: &mut dyn FnMut(usize, &[i8]),
+) -> Result<()> {
     let size = hf_size(rows, cols)?;
     check_len("packed bytes", size, packed.len())?;
     let q = rows / 4;
@@ -523,15 +542,15 @@ pub(crate) fn decode_hf(packed: &[u8], rows: usize, cols: usize) -> Result<Vec<i
             p + i * q
         )));
     }
-    // Bit pair i of packed row p is the whole of row p + i·rows/4.
-    let mut trits = vec![0i8; rows * cols];
-    for (r, dst) in trits.chunks_exact_mut(cols).enumerate() {
+    let mut row = vec![0i8; cols];
+    for r in 0..rows {
         let (i, p) = (r / q, r % q);
-        for (t, &x) in dst.iter_mut().zip(&packed[p * cols..(p + 1) * cols]) {
+        for (t, &x) in row.iter_mut().zip(&packed[p * cols..(p + 1) * cols]) {
             *t = ((x >> (2 * i)) & 3) as i8 - 1;
         }
+        sink(r, &row);
     }
-    Ok(trits)
+    Ok(())
 }
 
 /// Encodes trits in the HF packed layout.
@@ -624,6 +643,20 @@ mod tests {
         assert_eq!(&b[64..], &[0x00, 0x3C]);
         let z = encode_tq(GgmlType::Tq2_0, &[0; QK_K], 1, QK_K, Scales::One(1.0)).unwrap();
         assert!(z[..64].iter().all(|&x| x == 0x55) && z[64..] == [0, 0]);
+    }
+
+    /// Block-wise trits and their d, resolved in order.
+    struct Decoded {
+        trits: Vec<i8>,
+        d: Vec<u16>,
+    }
+
+    fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Result<OwnedScales> {
+        let mut res = ScaleResolver::new(rows, cols);
+        for (i, (&h, blk)) in dec.d.iter().zip(dec.trits.chunks_exact_mut(QK_K)).enumerate() {
+            res.block(i, h, blk)?;
+        }
+        Ok(res.finish())
     }
 
     #[test]

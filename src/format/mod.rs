@@ -324,16 +324,46 @@ impl TernaryMatrix {
         scales: OwnedScales,
         format: Format,
     ) -> Result<Self> {
-        let layout = format.layout(rows, cols)?;
+        format.layout(rows, cols)?;
         check_len("trits", rows * cols, trits.len())?;
         scales.check(rows)?;
-        debug_assert!(trits.iter().all(|t| (-1..=1).contains(t)));
+        Self::pack_streamed(rows, cols, format, |sink| {
+            trits.chunks_exact(cols).enumerate().for_each(|(r, row)| sink(r, row));
+            Ok(scales)
+        })
+    }
+
+    /// Packs a matrix row by row, as a decoder produces it: `decode` calls its sink once for
+    /// each row, in order, with that row's trits (each -1, 0 or 1, `cols` of them), and then
+    /// returns the scales. An importer needs no whole-matrix trit buffer this way, only a
+    /// row's (which stays in cache). Nothing is returned when `decode` fails.
+    pub(crate) fn pack_streamed(
+        rows: usize,
+        cols: usize,
+        format: Format,
+        decode: impl FnOnce(&mut dyn FnMut(usize, &[i8])) -> Result<OwnedScales>,
+    ) -> Result<Self> {
+        let layout = format.layout(rows, cols)?;
         let mut data = AlignedBytes::zeroed(layout.packed_len)?;
+        let out = data.as_mut_slice();
         match format {
-            Format::I2S => i2s::pack(trits, &layout, data.as_mut_slice()),
-            Format::TL1 => tl1::pack(trits, &layout, data.as_mut_slice()),
-            Format::TL2 => tl2::pack(trits, &layout, data.as_mut_slice()),
+            Format::I2S => i2s::init(out),
+            Format::TL1 => tl1::init(out),
+            Format::TL2 => tl2::init(out),
         }
+        let mut rows_seen = 0;
+        let scales = decode(&mut |r, row| {
+            assert!(r == rows_seen && r < rows && row.len() == cols, "rows in order");
+            debug_assert!(row.iter().all(|t| (-1..=1).contains(t)));
+            rows_seen += 1;
+            match format {
+                Format::I2S => i2s::pack_row(row, r, &layout, out),
+                Format::TL1 => tl1::pack_row(row, r, &layout, out),
+                Format::TL2 => tl2::pack_row(row, r, &layout, out),
+            }
+        })?;
+        assert_eq!(rows_seen, rows, "every row packed");
+        scales.check(rows)?;
         Ok(Self {
             format,
             layout,
@@ -400,8 +430,7 @@ impl TernaryMatrix {
     /// tail holding the f32 scale) and repacks it into this crate's I2_S layout.
     /// bitnet.cpp requires `cols % 128 == 0`, and so does its blob.
     pub fn from_bitnet_i2s(blob: &[u8], rows: usize, cols: usize) -> Result<Self> {
-        let (trits, scale) = i2s::import_bitnet(blob, rows, cols)?;
-        Self::pack_decoded(&trits, rows, cols, OwnedScales::One(scale), Format::I2S)
+        Self::from_ggml(ggml::GGML_TYPE_I2_S, blob, rows, cols, Format::I2S)
     }
 
     /// Exports the matrix as a bitnet.cpp I2_S tensor blob; the exact inverse of
@@ -448,15 +477,14 @@ impl TernaryMatrix {
         format: Format,
     ) -> Result<Self> {
         let t = ggml::GgmlType::from_id(ggml_type.into())?;
+        // Shape and size before anything is allocated.
         format.layout(rows, cols)?;
-        let (trits, scales) = match t {
-            ggml::GgmlType::I2S => {
-                let (trits, scale) = i2s::import_bitnet(data, rows, cols)?;
-                (trits, OwnedScales::One(scale))
-            }
-            _ => ggml::decode_tq(t, data, rows, cols)?,
-        };
-        Self::pack_decoded(&trits, rows, cols, scales, format)
+        check_len("ggml tensor bytes", t.size(rows, cols)?, data.len())?;
+        // Decoded straight into the packed form, a row at a time.
+        Self::pack_streamed(rows, cols, format, |sink| match t {
+            ggml::GgmlType::I2S => i2s::import_bitnet_rows(data, rows, cols, sink).map(OwnedScales::One),
+            _ => ggml::decode_tq_rows(t, data, rows, cols, sink),
+        })
     }
 
     /// The byte size of a `rows x cols` ggml tensor of type `ggml_type` (see
@@ -501,8 +529,10 @@ impl TernaryMatrix {
             ggml::HfScale::Multiply => weight_scale,
             ggml::HfScale::Divide => 1.0 / weight_scale,
         };
-        let trits = ggml::decode_hf(packed, rows, cols)?;
-        Self::pack_decoded(&trits, rows, cols, OwnedScales::One(s), format)
+        check_len("packed bytes", ggml::hf_size(rows, cols)?, packed.len())?;
+        Self::pack_streamed(rows, cols, format, |sink| {
+            ggml::decode_hf_rows(packed, rows, cols, sink).map(|()| OwnedScales::One(s))
+        })
     }
 
     /// Exports the trits in the Hugging Face packed layout (the inverse of

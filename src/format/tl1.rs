@@ -80,29 +80,18 @@ pub(crate) fn digits(i: u8) -> [i8; 2] {
     [(i / 3) as i8 - 1, (i % 3) as i8 - 1]
 }
 
-/// Trit `c` of row `r`, or 0 outside the matrix.
-#[inline]
-pub(crate) fn trit_at(trits: &[i8], l: &Layout, r: usize, c: usize) -> i8 {
-    if r < l.rows && c < l.cols {
-        trits[r * l.cols + c]
-    } else {
-        0
-    }
+/// Fills `out` with zero weights (what padding holds), before [`pack_row`] writes the rows.
+pub(crate) fn init(out: &mut [u8]) {
+    out.fill(ZERO_INDEX | ZERO_INDEX << 4);
 }
 
-pub(crate) fn pack(trits: &[i8], l: &Layout, out: &mut [u8]) {
+/// Packs row `r`'s valid trits (`row.len() == l.cols`) into `out` (initialized by [`init`]).
+pub(crate) fn pack_row(row: &[i8], r: usize, l: &Layout, out: &mut [u8]) {
     let steps = l.cols_padded / K_BLOCK;
-    let zero = ZERO_INDEX | ZERO_INDEX << 4;
-    out.fill(zero);
-    for r in 0..l.rows {
-        for g in 0..l.cols.div_ceil(GROUP) {
-            let i = index(
-                trit_at(trits, l, r, GROUP * g),
-                trit_at(trits, l, r, GROUP * g + 1),
-            );
-            let (off, sh) = nibble_pos(r, g, steps, STEP_BYTES);
-            out[off] = (out[off] & !(0xF << sh)) | i << sh;
-        }
+    for (g, pair) in row.chunks(GROUP).enumerate() {
+        let i = index(pair[0], pair.get(1).copied().unwrap_or(0));
+        let (off, sh) = nibble_pos(r, g, steps, STEP_BYTES);
+        out[off] = (out[off] & !(0xF << sh)) | i << sh;
     }
 }
 

@@ -41,7 +41,7 @@
 //! its sign bit: byte `(r/64 · Kp/24 + g/8) · 320 + 256 + (r%64)/16 · 16 + (g%8)/4 · 8 + b/8`,
 //! bit `b%8`, with `b = 4·(r%16) + (g%8 % 4)`.
 
-use super::tl1::{nibble_pos, trit_at, ROW_TILE as TILE, STEP_GROUPS, SUB_ROWS};
+use super::tl1::{nibble_pos, ROW_TILE as TILE, STEP_GROUPS, SUB_ROWS};
 use super::Layout;
 use crate::error::{check_len, Error, Result};
 
@@ -95,21 +95,24 @@ pub(crate) fn digits(s: bool, u: u8) -> [i8; 3] {
     [(v / 9) as i8 - 1, (v / 3 % 3) as i8 - 1, (v % 3) as i8 - 1]
 }
 
-pub(crate) fn pack(trits: &[i8], l: &Layout, out: &mut [u8]) {
-    let steps = l.cols_padded / K_BLOCK;
+/// Fills `out` with zero weights (what padding holds), before [`pack_row`] writes the rows.
+pub(crate) fn init(out: &mut [u8]) {
     for step in out.chunks_exact_mut(STEP_BYTES) {
         step[..SIGNS_OFFSET].fill(ZERO_INDEX | ZERO_INDEX << 4);
         step[SIGNS_OFFSET..].fill(0);
     }
-    for r in 0..l.rows {
-        for g in 0..l.cols.div_ceil(GROUP) {
-            let t = |k| trit_at(trits, l, r, GROUP * g + k);
-            let (s, u) = encode(t(0), t(1), t(2));
-            let (off, sh) = nibble_pos(r, g, steps, STEP_BYTES);
-            out[off] = (out[off] & !(0xF << sh)) | u << sh;
-            let (off, bit) = sign_pos(r, g, steps);
-            out[off] |= (s as u8) << bit;
-        }
+}
+
+/// Packs row `r`'s valid trits (`row.len() == l.cols`) into `out` (initialized by [`init`]).
+pub(crate) fn pack_row(row: &[i8], r: usize, l: &Layout, out: &mut [u8]) {
+    let steps = l.cols_padded / K_BLOCK;
+    for (g, grp) in row.chunks(GROUP).enumerate() {
+        let t = |k: usize| grp.get(k).copied().unwrap_or(0);
+        let (s, u) = encode(t(0), t(1), t(2));
+        let (off, sh) = nibble_pos(r, g, steps, STEP_BYTES);
+        out[off] = (out[off] & !(0xF << sh)) | u << sh;
+        let (off, bit) = sign_pos(r, g, steps);
+        out[off] |= (s as u8) << bit;
     }
 }
 
