@@ -137,8 +137,9 @@ fn tq_and_hf_match_the_gguf_package() {
                     );
                 }
                 // Export: ggml's bytes exactly, from trits and the f32 row scales.
-                let m = TernaryMatrix::from_ternary_row_scales(&trits, rows, cols, beta, Format::I2S)
-                    .unwrap();
+                let m =
+                    TernaryMatrix::from_ternary_row_scales(&trits, rows, cols, beta, Format::I2S)
+                        .unwrap();
                 assert!(m.to_ggml(ty).unwrap() == bytes, "{ctx}: export differs");
                 rowscaled += 1;
             } else if c.ternary {

@@ -486,7 +486,11 @@ pub(crate) fn decode_tq_rows(
     let mut res = ScaleResolver::new(rows, cols);
     let mut row = vec![0i8; cols];
     for (r, src) in data.chunks_exact(bpr * bb).enumerate() {
-        for (b, (blk, out)) in src.chunks_exact(bb).zip(row.chunks_exact_mut(QK_K)).enumerate() {
+        for (b, (blk, out)) in src
+            .chunks_exact(bb)
+            .zip(row.chunks_exact_mut(QK_K))
+            .enumerate()
+        {
             let n = r * bpr + b;
             let d = match t {
                 GgmlType::Tq1_0 => decode_tq1_block(blk, out, n, bpr)?,
@@ -534,7 +538,9 @@ pub(crate) fn decode_hf_rows(
             .position(|&x| x & (x >> 1) & 0x55 != 0)
             .unwrap_or(0);
         let (p, k) = (n / cols, n % cols);
-        let i = (0..4).find(|i| (packed[n] >> (2 * i)) & 3 == 3).unwrap_or(0);
+        let i = (0..4)
+            .find(|i| (packed[n] >> (2 * i)) & 3 == 3)
+            .unwrap_or(0);
         return Err(Error::InvalidData(format!(
             "Hugging Face packed code 3 at packed row {p}, column {k}, bits {}..{} (row {})",
             2 * i + 1,
@@ -653,7 +659,12 @@ mod tests {
 
     fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Result<OwnedScales> {
         let mut res = ScaleResolver::new(rows, cols);
-        for (i, (&h, blk)) in dec.d.iter().zip(dec.trits.chunks_exact_mut(QK_K)).enumerate() {
+        for (i, (&h, blk)) in dec
+            .d
+            .iter()
+            .zip(dec.trits.chunks_exact_mut(QK_K))
+            .enumerate()
+        {
             res.block(i, h, blk)?;
         }
         Ok(res.finish())
@@ -685,7 +696,10 @@ mod tests {
         );
         // Rows agree within themselves but not across rows: per-row scales.
         let mut dec = mk(vec![d1, d1, d2, 0x8000 | d2]);
-        assert_eq!(per_row(resolve_scale(&mut dec, 2, 512).unwrap()), [0.5, 0.25]);
+        assert_eq!(
+            per_row(resolve_scale(&mut dec, 2, 512).unwrap()),
+            [0.5, 0.25]
+        );
         // Row 1 disagrees with itself, and all rows agreed until then.
         let mut dec = mk(vec![d1, d1, d1, d2]);
         let e = resolve_scale(&mut dec, 2, 512).unwrap_err();
@@ -702,7 +716,10 @@ mod tests {
         );
         // A row with only all-zero blocks gets 1.0.
         let mut dec = mk(vec![d1, d1, 0, 0, d2, d2]);
-        assert_eq!(per_row(resolve_scale(&mut dec, 3, 512).unwrap()), [0.5, 1.0, 0.25]);
+        assert_eq!(
+            per_row(resolve_scale(&mut dec, 3, 512).unwrap()),
+            [0.5, 1.0, 0.25]
+        );
         let mut dec = mk(vec![0x7C00, d1, d1, d1]);
         assert!(matches!(
             resolve_scale(&mut dec, 2, 512),

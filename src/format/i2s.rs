@@ -75,16 +75,14 @@ pub(crate) fn pack_row(row: &[i8], r: usize, l: &Layout, out: &mut [u8]) {
     {
         for (b, src) in row.chunks(K_BLOCK).enumerate() {
             let off = chunk_offset(r, b, l.cols_padded);
-            let dst: &mut [u8; CHUNK_BYTES] = (&mut out[off..off + CHUNK_BYTES]).try_into().unwrap();
+            let dst: &mut [u8; CHUNK_BYTES] =
+                (&mut out[off..off + CHUNK_BYTES]).try_into().unwrap();
             if let Ok(src) = <&[i8; K_BLOCK]>::try_from(src) {
                 let (s0, rest) = src.split_at(CHUNK_BYTES);
                 let (s1, rest) = rest.split_at(CHUNK_BYTES);
                 let (s2, s3) = rest.split_at(CHUNK_BYTES);
                 for j in 0..CHUNK_BYTES {
-                    dst[j] = code(s0[j])
-                        | code(s1[j]) << 2
-                        | code(s2[j]) << 4
-                        | code(s3[j]) << 6;
+                    dst[j] = code(s0[j]) | code(s1[j]) << 2 | code(s2[j]) << 4 | code(s3[j]) << 6;
                 }
             } else {
                 for (c, &t) in src.iter().enumerate() {

@@ -186,7 +186,9 @@ impl OwnedScales {
             OwnedScales::One(s) => check_scale(*s, 0),
             OwnedScales::PerRow(s) => {
                 check_len("row scales", rows, s.len())?;
-                s.iter().enumerate().try_for_each(|(i, &v)| check_scale(v, i))
+                s.iter()
+                    .enumerate()
+                    .try_for_each(|(i, &v)| check_scale(v, i))
             }
         }
     }
@@ -235,9 +237,10 @@ impl PartialEq for TernaryMatrix {
             && self.layout == other.layout
             && match (self.scales(), other.scales()) {
                 (Scales::One(a), Scales::One(b)) => a.to_bits() == b.to_bits(),
-                (Scales::PerRow(a), Scales::PerRow(b)) => {
-                    a.iter().map(|v| v.to_bits()).eq(b.iter().map(|v| v.to_bits()))
-                }
+                (Scales::PerRow(a), Scales::PerRow(b)) => a
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .eq(b.iter().map(|v| v.to_bits())),
                 _ => false,
             }
             && self.packed_bytes() == other.packed_bytes()
@@ -292,7 +295,13 @@ impl TernaryMatrix {
         scales: Vec<f32>,
         format: Format,
     ) -> Result<Self> {
-        Self::pack_trits(trits, rows, cols, OwnedScales::PerRow(scales.into()), format)
+        Self::pack_trits(
+            trits,
+            rows,
+            cols,
+            OwnedScales::PerRow(scales.into()),
+            format,
+        )
     }
 
     pub(crate) fn pack_trits(
@@ -328,7 +337,10 @@ impl TernaryMatrix {
         check_len("trits", rows * cols, trits.len())?;
         scales.check(rows)?;
         Self::pack_streamed(rows, cols, format, |sink| {
-            trits.chunks_exact(cols).enumerate().for_each(|(r, row)| sink(r, row));
+            trits
+                .chunks_exact(cols)
+                .enumerate()
+                .for_each(|(r, row)| sink(r, row));
             Ok(scales)
         })
     }
@@ -353,7 +365,10 @@ impl TernaryMatrix {
         }
         let mut rows_seen = 0;
         let scales = decode(&mut |r, row| {
-            assert!(r == rows_seen && r < rows && row.len() == cols, "rows in order");
+            assert!(
+                r == rows_seen && r < rows && row.len() == cols,
+                "rows in order"
+            );
             debug_assert!(row.iter().all(|t| (-1..=1).contains(t)));
             rows_seen += 1;
             match format {
@@ -482,7 +497,9 @@ impl TernaryMatrix {
         check_len("ggml tensor bytes", t.size(rows, cols)?, data.len())?;
         // Decoded straight into the packed form, a row at a time.
         Self::pack_streamed(rows, cols, format, |sink| match t {
-            ggml::GgmlType::I2S => i2s::import_bitnet_rows(data, rows, cols, sink).map(OwnedScales::One),
+            ggml::GgmlType::I2S => {
+                i2s::import_bitnet_rows(data, rows, cols, sink).map(OwnedScales::One)
+            }
             _ => ggml::decode_tq_rows(t, data, rows, cols, sink),
         })
     }
@@ -505,7 +522,13 @@ impl TernaryMatrix {
         let t = ggml::GgmlType::from_id(ggml_type.into())?;
         match t {
             ggml::GgmlType::I2S => self.to_bitnet_i2s(),
-            _ => ggml::encode_tq(t, &self.to_ternary(), self.rows(), self.cols(), self.scales()),
+            _ => ggml::encode_tq(
+                t,
+                &self.to_ternary(),
+                self.rows(),
+                self.cols(),
+                self.scales(),
+            ),
         }
     }
 

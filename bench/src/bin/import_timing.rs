@@ -32,7 +32,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(9);
     let formats: Vec<Format> = match std::env::var("FORMATS") {
-        Ok(list) => list.split(',').map(|f| f.parse().expect("a format name")).collect(),
+        Ok(list) => list
+            .split(',')
+            .map(|f| f.parse().expect("a format name"))
+            .collect(),
         Err(_) => Format::ALL.to_vec(),
     };
     let mut rng = Rng::new(7);
