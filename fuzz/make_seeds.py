@@ -49,3 +49,67 @@ quant = bytes([11, 2]) + u16(300) + x64 + bytes([1]) + u32(3) + bytes([0, 2, 2, 
 for fmt in range(3):
     write("capi", f"program_f{fmt}", create(fmt, 5, 300) + gemv_i8 + gemv_f32 + gemm + export + quant)
 write("capi", "program_two_matrices", create(0, 3, 256) + create(2, 70, 40) + bytes([10, 1, 4, 2]) + gemm + export)
+
+# container: mode (bit 0: the target writes the checksum), then a container file (FORMATS §9)
+# with its checksum field zero: I2_S matrices whose trits are all zero (code 1: 0x55 bytes).
+def container_file(entries):
+    n = len(entries)
+    names = b"".join(e[0] for e in entries)
+    header_len = 40 + 64 * n + len(names)
+    end = header_len
+    table, data, name_off = b"", b"", 40 + 64 * n
+    for name, fmt, rows, cols, scale, packed in entries:
+        start = (end + 63) // 64 * 64
+        data += bytes(start - end) + packed
+        table += (u32(fmt) + u32(0) + struct.pack("<QQQQQ", rows, cols, start, len(packed), name_off)
+                  + u32(len(name)) + f32(scale) + struct.pack("<Q", 0))
+        name_off += len(name)
+        end = start + len(packed)
+    head = b"BITNETKC" + u32(1) + u32(n) + struct.pack("<QQQ", header_len, end, 0)
+    return head + table + names + data
+
+i2s_zero = bytes([0x55]) * (4 * 256 // 4)
+write("container", "empty", bytes([1]) + container_file([]))
+write("container", "i2s_4x256", bytes([1]) + container_file([(b"q", 0, 4, 256, 0.5, i2s_zero)]))
+write("container", "two", bytes([1]) + container_file([(b"q", 0, 4, 256, 0.5, i2s_zero),
+                                                       (b"k", 0, 3, 200, 2.0, i2s_zero[:256*4//4])]))
+write("container", "no_checksum", bytes([0]) + container_file([(b"q", 0, 4, 256, 0.5, i2s_zero)]))
+
+# gguf: GGUF v3 files (docs/FORMATS.md §10): an I2_S 4x128 tensor (all-zero trits, code 1,
+# scale 1.0 in the tail), a TQ2_0 2x256 one, an F32 one, and one of type 39; alignment 32.
+def gguf_file(tensors, alignment=32):
+    def s(x):
+        return struct.pack("<Q", len(x)) + x
+    h = b"GGUF" + u32(3) + struct.pack("<QQ", len(tensors), 1)
+    h += s(b"general.architecture") + u32(8) + s(b"bitnet")
+    off, data = 0, b""
+    for name, dims, ty, blob in tensors:
+        h += s(name) + u32(len(dims)) + b"".join(struct.pack("<Q", d) for d in dims) + u32(ty)
+        h += struct.pack("<Q", off)
+        padded = blob + bytes(-len(blob) % alignment)
+        data += padded
+        off += len(padded)
+    h += bytes(-len(h) % alignment)
+    return h + data
+
+i2s = bytes([0x55]) * (4 * 128 // 4) + f32(1.0) + bytes(28)
+tq2 = (bytes([0x55]) * 64 + u16(0x3800)) * 2
+write("gguf", "i2s", gguf_file([(b"blk.0.attn_q.weight", [128, 4], 36, i2s)]))
+write("gguf", "mixed", gguf_file([(b"a", [128, 4], 36, i2s), (b"b", [256, 2], 35, tq2),
+                                  (b"c", [4, 2], 0, bytes(32)), (b"d", [256, 2], 39, tq2)]))
+
+# safetensors: rule byte (bit 0: divide), then a safetensors file: an 8-byte header length, a
+# JSON header, the data. One packed 8x16 tensor (all codes 1: zero trits) with an f32 scale.
+import json
+def safetensors_file(tensors):
+    header, data = {}, b""
+    for name, dtype, shape, blob in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+st = safetensors_file([("w.weight", "U8", [2, 16], bytes([0x55]) * 32), ("w.weight_scale", "F32", [1], f32(0.5))])
+write("safetensors", "one", bytes([0]) + st)
+write("safetensors", "divide", bytes([1]) + st)

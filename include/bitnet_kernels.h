@@ -87,6 +87,14 @@ typedef enum BitnetStatus {
      * multiple of 4).
      */
     BITNET_STATUS_MISALIGNED_POINTER = 11,
+    /**
+     * Reading or writing a file failed (`bitnet_last_error()` has the system's message).
+     */
+    BITNET_STATUS_IO = 12,
+    /**
+     * No item has the name asked for (e.g. a matrix name in a container).
+     */
+    BITNET_STATUS_NOT_FOUND = 13,
 } BitnetStatus;
 
 /**
@@ -127,6 +135,13 @@ typedef enum BitnetGgmlType {
      */
     BITNET_GGML_TYPE_I2S = 36,
 } BitnetGgmlType;
+
+/**
+ * A loaded container file: opaque and immutable. Its matrices borrow its bytes (the
+ * mapping); a matrix taken out with `bitnet_container_get` keeps those bytes alive on its
+ * own, so the container may be freed before its matrices.
+ */
+typedef struct BitnetContainer BitnetContainer;
 
 /**
  * One attention layer's KV cache: opaque. Reading calls (`attend`, `scores`,
@@ -661,6 +676,70 @@ size_t bitnet_kv_bytes(const struct BitnetKvCache *c);
  * Safety: `c` is NULL or a live cache that no other call is using.
  */
 void bitnet_kv_free(struct BitnetKvCache *c);
+
+/**
+ * Saves `count` matrices under the names `names[i]` (UTF-8, unique) as one container file
+ * at `path` (created or replaced). `count` may be 0 (then `matrices` and `names` may be
+ * NULL). A failure to write is `BITNET_STATUS_IO`.
+ *
+ * Safety: `path` is a NUL-terminated string; `matrices` and `names` point to `count` live
+ * matrices and NUL-terminated strings.
+ */
+int bitnet_container_save(const char *path,
+                          const struct BitnetMatrix *const *matrices,
+                          const char *const *names,
+                          size_t count);
+
+/**
+ * Opens the container file at `path` and validates it whole (checksum, header, every
+ * matrix). In builds with the `mmap` feature the file is memory-mapped and the matrices
+ * point into the mapping (no copy); the file must not be changed while it is open.
+ * On success `*out` receives a container to free with `bitnet_container_free`.
+ *
+ * Safety: `path` is a NUL-terminated string.
+ */
+int bitnet_container_open(const char *path, struct BitnetContainer **out);
+
+/**
+ * Loads a container from `size` bytes at `data` (a file read into memory, any alignment).
+ * The bytes are copied once into an aligned buffer, so `data` may be freed afterwards.
+ *
+ * Safety: `data` points to `size` bytes.
+ */
+int bitnet_container_from_memory(const void *data, size_t size, struct BitnetContainer **out);
+
+/**
+ * How many matrices the container holds; 0 if `c` is NULL.
+ *
+ * Safety: `c` is NULL or a live container.
+ */
+size_t bitnet_container_len(const struct BitnetContainer *c);
+
+/**
+ * The name of matrix `i` (file order), valid until the container is freed; NULL if `c` is
+ * NULL or `i >= bitnet_container_len(c)`.
+ *
+ * Safety: `c` is NULL or a live container.
+ */
+const char *bitnet_container_name(const struct BitnetContainer *c, size_t i);
+
+/**
+ * Takes out the matrix named `name`: on success `*out` receives a new matrix handle (free
+ * it with `bitnet_matrix_free`) that borrows the container's bytes without copying them and
+ * keeps them alive, also after `bitnet_container_free`. No such name: `BITNET_STATUS_NOT_FOUND`.
+ *
+ * Safety: `c` is a live container, `name` a NUL-terminated string.
+ */
+int bitnet_container_get(const struct BitnetContainer *c,
+                         const char *name,
+                         struct BitnetMatrix **out);
+
+/**
+ * Frees a container. NULL is a no-op. Matrices taken out of it stay valid.
+ *
+ * Safety: `c` is NULL or a live container that no other call is using.
+ */
+void bitnet_container_free(struct BitnetContainer *c);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -42,6 +42,8 @@ pub enum Error {
     Unsupported(String),
     /// Memory could not be allocated.
     Alloc,
+    /// Reading or writing a file failed (the operating system's message).
+    Io(String),
     /// A bug: a panic caught at the C boundary, or an invariant that did not hold.
     Internal(String),
 }
@@ -69,6 +71,7 @@ impl fmt::Display for Error {
             Error::KernelUnavailable(s) => write!(f, "kernel unavailable: {s}"),
             Error::Unsupported(s) => write!(f, "unsupported: {s}"),
             Error::Alloc => write!(f, "memory allocation failed"),
+            Error::Io(s) => write!(f, "I/O error: {s}"),
             Error::Internal(s) => write!(f, "internal error: {s}"),
         }
     }

@@ -34,8 +34,13 @@
 #![warn(missing_docs)]
 
 pub mod capi;
+pub mod container;
 pub mod error;
 pub mod format;
+#[cfg(feature = "gguf")]
+pub mod gguf;
+#[cfg(feature = "safetensors")]
+pub mod hf;
 pub mod kernels;
 pub mod kv;
 pub mod matmul;

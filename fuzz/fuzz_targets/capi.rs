@@ -8,6 +8,8 @@
 //!   handles are still NULL;
 //! - on success the inputs were valid (no NULL, a real format, finite values, matching
 //!   lengths) and the results equal the Rust API's on the same trits, bit for bit;
+//! - containers (`bitnet_container_from_memory` of a file of the live handles, a few bytes
+//!   mutated) load only when valid and give back the same trits and scales by name;
 //! - handles are freed at the end, so LeakSanitizer (on in `cargo fuzz`'s ASan build) sees
 //!   any leak.
 //!
@@ -99,7 +101,7 @@ impl<T: Copy + PartialEq + std::fmt::Debug> Buf<T> {
 /// The status as an int, checked to be a known code and not INTERNAL.
 fn check(st: BitnetStatus, what: &str) -> bool {
     let code = st as i32;
-    assert!((0..=11).contains(&code), "{what}: unknown status {code}");
+    assert!((0..=13).contains(&code), "{what}: unknown status {code}");
     assert_ne!(
         st,
         BitnetStatus::Internal,
@@ -264,7 +266,7 @@ fn handle(b: &mut Bytes, handles: &[*mut BitnetMatrix]) -> *mut BitnetMatrix {
 }
 
 unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
-    let op = b.u8() % 13;
+    let op = b.u8() % 14;
     match op {
         // Constructors.
         0..=3 => {
@@ -616,6 +618,78 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             } else {
                 assert!(out.untouched());
             }
+        }
+        // A container of the live handles, saved by the Rust API, a few bytes mutated, loaded
+        // through bitnet_container_from_memory; its matrices taken out by name.
+        11 => {
+            let infos: Vec<Info> = handles.iter().map(|&h| info(h)).collect();
+            let ms: Vec<TernaryMatrix> = infos
+                .iter()
+                .map(|i| {
+                    let m =
+                        TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scales[0], Format::I2S)
+                            .unwrap();
+                    if i.per_row {
+                        m.with_row_scales(i.scales.clone()).unwrap()
+                    } else {
+                        m
+                    }
+                })
+                .collect();
+            let names: Vec<String> = (0..ms.len()).map(|i| format!("m{i}")).collect();
+            let mut file = Vec::new();
+            bitnet_kernels::container::save(&mut file, names.iter().map(|n| n.as_str()).zip(&ms))
+                .unwrap();
+            let mut mutated = false;
+            for _ in 0..b.u8() % 3 {
+                let (pos, v) = (b.u32() as usize, b.u8());
+                let n = file.len();
+                file[pos % n] ^= v;
+                mutated |= v != 0;
+            }
+            let (pd, po) = (Ptr::pick(b), Ptr::pick(b));
+            let mut data = Buf::from(file.clone(), 0u8);
+            let mut out = Buf::new(1, null_mut::<BitnetContainer>());
+            let st = bitnet_container_from_memory(data.ptr(pd).cast(), file.len(), out.ptr(po));
+            assert!(
+                (0..=13).contains(&st),
+                "container_from_memory: unknown status {st}"
+            );
+            // SAFETY: BitnetStatus is a repr(C) enum with every value 0..=13.
+            let st = std::mem::transmute::<i32, BitnetStatus>(st);
+            if !check(st, "container_from_memory") {
+                assert!(out.untouched());
+                assert!(mutated || pd != Ptr::Valid || po != Ptr::Valid);
+                return;
+            }
+            // `data` may have any alignment (a misaligned pointer reads shifted bytes, which
+            // must then still make a valid file).
+            assert!(pd != Ptr::Null && po == Ptr::Valid);
+            let exact = !mutated && pd == Ptr::Valid;
+            let c = out.data()[0];
+            if !exact {
+                bitnet_container_free(c);
+                return;
+            }
+            assert_eq!(bitnet_container_len(c), ms.len());
+            for (i, want) in infos.iter().enumerate() {
+                let name = bitnet_container_name(c, i);
+                assert!(!name.is_null());
+                let mut h = Buf::new(1, null_mut::<BitnetMatrix>());
+                let st = bitnet_container_get(c, name, h.ptr(Ptr::Valid));
+                assert_eq!(st, BitnetStatus::Ok as i32);
+                let got = info(h.data()[0]);
+                assert_eq!(got.trits, want.trits);
+                assert_eq!(got.per_row, want.per_row);
+                assert_eq!(bits(&got.scales), bits(&want.scales));
+                bitnet_matrix_free(h.data()[0]);
+            }
+            assert!(bitnet_container_name(c, ms.len()).is_null());
+            let mut h = Buf::new(1, null_mut::<BitnetMatrix>());
+            let st = bitnet_container_get(c, c"none".as_ptr(), h.ptr(Ptr::Valid));
+            assert_eq!(st, BitnetStatus::NotFound as i32);
+            assert!(h.untouched());
+            bitnet_container_free(c);
         }
         // Per-row scales: a new handle with fuzzer-chosen scales, read back.
         12 => {

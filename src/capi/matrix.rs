@@ -23,7 +23,7 @@ pub struct BitnetMatrix {
 ///
 /// # Safety
 /// `out` passed [`check_ptr`] and is writable.
-unsafe fn put_matrix(out: *mut *mut BitnetMatrix, m: TernaryMatrix) {
+pub(super) unsafe fn put_matrix(out: *mut *mut BitnetMatrix, m: TernaryMatrix) {
     let h = Box::into_raw(Box::new(BitnetMatrix { inner: m }));
     // SAFETY: see the function's contract.
     unsafe { out.write(h) };

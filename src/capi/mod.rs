@@ -5,7 +5,8 @@
 //!   (panic catching, pointer and length checks, writing results out), library information;
 //! - `matrix.rs`: matrix handles: building, converting, freeing, reading, copying out;
 //! - `products.rs`: GEMV / GEMM (int8 and f32, whole or a row range) and the quantizer;
-//! - `kv.rs`: the 3-bit KV cache and decode attention (these return the status as `int`).
+//! - `kv.rs`: the 3-bit KV cache and decode attention (these return the status as `int`);
+//! - `container.rs`: container files of named matrices: save, open (mapped), list, take out.
 //!
 //! Rules every export follows, each visible in its own body:
 //! - it runs under `status::boundary`: a panic becomes `BITNET_STATUS_INTERNAL`, never an
@@ -39,6 +40,9 @@ mod products;
 
 mod kv;
 
+mod container;
+
+pub use container::*;
 pub use kv::*;
 pub use matrix::*;
 pub use products::*;

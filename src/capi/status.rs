@@ -50,11 +50,15 @@ pub enum BitnetStatus {
     /// A pointer is not aligned for its type (e.g. a `float *` whose address is not a
     /// multiple of 4).
     MisalignedPointer = 11,
+    /// Reading or writing a file failed (`bitnet_last_error()` has the system's message).
+    Io = 12,
+    /// No item has the name asked for (e.g. a matrix name in a container).
+    NotFound = 13,
 }
 
 impl BitnetStatus {
     /// Every status, in code order.
-    pub(crate) const ALL: [BitnetStatus; 12] = [
+    pub(crate) const ALL: [BitnetStatus; 14] = [
         BitnetStatus::Ok,
         BitnetStatus::NullPointer,
         BitnetStatus::InvalidShape,
@@ -67,6 +71,8 @@ impl BitnetStatus {
         BitnetStatus::Alloc,
         BitnetStatus::Internal,
         BitnetStatus::MisalignedPointer,
+        BitnetStatus::Io,
+        BitnetStatus::NotFound,
     ];
 
     /// The kind of failure, short, so that `"<message>: <detail>"` reads as one line and
@@ -85,6 +91,8 @@ impl BitnetStatus {
             BitnetStatus::Alloc => c"out of memory",
             BitnetStatus::Internal => c"internal error (a bug in bitnet-kernels; please report it)",
             BitnetStatus::MisalignedPointer => c"misaligned pointer",
+            BitnetStatus::Io => c"I/O error",
+            BitnetStatus::NotFound => c"not found",
         }
     }
 }
@@ -140,6 +148,7 @@ pub fn status_of(e: &Error) -> BitnetStatus {
         Error::Unsupported(_) => BitnetStatus::Unsupported,
         Error::Alloc => BitnetStatus::Alloc,
         Error::Internal(_) => BitnetStatus::Internal,
+        Error::Io(_) => BitnetStatus::Io,
     }
 }
 
@@ -151,6 +160,7 @@ pub(crate) fn detail_of(e: &Error) -> String {
         | Error::InvalidData(s)
         | Error::KernelUnavailable(s)
         | Error::Unsupported(s)
+        | Error::Io(s)
         | Error::Internal(s) => s.clone(),
         Error::LengthMismatch {
             what,

@@ -46,29 +46,33 @@ fn every_error_has_its_own_status() {
         Error::Unsupported(String::new()),
         Error::Alloc,
         Error::Internal(String::new()),
+        Error::Io(String::new()),
     ];
     let mut seen: Vec<_> = errors.iter().map(|e| status_of(e) as c_int).collect();
     seen.push(BitnetStatus::Ok as c_int);
     seen.push(BitnetStatus::NullPointer as c_int);
     seen.push(BitnetStatus::MisalignedPointer as c_int);
+    seen.push(BitnetStatus::NotFound as c_int);
     seen.sort();
     let all: Vec<_> = BitnetStatus::ALL.iter().map(|s| *s as c_int).collect();
-    assert_eq!(seen, all, "each status exactly once, codes 0..=11 in order");
+    assert_eq!(seen, all, "each status exactly once, codes 0..=13 in order");
     // The codes are an ABI: appended, never renumbered.
-    assert_eq!(all, (0..12).collect::<Vec<_>>());
+    assert_eq!(all, (0..14).collect::<Vec<_>>());
     assert_eq!(BitnetStatus::Internal as c_int, 10);
     assert_eq!(BitnetStatus::MisalignedPointer as c_int, 11);
+    assert_eq!(BitnetStatus::Io as c_int, 12);
+    assert_eq!(BitnetStatus::NotFound as c_int, 13);
 }
 
 #[test]
 fn messages_are_distinct_and_cover_unknown_codes() {
-    let mut all: Vec<_> = (-1..13).map(message).collect();
+    let mut all: Vec<_> = (-1..15).map(message).collect();
     assert_eq!(all[0], "unknown status code");
-    assert_eq!(all[13], "unknown status code");
+    assert_eq!(all[15], "unknown status code");
     assert_eq!(message(c_int::MIN), "unknown status code");
     all.sort();
     all.dedup();
-    assert_eq!(all.len(), 13, "12 distinct messages + the unknown one");
+    assert_eq!(all.len(), 15, "14 distinct messages + the unknown one");
 }
 
 /// The message is the kind, the detail the specifics: joined, no word of the message is

@@ -37,3 +37,9 @@ impl AlignedBytes {
         &mut bytemuck::cast_slice_mut(&mut self.lines)[..self.len]
     }
 }
+
+impl AsRef<[u8]> for AlignedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}

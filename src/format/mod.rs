@@ -15,9 +15,55 @@ use std::sync::Arc;
 use crate::error::{check_len, Error, Result};
 use aligned::AlignedBytes;
 
+/// An immutable byte buffer that matrices may share and borrow their packed bytes from
+/// ([`TernaryMatrix::from_shared`]): a `Vec<u8>`, a `Box<[u8]>`, a memory map
+/// (`memmap2::Mmap`), ... The buffer is kept alive by every matrix that borrows from it.
+pub type SharedBuffer = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Where a matrix's packed bytes live: its own 64-byte aligned allocation, or a range of a
+/// shared buffer (a memory-mapped file), validated once when the matrix was built.
+#[derive(Clone)]
+enum Packed {
+    Owned(AlignedBytes),
+    Shared(SharedRange),
+}
+
+/// A 64-byte aligned range of a [`SharedBuffer`]. The slice is taken from `as_ref()` once, at
+/// construction, and remembered: the range is checked (alignment, length, contents) then, and
+/// a buffer whose `as_ref()` later returned another slice could otherwise hand the kernels
+/// unchecked or misaligned bytes. The remembered slice stays valid because `buf` owns what it
+/// points into and is immutable (shared through the `Arc`) for as long as this range lives.
+#[derive(Clone)]
+struct SharedRange {
+    /// Never read: held so that what `ptr` points into lives as long as this range.
+    _buf: SharedBuffer,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: `ptr` points into `buf`, which is `Send + Sync` and immutable; the range only reads.
+unsafe impl Send for SharedRange {}
+// SAFETY: as above.
+unsafe impl Sync for SharedRange {}
+
+impl Packed {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Packed::Owned(a) => a.as_slice(),
+            // SAFETY: `ptr..ptr + len` was a slice of `buf.as_ref()` at construction, and
+            // `buf` (held here) keeps it alive and unchanged; see `SharedRange`.
+            Packed::Shared(s) => unsafe { std::slice::from_raw_parts(s.ptr, s.len) },
+        }
+    }
+}
+
 /// The largest number of columns (input features) a matrix may have: `cols < 2^24`
 /// keeps every exact int32 accumulator in range (`|acc| <= 128 * cols`).
 pub const MAX_COLS: usize = (1 << 24) - 1;
+
+/// The alignment of packed bytes in memory: the x86 kernels load packed weights with aligned
+/// 32- and 64-byte loads.
+pub const PACKED_ALIGN: usize = 64;
 
 /// How the trits of a matrix are stored.
 ///
@@ -209,7 +255,7 @@ pub struct TernaryMatrix {
     format: Format,
     layout: Layout,
     scales: OwnedScales,
-    data: AlignedBytes,
+    data: Packed,
 }
 
 /// Two matrices are equal when they have the same format, shape, scales (the same kind, and
@@ -383,7 +429,7 @@ impl TernaryMatrix {
             format,
             layout,
             scales,
-            data,
+            data: Packed::Owned(data),
         })
     }
 
@@ -396,6 +442,87 @@ impl TernaryMatrix {
         scale: f32,
         format: Format,
     ) -> Result<Self> {
+        let layout = Self::check_packed(bytes, rows, cols, scale, format)?;
+        let mut data = AlignedBytes::zeroed(layout.packed_len)?;
+        data.as_mut_slice().copy_from_slice(bytes);
+        Ok(Self {
+            format,
+            layout,
+            scales: OwnedScales::One(scale),
+            data: Packed::Owned(data),
+        })
+    }
+
+    /// Borrows packed bytes (the layout of [`TernaryMatrix::from_packed`]) from a shared,
+    /// immutable buffer without copying them: the matrix holds `buf` alive and reads
+    /// `buf[offset..offset + packed_len]`. The range is validated once, here, exactly as
+    /// `from_packed` validates; its start must be 64-byte aligned in memory (the kernels use
+    /// aligned loads of packed weights), otherwise this is [`Error::InvalidData`].
+    ///
+    /// ```
+    /// use bitnet_kernels::{format::SharedBuffer, Format, TernaryMatrix};
+    /// let m = TernaryMatrix::from_ternary(&[1, 0, -1, 1], 2, 2, 0.5, Format::I2S)?;
+    /// // Any buffer whose range is 64-byte aligned: a memory map in practice; here a copy.
+    /// let buf: SharedBuffer = bitnet_kernels::format::shared_copy(m.packed_bytes())?;
+    /// let b = TernaryMatrix::from_shared(buf, 0, 2, 2, 0.5, Format::I2S)?;
+    /// assert_eq!(b, m);
+    /// assert!(b.is_shared() && !m.is_shared());
+    /// # Ok::<(), bitnet_kernels::Error>(())
+    /// ```
+    pub fn from_shared(
+        buf: SharedBuffer,
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+        format: Format,
+    ) -> Result<Self> {
+        let layout = format.layout(rows, cols)?;
+        let all = (*buf).as_ref();
+        let bytes = offset
+            .checked_add(layout.packed_len)
+            .and_then(|end| all.get(offset..end))
+            .ok_or_else(|| {
+                Error::InvalidData(format!(
+                    "packed bytes {offset}..+{} lie outside the {}-byte buffer",
+                    layout.packed_len,
+                    all.len()
+                ))
+            })?;
+        if !(bytes.as_ptr() as usize).is_multiple_of(PACKED_ALIGN) {
+            return Err(Error::InvalidData(format!(
+                "shared packed bytes must start at a {PACKED_ALIGN}-byte aligned address \
+                 (the kernels use aligned loads); buffer offset {offset} is not"
+            )));
+        }
+        Self::check_packed(bytes, rows, cols, scale, format)?;
+        let (ptr, len) = (bytes.as_ptr(), bytes.len());
+        Ok(Self {
+            format,
+            layout,
+            scales: OwnedScales::One(scale),
+            data: Packed::Shared(SharedRange {
+                _buf: buf,
+                ptr,
+                len,
+            }),
+        })
+    }
+
+    /// Whether the packed bytes are borrowed from a shared buffer
+    /// ([`TernaryMatrix::from_shared`]) rather than owned.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.data, Packed::Shared(_))
+    }
+
+    /// The checks of [`TernaryMatrix::from_packed`]: shape, length, scale, contents.
+    fn check_packed(
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+        scale: f32,
+        format: Format,
+    ) -> Result<Layout> {
         let layout = format.layout(rows, cols)?;
         check_len("packed bytes", layout.packed_len, bytes.len())?;
         check_scale(scale, 0)?;
@@ -404,14 +531,7 @@ impl TernaryMatrix {
             Format::TL1 => tl1::validate(bytes, &layout)?,
             Format::TL2 => tl2::validate(bytes, &layout)?,
         }
-        let mut data = AlignedBytes::zeroed(layout.packed_len)?;
-        data.as_mut_slice().copy_from_slice(bytes);
-        Ok(Self {
-            format,
-            layout,
-            scales: OwnedScales::One(scale),
-            data,
-        })
+        Ok(layout)
     }
 
     /// The same matrix with one scale per output row (`scales.len() == rows`, each finite
@@ -627,6 +747,14 @@ impl TernaryMatrix {
     }
 }
 
+/// Copies `bytes` into a new 64-byte aligned [`SharedBuffer`] (for bytes read into memory
+/// rather than mapped: a file read with `std::fs::read`, a buffer from C).
+pub fn shared_copy(bytes: &[u8]) -> Result<SharedBuffer> {
+    let mut a = AlignedBytes::zeroed(bytes.len())?;
+    a.as_mut_slice().copy_from_slice(bytes);
+    Ok(Arc::new(a))
+}
+
 /// A weight scale must be finite and positive: a weight's value is `trit * scale`, and a
 /// zero or negative scale is never what a ternarizer produces (absmean is floored at 1e-5).
 /// `index` is the row of a per-row scale (0 for the one scale).
@@ -734,5 +862,48 @@ mod tests {
             TernaryMatrix::from_ternary(&[0, 1], 1, 3, 1.0, Format::I2S),
             Err(Error::LengthMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn shared_matrices_borrow_validated_aligned_bytes() {
+        let t: Vec<i8> = (0..5 * 40).map(|i| (i % 3) as i8 - 1).collect();
+        for f in Format::ALL {
+            let m = TernaryMatrix::from_ternary(&t, 5, 40, 0.25, f).unwrap();
+            let n = m.packed_bytes().len();
+            // Two copies back to back after 64 bytes of other data, 64-aligned each.
+            let mut bytes = vec![7u8; 64];
+            bytes.extend_from_slice(m.packed_bytes());
+            bytes.resize(64 + n.div_ceil(64) * 64, 0);
+            bytes.extend_from_slice(m.packed_bytes());
+            let buf = shared_copy(&bytes).unwrap();
+            let base = (*buf).as_ref().as_ptr();
+            let second = 64 + n.div_ceil(64) * 64;
+            for off in [64, second] {
+                let s = TernaryMatrix::from_shared(buf.clone(), off, 5, 40, 0.25, f).unwrap();
+                assert_eq!(s, m);
+                assert!(s.is_shared());
+                // No copy: the matrix's bytes are the buffer's.
+                assert_eq!(s.packed_bytes().as_ptr(), base.wrapping_add(off));
+                assert_eq!(s.clone().packed_bytes().as_ptr(), base.wrapping_add(off));
+            }
+            // Misaligned, out of range, overflowing, wrong scale, bad contents: errors.
+            for off in [1, 63, bytes.len() - n + 1, usize::MAX] {
+                assert!(
+                    matches!(
+                        TernaryMatrix::from_shared(buf.clone(), off, 5, 40, 0.25, f),
+                        Err(Error::InvalidData(_))
+                    ),
+                    "{f} offset {off}"
+                );
+            }
+            assert!(TernaryMatrix::from_shared(buf.clone(), 64, 5, 40, 0.0, f).is_err());
+            let mut bad = bytes.clone();
+            bad[64..64 + n].fill(0xFF);
+            let bad = shared_copy(&bad).unwrap();
+            assert!(
+                TernaryMatrix::from_shared(bad, 64, 5, 40, 0.25, f).is_err(),
+                "{f}"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@
  * `bad_calls kernel-unavailable` is run with BITNET_KERNEL naming a kernel that does not
  * exist: every product must then fail with BITNET_STATUS_KERNEL_UNAVAILABLE.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "bitnet_kernels.h"
 
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ROWS 5
 #define COLS 300
@@ -450,11 +452,12 @@ static void make_fixtures(void) {
 static void check_messages(void) {
     const char *unknown = bitnet_status_message(-1);
     CHECK(unknown != NULL && strcmp(unknown, "unknown status code") == 0);
-    CHECK(strcmp(bitnet_status_message(12), unknown) == 0);
+    CHECK(strcmp(bitnet_status_message(14), unknown) == 0);
     CHECK(strcmp(bitnet_status_message(INT_MAX), unknown) == 0);
     CHECK(strcmp(bitnet_status_message(INT_MIN), unknown) == 0);
     CHECK(BITNET_STATUS_INTERNAL == 10 && BITNET_STATUS_MISALIGNED_POINTER == 11); /* an ABI */
-    for (int a = BITNET_STATUS_OK; a <= BITNET_STATUS_MISALIGNED_POINTER; a++) {
+    CHECK(BITNET_STATUS_IO == 12 && BITNET_STATUS_NOT_FOUND == 13);
+    for (int a = BITNET_STATUS_OK; a <= BITNET_STATUS_NOT_FOUND; a++) {
         const char *ma = bitnet_status_message(a);
         CHECK(ma != NULL && strlen(ma) > 5 && strcmp(ma, unknown) != 0);
         for (int b = BITNET_STATUS_OK; b < a; b++) CHECK(strcmp(ma, bitnet_status_message(b)) != 0);
@@ -592,6 +595,47 @@ static void check_kv_bad_calls(void) {
     bitnet_kv_free(NULL);
 }
 
+/* The container's failures: NULLs, missing files, corrupt and truncated bytes, unknown
+ * names; no handle comes out of a failed call. */
+static void check_container_bad_calls(void) {
+    BitnetContainer *c = NULL;
+    const BitnetMatrix *ms[2] = {m, m128};
+    const char *names[2] = {"a", "a"};
+    const char *one[1] = {NULL};
+    CHECK(bitnet_container_save(NULL, ms, names, 1) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_container_save("/tmp/x.bnk", NULL, names, 1) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_container_save("/tmp/x.bnk", ms, one, 1) == BITNET_STATUS_NULL_POINTER);
+    CHECK(strstr(bitnet_last_error(), "names[0]") != NULL);
+    CHECK(bitnet_container_save("/tmp/x.bnk", ms, names, 2) == BITNET_STATUS_INVALID_DATA);
+    CHECK(strstr(bitnet_last_error(), "twice") != NULL);
+    CHECK(bitnet_container_save("/nonexistent-dir/x.bnk", ms, names, 1) == BITNET_STATUS_IO);
+    CHECK(bitnet_container_open(NULL, &c) == BITNET_STATUS_NULL_POINTER && c == NULL);
+    CHECK(bitnet_container_open("/tmp/x.bnk", NULL) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_container_open("/nonexistent-dir/x.bnk", &c) == BITNET_STATUS_IO && c == NULL);
+    static const unsigned char junk[64] = "BITNETKC\001"; /* version 1, lengths 0 */
+    CHECK(bitnet_container_from_memory(junk, sizeof junk, &c) == BITNET_STATUS_INVALID_DATA);
+    CHECK(bitnet_container_from_memory(junk, 3, &c) == BITNET_STATUS_INVALID_DATA && c == NULL);
+    CHECK(bitnet_container_from_memory(NULL, 3, &c) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_container_len(NULL) == 0);
+    CHECK(bitnet_container_name(NULL, 0) == NULL);
+    out_m = SENTINEL_M;
+    CHECK(bitnet_container_get(NULL, "a", &out_m) == BITNET_STATUS_NULL_POINTER);
+    /* A valid empty container: every name is missing. */
+    char path[] = "/tmp/bitnet_bad_calls_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK(bitnet_container_save(path, NULL, NULL, 0) == BITNET_STATUS_OK);
+    CHECK(bitnet_container_open(path, &c) == BITNET_STATUS_OK && bitnet_container_len(c) == 0);
+    CHECK(bitnet_container_get(c, "a", &out_m) == BITNET_STATUS_NOT_FOUND && out_m == SENTINEL_M);
+    CHECK(bitnet_container_get(c, NULL, &out_m) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_container_get(c, "a", NULL) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_container_name(c, 0) == NULL);
+    bitnet_container_free(c);
+    remove(path);
+    remove("/tmp/x.bnk");
+}
+
 int main(int argc, char **argv) {
     make_fixtures();
     size_t rows = 0;
@@ -610,6 +654,7 @@ int main(int argc, char **argv) {
         check_details();
         check_ggml();
         check_kv_bad_calls();
+        check_container_bad_calls();
         /* A failure's detail names the problem, and survives a later successful call. */
         CHECK(bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS) == BITNET_STATUS_LENGTH_MISMATCH);
         CHECK(strstr(bitnet_last_error(), "299") != NULL);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if !defined(BITNET_KERNELS_VERSION_MAJOR) || !defined(BITNET_KERNELS_VERSION_MINOR) || \
     !defined(BITNET_KERNELS_VERSION_PATCH)
@@ -619,6 +620,73 @@ static void check_kv(void) {
     bitnet_kv_free(NULL);
 }
 
+/* The container: two matrices saved to a file, opened back, taken out without a copy (the
+ * packed bytes and the products are the originals'), a matrix outliving its container; the
+ * same file loaded from memory at an odd address. */
+static void check_container(void) {
+    enum { R = 9, C = 300 };
+    static int8_t t[R * C];
+    static int8_t x[C];
+    for (size_t i = 0; i < R * C; i++) t[i] = (int8_t)((int)(next_u32() % 3) - 1);
+    for (size_t i = 0; i < C; i++) x[i] = next_i8();
+    BitnetMatrix *a = NULL, *b = NULL;
+    OK(bitnet_matrix_from_ternary(t, R, C, 0.75f, BITNET_FORMAT_I2S, &a));
+    OK(bitnet_matrix_from_ternary(t, R, C, 0.5f, BITNET_FORMAT_TL2, &b));
+    char path[] = "/tmp/bitnet_happy_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    const BitnetMatrix *ms[2] = {a, b};
+    const char *names[2] = {"blk.0.attn_q", "blk.0.attn_k"};
+    OK(bitnet_container_save(path, ms, names, 2));
+
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    fseek(f, 0, SEEK_END);
+    size_t size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *file = (unsigned char *)xmalloc(size + 1);
+    CHECK(fread(file + 1, 1, size, f) == size);
+    fclose(f);
+
+    for (int from_memory = 0; from_memory < 2; from_memory++) {
+        BitnetContainer *c = NULL;
+        if (from_memory)
+            OK(bitnet_container_from_memory(file + 1, size, &c));
+        else
+            OK(bitnet_container_open(path, &c));
+        CHECK(bitnet_container_len(c) == 2);
+        CHECK(strcmp(bitnet_container_name(c, 0), names[0]) == 0);
+        CHECK(strcmp(bitnet_container_name(c, 1), names[1]) == 0);
+        CHECK(bitnet_container_name(c, 2) == NULL);
+        BitnetMatrix *got[2] = {NULL, NULL};
+        for (int i = 0; i < 2; i++) OK(bitnet_container_get(c, names[i], &got[i]));
+        bitnet_container_free(c); /* the matrices keep the bytes alive */
+        for (int i = 0; i < 2; i++) {
+            size_t n = bitnet_matrix_packed_size(ms[i]);
+            CHECK(n > 0 && n == bitnet_matrix_packed_size(got[i]));
+            unsigned char *p1 = (unsigned char *)xmalloc(n), *p2 = (unsigned char *)xmalloc(n);
+            OK(bitnet_matrix_packed_bytes(ms[i], p1, n));
+            OK(bitnet_matrix_packed_bytes(got[i], p2, n));
+            CHECK(memcmp(p1, p2, n) == 0);
+            CHECK(bitnet_matrix_scale(got[i]) == bitnet_matrix_scale(ms[i]));
+            CHECK(bitnet_matrix_format(got[i]) == bitnet_matrix_format(ms[i]));
+            int32_t y1[R], y2[R];
+            OK(bitnet_gemv_i8(ms[i], x, C, y1, R));
+            OK(bitnet_gemv_i8(got[i], x, C, y2, R));
+            CHECK(memcmp(y1, y2, sizeof y1) == 0);
+            free(p1);
+            free(p2);
+            bitnet_matrix_free(got[i]);
+        }
+    }
+    bitnet_container_free(NULL);
+    free(file);
+    remove(path);
+    bitnet_matrix_free(a);
+    bitnet_matrix_free(b);
+}
+
 int main(void) {
     CHECK(strcmp(bitnet_version(), BITNET_KERNELS_VERSION) == 0);
     const char *kernel = bitnet_kernel_name();
@@ -636,6 +704,7 @@ int main(void) {
     check_ggml(8, 768, 0.1f, 0x2E66, 0.0999755859375f);
     check_row_scales(7, 512);
     check_kv();
+    check_container();
 
     /* A tiny case worked by hand (the doc example of ternary_gemv): trits [1 -1 0; 0 1 1],
      * scale 0.5, x = [1, 0.5, -1] -> q = [127, 64, -127], acc = [63, -63]. */
