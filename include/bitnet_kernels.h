@@ -114,6 +114,11 @@ typedef enum BitnetFormat {
      * TL2: lookup-table format, 3 weights in 5 bits.
      */
     BITNET_FORMAT_TL2 = 2,
+    /**
+     * I2_S_COL: I2_S codes column by column in 256-row blocks; products skip the columns
+     * whose activation is zero (sparse activations).
+     */
+    BITNET_FORMAT_I2S_COL = 3,
 } BitnetFormat;
 
 /**
@@ -135,6 +140,13 @@ typedef enum BitnetGgmlType {
      */
     BITNET_GGML_TYPE_I2S = 36,
 } BitnetGgmlType;
+
+/**
+ * Activation rows quantized once (int8 plus one absmax per row), for any number of
+ * products (`bitnet_gemm_f32_quantized`, `bitnet_gemm_i8_quantized`): opaque, immutable
+ * once made, usable by several threads at once. Free with `bitnet_activations_free`.
+ */
+typedef struct BitnetActivations BitnetActivations;
 
 /**
  * A loaded container file: opaque and immutable. Its matrices borrow its bytes (the
@@ -580,6 +592,150 @@ enum BitnetStatus bitnet_gemm_i8_rows(const struct BitnetMatrix *m,
  * Safety: `x` points to `len` floats, `q` to `len` writable bytes.
  */
 enum BitnetStatus bitnet_quantize_activations(const float *x, size_t len, int8_t *q, float *absmax);
+
+/**
+ * BitNet a4.8's int4 activation quantizer (docs/FORMATS.md §11): writes `len` values in
+ * -8..7 (one a byte) to `q` and the row's scale to `*scale`: mode 0 (absmean, the paper's)
+ * `beta = max(mean|x|, 1e-5)`, mode 1 (absmax) `a = max(max|x|, 1e-5)`. The values are
+ * ordinary int8 activations for `bitnet_gemv_i8` and the other int8 products; the output
+ * factor is `bitnet_matrix_scale(m) * (beta / sqrtf(7.0f))` (absmean) or
+ * `bitnet_matrix_scale(m) * (a / 7.0f)` (absmax). Outputs are untouched on failure; another
+ * mode is `BITNET_STATUS_INVALID_DATA`.
+ *
+ * Safety: `x` points to `len` floats, `q` to `len` writable bytes.
+ */
+int bitnet_quantize_activations_i4(const float *x, size_t len, int8_t *q, float *scale, int mode);
+
+/**
+ * BitNet a4.8's TopK + int8 quantizer (docs/FORMATS.md §11): keeps the `ceil(ratio * len)`
+ * entries of largest |x| (ties to the lower index), zeroes the rest, quantizes with the int8
+ * absmax quantizer and writes the row's absmax `a` (at least 1e-5; the same as without the
+ * mask) to `*absmax`. `ratio` must lie in (0, 1] (NaN: `NON_FINITE`; else `INVALID_DATA`).
+ * Outputs are untouched on failure.
+ *
+ * Safety: `x` points to `len` floats, `q` to `len` writable bytes.
+ */
+int bitnet_quantize_activations_topk(const float *x,
+                                     size_t len,
+                                     float ratio,
+                                     int8_t *q,
+                                     float *absmax);
+
+/**
+ * Sets how many threads the products use, counting the calling thread: 1 runs every
+ * product on the caller; n >= 2 uses a pool of the library's own (n - 1 workers plus the
+ * caller); 0 restores the default, which is `RAYON_NUM_THREADS` when it was set at start
+ * and the number of cores otherwise. Returns a status as `int` (`BITNET_STATUS_UNSUPPORTED`
+ * if the threads cannot be started; the setting is then unchanged).
+ */
+int bitnet_set_num_threads(size_t n);
+
+/**
+ * Quantizes `n` rows of `cols` floats (`x_len == n * cols`) to int8 exactly as
+ * `bitnet_gemm_f32` does, into a new handle in `*out` (untouched on failure).
+ *
+ * Safety: `x` points to `x_len` floats; `out` is writable.
+ */
+enum BitnetStatus bitnet_quantize_once(const float *x,
+                                       size_t x_len,
+                                       size_t n,
+                                       size_t cols,
+                                       struct BitnetActivations **out);
+
+/**
+ * Frees activations from `bitnet_quantize_once`. NULL is a no-op.
+ *
+ * Safety: `a` is NULL or a live handle that no other call is using.
+ */
+void bitnet_activations_free(struct BitnetActivations *a);
+
+/**
+ * The BitLinear forward pass of quantized activations: y is n x rows (`y_len`), n being the
+ * handle's row count; bit-identical to `bitnet_gemm_f32` on the f32 rows. `y` is untouched
+ * on failure.
+ *
+ * Safety: `m` and `a` are live handles; `y` points to `y_len` floats.
+ */
+enum BitnetStatus bitnet_gemm_f32_quantized(const struct BitnetMatrix *m,
+                                            const struct BitnetActivations *a,
+                                            float *y,
+                                            size_t y_len);
+
+/**
+ * The exact int32 accumulators of quantized activations: y is n x rows (`y_len`).
+ * `y` is untouched on failure.
+ *
+ * Safety: `m` and `a` are live handles; `y` points to `y_len` elements.
+ */
+enum BitnetStatus bitnet_gemm_i8_quantized(const struct BitnetMatrix *m,
+                                           const struct BitnetActivations *a,
+                                           int32_t *y,
+                                           size_t y_len);
+
+/**
+ * The fused product of `n` f32 rows (`x_len == n * cols`) by `count` matrices of the same
+ * cols, in one dispatch of the thread pool, x quantized once: `ys[i]` (length
+ * `y_lens[i] == n * rows_i`) gets exactly what `bitnet_gemm_f32(ms[i], x, ...)` gives.
+ * With `ws` NULL the library allocates the temporaries and the outputs may overlap x; with
+ * `ws` (any alignment, at least `ws_len >= bitnet_workspace_size(...)` bytes) it allocates
+ * nothing on one thread, and then x, every output and ws must not overlap (checked:
+ * `INVALID_DATA`). Outputs are untouched on failure.
+ *
+ * Safety: `ms` holds `count` live handles; `ys` and `y_lens` hold `count` entries, `ys[i]`
+ * pointing to `y_lens[i]` floats; `x` to `x_len` floats; `ws`, when not NULL, to `ws_len`
+ * writable bytes.
+ */
+enum BitnetStatus bitnet_gemm_multi_f32(const struct BitnetMatrix *const *ms,
+                                        size_t count,
+                                        const float *x,
+                                        size_t x_len,
+                                        size_t n,
+                                        float *const *ys,
+                                        const size_t *y_lens,
+                                        uint8_t *ws,
+                                        size_t ws_len);
+
+/**
+ * `bitnet_gemm_multi_f32` for one activation row (`x_len == cols`, `y_lens[i] == rows_i`).
+ *
+ * Safety: as `bitnet_gemm_multi_f32`.
+ */
+enum BitnetStatus bitnet_gemv_multi_f32(const struct BitnetMatrix *const *ms,
+                                        size_t count,
+                                        const float *x,
+                                        size_t x_len,
+                                        float *const *ys,
+                                        const size_t *y_lens,
+                                        uint8_t *ws,
+                                        size_t ws_len);
+
+/**
+ * The bytes of caller memory (`ws`) a fused product of `n` rows by these `count` matrices
+ * (same cols) needs; also enough for each alone. Written to `*bytes`.
+ *
+ * Safety: `ms` holds `count` live handles; `bytes` is writable.
+ */
+enum BitnetStatus bitnet_workspace_size(const struct BitnetMatrix *const *ms,
+                                        size_t count,
+                                        size_t n,
+                                        size_t *bytes);
+
+/**
+ * `bitnet_gemv_f32` for the output rows listed in `rows` only (`rows_len` of them, any
+ * order, repeats allowed), on the calling thread: `y[i]` (`y_len == rows_len`) is element
+ * `rows[i]` of the whole product, bit for bit. A row `>= rows` of the matrix is
+ * `INVALID_SHAPE`. `y` is untouched on failure and may overlap x.
+ *
+ * Safety: `m` is a live matrix; `x`, `rows` and `y` point to `x_len`, `rows_len` and
+ * `y_len` elements.
+ */
+enum BitnetStatus bitnet_gemv_f32_row_list(const struct BitnetMatrix *m,
+                                           const float *x,
+                                           size_t x_len,
+                                           const size_t *rows,
+                                           size_t rows_len,
+                                           float *y,
+                                           size_t y_len);
 
 /**
  * A new, empty cache for `n_kv_heads` heads of `head_dim` values (1 to 65536), holding up

@@ -9,6 +9,10 @@
 //!   exactly, rescale). [`gemv_i8`] / [`gemm_i8`]: the exact int32 accumulators.
 //! - `*_rows` variants compute a row range on the calling thread, for engines with their own
 //!   thread pool; the others use rayon (`RAYON_NUM_THREADS`) when the product is large enough.
+//! - The engine's calls: [`QuantizedActivations`] (quantize once, multiply many),
+//!   [`ternary_gemv_multi`] / [`matmul::products`] (one input times several matrices in one
+//!   dispatch), [`ternary_gemv_row_list`], and a caller-owned [`Workspace`] with which they
+//!   allocate nothing; [`set_num_threads`] picks the thread count (a crate-owned pool).
 //! - [`kernels`]: the registry, which only chooses. The best kernel set for this CPU is
 //!   chosen once; `BITNET_KERNEL=scalar|avx2|avx512|neon|neon-dotprod` forces one. Every kernel
 //!   returns exactly the scalar reference's int32 accumulators. Its contents are read-only:
@@ -44,7 +48,8 @@ pub mod hf;
 pub mod kernels;
 pub mod kv;
 pub mod matmul;
-/// The row splitting the products use over rayon's threads. Public only so that the
+/// The row splitting the products use over rayon's threads, and the thread count
+/// ([`set_num_threads`], re-exported at the crate root). Public only so that the
 /// benchmark crate (`bench/`) splits its dense baselines exactly the same way; it is not
 /// part of the supported API and may change in any release.
 #[doc(hidden)]
@@ -56,10 +61,16 @@ pub use format::ggml::HfScale;
 pub use format::{Format, Layout, Scales, TernaryMatrix};
 pub use kernels::{kernel_name, KernelSet};
 pub use matmul::{
-    gemm_i8, gemm_i8_rows, gemv_i8, gemv_i8_rows, ternary_gemm, ternary_gemm_rows, ternary_gemv,
-    ternary_gemv_rows,
+    gemm_i8, gemm_i8_quantized, gemm_i8_rows, gemv_i8, gemv_i8_rows, ternary_gemm,
+    ternary_gemm_multi, ternary_gemm_quantized, ternary_gemm_rows, ternary_gemv, ternary_gemv_i4,
+    ternary_gemv_multi, ternary_gemv_row_list, ternary_gemv_rows, Activations, Output,
+    QuantizedActivations, Workspace,
 };
-pub use quant::{quantize_activations, quantize_weights};
+pub use par::{num_threads, set_num_threads};
+pub use quant::{
+    quantize_activations, quantize_activations_i4, quantize_activations_topk, quantize_weights,
+    I4Mode,
+};
 
 /// Every Rust block of the README, compiled and run as a doc test, so the front page's
 /// example keeps compiling as pasted.

@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Chunks per thread: enough that a late worker still finds work, few enough that each is a
 /// long sequential read.
@@ -33,44 +33,62 @@ pub fn for_each_chunk<'a, T: Send + 'a>(
     let tiles = rows.div_ceil(tile.max(1));
     let n = (threads * CHUNKS_PER_THREAD).clamp(1, tiles.max(1));
     let ranges: Vec<Range<usize>> = (0..n)
-        .map(|c| (tiles * c / n * tile).min(rows)..(tiles * (c + 1) / n * tile).min(rows))
+        .map(|c| chunk(tiles, n, c, tile, rows))
         .filter(|r| !r.is_empty())
         .collect();
     let items = split(&ranges);
     assert_eq!(items.len(), ranges.len(), "one output per chunk");
-    if threads <= 1 || ranges.len() <= 1 {
-        for (r, item) in ranges.into_iter().zip(items) {
-            f(r, item);
-        }
+    run_jobs(
+        ranges.into_iter().zip(items).collect(),
+        threads,
+        |(r, item)| f(r, item),
+    );
+}
+
+/// Chunk `c` of `n` over `tiles` tiles of `tile` rows, clipped to `rows`: the same cut
+/// wherever it is computed, so a caller can find a chunk's rows again from its index.
+pub(crate) fn chunk(tiles: usize, n: usize, c: usize, tile: usize, rows: usize) -> Range<usize> {
+    (tiles * c / n * tile).min(rows)..(tiles * (c + 1) / n * tile).min(rows)
+}
+
+/// How many chunks a run of `threads` threads cuts a piece of `tiles` tiles into when the
+/// piece is `share` of the whole work (`share` in 0..=1): at least one, at most `tiles`.
+pub(crate) fn chunks_for(tiles: usize, threads: usize, share: f64) -> usize {
+    let want = (share * (threads * CHUNKS_PER_THREAD) as f64).ceil() as usize;
+    want.clamp(1, tiles.max(1))
+}
+
+/// Runs `f` once for each job, on the calling thread and up to `threads - 1` workers of the
+/// pool in use ([`set_num_threads`]), jobs claimed in order from one shared counter: the
+/// caller claims from the first instant, a worker claims whatever is left when it wakes, and
+/// the caller waits only for jobs already claimed. With `threads <= 1`, or one job,
+/// everything runs on the calling thread.
+pub(crate) fn run_jobs<J: Send>(jobs: Vec<J>, threads: usize, f: impl Fn(J) + Sync) {
+    if threads <= 1 || jobs.len() <= 1 {
+        jobs.into_iter().for_each(f);
         return;
     }
-    // A chunk's range and output, taken by whichever thread claims it.
-    type Slot<T> = Mutex<Option<(Range<usize>, T)>>;
-    let slots: Vec<Slot<T>> = ranges
-        .into_iter()
-        .zip(items)
-        .map(|p| Mutex::new(Some(p)))
-        .collect();
+    let slots: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
     let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let work = || loop {
         let c = next.fetch_add(1, Ordering::Relaxed);
         let Some(slot) = slots.get(c) else { break };
-        let (r, item) = slot
+        let job = slot
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            .expect("each chunk is claimed once");
+            .expect("each job is claimed once");
         // Counted as done even if `f` panics, so the caller never waits for it forever
         // (the scope then passes the panic on).
         let _done = Done(&done);
-        f(r, item);
+        f(job);
     };
-    rayon::in_place_scope(|s| {
+    in_place_scope(|s| {
         for _ in 1..threads.min(slots.len()) {
             s.spawn(|_| work());
         }
         work();
-        // Every chunk is claimed; wait (briefly: at most one chunk) for the claimed ones
+        // Every job is claimed; wait (briefly: at most one job) for the claimed ones
         // rather than sleeping in the scope and paying another wake-up.
         let mut spins = 0u32;
         while done.load(Ordering::Acquire) < slots.len() {
@@ -82,6 +100,63 @@ pub fn for_each_chunk<'a, T: Send + 'a>(
             }
         }
     });
+}
+
+/// The crate's own pool, set by [`set_num_threads`]; `None`: rayon's global pool.
+static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
+
+/// The pool set by [`set_num_threads`], if any.
+fn own_pool() -> Option<Arc<rayon::ThreadPool>> {
+    POOL.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Sets how many threads the products use, counting the calling thread: `n >= 1` makes the
+/// crate use a pool of its own with `n - 1` workers (the caller is the n-th: it works from
+/// the start of each call); `0` returns to the default, rayon's global pool, which has
+/// `RAYON_NUM_THREADS` threads when that is set and one per core otherwise. Calls running
+/// when this is called finish on the pool they started on. Errors only when the operating
+/// system refuses to start the threads (the setting is then unchanged). Setting the value
+/// already set does nothing (the pool and its threads stay).
+pub fn set_num_threads(n: usize) -> crate::Result<()> {
+    let mut held = POOL.write().unwrap_or_else(|e| e.into_inner());
+    if THREADS.load(Ordering::Relaxed) == n && (n < 2 || held.is_some()) {
+        return Ok(()); // already so: keep the pool (and its warm threads)
+    }
+    let pool = match n {
+        // One thread is the caller alone: no pool.
+        0 | 1 => None,
+        n => Some(Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n - 1)
+                .thread_name(|i| format!("bitnet-{i}"))
+                .build()
+                .map_err(|e| crate::Error::Unsupported(format!("thread pool: {e}")))?,
+        )),
+    };
+    *held = pool;
+    THREADS.store(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The last [`set_num_threads`] value (0: the default).
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many threads a product may use: the [`set_num_threads`] value, or the size of
+/// rayon's global pool.
+pub fn num_threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => rayon::current_num_threads(),
+        n => n,
+    }
+}
+
+/// `rayon::in_place_scope` on the pool in use: the crate's own ([`set_num_threads`]) or
+/// rayon's global one.
+fn in_place_scope<'s, R>(f: impl FnOnce(&rayon::Scope<'s>) -> R) -> R {
+    match own_pool() {
+        Some(p) => p.in_place_scope(f),
+        None => rayon::in_place_scope(f),
+    }
 }
 
 /// Adds one to the count of finished chunks when dropped.

@@ -8,6 +8,11 @@
 
 use crate::error::{Error, Result};
 
+mod a48;
+pub use a48::{
+    output_factor_i4, quantize_activations_i4, quantize_activations_topk, topk_count, I4Mode,
+};
+
 /// The smallest scale either quantizer will use (the official code's clamp).
 pub const SCALE_FLOOR: f32 = 1e-5;
 

@@ -232,7 +232,7 @@ fn the_safe_api_rejects_bad_calls_without_writing() {
         Err(Error::InvalidShape(_))
     ));
     assert!(yf.iter().all(|&v| v == -9.0));
-    assert!(matches!(Format::from_id(3), Err(Error::InvalidFormat(3))));
+    assert!(matches!(Format::from_id(4), Err(Error::InvalidFormat(4))));
     assert!(matches!(Format::from_id(-1), Err(Error::InvalidFormat(-1))));
     assert!(bitnet_kernels::kernels::by_name("no-such-kernel").is_err());
 }

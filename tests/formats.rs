@@ -109,6 +109,7 @@ fn format_ids_match_the_c_abi() {
     assert_eq!(Format::from_id(0).unwrap(), Format::I2S);
     assert_eq!(Format::from_id(1).unwrap(), Format::TL1);
     assert_eq!(Format::from_id(2).unwrap(), Format::TL2);
-    assert_eq!(Format::from_id(3), Err(Error::InvalidFormat(3)));
+    assert_eq!(Format::from_id(3).unwrap(), Format::I2SCol);
+    assert_eq!(Format::from_id(4), Err(Error::InvalidFormat(4)));
     assert_eq!(Format::from_id(-1), Err(Error::InvalidFormat(-1)));
 }

@@ -148,7 +148,9 @@ fn gemm_tiles_and_k_blocks() {
 #[test]
 fn widest_rows_at_the_extremes() {
     let (rows, cols) = (5, (1 << 24) - 1);
-    for f in formats() {
+    // I2_S_COL pads rows to 256 (1 GiB here); its int16 stages flush every 255 / 127 columns,
+    // which `long_rows_do_not_overflow` and `sparse_columns_at_every_density` cross.
+    for f in formats().into_iter().filter(|&f| f != Format::I2SCol) {
         // I2_S: n = 9 takes the unpacked-tile GEMM path, n = 2 the small-n path. A TL GEMM is
         // one GEMV per activation row, so n = 2 covers its GEMM entry point; the scalar TL
         // reference (plain i32 sums, checked against the naive product elsewhere) takes ~3 s
@@ -214,4 +216,70 @@ fn every_available_set_is_listed_and_scalar_is_last() {
     assert_eq!(names.last(), Some(&"scalar"));
     assert!(bitnet_kernels::kernels::available().any(|k| k.name() == "scalar"));
     let _ = Format::ALL;
+}
+
+/// I2_S_COL reads only the columns whose activation is non-zero: every density from 0 to 1
+/// (all-zero rows, one non-zero, all non-zero), extreme values, ragged shapes around its
+/// 256-row block and 64-column padding, against the naive product, for every kernel set.
+#[test]
+fn sparse_columns_at_every_density() {
+    let mut seed = 0x2545f4914f6cdd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for (rows, cols) in [
+        (1, 1),
+        (255, 63),
+        (256, 64),
+        (257, 65),
+        (300, 700),
+        (513, 129),
+    ] {
+        let t: Vec<i8> = (0..rows * cols).map(|_| (next() % 3) as i8 - 1).collect();
+        for n in [1, 3] {
+            for density in [0.0, 0.01, 0.16, 0.3, 0.5, 0.84, 1.0] {
+                let x: Vec<i8> = (0..n * cols)
+                    .map(|_| {
+                        let keep = (next() % 1000) as f64 / 1000.0 < density;
+                        let v = match next() % 4 {
+                            0 => -128,
+                            1 => 127,
+                            _ => (next() % 256) as u8 as i8,
+                        };
+                        if keep {
+                            v
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                check_all(&t, rows, cols, &x, n);
+            }
+            // Exactly one non-zero activation, at the first, a middle and the last column.
+            for c in [0, cols / 2, cols - 1] {
+                let mut x = vec![0i8; n * cols];
+                x[c] = -128;
+                x[(n - 1) * cols + c] = 127;
+                check_all(&t, rows, cols, &x, n);
+            }
+        }
+    }
+    // Long rows crossing the flush periods (int16 lanes: 255 / 127 columns; AVX-512's int32
+    // lanes of 4^k-scaled sums: 2^14 groups of 4 columns) with every weight and activation
+    // extreme. 256 rows: every bit pair of a block (AVX-512's k = 3 lanes, 64 · c · x a
+    // column, are the first to wrap: at 2^15 groups without a flush).
+    for cols in [254, 255, 256, 1000, 5000, 65537, 140001] {
+        let pairs: &[(i8, i8)] = if cols < 10_000 {
+            &[(1, -128), (-1, -128), (1, 127), (-1, 127)]
+        } else {
+            &[(1, -128), (-1, 127)]
+        };
+        for &(tv, xv) in pairs {
+            let rows = if cols < 10_000 { 3 } else { 256 };
+            check_all(&vec![tv; rows * cols], rows, cols, &vec![xv; cols], 1);
+        }
+    }
 }

@@ -98,6 +98,31 @@ pub fn trits(rows: usize, cols: usize, seed: u64) -> Vec<i8> {
         .collect()
 }
 
+/// Heavy-tailed f32 activations, `n × cols`: a standard normal times `exp(normal)` (a
+/// log-normal scale mixture: a few entries many times the typical size, like the outlier
+/// channels of a transformer's hidden state).
+pub fn activations_heavy(n: usize, cols: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed ^ 0x7E7E);
+    (0..n * cols)
+        .map(|_| rng.normal() * rng.normal().exp())
+        .collect()
+}
+
+/// Sets `round(zeros · x.len())` entries of `x` to zero at pseudo-random positions (a seeded
+/// shuffle), for sparse-activation measurements.
+pub fn sparsify(x: &mut [i8], zeros: f64, seed: u64) {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..idx.len()).rev() {
+        let j = ((rng.uniform() * (i + 1) as f64) as usize).min(i);
+        idx.swap(i, j);
+    }
+    let k = ((zeros * x.len() as f64).round() as usize).min(x.len());
+    for &i in &idx[..k] {
+        x[i] = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

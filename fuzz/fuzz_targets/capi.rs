@@ -100,11 +100,15 @@ impl<T: Copy + PartialEq + std::fmt::Debug> Buf<T> {
 
 /// The status as an int, checked to be a known code and not INTERNAL.
 fn check(st: BitnetStatus, what: &str) -> bool {
-    let code = st as i32;
+    check_int(st as i32, what)
+}
+
+/// [`check`] for the calls that return the status as `int` (a `BITNET_STATUS_*` value).
+fn check_int(code: i32, what: &str) -> bool {
     assert!((0..=13).contains(&code), "{what}: unknown status {code}");
     assert_ne!(
-        st,
-        BitnetStatus::Internal,
+        code,
+        BitnetStatus::Internal as i32,
         "{what}: internal error: {}",
         last_error()
     );
@@ -112,7 +116,7 @@ fn check(st: BitnetStatus, what: &str) -> bool {
     // SAFETY: bitnet_status_message returns a static NUL-terminated string.
     let msg = unsafe { CStr::from_ptr(bitnet_status_message(code)) };
     assert!(!msg.to_bytes().is_empty());
-    st == BitnetStatus::Ok
+    code == BitnetStatus::Ok as i32
 }
 
 fn last_error() -> String {
@@ -203,7 +207,7 @@ unsafe fn info(m: *const BitnetMatrix) -> Info {
         // scale() is the one scale, or NaN for per-row scales.
         assert!(rows >= 1 && cols >= 1 && (scale.is_nan() == per_row));
         assert!(per_row || scales.iter().all(|s| s.to_bits() == scale.to_bits()));
-        assert!((0..=2).contains(&bitnet_matrix_format(m)));
+        assert!((0..=3).contains(&bitnet_matrix_format(m)));
         assert!(bitnet_matrix_row_tile(m) >= 1 && bitnet_matrix_packed_size(m) >= 1);
         let mut trits = vec![9i8; rows * cols];
         let st = bitnet_matrix_to_ternary(m, trits.as_mut_ptr(), trits.len());
@@ -266,7 +270,7 @@ fn handle(b: &mut Bytes, handles: &[*mut BitnetMatrix]) -> *mut BitnetMatrix {
 }
 
 unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
-    let op = b.u8() % 14;
+    let op = b.u8() % 15;
     match op {
         // Constructors.
         0..=3 => {
@@ -378,7 +382,7 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
                     "op {op} accepted bad input"
                 );
                 if op != 3 {
-                    assert!((0..=2).contains(&fmt), "format id {fmt} accepted");
+                    assert!((0..=3).contains(&fmt), "format id {fmt} accepted");
                 }
                 let i = info(h);
                 assert_eq!((i.rows, i.cols), (rows, cols));
@@ -612,7 +616,7 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             let st = bitnet_matrix_to_format(m, fmt, out.ptr(p));
             if check(st, "to_format") {
                 let h = out.data()[0];
-                assert!(!m.is_null() && p == Ptr::Valid && (0..=2).contains(&fmt));
+                assert!(!m.is_null() && p == Ptr::Valid && (0..=3).contains(&fmt));
                 assert_eq!(info(h).trits, info(m).trits);
                 handles.push(h);
             } else {
@@ -691,8 +695,127 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             assert!(h.untouched());
             bitnet_container_free(c);
         }
-        // Per-row scales: a new handle with fuzzer-chosen scales, read back.
+        // The engine's calls: a fused product of one or two handles (shared cols or not),
+        // with or without caller memory as workspace (sized right or one byte short);
+        // activations quantized once; a row list with fuzzer-chosen indices.
         12 => {
+            let (m0, m1) = (handle(b, handles), handle(b, handles));
+            let dims = |m: *mut BitnetMatrix| {
+                if m.is_null() {
+                    (1, 1)
+                } else {
+                    (bitnet_matrix_rows(m), bitnet_matrix_cols(m))
+                }
+            };
+            let ((r0, c0), (r1, c1)) = (dims(m0), dims(m1));
+            let n = 1 + b.u8() as usize % 3;
+            if n * (r0 + r1 + c0) > CAP {
+                return;
+            }
+            let x = floats(b, n * c0);
+            let finite = x.iter().all(|v| v.is_finite());
+            let x_len = length(b, n * c0).min(CAP);
+            let mut xb = Buf::from(x.clone(), 0.0);
+            xb.store.resize(x_len.max(x.len()) + 1, 0.0);
+            let (l0, l1) = (length(b, n * r0).min(CAP), length(b, n * r1).min(CAP));
+            let (mut y0, mut y1) = (Buf::new(l0, -7.0f32), Buf::new(l1, -7.0f32));
+            let ms = [m0 as *const BitnetMatrix, m1 as *const BitnetMatrix];
+            let count = 1 + b.u8() as usize % 2;
+            let mut size = 0usize;
+            let st = bitnet_workspace_size(ms.as_ptr(), count, n, &mut size);
+            let sized = check(st, "workspace_size");
+            let mode = b.u8() % 3;
+            let ws_len = match mode {
+                0 => 0,
+                1 => size,
+                _ => size.saturating_sub(1),
+            };
+            let mut ws = vec![0u8; ws_len.min(CAP * 8)];
+            let ws_ptr = if mode == 0 || ws.len() != ws_len {
+                null_mut()
+            } else {
+                ws.as_mut_ptr()
+            };
+            let ys = [y0.ptr(Ptr::Valid), y1.ptr(Ptr::Valid)];
+            let lens = [l0, l1];
+            let st = bitnet_gemm_multi_f32(
+                ms.as_ptr(),
+                count,
+                xb.ptr(Ptr::Valid),
+                x_len,
+                n,
+                ys.as_ptr(),
+                lens.as_ptr(),
+                ws_ptr,
+                ws_len,
+            );
+            let valid = !m0.is_null()
+                && (count == 1 || (!m1.is_null() && c1 == c0))
+                && x_len == n * c0
+                && l0 == n * r0
+                && (count == 1 || l1 == n * r1)
+                && (ws_ptr.is_null() || (sized && ws_len >= size));
+            if check(st, "gemm_multi_f32") {
+                assert!(valid && finite, "gemm_multi_f32 accepted bad input");
+                assert_eq!(bits(y0.data()), rust_gemm_f32(&info(m0), &x, n));
+                if count == 2 {
+                    assert_eq!(bits(y1.data()), rust_gemm_f32(&info(m1), &x, n));
+                }
+            } else {
+                assert!(
+                    y0.untouched() && y1.untouched(),
+                    "a failed gemm_multi_f32 wrote y"
+                );
+            }
+            // Quantized once, then multiplied.
+            let mut qa: *mut BitnetActivations = null_mut();
+            let st = bitnet_quantize_once(xb.ptr(Ptr::Valid), x_len, n, c0, &mut qa);
+            if check(st, "quantize_once") {
+                assert!(x_len == n * c0 && finite);
+                let mut y = Buf::new(l0, -7.0f32);
+                let st = bitnet_gemm_f32_quantized(m0, qa, y.ptr(Ptr::Valid), l0);
+                if check(st, "gemm_f32_quantized") {
+                    assert!(!m0.is_null() && l0 == n * r0);
+                    assert_eq!(bits(y.data()), rust_gemm_f32(&info(m0), &x, n));
+                } else {
+                    assert!(y.untouched());
+                }
+                bitnet_activations_free(qa);
+            } else {
+                assert!(qa.is_null());
+            }
+            // A row list over the first activation row.
+            let count = b.u8() as usize % 9;
+            let picks: Vec<usize> = (0..count)
+                .map(|_| {
+                    if b.u8() % 16 == 0 {
+                        r0 + b.u8() as usize
+                    } else {
+                        b.u16() as usize % r0
+                    }
+                })
+                .collect();
+            let mut y = Buf::new(picks.len(), -7.0f32);
+            let st = bitnet_gemv_f32_row_list(
+                m0,
+                xb.ptr(Ptr::Valid),
+                c0,
+                picks.as_ptr(),
+                picks.len(),
+                y.ptr(Ptr::Valid),
+                picks.len(),
+            );
+            if check(st, "gemv_f32_row_list") {
+                assert!(!m0.is_null() && picks.iter().all(|&r| r < r0));
+                let want = rust_gemm_f32(&info(m0), &x[..c0], 1);
+                let got: Vec<u32> = bits(y.data());
+                assert_eq!(got, picks.iter().map(|&r| want[r]).collect::<Vec<_>>());
+            } else {
+                assert!(y.untouched(), "a failed row list wrote y");
+            }
+        }
+        // Per-row scales: a new handle with fuzzer-chosen scales, read back.
+        13 => {
             if handles.len() >= MAX_HANDLES {
                 return;
             }
@@ -744,6 +867,53 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
                 assert_eq!(a.data()[0].to_bits(), am.to_bits());
             } else {
                 assert!(q.untouched() && a.untouched());
+            }
+            // The a4.8 quantizers on the same row: int4 with any mode, TopK with any ratio.
+            let mode = b.u8() as i32 % 4 - 1; // -1..=2: two valid, two not
+            let mut q4 = Buf::new(if real { len } else { 1 }, 0x55u8 as i8);
+            let mut s4 = Buf::new(1, -1.0f32);
+            let st = bitnet_quantize_activations_i4(
+                xb.ptr(px),
+                len,
+                q4.ptr(pq),
+                s4.ptr(Ptr::Valid),
+                mode,
+            );
+            if check_int(st, "quantize_i4") {
+                assert!(real && len > 0 && finite && (0..=1).contains(&mode));
+                let mut want = vec![0i8; len];
+                let m4 = bitnet_kernels::I4Mode::from_id(mode as i64).unwrap();
+                let sc = bitnet_kernels::quantize_activations_i4(&x, &mut want, m4).unwrap();
+                assert_eq!(q4.data(), &want[..]);
+                assert!(want.iter().all(|v| (-8..=7).contains(v)));
+                assert_eq!(s4.data()[0].to_bits(), sc.to_bits());
+            } else {
+                assert!(q4.untouched() && s4.untouched());
+            }
+            let ratio = match b.u8() % 4 {
+                0 => f32::from_bits(b.u32()),
+                1 => 0.5,
+                _ => b.u8() as f32 / 200.0,
+            };
+            let mut qt = Buf::new(if real { len } else { 1 }, 0x55u8 as i8);
+            let mut at = Buf::new(1, -1.0f32);
+            let st = bitnet_quantize_activations_topk(
+                xb.ptr(px),
+                len,
+                ratio,
+                qt.ptr(pq),
+                at.ptr(Ptr::Valid),
+            );
+            if check_int(st, "quantize_topk") {
+                assert!(real && len > 0 && finite && ratio > 0.0 && ratio <= 1.0);
+                let mut want = vec![0i8; len];
+                let am = bitnet_kernels::quantize_activations_topk(&x, ratio, &mut want).unwrap();
+                assert_eq!(qt.data(), &want[..]);
+                assert_eq!(at.data()[0].to_bits(), am.to_bits());
+                let kept = want.iter().filter(|&&v| v != 0).count();
+                assert!(kept <= bitnet_kernels::quant::topk_count(len, ratio).unwrap());
+            } else {
+                assert!(qt.untouched() && at.untouched());
             }
             assert_eq!(bitnet_matrix_rows(null()), 0);
             assert_eq!(bitnet_matrix_cols(null()), 0);

@@ -70,7 +70,13 @@ fuzz_target!(|data: &[u8]| {
         for k in sets(f) {
             let mut y = vec![i32::MIN; n * rows];
             k.gemm_i8(&m, &x, n, &mut y).unwrap();
-            assert_eq!(y, want, "{} {} gemm {rows}x{cols} n={n}", k.name(), f.name());
+            assert_eq!(
+                y,
+                want,
+                "{} {} gemm {rows}x{cols} n={n}",
+                k.name(),
+                f.name()
+            );
             let mut y = vec![i32::MIN; rows];
             k.gemv_i8(&m, &x[..cols], &mut y).unwrap();
             assert_eq!(

@@ -5,6 +5,8 @@
 //!   (panic catching, pointer and length checks, writing results out), library information;
 //! - `matrix.rs`: matrix handles: building, converting, freeing, reading, copying out;
 //! - `products.rs`: GEMV / GEMM (int8 and f32, whole or a row range) and the quantizer;
+//! - `engine.rs`: activations quantized once, fused multi-matrix products, row lists, the
+//!   workspace as caller memory, the thread count;
 //! - `kv.rs`: the 3-bit KV cache and decode attention (these return the status as `int`);
 //! - `container.rs`: container files of named matrices: save, open (mapped), list, take out.
 //!
@@ -38,11 +40,14 @@ mod matrix;
 
 mod products;
 
+mod engine;
+
 mod kv;
 
 mod container;
 
 pub use container::*;
+pub use engine::*;
 pub use kv::*;
 pub use matrix::*;
 pub use products::*;

@@ -338,3 +338,88 @@ pub unsafe extern "C" fn bitnet_quantize_activations(
         Ok(())
     })
 }
+
+/// BitNet a4.8's int4 activation quantizer (docs/FORMATS.md §11): writes `len` values in
+/// -8..7 (one a byte) to `q` and the row's scale to `*scale`: mode 0 (absmean, the paper's)
+/// `beta = max(mean|x|, 1e-5)`, mode 1 (absmax) `a = max(max|x|, 1e-5)`. The values are
+/// ordinary int8 activations for `bitnet_gemv_i8` and the other int8 products; the output
+/// factor is `bitnet_matrix_scale(m) * (beta / sqrtf(7.0f))` (absmean) or
+/// `bitnet_matrix_scale(m) * (a / 7.0f)` (absmax). Outputs are untouched on failure; another
+/// mode is `BITNET_STATUS_INVALID_DATA`.
+///
+/// Safety: `x` points to `len` floats, `q` to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn bitnet_quantize_activations_i4(
+    x: *const f32,
+    len: usize,
+    q: *mut i8,
+    scale: *mut f32,
+    mode: std::ffi::c_int,
+) -> std::ffi::c_int {
+    // `int` as the issue fixes it (like the KV-cache calls): a BITNET_STATUS_* value.
+    status_call(|| {
+        check_ptr(x, "x")?;
+        check_ptr(q, "q")?;
+        check_ptr(scale, "scale")?;
+        check_len_nonzero(len)?;
+        let mode = crate::I4Mode::from_id(mode as i64)?;
+        // SAFETY: `x` points to `len` floats (the caller's contract).
+        let x = unsafe { c_slice(x, len, "x") }?;
+        let mut out = result_buffer(len)?;
+        let s =
+            crate::quantize_activations_i4(x, &mut out, mode).map_err(|e| located(e, "x", x))?;
+        // SAFETY: `q` and `scale` were checked; q holds len bytes.
+        unsafe {
+            write_out(&out, q);
+            scale.write(s);
+        }
+        Ok(())
+    }) as std::ffi::c_int
+}
+
+/// BitNet a4.8's TopK + int8 quantizer (docs/FORMATS.md §11): keeps the `ceil(ratio * len)`
+/// entries of largest |x| (ties to the lower index), zeroes the rest, quantizes with the int8
+/// absmax quantizer and writes the row's absmax `a` (at least 1e-5; the same as without the
+/// mask) to `*absmax`. `ratio` must lie in (0, 1] (NaN: `NON_FINITE`; else `INVALID_DATA`).
+/// Outputs are untouched on failure.
+///
+/// Safety: `x` points to `len` floats, `q` to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn bitnet_quantize_activations_topk(
+    x: *const f32,
+    len: usize,
+    ratio: f32,
+    q: *mut i8,
+    absmax: *mut f32,
+) -> std::ffi::c_int {
+    // `int` as the issue fixes it (like the KV-cache calls): a BITNET_STATUS_* value.
+    status_call(|| {
+        check_ptr(x, "x")?;
+        check_ptr(q, "q")?;
+        check_ptr(absmax, "absmax")?;
+        check_len_nonzero(len)?;
+        crate::quant::topk_count(len, ratio)?;
+        // SAFETY: `x` points to `len` floats (the caller's contract).
+        let x = unsafe { c_slice(x, len, "x") }?;
+        let mut out = result_buffer(len)?;
+        let a =
+            crate::quantize_activations_topk(x, ratio, &mut out).map_err(|e| located(e, "x", x))?;
+        // SAFETY: `q` and `absmax` were checked; q holds len bytes.
+        unsafe {
+            write_out(&out, q);
+            absmax.write(a);
+        }
+        Ok(())
+    }) as std::ffi::c_int
+}
+
+/// A quantizer's row must hold at least one value.
+fn check_len_nonzero(len: usize) -> Result<(), Failure> {
+    if len == 0 {
+        return Err(Failure::new(
+            BitnetStatus::InvalidShape,
+            "len is 0, at least 1 is needed",
+        ));
+    }
+    Ok(())
+}

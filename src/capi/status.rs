@@ -108,6 +108,9 @@ pub enum BitnetFormat {
     Tl1 = 1,
     /// TL2: lookup-table format, 3 weights in 5 bits.
     Tl2 = 2,
+    /// I2_S_COL: I2_S codes column by column in 256-row blocks; products skip the columns
+    /// whose activation is zero (sparse activations).
+    I2sCol = 3,
 }
 
 /// The ggml tensor type ids the `ggml_type` parameters take (ggml's and bitnet.cpp's own
@@ -134,6 +137,7 @@ const _: () = assert!(
     BitnetFormat::I2s as u32 == Format::I2S as u32
         && BitnetFormat::Tl1 as u32 == Format::TL1 as u32
         && BitnetFormat::Tl2 as u32 == Format::TL2 as u32
+        && BitnetFormat::I2sCol as u32 == Format::I2SCol as u32
 );
 
 /// The C status for each crate error, one to one. No wildcard: a new variant must be mapped.
@@ -168,7 +172,7 @@ pub(crate) fn detail_of(e: &Error) -> String {
             got,
         } => format!("{what} has {got} elements, {expected} expected"),
         Error::InvalidFormat(id) => {
-            format!("format = {id} is not a BITNET_FORMAT_* value (0, 1 or 2)")
+            format!("format = {id} is not a BITNET_FORMAT_* value (0, 1, 2 or 3)")
         }
         // A scale is one number: no index to give.
         Error::NonFinite { what, index: 0 } if what.ends_with("scale") => {

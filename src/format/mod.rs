@@ -7,6 +7,7 @@
 mod aligned;
 pub mod ggml;
 pub mod i2s;
+pub mod i2s_col;
 pub mod tl1;
 pub mod tl2;
 
@@ -80,11 +81,24 @@ pub enum Format {
     TL1 = 1,
     /// Lookup-table format, 3 weights in 5 bits, 1.67 bits a weight (`docs/FORMATS.md` §3).
     TL2 = 2,
+    /// I2_S codes column by column in 256-row blocks, for sparse activations: products read
+    /// only the columns whose activation is non-zero (`docs/FORMATS.md` §12).
+    I2SCol = 3,
 }
+
+/// The tallest row tile of any format (I2_S_COL's 256-row blocks): callers that keep one
+/// tile's accumulators on the stack size them by this.
+pub(crate) const MAX_ROW_TILE: usize = 256;
+const _: () = assert!(
+    i2s::ROW_TILE <= MAX_ROW_TILE
+        && tl1::ROW_TILE <= MAX_ROW_TILE
+        && tl2::ROW_TILE <= MAX_ROW_TILE
+        && i2s_col::ROW_TILE <= MAX_ROW_TILE
+);
 
 impl Format {
     /// Every format, in id order.
-    pub const ALL: [Format; 3] = [Format::I2S, Format::TL1, Format::TL2];
+    pub const ALL: [Format; 4] = [Format::I2S, Format::TL1, Format::TL2, Format::I2SCol];
 
     /// The format with the C ABI's id (`BITNET_FORMAT_*`), or [`Error::InvalidFormat`].
     pub fn from_id(id: i64) -> Result<Format> {
@@ -92,16 +106,18 @@ impl Format {
             0 => Ok(Format::I2S),
             1 => Ok(Format::TL1),
             2 => Ok(Format::TL2),
+            3 => Ok(Format::I2SCol),
             _ => Err(Error::InvalidFormat(id)),
         }
     }
 
-    /// A short name: `"I2_S"`, `"TL1"`, `"TL2"`.
+    /// A short name: `"I2_S"`, `"TL1"`, `"TL2"`, `"I2_S_COL"`.
     pub fn name(self) -> &'static str {
         match self {
             Format::I2S => "I2_S",
             Format::TL1 => "TL1",
             Format::TL2 => "TL2",
+            Format::I2SCol => "I2_S_COL",
         }
     }
 
@@ -124,6 +140,7 @@ impl Format {
             Format::I2S => (i2s::ROW_TILE, i2s::K_BLOCK),
             Format::TL1 => (tl1::ROW_TILE, tl1::K_BLOCK),
             Format::TL2 => (tl2::ROW_TILE, tl2::K_BLOCK),
+            Format::I2SCol => (i2s_col::ROW_TILE, i2s_col::K_BLOCK),
         };
         let rows_padded = rows.div_ceil(row_tile) * row_tile;
         let cols_padded = cols.div_ceil(k_block) * k_block;
@@ -131,6 +148,7 @@ impl Format {
             Format::I2S => i2s::packed_len(rows_padded, cols_padded),
             Format::TL1 => tl1::packed_len(rows_padded, cols_padded),
             Format::TL2 => tl2::packed_len(rows_padded, cols_padded),
+            Format::I2SCol => i2s_col::packed_len(rows_padded, cols_padded),
         }
         .ok_or_else(|| Error::InvalidShape(format!("{rows} x {cols} is too large")))?;
         Ok(Layout {
@@ -408,7 +426,10 @@ impl TernaryMatrix {
             Format::I2S => i2s::init(out),
             Format::TL1 => tl1::init(out),
             Format::TL2 => tl2::init(out),
+            // Packed whole, from the collected rows, after the decode.
+            Format::I2SCol => {}
         }
+        let mut whole = Vec::new();
         let mut rows_seen = 0;
         let scales = decode(&mut |r, row| {
             assert!(
@@ -421,9 +442,13 @@ impl TernaryMatrix {
                 Format::I2S => i2s::pack_row(row, r, &layout, out),
                 Format::TL1 => tl1::pack_row(row, r, &layout, out),
                 Format::TL2 => tl2::pack_row(row, r, &layout, out),
+                Format::I2SCol => whole.extend_from_slice(row),
             }
         })?;
         assert_eq!(rows_seen, rows, "every row packed");
+        if format == Format::I2SCol {
+            i2s_col::pack(&whole, &layout, out);
+        }
         scales.check(rows)?;
         Ok(Self {
             format,
@@ -530,6 +555,7 @@ impl TernaryMatrix {
             Format::I2S => i2s::validate(bytes, &layout)?,
             Format::TL1 => tl1::validate(bytes, &layout)?,
             Format::TL2 => tl2::validate(bytes, &layout)?,
+            Format::I2SCol => i2s_col::validate(bytes, &layout)?,
         }
         Ok(layout)
     }
@@ -706,6 +732,7 @@ impl TernaryMatrix {
             Format::I2S => i2s::unpack(self.data.as_slice(), &self.layout, &mut t),
             Format::TL1 => tl1::unpack(self.data.as_slice(), &self.layout, &mut t),
             Format::TL2 => tl2::unpack(self.data.as_slice(), &self.layout, &mut t),
+            Format::I2SCol => i2s_col::unpack(self.data.as_slice(), &self.layout, &mut t),
         }
         t
     }
@@ -791,7 +818,9 @@ impl std::str::FromStr for Format {
     /// ```
     fn from_str(s: &str) -> Result<Format> {
         Format::from_name(s).ok_or_else(|| {
-            Error::Unsupported(format!("no format named '{s}' (known: I2_S, TL1, TL2)"))
+            Error::Unsupported(format!(
+                "no format named '{s}' (known: I2_S, TL1, TL2, I2_S_COL)"
+            ))
         })
     }
 }

@@ -13,6 +13,7 @@ c_kernels! {
     I2S_DOTPROD: bitnet_i2s_dotprod => bitnet_i2s_gemv_dotprod, bitnet_i2s_gemm_dotprod if cpu::always;
     TL1_NEON:    bitnet_tl1_neon    => bitnet_tl1_gemv_neon,    bitnet_tl1_gemm_neon    if cpu::always;
     TL2_NEON:    bitnet_tl2_neon    => bitnet_tl2_gemv_neon,    bitnet_tl2_gemm_neon    if cpu::always;
+    I2S_COL_NEON: bitnet_i2s_col_neon => bitnet_i2s_col_gemv_neon, bitnet_i2s_col_gemm_neon if cpu::always;
 }
 
 kv_kernels! {
@@ -27,6 +28,7 @@ pub(super) static NEON_DOTPROD: KernelSet = KernelSet {
     i2s: I2S_DOTPROD,
     tl1: None,
     tl2: None,
+    i2s_col: None,
     act: super::act::NEON,
     kv3: None,
 };
@@ -38,6 +40,7 @@ pub(super) static NEON: KernelSet = KernelSet {
     i2s: I2S_NEON,
     tl1: TL1_NEON,
     tl2: TL2_NEON,
+    i2s_col: I2S_COL_NEON,
     act: super::act::NEON,
     kv3: KV3_NEON,
 };

@@ -86,6 +86,7 @@ mod c_kernels;
 mod arm;
 mod cpu;
 mod scalar;
+mod scalar_col;
 mod scalar_tl;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -191,6 +192,8 @@ pub struct KernelSet {
     i2s: Option<FormatKernels>,
     tl1: Option<FormatKernels>,
     tl2: Option<FormatKernels>,
+    /// I2_S_COL: sparse activations (only non-zero columns read).
+    i2s_col: Option<FormatKernels>,
     /// Activation quantization and rescale, for every format.
     act: act::ActKernels,
     /// The 3-bit KV-cache kernels ([`crate::kv`]).
@@ -218,6 +221,11 @@ pub static SCALAR: KernelSet = KernelSet {
     tl2: Some(FormatKernels {
         gemv: scalar_tl::tl2_gemv,
         gemm: scalar_tl::tl2_gemm,
+        is_available: cpu::always,
+    }),
+    i2s_col: Some(FormatKernels {
+        gemv: scalar_col::i2s_col_gemv,
+        gemm: scalar_col::i2s_col_gemm,
         is_available: cpu::always,
     }),
     act: act::SCALAR,
@@ -356,6 +364,7 @@ impl KernelSet {
             Format::I2S => self.i2s,
             Format::TL1 => self.tl1,
             Format::TL2 => self.tl2,
+            Format::I2SCol => self.i2s_col,
         }?;
         (self.is_available() && (k.is_available)()).then_some(k)
     }
@@ -471,6 +480,7 @@ mod tests {
                 Format::I2S => scalar::i2s_gemv,
                 Format::TL1 => scalar_tl::tl1_gemv,
                 Format::TL2 => scalar_tl::tl2_gemv,
+                Format::I2SCol => scalar_col::i2s_col_gemv,
             };
             assert!(std::ptr::fn_addr_eq(k.gemv, want), "{f}");
         }

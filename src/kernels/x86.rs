@@ -8,6 +8,8 @@ c_kernels! {
     I2S_AVX512: bitnet_i2s_avx512     => bitnet_i2s_gemv_avx512,     bitnet_i2s_gemm_avx512     if cpu::always;
     TL1_AVX2:   bitnet_tl1_avx2       => bitnet_tl1_gemv_avx2,       bitnet_tl1_gemm_avx2       if cpu::always;
     TL2_AVX2:   bitnet_tl2_avx2       => bitnet_tl2_gemv_avx2,       bitnet_tl2_gemm_avx2       if cpu::always;
+    I2S_COL_AVX2:   bitnet_i2s_col_avx2   => bitnet_i2s_col_gemv_avx2,   bitnet_i2s_col_gemm_avx2   if cpu::always;
+    I2S_COL_AVX512: bitnet_i2s_col_avx512 => bitnet_i2s_col_gemv_avx512, bitnet_i2s_col_gemm_avx512 if cpu::always;
     // The lookup-table files use VBMI byte permutes; the I2_S one must run without them.
     TL1_AVX512: bitnet_tl1_avx512vbmi => bitnet_tl1_gemv_avx512vbmi, bitnet_tl1_gemm_avx512vbmi if cpu::avx512vbmi;
     TL2_AVX512: bitnet_tl2_avx512vbmi => bitnet_tl2_gemv_avx512vbmi, bitnet_tl2_gemm_avx512vbmi if cpu::avx512vbmi;
@@ -25,6 +27,7 @@ pub(super) static AVX2: KernelSet = KernelSet {
     i2s: I2S_AVX2,
     tl1: TL1_AVX2,
     tl2: TL2_AVX2,
+    i2s_col: I2S_COL_AVX2,
     act: super::act::AVX2,
     kv3: KV3_AVX2,
 };
@@ -37,6 +40,7 @@ pub(super) static AVX512: KernelSet = KernelSet {
     i2s: I2S_AVX512,
     tl1: TL1_AVX512,
     tl2: TL2_AVX512,
+    i2s_col: I2S_COL_AVX512,
     act: super::act::AVX2,
     kv3: KV3_AVX512,
 };

@@ -10,13 +10,19 @@ use crate::format::{Scales, TernaryMatrix};
 use crate::kernels::{self, KernelSet};
 use crate::quant::{act_factor, output_factor};
 
+mod multi;
 mod pad;
+mod quantized;
 mod run;
+mod workspace;
 
+pub use multi::{Activations, Output};
 pub(crate) use pad::check_rows;
 use pad::{check_output, PaddedActivations};
+pub use quantized::QuantizedActivations;
 pub use run::PARALLEL_MIN_MACS;
 use run::{par_run, run};
+pub use workspace::{Workspace, MAX_MATRICES};
 
 /// `y`'s memory as the int32 accumulators a kernel writes: the f32 products let the kernel
 /// fill `y` itself and then rescale it in place ([`crate::kernels::act::RescaleInPlace`]),
@@ -37,6 +43,14 @@ fn rescale(k: &KernelSet, m: &TernaryMatrix, rows: Range<usize>, y: &mut [f32], 
             Scales::PerRow(s) => (act.rescale_rows)(row, &s[rows.clone()], act_factor(a)),
         }
     }
+}
+
+/// Rescales the f32 output `y` of one activation row (absmax `a`) for `m`'s output rows
+/// `rows` (`y.len() == rows.len()`): [`rescale`] for one activation row, in place. The one
+/// rescale of the engine's calls ([`KernelSet::products`], [`KernelSet::gemv_row_list`]).
+fn rescale_out(k: &KernelSet, m: &TernaryMatrix, rows: Range<usize>, y: &mut [f32], a: f32) {
+    debug_assert_eq!(rows.len(), y.len());
+    rescale(k, m, rows, y, &[a]);
 }
 
 /// The checked products of one kernel set. The free functions ([`ternary_gemv`], [`gemv_i8`],
@@ -214,4 +228,176 @@ pub fn gemm_i8_rows(
     y: &mut [i32],
 ) -> Result<()> {
     kernels::active()?.gemm_i8_rows(m, x, n, rows, y)
+}
+
+thread_local! {
+    /// This thread's workspace for the convenient forms of the engine's calls
+    /// ([`ternary_gemv_multi`] and the others), kept for its next call.
+    static WORKSPACE: std::cell::Cell<Workspace> = std::cell::Cell::new(Workspace::default());
+}
+
+/// The largest workspace a thread keeps for its next call (64 MiB).
+const WORKSPACE_KEEP: usize = 64 << 20;
+
+/// Runs `f` with this thread's workspace grown to `bytes` (a nested call gets an empty one).
+fn with_workspace<R>(bytes: usize, f: impl FnOnce(&mut Workspace) -> R) -> R {
+    let mut ws = WORKSPACE.try_with(|c| c.take()).unwrap_or_default();
+    ws.reserve(bytes);
+    let r = f(&mut ws);
+    if ws.len() <= WORKSPACE_KEEP {
+        let _ = WORKSPACE.try_with(|c| c.set(ws));
+    }
+    r
+}
+
+/// `ys[i] = ms[i] · x` for every `i` with the active kernel set, in one dispatch, every
+/// temporary in `ws`: see [`KernelSet::products`].
+pub fn products(
+    ms: &[&TernaryMatrix],
+    x: Activations<'_>,
+    ys: &mut [Output<'_>],
+    ws: &mut Workspace,
+) -> Result<()> {
+    kernels::active()?.products(ms, x, ys, ws)
+}
+
+/// Rows `rows` of `m · x` for one activation row with the active kernel set, temporaries in
+/// `ws`: see [`KernelSet::gemv_row_list`].
+pub fn gemv_row_list(
+    m: &TernaryMatrix,
+    x: Activations<'_>,
+    rows: &[usize],
+    y: Output<'_>,
+    ws: &mut Workspace,
+) -> Result<()> {
+    kernels::active()?.gemv_row_list(m, x, rows, y, ws)
+}
+
+/// The f32 outputs `ys` as [`Output`]s in a fixed array (no allocation).
+fn f32_outputs<'a>(ys: &'a mut [&mut [f32]]) -> Result<[Output<'a>; MAX_MATRICES]> {
+    if ys.len() > MAX_MATRICES {
+        return Err(crate::Error::InvalidShape(format!(
+            "{} outputs in one call; at most {MAX_MATRICES}",
+            ys.len()
+        )));
+    }
+    let mut it = ys.iter_mut();
+    Ok(std::array::from_fn(|_| match it.next() {
+        Some(y) => Output::F32(y),
+        None => Output::F32(&mut []),
+    }))
+}
+
+/// One activation row times several matrices of the same `cols` (q, k, v; gate, up) in one
+/// dispatch of the thread pool: `ys[i] = ternary_gemv(ms[i], x)`, bit for bit, with `x`
+/// quantized once. Temporaries live in a workspace this thread keeps.
+///
+/// ```
+/// use bitnet_kernels::{ternary_gemv, ternary_gemv_multi, Format, TernaryMatrix};
+/// let q = TernaryMatrix::from_ternary(&[1, -1, 0, 0, 1, 1], 2, 3, 0.5, Format::I2S)?;
+/// let k = TernaryMatrix::from_ternary(&[1, 1, 1], 1, 3, 2.0, Format::I2S)?;
+/// let x = [1.0, 0.5, -1.0];
+/// let (mut yq, mut yk) = ([0.0f32; 2], [0.0f32; 1]);
+/// ternary_gemv_multi(&[&q, &k], &x, &mut [&mut yq, &mut yk])?;
+/// let mut want = [0.0f32; 1];
+/// ternary_gemv(&k, &x, &mut want)?;
+/// assert_eq!(yk, want);
+/// # Ok::<(), bitnet_kernels::Error>(())
+/// ```
+pub fn ternary_gemv_multi(ms: &[&TernaryMatrix], x: &[f32], ys: &mut [&mut [f32]]) -> Result<()> {
+    ternary_gemm_multi(ms, x, 1, ys)
+}
+
+/// [`ternary_gemv_multi`] for `n` activation rows: `ys[i] = ternary_gemm(ms[i], x, n)`.
+pub fn ternary_gemm_multi(
+    ms: &[&TernaryMatrix],
+    x: &[f32],
+    n: usize,
+    ys: &mut [&mut [f32]],
+) -> Result<()> {
+    let k = kernels::active()?;
+    let count = ys.len();
+    let mut outs = f32_outputs(ys)?;
+    let bytes = Workspace::bytes_for(ms, n)?;
+    with_workspace(bytes, |ws| {
+        k.products(ms, Activations::F32 { x, n }, &mut outs[..count], ws)
+    })
+}
+
+/// The BitLinear forward pass of activations quantized once ([`QuantizedActivations`]):
+/// `y` (`n × rows`) is exactly what [`ternary_gemm`] gives for the same f32 rows.
+pub fn ternary_gemm_quantized(
+    m: &TernaryMatrix,
+    x: &QuantizedActivations,
+    y: &mut [f32],
+) -> Result<()> {
+    let bytes = Workspace::bytes_for(&[m], x.n().max(1))?;
+    with_workspace(bytes, |ws| {
+        products(&[m], Activations::Quantized(x), &mut [Output::F32(y)], ws)
+    })
+}
+
+/// The exact int32 accumulators of activations quantized once: `y` (`n × rows`) is what
+/// [`gemm_i8`] gives for its int8 rows.
+pub fn gemm_i8_quantized(m: &TernaryMatrix, x: &QuantizedActivations, y: &mut [i32]) -> Result<()> {
+    let bytes = Workspace::bytes_for(&[m], x.n().max(1))?;
+    with_workspace(bytes, |ws| {
+        products(&[m], Activations::Quantized(x), &mut [Output::I32(y)], ws)
+    })
+}
+
+/// [`ternary_gemv`] for a list of output rows only, on the calling thread: `y[i]` is
+/// element `rows[i]` of the whole product, bit for bit (`y.len() == rows.len()`; any order,
+/// repeats allowed, an index `>= m.rows()` is an error before anything is written). For a
+/// gated FFN's up-projection where the gate is non-zero. See [`KernelSet::gemv_row_list`].
+pub fn ternary_gemv_row_list(
+    m: &TernaryMatrix,
+    x: &[f32],
+    rows: &[usize],
+    y: &mut [f32],
+) -> Result<()> {
+    let bytes = Workspace::bytes_for(&[m], 1)?;
+    with_workspace(bytes, |ws| {
+        gemv_row_list(m, Activations::F32 { x, n: 1 }, rows, Output::F32(y), ws)
+    })
+}
+
+/// The BitLinear forward pass of one row with BitNet a4.8's int4 activations: `x`
+/// (`m.cols()` floats) is quantized with [`crate::quantize_activations_i4`] (`mode`), the
+/// int4 values multiplied exactly like any int8 row ([`gemv_i8`]) and each accumulator
+/// rescaled: `y[i] = acc[i] as f32 * f` with
+/// `f = `[`crate::quant::output_factor_i4`]`(m.scale(), scale, mode)` (`m * (β / sqrtf(7))`
+/// for absmean, `m * (a / 7)` for absmax, in that f32 order).
+///
+/// ```
+/// use bitnet_kernels::{ternary_gemv_i4, Format, I4Mode, TernaryMatrix};
+/// let m = TernaryMatrix::from_ternary(&[1, -1, 0, 0, 1, 1], 2, 3, 0.5, Format::I2S).unwrap();
+/// let mut y = [0.0f32; 2];
+/// ternary_gemv_i4(&m, &[7.0, 3.5, -7.0], I4Mode::AbsMax, &mut y).unwrap();
+/// // int4: [7, 4, -7] (3.5 is a tie: 4); acc = [3, -3]; factor = 0.5 * (7 / 7)
+/// assert_eq!(y, [1.5, -1.5]);
+/// ```
+pub fn ternary_gemv_i4(
+    m: &TernaryMatrix,
+    x: &[f32],
+    mode: crate::I4Mode,
+    y: &mut [f32],
+) -> Result<()> {
+    let k = kernels::active()?;
+    check_output(1, m.rows(), y.len())?;
+    let mut q = vec![0i8; x.len()];
+    let scale = crate::quantize_activations_i4(x, &mut q, mode)?;
+    k.gemv_i8(m, &q, as_acc(y))?;
+    // Per-row scales: `s_i * f'` with `f' = output_factor_i4(1.0, ..)` (exactly the
+    // activation part, as `1.0 * x == x`), the order of the int8 products' rescale.
+    match m.scales() {
+        Scales::One(s) => {
+            (k.act().rescale)(y, crate::quant::output_factor_i4(s, scale, mode));
+        }
+        Scales::PerRow(s) => {
+            let f = crate::quant::output_factor_i4(1.0, scale, mode);
+            (k.act().rescale_rows)(y, s, f);
+        }
+    }
+    Ok(())
 }

@@ -15,6 +15,58 @@ use crate::par;
 /// one thread and 16.3 µs on two; 1024x2048 (2.1M, below this) takes 12.5 µs on one.
 pub const PARALLEL_MIN_MACS: usize = 1 << 22;
 
+/// Runs kernel `k` over the whole tiles `tiles` of `m` for `n` activation rows `xs` (each
+/// `cols_padded` long), writing `out[j * tiles.len() + r - tiles.start]`: the one raw call.
+/// Every condition the kernel trusts is asserted here, so a caller's mistake panics rather
+/// than reaching the kernel; `k` must come from `kernels_for(m.format())`.
+pub(crate) fn run_tiles(
+    k: FormatKernels,
+    m: &TernaryMatrix,
+    xs: &[i8],
+    n: usize,
+    tiles: Range<usize>,
+    out: &mut [i32],
+) {
+    let l = m.layout();
+    let (tile, kp) = (l.row_tile, l.cols_padded);
+    let (rb, re) = (tiles.start, tiles.end);
+    assert!(
+        n >= 1
+            && Some(xs.len()) == n.checked_mul(kp)
+            && rb < re
+            && rb.is_multiple_of(tile)
+            && re.is_multiple_of(tile)
+            && re <= l.rows_padded
+            && Some(out.len()) == n.checked_mul(re - rb),
+        "kernel arguments do not match the matrix"
+    );
+    // SAFETY: rb..re are whole tiles inside the padded rows (asserted), `xs` holds n × kp
+    // activations, `out` holds n × (re - rb) outputs (asserted), and the packed bytes are
+    // `m`'s, in the layout of `m.format()`, the format `k` was handed out for.
+    unsafe {
+        if n == 1 {
+            (k.gemv)(
+                m.packed_bytes().as_ptr(),
+                kp,
+                xs.as_ptr(),
+                rb,
+                re,
+                out.as_mut_ptr(),
+            )
+        } else {
+            (k.gemm)(
+                m.packed_bytes().as_ptr(),
+                kp,
+                xs.as_ptr(),
+                n,
+                rb,
+                re,
+                out.as_mut_ptr(),
+            )
+        }
+    }
+}
+
 /// Runs kernel `k` for `rows`, writing `y[j * rows.len() + r - rows.start]`. Rows inside
 /// whole tiles go straight to the kernel; a ragged tile at either end is computed whole into
 /// a small buffer and the wanted rows copied out, so kernels only ever see whole tiles.
@@ -40,37 +92,7 @@ pub(crate) fn run(
             && Some(y.len()) == n.checked_mul(len),
         "kernel arguments do not match the matrix"
     );
-    let call = |rb: usize, re: usize, out: &mut [i32]| {
-        assert!(
-            rb < re && rb.is_multiple_of(tile) && re.is_multiple_of(tile) && re <= l.rows_padded
-        );
-        assert_eq!(out.len(), n * (re - rb));
-        // SAFETY: rb..re are whole tiles inside the padded rows (asserted), `x` holds n × kp
-        // activations, `out` holds n × (re - rb) outputs (asserted), and the packed bytes are
-        // `m`'s, in the layout of `m.format()`, the format `k` was handed out for.
-        unsafe {
-            if n == 1 {
-                (k.gemv)(
-                    m.packed_bytes().as_ptr(),
-                    kp,
-                    xs.as_ptr(),
-                    rb,
-                    re,
-                    out.as_mut_ptr(),
-                )
-            } else {
-                (k.gemm)(
-                    m.packed_bytes().as_ptr(),
-                    kp,
-                    xs.as_ptr(),
-                    n,
-                    rb,
-                    re,
-                    out.as_mut_ptr(),
-                )
-            }
-        }
-    };
+    let call = |rb: usize, re: usize, out: &mut [i32]| run_tiles(k, m, xs, n, rb..re, out);
     let first = rows.start.div_ceil(tile) * tile;
     let last = rows.end / tile * tile;
     let mut tmp = Vec::new();
@@ -103,8 +125,8 @@ pub(crate) fn run(
     }
 }
 
-/// Runs kernel `k` over all rows of `m`, split over rayon's pool (which honours
-/// `RAYON_NUM_THREADS`) in whole tiles, the calling thread working from the start
+/// Runs kernel `k` over all rows of `m`, split over the pool in use ([`par::set_num_threads`];
+/// by default rayon's, which honours `RAYON_NUM_THREADS`) in whole tiles, the calling thread working from the start
 /// ([`crate::par`]); `y` is `n × rows`, row-major.
 pub(crate) fn par_run(
     k: FormatKernels,
@@ -117,7 +139,7 @@ pub(crate) fn par_run(
     let threads = if work < PARALLEL_MIN_MACS {
         1
     } else {
-        rayon::current_num_threads()
+        par::num_threads()
     };
     if n == 1 {
         return par::for_each_chunk(

@@ -116,7 +116,7 @@ static int outputs_untouched(void) {
     X(f32_cols_2_24, INVALID_SHAPE, bitnet_matrix_from_f32(w, 1, (size_t)1 << 24, I2S, &out_m)) \
     X(f32_nan, NON_FINITE, bitnet_matrix_from_f32(w_nan, ROWS, COLS, I2S, &out_m))              \
     X(f32_inf, NON_FINITE, bitnet_matrix_from_f32(w_inf, ROWS, COLS, I2S, &out_m))              \
-    X(f32_format_3, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, 3, &out_m))           \
+    X(f32_format_4, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, 4, &out_m))           \
     X(f32_format_neg, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, -1, &out_m))        \
     X(f32_format_max, INVALID_FORMAT, bitnet_matrix_from_f32(w, ROWS, COLS, INT_MAX, &out_m))   \
     /* building from trits */                                                                   \
@@ -225,7 +225,7 @@ static int outputs_untouched(void) {
     X(to_format_misaligned_m, MISALIGNED_POINTER,                                               \
       bitnet_matrix_to_format(MISALIGNED(const BitnetMatrix, spare_f), I2S, &out_m))            \
     X(to_format_null_out, NULL_POINTER, bitnet_matrix_to_format(m, I2S, NULL))                  \
-    X(to_format_bad, INVALID_FORMAT, bitnet_matrix_to_format(m, 3, &out_m))                     \
+    X(to_format_bad, INVALID_FORMAT, bitnet_matrix_to_format(m, 4, &out_m))                     \
     X(to_ternary_short, LENGTH_MISMATCH, bitnet_matrix_to_ternary(m, q8, ROWS * COLS - 1))      \
     X(to_ternary_null, NULL_POINTER, bitnet_matrix_to_ternary(m, NULL, ROWS * COLS))            \
     /* per-row scales */                                                                        \
@@ -326,7 +326,26 @@ static int outputs_untouched(void) {
     X(quant_len0, INVALID_SHAPE, bitnet_quantize_activations(xf, 0, q8, &out_absmax))           \
     X(quant_nan, NON_FINITE, bitnet_quantize_activations(xf_nan, COLS, q8, &out_absmax))     \
     X(quant_misaligned_absmax, MISALIGNED_POINTER,                                              \
-      bitnet_quantize_activations(xf, COLS, q8, MISALIGNED(float, spare_f)))
+      bitnet_quantize_activations(xf, COLS, q8, MISALIGNED(float, spare_f)))                    \
+    /* the a4.8 quantizers */                                                                   \
+    X(i4_null_x, NULL_POINTER, bitnet_quantize_activations_i4(NULL, COLS, q8, &out_absmax, 0))  \
+    X(i4_null_q, NULL_POINTER, bitnet_quantize_activations_i4(xf, COLS, NULL, &out_absmax, 0))  \
+    X(i4_null_scale, NULL_POINTER, bitnet_quantize_activations_i4(xf, COLS, q8, NULL, 1))       \
+    X(i4_len0, INVALID_SHAPE, bitnet_quantize_activations_i4(xf, 0, q8, &out_absmax, 0))        \
+    X(i4_nan, NON_FINITE, bitnet_quantize_activations_i4(xf_nan, COLS, q8, &out_absmax, 0))     \
+    X(i4_inf, NON_FINITE, bitnet_quantize_activations_i4(xf_inf, COLS, q8, &out_absmax, 1))     \
+    X(i4_mode2, INVALID_DATA, bitnet_quantize_activations_i4(xf, COLS, q8, &out_absmax, 2))     \
+    X(i4_mode_neg, INVALID_DATA, bitnet_quantize_activations_i4(xf, COLS, q8, &out_absmax, -1)) \
+    X(i4_misaligned_scale, MISALIGNED_POINTER,                                                  \
+      bitnet_quantize_activations_i4(xf, COLS, q8, MISALIGNED(float, spare_f), 0))              \
+    X(topk_null_x, NULL_POINTER, bitnet_quantize_activations_topk(NULL, COLS, 0.5f, q8, &out_absmax)) \
+    X(topk_null_q, NULL_POINTER, bitnet_quantize_activations_topk(xf, COLS, 0.5f, NULL, &out_absmax)) \
+    X(topk_null_absmax, NULL_POINTER, bitnet_quantize_activations_topk(xf, COLS, 0.5f, q8, NULL)) \
+    X(topk_len0, INVALID_SHAPE, bitnet_quantize_activations_topk(xf, 0, 0.5f, q8, &out_absmax)) \
+    X(topk_nan, NON_FINITE, bitnet_quantize_activations_topk(xf_nan, COLS, 0.5f, q8, &out_absmax)) \
+    X(topk_ratio_nan, NON_FINITE, bitnet_quantize_activations_topk(xf, COLS, NAN, q8, &out_absmax)) \
+    X(topk_ratio_0, INVALID_DATA, bitnet_quantize_activations_topk(xf, COLS, 0.0f, q8, &out_absmax)) \
+    X(topk_ratio_big, INVALID_DATA, bitnet_quantize_activations_topk(xf, COLS, 1.5f, q8, &out_absmax))
 
 #define DEFINE_CALL(name, status, call) \
     static int call_##name(void) { return (int)(call); }
@@ -490,8 +509,8 @@ static void check_details(void) {
                  "x_len is 300, expected 600 (n * cols)");
     check_detail(bitnet_gemv_i8(m, xi, COLS, NULL, ROWS), BITNET_STATUS_NULL_POINTER,
                  "y is NULL");
-    check_detail(bitnet_matrix_from_f32(w, ROWS, COLS, 3, &out_m), BITNET_STATUS_INVALID_FORMAT,
-                 "format = 3 is not a BITNET_FORMAT_* value (0, 1 or 2)");
+    check_detail(bitnet_matrix_from_f32(w, ROWS, COLS, 4, &out_m), BITNET_STATUS_INVALID_FORMAT,
+                 "format = 4 is not a BITNET_FORMAT_* value (0, 1, 2 or 3)");
 
     /* Printed as "<message>: <detail>". */
     char line[256];
@@ -636,6 +655,73 @@ static void check_container_bad_calls(void) {
     remove("/tmp/x.bnk");
 }
 
+/* The engine's calls (issue 13): each bad call returns its status and touches no output. */
+static void check_engine_bad_calls(void) {
+    BitnetActivations *qa = NULL;
+    CHECK(bitnet_quantize_once(NULL, COLS, 1, COLS, &qa) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_quantize_once(xf, COLS, 0, COLS, &qa) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_quantize_once(xf, COLS - 1, 1, COLS, &qa) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_quantize_once(xf_nan, COLS, 1, COLS, &qa) == BITNET_STATUS_NON_FINITE);
+    CHECK(bitnet_quantize_once(xf, COLS, 1, COLS, NULL) == BITNET_STATUS_NULL_POINTER);
+    CHECK(qa == NULL);
+    CHECK(bitnet_quantize_once(xf, 2 * COLS, 2, COLS, &qa) == BITNET_STATUS_OK);
+    reset_outputs();
+    CHECK(bitnet_gemm_f32_quantized(m, qa, yf, ROWS) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemm_f32_quantized(m128, qa, yf, 2 * R128) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemm_f32_quantized(m, NULL, yf, 2 * ROWS) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemm_i8_quantized(m, qa, NULL, 2 * ROWS) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemm_i8_quantized(m, qa, yi, 2 * ROWS + 1) == BITNET_STATUS_LENGTH_MISMATCH);
+    bitnet_activations_free(qa);
+    bitnet_activations_free(NULL);
+
+    const BitnetMatrix *ms[2] = {m, m}, *mixed[2] = {m, m128}, *with_null[2] = {m, NULL};
+    float y2[2 * ROWS];
+    float *ys[2] = {yf, y2}, *ys_null[2] = {yf, NULL}, *ys_same[2] = {yf, yf};
+    size_t lens[2] = {ROWS, ROWS}, lens_bad[2] = {ROWS, ROWS + 1};
+    size_t bytes = 0;
+    CHECK(bitnet_workspace_size(ms, 2, 1, &bytes) == BITNET_STATUS_OK);
+    CHECK(bitnet_workspace_size(ms, 0, 1, &bytes) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_workspace_size(ms, 17, 1, &bytes) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_workspace_size(mixed, 2, 1, &bytes) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_workspace_size(ms, 2, 1, NULL) == BITNET_STATUS_NULL_POINTER);
+    unsigned char *ws = (unsigned char *)malloc(bytes);
+    CHECK(ws != NULL);
+    reset_outputs();
+    memset(y2, 0xA5, sizeof y2);
+    CHECK(bitnet_gemv_multi_f32(NULL, 2, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_multi_f32(ms, 0, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemv_multi_f32(ms, 17, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemv_multi_f32(with_null, 2, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_multi_f32(mixed, 2, xf, COLS, ys, lens, NULL, 0) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS - 1, ys, lens, NULL, 0) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys_null, lens, NULL, 0) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys, lens_bad, NULL, 0) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys, NULL, NULL, 0) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf_nan, COLS, ys, lens, NULL, 0) == BITNET_STATUS_NON_FINITE);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf_nan, COLS, ys, lens, ws, bytes) == BITNET_STATUS_NON_FINITE);
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys, lens, ws, bytes - 1) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemm_multi_f32(ms, 2, xf, COLS, 0, ys, lens, ws, bytes) == BITNET_STATUS_INVALID_SHAPE);
+    /* With caller memory, outputs may not overlap each other, x or the workspace. */
+    CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys_same, lens, ws, bytes) == BITNET_STATUS_INVALID_DATA);
+    {
+        float *ys_ws[2] = {yf, (float *)(void *)ws};
+        CHECK(bitnet_gemv_multi_f32(ms, 2, xf, COLS, ys_ws, lens, ws, bytes) == BITNET_STATUS_INVALID_DATA);
+    }
+    unsigned char sentinel[sizeof y2];
+    memset(sentinel, 0xA5, sizeof sentinel);
+    CHECK(memcmp(y2, sentinel, sizeof y2) == 0);
+    for (size_t i = 0; i < 4 * ROWS; i++) CHECK(memcmp(&yf[i], sentinel, sizeof(float)) == 0);
+    free(ws);
+
+    size_t list[3] = {0, ROWS, 1}, good[2] = {4, 0};
+    CHECK(bitnet_gemv_f32_row_list(m, xf, COLS, list, 3, yf, 3) == BITNET_STATUS_INVALID_SHAPE);
+    CHECK(bitnet_gemv_f32_row_list(m, xf, COLS, good, 2, yf, 3) == BITNET_STATUS_LENGTH_MISMATCH);
+    CHECK(bitnet_gemv_f32_row_list(m, xf, COLS, NULL, 2, yf, 2) == BITNET_STATUS_NULL_POINTER);
+    CHECK(bitnet_gemv_f32_row_list(m, xf_nan, COLS, good, 2, yf, 2) == BITNET_STATUS_NON_FINITE);
+    CHECK(bitnet_gemv_f32_row_list(m, xf, COLS + 1, good, 2, yf, 2) == BITNET_STATUS_LENGTH_MISMATCH);
+    for (size_t i = 0; i < 4 * ROWS; i++) CHECK(memcmp(&yf[i], sentinel, sizeof(float)) == 0);
+}
+
 int main(int argc, char **argv) {
     make_fixtures();
     size_t rows = 0;
@@ -655,6 +741,7 @@ int main(int argc, char **argv) {
         check_ggml();
         check_kv_bad_calls();
         check_container_bad_calls();
+        check_engine_bad_calls();
         /* A failure's detail names the problem, and survives a later successful call. */
         CHECK(bitnet_gemv_i8(m, xi, COLS - 1, yi, ROWS) == BITNET_STATUS_LENGTH_MISMATCH);
         CHECK(strstr(bitnet_last_error(), "299") != NULL);

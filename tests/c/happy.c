@@ -196,6 +196,62 @@ static void check_products(const BitnetMatrix *m, const int8_t *t, float scale, 
         free(rq);
     }
 
+    /* The engine's calls: activations quantized once, a fused call of two matrices (with and
+     * without caller memory as workspace), a row list in reverse order with a repeat. */
+    {
+        BitnetActivations *qa = NULL;
+        OK(bitnet_quantize_once(xf, n * cols, n, cols, &qa));
+        memset(yf, 0, n * rows * sizeof(float));
+        OK(bitnet_gemm_f32_quantized(m, qa, yf, n * rows));
+        CHECK(memcmp(yf, rf, n * rows * sizeof(float)) == 0);
+        OK(bitnet_gemm_i8_quantized(m, qa, yi, n * rows));
+        bitnet_activations_free(qa);
+        int8_t *q = (int8_t *)xmalloc(cols);
+        float amax = 0.0f;
+        OK(bitnet_quantize_activations(xf, cols, q, &amax));
+        float f = bitnet_matrix_scale(m) * (amax / 127.0f);
+        for (size_t r = 0; r < rows; r++) CHECK((float)yi[r] * f == rf[r]);
+        free(q);
+
+        const BitnetMatrix *ms[2] = {m, m};
+        float *y2 = (float *)xmalloc((n * rows + 1) * sizeof(float));
+        float *ys[2] = {yf, y2};
+        size_t lens[2] = {n * rows, n * rows}, lens1[2] = {rows, rows};
+        memset(yf, 0, n * rows * sizeof(float));
+        OK(bitnet_gemm_multi_f32(ms, 2, xf, n * cols, n, ys, lens, NULL, 0));
+        CHECK(memcmp(yf, rf, n * rows * sizeof(float)) == 0);
+        CHECK(memcmp(y2, rf, n * rows * sizeof(float)) == 0);
+        size_t bytes = 0;
+        OK(bitnet_workspace_size(ms, 2, n, &bytes));
+        CHECK(bytes > 0);
+        unsigned char *ws = (unsigned char *)xmalloc(bytes + 1);
+        memset(yf, 0, n * rows * sizeof(float));
+        memset(y2, 0, n * rows * sizeof(float));
+        /* Any alignment of the caller's memory works. */
+        OK(bitnet_gemm_multi_f32(ms, 2, xf, n * cols, n, ys, lens, ws + 1, bytes));
+        CHECK(memcmp(yf, rf, n * rows * sizeof(float)) == 0);
+        CHECK(memcmp(y2, rf, n * rows * sizeof(float)) == 0);
+        memset(y2, 0, n * rows * sizeof(float));
+        OK(bitnet_gemv_multi_f32(ms, 2, xf, cols, ys, lens1, ws, bytes));
+        CHECK(memcmp(y2, rf, rows * sizeof(float)) == 0);
+        free(ws);
+
+        size_t *list = (size_t *)xmalloc((rows + 1) * sizeof(size_t));
+        for (size_t i = 0; i < rows; i++) list[i] = rows - 1 - i;
+        list[rows] = 0;
+        OK(bitnet_gemv_f32_row_list(m, xf, cols, list, rows + 1, y2, rows + 1));
+        for (size_t i = 0; i <= rows; i++) CHECK(memcmp(&y2[i], &rf[list[i]], sizeof(float)) == 0);
+        free(list);
+        free(y2);
+
+        /* The thread count: 2, then 1, then the default, all with the same results. */
+        for (int t = 0; t < 3; t++) {
+            CHECK(bitnet_set_num_threads(t == 0 ? 2 : t == 1 ? 1 : 0) == BITNET_STATUS_OK);
+            OK(bitnet_gemv_f32(m, xf, cols, yf, rows));
+            CHECK(memcmp(yf, rf, rows * sizeof(float)) == 0);
+        }
+    }
+
     /* In place: y may overlap x (square matrices only). */
     if (rows == cols) {
         memcpy(yf, xf, cols * sizeof(float));
@@ -216,7 +272,7 @@ static void check_products(const BitnetMatrix *m, const int8_t *t, float scale, 
 static void check_other_formats(const BitnetMatrix *m, const float *w, const int8_t *t,
                                 float scale, size_t rows, size_t cols) {
     int8_t *t2 = (int8_t *)xmalloc(rows * cols);
-    for (int f = BITNET_FORMAT_TL1; f <= BITNET_FORMAT_TL2; f++) {
+    for (int f = BITNET_FORMAT_TL1; f <= BITNET_FORMAT_I2S_COL; f++) {
         BitnetMatrix *a = NULL, *b = NULL;
         int st = bitnet_matrix_from_f32(w, rows, cols, f, &a);
         CHECK(st == BITNET_STATUS_OK || st == BITNET_STATUS_UNSUPPORTED);
@@ -511,7 +567,7 @@ static void check_ggml(size_t rows, size_t cols, float scale, uint16_t d, float 
             ref_tq2(t, rows, cols, d, ref);
         OK(bitnet_matrix_to_ggml(m, type, got, size));
         CHECK(memcmp(got, ref, size) == 0);
-        for (int f = BITNET_FORMAT_I2S; f <= BITNET_FORMAT_TL2; f++) {
+        for (int f = BITNET_FORMAT_I2S; f <= BITNET_FORMAT_I2S_COL; f++) {
             BitnetMatrix *m2 = NULL;
             OK(bitnet_matrix_from_ggml(type, ref, size, rows, cols, f, &m2));
             OK(bitnet_matrix_to_ternary(m2, t2, n));
@@ -720,6 +776,34 @@ int main(void) {
         CHECK(acc[0] == 63 && acc[1] == -63);
         OK(bitnet_gemv_f32(m, x, 3, y, 2));
         CHECK(y[0] == 63.0f * (0.5f * (1.0f / 127.0f)) && y[1] == -y[0]);
+        bitnet_matrix_free(m);
+    }
+    /* The a4.8 quantizers, worked by hand. absmax int4: a = 14, s = 0.5, ties to even;
+     * absmean: mean|x| = 8.5, s = sqrtf(7)/8.5. TopK 0.5 of 5: k = 3, the tie between the two
+     * 1.0s goes to the lower index. The int4 row goes through the int8 product as is. */
+    {
+        const float x[5] = {14.0f, 1.0f, 3.0f, -5.0f, -19.5f};
+        int8_t q[5];
+        float s = 0.0f;
+        OK(bitnet_quantize_activations_i4(x, 4, q, &s, 1));
+        CHECK(s == 14.0f && q[0] == 7 && q[1] == 0 && q[2] == 2 && q[3] == -2);
+        OK(bitnet_quantize_activations_i4(x, 5, q, &s, 0));
+        CHECK(s == 8.5f);
+        float k = sqrtf(7.0f) / 8.5f;
+        for (int i = 0; i < 5; i++) {
+            float r = nearbyintf(x[i] * k);
+            CHECK(q[i] == (int8_t)(r > 7 ? 7 : r < -8 ? -8 : r));
+        }
+        const float xt[5] = {1.0f, 4.0f, -2.0f, 1.0f, 0.5f};
+        OK(bitnet_quantize_activations_topk(xt, 5, 0.5f, q, &s));
+        CHECK(s == 4.0f && q[0] == 32 && q[1] == 127 && q[2] == -64 && q[3] == 0 && q[4] == 0);
+        const int8_t t[6] = {1, -1, 0, 0, 1, 1};
+        BitnetMatrix *m = NULL;
+        int32_t acc[2];
+        OK(bitnet_matrix_from_ternary(t, 2, 3, 0.5f, BITNET_FORMAT_I2S_COL, &m));
+        const int8_t q4[3] = {7, -8, 0};
+        OK(bitnet_gemv_i8(m, q4, 3, acc, 2));
+        CHECK(acc[0] == 15 && acc[1] == -8);
         bitnet_matrix_free(m);
     }
     bitnet_matrix_free(NULL);

@@ -15,8 +15,10 @@
 //! [`measure`] times the kernels and baselines, [`accuracy`] compares outputs with f64
 //! references, [`markdown`] and [`json`] write the results.
 
+mod a48;
 mod accuracy;
 mod json;
+mod layer;
 mod markdown;
 mod measure;
 
@@ -72,6 +74,11 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            // Only the BitNet a4.8 section (accuracy and sparse activations).
+            "--a48-only" => {
+                print!("{}", a48::section(quick));
+                return;
+            }
             "--json" => {
                 json_path = Some(args.next().unwrap_or_else(|| usage("--json needs a file")))
             }
@@ -123,11 +130,16 @@ fn main() {
         threads,
         b.probe_samples,
     ));
+    let section = layer::measure(b, &r.limits, threads);
     let elapsed = started.elapsed().as_secs_f64();
     let md = markdown::markdown(&r, b, quick, &command, elapsed);
     print!("{md}");
+    print!("{}", layer::markdown(&section));
+    eprintln!("a4.8: accuracy and sparse activations...");
+    print!("{}", a48::section(quick));
     if let Some(path) = json_path {
-        let v = json::to_json(&r, quick, &command, elapsed);
+        let mut v = json::to_json(&r, quick, &command, elapsed);
+        v["decoder_layer"] = layer::to_json(&section);
         let text = serde_json::to_string_pretty(&v).expect("serializable");
         std::fs::write(&path, text + "\n").unwrap_or_else(|e| {
             eprintln!("cannot write {path}: {e}");
@@ -142,7 +154,7 @@ fn usage(err: &str) -> ! {
         eprintln!("error: {err}");
     }
     eprintln!(
-        "usage: cargo run --release -p bitnet-bench --bin report -- [--quick] [--json FILE] [--shapes RxC,...]"
+        "usage: cargo run --release -p bitnet-bench --bin report -- [--quick] [--json FILE] [--shapes RxC,...] [--a48-only]"
     );
     std::process::exit(if err.is_empty() { 0 } else { 2 })
 }

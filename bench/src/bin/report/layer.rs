@@ -1,0 +1,134 @@
+//! The decoder-layer section: one 2B-4T layer's seven I2_S products for 1 and 8 tokens,
+//! cold (30 layers rotated, the model's ~520 MB of linear weights), on 1 and 2 threads,
+//! as seven separate `ternary_gemm` calls and as the fused, allocation-free path
+//! ([`bitnet_bench::layer`]), against the DRAM floor: the layer's packed bytes over the
+//! streaming bandwidth measured on as many threads.
+
+use std::fmt::Write;
+
+use bitnet_bench::cold::{Rotation, COLD_BYTES};
+use bitnet_bench::layer::{Buffers, Layer};
+use bitnet_bench::probe::{self, Limits};
+use bitnet_bench::stats::{measure_pair, Timing};
+use bitnet_kernels::{set_num_threads, Format};
+use serde_json::{json, Value};
+
+use super::Budget;
+
+/// One cell: `n` tokens on `threads` threads.
+pub struct LayerRow {
+    pub n: usize,
+    pub threads: usize,
+    pub separate: Timing,
+    pub fused: Timing,
+    /// The layer's packed bytes over the streaming bandwidth on `threads` threads, seconds.
+    pub floor_s: f64,
+    /// The bandwidth used for the floor, GB/s.
+    pub gb_per_s: f64,
+}
+
+/// The section's measurements, and the layer's packed bytes.
+pub struct LayerSection {
+    pub bytes: usize,
+    pub rows: Vec<LayerRow>,
+}
+
+/// Measures the section. `limits` gives the 1-thread and all-thread DRAM bandwidth; the
+/// 2-thread one is probed here when "all" is not 2.
+pub fn measure(b: &Budget, limits: &Limits, all_threads: usize) -> LayerSection {
+    eprintln!("decoder layer: packing 2B-4T shapes...");
+    let layer = Layer::new(Format::I2S);
+    let bytes = layer.packed_bytes();
+    let mut rot = Rotation::new(layer, bytes, COLD_BYTES);
+    let bw2 = if all_threads == 2 {
+        limits.dram_all.gb_per_s
+    } else {
+        probe::stream_read(b.probe_dram, 2, b.probe_samples).gb_per_s
+    };
+    let mut rows = Vec::new();
+    for n in [1, 8] {
+        let mut buf = Buffers::new(rot.get(0), n);
+        for threads in [1, 2] {
+            eprintln!("decoder layer: n = {n}, {threads} thread(s)...");
+            set_num_threads(threads).expect("threads");
+            let (separate, fused) = measure_pair(b.gemv_s * 4.0, b.min_reps, b.max_reps, |f| {
+                let l = rot.next();
+                if f {
+                    buf.fused(l)
+                } else {
+                    buf.separate(l)
+                }
+            });
+            let gb = if threads == 1 {
+                limits.dram_1t.gb_per_s
+            } else {
+                bw2
+            };
+            rows.push(LayerRow {
+                n,
+                threads,
+                separate,
+                fused,
+                floor_s: bytes as f64 / (gb * 1e9),
+                gb_per_s: gb,
+            });
+        }
+    }
+    set_num_threads(0).expect("default threads");
+    LayerSection { bytes, rows }
+}
+
+/// The section in markdown.
+pub fn markdown(s: &LayerSection) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "\n### Decoder layer (2B-4T, I2_S, cold)\n\n\
+         One layer's seven products (q 2560², k and v 640×2560, o 2560², gate and up \
+         6912×2560, down 2560×6912; {:.1} MB packed), f32 in and out, activation quantization \
+         included, weights from DRAM (layers rotated over {} MB). *Separate*: seven \
+         `ternary_gemm` calls. *Fused*: q/k/v in one call, gate/up in one, o, down \
+         (`matmul::products`, one workspace, no allocation). *Floor*: packed bytes / streaming \
+         bandwidth on as many threads. Medians, the two ways timed in turns.\n",
+        s.bytes as f64 / 1e6,
+        COLD_BYTES >> 20
+    );
+    let _ = writeln!(
+        o,
+        "| tokens | threads | separate µs | fused µs | fused speed-up | floor µs (GB/s) | fused / floor |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+    for r in &s.rows {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.1} | {:.1} | {:.2}× | {:.1} ({:.1}) | {:.2} |",
+            r.n,
+            r.threads,
+            r.separate.secs * 1e6,
+            r.fused.secs * 1e6,
+            r.separate.secs / r.fused.secs,
+            r.floor_s * 1e6,
+            r.gb_per_s,
+            r.fused.secs / r.floor_s
+        );
+    }
+    o
+}
+
+/// The section as JSON.
+pub fn to_json(s: &LayerSection) -> Value {
+    json!({
+        "format": "I2_S",
+        "packed_bytes": s.bytes,
+        "rows": s.rows.iter().map(|r| json!({
+            "tokens": r.n,
+            "threads": r.threads,
+            "separate_s": r.separate.secs,
+            "separate_reps": r.separate.reps,
+            "fused_s": r.fused.secs,
+            "fused_reps": r.fused.reps,
+            "floor_s": r.floor_s,
+            "floor_gb_per_s": r.gb_per_s,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,52 @@
+//! The reference kernel of I2_S_COL (`docs/FORMATS.md` §12): plain Rust, one weight at a time,
+//! visiting only the columns whose activation is non-zero, like the SIMD kernels.
+
+use crate::format::i2s_col::{position, ROW_TILE};
+
+/// # Safety
+/// The raw kernel contract of [`super::RawGemv`].
+pub(super) unsafe extern "C" fn i2s_col_gemv(
+    w: *const u8,
+    kp: usize,
+    x: *const i8,
+    row_begin: usize,
+    row_end: usize,
+    y: *mut i32,
+) {
+    // SAFETY: forwarded contract; a GEMV is a GEMM with one activation row.
+    unsafe { i2s_col_gemm(w, kp, x, 1, row_begin, row_end, y) }
+}
+
+/// # Safety
+/// The raw kernel contract of [`super::RawGemm`].
+pub(super) unsafe extern "C" fn i2s_col_gemm(
+    w: *const u8,
+    kp: usize,
+    x: *const i8,
+    n: usize,
+    row_begin: usize,
+    row_end: usize,
+    y: *mut i32,
+) {
+    let rows = row_end - row_begin;
+    // SAFETY: the contract guarantees these extents are readable / writable (the blocks up to
+    // `row_end` are `row_end / 256` of `kp * 64` bytes each).
+    let (w, x, y) = unsafe {
+        (
+            std::slice::from_raw_parts(w, row_end / ROW_TILE * kp * (ROW_TILE / 4)),
+            std::slice::from_raw_parts(x, n * kp),
+            std::slice::from_raw_parts_mut(y, n * rows),
+        )
+    };
+    for j in 0..n {
+        let xj = &x[j * kp..(j + 1) * kp];
+        let out = &mut y[j * rows..(j + 1) * rows];
+        out.fill(0);
+        for (c, &v) in xj.iter().enumerate().filter(|(_, &v)| v != 0) {
+            for (r, o) in (row_begin..row_end).zip(out.iter_mut()) {
+                let (byte, shift) = position(r, c, kp);
+                *o += (((w[byte] >> shift) & 3) as i32 - 1) * v as i32;
+            }
+        }
+    }
+}
