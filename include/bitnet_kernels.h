@@ -820,7 +820,8 @@ int bitnet_kv_dequantize(const struct BitnetKvCache *c, size_t pos, float *k, fl
 size_t bitnet_kv_len(const struct BitnetKvCache *c);
 
 /**
- * Bytes the appended tokens occupy (codes and scales of K and V); 0 if `c` is NULL.
+ * Bytes the appended tokens occupy (codes and scales of K and V, and K's channel factors); 0
+ * if `c` is NULL.
  *
  * Safety: `c` is NULL or a live cache.
  */

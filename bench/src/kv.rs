@@ -1,9 +1,17 @@
-//! The baseline for the 3-bit KV cache: the same decode attention over an fp16 cache, with
-//! AVX2 + FMA + F16C where the CPU has them (checked at run time), plain Rust elsewhere. The
-//! loop streams each K and V row once per KV head and serves every query head of the group
-//! from it, so it reads the cache once per call, as the 3-bit kernels do.
+//! The 3-bit KV cache's benchmark: [`section`] (the report's KV section and `--bin
+//! kv_report`: bytes, accuracy over many draws, µs per decode step against an fp16 cache and
+//! the streaming bandwidth), and its baseline [`F16Cache`]: the same decode attention over an
+//! fp16 cache, with AVX2 + FMA + F16C where the CPU has them (checked at run time), plain Rust
+//! elsewhere. The baseline streams each K and V row once per KV head and serves every query
+//! head of the group from it, so it reads the cache once per call, as the 3-bit kernels do.
 
+use std::fmt::Write as _;
+
+use bitnet_kernels::kernels;
+use bitnet_kernels::kv::KvCache;
 use half::f16;
+
+use crate::{machine, probe, stats};
 
 /// One layer's fp16 K and V, token-major (`[token][kv head][head_dim]`).
 pub struct F16Cache {
@@ -191,4 +199,211 @@ mod x86 {
             }
         }
     }
+}
+
+/// Normal deviates (xorshift + Box–Muller), deterministic.
+struct Rng(u64);
+impl Rng {
+    fn u(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let (a, b) = (self.u(), self.u());
+                (-2.0 * a.ln()).sqrt() * (std::f32::consts::TAU * b).cos()
+            })
+            .collect()
+    }
+}
+
+/// The 2B-4T attention shape: query heads, KV heads, head_dim.
+const HQ: usize = 20;
+const HK: usize = 5;
+const D: usize = 128;
+
+/// Cosine and relative L2 error of `a` against `r`.
+fn compare(a: &[f32], r: &[f32]) -> (f64, f64) {
+    let (mut dot, mut na, mut nr, mut ne) = (0.0, 0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(r) {
+        let (x, y) = (x as f64, y as f64);
+        dot += x * y;
+        na += x * x;
+        nr += y * y;
+        ne += (x - y) * (x - y);
+    }
+    (dot / (na.sqrt() * nr.sqrt()), (ne / nr).sqrt())
+}
+
+/// What [`section`] measures.
+#[derive(Clone, Copy, Debug)]
+pub struct KvBench {
+    /// Layers whose caches are read in turn (enough that they come from DRAM).
+    pub layers: usize,
+    /// Cached tokens per layer.
+    pub tokens: usize,
+    /// Timed rounds; each times every cache kind once over all layers, interleaved.
+    pub reps: usize,
+    /// Random draws of K, V, q for the accuracy table (1024 tokens each).
+    pub draws: usize,
+    /// Tokens of each accuracy draw.
+    pub acc_tokens: usize,
+}
+
+/// The markdown KV-cache section: bytes, attention accuracy against f32 attention (min and
+/// median over `draws` draws, Gaussian keys and keys with two channels ×15, 3-bit with and
+/// without the 8-bit sink, fp16), and µs per layer of one decode step for the fp16 cache and
+/// every kernel set, with GB/s of cache bytes and the share of `stream_gb_s` (the one-thread
+/// streaming-read rate).
+pub fn section(b: &KvBench, stream_gb_s: f64) -> bitnet_kernels::Result<String> {
+    let mut o = String::new();
+    let _ = writeln!(o, "## 3-bit KV cache\n");
+    let _ = writeln!(
+        o,
+        "{}; kernel sets: {}; {HQ} query / {HK} KV heads, head_dim {D}, 1 thread.\n",
+        machine::cpu_model(),
+        machine::kernels_available().join(", ")
+    );
+    accuracy(&mut o, b)?;
+    speed(&mut o, b, stream_gb_s)?;
+    Ok(o)
+}
+
+fn accuracy(o: &mut String, b: &KvBench) -> bitnet_kernels::Result<()> {
+    let t = b.acc_tokens;
+    let _ = writeln!(
+        o,
+        "Attention output against f32 attention (f64 sums), {t} tokens, {} draws: min / median.\n",
+        b.draws
+    );
+    let _ = writeln!(
+        o,
+        "| keys | cache | cosine min / median | relative error median / max |\n|---|---|---|---|"
+    );
+    for outliers in [false, true] {
+        // cache kinds: 3-bit no sink, 3-bit 1 sink, fp16
+        let mut cos = vec![Vec::new(); 3];
+        let mut rel = vec![Vec::new(); 3];
+        for draw in 0..b.draws {
+            let mut rng = Rng(11 + draw as u64);
+            let mut k = rng.vec(t * HK * D);
+            let v = rng.vec(t * HK * D);
+            let q = rng.vec(HQ * D);
+            if outliers {
+                for row in k.chunks_exact_mut(D) {
+                    row[5] *= 15.0;
+                    row[77] *= 15.0;
+                }
+            }
+            let want = bitnet_kernels::kv::reference_attention(&k, &v, &q, t, HK, HQ, D);
+            let mut out = vec![0.0; HQ * D];
+            for sink in [0, 1] {
+                let mut c = KvCache::new(HK, D, t, sink)?;
+                c.append(&k, &v, t)?;
+                c.attend(&q, HQ, &mut out)?;
+                let (cs, re) = compare(&out, &want);
+                cos[sink].push(cs);
+                rel[sink].push(re);
+            }
+            F16Cache::new(&k, &v, HK, D).attend(&q, HQ, &mut out);
+            let (cs, re) = compare(&out, &want);
+            cos[2].push(cs);
+            rel[2].push(re);
+        }
+        let keys = if outliers {
+            "2 channels ×15"
+        } else {
+            "Gaussian"
+        };
+        for (i, name) in ["3-bit, no sink", "3-bit, 1 sink token", "fp16 (baseline)"]
+            .iter()
+            .enumerate()
+        {
+            let (c, r) = (&mut cos[i], &mut rel[i]);
+            let (cmed, rmed) = (stats::median(c), stats::median(r));
+            let _ = writeln!(
+                o,
+                "| {keys} | {name} | {:.4} / {cmed:.4} | {rmed:.4} / {:.4} |",
+                c[0],
+                r[r.len() - 1]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn speed(o: &mut String, b: &KvBench, stream_gb_s: f64) -> bitnet_kernels::Result<()> {
+    let (layers, tokens) = (b.layers, b.tokens);
+    let mut rng = Rng(5);
+    let k = rng.vec(tokens * HK * D);
+    let v = rng.vec(tokens * HK * D);
+    let q = rng.vec(HQ * D);
+    let mut first = KvCache::new(HK, D, tokens, 1)?;
+    first.append(&k, &v, tokens)?;
+    let caches: Vec<KvCache> = (0..layers).map(|_| first.clone()).collect();
+    let f16s: Vec<F16Cache> = (0..layers).map(|_| F16Cache::new(&k, &v, HK, D)).collect();
+    let (b3, b16) = (first.bytes(), f16s[0].bytes());
+    let values = (2 * tokens * HK * D) as f64;
+    let _ = writeln!(
+        o,
+        "\nBytes per layer at {tokens} tokens (1 sink token): 3-bit {b3} ({:.3} bits a value), fp16 {b16}: {:.2}× smaller.\n",
+        b3 as f64 * 8.0 / values,
+        b16 as f64 / b3 as f64
+    );
+    let sets: Vec<_> = kernels::available().collect();
+    let mut out = vec![0.0f32; HQ * D];
+    // Rounds interleave the caches (fp16, then each set), so a busy spell on a shared
+    // machine slows all of them alike; each figure is the median over rounds of one pass
+    // over every layer, divided by the layers.
+    let mut t16 = Vec::new();
+    let mut t3 = vec![Vec::new(); sets.len()];
+    for rep in 0..=b.reps {
+        let a = stats::time(|| (0..layers).for_each(|l| f16s[l].attend(&q, HQ, &mut out)));
+        let mut ts = Vec::new();
+        for set in &sets {
+            ts.push(stats::time(|| {
+                (0..layers).for_each(|l| caches[l].attend_with(set, &q, HQ, &mut out).unwrap())
+            }));
+        }
+        if rep > 0 {
+            // round 0 warms up
+            t16.push(a / layers as f64);
+            ts.into_iter()
+                .zip(&mut t3)
+                .for_each(|(t, v)| v.push(t / layers as f64));
+        }
+    }
+    let t16 = stats::median(&mut t16);
+    let _ = writeln!(
+        o,
+        "{layers} layers' caches read in turn, median of {} interleaved rounds; streaming read, 1 thread: {stream_gb_s:.1} GB/s.\n",
+        b.reps
+    );
+    let _ = writeln!(
+        o,
+        "| cache | kernels | µs per layer | GB/s of cache | share of streaming | vs fp16 |\n|---|---|---|---|---|---|"
+    );
+    let row = |o: &mut String, cache: &str, name: &str, t: f64, bytes: usize| {
+        let gbs = bytes as f64 / t / 1e9;
+        let _ = writeln!(
+            o,
+            "| {cache} | {name} | {:.1} | {gbs:.1} | {:.0} % | {:.2}× |",
+            t * 1e6,
+            100.0 * gbs / stream_gb_s,
+            t16 / t
+        );
+    };
+    row(o, "fp16", simd_name(), t16, b16);
+    for (set, t) in sets.iter().zip(&mut t3) {
+        row(o, "3-bit", set.name(), stats::median(t), b3);
+    }
+    Ok(())
+}
+
+/// The one-thread streaming-read rate for [`section`], from a buffer of `bytes`.
+pub fn stream_gb_s(bytes: usize, samples: usize) -> f64 {
+    probe::stream_read(bytes, 1, samples).gb_per_s
 }

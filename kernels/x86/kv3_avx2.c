@@ -39,34 +39,63 @@ static inline void consts(__m256i *shuf, __m256i *mul) {
     *mul = _mm256_loadu_si256((const __m256i *)m);
 }
 
-static inline int32_t hsum(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
+/* The 8 lane sums of a[0..7] as one vector: lane i = sum of a[i]'s lanes (two rounds of
+ * vphaddd, then the 128-bit halves added). */
+static inline __m256i hsum8(const __m256i a[8]) {
+    const __m256i t0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+    const __m256i t1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(t0, t1, 0x20),
+                            _mm256_permute2x128_si256(t0, t1, 0x31));
 }
+
+/* TN (1..2) tokens from r, NH (1..4) query heads: accumulator 4 * token + head, the q vectors
+ * loaded once per pair for both tokens (8 accumulators, 4 q vectors and the constants fill the
+ * 16 registers). TN and NH are constants after inlining. */
+static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size_t pairs,
+                                           const int16_t *q, size_t qs, int tn, int nh,
+                                           __m256i shuf, __m256i mul, int32_t *out, size_t nq) {
+    __m256i acc[8];
+    for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_si256();
+    for (size_t b = 0; b < pairs; b++) {
+        __m256i qv[4];
+        for (int h = 0; h < nh; h++)
+            qv[h] = _mm256_loadu_si256((const __m256i *)(q + h * qs + 16 * b));
+        for (int t = 0; t < tn; t++) {
+            const __m256i c = unpack2(r + t * stride + 6 * b, shuf, mul);
+            for (int h = 0; h < nh; h++)
+                acc[4 * t + h] = _mm256_add_epi32(acc[4 * t + h], _mm256_madd_epi16(c, qv[h]));
+        }
+    }
+    int32_t s[8];
+    _mm256_storeu_si256((__m256i *)s, hsum8(acc));
+    for (int t = 0; t < tn; t++)
+        for (int h = 0; h < nh; h++) out[t * nq + h] = s[4 * t + h];
+}
+
+#define DOT_HEADS(TN)                                                                           \
+    switch (nq - h0 < 4 ? nq - h0 : 4) {                                                        \
+    case 1: dot_block(r, stride, pairs, qh, qs, TN, 1, shuf, mul, o, nq); break;                \
+    case 2: dot_block(r, stride, pairs, qh, qs, TN, 2, shuf, mul, o, nq); break;                \
+    case 3: dot_block(r, stride, pairs, qh, qs, TN, 3, shuf, mul, o, nq); break;                \
+    default: dot_block(r, stride, pairs, qh, qs, TN, 4, shuf, mul, o, nq); break;               \
+    }
 
 void bitnet_kv3_dot_avx2(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                          const int16_t *q, size_t qs, size_t nq, int32_t *out) {
     __m256i shuf, mul;
     consts(&shuf, &mul);
     const size_t pairs = (groups + 1) / 2;
-    for (size_t t = 0; t < n; t++) {
+    /* Two tokens by up to four query heads per pass, their eight sums reduced together. */
+    for (size_t t = 0; t < n; t += 2) {
         const uint8_t *r = rows + t * stride;
-        /* Four query heads at a time share each unpacked pair. */
         for (size_t h0 = 0; h0 < nq; h0 += 4) {
-            const size_t hn = nq - h0 < 4 ? nq - h0 : 4;
-            __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
-                              _mm256_setzero_si256(), _mm256_setzero_si256()};
-            for (size_t b = 0; b < pairs; b++) {
-                const __m256i c = unpack2(r + 6 * b, shuf, mul);
-                for (size_t h = 0; h < hn; h++) {
-                    const __m256i qv =
-                        _mm256_loadu_si256((const __m256i *)(q + (h0 + h) * qs + 16 * b));
-                    acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(c, qv));
-                }
+            const int16_t *qh = q + h0 * qs;
+            int32_t *o = out + t * nq + h0;
+            if (n - t >= 2) {
+                DOT_HEADS(2);
+            } else {
+                DOT_HEADS(1);
             }
-            for (size_t h = 0; h < hn; h++) out[t * nq + h0 + h] = hsum(acc[h]);
         }
     }
 }

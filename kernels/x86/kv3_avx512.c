@@ -7,7 +7,8 @@
  * last four may reach past the row's groups into the bytes after it (the contract keeps 16
  * readable); the q entries they meet are zero and the accumulator entries they feed scratch.
  *
- * Dot: vpmaddwd of codes by q into int32, exact (see kv3_avx2.c). Weighted sum: codes to f32,
+ * Dot: vpdpwssd (VNNI) of codes by q into int32, exact (see kv3_avx2.c), four tokens by up to
+ * four heads per pass, the sixteen sums reduced together. Weighted sum: codes to f32,
  * one FMA per lane and query head, tokens in order.
  */
 #include <immintrin.h>
@@ -36,49 +37,72 @@ static inline void consts(__m512i *shuf, __m512i *shift) {
     *shift = _mm512_loadu_si512(m);
 }
 
-/* The four sums of a[0..3] into one int32x4: halves added, then two rounds of vphaddd. */
-static inline __m128i hsum4(const __m512i a[4]) {
-    __m256i b[4];
-    for (int h = 0; h < 4; h++)
-        b[h] = _mm256_add_epi32(_mm512_castsi512_si256(a[h]), _mm512_extracti64x4_epi64(a[h], 1));
-    __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(b[0], b[1]), _mm256_hadd_epi32(b[2], b[3]));
-    return _mm_add_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+/* The 16 lane sums of a[0..15] as one vector: lane i = sum of a[i]'s lanes. Pairs are
+ * interleaved and added (32-bit, then 64-bit unpacks), leaving per 128-bit block the partial
+ * sums of four accumulators; two rounds of block shuffles add the blocks. */
+static inline __m512i hsum16(const __m512i a[16]) {
+    __m512i b[8], c[4], d[2];
+    for (int i = 0; i < 8; i++)
+        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]),
+                                _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; i++)
+        c[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(b[2 * i], b[2 * i + 1]),
+                                _mm512_unpackhi_epi64(b[2 * i], b[2 * i + 1]));
+    for (int i = 0; i < 2; i++)
+        d[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(c[2 * i], c[2 * i + 1], 0x88),
+                                _mm512_shuffle_i32x4(c[2 * i], c[2 * i + 1], 0xdd));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(d[0], d[1], 0x88),
+                            _mm512_shuffle_i32x4(d[0], d[1], 0xdd));
 }
 
-/* One token, NH (1..4, a constant after inlining) query heads from h0. */
-static BITNET_ALWAYS_INLINE void dot_row(const uint8_t *r, size_t quads,
-                                                          const int16_t *q, size_t qs, int nh,
-                                                          __m512i shuf, __m512i shift,
-                                                          int32_t *out) {
-    __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                      _mm512_setzero_si512()};
+/* TN (1..4) tokens from r, NH (1..4) query heads: accumulator 4 * token + head, one vpdpwssd
+ * (VNNI) per unpacked vector and head, the q vector loaded once per block for all tokens. TN
+ * and NH are constants after inlining. */
+static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size_t quads,
+                                           const int16_t *q, size_t qs, int tn, int nh,
+                                           __m512i shuf, __m512i shift, int32_t *out,
+                                           size_t nq) {
+    __m512i acc[16];
+    for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_si512();
     for (size_t b = 0; b < quads; b++) {
-        const __m512i c = unpack4(r + 12 * b, shuf, shift);
-        for (int h = 0; h < nh; h++)
-            acc[h] = _mm512_add_epi32(
-                acc[h], _mm512_madd_epi16(c, _mm512_loadu_si512(q + h * qs + 32 * b)));
+        __m512i qv[4];
+        for (int h = 0; h < nh; h++) qv[h] = _mm512_loadu_si512(q + h * qs + 32 * b);
+        for (int t = 0; t < tn; t++) {
+            const __m512i c = unpack4(r + t * stride + 12 * b, shuf, shift);
+            for (int h = 0; h < nh; h++)
+                acc[4 * t + h] = _mm512_dpwssd_epi32(acc[4 * t + h], c, qv[h]);
+        }
     }
-    int32_t s[4];
-    _mm_storeu_si128((__m128i *)s, hsum4(acc));
-    for (int h = 0; h < nh; h++) out[h] = s[h];
+    int32_t s[16];
+    _mm512_storeu_si512(s, hsum16(acc));
+    for (int t = 0; t < tn; t++)
+        for (int h = 0; h < nh; h++) out[t * nq + h] = s[4 * t + h];
 }
+
+/* Four tokens at a time (a shorter last block), up to four heads at a time. */
+#define DOT_HEADS(TN)                                                                           \
+    switch (nq - h0 < 4 ? nq - h0 : 4) {                                                        \
+    case 1: dot_block(r, stride, quads, qh, qs, TN, 1, shuf, shift, o, nq); break;              \
+    case 2: dot_block(r, stride, quads, qh, qs, TN, 2, shuf, shift, o, nq); break;              \
+    case 3: dot_block(r, stride, quads, qh, qs, TN, 3, shuf, shift, o, nq); break;              \
+    default: dot_block(r, stride, quads, qh, qs, TN, 4, shuf, shift, o, nq); break;             \
+    }
 
 void bitnet_kv3_dot_avx512(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                            const int16_t *q, size_t qs, size_t nq, int32_t *out) {
     __m512i shuf, shift;
     consts(&shuf, &shift);
     const size_t quads = (groups + 3) / 4;
-    for (size_t t = 0; t < n; t++) {
+    for (size_t t = 0; t < n; t += 4) {
         const uint8_t *r = rows + t * stride;
-        /* Up to four query heads share each unpacked vector. */
         for (size_t h0 = 0; h0 < nq; h0 += 4) {
             const int16_t *qh = q + h0 * qs;
             int32_t *o = out + t * nq + h0;
-            switch (nq - h0 < 4 ? nq - h0 : 4) {
-            case 1: dot_row(r, quads, qh, qs, 1, shuf, shift, o); break;
-            case 2: dot_row(r, quads, qh, qs, 2, shuf, shift, o); break;
-            case 3: dot_row(r, quads, qh, qs, 3, shuf, shift, o); break;
-            default: dot_row(r, quads, qh, qs, 4, shuf, shift, o); break;
+            switch (n - t < 4 ? n - t : 4) {
+            case 1: DOT_HEADS(1); break;
+            case 2: DOT_HEADS(2); break;
+            case 3: DOT_HEADS(3); break;
+            default: DOT_HEADS(4); break;
             }
         }
     }

@@ -235,7 +235,8 @@ pub unsafe extern "C" fn bitnet_kv_len(c: *const BitnetKvCache) -> usize {
     boundary(|_| 0, || Ok(unsafe { cache(c) }?.len()))
 }
 
-/// Bytes the appended tokens occupy (codes and scales of K and V); 0 if `c` is NULL.
+/// Bytes the appended tokens occupy (codes and scales of K and V, and K's channel factors); 0
+/// if `c` is NULL.
 ///
 /// Safety: `c` is NULL or a live cache.
 #[no_mangle]

@@ -1,6 +1,8 @@
 //! A 3-bit KV cache for one attention layer, and decode attention over it.
 //!
-//! K and V arrive post-RoPE in f32, `n_kv_heads × head_dim` per token. Each head vector is
+//! K and V arrive post-RoPE in f32, `n_kv_heads × head_dim` per token. K is divided by
+//! per-channel factors fixed at the first append (q is multiplied by them), so that outlier
+//! channels do not widen every row's range. Each head vector is
 //! rotated by a fixed orthonormal sign-flipped Hadamard matrix and quantized on its own to
 //! 3-bit codes (8 codes in 3 bytes) with an fp16 minimum and step; the first `n_sink` tokens
 //! get 8-bit codes. Attention rotates q the same way, quantizes it to int8 per head, takes
@@ -55,12 +57,16 @@ pub struct KvCache {
     /// 3-byte groups per head row: `ceil(head_dim / 8)`.
     groups: usize,
     rot: Rotation,
-    /// 3-bit rows, `[token - n_sink][head]`, `3 * groups` bytes each, then [`ROW_SLACK`] zeros.
-    k3: Vec<u8>,
-    v3: Vec<u8>,
-    /// fp16 `(min, step)` of each 3-bit row, in the order of the rows.
-    ks3: Vec<[u16; 2]>,
-    vs3: Vec<[u16; 2]>,
+    /// Per KV head and channel, the factor K is divided by before rotation (q is multiplied by
+    /// it): `n_kv_heads × head_dim`, set by the first append ([`channel_scales`]), empty before.
+    kscale: Vec<f32>,
+    /// 3-bit rows per head, `[head][token - n_sink]`, `3 * groups` bytes each, then
+    /// [`ROW_SLACK`] zeros: one head's rows are contiguous, so attention streams them.
+    k3: Vec<Vec<u8>>,
+    v3: Vec<Vec<u8>>,
+    /// fp16 `(min, step)` of each 3-bit row, `[head][token - n_sink]`.
+    ks3: Vec<Vec<[u16; 2]>>,
+    vs3: Vec<Vec<[u16; 2]>>,
     /// 8-bit rows of the sink tokens, `[token][head]`, `head_dim` bytes each.
     k8: Vec<u8>,
     v8: Vec<u8>,
@@ -121,10 +127,11 @@ impl KvCache {
             len: 0,
             groups,
             rot: Rotation::new(head_dim),
-            k3: vec![0; ROW_SLACK],
-            v3: vec![0; ROW_SLACK],
-            ks3: Vec::new(),
-            vs3: Vec::new(),
+            kscale: Vec::new(),
+            k3: vec![vec![0; ROW_SLACK]; n_kv_heads],
+            v3: vec![vec![0; ROW_SLACK]; n_kv_heads],
+            ks3: vec![Vec::new(); n_kv_heads],
+            vs3: vec![Vec::new(); n_kv_heads],
             k8: Vec::new(),
             v8: Vec::new(),
             ks8: Vec::new(),
@@ -163,11 +170,12 @@ impl KvCache {
     }
 
     /// Bytes the appended tokens occupy: codes and fp16 scales of K and V (per token and head
-    /// `2 · (3 · ceil(head_dim / 8) + 4)` bytes, `2 · (head_dim + 4)` for a sink token).
+    /// `2 · (3 · ceil(head_dim / 8) + 4)` bytes, `2 · (head_dim + 4)` for a sink token), plus
+    /// the f32 channel factors of K (`4 · n_kv_heads · head_dim` once anything is appended).
     pub fn bytes(&self) -> usize {
-        let rows3 = self.ks3.len();
+        let rows3: usize = self.ks3.iter().map(Vec::len).sum();
         let rows8 = self.ks8.len();
-        2 * (rows3 * (3 * self.groups + 4) + rows8 * (self.head_dim + 4))
+        2 * (rows3 * (3 * self.groups + 4) + rows8 * (self.head_dim + 4)) + 4 * self.kscale.len()
     }
 
     fn row_len(&self) -> usize {
@@ -194,7 +202,12 @@ impl KvCache {
         first_non_finite(v, "v")?;
         // Quantize everything first, so that a failure leaves the cache unchanged.
         let (d, g) = (self.head_dim, self.groups);
-        let mut new = Staged::default();
+        let kscale = if self.kscale.is_empty() && n_tokens > 0 {
+            channel_scales(k, self.n_kv_heads, d)
+        } else {
+            self.kscale.clone()
+        };
+        let mut new = Staged::new(self.n_kv_heads);
         let mut y = vec![0.0f32; d];
         let mut codes = vec![0u8; 8 * g];
         for t in 0..n_tokens {
@@ -203,6 +216,11 @@ impl KvCache {
                 for (src, is_v) in [(k, false), (v, true)] {
                     let off = (t * self.n_kv_heads + h) * d;
                     y.copy_from_slice(&src[off..off + d]);
+                    if !is_v {
+                        y.iter_mut()
+                            .zip(&kscale[h * d..(h + 1) * d])
+                            .for_each(|(x, s)| *x /= s);
+                    }
                     self.rot.forward(&mut y);
                     if sink {
                         let (bytes, sc) = if is_v {
@@ -217,9 +235,9 @@ impl KvCache {
                         codes.fill(0);
                         let sc = quantize_row(&y, 7, &mut codes[..d])?;
                         let (bytes, scs) = if is_v {
-                            (&mut new.v3, &mut new.vs3)
+                            (&mut new.v3[h], &mut new.vs3[h])
                         } else {
-                            (&mut new.k3, &mut new.ks3)
+                            (&mut new.k3[h], &mut new.ks3[h])
                         };
                         let start = bytes.len();
                         bytes.resize(start + 3 * g, 0);
@@ -229,18 +247,24 @@ impl KvCache {
                 }
             }
         }
+        self.kscale = kscale;
         self.commit(new, n_tokens);
         Ok(())
     }
 
     fn commit(&mut self, s: Staged, n_tokens: usize) {
-        for (buf, add) in [(&mut self.k3, s.k3), (&mut self.v3, s.v3)] {
-            buf.truncate(buf.len() - ROW_SLACK);
-            buf.extend_from_slice(&add);
-            buf.resize(buf.len() + ROW_SLACK, 0);
+        for (bufs, adds) in [(&mut self.k3, s.k3), (&mut self.v3, s.v3)] {
+            for (buf, add) in bufs.iter_mut().zip(adds) {
+                buf.truncate(buf.len() - ROW_SLACK);
+                buf.extend_from_slice(&add);
+                buf.resize(buf.len() + ROW_SLACK, 0);
+            }
         }
-        self.ks3.extend(s.ks3);
-        self.vs3.extend(s.vs3);
+        for (scs, adds) in [(&mut self.ks3, s.ks3), (&mut self.vs3, s.vs3)] {
+            scs.iter_mut()
+                .zip(adds)
+                .for_each(|(sc, add)| sc.extend(add));
+        }
         self.k8.extend(s.k8);
         self.v8.extend(s.v8);
         self.ks8.extend(s.ks8);
@@ -273,6 +297,11 @@ impl KvCache {
                     *x = m + s * self.code(pos, h, is_v, j) as f32;
                 }
                 self.rot.inverse(o);
+                if !is_v {
+                    o.iter_mut()
+                        .zip(&self.kscale[h * d..(h + 1) * d])
+                        .for_each(|(x, s)| *x *= s);
+                }
             }
         }
         Ok(())
@@ -283,7 +312,7 @@ impl KvCache {
         let p = if t < self.n_sink {
             (if is_v { &self.vs8 } else { &self.ks8 })[t * self.n_kv_heads + h]
         } else {
-            (if is_v { &self.vs3 } else { &self.ks3 })[(t - self.n_sink) * self.n_kv_heads + h]
+            (if is_v { &self.vs3 } else { &self.ks3 })[h][t - self.n_sink]
         };
         (f16_to_f32(p[0]), f16_to_f32(p[1]))
     }
@@ -301,7 +330,7 @@ impl KvCache {
     fn row3(&self, t: usize, h: usize, is_v: bool) -> &[u8] {
         let b = if is_v { &self.v3 } else { &self.k3 };
         let r = 3 * self.groups;
-        &b[((t - self.n_sink) * self.n_kv_heads + h) * r..][..r]
+        &b[h][(t - self.n_sink) * r..][..r]
     }
 
     fn check_heads(&self, n_heads: usize) -> Result<usize> {
@@ -333,6 +362,30 @@ impl KvCache {
         Ok(())
     }
 
+    /// The checks of the split calls: the head count, the range, the lengths of the input and
+    /// the output (one per query head and dimension for the one, one per query head and
+    /// position for the other: `input_per_head` says which is the input), a finite input.
+    fn check_split(
+        &self,
+        n_heads: usize,
+        range: &Range<usize>,
+        (in_name, input): (&'static str, &[f32]),
+        (out_name, out_len): (&'static str, usize),
+        input_per_head: bool,
+    ) -> Result<()> {
+        self.check_heads(n_heads)?;
+        self.check_range(range)?;
+        let (per_head, per_pos) = (n_heads * self.head_dim, n_heads * range.len());
+        let (want_in, want_out) = if input_per_head {
+            (per_head, per_pos)
+        } else {
+            (per_pos, per_head)
+        };
+        check_len(in_name, want_in, input.len())?;
+        check_len(out_name, want_out, out_len)?;
+        first_non_finite(input, in_name)
+    }
+
     fn quantize_q(&self, q: &[f32], n_heads: usize) -> Result<QuantQ> {
         let d = self.head_dim;
         let qs = 8 * round_up(self.groups, 4);
@@ -345,8 +398,12 @@ impl KvCache {
         let mut y = vec![0.0f32; d];
         let mut qi = vec![0i8; d];
         let inv_sqrt_d = 1.0 / (d as f32).sqrt();
+        let ratio = n_heads / self.n_kv_heads;
         for h in 0..n_heads {
             y.copy_from_slice(&q[h * d..(h + 1) * d]);
+            if let Some(s) = self.kscale.get((h / ratio) * d..(h / ratio + 1) * d) {
+                y.iter_mut().zip(s).for_each(|(x, s)| *x *= s);
+            }
             self.rot.forward(&mut y);
             let a = crate::quant::quantize_activations(&y, &mut qi)?;
             for (o, &v) in out.q[h * qs..].iter_mut().zip(&qi) {
@@ -380,11 +437,7 @@ impl KvCache {
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<()> {
-        self.check_heads(n_heads)?;
-        self.check_range(&range)?;
-        check_len("q", n_heads * self.head_dim, q.len())?;
-        check_len("scores", n_heads * range.len(), out.len())?;
-        first_non_finite(q, "q")?;
+        self.check_split(n_heads, &range, ("q", q), ("scores", out.len()), true)?;
         let qq = self.quantize_q(q, n_heads)?;
         self.scores_q(set.kv_kernels().1, &qq, n_heads, range, out);
         Ok(())
@@ -416,16 +469,17 @@ impl KvCache {
         if n3 == 0 {
             return;
         }
-        let stride = self.n_kv_heads * 3 * self.groups;
+        let stride = 3 * self.groups;
         let mut dots = vec![0i32; n3 * ratio];
+        let (mut ms, mut ss) = (vec![0.0f32; n3], vec![0.0f32; n3]);
         for g in 0..self.n_kv_heads {
-            let first = ((t0 - self.n_sink) * self.n_kv_heads + g) * 3 * self.groups;
-            // SAFETY: rows t0.. of head g are in k3 at this offset and stride, followed by
+            let first = (t0 - self.n_sink) * stride;
+            // SAFETY: rows t0.. of head g are in k3[g] at this offset and stride, followed by
             // ROW_SLACK readable bytes; the q vectors of heads g·ratio.. are qs long and zero
             // past head_dim (quantize_q); dots holds n3 × ratio values.
             unsafe {
                 (ker.dot)(
-                    self.k3.as_ptr().add(first),
+                    self.k3[g].as_ptr().add(first),
                     stride,
                     n3,
                     self.groups,
@@ -435,18 +489,26 @@ impl KvCache {
                     dots.as_mut_ptr(),
                 )
             };
-            // The scales of rows t0.. of head g: every n_kv_heads-th pair.
-            let sc = self.ks3[(t0 - self.n_sink) * self.n_kv_heads + g..]
-                .iter()
-                .step_by(self.n_kv_heads);
-            for (i, (p, d)) in sc.zip(dots.chunks_exact(ratio)).enumerate() {
-                let (m, s) = (f16_to_f32(p[0]), f16_to_f32(p[1]));
-                let col = t0 + i - range.start;
-                for (r, &dot) in d.iter().enumerate() {
-                    let h = g * ratio + r;
-                    out[h * n + col] = score(m, s, qq.sum[h], dot, qq.factor[h]);
+            self.scales3(&self.ks3[g], t0, &mut ms, &mut ss);
+            for r in 0..ratio {
+                let h = g * ratio + r;
+                let (sum, f) = (qq.sum[h], qq.factor[h]);
+                let o = &mut out[h * n + (t0 - range.start)..][..n3];
+                let d = dots.iter().skip(r).step_by(ratio);
+                for (((o, &dot), &m), &s) in o.iter_mut().zip(d).zip(&ms).zip(&ss) {
+                    *o = score(m, s, sum, dot, f);
                 }
             }
+        }
+    }
+
+    /// The f32 `(min, step)` of the 3-bit rows of head `g` from token `t0` on, into `ms`, `ss`
+    /// (as many as they hold).
+    fn scales3(&self, sc: &[[u16; 2]], t0: usize, ms: &mut [f32], ss: &mut [f32]) {
+        let rows = &sc[t0 - self.n_sink..];
+        for ((p, m), s) in rows.iter().zip(ms.iter_mut()).zip(ss.iter_mut()) {
+            *m = f16_finite_to_f32(p[0]);
+            *s = f16_finite_to_f32(p[1]);
         }
     }
 
@@ -472,11 +534,13 @@ impl KvCache {
         range: Range<usize>,
         out: &mut [f32],
     ) -> Result<()> {
-        self.check_heads(n_heads)?;
-        self.check_range(&range)?;
-        check_len("weights", n_heads * range.len(), weights.len())?;
-        check_len("out", n_heads * self.head_dim, out.len())?;
-        first_non_finite(weights, "weights")?;
+        self.check_split(
+            n_heads,
+            &range,
+            ("weights", weights),
+            ("out", out.len()),
+            false,
+        )?;
         self.wsum(set.kv_kernels().1, weights, n_heads, range, out, None);
         Ok(())
     }
@@ -512,28 +576,26 @@ impl KvCache {
         }
         let (t0, n3) = (sink_end, range.end - sink_end);
         if n3 > 0 {
-            let stride = self.n_kv_heads * 3 * self.groups;
+            let stride = 3 * self.groups;
             let mut ws = vec![0.0f32; n3 * ratio];
+            let (mut ms, mut ss) = (vec![0.0f32; n3], vec![0.0f32; n3]);
+            let col = t0 - range.start;
             for g in 0..self.n_kv_heads {
-                let sc = self.vs3[(t0 - self.n_sink) * self.n_kv_heads + g..]
-                    .iter()
-                    .step_by(self.n_kv_heads);
-                for (i, (p, wsi)) in sc.zip(ws.chunks_exact_mut(ratio)).enumerate() {
-                    let (m, s) = (f16_to_f32(p[0]), f16_to_f32(p[1]));
-                    let col = t0 + i - range.start;
-                    for (r, x) in wsi.iter_mut().enumerate() {
-                        let h = g * ratio + r;
-                        let wt = w[h * n + col];
-                        *x = wt * s;
-                        base[h] += wt * m;
+                self.scales3(&self.vs3[g], t0, &mut ms, &mut ss);
+                for r in 0..ratio {
+                    let h = g * ratio + r;
+                    let wt = &w[h * n + col..][..n3];
+                    for (i, (&wt, &s)) in wt.iter().zip(&ss).enumerate() {
+                        ws[i * ratio + r] = wt * s;
                     }
+                    base[h] += dot_f32(wt, &ms);
                 }
-                let first = ((t0 - self.n_sink) * self.n_kv_heads + g) * 3 * self.groups;
+                let first = (t0 - self.n_sink) * stride;
                 // SAFETY: rows as in scores_q; ws holds n3 × ratio weights; acc holds the
                 // ratio vectors of heads g·ratio.., accs long each.
                 unsafe {
                     (ker.wsum)(
-                        self.v3.as_ptr().add(first),
+                        self.v3[g].as_ptr().add(first),
                         stride,
                         n3,
                         self.groups,
@@ -586,15 +648,136 @@ impl KvCache {
         for (h, row) in p.chunks_exact_mut(n).enumerate() {
             // Stable softmax: subtract the maximum, so every exponent is <= 0 and the largest
             // term is exactly 1 (z >= 1, no division by zero or overflow).
-            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            for x in row.iter_mut() {
-                *x = (*x - mx).exp();
-                z[h] += *x;
-            }
+            let mx = max_f32(row);
+            row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - mx));
+            z[h] = sum_f32(row);
         }
         self.wsum(ker, &p, n_heads, 0..n, out, Some(&z));
         Ok(())
     }
+}
+
+/// The channel factors of K, from the tokens of the first append (`k`: tokens × heads × d):
+/// per head and channel `s_j = max(1, sqrt(a_j / mean(a)))`, `a_j = max_t |k_tj|`, 1 where
+/// the mean is 0. Dividing K by `s` and multiplying q by it leaves `q·k` unchanged but takes
+/// most of an outlier channel's weight off K, whose quantization error grows with `‖k‖`.
+fn channel_scales(k: &[f32], n_kv_heads: usize, d: usize) -> Vec<f32> {
+    let mut a = vec![0.0f32; n_kv_heads * d];
+    for row in k.chunks_exact(n_kv_heads * d) {
+        a.iter_mut()
+            .zip(row)
+            .for_each(|(a, &x)| *a = a.max(x.abs()));
+    }
+    for head in a.chunks_exact_mut(d) {
+        let mean = head.iter().sum::<f32>() / d as f32;
+        for x in head.iter_mut() {
+            *x = if mean > 0.0 {
+                (*x / mean).sqrt().max(1.0)
+            } else {
+                1.0
+            };
+        }
+    }
+    a
+}
+
+/// Lanes of the partial sums and maxima below: eight independent chains, so the loops
+/// vectorize and are not bound by the latency of one f32 add.
+const LANES: usize = 8;
+
+/// `Σ a_i · b_i`: lane `i mod 8` summed in order, then the eight lanes in order.
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ a_i` in the lane order of [`dot_f32`].
+fn sum_f32(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let c = a.chunks_exact(LANES);
+    let tail: f32 = c.remainder().iter().sum();
+    for x in c {
+        for l in 0..LANES {
+            acc[l] += x[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The largest of `a` (−∞ for none).
+fn max_f32(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let c = a.chunks_exact(LANES);
+    let tail = c
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for x in c {
+        for l in 0..LANES {
+            acc[l] = acc[l].max(x[l]);
+        }
+    }
+    acc.iter().copied().fold(tail, f32::max)
+}
+
+/// `e^x` for `x <= 0` (docs/FORMATS.md §8): `x = n·ln2 + r`, `|r| <= ln2/2`, `e^r` by its
+/// degree-7 Taylor polynomial, times `2^n`; below −87 the result is 0. Relative error under
+/// `2^-22`. Branch-free, so a loop of it vectorizes, unlike a call to libm's `expf`.
+#[inline]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split (Cephes) so that n · LN2_HI is exact for the n that occur.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let under = x < -87.0;
+    let x = x.max(-87.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.0 / 5040.0;
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    // n is in -126 ..= 0, so 2^n is a normal f32. t's bits are 0x4B40_0000 + n: the biased
+    // exponent comes from them with integer adds (a float-to-int cast would not vectorize).
+    let e = f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23) * p;
+    if under {
+        0.0
+    } else {
+        e
+    }
+}
+
+/// fp16 → f32 for finite values (the cache's scales), branch-free: the magnitude bits moved
+/// into an f32 and multiplied by `2^112` rebias normals and scale subnormals exactly.
+#[inline]
+fn f16_finite_to_f32(h: u16) -> f32 {
+    const TWO_112: f32 = 5_192_296_858_534_827_628_530_496_329_220_096.0;
+    let mag = f32::from_bits(((h & 0x7fff) as u32) << 13) * TWO_112;
+    f32::from_bits(mag.to_bits() | ((h & 0x8000) as u32) << 16)
 }
 
 /// `(m · Σq + s · Σ q·c) · factor`: one score from its exact integer parts.
@@ -610,14 +793,26 @@ fn pair((m, s): (u16, u16)) -> [u16; 2] {
 /// The rows of one append, before they join the cache.
 #[derive(Default)]
 struct Staged {
-    k3: Vec<u8>,
-    v3: Vec<u8>,
-    ks3: Vec<[u16; 2]>,
-    vs3: Vec<[u16; 2]>,
+    k3: Vec<Vec<u8>>,
+    v3: Vec<Vec<u8>>,
+    ks3: Vec<Vec<[u16; 2]>>,
+    vs3: Vec<Vec<[u16; 2]>>,
     k8: Vec<u8>,
     v8: Vec<u8>,
     ks8: Vec<[u16; 2]>,
     vs8: Vec<[u16; 2]>,
+}
+
+impl Staged {
+    fn new(n_kv_heads: usize) -> Self {
+        Staged {
+            k3: vec![Vec::new(); n_kv_heads],
+            v3: vec![Vec::new(); n_kv_heads],
+            ks3: vec![Vec::new(); n_kv_heads],
+            vs3: vec![Vec::new(); n_kv_heads],
+            ..Staged::default()
+        }
+    }
 }
 
 /// Decode attention in plain f64 on unquantized K and V: the oracle the 3-bit cache is

@@ -42,6 +42,12 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 /// The simulation: 1024 tokens, 20 query / 5 KV heads, head_dim 128, 3-bit, no sink.
 fn accuracy(outliers: bool, seed: u64) -> f64 {
+    accuracy_first(outliers, seed, 1024)
+}
+
+/// [`accuracy`] with the cache filled by a first append of `first` tokens (which sets the K
+/// channel factors), then the rest one token at a time.
+fn accuracy_first(outliers: bool, seed: u64, first: usize) -> f64 {
     let (t, hk, hq, d) = (1024, 5, 20, 128);
     let mut rng = Rng(seed);
     let mut k = rng.vec(t * hk * d);
@@ -54,16 +60,21 @@ fn accuracy(outliers: bool, seed: u64) -> f64 {
         }
     }
     let mut c = KvCache::new(hk, d, t, 0).unwrap();
-    c.append(&k, &v, t).unwrap();
+    let row = hk * d;
+    c.append(&k[..first * row], &v[..first * row], first)
+        .unwrap();
+    for i in first..t {
+        c.append(&k[i * row..][..row], &v[i * row..][..row], 1)
+            .unwrap();
+    }
     let mut out = vec![0.0; hq * d];
     c.attend_with(&kernels::SCALAR, &q, hq, &mut out).unwrap();
     cosine(&out, &reference(&k, &v, &q, t, hk, hq, d))
 }
 
-/// Plain keys: every draw at least 0.94. Outlier keys: the cosine varies with how strongly q
-/// meets the outlier channels (0.77 to 0.96 over 20 draws, see `outlier_spread` and
-/// FORMATS.md §8); these four draws (0.888 to 0.956) are held to a mean of at least 0.90 and
-/// each at least 0.88, so a regression shows.
+/// The targets on four draws: plain keys at least 0.94, outlier keys at least 0.90
+/// (these draws give 0.962 to 0.974; 20 draws, `outlier_spread`: min 0.953), and a mean of
+/// the outlier draws of at least 0.95, so a regression shows.
 #[test]
 #[cfg_attr(
     miri,
@@ -76,12 +87,12 @@ fn attention_meets_the_accuracy_targets() {
         let o = accuracy(true, seed);
         eprintln!("seed {seed}: cosine {plain:.4} plain, {o:.4} outlier keys");
         assert!(plain >= 0.94, "plain: {plain}");
-        assert!(o >= 0.88, "outliers: {o}");
+        assert!(o >= 0.90, "outliers: {o}");
         outl.push(o);
     }
     let mean = outl.iter().sum::<f64>() / outl.len() as f64;
     eprintln!("outlier keys, mean cosine {mean:.4}");
-    assert!(mean >= 0.90, "outliers, mean: {mean}");
+    assert!(mean >= 0.95, "outliers, mean: {mean}");
 }
 
 /// The round-trip bound of FORMATS.md §8: per head, `‖x' − x‖₂ <= sqrt(d) · ((hi − lo) / 14
@@ -106,17 +117,27 @@ fn round_trip_within_the_bound() {
             let (mut kk, mut vv) = (vec![0.0; hk * d], vec![0.0; hk * d]);
             for pos in 0..t {
                 c.dequantize(pos, &mut kk, &mut vv).unwrap();
-                for (src, got) in [(&k, &kk), (&v, &vv)] {
+                for (src, got, is_k) in [(&k, &kk, true), (&v, &vv, false)] {
                     for h in 0..hk {
                         let x = &src[(pos * hk + h) * d..][..d];
-                        let mut y = x.to_vec();
+                        // K is quantized as x / s and read back times s: the bound of x / s,
+                        // times the largest factor.
+                        let ones = vec![1.0f32; d];
+                        let s = if is_k {
+                            &c.kscale[h * d..][..d]
+                        } else {
+                            &ones[..]
+                        };
+                        let smax = s.iter().copied().fold(1.0f32, f32::max);
+                        let mut y: Vec<f32> = x.iter().zip(s).map(|(x, s)| x / s).collect();
                         c.rot.forward(&mut y);
                         let lo = y.iter().copied().fold(f32::INFINITY, f32::min);
                         let hi = y.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                         let levels = if pos < n_sink { 510.0 } else { 14.0 };
                         let amax = lo.abs().max(hi.abs());
-                        let bound =
-                            (d as f32).sqrt() * ((hi - lo) / levels + amax / 1024.0) + 1e-4 * amax;
+                        let bound = smax
+                            * ((d as f32).sqrt() * ((hi - lo) / levels + amax / 1024.0)
+                                + 1e-4 * amax);
                         let err: f32 = x
                             .iter()
                             .zip(&got[h * d..][..d])
@@ -219,17 +240,21 @@ fn failures_append_nothing() {
         Err(Error::NonFinite { what: "v", .. })
     ));
     let mut big = ok.clone();
-    big[0] = 1e6;
+    big[0] = 1e9;
     assert!(matches!(c.append(&big, &ok, 2), Err(Error::InvalidData(_))));
     assert!(matches!(
         c.append(&ok, &ok, 1),
         Err(Error::LengthMismatch { .. })
     ));
     assert_eq!((c.len(), c.bytes()), (0, 0));
+    assert!(
+        c.kscale.is_empty(),
+        "a failed first append set the channel factors"
+    );
     c.append(&ok, &ok, 2).unwrap();
     assert!(matches!(c.append(&ok, &ok, 2), Err(Error::InvalidShape(_)))); // capacity 3
     assert_eq!(c.len(), 2);
-    assert_eq!(c.bytes(), 2 * hk * (d + 4) + 2 * hk * (6 + 4));
+    assert_eq!(c.bytes(), 2 * hk * (d + 4) + 2 * hk * (6 + 4) + 4 * hk * d);
     let (mut k, mut v) = (vec![0.0; hk * d], vec![0.0; hk * d]);
     assert!(c.dequantize(2, &mut k, &mut v).is_err());
     let q = vec![0.1f32; 3 * d];
@@ -252,14 +277,15 @@ fn failures_append_nothing() {
     assert!(KvCache::new(1, 8, usize::MAX, 0).is_err());
 }
 
-/// 3.25 bits a value at head_dim 128 once the sink is amortized: 4.92x smaller than fp16.
+/// 3.25 bits a value at head_dim 128 once the sink and the K channel factors are amortized:
+/// 4.92x smaller than fp16.
 #[test]
 fn memory() {
     let (hk, d, t) = (5, 128, 64);
     let mut c = KvCache::new(hk, d, t, 0).unwrap();
     let x = vec![1.0f32; t * hk * d];
     c.append(&x, &x, t).unwrap();
-    assert_eq!(c.bytes() * 8, 2 * t * hk * d * 13 / 4);
+    assert_eq!((c.bytes() - 4 * hk * d) * 8, 2 * t * hk * d * 13 / 4);
 }
 
 /// The spread of the outlier-key cosine over 20 draws (for docs/FORMATS.md §8; slow in
@@ -272,4 +298,41 @@ fn outlier_spread() {
     let mean = v.iter().sum::<f64>() / v.len() as f64;
     let below = v.iter().filter(|&&c| c < 0.90).count();
     eprintln!("outlier keys, 20 draws: min {:.4} median {:.4} mean {mean:.4} max {:.4}, {below} below 0.90", v[0], v[10], v[19]);
+    for first in [1, 16, 128] {
+        let mut v: Vec<f64> = (1..=20).map(|s| accuracy_first(true, s, first)).collect();
+        v.sort_by(f64::total_cmp);
+        eprintln!(
+            "outlier keys, channel factors from the first {first} tokens: min {:.4} median {:.4}",
+            v[0], v[10]
+        );
+    }
+}
+
+#[test]
+fn f16_conversion_matches_the_crate_converter() {
+    // Every value; under Miri (which interprets every step) every 97th.
+    for h in (0..=u16::MAX).step_by(if cfg!(miri) { 97 } else { 1 }) {
+        let want = quant::f16_to_f32(h);
+        if want.is_finite() {
+            assert_eq!(f16_finite_to_f32(h).to_bits(), want.to_bits(), "{h:#x}");
+        }
+    }
+}
+
+/// The softmax exponential: relative error under 2^-22 against f64, 0 below -87.
+#[test]
+fn exp_within_its_bound() {
+    let mut worst = 0.0f64;
+    let steps = if cfg!(miri) { 1_000 } else { 1_000_000 };
+    for i in 0..=steps {
+        let x = -(i as f32) * 87.0 / steps as f32;
+        let want = (x as f64).exp();
+        let rel = ((exp_nonpositive(x) as f64 - want) / want).abs();
+        worst = worst.max(rel);
+    }
+    eprintln!("exp: worst relative error {worst:e}");
+    assert!(worst < 2f64.powi(-22), "{worst}");
+    assert_eq!(exp_nonpositive(-87.5), 0.0);
+    assert_eq!(exp_nonpositive(-1e30), 0.0);
+    assert_eq!(exp_nonpositive(0.0), 1.0);
 }

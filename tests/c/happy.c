@@ -631,8 +631,9 @@ static void check_kv(void) {
     OK(bitnet_kv_append(c, k + 3 * KV_H * KV_D, v + 3 * KV_H * KV_D, 1));
     CHECK(bitnet_kv_len(c) == KV_T);
     /* One 8-bit sink token and three 3-bit ones: (d + 4) and (3 * d / 8 + 4) bytes per head,
-     * for K and V. */
-    CHECK(bitnet_kv_bytes(c) == 2 * (KV_H * (KV_D + 4) + 3 * KV_H * (3 * KV_D / 8 + 4)));
+     * for K and V, and the f32 channel factors of K. */
+    CHECK(bitnet_kv_bytes(c) ==
+          2 * (KV_H * (KV_D + 4) + 3 * KV_H * (3 * KV_D / 8 + 4)) + 4 * KV_H * KV_D);
     float kk[KV_H * KV_D], vv[KV_H * KV_D];
     OK(bitnet_kv_dequantize(c, 0, kk, vv));
     for (size_t i = 0; i < KV_H * KV_D; i++)

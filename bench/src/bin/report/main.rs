@@ -24,7 +24,7 @@ mod measure;
 
 use std::time::Instant;
 
-use bitnet_bench::{data, probe};
+use bitnet_bench::{data, kv, probe};
 
 /// How long to measure; the two modes differ only here.
 pub struct Budget {
@@ -64,6 +64,23 @@ const QUICK: Budget = Budget {
     probe_dram: 256 << 20,
     probe_l3: 16 << 20,
     probe_samples: 60,
+};
+
+/// The KV-cache section (`bitnet_bench::kv`): the decode shape from DRAM, and a
+/// short version.
+const KV_FULL: kv::KvBench = kv::KvBench {
+    layers: 30,
+    tokens: 4096,
+    reps: 7,
+    draws: 20,
+    acc_tokens: 1024,
+};
+const KV_QUICK: kv::KvBench = kv::KvBench {
+    layers: 4,
+    tokens: 1024,
+    reps: 3,
+    draws: 2,
+    acc_tokens: 256,
 };
 
 fn main() {
@@ -131,12 +148,20 @@ fn main() {
         b.probe_samples,
     ));
     let section = layer::measure(b, &r.limits, threads);
+    eprintln!("3-bit KV cache...");
+    let kv_md = kv::section(
+        if quick { &KV_QUICK } else { &KV_FULL },
+        r.limits.dram_1t.gb_per_s,
+    )
+    .unwrap_or_else(|e| format!("## 3-bit KV cache\n\nfailed: {e}\n"));
+    eprintln!("a4.8: accuracy and sparse activations...");
+    let a48_md = a48::section(quick);
     let elapsed = started.elapsed().as_secs_f64();
     let md = markdown::markdown(&r, b, quick, &command, elapsed);
     print!("{md}");
     print!("{}", layer::markdown(&section));
-    eprintln!("a4.8: accuracy and sparse activations...");
-    print!("{}", a48::section(quick));
+    print!("\n{kv_md}");
+    print!("{a48_md}");
     if let Some(path) = json_path {
         let mut v = json::to_json(&r, quick, &command, elapsed);
         v["decoder_layer"] = layer::to_json(&section);
