@@ -9,7 +9,6 @@
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::ggml::{GGML_TYPE_I2_S, GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0};
@@ -189,14 +188,21 @@ pub struct Gguf {
 }
 
 impl Gguf {
-    /// Memory-maps the file at `path` and parses it ([`Gguf::from_buffer`]). The file must
-    /// not be changed while it is mapped.
+    /// Reads the file at `path` into memory and parses it ([`Gguf::from_buffer`]); see
+    /// [`Gguf::map`] to map it instead.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let f = std::fs::File::open(path).map_err(|e| Error::Io(e.to_string()))?;
-        // SAFETY: read-only map; that nobody changes the file while it is mapped is this
-        // function's documented precondition (as for every memory map).
-        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::Io(e.to_string()))?;
-        Self::from_buffer(Arc::new(map))
+        Self::from_buffer(crate::format::read_shared(path.as_ref())?)
+    }
+
+    /// Memory-maps the file at `path` and parses it: no copy of the file (the imported
+    /// matrices are repacked copies either way).
+    ///
+    /// # Safety
+    /// The file must not be written to or truncated while the reader lives (see
+    /// [`crate::format::map_shared`]).
+    pub unsafe fn map(path: impl AsRef<Path>) -> Result<Self> {
+        // SAFETY: the caller's guarantee, passed on.
+        Self::from_buffer(unsafe { crate::format::map_shared(path.as_ref()) }?)
     }
 
     /// Parses a GGUF file held in `buf`: header, metadata, tensor infos. Every tensor whose

@@ -8,7 +8,6 @@
 //! files are memory-mapped; importing reads the packed bytes in place.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
 
@@ -108,14 +107,12 @@ impl HfCheckpoint {
         if files.is_empty() {
             return Err(bad(format!("no .safetensors file in {}", path.display())));
         }
-        let mut maps = Vec::new();
-        for p in &files {
-            let f = std::fs::File::open(p).map_err(|e| io(e, p))?;
-            // SAFETY: read-only map; that nobody changes the file while it is mapped is this
-            // function's documented precondition (as for every memory map).
-            let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| io(e, p))?;
-            maps.push(Arc::new(m) as SharedBuffer);
-        }
+        // Read, not mapped: the import repacks every tensor anyway, so a map would save
+        // only the page-cache copy, at the price of an unsafe precondition on the files.
+        let maps = files
+            .iter()
+            .map(|p| crate::format::read_shared(p))
+            .collect::<Result<Vec<SharedBuffer>>>()?;
         Self::from_buffers(maps, scale)
     }
 

@@ -59,7 +59,7 @@ pub mod quant;
 
 pub use error::{Error, Result};
 pub use format::ggml::HfScale;
-pub use format::{Format, Layout, TernaryMatrix};
+pub use format::{Format, Layout, Scales, TernaryMatrix};
 pub use kernels::{kernel_name, KernelSet};
 pub use matmul::{
     gemm_i8, gemm_i8_quantized, gemm_i8_rows, gemv_i8, gemv_i8_rows, ternary_gemm,

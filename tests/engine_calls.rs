@@ -92,7 +92,15 @@ fn matrices(rows: &[usize], cols: usize, fmts: &[Format], seed: u64) -> Vec<Tern
         .map(|(i, &r)| {
             let f = fmts[i % fmts.len()];
             let t = trits(r * cols, seed + i as u64);
-            TernaryMatrix::from_ternary(&t, r, cols, 0.25 + i as f32, f).unwrap()
+            let m = TernaryMatrix::from_ternary(&t, r, cols, 0.25 + i as f32, f).unwrap();
+            // Every other matrix carries one scale per row: the fused calls and row lists must
+            // rescale each row by its own scale, as the plain calls do.
+            if i % 2 == 1 {
+                let s = (0..r).map(|j| 0.125 + (j % 7) as f32 * 0.375).collect();
+                m.with_row_scales(s).unwrap()
+            } else {
+                m
+            }
         })
         .collect()
 }
@@ -201,7 +209,7 @@ proptest! {
         let x = floats(cols, seed);
         let mut ws = Workspace::default();
         for f in formats() {
-            let m = &matrices(&[rows], cols, &[f], seed)[0];
+            let m = &matrices(&[rows, rows], cols, &[f], seed)[(seed % 2) as usize];
             ws.reserve(Workspace::bytes_for(&[m], 1).unwrap());
             for k in kernel_sets(f) {
                 let mut whole = vec![0.0f32; rows];

@@ -134,7 +134,13 @@ pub unsafe extern "C" fn bitnet_container_open(
         check_ptr(out, "out")?;
         check_ptr(path, "path")?;
         // SAFETY: checked non-NULL; a NUL-terminated string by the caller's contract.
-        let c = Container::open(unsafe { c_path(path) }?)?;
+        let path = unsafe { c_path(path) }?;
+        // SAFETY (map): that the file is not changed while it is open is this function's
+        // documented precondition for C callers, as for any memory map.
+        #[cfg(feature = "mmap")]
+        let c = unsafe { Container::map(path) }?;
+        #[cfg(not(feature = "mmap"))]
+        let c = Container::open(path)?;
         // SAFETY: `out` was checked above.
         unsafe { put_container(out, c) }
     }) as c_int
