@@ -288,11 +288,11 @@ size_t bitnet_ggml_size(int ggml_type, size_t rows, size_t cols);
  * Imports a ggml tensor (`size` bytes; see `bitnet_ggml_size`) of type `ggml_type` (34
  * TQ1_0, 35 TQ2_0, 36 bitnet.cpp I2_S) with rows = output features (`ne1`) and cols = input
  * features (`ne0`), exactly, and packs it in `format`. TQ1_0 and TQ2_0 carry an fp16 scale
- * `d` per 256-weight block: every block with a non-zero weight must have the same `|d|`,
- * which becomes the matrix's scale (1.0 when every block is zero); otherwise
- * `BITNET_STATUS_INVALID_DATA` (or `BITNET_STATUS_UNSUPPORTED` when the blocks agree within
- * each row: per-row scales are not supported yet), with the first disagreeing block named in
- * `bitnet_last_error()`. Type 39 and other types: `BITNET_STATUS_UNSUPPORTED`. On success
+ * `d` per 256-weight block: when every block with a non-zero weight has the same `|d|`,
+ * that is the matrix's scale (1.0 when every block is zero); else, when the blocks agree
+ * within each row, the matrix has one scale per row (`bitnet_matrix_has_row_scales`; 1.0
+ * for a row whose weights are all zero); otherwise `BITNET_STATUS_INVALID_DATA`, with the
+ * first disagreeing block named in `bitnet_last_error()`. Type 39 and other types: `BITNET_STATUS_UNSUPPORTED`. On success
  * `*out` receives a new matrix (free it with `bitnet_matrix_free`); on failure `*out` is
  * left untouched.
  *
@@ -336,6 +336,19 @@ enum BitnetStatus bitnet_matrix_to_format(const struct BitnetMatrix *m,
                                           struct BitnetMatrix **out);
 
 /**
+ * The same trits (and format) with one scale per output row: a new matrix in `*out` (free it
+ * with `bitnet_matrix_free`) whose row `i` weights are `trit * scales[i]`. `len` must equal
+ * `bitnet_matrix_rows(m)`, and every scale be finite (`NON_FINITE`) and positive
+ * (`INVALID_DATA`); `*out` is untouched on failure.
+ *
+ * Safety: `m` is a live matrix; `scales` points to `len` floats.
+ */
+enum BitnetStatus bitnet_matrix_with_row_scales(const struct BitnetMatrix *m,
+                                                const float *scales,
+                                                size_t len,
+                                                struct BitnetMatrix **out);
+
+/**
  * Frees a matrix. NULL is a no-op. The handle must not be used afterwards, nor freed twice.
  *
  * Safety: `m` is NULL or a live matrix from this library that no other call is using.
@@ -357,11 +370,29 @@ size_t bitnet_matrix_rows(const struct BitnetMatrix *m);
 size_t bitnet_matrix_cols(const struct BitnetMatrix *m);
 
 /**
- * The weight scale (absmean): a weight's value is trit * scale. NaN if `m` is NULL.
+ * The weight scale (absmean): a weight's value is trit * scale. NaN if `m` is NULL, and NaN
+ * (with `bitnet_last_error` saying so) if the matrix has one scale per row: read those with
+ * `bitnet_matrix_row_scales`.
  *
  * Safety: `m` is NULL or a live matrix.
  */
 float bitnet_matrix_scale(const struct BitnetMatrix *m);
+
+/**
+ * 1 if the matrix has one scale per output row, 0 if it has one scale; -1 if `m` is NULL.
+ *
+ * Safety: `m` is NULL or a live matrix.
+ */
+int bitnet_matrix_has_row_scales(const struct BitnetMatrix *m);
+
+/**
+ * Writes each output row's scale into `out` (`len` must equal `bitnet_matrix_rows(m)`): the
+ * per-row scales, or the one scale repeated for a matrix with one. Row `i`'s weights are
+ * `trit * out[i]`. `out` is untouched on failure.
+ *
+ * Safety: `m` is a live matrix; `out` points to `len` writable floats.
+ */
+enum BitnetStatus bitnet_matrix_row_scales(const struct BitnetMatrix *m, float *out, size_t len);
 
 /**
  * The format id (a `BITNET_FORMAT_*` value); -1 if `m` is NULL.

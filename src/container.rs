@@ -28,7 +28,7 @@ use std::path::Path;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
-use crate::format::{shared_copy, Format, SharedBuffer, TernaryMatrix, PACKED_ALIGN};
+use crate::format::{shared_copy, Format, Scales, SharedBuffer, TernaryMatrix, PACKED_ALIGN};
 
 /// The first 8 bytes of every container file.
 pub const MAGIC: [u8; 8] = *b"BITNETKC";
@@ -121,11 +121,20 @@ pub fn save<'a, W: Write>(
     let count = u32::try_from(matrices.len()).map_err(|_| bad("more than 2^32 - 1 matrices"))?;
     let names_len: usize = matrices.iter().map(|(n, _)| n.len()).sum();
     let header_len = FIXED + ENTRY * matrices.len() + names_len;
+    // Per-row scales as little-endian bytes, one buffer per matrix (empty for one scale),
+    // made before `pieces` borrows them.
+    let row_scales: Vec<Vec<u8>> = matrices
+        .iter()
+        .map(|(_, m)| match m.scales() {
+            Scales::One(_) => Vec::new(),
+            Scales::PerRow(s) => s.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        })
+        .collect();
     // The regions after the header, in file order: each starts 64-byte aligned.
     let mut pieces: Vec<&[u8]> = Vec::new();
     let mut entries = Vec::with_capacity(matrices.len());
     let (mut name_off, mut end) = (FIXED + ENTRY * matrices.len(), header_len);
-    for &(name, m) in &matrices {
+    for (&(name, m), rs) in matrices.iter().zip(&row_scales) {
         let name_len =
             u32::try_from(name.len()).map_err(|_| bad("a name is longer than 2^32 - 1 bytes"))?;
         let data = m.packed_bytes();
@@ -133,19 +142,28 @@ pub fn save<'a, W: Write>(
         pieces.push(&PAD[..start - end]);
         pieces.push(data);
         end = start + data.len();
-        // One scale today; a per-row entry (SCALE_PER_ROW) writes its f32s in the next
-        // aligned region and records it in `scales_off`.
+        // A per-row entry's f32 scales go in the next aligned region after its bytes.
+        let (scale_kind, scale, scales_off) = match m.scales() {
+            Scales::One(s) => (SCALE_ONE, s, 0),
+            Scales::PerRow(_) => {
+                let at = align_up(end);
+                pieces.push(&PAD[..at - end]);
+                pieces.push(rs);
+                end = at + rs.len();
+                (SCALE_PER_ROW, 0.0, at as u64)
+            }
+        };
         entries.push(Entry {
             format: m.format() as u32,
-            scale_kind: SCALE_ONE,
+            scale_kind,
             rows: m.rows() as u64,
             cols: m.cols() as u64,
             data_off: start as u64,
             data_len: data.len() as u64,
             name_off: name_off as u64,
             name_len,
-            scale: m.scale(),
-            scales_off: 0,
+            scale,
+            scales_off,
         });
         name_off += name.len();
     }
@@ -303,9 +321,16 @@ impl Container {
                     TernaryMatrix::from_shared(buf.clone(), data.start, rows, cols, scale, format)?
                 }
                 SCALE_PER_ROW => {
-                    return Err(Error::Unsupported(at(
-                        "per-row scales are not supported by this build",
-                    )))
+                    let len = (rows as u64).saturating_mul(4);
+                    let sr = range(u64_at(e, 56), len, b.len(), &at("its row scales"))?;
+                    let scales: Vec<f32> = b[sr]
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    // The bytes are validated by from_shared; the scales (finite, positive)
+                    // by with_row_scales.
+                    TernaryMatrix::from_shared(buf.clone(), data.start, rows, cols, 1.0, format)?
+                        .with_row_scales(scales)?
                 }
                 k => return Err(bad(at(&format!("unknown scale kind {k}")))),
             };

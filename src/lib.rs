@@ -54,11 +54,12 @@ pub mod matmul;
 /// part of the supported API and may change in any release.
 #[doc(hidden)]
 pub mod par;
+pub mod pool;
 pub mod quant;
 
 pub use error::{Error, Result};
 pub use format::ggml::HfScale;
-pub use format::{Format, Layout, TernaryMatrix};
+pub use format::{Format, Layout, Scales, TernaryMatrix};
 pub use kernels::{kernel_name, KernelSet};
 pub use matmul::{
     gemm_i8, gemm_i8_quantized, gemm_i8_rows, gemv_i8, gemv_i8_rows, ternary_gemm,
@@ -66,7 +67,7 @@ pub use matmul::{
     ternary_gemv_multi, ternary_gemv_row_list, ternary_gemv_rows, Activations, Output,
     QuantizedActivations, Workspace,
 };
-pub use par::{num_threads, set_num_threads};
+pub use par::{num_threads, set_num_threads, set_thread_pool, ThreadPoolKind};
 pub use quant::{
     quantize_activations, quantize_activations_i4, quantize_activations_topk, quantize_weights,
     I4Mode,

@@ -1,4 +1,5 @@
-//! Splitting a product's rows over rayon's threads so that a call of a few hundred µs gains
+//! Splitting a product's rows over a pool's threads (rayon's, or the crate's spinning pool,
+//! [`crate::pool`]: [`set_thread_pool`]) so that a call of a few hundred µs gains
 //! from them: the calling thread starts at once and the others join when they wake.
 //!
 //! Why not `into_par_iter` over one range a thread: a caller outside the pool then sleeps
@@ -15,13 +16,15 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::pool::SpinPool;
+
 /// Chunks per thread: enough that a late worker still finds work, few enough that each is a
 /// long sequential read.
 const CHUNKS_PER_THREAD: usize = 8;
 
 /// Cuts `0..rows` into at most `threads * CHUNKS_PER_THREAD` ranges of whole `tile`s (the
 /// last may be ragged) and calls `f(range, item)` once for each, `items` being one output
-/// per range made by `split`, on the calling thread and up to `threads - 1` rayon workers.
+/// per range made by `split`, on the calling thread and up to `threads - 1` workers of the pool in use.
 /// With `threads <= 1`, or a single chunk, everything runs on the calling thread.
 pub fn for_each_chunk<'a, T: Send + 'a>(
     rows: usize,
@@ -59,7 +62,7 @@ pub(crate) fn chunks_for(tiles: usize, threads: usize, share: f64) -> usize {
 }
 
 /// Runs `f` once for each job, on the calling thread and up to `threads - 1` workers of the
-/// pool in use ([`set_num_threads`]), jobs claimed in order from one shared counter: the
+/// pool in use ([`set_thread_pool`]), jobs claimed in order from one shared counter: the
 /// caller claims from the first instant, a worker claims whatever is left when it wakes, and
 /// the caller waits only for jobs already claimed. With `threads <= 1`, or one job,
 /// everything runs on the calling thread.
@@ -83,62 +86,124 @@ pub(crate) fn run_jobs<J: Send>(jobs: Vec<J>, threads: usize, f: impl Fn(J) + Sy
         let _done = Done(&done);
         f(job);
     };
-    in_place_scope(|s| {
-        for _ in 1..threads.min(slots.len()) {
-            s.spawn(|_| work());
+    match own_pool() {
+        Some(Pool::Spinning(p)) => p.run(&work),
+        Some(Pool::Rayon(p)) => {
+            p.in_place_scope(|s| rayon_spread(s, threads, slots.len(), &done, &work))
         }
-        work();
-        // Every job is claimed; wait (briefly: at most one job) for the claimed ones
-        // rather than sleeping in the scope and paying another wake-up.
-        let mut spins = 0u32;
-        while done.load(Ordering::Acquire) < slots.len() {
-            spins += 1;
-            if spins < 1 << 16 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-    });
+        None => rayon::in_place_scope(|s| rayon_spread(s, threads, slots.len(), &done, &work)),
+    }
 }
 
-/// The crate's own pool, set by [`set_num_threads`]; `None`: rayon's global pool.
-static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
+/// Spawns up to `threads - 1` rayon tasks running `work`, runs it on the calling thread too,
+/// and waits (briefly: at most one job) until all `jobs` are done rather than sleeping in the
+/// scope and paying another wake-up.
+fn rayon_spread<'s>(
+    s: &rayon::Scope<'s>,
+    threads: usize,
+    jobs: usize,
+    done: &AtomicUsize,
+    work: &'s (impl Fn() + Sync),
+) {
+    for _ in 1..threads.min(jobs) {
+        s.spawn(|_| work());
+    }
+    work();
+    let mut spins = 0u32;
+    while done.load(Ordering::Acquire) < jobs {
+        spins += 1;
+        if spins < 1 << 16 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
 
-/// The pool set by [`set_num_threads`], if any.
-fn own_pool() -> Option<Arc<rayon::ThreadPool>> {
+/// The crate's own pool, set by [`set_thread_pool`]; `None`: rayon's global pool.
+static POOL: RwLock<Option<Pool>> = RwLock::new(None);
+
+/// A pool of the crate's own.
+#[derive(Clone)]
+enum Pool {
+    Spinning(Arc<SpinPool>),
+    Rayon(Arc<rayon::ThreadPool>),
+}
+
+/// The pool set by [`set_thread_pool`], if any.
+fn own_pool() -> Option<Pool> {
     POOL.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Sets how many threads the products use, counting the calling thread: `n >= 1` makes the
-/// crate use a pool of its own with `n - 1` workers (the caller is the n-th: it works from
-/// the start of each call); `0` returns to the default, rayon's global pool, which has
-/// `RAYON_NUM_THREADS` threads when that is set and one per core otherwise. Calls running
-/// when this is called finish on the pool they started on. Errors only when the operating
-/// system refuses to start the threads (the setting is then unchanged). Setting the value
-/// already set does nothing (the pool and its threads stay).
+/// Which threads the products use when a thread count is set ([`set_thread_pool`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ThreadPoolKind {
+    /// The crate's spinning pool: after a call its workers spin for the next one for up to
+    /// 100 µs ([`pool::SPIN`](crate::pool::SPIN)), then park. A call joins workers still
+    /// spinning at once, which is what makes 2 threads pay on 10–100 µs products; the price
+    /// is up to 100 µs of CPU on each worker after each call. One call at a time: a call made
+    /// while another runs on the pool (from another user thread) runs on its own thread.
+    #[default]
+    Spinning,
+    /// A rayon pool of the crate's own: workers sleep when idle and take tens of µs to wake
+    /// (on virtual machines); several user threads' calls share it.
+    Rayon,
+}
+
+/// Sets how many threads the products use, counting the calling thread, on the crate's
+/// spinning pool ([`ThreadPoolKind::Spinning`]): `set_thread_pool(n, ThreadPoolKind::Spinning)`.
+/// `n >= 2` starts `n - 1` workers (the caller is the n-th: it works from the start of each
+/// call); `1`: the calling thread alone; `0` returns to the default, rayon's global pool,
+/// which has `RAYON_NUM_THREADS` threads when that is set and one per core otherwise.
+///
+/// Which to pick: the spinning pool for a thread that makes many short products in a row
+/// (an engine decoding tokens: products of 10–100 µs), where a 2-thread call joins a worker
+/// at once; rayon ([`set_thread_pool`] with [`ThreadPoolKind::Rayon`], or the default) when
+/// several user threads call products at the same time or idle workers must never spin.
+/// Measured on a 2-vCPU KVM guest (`dispatch_timing`): see `docs/performance.md`.
+///
+/// Calls running when this is called finish on the pool they started on. Errors only when
+/// the operating system refuses to start the threads (the setting is then unchanged).
+/// Setting the value already set does nothing (the pool and its threads stay).
 pub fn set_num_threads(n: usize) -> crate::Result<()> {
+    set_thread_pool(n, ThreadPoolKind::Spinning)
+}
+
+/// Sets how many threads the products use (as [`set_num_threads`]) and on which kind of pool
+/// (ignored for `n <= 1`).
+pub fn set_thread_pool(n: usize, kind: ThreadPoolKind) -> crate::Result<()> {
     let mut held = POOL.write().unwrap_or_else(|e| e.into_inner());
-    if THREADS.load(Ordering::Relaxed) == n && (n < 2 || held.is_some()) {
+    let same_kind = match (&*held, kind) {
+        (Some(Pool::Spinning(_)), ThreadPoolKind::Spinning) => true,
+        (Some(Pool::Rayon(_)), ThreadPoolKind::Rayon) => true,
+        (None, _) => n < 2,
+        _ => false,
+    };
+    if THREADS.load(Ordering::Relaxed) == n && same_kind {
         return Ok(()); // already so: keep the pool (and its warm threads)
     }
-    let pool = match n {
+    let refused =
+        |e: &dyn std::fmt::Display| crate::Error::Unsupported(format!("thread pool: {e}"));
+    let pool = match (n, kind) {
         // One thread is the caller alone: no pool.
-        0 | 1 => None,
-        n => Some(Arc::new(
+        (0 | 1, _) => None,
+        (n, ThreadPoolKind::Spinning) => Some(Pool::Spinning(Arc::new(
+            SpinPool::new(n - 1).map_err(|e| refused(&e))?,
+        ))),
+        (n, ThreadPoolKind::Rayon) => Some(Pool::Rayon(Arc::new(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n - 1)
                 .thread_name(|i| format!("bitnet-{i}"))
                 .build()
-                .map_err(|e| crate::Error::Unsupported(format!("thread pool: {e}")))?,
-        )),
+                .map_err(|e| refused(&e))?,
+        ))),
     };
     *held = pool;
     THREADS.store(n, Ordering::Relaxed);
     Ok(())
 }
 
-/// The last [`set_num_threads`] value (0: the default).
+/// The last [`set_thread_pool`] count (0: the default).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// How many threads a product may use: the [`set_num_threads`] value, or the size of
@@ -147,15 +212,6 @@ pub fn num_threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
         0 => rayon::current_num_threads(),
         n => n,
-    }
-}
-
-/// `rayon::in_place_scope` on the pool in use: the crate's own ([`set_num_threads`]) or
-/// rayon's global one.
-fn in_place_scope<'s, R>(f: impl FnOnce(&rayon::Scope<'s>) -> R) -> R {
-    match own_pool() {
-        Some(p) => p.in_place_scope(f),
-        None => rayon::in_place_scope(f),
     }
 }
 

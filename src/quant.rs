@@ -83,7 +83,14 @@ pub fn quantize_activations(x: &[f32], q: &mut [i8]) -> Result<f32> {
 /// `y = acc as f32 * output_factor(m, a)`, computed once per row of x.
 #[inline]
 pub fn output_factor(weight_scale: f32, act_absmax: f32) -> f32 {
-    weight_scale * (act_absmax / 127.0f32)
+    weight_scale * act_factor(act_absmax)
+}
+
+/// An activation row's part of the output factor, `a / 127`: computed once per row of x,
+/// then multiplied by each weight row's scale (`output_factor`).
+#[inline]
+pub(crate) fn act_factor(act_absmax: f32) -> f32 {
+    act_absmax / 127.0f32
 }
 
 #[cfg(test)]

@@ -141,26 +141,60 @@ proptest! {
             prop_assert_eq!(&got, &want, "{}", k.name());
         }
     }
+
+    #[test]
+    fn rescale_rows_matches_scalar(
+        (acc, scales) in (0usize..=200).prop_flat_map(|n| (
+            proptest::collection::vec(any::<i32>(), n),
+            proptest::collection::vec(finite(), n),
+        )),
+        act in finite(),
+    ) {
+        // The definition: two roundings, (s * act) first, no fused multiply-add.
+        let want: Vec<u32> = acc
+            .iter()
+            .zip(&scales)
+            .map(|(&a, &s)| (a as f32 * (s * act)).to_bits())
+            .collect();
+        for k in sets() {
+            let mut y = vec![f32::NAN; acc.len()];
+            k.rescale_rows(&acc, &scales, act, &mut y).unwrap();
+            let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+            prop_assert_eq!(&got, &want, "{}", k.name());
+        }
+    }
 }
 
 fn trit() -> impl Strategy<Value = i8> {
     prop_oneof![Just(-1i8), Just(0i8), Just(1i8)]
 }
 
-/// The f32 products of every set, for every format, whole matrix and row range, are the
-/// definition: scalar quantization of each row, the exact product, `acc as f32 * factor`.
+/// The f32 products of every set, for every format, whole matrix and row range, with one
+/// scale and with per-row scales, are the definition: scalar quantization of each row, the
+/// exact product, `acc as f32 * factor` (one scale) or `acc[i] as f32 * (s_i * (a / 127))`
+/// (per-row scales).
 fn check_products(t: &[i8], rows: usize, cols: usize, x: &[f32], n: usize, scale: f32) {
-    for f in formats() {
+    // Per-row scales that differ from row to row (and from the one scale).
+    let row_scales: Vec<f32> = (0..rows).map(|i| scale * (1.0 + 0.37 * i as f32)).collect();
+    for (f, per_row) in formats().into_iter().flat_map(|f| [(f, false), (f, true)]) {
         let m = TernaryMatrix::from_ternary(t, rows, cols, scale, f).unwrap();
+        let m = if per_row {
+            m.with_row_scales(row_scales.clone()).unwrap()
+        } else {
+            m
+        };
         let mut want = vec![0u32; n * rows];
         for j in 0..n {
             let mut q = vec![0i8; cols];
             let a = quantize_activations(&x[j * cols..(j + 1) * cols], &mut q).unwrap();
             let mut acc = vec![0i32; rows];
             kernels::SCALAR.gemv_i8(&m, &q, &mut acc).unwrap();
-            let fac = output_factor(scale, a);
-            for (w, &v) in want[j * rows..].iter_mut().zip(&acc) {
-                *w = (v as f32 * fac).to_bits();
+            for (i, (w, &v)) in want[j * rows..].iter_mut().zip(&acc).enumerate() {
+                *w = if per_row {
+                    (v as f32 * (row_scales[i] * (a / 127.0f32))).to_bits()
+                } else {
+                    (v as f32 * output_factor(scale, a)).to_bits()
+                };
             }
         }
         let bits = |y: &[f32]| y.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -170,7 +204,7 @@ fn check_products(t: &[i8], rows: usize, cols: usize, x: &[f32], n: usize, scale
             assert_eq!(
                 bits(&y),
                 want,
-                "{} {} {rows}x{cols} n={n}",
+                "{} {} {rows}x{cols} n={n} per_row={per_row}",
                 k.name(),
                 f.name()
             );

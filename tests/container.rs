@@ -2,7 +2,7 @@
 //! copy, and every corruption or truncation an error.
 
 use bitnet_kernels::container::{self, Container};
-use bitnet_kernels::{gemv_i8, Error, Format, TernaryMatrix};
+use bitnet_kernels::{gemv_i8, Error, Format, Scales, TernaryMatrix};
 
 fn trits(n: usize, seed: usize) -> Vec<i8> {
     (0..n)
@@ -10,9 +10,9 @@ fn trits(n: usize, seed: usize) -> Vec<i8> {
         .collect()
 }
 
-/// Three matrices, one per format, ragged shapes.
+/// Three matrices, one per format, ragged shapes, and one with per-row scales.
 fn sample() -> Vec<(String, TernaryMatrix)> {
-    [
+    let mut v: Vec<(String, TernaryMatrix)> = [
         (7, 300, Format::I2S),
         (65, 129, Format::TL1),
         (33, 97, Format::TL2),
@@ -23,7 +23,13 @@ fn sample() -> Vec<(String, TernaryMatrix)> {
         let m = TernaryMatrix::from_ternary(&trits(r * c, i), r, c, 0.25 + i as f32, f);
         (format!("blk.{i}.{f}"), m.unwrap())
     })
-    .collect()
+    .collect();
+    let pr = TernaryMatrix::from_ternary(&trits(5 * 300, 9), 5, 300, 1.0, Format::TL2)
+        .unwrap()
+        .with_row_scales(vec![0.5, 1.5, 2.0, 0.125, 3.0])
+        .unwrap();
+    v.push(("per_row".into(), pr));
+    v
 }
 
 fn saved(ms: &[(String, TernaryMatrix)]) -> Vec<u8> {
@@ -39,7 +45,7 @@ fn round_trip_every_format_and_no_copy() {
     let buf = bitnet_kernels::format::shared_copy(&file).unwrap();
     let base = (*buf).as_ref().as_ptr() as usize;
     let c = Container::from_buffer(buf).unwrap();
-    assert_eq!(c.len(), 3);
+    assert_eq!(c.len(), ms.len());
     let names: Vec<_> = c.names().collect();
     assert_eq!(
         names,
@@ -170,6 +176,32 @@ fn bad_fields_with_a_valid_checksum_are_errors() {
     let sum = container::checksum(&f);
     f[32..40].copy_from_slice(&sum.to_le_bytes());
     assert!(matches!(Container::from_bytes(&f), Err(Error::InvalidData(m)) if m.contains("twice")));
+}
+
+#[test]
+fn per_row_scales_round_trip_and_are_checked() {
+    let ms = sample();
+    let file = saved(&ms);
+    let c = Container::from_bytes(&file).unwrap();
+    let l = c.get("per_row").unwrap();
+    assert_eq!(l.scales(), Scales::PerRow(&[0.5, 1.5, 2.0, 0.125, 3.0]));
+    assert_eq!(l, &ms[3].1);
+    // The last entry's scales: a NaN there (checksum made valid) is an error naming it.
+    let e = 40 + 3 * 64;
+    assert_eq!(
+        u32::from_le_bytes(file[e + 4..e + 8].try_into().unwrap()),
+        1
+    );
+    let off = u64::from_le_bytes(file[e + 56..e + 64].try_into().unwrap()) as usize;
+    assert_eq!(off % 64, 0);
+    assert_eq!(&file[off..off + 4], &0.5f32.to_le_bytes());
+    for bad in [f32::NAN, 0.0, -1.0] {
+        let mut f = file.clone();
+        f[off + 8..off + 12].copy_from_slice(&bad.to_le_bytes());
+        let sum = container::checksum(&f);
+        f[32..40].copy_from_slice(&sum.to_le_bytes());
+        assert!(Container::from_bytes(&f).is_err(), "{bad}");
+    }
 }
 
 /// With the `mmap` feature, `Container::map` maps the file: each matrix's bytes lie in a

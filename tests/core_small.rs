@@ -271,3 +271,37 @@ fn gemm_f32_rows_match_the_whole_product() {
         }
     }
 }
+
+/// `ternary_gemv_i4` on a matrix with one scale per row: each accumulator times its own row's
+/// scale times the int4 activation factor, `acc * (s_i * (β / sqrtf(7)))` (absmean) or
+/// `acc * (s_i * (a / 7))` (absmax), bit for bit.
+#[test]
+fn int4_product_with_row_scales() {
+    use bitnet_kernels::{gemv_i8, quantize_activations_i4, ternary_gemv_i4, I4Mode};
+    let (rows, cols) = (9, 37);
+    let t: Vec<i8> = (0..rows * cols)
+        .map(|i| ((i * 7 + 3) % 3) as i8 - 1)
+        .collect();
+    let scales: Vec<f32> = (0..rows).map(|r| 0.3 + r as f32 * 0.7).collect();
+    let m = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, Format::I2S)
+        .unwrap()
+        .with_row_scales(scales.clone())
+        .unwrap();
+    let x: Vec<f32> = (0..cols).map(|j| ((j * 13) % 17) as f32 - 8.25).collect();
+    for mode in [I4Mode::AbsMean, I4Mode::AbsMax] {
+        let mut q = vec![0i8; cols];
+        let s = quantize_activations_i4(&x, &mut q, mode).unwrap();
+        let mut acc = vec![0i32; rows];
+        gemv_i8(&m, &q, &mut acc).unwrap();
+        let f = bitnet_kernels::quant::output_factor_i4(1.0, s, mode);
+        let mut y = vec![0.0f32; rows];
+        ternary_gemv_i4(&m, &x, mode, &mut y).unwrap();
+        for i in 0..rows {
+            assert_eq!(
+                y[i].to_bits(),
+                (acc[i] as f32 * (scales[i] * f)).to_bits(),
+                "{mode:?} row {i}"
+            );
+        }
+    }
+}

@@ -20,9 +20,9 @@ use std::cell::Cell;
 
 use bitnet_kernels::kernels::KernelSet;
 use bitnet_kernels::{
-    gemm_i8, gemm_i8_quantized, set_num_threads, ternary_gemm, ternary_gemm_multi,
+    gemm_i8, gemm_i8_quantized, set_num_threads, set_thread_pool, ternary_gemm, ternary_gemm_multi,
     ternary_gemm_quantized, ternary_gemv, ternary_gemv_multi, ternary_gemv_row_list, Activations,
-    Format, Output, QuantizedActivations, TernaryMatrix, Workspace,
+    Format, Output, QuantizedActivations, TernaryMatrix, ThreadPoolKind, Workspace,
 };
 use common::{cases, formats, kernel_sets};
 use proptest::prelude::*;
@@ -92,7 +92,15 @@ fn matrices(rows: &[usize], cols: usize, fmts: &[Format], seed: u64) -> Vec<Tern
         .map(|(i, &r)| {
             let f = fmts[i % fmts.len()];
             let t = trits(r * cols, seed + i as u64);
-            TernaryMatrix::from_ternary(&t, r, cols, 0.25 + i as f32, f).unwrap()
+            let m = TernaryMatrix::from_ternary(&t, r, cols, 0.25 + i as f32, f).unwrap();
+            // Every other matrix carries one scale per row: the fused calls and row lists must
+            // rescale each row by its own scale, as the plain calls do.
+            if i % 2 == 1 {
+                let s = (0..r).map(|j| 0.125 + (j % 7) as f32 * 0.375).collect();
+                m.with_row_scales(s).unwrap()
+            } else {
+                m
+            }
         })
         .collect()
 }
@@ -201,7 +209,7 @@ proptest! {
         let x = floats(cols, seed);
         let mut ws = Workspace::default();
         for f in formats() {
-            let m = &matrices(&[rows], cols, &[f], seed)[0];
+            let m = &matrices(&[rows, rows], cols, &[f], seed)[(seed % 2) as usize];
             ws.reserve(Workspace::bytes_for(&[m], 1).unwrap());
             for k in kernel_sets(f) {
                 let mut whole = vec![0.0f32; rows];
@@ -378,48 +386,59 @@ fn thread_counts_agree() {
     let refs: Vec<&TernaryMatrix> = ms.iter().collect();
     let x = floats(2 * 2560, 6);
     let mut base: Option<Vec<Vec<f32>>> = None;
-    for t in [1, 2, 3, 0] {
-        set_num_threads(t).unwrap();
+    let kinds = [ThreadPoolKind::Spinning, ThreadPoolKind::Rayon];
+    for (t, kind) in [1, 2, 3, 0].into_iter().flat_map(|t| kinds.map(|k| (t, k))) {
+        set_thread_pool(t, kind).unwrap();
         assert_eq!(bitnet_kernels::num_threads() == t, t != 0);
         let mut ys: Vec<Vec<f32>> = ms.iter().map(|m| vec![0.0; 2 * m.rows()]).collect();
         let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|v| v.as_mut_slice()).collect();
         ternary_gemm_multi(&refs, &x, 2, &mut outs).unwrap();
         let mut single = vec![0.0f32; 2 * 6912];
         ternary_gemm(&ms[0], &x, 2, &mut single).unwrap();
-        assert_eq!(ys[0], single, "{t} threads");
+        assert_eq!(ys[0], single, "{t} threads, {kind:?}");
         match &base {
             None => base = Some(ys),
-            Some(b) => assert_eq!(&ys, b, "{t} threads"),
+            Some(b) => assert_eq!(&ys, b, "{t} threads, {kind:?}"),
         }
     }
     set_num_threads(0).unwrap();
 }
 
-/// A panic inside a job on the crate's own pool reaches the caller, does not hang, and the
-/// next products run and agree.
+/// A panic inside a job on either of the crate's own pools reaches the caller, does not hang,
+/// and the next products run and agree: a panic on the calling thread's part, and one on
+/// whichever thread claims a given chunk (a worker when it comes in time).
 #[test]
 fn worker_panic_neither_hangs_nor_poisons() {
     let _g = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    set_num_threads(2).unwrap();
     let m = &matrices(&[6912], 2560, &[Format::I2S], 3)[0];
     let x = floats(2560, 2);
     let mut want = vec![0.0f32; 6912];
+    set_num_threads(1).unwrap();
     ternary_gemv(m, &x, &mut want).unwrap();
-    for _ in 0..3 {
-        let r = std::panic::catch_unwind(|| {
-            let mut y = vec![0u8; 64];
-            bitnet_kernels::par::for_each_chunk(
-                64,
-                1,
-                2,
-                |ranges| bitnet_kernels::par::split_rows(&mut y, 1, ranges),
-                |r, _| assert!(r.start < 40, "a job panics"),
-            );
-        });
-        assert!(r.is_err());
-        let mut y = vec![0.0f32; 6912];
-        ternary_gemv_multi(&[m], &x, &mut [&mut y]).unwrap();
-        assert_eq!(y, want);
+    for kind in [ThreadPoolKind::Spinning, ThreadPoolKind::Rayon] {
+        set_thread_pool(2, kind).unwrap();
+        for bad in [0, 40, 63] {
+            for _ in 0..3 {
+                let r = std::panic::catch_unwind(|| {
+                    let mut y = vec![0u8; 64];
+                    bitnet_kernels::par::for_each_chunk(
+                        64,
+                        1,
+                        2,
+                        |ranges| bitnet_kernels::par::split_rows(&mut y, 1, ranges),
+                        |r, _| {
+                            // Slow enough that a worker claims some chunks.
+                            std::thread::sleep(std::time::Duration::from_micros(20));
+                            assert!(!r.contains(&bad), "a job panics");
+                        },
+                    );
+                });
+                assert!(r.is_err(), "{kind:?}: the panic reaches the caller");
+                let mut y = vec![0.0f32; 6912];
+                ternary_gemv_multi(&[m], &x, &mut [&mut y]).unwrap();
+                assert_eq!(y, want, "{kind:?}");
+            }
+        }
     }
     set_num_threads(0).unwrap();
 }

@@ -7,7 +7,7 @@ mod common;
 use bitnet_kernels::format::ggml::{
     f16_to_f32, f32_to_f16, GGML_TYPE_I2_S, GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0,
 };
-use bitnet_kernels::{Error, Format, HfScale, TernaryMatrix};
+use bitnet_kernels::{Error, Format, HfScale, Scales, TernaryMatrix};
 use common::{cases, formats};
 use proptest::prelude::*;
 
@@ -52,6 +52,42 @@ proptest! {
                     prop_assert_eq!(back.scale(), 1.0);
                 } else {
                     prop_assert_eq!(&back, &m);
+                }
+                prop_assert_eq!(back.to_ggml(ty).unwrap(), bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn tq_row_scales_round_trip(
+        (rows, cols, t, _s) in tq_matrix(),
+        h in proptest::collection::vec(0x0400u16..0x7C00, 12),
+    ) {
+        // fp16 row scales (exact through the round trip), each row its own.
+        let scales: Vec<f32> = h[..rows].iter().map(|&h| f16_to_f32(h)).collect();
+        for ty in TQ {
+            for f in formats() {
+                let m = TernaryMatrix::from_ternary_row_scales(&t, rows, cols, scales.clone(), f)
+                    .unwrap();
+                let bytes = m.to_ggml(ty).unwrap();
+                let back = TernaryMatrix::from_ggml(ty, &bytes, rows, cols, f).unwrap();
+                prop_assert_eq!(back.to_ternary(), t.clone());
+                // What the file can say: each row with a non-zero weight keeps its scale;
+                // one scale when those all agree; an all-zero row reads 1.0.
+                let live: Vec<usize> = (0..rows)
+                    .filter(|&r| t[r * cols..(r + 1) * cols].iter().any(|&v| v != 0))
+                    .collect();
+                match back.scales() {
+                    Scales::One(s) => prop_assert!(
+                        live.iter().all(|&r| scales[r] == s)
+                            && (!live.is_empty() || s == 1.0)
+                    ),
+                    Scales::PerRow(s) => {
+                        for r in 0..rows {
+                            let want = if live.contains(&r) { scales[r] } else { 1.0 };
+                            prop_assert_eq!(s[r], want, "row {}", r);
+                        }
+                    }
                 }
                 prop_assert_eq!(back.to_ggml(ty).unwrap(), bytes);
             }
@@ -194,16 +230,20 @@ fn block_scales_must_agree() {
     let e = TernaryMatrix::from_ggml(ty, &b, 3, 512, Format::I2S).unwrap_err();
     assert!(
         matches!(&e, Error::InvalidData(s) if s.contains("row 2, block 1 has |d| = 0.25")
-            && s.contains("(row 0, block 0) has |d| = 0.5")),
+            && s.contains("(row 2, block 0) has |d| = 0.5")),
         "{e}"
     );
-    // Row 2 entirely at 0.25: per-row scales would do, and are not supported yet.
+    // Row 2 entirely at 0.25: per-row scales.
     b[4 * 66 + 64..4 * 66 + 66].copy_from_slice(&f32_to_f16(0.25).to_le_bytes());
-    let e = TernaryMatrix::from_ggml(ty, &b, 3, 512, Format::I2S).unwrap_err();
-    assert!(
-        matches!(&e, Error::Unsupported(s) if s.contains("row 2, block 0") && s.contains("per-row")),
-        "{e}"
-    );
+    let m = TernaryMatrix::from_ggml(ty, &b, 3, 512, Format::I2S).unwrap();
+    assert_eq!(m.scales(), Scales::PerRow(&[0.5, 0.5, 0.25]));
+    assert!(m.scale().is_nan());
+    // The I2_S blob holds one scale: a per-row matrix is refused.
+    assert!(matches!(
+        m.to_ggml(GGML_TYPE_I2_S),
+        Err(Error::Unsupported(_))
+    ));
+    assert!(matches!(m.to_bitnet_i2s(), Err(Error::Unsupported(_))));
     // An all-zero block's d does not count, and neither does a d = 0 block's codes.
     let mut t: Vec<i8> = (0..512).map(|i| (i % 3) as i8 - 1).collect();
     t[256..].fill(0);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bitnet_kernels::format::ggml::{f16_to_f32, f32_to_f16, GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0};
-use bitnet_kernels::{Error, Format, HfScale, TernaryMatrix};
+use bitnet_kernels::{Error, Format, HfScale, Scales, TernaryMatrix};
 
 const HOW: &str = "create it with `python3 -m venv .venv && .venv/bin/pip install numpy gguf` \
                    at the repository root (or point BITNET_PYTHON at a python with numpy and \
@@ -58,10 +58,19 @@ fn read_f32(p: &Path) -> Vec<f32> {
 struct Case {
     name: String,
     ternary: bool,
+    rowscaled: bool,
     rows: usize,
     cols: usize,
     beta: f32,
     d: f32,
+}
+
+fn read_trits(dir: &Path, name: &str) -> Vec<i8> {
+    std::fs::read(dir.join(format!("{name}.trits")))
+        .unwrap()
+        .into_iter()
+        .map(|b| b as i8)
+        .collect()
 }
 
 fn cases(dir: &Path) -> Vec<Case> {
@@ -72,6 +81,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             Case {
                 name: f[0].into(),
                 ternary: f[1] == "ternary",
+                rowscaled: f[1] == "rowscaled",
                 rows: f[2].parse().unwrap(),
                 cols: f[3].parse().unwrap(),
                 beta: f32::from_bits(f[4].parse().unwrap()),
@@ -86,7 +96,7 @@ fn tq_and_hf_match_the_gguf_package() {
     let Some(dir) = reference_dir() else { return };
     let cases = cases(&dir);
     assert!(cases.len() >= 8, "the reference script wrote too few cases");
-    let (mut ternary, mut random, mut hf) = (0, 0, 0);
+    let (mut ternary, mut rowscaled, mut random, mut hf) = (0, 0, 0, 0);
     for c in &cases {
         let (rows, cols) = (c.rows, c.cols);
         for (ty, tname) in [(GGML_TYPE_TQ1_0, "TQ1_0"), (GGML_TYPE_TQ2_0, "TQ2_0")] {
@@ -98,12 +108,42 @@ fn tq_and_hf_match_the_gguf_package() {
                 TernaryMatrix::ggml_size(ty, rows, cols).unwrap(),
                 "{ctx}"
             );
-            if c.ternary {
-                let trits: Vec<i8> = std::fs::read(dir.join(format!("{}.trits", c.name)))
-                    .unwrap()
-                    .into_iter()
-                    .map(|b| b as i8)
-                    .collect();
+            if c.rowscaled {
+                let trits = read_trits(&dir, &c.name);
+                let beta = read_f32(&dir.join(format!("{}.beta", c.name)));
+                let d = read_f32(&dir.join(format!("{}.d", c.name)));
+                // Import: the trits and one scale per row, fp16(beta[r]) exactly (1.0 for an
+                // all-zero row), and gguf's dequantized values.
+                for f in Format::ALL {
+                    let m = TernaryMatrix::from_ggml(ty, &bytes, rows, cols, f).unwrap();
+                    assert_eq!(m.to_ternary(), trits, "{ctx} {f}");
+                    let Scales::PerRow(s) = m.scales() else {
+                        panic!("{ctx} {f}: one scale, per-row expected");
+                    };
+                    for r in 0..rows {
+                        let zero = trits[r * cols..(r + 1) * cols].iter().all(|&t| t == 0);
+                        let want = if zero { 1.0 } else { d[r] };
+                        assert_eq!(s[r].to_bits(), want.to_bits(), "{ctx} {f} row {r}");
+                    }
+                    assert!(m.scale().is_nan(), "{ctx}: scale() of a per-row matrix");
+                    let vals: Vec<f32> = trits
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| t as f32 * s[i / cols])
+                        .collect();
+                    assert!(
+                        vals.iter().zip(&deq).all(|(a, b)| a == b),
+                        "{ctx}: trit * row scale differs from gguf.dequantize"
+                    );
+                }
+                // Export: ggml's bytes exactly, from trits and the f32 row scales.
+                let m =
+                    TernaryMatrix::from_ternary_row_scales(&trits, rows, cols, beta, Format::I2S)
+                        .unwrap();
+                assert!(m.to_ggml(ty).unwrap() == bytes, "{ctx}: export differs");
+                rowscaled += 1;
+            } else if c.ternary {
+                let trits = read_trits(&dir, &c.name);
                 // Import: the trits and fp16(beta) exactly (all-zero tensor: scale 1.0).
                 for f in Format::ALL {
                     let m = TernaryMatrix::from_ggml(ty, &bytes, rows, cols, f).unwrap();
@@ -132,7 +172,7 @@ fn tq_and_hf_match_the_gguf_package() {
                 // Each block has its own d: the whole tensor is refused, naming a block.
                 let e = TernaryMatrix::from_ggml(ty, &bytes, rows, cols, Format::I2S).unwrap_err();
                 assert!(
-                    matches!(&e, Error::InvalidData(s) | Error::Unsupported(s) if s.contains("block")),
+                    matches!(&e, Error::InvalidData(s) if s.contains("row 0, block 1")),
                     "{ctx}: {e}"
                 );
                 // One block alone has one scale: it imports, and trit * scale is gguf's value.
@@ -153,11 +193,7 @@ fn tq_and_hf_match_the_gguf_package() {
         let hf_path = dir.join(format!("{}.hf", c.name));
         if c.ternary && hf_path.exists() {
             let packed = std::fs::read(&hf_path).unwrap();
-            let trits: Vec<i8> = std::fs::read(dir.join(format!("{}.trits", c.name)))
-                .unwrap()
-                .into_iter()
-                .map(|b| b as i8)
-                .collect();
+            let trits = read_trits(&dir, &c.name);
             let m = TernaryMatrix::from_hf_packed(
                 &packed,
                 rows,
@@ -170,12 +206,15 @@ fn tq_and_hf_match_the_gguf_package() {
             assert_eq!(m.to_ternary(), trits, "{} hf", c.name);
             assert_eq!(m.scale(), c.beta);
             assert_eq!(m.to_hf_packed().unwrap(), packed, "{} hf export", c.name);
+            // HF packed holds one scale: a per-row matrix is refused.
+            let pr = m.with_row_scales(vec![c.beta; rows]).unwrap();
+            assert!(matches!(pr.to_hf_packed(), Err(Error::Unsupported(_))));
             hf += 1;
         }
     }
     assert!(
-        ternary >= 14 && random >= 2 && hf >= 3,
-        "{ternary} {random} {hf}"
+        ternary >= 14 && rowscaled >= 6 && random >= 2 && hf >= 3,
+        "{ternary} {rowscaled} {random} {hf}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

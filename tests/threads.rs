@@ -1,7 +1,8 @@
 //! Thread safety of the public API.
 //!
 //! 1. Many threads share one `TernaryMatrix` (through an `Arc`), each with its own inputs, all
-//!    at once and repeatedly: every result equals the single-threaded one, bit for bit.
+//!    at once and repeatedly: every result equals the single-threaded one, bit for bit; on
+//!    rayon's global pool, the crate's spinning pool and a rayon pool of its own.
 //! 2. The row-range API (`KernelSet::gemv_i8_rows`, `gemm_i8_rows`, `gemv_f32_rows`,
 //!    `ternary_gemv_rows`) driven from a plain `std::thread` pool covers a matrix exactly once
 //!    with ragged ranges (not tile multiples) and equals the whole-matrix call.
@@ -17,7 +18,8 @@ use std::thread;
 
 use bitnet_kernels::kernels::{KernelSet, SCALAR};
 use bitnet_kernels::{
-    gemm_i8, gemv_i8, ternary_gemm, ternary_gemv, ternary_gemv_rows, Format, TernaryMatrix,
+    gemm_i8, gemv_i8, set_thread_pool, ternary_gemm, ternary_gemv, ternary_gemv_rows, Format,
+    TernaryMatrix, ThreadPoolKind,
 };
 use common::naive_gemm;
 
@@ -76,8 +78,25 @@ fn bits(y: &[f32]) -> Vec<u32> {
     y.iter().map(|v| v.to_bits()).collect()
 }
 
+/// On rayon's global pool (the default), the crate's spinning pool (the callers then find it
+/// busy and run alone, or one of them gets the workers) and a rayon pool of its own.
 #[test]
 fn many_threads_share_one_matrix() {
+    // Miri: the default only (the pools' spinning would be slow there).
+    let n = if cfg!(miri) { 1 } else { 3 };
+    let settings = [
+        (0, ThreadPoolKind::Rayon),
+        (2, ThreadPoolKind::Spinning),
+        (3, ThreadPoolKind::Rayon),
+    ];
+    for (t, kind) in settings.into_iter().take(n) {
+        set_thread_pool(t, kind).unwrap();
+        share_one_matrix();
+    }
+    set_thread_pool(0, ThreadPoolKind::Rayon).unwrap();
+}
+
+fn share_one_matrix() {
     let (rows, cols, threads, reps) = shape();
     let t = trits(rows, cols);
     for f in formats() {

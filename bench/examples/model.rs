@@ -308,10 +308,13 @@ fn main() {
         .iter()
         .map(|&i| {
             let t = &tensors[i];
+            // Each row's own scale (one scale or per-row, as the file had it).
+            let (cols, scales) = (t.m.cols(), t.m.scales());
             let w: Vec<f32> = t
                 .file_trits
                 .iter()
-                .map(|&v| v as f32 * t.m.scale())
+                .enumerate()
+                .map(|(j, &v)| v as f32 * scales.row(j / cols))
                 .collect();
             DenseMatrix::from_f32(&w, t.m.rows(), t.m.cols())
         })

@@ -181,7 +181,9 @@ fn floats(b: &mut Bytes, len: usize) -> Vec<f32> {
 struct Info {
     rows: usize,
     cols: usize,
-    scale: f32,
+    /// One per row: the per-row scales, or the one scale repeated.
+    scales: Vec<f32>,
+    per_row: bool,
     trits: Vec<i8>,
 }
 
@@ -193,7 +195,18 @@ unsafe fn info(m: *const BitnetMatrix) -> Info {
             bitnet_matrix_cols(m),
             bitnet_matrix_scale(m),
         );
-        assert!(rows >= 1 && cols >= 1 && scale.is_finite());
+        let per_row = match bitnet_matrix_has_row_scales(m) {
+            0 => false,
+            1 => true,
+            v => panic!("has_row_scales of a live handle: {v}"),
+        };
+        let mut scales = vec![f32::NAN; rows];
+        let st = bitnet_matrix_row_scales(m, scales.as_mut_ptr(), rows);
+        assert_eq!(st, BitnetStatus::Ok);
+        assert!(scales.iter().all(|s| s.is_finite() && *s > 0.0));
+        // scale() is the one scale, or NaN for per-row scales.
+        assert!(rows >= 1 && cols >= 1 && (scale.is_nan() == per_row));
+        assert!(per_row || scales.iter().all(|s| s.to_bits() == scale.to_bits()));
         assert!((0..=3).contains(&bitnet_matrix_format(m)));
         assert!(bitnet_matrix_row_tile(m) >= 1 && bitnet_matrix_packed_size(m) >= 1);
         let mut trits = vec![9i8; rows * cols];
@@ -203,7 +216,8 @@ unsafe fn info(m: *const BitnetMatrix) -> Info {
         Info {
             rows,
             cols,
-            scale,
+            scales,
+            per_row,
             trits,
         }
     }
@@ -211,7 +225,12 @@ unsafe fn info(m: *const BitnetMatrix) -> Info {
 
 /// The Rust API's f32 product on the same trits and scale (all formats give the same bits).
 fn rust_gemm_f32(i: &Info, x: &[f32], n: usize) -> Vec<u32> {
-    let m = TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scale, Format::I2S).unwrap();
+    let m = TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scales[0], Format::I2S).unwrap();
+    let m = if i.per_row {
+        m.with_row_scales(i.scales.clone()).unwrap()
+    } else {
+        m
+    };
     let mut y = vec![0f32; n * i.rows];
     ternary_gemm(&m, x, n, &mut y).unwrap();
     y.iter().map(|v| v.to_bits()).collect()
@@ -251,7 +270,7 @@ fn handle(b: &mut Bytes, handles: &[*mut BitnetMatrix]) -> *mut BitnetMatrix {
 }
 
 unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
-    let op = b.u8() % 14;
+    let op = b.u8() % 15;
     match op {
         // Constructors.
         0..=3 => {
@@ -611,8 +630,14 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             let ms: Vec<TernaryMatrix> = infos
                 .iter()
                 .map(|i| {
-                    TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scale, Format::I2S)
-                        .unwrap()
+                    let m =
+                        TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scales[0], Format::I2S)
+                            .unwrap();
+                    if i.per_row {
+                        m.with_row_scales(i.scales.clone()).unwrap()
+                    } else {
+                        m
+                    }
                 })
                 .collect();
             let names: Vec<String> = (0..ms.len()).map(|i| format!("m{i}")).collect();
@@ -659,7 +684,8 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
                 assert_eq!(st, BitnetStatus::Ok as i32);
                 let got = info(h.data()[0]);
                 assert_eq!(got.trits, want.trits);
-                assert_eq!(got.scale.to_bits(), want.scale.to_bits());
+                assert_eq!(got.per_row, want.per_row);
+                assert_eq!(bits(&got.scales), bits(&want.scales));
                 bitnet_matrix_free(h.data()[0]);
             }
             assert!(bitnet_container_name(c, ms.len()).is_null());
@@ -788,6 +814,36 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
                 assert!(y.untouched(), "a failed row list wrote y");
             }
         }
+        // Per-row scales: a new handle with fuzzer-chosen scales, read back.
+        13 => {
+            if handles.len() >= MAX_HANDLES {
+                return;
+            }
+            let m = handle(b, handles);
+            let rows = if m.is_null() { 1 } else { bitnet_matrix_rows(m) };
+            let len = length(b, rows).min(CAP);
+            let s = floats(b, len);
+            let (ps, pout) = (Ptr::pick(b), Ptr::pick(b));
+            let mut sb = Buf::from(s.clone(), 0.0);
+            let mut out = Buf::new(1, null_mut::<BitnetMatrix>());
+            let st = bitnet_matrix_with_row_scales(m, sb.ptr(ps), len, out.ptr(pout));
+            let valid = !m.is_null()
+                && len == rows
+                && ps.ok::<f32>()
+                && pout.ok::<*mut BitnetMatrix>()
+                && s.iter().all(|v| v.is_finite() && *v > 0.0);
+            if check(st, "with_row_scales") {
+                assert!(valid);
+                let h = out.data()[0];
+                assert_eq!(bitnet_matrix_has_row_scales(h), 1);
+                let i = info(h);
+                assert_eq!(bits(&i.scales), bits(&s));
+                assert_eq!(i.trits, info(m).trits);
+                handles.push(h);
+            } else {
+                assert!(!valid && out.untouched());
+            }
+        }
         // Quantization, accessors on NULL, messages, frees.
         _ => {
             let len = match b.u8() % 4 {
@@ -863,6 +919,7 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             assert_eq!(bitnet_matrix_cols(null()), 0);
             assert!(bitnet_matrix_scale(null()).is_nan());
             assert_eq!(bitnet_matrix_format(null()), -1);
+            assert_eq!(bitnet_matrix_has_row_scales(null()), -1);
             let _ = CStr::from_ptr(bitnet_status_message(b.u32() as i32));
             // Never NULL: a kernel's name, or "unavailable: <reason>".
             assert!(!CStr::from_ptr(bitnet_kernel_name()).is_empty());

@@ -5,7 +5,7 @@ use std::ffi::{c_int, c_void};
 
 use crate::format::ggml::{GgmlType, HfScale};
 use crate::format::i2s::{BITNET_BLOCK, BITNET_TAIL};
-use crate::format::TernaryMatrix;
+use crate::format::{Scales, TernaryMatrix};
 
 use super::status::{
     boundary, c_slice, check_len, check_ptr, check_scale, format_of, handle, located, status_call,
@@ -213,11 +213,11 @@ pub extern "C" fn bitnet_ggml_size(ggml_type: c_int, rows: usize, cols: usize) -
 /// Imports a ggml tensor (`size` bytes; see `bitnet_ggml_size`) of type `ggml_type` (34
 /// TQ1_0, 35 TQ2_0, 36 bitnet.cpp I2_S) with rows = output features (`ne1`) and cols = input
 /// features (`ne0`), exactly, and packs it in `format`. TQ1_0 and TQ2_0 carry an fp16 scale
-/// `d` per 256-weight block: every block with a non-zero weight must have the same `|d|`,
-/// which becomes the matrix's scale (1.0 when every block is zero); otherwise
-/// `BITNET_STATUS_INVALID_DATA` (or `BITNET_STATUS_UNSUPPORTED` when the blocks agree within
-/// each row: per-row scales are not supported yet), with the first disagreeing block named in
-/// `bitnet_last_error()`. Type 39 and other types: `BITNET_STATUS_UNSUPPORTED`. On success
+/// `d` per 256-weight block: when every block with a non-zero weight has the same `|d|`,
+/// that is the matrix's scale (1.0 when every block is zero); else, when the blocks agree
+/// within each row, the matrix has one scale per row (`bitnet_matrix_has_row_scales`; 1.0
+/// for a row whose weights are all zero); otherwise `BITNET_STATUS_INVALID_DATA`, with the
+/// first disagreeing block named in `bitnet_last_error()`. Type 39 and other types: `BITNET_STATUS_UNSUPPORTED`. On success
 /// `*out` receives a new matrix (free it with `bitnet_matrix_free`); on failure `*out` is
 /// left untouched.
 ///
@@ -315,6 +315,46 @@ pub unsafe extern "C" fn bitnet_matrix_to_format(
     })
 }
 
+/// The same trits (and format) with one scale per output row: a new matrix in `*out` (free it
+/// with `bitnet_matrix_free`) whose row `i` weights are `trit * scales[i]`. `len` must equal
+/// `bitnet_matrix_rows(m)`, and every scale be finite (`NON_FINITE`) and positive
+/// (`INVALID_DATA`); `*out` is untouched on failure.
+///
+/// Safety: `m` is a live matrix; `scales` points to `len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn bitnet_matrix_with_row_scales(
+    m: *const BitnetMatrix,
+    scales: *const f32,
+    len: usize,
+    out: *mut *mut BitnetMatrix,
+) -> BitnetStatus {
+    status_call(|| {
+        // SAFETY: the caller passes a live handle (NULL and misaligned are rejected).
+        let m = unsafe { handle(m) }?;
+        check_ptr(out, "out")?;
+        check_ptr(scales, "scales")?;
+        check_len("len", len, m.rows(), "rows")?;
+        // SAFETY: `scales` points to len floats (the caller's contract).
+        let s = unsafe { c_slice(scales, len, "scales") }?;
+        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
+            return Err(Failure::new(
+                BitnetStatus::NonFinite,
+                format!("scales[{i}] is NaN or infinity"),
+            ));
+        }
+        if let Some(i) = s.iter().position(|&v| v <= 0.0) {
+            return Err(Failure::new(
+                BitnetStatus::InvalidData,
+                format!("scales[{i}] = {} is not positive", s[i]),
+            ));
+        }
+        let scaled = m.clone().with_row_scales(s.to_vec())?;
+        // SAFETY: `out` was checked above.
+        unsafe { put_matrix(out, scaled) };
+        Ok(())
+    })
+}
+
 /// Frees a matrix. NULL is a no-op. The handle must not be used afterwards, nor freed twice.
 ///
 /// Safety: `m` is NULL or a live matrix from this library that no other call is using.
@@ -356,13 +396,62 @@ pub unsafe extern "C" fn bitnet_matrix_cols(m: *const BitnetMatrix) -> usize {
     boundary(|_| 0, || Ok(unsafe { handle(m) }?.cols()))
 }
 
-/// The weight scale (absmean): a weight's value is trit * scale. NaN if `m` is NULL.
+/// The weight scale (absmean): a weight's value is trit * scale. NaN if `m` is NULL, and NaN
+/// (with `bitnet_last_error` saying so) if the matrix has one scale per row: read those with
+/// `bitnet_matrix_row_scales`.
 ///
 /// Safety: `m` is NULL or a live matrix.
 #[no_mangle]
 pub unsafe extern "C" fn bitnet_matrix_scale(m: *const BitnetMatrix) -> f32 {
-    // SAFETY: the caller passes a live handle or NULL.
-    boundary(|_| f32::NAN, || Ok(unsafe { handle(m) }?.scale()))
+    boundary(
+        |_| f32::NAN,
+        // SAFETY: the caller passes a live handle or NULL.
+        || match unsafe { handle(m) }?.scales() {
+            Scales::One(s) => Ok(s),
+            Scales::PerRow(_) => Err(Failure::new(
+                BitnetStatus::Unsupported,
+                "the matrix has one scale per row: read them with bitnet_matrix_row_scales",
+            )),
+        },
+    )
+}
+
+/// 1 if the matrix has one scale per output row, 0 if it has one scale; -1 if `m` is NULL.
+///
+/// Safety: `m` is NULL or a live matrix.
+#[no_mangle]
+pub unsafe extern "C" fn bitnet_matrix_has_row_scales(m: *const BitnetMatrix) -> c_int {
+    boundary(
+        |_| -1,
+        // SAFETY: the caller passes a live handle or NULL.
+        || Ok(matches!(unsafe { handle(m) }?.scales(), Scales::PerRow(_)) as c_int),
+    )
+}
+
+/// Writes each output row's scale into `out` (`len` must equal `bitnet_matrix_rows(m)`): the
+/// per-row scales, or the one scale repeated for a matrix with one. Row `i`'s weights are
+/// `trit * out[i]`. `out` is untouched on failure.
+///
+/// Safety: `m` is a live matrix; `out` points to `len` writable floats.
+#[no_mangle]
+pub unsafe extern "C" fn bitnet_matrix_row_scales(
+    m: *const BitnetMatrix,
+    out: *mut f32,
+    len: usize,
+) -> BitnetStatus {
+    status_call(|| {
+        // SAFETY: the caller passes a live handle (NULL and misaligned are rejected).
+        let m = unsafe { handle(m) }?;
+        check_ptr(out, "out")?;
+        check_len("len", len, m.rows(), "rows")?;
+        let s: Vec<f32> = match m.scales() {
+            Scales::One(s) => vec![s; len],
+            Scales::PerRow(s) => s.to_vec(),
+        };
+        // SAFETY: `out` was checked and holds len == s.len() floats.
+        unsafe { write_out(&s, out) };
+        Ok(())
+    })
 }
 
 /// The format id (a `BITNET_FORMAT_*` value); -1 if `m` is NULL.

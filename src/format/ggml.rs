@@ -3,10 +3,12 @@
 //! The byte rules are in `docs/FORMATS.md` §7.
 //!
 //! Decoding is split from scale resolution: a TQ tensor carries one fp16 `d` per 256-weight
-//! block, and a [`TernaryMatrix`](super::TernaryMatrix) carries one f32 scale, so the
-//! importer checks that every block holding a non-zero weight has the same `|d|` and refuses
+//! block, and a [`TernaryMatrix`](super::TernaryMatrix) carries one f32 scale or one per
+//! row, so the importer checks that every block holding a non-zero weight has the same `|d|`
+//! (one scale), or failing that the same within each row (per-row scales), and refuses
 //! anything else (never an average).
 
+use super::{OwnedScales, Scales};
 use crate::error::{check_len, Error, Result};
 
 /// ggml type id of TQ1_0 (1.6875 bits a weight).
@@ -166,25 +168,36 @@ pub fn f32_to_f16(x: f32) -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------
-// Decoded form
+// Scale resolution
 
-/// A decoded TQ tensor: row-major trits as the codes say, and each block's fp16 `d`
-/// (`rows * cols / 256` of them, row-major).
-pub(crate) struct Decoded {
-    pub trits: Vec<i8>,
-    pub d: Vec<u16>,
+/// Turns per-block `d`s into the matrix's scales, one block at a time, in row-major order.
+/// Blocks whose weights are all zero in value (d = ±0, or every trit 0) are ignored, and
+/// their trits set to 0 (their values are 0 whatever the codes say). A negative `d` is folded
+/// into the trits (value-exact). When every other block has the same |d| that is the one
+/// scale (1.0 when there is no such block); else, when they agree within each row, each
+/// row's |d| is its scale (1.0 for a row with no such block); else an error naming the first
+/// block that disagrees with its row.
+pub(crate) struct ScaleResolver {
+    bpr: usize,
+    /// Each row's first non-zero block and its |d|.
+    row_d: Vec<Option<(usize, f32)>>,
+    /// The tensor's first |d|, and whether every block so far has it.
+    first: Option<f32>,
+    one: bool,
 }
 
-/// Turns per-block `d`s into one scale. Blocks whose weights are all zero in value (d = ±0,
-/// or every trit 0) are ignored, and their trits set to 0 (their values are 0 whatever the
-/// codes say). A negative `d` is folded into the trits (value-exact). Every other block must
-/// have the same |d|; a tensor with no such block gets the scale 1.0.
-pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Result<f32> {
-    let bpr = cols / QK_K;
-    let mut first: Option<(usize, f32)> = None;
-    // The first block that disagrees with the first non-zero block: (index, |d|).
-    let mut bad: Option<(usize, f32)> = None;
-    for (i, &h) in dec.d.iter().enumerate() {
+impl ScaleResolver {
+    pub(crate) fn new(rows: usize, cols: usize) -> Self {
+        ScaleResolver {
+            bpr: cols / QK_K,
+            row_d: vec![None; rows],
+            first: None,
+            one: true,
+        }
+    }
+
+    /// Block `i` (row-major) with fp16 `h` and its decoded trits.
+    pub(crate) fn block(&mut self, i: usize, h: u16, block: &mut [i8]) -> Result<()> {
         let d = f16_to_f32(h);
         if !d.is_finite() {
             return Err(Error::NonFinite {
@@ -192,88 +205,76 @@ pub(crate) fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Resu
                 index: i,
             });
         }
-        let block = &mut dec.trits[i * QK_K..(i + 1) * QK_K];
-        if d == 0.0 || block.iter().all(|&t| t == 0) {
+        // Any non-zero trit: an OR over the block (vectorized, no early exit).
+        if d == 0.0 || block.iter().fold(0, |acc, &t| acc | t) == 0 {
             block.fill(0);
-            continue;
+            return Ok(());
         }
         if d < 0.0 {
             block.iter_mut().for_each(|t| *t = -*t);
         }
         let a = d.abs();
-        match first {
-            None => first = Some((i, a)),
-            Some((_, s)) if s != a && bad.is_none() => bad = Some((i, a)),
-            _ => {}
+        let (r, bpr) = (i / self.bpr, self.bpr);
+        self.one &= *self.first.get_or_insert(a) == a;
+        match self.row_d[r] {
+            None => self.row_d[r] = Some((i, a)),
+            Some((i0, rd)) if rd != a => {
+                return Err(Error::InvalidData(format!(
+                    "row {r}, block {} has |d| = {a}, but the row's first block with a \
+                     non-zero weight (row {r}, block {}) has |d| = {rd}: a matrix carries one \
+                     scale or one per row, and blocks with different scales within a row \
+                     cannot be imported",
+                    i % bpr,
+                    i0 % bpr
+                )));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> OwnedScales {
+        match self.first {
+            None => OwnedScales::One(1.0),
+            Some(s) if self.one => OwnedScales::One(s),
+            Some(_) => OwnedScales::PerRow(
+                self.row_d
+                    .into_iter()
+                    .map(|d| d.map_or(1.0, |(_, a)| a))
+                    .collect(),
+            ),
         }
     }
-    let Some((i0, s)) = first else {
-        return Ok(1.0);
-    };
-    let Some((i, a)) = bad else {
-        return Ok(s);
-    };
-    // Would one scale per row have done? Then say that this is what is missing.
-    let per_row = (0..rows).all(|r| {
-        let mut row_d = None;
-        (0..bpr).all(|b| {
-            let n = r * bpr + b;
-            let d = f16_to_f32(dec.d[n]).abs();
-            if dec.trits[n * QK_K..(n + 1) * QK_K].iter().all(|&t| t == 0) {
-                return true;
-            }
-            *row_d.get_or_insert(d) == d
-        })
-    });
-    let what = format!(
-        "row {}, block {} has |d| = {a}, but the first block with a non-zero weight \
-         (row {}, block {}) has |d| = {s}",
-        i / bpr,
-        i % bpr,
-        i0 / bpr,
-        i0 % bpr
-    );
-    Err(if per_row {
-        Error::Unsupported(format!(
-            "{what}: the blocks agree within each row, but per-row scales are not supported yet"
-        ))
-    } else {
-        Error::InvalidData(format!(
-            "{what}: a matrix carries one scale, and blocks with different scales cannot be imported"
-        ))
-    })
 }
 
 // ---------------------------------------------------------------------------------------
 // TQ2_0
 
-/// Decodes TQ2_0 bytes (size already checked). Code 3 is invalid.
-pub(crate) fn decode_tq2(data: &[u8], rows: usize, cols: usize) -> Result<Decoded> {
-    let n = rows * cols / QK_K;
-    let mut trits = vec![0i8; rows * cols];
-    let mut d = Vec::with_capacity(n);
-    for (b, (blk, out)) in data
-        .chunks_exact(TQ2_0_BLOCK_BYTES)
-        .zip(trits.chunks_exact_mut(QK_K))
-        .enumerate()
-    {
-        for (j, &byte) in blk[..64].iter().enumerate() {
-            let (h, m) = (j / 32, j % 32);
-            for l in 0..4 {
-                let code = (byte >> (2 * l)) & 3;
-                if code == 3 {
-                    return Err(Error::InvalidData(format!(
-                        "TQ2_0 code 3 in row {}, block {}, byte {j}",
-                        b / (cols / QK_K),
-                        b % (cols / QK_K)
-                    )));
-                }
-                out[128 * h + 32 * l + m] = code as i8 - 1;
-            }
-        }
-        d.push(u16::from_le_bytes([blk[64], blk[65]]));
+/// Decodes one TQ2_0 block (block `n` of a tensor with `bpr` blocks a row) into 256 trits
+/// and returns its fp16 `d`. Code 3 is invalid.
+fn decode_tq2_block(blk: &[u8], out: &mut [i8], n: usize, bpr: usize) -> Result<u16> {
+    let codes = &blk[..64];
+    // Any pair holding 3 (both bits set)? Then find the first for the message.
+    if codes.iter().fold(0, |acc, &x| acc | (x & (x >> 1) & 0x55)) != 0 {
+        let j = codes
+            .iter()
+            .position(|&x| x & (x >> 1) & 0x55 != 0)
+            .unwrap_or(0);
+        return Err(Error::InvalidData(format!(
+            "TQ2_0 code 3 in row {}, block {}, byte {j}",
+            n / bpr,
+            n % bpr
+        )));
     }
-    Ok(Decoded { trits, d })
+    // Byte 32h + m holds element 128h + 32l + m in bits 2l+1:2l: each of the eight
+    // 32-element runs of the block is one bit pair of one half's 32 bytes.
+    for (run, dst) in out.chunks_exact_mut(32).enumerate() {
+        let (h, l) = (run / 4, run % 4);
+        for (t, &x) in dst.iter_mut().zip(&codes[32 * h..32 * h + 32]) {
+            *t = ((x >> (2 * l)) & 3) as i8 - 1;
+        }
+    }
+    Ok(u16::from_le_bytes([blk[64], blk[65]]))
 }
 
 /// Encodes trits with per-block d (already fp16) as ggml's `quantize_row_tq2_0_ref` does.
@@ -330,7 +331,8 @@ const fn tq1_decode_byte(byte: u8) -> Option<[u8; 5]> {
 
 /// Every byte's decoding, computed once at compile time: the digits, and 0 = invalid,
 /// 1 = valid in a 5-trit byte only, 2 = valid in either (its fifth digit is 0).
-const TQ1_LUT: [([u8; 5], u8); 256] = {
+static TQ1_LUT: [([u8; 5], u8); 256] = TQ1_LUT_CONST;
+const TQ1_LUT_CONST: [([u8; 5], u8); 256] = {
     let mut t = [([0u8; 5], 0u8); 256];
     let mut b = 0;
     while b < 256 {
@@ -342,43 +344,69 @@ const TQ1_LUT: [([u8; 5], u8); 256] = {
     t
 };
 
-/// Decodes TQ1_0 bytes (size already checked). A byte is invalid when it is not
-/// ceil(q·256/243) of the q its digits spell, and a byte of 48..51 also when its fifth digit
-/// is not 0 (ggml multiplies those 4-trit values by 3).
-pub(crate) fn decode_tq1(data: &[u8], rows: usize, cols: usize) -> Result<Decoded> {
-    let n = rows * cols / QK_K;
-    let bpr = cols / QK_K;
-    let mut trits = vec![0i8; rows * cols];
-    let mut d = Vec::with_capacity(n);
-    for (b, (blk, out)) in data
-        .chunks_exact(TQ1_0_BLOCK_BYTES)
-        .zip(trits.chunks_exact_mut(QK_K))
-        .enumerate()
-    {
-        for (j, &byte) in blk[..52].iter().enumerate() {
-            let (c, valid) = TQ1_LUT[byte as usize];
-            if valid == 0 || (j >= 48 && valid == 1) {
-                return Err(Error::InvalidData(format!(
-                    "TQ1_0 byte {j} of row {}, block {} is {byte:#04x}, \
-                     which ggml's encoder never writes{}",
-                    b / bpr,
-                    b % bpr,
-                    if j >= 48 { " in a 4-trit byte" } else { "" }
-                )));
-            }
-            for (t, &code) in c.iter().enumerate() {
-                let e = match j {
-                    0..32 => 32 * t + j,
-                    32..48 => 160 + 16 * t + (j - 32),
-                    _ if t < 4 => 240 + 4 * t + (j - 48),
-                    _ => continue,
-                };
-                out[e] = code as i8 - 1;
-            }
-        }
-        d.push(u16::from_le_bytes([blk[52], blk[53]]));
+/// Per byte: bit 0 set when it is invalid as a 5-trit byte, bit 1 when invalid as a 4-trit
+/// byte (the validity of [`TQ1_LUT`] as flags, to OR over a block without branches).
+static TQ1_BAD: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = match TQ1_LUT_CONST[b].1 {
+            0 => 3,
+            1 => 2,
+            _ => 0,
+        };
+        b += 1;
     }
-    Ok(Decoded { trits, d })
+    t
+};
+
+/// Digits `0..digits` of `W` bytes, digit k of byte m to `out[W k + m]` (as trits). Digit k
+/// of a byte is `((byte · 3^k) mod 256) · 3 >> 8`; the byte times 3^k is built by tripling
+/// (wrapping adds), so every step is a plain lane-wise operation the compiler vectorizes.
+#[inline(always)]
+fn tq1_runs<const W: usize>(bytes: &[u8], out: &mut [i8], digits: usize) {
+    let mut q: [u8; W] = bytes.try_into().expect("W bytes");
+    for dst in out.chunks_exact_mut(W).take(digits) {
+        for (t, &v) in dst.iter_mut().zip(&q) {
+            *t = ((v as u16 * 3) >> 8) as i8 - 1;
+        }
+        for v in q.iter_mut() {
+            *v = v.wrapping_add(*v).wrapping_add(*v);
+        }
+    }
+}
+
+/// Decodes one TQ1_0 block (block `n` of a tensor with `bpr` blocks a row) into 256 trits
+/// and returns its fp16 `d`. A byte is invalid when it is not ceil(q·256/243) of the q its
+/// digits spell, and a byte of 48..51 also when its fifth digit is not 0 (ggml multiplies
+/// those 4-trit values by 3).
+fn decode_tq1_block(blk: &[u8], out: &mut [i8], n: usize, bpr: usize) -> Result<u16> {
+    // Validity first (one table look-up a byte, no early exit), so the decoding below is
+    // branch-free.
+    let bad = |j: usize, v: u8| v == 0 || (j >= 48 && v == 1);
+    let flags = |bytes: &[u8]| bytes.iter().fold(0, |a, &x| a | TQ1_BAD[x as usize]);
+    if flags(&blk[..48]) & 1 != 0 || flags(&blk[48..52]) & 2 != 0 {
+        let (j, byte) = blk[..52]
+            .iter()
+            .enumerate()
+            .find(|&(j, &x)| bad(j, TQ1_LUT[x as usize].1))
+            .map(|(j, &x)| (j, x))
+            .unwrap_or((0, 0));
+        return Err(Error::InvalidData(format!(
+            "TQ1_0 byte {j} of row {}, block {} is {byte:#04x}, \
+             which ggml's encoder never writes{}",
+            n / bpr,
+            n % bpr,
+            if j >= 48 { " in a 4-trit byte" } else { "" }
+        )));
+    }
+    // Bytes 0..32: digit k of byte m is element 32k + m; bytes 32..48: 160 + 16k + m;
+    // bytes 48..52: 240 + 4k + m (4 digits). Each run of elements is one digit of a run of
+    // bytes, computed as ggml does (`tq1_digit`).
+    tq1_runs::<32>(&blk[..32], &mut out[..160], 5);
+    tq1_runs::<16>(&blk[32..48], &mut out[160..240], 5);
+    tq1_runs::<4>(&blk[48..52], &mut out[240..], 4);
+    Ok(u16::from_le_bytes([blk[52], blk[53]]))
 }
 
 /// Encodes as ggml's `quantize_row_tq1_0_ref` does.
@@ -406,50 +434,74 @@ fn encode_tq1(trits: &[i8], d16: u16, out: &mut Vec<u8>) {
     }
 }
 
-/// Encodes a ternary tensor with one scale as TQ1_0 or TQ2_0, byte for byte what ggml's
-/// quantizer writes for the weights `trit · scale`.
+/// Encodes a ternary tensor with one scale or one per row as TQ1_0 or TQ2_0, byte for byte
+/// what ggml's quantizer writes for the weights `trit · s` (`s` the row's scale).
 pub(crate) fn encode_tq(
     t: GgmlType,
     trits: &[i8],
     rows: usize,
     cols: usize,
-    scale: f32,
+    scales: Scales<'_>,
 ) -> Result<Vec<u8>> {
     let size = t.size(rows, cols)?;
-    let d16 = f32_to_f16(scale);
-    if !f16_to_f32(d16).is_finite() {
-        return Err(Error::InvalidData(format!(
-            "the scale {scale} overflows fp16 (the largest is 65504), which {} stores it in",
-            t.name()
-        )));
-    }
+    let d16 = |r: usize| {
+        let scale = scales.row(r);
+        let d16 = f32_to_f16(scale);
+        if f16_to_f32(d16).is_finite() {
+            Ok(d16)
+        } else {
+            Err(Error::InvalidData(format!(
+                "the scale {scale} of row {r} overflows fp16 (the largest is 65504), which {} \
+                 stores it in",
+                t.name()
+            )))
+        }
+    };
     let mut out = Vec::new();
     out.try_reserve_exact(size).map_err(|_| Error::Alloc)?;
-    match t {
-        GgmlType::Tq1_0 => encode_tq1(trits, d16, &mut out),
-        GgmlType::Tq2_0 => encode_tq2(trits, d16, &mut out),
-        GgmlType::I2S => unreachable!("I2_S is exported as a bitnet.cpp blob"),
+    for (r, row) in trits.chunks_exact(cols).enumerate() {
+        let d16 = d16(r)?;
+        match t {
+            GgmlType::Tq1_0 => encode_tq1(row, d16, &mut out),
+            GgmlType::Tq2_0 => encode_tq2(row, d16, &mut out),
+            GgmlType::I2S => unreachable!("I2_S is exported as a bitnet.cpp blob"),
+        }
     }
     debug_assert_eq!(out.len(), size);
     Ok(out)
 }
 
-/// Decodes a TQ tensor and resolves its scale.
-pub(crate) fn decode_tq(
+/// Decodes a TQ tensor row by row: each row's trits (with its blocks' `d` resolved by
+/// [`ScaleResolver`]) go to `sink` in order, and the scales come back.
+pub(crate) fn decode_tq_rows(
     t: GgmlType,
     data: &[u8],
     rows: usize,
     cols: usize,
-) -> Result<(Vec<i8>, f32)> {
+    sink: &mut dyn FnMut(usize, &[i8]),
+) -> Result<OwnedScales> {
     let size = t.size(rows, cols)?;
     check_len("ggml tensor bytes", size, data.len())?;
-    let mut dec = match t {
-        GgmlType::Tq1_0 => decode_tq1(data, rows, cols)?,
-        GgmlType::Tq2_0 => decode_tq2(data, rows, cols)?,
-        GgmlType::I2S => unreachable!("I2_S is imported as a bitnet.cpp blob"),
-    };
-    let scale = resolve_scale(&mut dec, rows, cols)?;
-    Ok((dec.trits, scale))
+    let (bpr, bb) = (cols / QK_K, t.block_bytes());
+    let mut res = ScaleResolver::new(rows, cols);
+    let mut row = vec![0i8; cols];
+    for (r, src) in data.chunks_exact(bpr * bb).enumerate() {
+        for (b, (blk, out)) in src
+            .chunks_exact(bb)
+            .zip(row.chunks_exact_mut(QK_K))
+            .enumerate()
+        {
+            let n = r * bpr + b;
+            let d = match t {
+                GgmlType::Tq1_0 => decode_tq1_block(blk, out, n, bpr)?,
+                GgmlType::Tq2_0 => decode_tq2_block(blk, out, n, bpr)?,
+                GgmlType::I2S => unreachable!("I2_S is imported as a bitnet.cpp blob"),
+            };
+            res.block(n, d, out)?;
+        }
+        sink(r, &row);
+    }
+    Ok(res.finish())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -468,30 +520,43 @@ pub(crate) fn hf_size(rows: usize, cols: usize) -> Result<usize> {
     Ok(rows * cols / 4)
 }
 
-/// Decodes HF packed bytes: byte [p, k] holds in bits 2i+1:2i the code of row p + i·rows/4.
-pub(crate) fn decode_hf(packed: &[u8], rows: usize, cols: usize) -> Result<Vec<i8>> {
+/// Decodes HF packed bytes row by row into `sink`: byte [p, k] holds in bits 2i+1:2i the
+/// code of row p + i·rows/4, so row r is bit pair r / (rows/4) of packed row r % (rows/4).
+pub(crate) fn decode_hf_rows(
+    packed: &[u8],
+    rows: usize,
+    cols: usize,
+    sink: &mut dyn FnMut(usize, &[i8]),
+) -> Result<()> {
     let size = hf_size(rows, cols)?;
     check_len("packed bytes", size, packed.len())?;
     let q = rows / 4;
-    let mut trits = vec![0i8; rows * cols];
-    for (p, row) in packed.chunks_exact(cols).enumerate() {
-        for (k, &byte) in row.iter().enumerate() {
-            for i in 0..4 {
-                let code = (byte >> (2 * i)) & 3;
-                if code == 3 {
-                    return Err(Error::InvalidData(format!(
-                        "Hugging Face packed code 3 at packed row {p}, column {k}, bits {}..{} \
-                         (row {})",
-                        2 * i + 1,
-                        2 * i,
-                        p + i * q
-                    )));
-                }
-                trits[(p + i * q) * cols + k] = code as i8 - 1;
-            }
-        }
+    // Code 3 anywhere? Then name the first (packed row, column, bit pair).
+    if packed.iter().fold(0, |acc, &x| acc | (x & (x >> 1) & 0x55)) != 0 {
+        let n = packed
+            .iter()
+            .position(|&x| x & (x >> 1) & 0x55 != 0)
+            .unwrap_or(0);
+        let (p, k) = (n / cols, n % cols);
+        let i = (0..4)
+            .find(|i| (packed[n] >> (2 * i)) & 3 == 3)
+            .unwrap_or(0);
+        return Err(Error::InvalidData(format!(
+            "Hugging Face packed code 3 at packed row {p}, column {k}, bits {}..{} (row {})",
+            2 * i + 1,
+            2 * i,
+            p + i * q
+        )));
     }
-    Ok(trits)
+    let mut row = vec![0i8; cols];
+    for r in 0..rows {
+        let (i, p) = (r / q, r % q);
+        for (t, &x) in row.iter_mut().zip(&packed[p * cols..(p + 1) * cols]) {
+            *t = ((x >> (2 * i)) & 3) as i8 - 1;
+        }
+        sink(r, &row);
+    }
+    Ok(())
 }
 
 /// Encodes trits in the HF packed layout.
@@ -578,12 +643,31 @@ mod tests {
         let mut t = vec![0i8; QK_K];
         t[128 + 32 * 3 + 5] = 1; // h = 1, l = 3, m = 5
         t[7] = -1; // h = 0, l = 0, m = 7
-        let b = encode_tq(GgmlType::Tq2_0, &t, 1, QK_K, 1.0).unwrap();
+        let b = encode_tq(GgmlType::Tq2_0, &t, 1, QK_K, Scales::One(1.0)).unwrap();
         assert_eq!(b[32 + 5], 0x55 & !0xC0 | 0x80);
         assert_eq!(b[7], 0x54);
         assert_eq!(&b[64..], &[0x00, 0x3C]);
-        let z = encode_tq(GgmlType::Tq2_0, &[0; QK_K], 1, QK_K, 1.0).unwrap();
+        let z = encode_tq(GgmlType::Tq2_0, &[0; QK_K], 1, QK_K, Scales::One(1.0)).unwrap();
         assert!(z[..64].iter().all(|&x| x == 0x55) && z[64..] == [0, 0]);
+    }
+
+    /// Block-wise trits and their d, resolved in order.
+    struct Decoded {
+        trits: Vec<i8>,
+        d: Vec<u16>,
+    }
+
+    fn resolve_scale(dec: &mut Decoded, rows: usize, cols: usize) -> Result<OwnedScales> {
+        let mut res = ScaleResolver::new(rows, cols);
+        for (i, (&h, blk)) in dec
+            .d
+            .iter()
+            .zip(dec.trits.chunks_exact_mut(QK_K))
+            .enumerate()
+        {
+            res.block(i, h, blk)?;
+        }
+        Ok(res.finish())
     }
 
     #[test]
@@ -595,25 +679,46 @@ mod tests {
             trits[QK_K..2 * QK_K].fill(0);
             Decoded { trits, d }
         };
+        let one = |s: OwnedScales| match s {
+            OwnedScales::One(s) => s,
+            OwnedScales::PerRow(_) => panic!("per-row scales"),
+        };
+        let per_row = |s: OwnedScales| match s {
+            OwnedScales::PerRow(s) => s.to_vec(),
+            OwnedScales::One(s) => panic!("one scale {s}"),
+        };
         // 2 x 512: block 1 (row 0) is all zero, so its d is ignored.
         let mut dec = mk(vec![d1, d2, d1, 0x8000 | d1]);
-        assert_eq!(resolve_scale(&mut dec, 2, 512).unwrap(), 0.5);
+        assert_eq!(one(resolve_scale(&mut dec, 2, 512).unwrap()), 0.5);
         assert!(
             dec.trits[3 * QK_K..].iter().all(|&t| t == -1),
             "negative d folded"
         );
-        // Rows agree within themselves but not across rows.
-        let mut dec = mk(vec![d1, d1, d2, d2]);
-        let e = resolve_scale(&mut dec, 2, 512).unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported(s) if s.contains("row 1, block 0") && s.contains("per-row")),
-            "{e}"
+        // Rows agree within themselves but not across rows: per-row scales.
+        let mut dec = mk(vec![d1, d1, d2, 0x8000 | d2]);
+        assert_eq!(
+            per_row(resolve_scale(&mut dec, 2, 512).unwrap()),
+            [0.5, 0.25]
         );
+        // Row 1 disagrees with itself, and all rows agreed until then.
         let mut dec = mk(vec![d1, d1, d1, d2]);
         let e = resolve_scale(&mut dec, 2, 512).unwrap_err();
         assert!(
             matches!(&e, Error::InvalidData(s) if s.contains("row 1, block 1")),
             "{e}"
+        );
+        // 3 x 512: rows differ, then row 2 disagrees with itself.
+        let mut dec = mk(vec![d1, d1, d2, d2, d2, d1]);
+        let e = resolve_scale(&mut dec, 3, 512).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidData(s) if s.contains("row 2, block 1 has |d| = 0.5") && s.contains("(row 2, block 0) has |d| = 0.25")),
+            "{e}"
+        );
+        // A row with only all-zero blocks gets 1.0.
+        let mut dec = mk(vec![d1, d1, 0, 0, d2, d2]);
+        assert_eq!(
+            per_row(resolve_scale(&mut dec, 3, 512).unwrap()),
+            [0.5, 1.0, 0.25]
         );
         let mut dec = mk(vec![0x7C00, d1, d1, d1]);
         assert!(matches!(
@@ -621,7 +726,7 @@ mod tests {
             Err(Error::NonFinite { index: 0, .. })
         ));
         let mut dec = mk(vec![0, 0, 0x8000, 0]);
-        assert_eq!(resolve_scale(&mut dec, 2, 512).unwrap(), 1.0);
+        assert_eq!(one(resolve_scale(&mut dec, 2, 512).unwrap()), 1.0);
         assert!(dec.trits.iter().all(|&t| t == 0));
     }
 }

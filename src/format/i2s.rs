@@ -61,15 +61,35 @@ fn has_code3(byte: u8) -> bool {
     byte & (byte >> 1) & 0x55 != 0
 }
 
-pub(crate) fn pack(trits: &[i8], l: &Layout, out: &mut [u8]) {
+/// Fills `out` with zero weights (what padding holds), before [`pack_row`] writes the rows.
+pub(crate) fn init(out: &mut [u8]) {
     out.fill(ZERO_BYTE);
-    for r in 0..l.rows {
-        let row = &trits[r * l.cols..(r + 1) * l.cols];
-        for (c, &t) in row.iter().enumerate() {
-            let byte = chunk_offset(r, c / K_BLOCK, l.cols_padded) + c % CHUNK_BYTES;
-            let shift = 2 * ((c % K_BLOCK) / CHUNK_BYTES);
-            let code = (t + 1) as u8;
-            out[byte] = (out[byte] & !(3 << shift)) | (code << shift);
+}
+
+/// Packs row `r`'s valid trits (each -1, 0 or 1, `row.len() == l.cols`) into `out`
+/// (initialized by [`init`]). Chunk by chunk: a whole 256-column chunk is four 64-trit
+/// slices combined byte by byte (straight-line code the compiler vectorizes); only a ragged
+/// last chunk goes trit by trit.
+pub(crate) fn pack_row(row: &[i8], r: usize, l: &Layout, out: &mut [u8]) {
+    let code = |t: i8| (t + 1) as u8;
+    {
+        for (b, src) in row.chunks(K_BLOCK).enumerate() {
+            let off = chunk_offset(r, b, l.cols_padded);
+            let dst: &mut [u8; CHUNK_BYTES] =
+                (&mut out[off..off + CHUNK_BYTES]).try_into().unwrap();
+            if let Ok(src) = <&[i8; K_BLOCK]>::try_from(src) {
+                let (s0, rest) = src.split_at(CHUNK_BYTES);
+                let (s1, rest) = rest.split_at(CHUNK_BYTES);
+                let (s2, s3) = rest.split_at(CHUNK_BYTES);
+                for j in 0..CHUNK_BYTES {
+                    dst[j] = code(s0[j]) | code(s1[j]) << 2 | code(s2[j]) << 4 | code(s3[j]) << 6;
+                }
+            } else {
+                for (c, &t) in src.iter().enumerate() {
+                    let (byte, shift) = (c % CHUNK_BYTES, 2 * (c / CHUNK_BYTES));
+                    dst[byte] = (dst[byte] & !(3 << shift)) | code(t) << shift;
+                }
+            }
         }
     }
 }
@@ -129,11 +149,20 @@ pub(crate) fn bitnet_check_shape(rows: usize, cols: usize) -> Result<usize> {
     Ok(rows * cols / 4 + BITNET_TAIL)
 }
 
-pub(crate) fn import_bitnet(blob: &[u8], rows: usize, cols: usize) -> Result<(Vec<i8>, f32)> {
+/// Decodes a bitnet.cpp blob row by row into `sink` and returns its scale. `cols` is a
+/// multiple of 128, so each row is whole 128-weight blocks: in a block's 32 bytes, bit pair
+/// 7-6 holds its first 32 weights, 5-4 the next 32, and so on.
+pub(crate) fn import_bitnet_rows(
+    blob: &[u8],
+    rows: usize,
+    cols: usize,
+    sink: &mut dyn FnMut(usize, &[i8]),
+) -> Result<f32> {
     let len = bitnet_check_shape(rows, cols)?;
     check_len("bitnet.cpp I2_S blob", len, blob.len())?;
     let codes = &blob[..len - BITNET_TAIL];
-    if let Some(i) = codes.iter().position(|&b| has_code3(b)) {
+    if codes.iter().fold(0, |acc, &b| acc | (b & (b >> 1) & 0x55)) != 0 {
+        let i = codes.iter().position(|&b| has_code3(b)).unwrap_or(0);
         return Err(Error::InvalidData(format!("I2_S code 3 in blob byte {i}")));
     }
     let tail = &blob[len - BITNET_TAIL..];
@@ -144,12 +173,29 @@ pub(crate) fn import_bitnet(blob: &[u8], rows: usize, cols: usize) -> Result<(Ve
             index: 0,
         });
     }
-    let trits = (0..rows * cols)
-        .map(|n| {
-            let (byte, shift) = bitnet_pos(n);
-            ((codes[byte] >> shift) & 3) as i8 - 1
-        })
-        .collect();
+    let mut row = vec![0i8; cols];
+    for (r, src) in codes.chunks_exact(cols / 4).enumerate() {
+        for (blk, out) in src
+            .chunks_exact(BITNET_BLOCK / 4)
+            .zip(row.chunks_exact_mut(BITNET_BLOCK))
+        {
+            for (k, quarter) in out.chunks_exact_mut(32).enumerate() {
+                let shift = 6 - 2 * k;
+                for (t, &byte) in quarter.iter_mut().zip(blk) {
+                    *t = ((byte >> shift) & 3) as i8 - 1;
+                }
+            }
+        }
+        sink(r, &row);
+    }
+    Ok(scale)
+}
+
+/// [`import_bitnet_rows`] into one row-major trit vector.
+#[cfg(test)]
+pub(crate) fn import_bitnet(blob: &[u8], rows: usize, cols: usize) -> Result<(Vec<i8>, f32)> {
+    let mut trits = Vec::with_capacity(rows * cols);
+    let scale = import_bitnet_rows(blob, rows, cols, &mut |_, row| trits.extend_from_slice(row))?;
     Ok((trits, scale))
 }
 

@@ -203,7 +203,63 @@ pub(crate) fn check_shape(rows: usize, cols: usize) -> Result<()> {
     Ok(())
 }
 
-/// A packed, immutable ternary matrix with one f32 scale (`rows` outputs × `cols` inputs).
+/// A matrix's weight scales ([`TernaryMatrix::scales`]): a weight's value is
+/// `trit[i][j] * s`, where `s` is the one scale or row `i`'s own (`docs/FORMATS.md` §1).
+///
+/// Every scale is finite and positive.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scales<'a> {
+    /// One scale for the whole matrix (BitNet b1.58's absmean `m`).
+    One(f32),
+    /// One scale per output row, `rows` of them.
+    PerRow(&'a [f32]),
+}
+
+impl Scales<'_> {
+    /// The scale of output row `row` (for [`Scales::One`], the one scale whatever `row` is).
+    ///
+    /// # Panics
+    /// For [`Scales::PerRow`] when `row` is out of range.
+    pub fn row(&self, row: usize) -> f32 {
+        match *self {
+            Scales::One(s) => s,
+            Scales::PerRow(s) => s[row],
+        }
+    }
+}
+
+/// The scales a matrix owns: one, or one per row (shared, so cloning a matrix with per-row
+/// scales does not copy them).
+#[derive(Clone, Debug)]
+pub(crate) enum OwnedScales {
+    One(f32),
+    PerRow(Arc<[f32]>),
+}
+
+impl OwnedScales {
+    fn as_scales(&self) -> Scales<'_> {
+        match self {
+            OwnedScales::One(s) => Scales::One(*s),
+            OwnedScales::PerRow(s) => Scales::PerRow(s),
+        }
+    }
+
+    /// Checks every scale (finite, positive) and, for per-row scales, their number.
+    pub(crate) fn check(&self, rows: usize) -> Result<()> {
+        match self {
+            OwnedScales::One(s) => check_scale(*s, 0),
+            OwnedScales::PerRow(s) => {
+                check_len("row scales", rows, s.len())?;
+                s.iter()
+                    .enumerate()
+                    .try_for_each(|(i, &v)| check_scale(v, i))
+            }
+        }
+    }
+}
+
+/// A packed, immutable ternary matrix (`rows` outputs × `cols` inputs) with one f32 scale
+/// or one per output row ([`Scales`]).
 ///
 /// ```
 /// use bitnet_kernels::{Format, TernaryMatrix};
@@ -216,12 +272,13 @@ pub(crate) fn check_shape(rows: usize, cols: usize) -> Result<()> {
 pub struct TernaryMatrix {
     format: Format,
     layout: Layout,
-    scale: f32,
+    scales: OwnedScales,
     data: Packed,
 }
 
-/// Two matrices are equal when they have the same format, shape, scale (bit for bit) and
-/// packed bytes. The packed form of a matrix is unique (padding always holds zero trits, and
+/// Two matrices are equal when they have the same format, shape, scales (the same kind, and
+/// bit for bit) and packed bytes; a matrix with per-row scales that happen to be all equal
+/// is not equal to one with that one scale. The packed form of a matrix is unique (padding always holds zero trits, and
 /// [`TernaryMatrix::from_packed`] refuses anything else), so within one format this is the
 /// same as equal trits and scale; the same trits in two formats are not equal.
 ///
@@ -242,25 +299,35 @@ impl PartialEq for TernaryMatrix {
     fn eq(&self, other: &Self) -> bool {
         self.format == other.format
             && self.layout == other.layout
-            && self.scale.to_bits() == other.scale.to_bits()
+            && match (self.scales(), other.scales()) {
+                (Scales::One(a), Scales::One(b)) => a.to_bits() == b.to_bits(),
+                (Scales::PerRow(a), Scales::PerRow(b)) => a
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .eq(b.iter().map(|v| v.to_bits())),
+                _ => false,
+            }
             && self.packed_bytes() == other.packed_bytes()
     }
 }
 
-/// Reflexive: the scale is compared by its bits (and is never NaN).
+/// Reflexive: scales are compared by their bits (and are never NaN).
 impl Eq for TernaryMatrix {}
 
-/// Prints the format, shape, scale and packed size; never the packed bytes (a weight matrix
-/// is megabytes).
+/// Prints the format, shape, scale (`scale: 0.5`, or `row_scales: "per row"` for per-row
+/// scales) and packed size; never the packed bytes or the row scales (a weight matrix is
+/// megabytes).
 impl std::fmt::Debug for TernaryMatrix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TernaryMatrix")
-            .field("format", &self.format)
+        let mut d = f.debug_struct("TernaryMatrix");
+        d.field("format", &self.format)
             .field("rows", &self.layout.rows)
-            .field("cols", &self.layout.cols)
-            .field("scale", &self.scale)
-            .field("packed_len", &self.layout.packed_len)
-            .finish()
+            .field("cols", &self.layout.cols);
+        match self.scales() {
+            Scales::One(s) => d.field("scale", &s),
+            Scales::PerRow(_) => d.field("row_scales", &"per row"),
+        };
+        d.field("packed_len", &self.layout.packed_len).finish()
     }
 }
 
@@ -279,26 +346,114 @@ impl TernaryMatrix {
         scale: f32,
         format: Format,
     ) -> Result<Self> {
-        let layout = format.layout(rows, cols)?;
-        check_len("trits", rows * cols, trits.len())?;
-        check_scale(scale)?;
-        if let Some(i) = trits.iter().position(|&t| !(-1..=1).contains(&t)) {
+        Self::pack_trits(trits, rows, cols, OwnedScales::One(scale), format)
+    }
+
+    /// Packs row-major trits with one scale per output row (`scales.len() == rows`, each
+    /// finite and positive): [`TernaryMatrix::from_ternary`] then
+    /// [`TernaryMatrix::with_row_scales`].
+    pub fn from_ternary_row_scales(
+        trits: &[i8],
+        rows: usize,
+        cols: usize,
+        scales: Vec<f32>,
+        format: Format,
+    ) -> Result<Self> {
+        Self::pack_trits(
+            trits,
+            rows,
+            cols,
+            OwnedScales::PerRow(scales.into()),
+            format,
+        )
+    }
+
+    pub(crate) fn pack_trits(
+        trits: &[i8],
+        rows: usize,
+        cols: usize,
+        scales: OwnedScales,
+        format: Format,
+    ) -> Result<Self> {
+        if trits.iter().any(|&t| !(-1..=1).contains(&t)) {
+            let i = trits
+                .iter()
+                .position(|&t| !(-1..=1).contains(&t))
+                .unwrap_or(0);
             return Err(Error::InvalidData(format!(
                 "trit {} at index {i} is not -1, 0 or 1",
                 trits[i]
             )));
         }
+        Self::pack_decoded(trits, rows, cols, scales, format)
+    }
+
+    /// [`TernaryMatrix::pack_trits`] for trits a decoder produced (each -1, 0 or 1 by
+    /// construction), without scanning them again.
+    fn pack_decoded(
+        trits: &[i8],
+        rows: usize,
+        cols: usize,
+        scales: OwnedScales,
+        format: Format,
+    ) -> Result<Self> {
+        format.layout(rows, cols)?;
+        check_len("trits", rows * cols, trits.len())?;
+        scales.check(rows)?;
+        Self::pack_streamed(rows, cols, format, |sink| {
+            trits
+                .chunks_exact(cols)
+                .enumerate()
+                .for_each(|(r, row)| sink(r, row));
+            Ok(scales)
+        })
+    }
+
+    /// Packs a matrix row by row, as a decoder produces it: `decode` calls its sink once for
+    /// each row, in order, with that row's trits (each -1, 0 or 1, `cols` of them), and then
+    /// returns the scales. An importer needs no whole-matrix trit buffer this way, only a
+    /// row's (which stays in cache). Nothing is returned when `decode` fails.
+    pub(crate) fn pack_streamed(
+        rows: usize,
+        cols: usize,
+        format: Format,
+        decode: impl FnOnce(&mut dyn FnMut(usize, &[i8])) -> Result<OwnedScales>,
+    ) -> Result<Self> {
+        let layout = format.layout(rows, cols)?;
         let mut data = AlignedBytes::zeroed(layout.packed_len)?;
+        let out = data.as_mut_slice();
         match format {
-            Format::I2S => i2s::pack(trits, &layout, data.as_mut_slice()),
-            Format::TL1 => tl1::pack(trits, &layout, data.as_mut_slice()),
-            Format::TL2 => tl2::pack(trits, &layout, data.as_mut_slice()),
-            Format::I2SCol => i2s_col::pack(trits, &layout, data.as_mut_slice()),
+            Format::I2S => i2s::init(out),
+            Format::TL1 => tl1::init(out),
+            Format::TL2 => tl2::init(out),
+            // Packed whole, from the collected rows, after the decode.
+            Format::I2SCol => {}
         }
+        let mut whole = Vec::new();
+        let mut rows_seen = 0;
+        let scales = decode(&mut |r, row| {
+            assert!(
+                r == rows_seen && r < rows && row.len() == cols,
+                "rows in order"
+            );
+            debug_assert!(row.iter().all(|t| (-1..=1).contains(t)));
+            rows_seen += 1;
+            match format {
+                Format::I2S => i2s::pack_row(row, r, &layout, out),
+                Format::TL1 => tl1::pack_row(row, r, &layout, out),
+                Format::TL2 => tl2::pack_row(row, r, &layout, out),
+                Format::I2SCol => whole.extend_from_slice(row),
+            }
+        })?;
+        assert_eq!(rows_seen, rows, "every row packed");
+        if format == Format::I2SCol {
+            i2s_col::pack(&whole, &layout, out);
+        }
+        scales.check(rows)?;
         Ok(Self {
             format,
             layout,
-            scale,
+            scales,
             data: Packed::Owned(data),
         })
     }
@@ -318,7 +473,7 @@ impl TernaryMatrix {
         Ok(Self {
             format,
             layout,
-            scale,
+            scales: OwnedScales::One(scale),
             data: Packed::Owned(data),
         })
     }
@@ -370,7 +525,7 @@ impl TernaryMatrix {
         Ok(Self {
             format,
             layout,
-            scale,
+            scales: OwnedScales::One(scale),
             data: Packed::Shared(SharedRange {
                 _buf: buf,
                 ptr,
@@ -395,7 +550,7 @@ impl TernaryMatrix {
     ) -> Result<Layout> {
         let layout = format.layout(rows, cols)?;
         check_len("packed bytes", layout.packed_len, bytes.len())?;
-        check_scale(scale)?;
+        check_scale(scale, 0)?;
         match format {
             Format::I2S => i2s::validate(bytes, &layout)?,
             Format::TL1 => tl1::validate(bytes, &layout)?,
@@ -405,26 +560,66 @@ impl TernaryMatrix {
         Ok(layout)
     }
 
+    /// The same matrix with one scale per output row (`scales.len() == rows`, each finite
+    /// and positive, else [`Error::LengthMismatch`], [`Error::NonFinite`] or
+    /// [`Error::InvalidData`] naming the row); replaces the scale or scales it had.
+    ///
+    /// ```
+    /// use bitnet_kernels::{Format, Scales, TernaryMatrix};
+    /// let m = TernaryMatrix::from_ternary(&[1, 0, -1, 1], 2, 2, 0.5, Format::I2S)?
+    ///     .with_row_scales(vec![0.25, 2.0])?;
+    /// assert_eq!(m.scales(), Scales::PerRow(&[0.25, 2.0]));
+    /// assert!(m.scale().is_nan());
+    /// # Ok::<(), bitnet_kernels::Error>(())
+    /// ```
+    pub fn with_row_scales(self, scales: Vec<f32>) -> Result<Self> {
+        self.with_scales(OwnedScales::PerRow(scales.into()))
+    }
+
+    /// The same matrix with one scale (finite and positive) for every row.
+    pub fn with_scale(self, scale: f32) -> Result<Self> {
+        self.with_scales(OwnedScales::One(scale))
+    }
+
+    pub(crate) fn with_scales(mut self, scales: OwnedScales) -> Result<Self> {
+        scales.check(self.rows())?;
+        self.scales = scales;
+        Ok(self)
+    }
+
     /// Imports a bitnet.cpp I2_S tensor blob (`rows * cols / 4` packed bytes, then a 32-byte
     /// tail holding the f32 scale) and repacks it into this crate's I2_S layout.
     /// bitnet.cpp requires `cols % 128 == 0`, and so does its blob.
     pub fn from_bitnet_i2s(blob: &[u8], rows: usize, cols: usize) -> Result<Self> {
-        let (trits, scale) = i2s::import_bitnet(blob, rows, cols)?;
-        Self::from_ternary(&trits, rows, cols, scale, Format::I2S)
+        Self::from_ggml(ggml::GGML_TYPE_I2_S, blob, rows, cols, Format::I2S)
     }
 
     /// Exports the matrix as a bitnet.cpp I2_S tensor blob; the exact inverse of
-    /// [`TernaryMatrix::from_bitnet_i2s`]. Needs `cols % 128 == 0`.
+    /// [`TernaryMatrix::from_bitnet_i2s`]. Needs `cols % 128 == 0` and one scale (the blob
+    /// holds one; per-row scales are [`Error::Unsupported`]).
     pub fn to_bitnet_i2s(&self) -> Result<Vec<u8>> {
-        i2s::export_bitnet(&self.to_ternary(), self.rows(), self.cols(), self.scale)
+        let scale = self.one_scale("a bitnet.cpp I2_S blob")?;
+        i2s::export_bitnet(&self.to_ternary(), self.rows(), self.cols(), scale)
+    }
+
+    /// The one scale, or [`Error::Unsupported`] saying that `what` cannot hold per-row ones.
+    fn one_scale(&self, what: &str) -> Result<f32> {
+        match self.scales() {
+            Scales::One(s) => Ok(s),
+            Scales::PerRow(_) => Err(Error::Unsupported(format!(
+                "{what} holds one scale, and this matrix has one per row"
+            ))),
+        }
     }
 
     /// Imports a ggml tensor of type `ggml_type` (34 TQ1_0, 35 TQ2_0, 36 bitnet.cpp I2_S;
     /// `docs/FORMATS.md` §7) with `rows` = `ne1` (output features) and `cols` = `ne0` (input
     /// features), exactly, packed in `format`. For TQ1_0 and TQ2_0 `cols` must be a multiple
-    /// of 256, and every block with a non-zero weight must carry the same `|d|`, which
-    /// becomes the scale (1.0 when every block is zero); anything else is an error naming
-    /// the first disagreeing block. Type 39 and unknown types are [`Error::Unsupported`].
+    /// of 256, and the blocks' `|d|` become the scales: one scale when every block with a
+    /// non-zero weight carries the same `|d|` (1.0 when every block is zero); else one scale
+    /// per row when the blocks agree within each row (a row whose weights are all zero gets
+    /// 1.0); anything else is an error naming the first disagreeing block.
+    /// Type 39 and unknown types are [`Error::Unsupported`].
     ///
     /// ```
     /// use bitnet_kernels::{format::ggml::GGML_TYPE_TQ2_0, Format, TernaryMatrix};
@@ -443,17 +638,16 @@ impl TernaryMatrix {
         format: Format,
     ) -> Result<Self> {
         let t = ggml::GgmlType::from_id(ggml_type.into())?;
-        let (trits, scale) = match t {
+        // Shape and size before anything is allocated.
+        format.layout(rows, cols)?;
+        check_len("ggml tensor bytes", t.size(rows, cols)?, data.len())?;
+        // Decoded straight into the packed form, a row at a time.
+        Self::pack_streamed(rows, cols, format, |sink| match t {
             ggml::GgmlType::I2S => {
-                format.layout(rows, cols)?;
-                i2s::import_bitnet(data, rows, cols)?
+                i2s::import_bitnet_rows(data, rows, cols, sink).map(OwnedScales::One)
             }
-            _ => {
-                format.layout(rows, cols)?;
-                ggml::decode_tq(t, data, rows, cols)?
-            }
-        };
-        Self::from_ternary(&trits, rows, cols, scale, format)
+            _ => ggml::decode_tq_rows(t, data, rows, cols, sink),
+        })
     }
 
     /// The byte size of a `rows x cols` ggml tensor of type `ggml_type` (see
@@ -464,16 +658,23 @@ impl TernaryMatrix {
     }
 
     /// Exports the matrix as a ggml tensor of type `ggml_type`: for TQ1_0 and TQ2_0 the
-    /// bytes ggml's own quantizer writes for the weights `trit * scale` (`d` = fp16(scale),
-    /// rounded to nearest even, in blocks with a non-zero weight; `d` = 0 and zero codes in
-    /// all-zero blocks), for I2_S the bitnet.cpp blob ([`TernaryMatrix::to_bitnet_i2s`]).
-    /// A scale that is not an fp16 value comes back from [`TernaryMatrix::from_ggml`]
-    /// rounded; one above 65504 is an error for the TQ types.
+    /// bytes ggml's own quantizer writes for the weights `trit * s` (`s` the scale of the
+    /// block's row; `d` = fp16(s), rounded to nearest even, in blocks with a non-zero weight;
+    /// `d` = 0 and zero codes in all-zero blocks), for I2_S the bitnet.cpp blob
+    /// ([`TernaryMatrix::to_bitnet_i2s`], one scale only). A scale that is not an fp16 value
+    /// comes back from [`TernaryMatrix::from_ggml`] rounded; one above 65504 is an error for
+    /// the TQ types.
     pub fn to_ggml(&self, ggml_type: u32) -> Result<Vec<u8>> {
         let t = ggml::GgmlType::from_id(ggml_type.into())?;
         match t {
             ggml::GgmlType::I2S => self.to_bitnet_i2s(),
-            _ => ggml::encode_tq(t, &self.to_ternary(), self.rows(), self.cols(), self.scale),
+            _ => ggml::encode_tq(
+                t,
+                &self.to_ternary(),
+                self.rows(),
+                self.cols(),
+                self.scales(),
+            ),
         }
     }
 
@@ -492,29 +693,34 @@ impl TernaryMatrix {
         format: Format,
     ) -> Result<Self> {
         format.layout(rows, cols)?;
-        check_scale(weight_scale)?;
+        check_scale(weight_scale, 0)?;
         let s = match scale {
             ggml::HfScale::Multiply => weight_scale,
             ggml::HfScale::Divide => 1.0 / weight_scale,
         };
-        let trits = ggml::decode_hf(packed, rows, cols)?;
-        Self::from_ternary(&trits, rows, cols, s, format)
+        check_len("packed bytes", ggml::hf_size(rows, cols)?, packed.len())?;
+        Self::pack_streamed(rows, cols, format, |sink| {
+            ggml::decode_hf_rows(packed, rows, cols, sink).map(|()| OwnedScales::One(s))
+        })
     }
 
     /// Exports the trits in the Hugging Face packed layout (the inverse of
     /// [`TernaryMatrix::from_hf_packed`] with `weight_scale = self.scale()` and
-    /// [`HfScale::Multiply`](ggml::HfScale::Multiply)). `rows` must be a multiple of 4.
+    /// [`HfScale::Multiply`](ggml::HfScale::Multiply)). `rows` must be a multiple of 4, and
+    /// the matrix must have one scale (the checkpoint's `weight_scale` is one value; per-row
+    /// scales are [`Error::Unsupported`]).
     pub fn to_hf_packed(&self) -> Result<Vec<u8>> {
+        self.one_scale("a Hugging Face packed weight")?;
         ggml::encode_hf(&self.to_ternary(), self.rows(), self.cols())
     }
 
-    /// The same trits and scale packed in another format.
+    /// The same trits and scales packed in another format.
     pub fn to_format(&self, format: Format) -> Result<Self> {
-        Self::from_ternary(
+        Self::pack_decoded(
             &self.to_ternary(),
             self.rows(),
             self.cols(),
-            self.scale,
+            self.scales.clone(),
             format,
         )
     }
@@ -543,9 +749,20 @@ impl TernaryMatrix {
     pub fn cols(&self) -> usize {
         self.layout.cols
     }
-    /// The absmean scale `m`: a weight's value is `trit * m`.
+    /// The one scale `m` (the absmean scale of [`TernaryMatrix::from_f32`]): a weight's value
+    /// is `trit * m`. A matrix with per-row scales has no one scale, and this returns NaN
+    /// (never one row's scale, which would be wrong for the others without a sign of it):
+    /// use [`TernaryMatrix::scales`], which covers both kinds.
     pub fn scale(&self) -> f32 {
-        self.scale
+        match self.scales {
+            OwnedScales::One(s) => s,
+            OwnedScales::PerRow(_) => f32::NAN,
+        }
+    }
+    /// The scale, or the scales one per output row: row `i`'s weights are
+    /// `trit * scales().row(i)`.
+    pub fn scales(&self) -> Scales<'_> {
+        self.scales.as_scales()
     }
     /// The padded geometry.
     pub fn layout(&self) -> &Layout {
@@ -598,15 +815,16 @@ pub unsafe fn map_shared(path: &std::path::Path) -> Result<SharedBuffer> {
 
 /// A weight scale must be finite and positive: a weight's value is `trit * scale`, and a
 /// zero or negative scale is never what a ternarizer produces (absmean is floored at 1e-5).
-fn check_scale(scale: f32) -> Result<()> {
+/// `index` is the row of a per-row scale (0 for the one scale).
+fn check_scale(scale: f32, index: usize) -> Result<()> {
     if !scale.is_finite() {
         Err(Error::NonFinite {
             what: "scale",
-            index: 0,
+            index,
         })
     } else if scale <= 0.0 {
         Err(Error::InvalidData(format!(
-            "the scale must be positive, got {scale}"
+            "the scale must be positive, got {scale} (at index {index})"
         )))
     } else {
         Ok(())

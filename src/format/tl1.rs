@@ -80,29 +80,31 @@ pub(crate) fn digits(i: u8) -> [i8; 2] {
     [(i / 3) as i8 - 1, (i % 3) as i8 - 1]
 }
 
-/// Trit `c` of row `r`, or 0 outside the matrix.
-#[inline]
-pub(crate) fn trit_at(trits: &[i8], l: &Layout, r: usize, c: usize) -> i8 {
-    if r < l.rows && c < l.cols {
-        trits[r * l.cols + c]
-    } else {
-        0
-    }
+/// Fills `out` with zero weights (what padding holds), before [`pack_row`] writes the rows.
+pub(crate) fn init(out: &mut [u8]) {
+    out.fill(ZERO_INDEX | ZERO_INDEX << 4);
 }
 
-pub(crate) fn pack(trits: &[i8], l: &Layout, out: &mut [u8]) {
+/// Packs row `r`'s valid trits (`row.len() == l.cols`) into `out` (initialized by [`init`]).
+pub(crate) fn pack_row(row: &[i8], r: usize, l: &Layout, out: &mut [u8]) {
     let steps = l.cols_padded / K_BLOCK;
-    let zero = ZERO_INDEX | ZERO_INDEX << 4;
-    out.fill(zero);
-    for r in 0..l.rows {
-        for g in 0..l.cols.div_ceil(GROUP) {
-            let i = index(
-                trit_at(trits, l, r, GROUP * g),
-                trit_at(trits, l, r, GROUP * g + 1),
-            );
-            let (off, sh) = nibble_pos(r, g, steps, STEP_BYTES);
-            out[off] = (out[off] & !(0xF << sh)) | i << sh;
+    // Whole steps: each of the step's four bytes for this row holds groups l and 4 + l, so it
+    // is written whole, once, at the offset of group 8k (+ 16 l).
+    let whole = row.len() / K_BLOCK;
+    for (k, st) in row.chunks_exact(K_BLOCK).enumerate() {
+        let (base, _) = nibble_pos(r, STEP_GROUPS * k, steps, STEP_BYTES);
+        for lane in 0..4 {
+            let (lo, hi) = (2 * lane, 8 + 2 * lane);
+            out[base + 16 * lane] = index(st[lo], st[lo + 1]) | index(st[hi], st[hi + 1]) << 4;
         }
+    }
+    // A ragged last step, group by group over the zero-initialized bytes.
+    let g0 = whole * STEP_GROUPS;
+    for (g, pair) in row[whole * K_BLOCK..].chunks(GROUP).enumerate() {
+        let g = g0 + g;
+        let i = index(pair[0], pair.get(1).copied().unwrap_or(0));
+        let (off, sh) = nibble_pos(r, g, steps, STEP_BYTES);
+        out[off] = (out[off] & !(0xF << sh)) | i << sh;
     }
 }
 

@@ -41,7 +41,7 @@
 //! its sign bit: byte `(r/64 · Kp/24 + g/8) · 320 + 256 + (r%64)/16 · 16 + (g%8)/4 · 8 + b/8`,
 //! bit `b%8`, with `b = 4·(r%16) + (g%8 % 4)`.
 
-use super::tl1::{nibble_pos, trit_at, ROW_TILE as TILE, STEP_GROUPS, SUB_ROWS};
+use super::tl1::{nibble_pos, ROW_TILE as TILE, STEP_GROUPS, SUB_ROWS};
 use super::Layout;
 use crate::error::{check_len, Error, Result};
 
@@ -95,21 +95,47 @@ pub(crate) fn digits(s: bool, u: u8) -> [i8; 3] {
     [(v / 9) as i8 - 1, (v / 3 % 3) as i8 - 1, (v % 3) as i8 - 1]
 }
 
-pub(crate) fn pack(trits: &[i8], l: &Layout, out: &mut [u8]) {
-    let steps = l.cols_padded / K_BLOCK;
+/// Fills `out` with zero weights (what padding holds), before [`pack_row`] writes the rows.
+pub(crate) fn init(out: &mut [u8]) {
     for step in out.chunks_exact_mut(STEP_BYTES) {
         step[..SIGNS_OFFSET].fill(ZERO_INDEX | ZERO_INDEX << 4);
         step[SIGNS_OFFSET..].fill(0);
     }
-    for r in 0..l.rows {
-        for g in 0..l.cols.div_ceil(GROUP) {
-            let t = |k| trit_at(trits, l, r, GROUP * g + k);
-            let (s, u) = encode(t(0), t(1), t(2));
-            let (off, sh) = nibble_pos(r, g, steps, STEP_BYTES);
-            out[off] = (out[off] & !(0xF << sh)) | u << sh;
-            let (off, bit) = sign_pos(r, g, steps);
-            out[off] |= (s as u8) << bit;
+}
+
+/// Packs row `r`'s valid trits (`row.len() == l.cols`) into `out` (initialized by [`init`]).
+pub(crate) fn pack_row(row: &[i8], r: usize, l: &Layout, out: &mut [u8]) {
+    let steps = l.cols_padded / K_BLOCK;
+    // Whole steps: the row's four nibble bytes of a step are written whole (groups l and
+    // 4 + l), and its two 4-bit runs of sign bits (groups 0..4 in word 0, 4..8 in word 1,
+    // at bit 4·(r%16) + l) are ORed in at once.
+    let whole = row.len() / K_BLOCK;
+    for (k, st) in row.chunks_exact(K_BLOCK).enumerate() {
+        let g = STEP_GROUPS * k;
+        let (nib, _) = nibble_pos(r, g, steps, STEP_BYTES);
+        let (sgn, sh) = sign_pos(r, g, steps);
+        let (mut lo, mut hi) = (0u8, 0u8);
+        for lane in 0..4 {
+            let (a, b) = (&st[GROUP * lane..], &st[GROUP * (4 + lane)..]);
+            let (sa, ua) = encode(a[0], a[1], a[2]);
+            let (sb, ub) = encode(b[0], b[1], b[2]);
+            out[nib + 16 * lane] = ua | ub << 4;
+            lo |= (sa as u8) << lane;
+            hi |= (sb as u8) << lane;
         }
+        out[sgn] |= lo << sh;
+        out[sgn + 8] |= hi << sh;
+    }
+    // A ragged last step, group by group over the zero-initialized bytes.
+    let g0 = whole * STEP_GROUPS;
+    for (g, grp) in row[whole * K_BLOCK..].chunks(GROUP).enumerate() {
+        let g = g0 + g;
+        let t = |k: usize| grp.get(k).copied().unwrap_or(0);
+        let (s, u) = encode(t(0), t(1), t(2));
+        let (off, sh) = nibble_pos(r, g, steps, STEP_BYTES);
+        out[off] = (out[off] & !(0xF << sh)) | u << sh;
+        let (off, bit) = sign_pos(r, g, steps);
+        out[off] |= (s as u8) << bit;
     }
 }
 

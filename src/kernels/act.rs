@@ -26,17 +26,26 @@ pub(crate) type QuantizeRow = fn(x: &[f32], q: &mut [i8]) -> Result<f32>;
 /// `y[i] = acc[i] as f32 * factor`. In place, so a product needs no accumulator buffer.
 pub(crate) type RescaleInPlace = fn(y: &mut [f32], factor: f32);
 
+/// The rescale for a matrix with one scale per output row: on entry each element of `y`
+/// holds the bits of an int32 accumulator; on return
+/// `y[i] = acc[i] as f32 * (scales[i] * act)`, where `act = a / 127` is the activation row's
+/// factor. Two roundings in that order, no fused multiply-add. `scales.len() == y.len()`
+/// (asserted).
+pub(crate) type RescaleRowsInPlace = fn(y: &mut [f32], scales: &[f32], act: f32);
+
 /// A kernel set's activation steps.
 #[derive(Clone, Copy)]
 pub(crate) struct ActKernels {
     pub(crate) quantize: QuantizeRow,
     pub(crate) rescale: RescaleInPlace,
+    pub(crate) rescale_rows: RescaleRowsInPlace,
 }
 
-/// The reference: [`quantize_activations`] and a plain loop.
+/// The reference: [`quantize_activations`] and plain loops.
 pub(crate) const SCALAR: ActKernels = ActKernels {
     quantize: quantize_scalar,
     rescale: rescale_scalar,
+    rescale_rows: rescale_rows_scalar,
 };
 
 fn quantize_scalar(x: &[f32], q: &mut [i8]) -> Result<f32> {
@@ -46,6 +55,13 @@ fn quantize_scalar(x: &[f32], q: &mut [i8]) -> Result<f32> {
 fn rescale_scalar(y: &mut [f32], factor: f32) {
     for v in y {
         *v = (v.to_bits() as i32) as f32 * factor;
+    }
+}
+
+fn rescale_rows_scalar(y: &mut [f32], scales: &[f32], act: f32) {
+    assert_eq!(y.len(), scales.len(), "rescale_rows: lengths differ");
+    for (v, &s) in y.iter_mut().zip(scales) {
+        *v = (v.to_bits() as i32) as f32 * (s * act);
     }
 }
 
@@ -83,7 +99,11 @@ mod x86 {
 
     /// AVX2 (every x86 set has it): 8 lanes. AVX-512 would halve the instruction count of a
     /// step that is a small part of a product; not worth a second copy.
-    pub(crate) const AVX2: ActKernels = ActKernels { quantize, rescale };
+    pub(crate) const AVX2: ActKernels = ActKernels {
+        quantize,
+        rescale,
+        rescale_rows,
+    };
 
     fn quantize(x: &[f32], q: &mut [i8]) -> Result<f32> {
         assert_eq!(x.len(), q.len(), "quantize: lengths differ");
@@ -100,6 +120,15 @@ mod x86 {
         }
         // SAFETY: the CPU has AVX2 (checked above).
         unsafe { rescale_avx2(y, factor) }
+    }
+
+    fn rescale_rows(y: &mut [f32], scales: &[f32], act: f32) {
+        assert_eq!(y.len(), scales.len(), "rescale_rows: lengths differ");
+        if !cpu::avx2() {
+            return (SCALAR.rescale_rows)(y, scales, act);
+        }
+        // SAFETY: the CPU has AVX2 (checked above); the lengths are equal (asserted).
+        unsafe { rescale_rows_avx2(y, scales, act) }
     }
 
     /// # Safety
@@ -197,6 +226,27 @@ mod x86 {
         }
         (SCALAR.rescale)(&mut y[i..], factor);
     }
+
+    /// # Safety
+    /// The CPU has AVX2, and `scales.len() == y.len()`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn rescale_rows_avx2(y: &mut [f32], scales: &[f32], act: f32) {
+        let n = y.len();
+        let (p, sp) = (y.as_mut_ptr(), scales.as_ptr());
+        let a = _mm256_set1_ps(act);
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n = y.len() = scales.len(). Two separate multiplications (no
+            // FMA), in the scalar order: (s * act), then acc * that.
+            unsafe {
+                let acc = _mm256_loadu_si256(p.add(i).cast());
+                let f = _mm256_mul_ps(_mm256_loadu_ps(sp.add(i)), a);
+                _mm256_storeu_ps(p.add(i), _mm256_mul_ps(_mm256_cvtepi32_ps(acc), f));
+            }
+            i += 8;
+        }
+        (SCALAR.rescale_rows)(&mut y[i..], &scales[i..], act);
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -211,7 +261,11 @@ mod arm {
     use crate::kernels::cpu;
 
     /// Advanced SIMD, 4 lanes: every AArch64 set.
-    pub(crate) const NEON: ActKernels = ActKernels { quantize, rescale };
+    pub(crate) const NEON: ActKernels = ActKernels {
+        quantize,
+        rescale,
+        rescale_rows,
+    };
 
     fn quantize(x: &[f32], q: &mut [i8]) -> Result<f32> {
         assert_eq!(x.len(), q.len(), "quantize: lengths differ");
@@ -228,6 +282,15 @@ mod arm {
         }
         // SAFETY: the CPU has Advanced SIMD (checked above).
         unsafe { rescale_neon(y, factor) }
+    }
+
+    fn rescale_rows(y: &mut [f32], scales: &[f32], act: f32) {
+        assert_eq!(y.len(), scales.len(), "rescale_rows: lengths differ");
+        if !cpu::neon() {
+            return (SCALAR.rescale_rows)(y, scales, act);
+        }
+        // SAFETY: the CPU has Advanced SIMD (checked above); the lengths are equal.
+        unsafe { rescale_rows_neon(y, scales, act) }
     }
 
     /// # Safety
@@ -308,5 +371,25 @@ mod arm {
             i += 4;
         }
         (SCALAR.rescale)(&mut y[i..], factor);
+    }
+
+    /// # Safety
+    /// The CPU has Advanced SIMD, and `scales.len() == y.len()`.
+    #[target_feature(enable = "neon")]
+    unsafe fn rescale_rows_neon(y: &mut [f32], scales: &[f32], act: f32) {
+        let n = y.len();
+        let (p, sp) = (y.as_mut_ptr(), scales.as_ptr());
+        let mut i = 0;
+        while i + 4 <= n {
+            // SAFETY: i + 4 <= n = y.len() = scales.len(). Two separate multiplications (no
+            // fused `fmla`), in the scalar order.
+            unsafe {
+                let acc = vld1q_s32(p.add(i).cast());
+                let f = vmulq_n_f32(vld1q_f32(sp.add(i)), act);
+                vst1q_f32(p.add(i), vmulq_f32(vcvtq_f32_s32(acc), f));
+            }
+            i += 4;
+        }
+        (SCALAR.rescale_rows)(&mut y[i..], &scales[i..], act);
     }
 }

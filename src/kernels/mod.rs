@@ -415,6 +415,19 @@ impl KernelSet {
         Ok(())
     }
 
+    /// `y[i] = acc[i] as f32 * (scales[i] * act)` with this set's per-row rescale (all three
+    /// lengths equal, checked); exactly the scalar loop. Hidden, for the tests.
+    #[doc(hidden)]
+    pub fn rescale_rows(&self, acc: &[i32], scales: &[f32], act: f32, y: &mut [f32]) -> Result<()> {
+        crate::error::check_len("output", acc.len(), y.len())?;
+        crate::error::check_len("row scales", acc.len(), scales.len())?;
+        for (o, &a) in y.iter_mut().zip(acc) {
+            *o = f32::from_bits(a as u32);
+        }
+        (self.act.rescale_rows)(y, scales, act);
+        Ok(())
+    }
+
     /// This set's own kernels for `format`, if present and runnable here.
     fn own(&self, format: Format) -> Option<FormatKernels> {
         let k = match format {

@@ -6,8 +6,9 @@
 use std::ops::Range;
 
 use crate::error::Result;
-use crate::format::TernaryMatrix;
+use crate::format::{Scales, TernaryMatrix};
 use crate::kernels::{self, KernelSet};
+use crate::quant::{act_factor, output_factor};
 
 mod multi;
 mod pad;
@@ -30,21 +31,26 @@ fn as_acc(y: &mut [f32]) -> &mut [i32] {
     bytemuck::cast_slice_mut(y)
 }
 
-/// Rescales `n` rows of `len` accumulators each, held in `y`, by their rows' factors.
-fn rescale_rows(k: &KernelSet, y: &mut [f32], len: usize, factors: &[f32]) {
-    let rescale = k.act().rescale;
-    for (row, &f) in y.chunks_exact_mut(len).zip(factors) {
-        rescale(row, f);
+/// The rescale step (`docs/FORMATS.md` §1): `y` holds `n` activation rows' accumulators for
+/// the matrix rows `rows`; activation row `j` (absmax `absmax[j]`) becomes
+/// `acc * (m * (a_j / 127))` with one scale, or `acc[i] * (s_i * (a_j / 127))` with per-row
+/// scales (`s` sliced to `rows`).
+fn rescale(k: &KernelSet, m: &TernaryMatrix, rows: Range<usize>, y: &mut [f32], absmax: &[f32]) {
+    let act = k.act();
+    for (row, &a) in y.chunks_exact_mut(rows.len()).zip(absmax) {
+        match m.scales() {
+            Scales::One(s) => (act.rescale)(row, output_factor(s, a)),
+            Scales::PerRow(s) => (act.rescale_rows)(row, &s[rows.clone()], act_factor(a)),
+        }
     }
 }
 
 /// Rescales the f32 output `y` of one activation row (absmax `a`) for `m`'s output rows
-/// `rows` (`y.len() == rows.len()`): `y[i] = acc[i] * (scale * a / 127)`, in place. The one
-/// rescale of the engine's calls ([`KernelSet::products`], [`KernelSet::gemv_row_list`]),
-/// which give it the rows so that a scale per row needs a change here only.
+/// `rows` (`y.len() == rows.len()`): [`rescale`] for one activation row, in place. The one
+/// rescale of the engine's calls ([`KernelSet::products`], [`KernelSet::gemv_row_list`]).
 fn rescale_out(k: &KernelSet, m: &TernaryMatrix, rows: Range<usize>, y: &mut [f32], a: f32) {
     debug_assert_eq!(rows.len(), y.len());
-    (k.act().rescale)(y, crate::quant::output_factor(m.scale(), a));
+    rescale(k, m, rows, y, &[a]);
 }
 
 /// The checked products of one kernel set. The free functions ([`ternary_gemv`], [`gemv_i8`],
@@ -105,10 +111,10 @@ impl KernelSet {
     /// each row of x quantized to int8 (absmax), multiplied exactly, rescaled.
     pub fn gemm_f32(&self, m: &TernaryMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
         check_output(n, m.rows(), y.len())?;
-        let (xp, factors) = PaddedActivations::quantize(m, x, n, self.act().quantize)?;
+        let (xp, absmax) = PaddedActivations::quantize(m, x, n, self.act().quantize)?;
         let (_, k) = self.kernels_for(m.format())?;
         par_run(k, m, &xp, as_acc(y));
-        rescale_rows(self, y, m.rows(), &factors);
+        rescale(self, m, 0..m.rows(), y, &absmax);
         Ok(())
     }
 
@@ -123,11 +129,10 @@ impl KernelSet {
     ) -> Result<()> {
         check_rows(m, &rows)?;
         check_output(1, rows.len(), y.len())?;
-        let (xp, factors) = PaddedActivations::quantize(m, x, 1, self.act().quantize)?;
+        let (xp, absmax) = PaddedActivations::quantize(m, x, 1, self.act().quantize)?;
         let (_, k) = self.kernels_for(m.format())?;
-        let len = rows.len();
-        run(k, m, &xp, rows, as_acc(y));
-        rescale_rows(self, y, len, &factors);
+        run(k, m, &xp, rows.clone(), as_acc(y));
+        rescale(self, m, rows, y, &absmax);
         Ok(())
     }
 
@@ -144,16 +149,16 @@ impl KernelSet {
     ) -> Result<()> {
         check_rows(m, &rows)?;
         check_output(n, rows.len(), y.len())?;
-        let (xp, factors) = PaddedActivations::quantize(m, x, n, self.act().quantize)?;
+        let (xp, absmax) = PaddedActivations::quantize(m, x, n, self.act().quantize)?;
         let (_, k) = self.kernels_for(m.format())?;
-        let len = rows.len();
-        run(k, m, &xp, rows, as_acc(y));
-        rescale_rows(self, y, len, &factors);
+        run(k, m, &xp, rows.clone(), as_acc(y));
+        rescale(self, m, rows, y, &absmax);
         Ok(())
     }
 }
 
-/// The BitLinear forward pass for one activation row: `y = (T · quant(x)) · m · a/127`,
+/// The BitLinear forward pass for one activation row: `y = (T · quant(x)) · m · a/127`
+/// (`m` the row's scale for a matrix with per-row scales),
 /// with `x.len() == m.cols()` and `y.len() == m.rows()`. Uses the active kernel
 /// ([`kernels::active`]) and rayon's threads when the matrix is large enough.
 ///
@@ -383,6 +388,16 @@ pub fn ternary_gemv_i4(
     let mut q = vec![0i8; x.len()];
     let scale = crate::quantize_activations_i4(x, &mut q, mode)?;
     k.gemv_i8(m, &q, as_acc(y))?;
-    (k.act().rescale)(y, crate::quant::output_factor_i4(m.scale(), scale, mode));
+    // Per-row scales: `s_i * f'` with `f' = output_factor_i4(1.0, ..)` (exactly the
+    // activation part, as `1.0 * x == x`), the order of the int8 products' rescale.
+    match m.scales() {
+        Scales::One(s) => {
+            (k.act().rescale)(y, crate::quant::output_factor_i4(s, scale, mode));
+        }
+        Scales::PerRow(s) => {
+            let f = crate::quant::output_factor_i4(1.0, scale, mode);
+            (k.act().rescale_rows)(y, s, f);
+        }
+    }
     Ok(())
 }

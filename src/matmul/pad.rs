@@ -8,7 +8,6 @@ use std::ops::Range;
 use crate::error::{check_len, Error, Result};
 use crate::format::TernaryMatrix;
 use crate::kernels::act::QuantizeRow;
-use crate::quant::output_factor;
 
 /// Checks that `rows` is a non-empty sub-range of `0..m.rows()`.
 pub(crate) fn check_rows(m: &TernaryMatrix, rows: &Range<usize>) -> Result<()> {
@@ -73,7 +72,8 @@ impl<'a> PaddedActivations<'a> {
 
     /// Quantizes `n` f32 rows (`x.len() == n * cols`, checked) to int8 (absmax,
     /// `docs/FORMATS.md` §1) with `quantize` (a kernel set's row quantizer), straight into
-    /// the padded rows; returns them with each row's output factor (`m * a / 127`).
+    /// the padded rows; returns them with each row's absmax `a` (the rescale,
+    /// `matmul::rescale`, turns it into the output factors).
     pub(crate) fn quantize(
         m: &TernaryMatrix,
         x: &[f32],
@@ -83,13 +83,13 @@ impl<'a> PaddedActivations<'a> {
         check_activations(m, n, x.len())?;
         let (cols, kp) = (m.cols(), m.layout().cols_padded);
         let mut q = scratch(n * kp);
-        let mut factors = Vec::with_capacity(n);
+        let mut absmax = Vec::with_capacity(n);
         for (dst, src) in q.chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
             let a = quantize(src, &mut dst[..cols])?;
             dst[cols..].fill(0);
-            factors.push(output_factor(m.scale(), a));
+            absmax.push(a);
         }
-        Ok((PaddedActivations { data: q.into(), n }, factors))
+        Ok((PaddedActivations { data: q.into(), n }, absmax))
     }
 
     /// The number of activation rows.

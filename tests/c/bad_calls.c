@@ -36,6 +36,10 @@ static int failures = 0;
 /* Fixtures: valid matrices and inputs, and inputs with one flaw each. */
 static BitnetMatrix *m;    /* ROWS x COLS, I2_S */
 static BitnetMatrix *m128; /* R128 x C128, I2_S: exportable as a bitnet.cpp blob */
+static BitnetMatrix *m128_rows; /* m128 with one scale per row */
+static const float rs_ok[R128] = {0.5f, 1.0f, 2.0f, 4.0f};
+static float rs_nan[R128] = {0.5f, 1.0f, NAN, 4.0f}, rs_inf[R128] = {INFINITY, 1.0f, 2.0f, 4.0f},
+             rs_zero[R128] = {0.5f, 0.0f, 2.0f, 4.0f}, rs_neg[R128] = {0.5f, 1.0f, 2.0f, -4.0f};
 static float w[ROWS * COLS], w_nan[ROWS * COLS], w_inf[ROWS * COLS];
 static int8_t trits[ROWS * COLS], trits_2[ROWS * COLS], trits_m2[ROWS * COLS];
 static float xf[2 * COLS], xf_nan[COLS], xf_inf[COLS], xf2_nan[2 * COLS];
@@ -194,8 +198,6 @@ static int outputs_untouched(void) {
       bitnet_matrix_from_ggml(34, tq1_bad, sizeof tq1, R128, C512, I2S, &out_m))                \
     X(ggml_in_mixed_d, INVALID_DATA,                                                            \
       bitnet_matrix_from_ggml(35, tq2_mixed, sizeof tq2, R128, C512, I2S, &out_m))              \
-    X(ggml_in_per_row_d, UNSUPPORTED,                                                           \
-      bitnet_matrix_from_ggml(35, tq2_rows, sizeof tq2, R128, C512, I2S, &out_m))               \
     X(ggml_in_nan_d, NON_FINITE,                                                                \
       bitnet_matrix_from_ggml(35, tq2_nan, sizeof tq2, R128, C512, I2S, &out_m))                \
     X(ggml_in_i2s_short, LENGTH_MISMATCH,                                                       \
@@ -226,6 +228,29 @@ static int outputs_untouched(void) {
     X(to_format_bad, INVALID_FORMAT, bitnet_matrix_to_format(m, 4, &out_m))                     \
     X(to_ternary_short, LENGTH_MISMATCH, bitnet_matrix_to_ternary(m, q8, ROWS * COLS - 1))      \
     X(to_ternary_null, NULL_POINTER, bitnet_matrix_to_ternary(m, NULL, ROWS * COLS))            \
+    /* per-row scales */                                                                        \
+    X(row_scales_in_null_m, NULL_POINTER,                                                       \
+      bitnet_matrix_with_row_scales(NULL, rs_ok, R128, &out_m))                                 \
+    X(row_scales_in_null, NULL_POINTER, bitnet_matrix_with_row_scales(m128, NULL, R128, &out_m)) \
+    X(row_scales_in_null_out, NULL_POINTER,                                                     \
+      bitnet_matrix_with_row_scales(m128, rs_ok, R128, NULL))                                   \
+    X(row_scales_in_short, LENGTH_MISMATCH,                                                     \
+      bitnet_matrix_with_row_scales(m128, rs_ok, R128 - 1, &out_m))                             \
+    X(row_scales_in_misaligned, MISALIGNED_POINTER,                                             \
+      bitnet_matrix_with_row_scales(m128, MISALIGNED(const float, spare_f), R128, &out_m))      \
+    X(row_scales_in_nan, NON_FINITE, bitnet_matrix_with_row_scales(m128, rs_nan, R128, &out_m)) \
+    X(row_scales_in_inf, NON_FINITE, bitnet_matrix_with_row_scales(m128, rs_inf, R128, &out_m)) \
+    X(row_scales_in_zero, INVALID_DATA,                                                         \
+      bitnet_matrix_with_row_scales(m128, rs_zero, R128, &out_m))                               \
+    X(row_scales_in_neg, INVALID_DATA, bitnet_matrix_with_row_scales(m128, rs_neg, R128, &out_m)) \
+    X(row_scales_out_null_m, NULL_POINTER, bitnet_matrix_row_scales(NULL, yf, R128))            \
+    X(row_scales_out_null, NULL_POINTER, bitnet_matrix_row_scales(m128_rows, NULL, R128))       \
+    X(row_scales_out_long, LENGTH_MISMATCH, bitnet_matrix_row_scales(m128_rows, yf, R128 + 1))  \
+    X(row_scales_out_short, LENGTH_MISMATCH, bitnet_matrix_row_scales(m128, yf, R128 - 1))      \
+    X(row_scales_to_blob, UNSUPPORTED,                                                          \
+      bitnet_matrix_to_bitnet_i2s(m128_rows, bytes_out, sizeof blob))                           \
+    X(row_scales_to_ggml_i2s, UNSUPPORTED,                                                      \
+      bitnet_matrix_to_ggml(m128_rows, 36, bytes_out, sizeof blob))                             \
     /* int8 products */                                                                         \
     X(gemv_i8_null_m, NULL_POINTER, bitnet_gemv_i8(NULL, xi, COLS, yi, ROWS))                   \
     X(gemv_i8_null_x, NULL_POINTER, bitnet_gemv_i8(m, NULL, COLS, yi, ROWS))                    \
@@ -423,7 +448,8 @@ static void make_fixtures(void) {
     for (size_t i = 0; i < sizeof trits512; i++) trits512[i] = (int8_t)(i % 3) - 1;
     if (bitnet_matrix_from_ternary(trits512, R128, C512, 0.25f, BITNET_FORMAT_I2S, &m512) ||
         bitnet_matrix_to_ggml(m512, BITNET_GGML_TYPE_TQ2_0, tq2, sizeof tq2) ||
-        bitnet_matrix_to_ggml(m512, BITNET_GGML_TYPE_TQ1_0, tq1, sizeof tq1)) {
+        bitnet_matrix_to_ggml(m512, BITNET_GGML_TYPE_TQ1_0, tq1, sizeof tq1) ||
+        bitnet_matrix_with_row_scales(m128, rs_ok, R128, &m128_rows)) {
         fprintf(stderr, "fixtures: %s\n", bitnet_last_error());
         exit(1);
     }
@@ -513,11 +539,19 @@ static void check_ggml(void) {
     CHECK(bitnet_matrix_from_ggml(35, tq2_mixed, sizeof tq2, R128, C512, I2S, &out_m) ==
           BITNET_STATUS_INVALID_DATA);
     CHECK(strstr(bitnet_last_error(), "row 3, block 1 has |d| = 0.5") &&
-          strstr(bitnet_last_error(), "(row 0, block 0) has |d| = 0.25"));
-    CHECK(bitnet_matrix_from_ggml(35, tq2_rows, sizeof tq2, R128, C512, I2S, &out_m) ==
-          BITNET_STATUS_UNSUPPORTED);
-    CHECK(strstr(bitnet_last_error(), "row 2, block 0") &&
-          strstr(bitnet_last_error(), "per-row scales are not supported"));
+          strstr(bitnet_last_error(), "(row 3, block 0) has |d| = 0.25"));
+    /* Blocks that agree within each row: per-row scales. */
+    BitnetMatrix *pr = NULL;
+    float s[R128];
+    CHECK(bitnet_matrix_from_ggml(35, tq2_rows, sizeof tq2, R128, C512, I2S, &pr) ==
+          BITNET_STATUS_OK);
+    CHECK(bitnet_matrix_has_row_scales(pr) == 1 && bitnet_matrix_has_row_scales(m512) == 0);
+    CHECK(bitnet_matrix_row_scales(pr, s, R128) == BITNET_STATUS_OK);
+    CHECK(s[0] == 0.25f && s[1] == 0.25f && s[2] == 0.5f && s[3] == 0.5f);
+    /* scale() of a per-row matrix: NaN, and the detail says where the scales are. */
+    CHECK(isnan(bitnet_matrix_scale(pr)));
+    CHECK(strstr(bitnet_last_error(), "bitnet_matrix_row_scales"));
+    bitnet_matrix_free(pr);
     CHECK(bitnet_matrix_from_hf_packed(hf, 6, C128, 1.0f, 0, I2S, &out_m) ==
           BITNET_STATUS_INVALID_SHAPE);
     CHECK(strstr(bitnet_last_error(), "multiple of 4"));
@@ -529,6 +563,7 @@ static void check_null_handles(void) {
     CHECK(bitnet_matrix_cols(NULL) == 0);
     CHECK(isnan(bitnet_matrix_scale(NULL)));
     CHECK(bitnet_matrix_format(NULL) == -1);
+    CHECK(bitnet_matrix_has_row_scales(NULL) == -1);
     CHECK(bitnet_matrix_row_tile(NULL) == 0);
     CHECK(bitnet_matrix_packed_size(NULL) == 0);
 }
@@ -717,6 +752,7 @@ int main(int argc, char **argv) {
     check_null_handles();
     bitnet_matrix_free(m);
     bitnet_matrix_free(m128);
+    bitnet_matrix_free(m128_rows);
     bitnet_matrix_free(m512);
     free(packed);
     free(packed_bad);

@@ -473,6 +473,79 @@ static void ref_hf(const int8_t *t, size_t rows, size_t cols, uint8_t *out) {
                     (uint8_t)(out[p * cols + k] | (uint8_t)(t[(p + i * q) * cols + k] + 1) << (2 * i));
 }
 
+/* One scale per output row: the scales come back, products are acc[i] * (s[i] * (a / 127))
+ * on the whole matrix and a row range, and TQ2_0 / TQ1_0 export and import them, row by
+ * row as ggml's quantizer writes them. */
+static void check_row_scales(size_t rows, size_t cols) {
+    size_t n = rows * cols;
+    int8_t *t = (int8_t *)xmalloc(n), *q = (int8_t *)xmalloc(cols);
+    float *s = (float *)xmalloc(rows * sizeof(float)), *s2 = (float *)xmalloc(rows * sizeof(float));
+    float *x = (float *)xmalloc(cols * sizeof(float));
+    float *y = (float *)xmalloc(rows * sizeof(float)), *yr = (float *)xmalloc(rows * sizeof(float));
+    int32_t *acc = (int32_t *)xmalloc(rows * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) t[i] = (int8_t)(next_u32() % 3) - 1;
+    /* fp16 values (exact through ggml), each row its own. */
+    for (size_t r = 0; r < rows; r++) s[r] = (float)(r + 1) * 0.125f;
+    for (size_t j = 0; j < cols; j++) x[j] = next_f32();
+    BitnetMatrix *one = NULL, *m = NULL;
+    OK(bitnet_matrix_from_ternary(t, rows, cols, 1.0f, BITNET_FORMAT_I2S, &one));
+    CHECK(bitnet_matrix_has_row_scales(one) == 0);
+    OK(bitnet_matrix_row_scales(one, s2, rows));
+    for (size_t r = 0; r < rows; r++) CHECK(s2[r] == 1.0f);
+    OK(bitnet_matrix_with_row_scales(one, s, rows, &m));
+    CHECK(bitnet_matrix_has_row_scales(m) == 1);
+    OK(bitnet_matrix_row_scales(m, s2, rows));
+    CHECK(memcmp(s, s2, rows * sizeof(float)) == 0);
+    CHECK(isnan(bitnet_matrix_scale(m)));
+    float a = 0.0f;
+    OK(bitnet_quantize_activations(x, cols, q, &a));
+    OK(bitnet_gemv_i8(m, q, cols, acc, rows));
+    OK(bitnet_gemv_f32(m, x, cols, y, rows));
+    float act = a / 127.0f;
+    for (size_t r = 0; r < rows; r++) CHECK(y[r] == (float)acc[r] * (s[r] * act));
+    OK(bitnet_gemv_f32_rows(m, x, cols, 1, rows, yr, rows - 1));
+    CHECK(memcmp(yr, y + 1, (rows - 1) * sizeof(float)) == 0);
+    for (int f = BITNET_FORMAT_TL1; f <= BITNET_FORMAT_TL2; f++) {
+        BitnetMatrix *b = NULL;
+        OK(bitnet_matrix_to_format(m, f, &b));
+        OK(bitnet_matrix_row_scales(b, s2, rows));
+        CHECK(memcmp(s, s2, rows * sizeof(float)) == 0);
+        OK(bitnet_gemv_f32(b, x, cols, yr, rows));
+        CHECK(memcmp(yr, y, rows * sizeof(float)) == 0);
+        bitnet_matrix_free(b);
+    }
+    for (int k = 0; k < 2; k++) {
+        int type = k ? BITNET_GGML_TYPE_TQ1_0 : BITNET_GGML_TYPE_TQ2_0;
+        size_t size = bitnet_ggml_size(type, rows, cols), row = size / rows;
+        uint8_t *ref = (uint8_t *)xmalloc(size), *got = (uint8_t *)xmalloc(size);
+        for (size_t r = 0; r < rows; r++) {
+            /* fp16 of (r + 1) / 8: exponent and mantissa by hand. */
+            float v = s[r];
+            int e = 0;
+            while (v >= 2.0f) v /= 2.0f, e++;
+            while (v < 1.0f) v *= 2.0f, e--;
+            uint16_t d = (uint16_t)(((e + 15) << 10) | (uint16_t)((v - 1.0f) * 1024.0f));
+            if (k)
+                ref_tq1(t + r * cols, 1, cols, d, ref + r * row);
+            else
+                ref_tq2(t + r * cols, 1, cols, d, ref + r * row);
+        }
+        OK(bitnet_matrix_to_ggml(m, type, got, size));
+        CHECK(memcmp(got, ref, size) == 0);
+        BitnetMatrix *back = NULL;
+        OK(bitnet_matrix_from_ggml(type, ref, size, rows, cols, BITNET_FORMAT_TL2, &back));
+        OK(bitnet_matrix_row_scales(back, s2, rows));
+        CHECK(bitnet_matrix_has_row_scales(back) == 1);
+        CHECK(memcmp(s, s2, rows * sizeof(float)) == 0);
+        bitnet_matrix_free(back);
+        free(ref);
+        free(got);
+    }
+    bitnet_matrix_free(one);
+    bitnet_matrix_free(m);
+    free(t), free(q), free(s), free(s2), free(x), free(y), free(yr), free(acc);
+}
+
 /* Export to ggml equals the reference bytes; import gives back the trits and fp16(scale) in
  * every format. An all-zero block (row 1, block 0) and an all-zero row (the last) included. */
 static void check_ggml(size_t rows, size_t cols, float scale, uint16_t d, float d_value) {
@@ -686,6 +759,7 @@ int main(void) {
     check_ggml(3, 256, 1.75f, 0x3F00, 1.75f);
     /* 0.1 is no fp16 value: d = fp16(0.1) = 0x2E66, which is what comes back. */
     check_ggml(8, 768, 0.1f, 0x2E66, 0.0999755859375f);
+    check_row_scales(7, 512);
     check_kv();
     check_container();
 

@@ -7,8 +7,10 @@ NAME.f32 (the tensor given to the quantizer), NAME.trits (int8, only for ternary
 NAME.TQ1_0 / NAME.TQ2_0 (the quantizer's bytes), NAME.TQ1_0.deq / NAME.TQ2_0.deq (f32,
 gguf's dequantization of those bytes), NAME.hf (packed, when rows % 4 == 0), and a line
 "NAME kind rows cols beta_f32_bits d_f32_bits" in OUT_DIR/manifest.txt, where kind is
-"ternary" (trits * beta) or "random" (not ternary), beta is the f32 scale and d is
-float32(float16(beta)).
+"ternary" (trits * beta), "rowscaled" (trits * beta[row], one scale per row) or "random"
+(not ternary), beta is the f32 scale and d is float32(float16(beta)). For "rowscaled" the
+two numbers are 0 and the scales are in NAME.beta (f32, one per row) and NAME.d
+(float32(float16(beta[row])), one per row).
 """
 import struct
 import sys
@@ -77,6 +79,21 @@ for name, rows, cols, beta, zb in cases:
 
 z = np.zeros((4, 512), dtype=np.int8)
 emit("all_zero", "ternary", z.astype(np.float32), np.float32(1.0), z)
+
+# One scale per row: ragged row counts, an all-zero row (its blocks get d = 0), all-zero
+# blocks inside scaled rows.
+row_cases = [
+    ("rowscaled3", 3, 512, ((1, 0),)),
+    ("rowscaled5", 5, 768, ((2, 0), (2, 1), (2, 2), (0, 1))),
+    ("rowscaled8", 8, 256, ((7, 0),)),
+]
+for name, rows, cols, zb in row_cases:
+    t = ternary(rows, cols, zb)
+    beta = (rng.uniform(0.01, 2.0, size=rows)).astype(np.float32)
+    w = t.astype(np.float32) * beta[:, None]
+    emit(name, "rowscaled", w, np.float32(0), t)
+    beta.astype("<f4").tofile(out / f"{name}.beta")
+    beta.astype(np.float16).astype("<f4").tofile(out / f"{name}.d")
 
 # Not ternary: every block gets its own d, so one scale cannot hold it.
 for name, rows, cols in (("random4", 4, 512), ("random1", 1, 1024)):
