@@ -6,45 +6,17 @@
 //! The interpreter is `$BITNET_PYTHON`, or `.venv/bin/python` at the repository root (made
 //! by `.ci/run`). Without it the test fails, unless `BITNET_SKIP_PYTHON=1`.
 
+#[path = "common/python.rs"]
+mod python;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bitnet_kernels::format::ggml::{f16_to_f32, f32_to_f16, GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0};
 use bitnet_kernels::{Error, Format, HfScale, Scales, TernaryMatrix};
 
-const HOW: &str = "create it with `python3 -m venv .venv && .venv/bin/pip install numpy gguf` \
-                   at the repository root (or point BITNET_PYTHON at a python with numpy and \
-                   gguf), or set BITNET_SKIP_PYTHON=1 to skip this test";
-
 /// Runs the reference script into a fresh directory; None when skipping is asked for.
 fn reference_dir() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if std::env::var("BITNET_SKIP_PYTHON").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: BITNET_SKIP_PYTHON=1, the gguf reference was not run");
-        return None;
-    }
-    let python = std::env::var_os("BITNET_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python interpreter at {}: {HOW}",
-        python.display()
-    );
-    let dir = std::env::temp_dir().join(format!("bitnet-ggml-reference-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(&python)
-        .arg(root.join("tests/ggml/make_reference.py"))
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {HOW}", python.display()));
-    assert!(
-        out.status.success(),
-        "tests/ggml/make_reference.py failed ({}); {HOW}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(dir)
+    python::run_script("tests/ggml/make_reference.py", "ggml-reference")
 }
 
 fn read_f32(p: &Path) -> Vec<f32> {

@@ -10,8 +10,10 @@
 #[path = "gguf/writer.rs"]
 mod writer;
 
+#[path = "common/python.rs"]
+mod python;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bitnet_kernels::format::ggml::GGML_TYPE_I2_S;
 use bitnet_kernels::format::shared_copy;
@@ -19,38 +21,8 @@ use bitnet_kernels::gguf::{Gguf, Value};
 use bitnet_kernels::{Error, Format, TernaryMatrix};
 use writer::{write_gguf, Tensor};
 
-const HOW: &str = "create it with `python3 -m venv .venv && .venv/bin/pip install numpy gguf` \
-                   at the repository root (or point BITNET_PYTHON at a python with numpy and \
-                   gguf), or set BITNET_SKIP_PYTHON=1 to skip this test";
-
 fn python_files() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if std::env::var("BITNET_SKIP_PYTHON").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: BITNET_SKIP_PYTHON=1, the gguf package's files were not written");
-        return None;
-    }
-    let python = std::env::var_os("BITNET_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python interpreter at {}: {HOW}",
-        python.display()
-    );
-    let dir = std::env::temp_dir().join(format!("bitnet-gguf-reader-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(&python)
-        .arg(root.join("tests/gguf/make_gguf.py"))
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {HOW}", python.display()));
-    assert!(
-        out.status.success(),
-        "tests/gguf/make_gguf.py failed ({}); {HOW}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(dir)
+    python::run_script("tests/gguf/make_gguf.py", "gguf-reader")
 }
 
 fn read_trits(p: &Path) -> Vec<i8> {

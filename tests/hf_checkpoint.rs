@@ -7,44 +7,16 @@
 //! unless `BITNET_SKIP_PYTHON=1`.
 #![cfg(feature = "safetensors")]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "common/python.rs"]
+mod python;
+
+use std::path::PathBuf;
 
 use bitnet_kernels::hf::{scale_from_config, HfCheckpoint};
 use bitnet_kernels::{Error, Format, HfScale, TernaryMatrix};
 
-const HOW: &str = "create it with `python3 -m venv .venv && .venv/bin/pip install numpy gguf \
-                   safetensors` at the repository root (or point BITNET_PYTHON at one), or set \
-                   BITNET_SKIP_PYTHON=1 to skip this test";
-
 fn python_files() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if std::env::var("BITNET_SKIP_PYTHON").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: BITNET_SKIP_PYTHON=1, the checkpoints were not written");
-        return None;
-    }
-    let python = std::env::var_os("BITNET_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python interpreter at {}: {HOW}",
-        python.display()
-    );
-    let dir = std::env::temp_dir().join(format!("bitnet-hf-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(&python)
-        .arg(root.join("tests/hf/make_checkpoint.py"))
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {HOW}", python.display()));
-    assert!(
-        out.status.success(),
-        "tests/hf/make_checkpoint.py failed ({}); {HOW}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(dir)
+    python::run_script("tests/hf/make_checkpoint.py", "hf")
 }
 
 #[test]
