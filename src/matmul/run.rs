@@ -329,6 +329,7 @@ mod tests {
     /// set, and give way to the bounded kernels past [`TABLE_MAX_BYTES`] (what
     /// `tests/tl_formats.rs` `beyond_table_budget_runs_bounded_passes` relies on).
     #[test]
+    #[cfg_attr(miri, ignore = "only C kernel sets have tables, and Miri runs none")]
     fn table_sizes_and_budget() {
         let t: Vec<i8> = (0..66 * 5377).map(|i| (i % 3) as i8 - 1).collect();
         for f in [Format::TL1, Format::TL2] {
