@@ -61,6 +61,20 @@ fn has_code3(byte: u8) -> bool {
     byte & (byte >> 1) & 0x55 != 0
 }
 
+/// The index of the first byte holding a code 3, if any. Loading a model validates every
+/// packed byte, so the common case (none) is one OR over all bytes, which vectorizes (a
+/// `position` with its early exit does not); the search runs only on failure.
+pub(crate) fn first_code3(bytes: &[u8]) -> Option<usize> {
+    let any = bytes
+        .chunks(1 << 12)
+        .any(|c| c.iter().fold(0u8, |acc, &b| acc | (b & (b >> 1) & 0x55)) != 0);
+    if any {
+        bytes.iter().position(|&b| has_code3(b))
+    } else {
+        None
+    }
+}
+
 /// Fills `out` with zero weights (what padding holds), before [`pack_row`] writes the rows.
 pub(crate) fn init(out: &mut [u8]) {
     out.fill(ZERO_BYTE);
@@ -108,7 +122,7 @@ pub(crate) fn unpack(packed: &[u8], l: &Layout, trits: &mut [i8]) {
 /// that one matrix has exactly one packed form.
 pub(crate) fn validate(packed: &[u8], l: &Layout) -> Result<()> {
     check_len("packed bytes", l.packed_len, packed.len())?;
-    if let Some(i) = packed.iter().position(|&b| has_code3(b)) {
+    if let Some(i) = first_code3(packed) {
         return Err(Error::InvalidData(format!("I2_S code 3 in byte {i}")));
     }
     let blocks = l.cols_padded / K_BLOCK;
@@ -161,8 +175,7 @@ pub(crate) fn import_bitnet_rows(
     let len = bitnet_check_shape(rows, cols)?;
     check_len("bitnet.cpp I2_S blob", len, blob.len())?;
     let codes = &blob[..len - BITNET_TAIL];
-    if codes.iter().fold(0, |acc, &b| acc | (b & (b >> 1) & 0x55)) != 0 {
-        let i = codes.iter().position(|&b| has_code3(b)).unwrap_or(0);
+    if let Some(i) = first_code3(codes) {
         return Err(Error::InvalidData(format!("I2_S code 3 in blob byte {i}")));
     }
     let tail = &blob[len - BITNET_TAIL..];

@@ -62,16 +62,16 @@ pub(crate) fn unpack(packed: &[u8], l: &Layout, trits: &mut [i8]) {
 /// Checks packed bytes: no code 3 anywhere, code 1 at every padding position.
 pub(crate) fn validate(packed: &[u8], l: &Layout) -> Result<()> {
     check_len("packed bytes", l.packed_len, packed.len())?;
+    if let Some(i) = super::i2s::first_code3(packed) {
+        return Err(Error::InvalidData(format!("I2_S_COL code 3 in byte {i}")));
+    }
+    // Then only the padding positions: the padding rows whole, the padding columns of the rest.
     for r in 0..l.rows_padded {
-        for c in 0..l.cols_padded {
+        let first = if r >= l.rows { 0 } else { l.cols };
+        for c in first..l.cols_padded {
             let (byte, shift) = position(r, c, l.cols_padded);
             let code = (packed[byte] >> shift) & 3;
-            if code == 3 {
-                return Err(Error::InvalidData(format!(
-                    "I2_S_COL code 3 at row {r}, column {c} (byte {byte})"
-                )));
-            }
-            if (r >= l.rows || c >= l.cols) && code != 1 {
+            if code != 1 {
                 return Err(Error::InvalidData(format!(
                     "I2_S_COL padding at row {r}, column {c} is not a zero weight"
                 )));
