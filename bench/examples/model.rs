@@ -178,7 +178,10 @@ fn load(path: &Path, format: Format) -> (Vec<Tensor>, f64) {
             .collect();
         return (out, secs);
     }
-    let g = Gguf::open(path).expect("open the GGUF file");
+    // Mapped, as an engine loading a model would (the file's pages are read once, by the
+    // importers, with no copy of the file first).
+    // SAFETY: nothing else writes or truncates the model file while this program runs.
+    let g = unsafe { Gguf::map(path) }.expect("map the GGUF file");
     let all = g.import_all(format).expect("import");
     let secs = t0.elapsed().as_secs_f64();
     let out = all
