@@ -285,7 +285,9 @@ mod tests {
     #[test]
     fn topk_matches_a_sort() {
         let mut seed = 0x9e3779b97f4a7c15u64;
-        for len in 1..200usize {
+        // Shorter rows under Miri, where each sort is slow; the tie rule shows from len 2 on.
+        let lens = if cfg!(miri) { 1..40usize } else { 1..200 };
+        for len in lens {
             let x: Vec<f32> = (0..len)
                 .map(|_| {
                     seed ^= seed << 13;
