@@ -86,17 +86,18 @@ unsafe fn activations<'a>(a: *const BitnetActivations) -> CResult<&'a QuantizedA
     Ok(unsafe { &(*a).inner })
 }
 
-/// The BitLinear forward pass of quantized activations: y is n x rows (`y_len`), n being the
-/// handle's row count; bit-identical to `bitnet_gemm_f32` on the f32 rows. `y` is untouched
-/// on failure.
+/// A product of quantized activations into C memory: the checks both quantized calls share
+/// (live handles, `y`, matching cols, `y_len == n * rows`), `product` into a temporary, then
+/// the copy out, so that `y` is untouched on failure.
 ///
-/// Safety: `m` and `a` are live handles; `y` points to `y_len` floats.
-#[no_mangle]
-pub unsafe extern "C" fn bitnet_gemm_f32_quantized(
+/// # Safety
+/// `m` and `a` are live handles (or NULL/misaligned, rejected); `y` points to `y_len` elements.
+unsafe fn quantized_product<T: Copy + Default>(
     m: *const BitnetMatrix,
     a: *const BitnetActivations,
-    y: *mut f32,
+    y: *mut T,
     y_len: usize,
+    product: fn(&TernaryMatrix, &QuantizedActivations, &mut [T]) -> crate::Result<()>,
 ) -> BitnetStatus {
     status_call(|| {
         // SAFETY: live handles (NULL and misaligned are rejected).
@@ -110,11 +111,27 @@ pub unsafe extern "C" fn bitnet_gemm_f32_quantized(
             "n * rows",
         )?;
         let mut out = result_buffer(y_len)?;
-        crate::ternary_gemm_quantized(m, a, &mut out)?;
-        // SAFETY: `y` was checked and holds y_len == out.len() floats.
+        product(m, a, &mut out)?;
+        // SAFETY: `y` was checked and holds y_len == out.len() elements.
         unsafe { write_out(&out, y) };
         Ok(())
     })
+}
+
+/// The BitLinear forward pass of quantized activations: y is n x rows (`y_len`), n being the
+/// handle's row count; bit-identical to `bitnet_gemm_f32` on the f32 rows. `y` is untouched
+/// on failure.
+///
+/// Safety: `m` and `a` are live handles; `y` points to `y_len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn bitnet_gemm_f32_quantized(
+    m: *const BitnetMatrix,
+    a: *const BitnetActivations,
+    y: *mut f32,
+    y_len: usize,
+) -> BitnetStatus {
+    // SAFETY: forwarded contract.
+    unsafe { quantized_product(m, a, y, y_len, crate::ternary_gemm_quantized) }
 }
 
 /// The exact int32 accumulators of quantized activations: y is n x rows (`y_len`).
@@ -128,23 +145,8 @@ pub unsafe extern "C" fn bitnet_gemm_i8_quantized(
     y: *mut i32,
     y_len: usize,
 ) -> BitnetStatus {
-    status_call(|| {
-        // SAFETY: live handles (NULL and misaligned are rejected).
-        let (m, a) = unsafe { (handle(m)?, activations(a)?) };
-        check_ptr(y, "y")?;
-        check_len("a cols", a.cols(), m.cols(), "cols")?;
-        check_len(
-            "y_len",
-            y_len,
-            product_of(a.n(), m.rows(), "n * rows")?,
-            "n * rows",
-        )?;
-        let mut out = result_buffer(y_len)?;
-        crate::gemm_i8_quantized(m, a, &mut out)?;
-        // SAFETY: `y` was checked and holds y_len == out.len() elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { quantized_product(m, a, y, y_len, crate::gemm_i8_quantized) }
 }
 
 /// The matrices of a fused call: `count` (1 to 16) live handles.
