@@ -225,7 +225,8 @@ unsafe fn info(m: *const BitnetMatrix) -> Info {
 
 /// The Rust API's f32 product on the same trits and scale (all formats give the same bits).
 fn rust_gemm_f32(i: &Info, x: &[f32], n: usize) -> Vec<u32> {
-    let m = TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scales[0], Format::I2S).unwrap();
+    let m =
+        TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scales[0], Format::I2S).unwrap();
     let m = if i.per_row {
         m.with_row_scales(i.scales.clone()).unwrap()
     } else {
@@ -630,9 +631,14 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
             let ms: Vec<TernaryMatrix> = infos
                 .iter()
                 .map(|i| {
-                    let m =
-                        TernaryMatrix::from_ternary(&i.trits, i.rows, i.cols, i.scales[0], Format::I2S)
-                            .unwrap();
+                    let m = TernaryMatrix::from_ternary(
+                        &i.trits,
+                        i.rows,
+                        i.cols,
+                        i.scales[0],
+                        Format::I2S,
+                    )
+                    .unwrap();
                     if i.per_row {
                         m.with_row_scales(i.scales.clone()).unwrap()
                     } else {
@@ -820,7 +826,11 @@ unsafe fn step(b: &mut Bytes, handles: &mut Vec<*mut BitnetMatrix>) {
                 return;
             }
             let m = handle(b, handles);
-            let rows = if m.is_null() { 1 } else { bitnet_matrix_rows(m) };
+            let rows = if m.is_null() {
+                1
+            } else {
+                bitnet_matrix_rows(m)
+            };
             let len = length(b, rows).min(CAP);
             let s = floats(b, len);
             let (ps, pout) = (Ptr::pick(b), Ptr::pick(b));

@@ -2,7 +2,7 @@
 //! parameters (never failing: an exhausted input reads as zeros), and the reference product.
 #![allow(dead_code)]
 
-use bitnet_kernels::TernaryMatrix;
+use bitnet_kernels::{Error, TernaryMatrix};
 
 // The integration tests' helpers: the naive product, the kernel sets with their own kernels
 // for a format, the formats this build packs.
@@ -82,4 +82,21 @@ pub fn check_products(m: &TernaryMatrix, xsrc: &[u8]) {
         k.gemm_i8(m, &x, n, &mut y).unwrap();
         assert_eq!(y, want, "{} gemm {}", k.name(), m.format().name());
     }
+}
+
+/// Asserts that a model-file reader (`gguf`, `hf`) failed with one of the clean error kinds
+/// that malformed file bytes may produce.
+pub fn clean_read_error(e: &Error) {
+    assert!(
+        matches!(
+            e,
+            Error::InvalidData(_)
+                | Error::InvalidShape(_)
+                | Error::LengthMismatch { .. }
+                | Error::NonFinite { .. }
+                | Error::Unsupported(_)
+                | Error::Alloc
+        ),
+        "unexpected error kind: {e:?}"
+    );
 }

@@ -9,24 +9,9 @@ mod common;
 
 use bitnet_kernels::format::shared_copy;
 use bitnet_kernels::gguf::Gguf;
-use bitnet_kernels::{Error, Format};
-use common::check_products;
+use bitnet_kernels::Format;
+use common::{check_products, clean_read_error as clean};
 use libfuzzer_sys::fuzz_target;
-
-fn clean(e: &Error) {
-    assert!(
-        matches!(
-            e,
-            Error::InvalidData(_)
-                | Error::InvalidShape(_)
-                | Error::LengthMismatch { .. }
-                | Error::NonFinite { .. }
-                | Error::Unsupported(_)
-                | Error::Alloc
-        ),
-        "unexpected error kind: {e:?}"
-    );
-}
 
 fuzz_target!(|data: &[u8]| {
     let g = match Gguf::from_buffer(shared_copy(data).unwrap()) {

@@ -9,24 +9,9 @@ mod common;
 
 use bitnet_kernels::format::shared_copy;
 use bitnet_kernels::hf::HfCheckpoint;
-use bitnet_kernels::{Error, Format, HfScale};
-use common::{check_products, Bytes};
+use bitnet_kernels::{Format, HfScale};
+use common::{check_products, clean_read_error as clean, Bytes};
 use libfuzzer_sys::fuzz_target;
-
-fn clean(e: &Error) {
-    assert!(
-        matches!(
-            e,
-            Error::InvalidData(_)
-                | Error::InvalidShape(_)
-                | Error::LengthMismatch { .. }
-                | Error::NonFinite { .. }
-                | Error::Unsupported(_)
-                | Error::Alloc
-        ),
-        "unexpected error kind: {e:?}"
-    );
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
