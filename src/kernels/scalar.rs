@@ -32,14 +32,9 @@ pub(super) unsafe extern "C" fn i2s_gemm(
     y: *mut i32,
 ) {
     let rows = row_end - row_begin;
-    // SAFETY: the contract guarantees these extents are readable / writable.
-    let (w, x, y) = unsafe {
-        (
-            std::slice::from_raw_parts(w, chunk_offset(row_end, 0, kp)),
-            std::slice::from_raw_parts(x, n * kp),
-            std::slice::from_raw_parts_mut(y, n * rows),
-        )
-    };
+    // SAFETY: forwarded contract; the rows up to `row_end` occupy `chunk_offset(row_end, 0, kp)` bytes.
+    let (w, x, y) =
+        unsafe { super::scalar::raw_slices(w, chunk_offset(row_end, 0, kp), kp, x, n, rows, y) };
     for r in row_begin..row_end {
         for j in 0..n {
             let xj = &x[j * kp..(j + 1) * kp];
@@ -55,5 +50,30 @@ pub(super) unsafe extern "C" fn i2s_gemm(
             }
             y[j * rows + (r - row_begin)] = acc;
         }
+    }
+}
+
+/// A raw kernel call's arguments as slices: the `w_len` packed bytes the rows up to
+/// `row_end` occupy, the `n × kp` activations and the `n × (row_end − row_begin)` outputs.
+/// Every reference kernel starts here.
+///
+/// # Safety
+/// The raw kernel contract of [`super::RawGemm`], with `w_len` bytes readable at `w`.
+pub(super) unsafe fn raw_slices<'a>(
+    w: *const u8,
+    w_len: usize,
+    kp: usize,
+    x: *const i8,
+    n: usize,
+    rows: usize,
+    y: *mut i32,
+) -> (&'a [u8], &'a [i8], &'a mut [i32]) {
+    // SAFETY: the contract guarantees these extents are readable / writable.
+    unsafe {
+        (
+            std::slice::from_raw_parts(w, w_len),
+            std::slice::from_raw_parts(x, n * kp),
+            std::slice::from_raw_parts_mut(y, n * rows),
+        )
     }
 }

@@ -29,13 +29,16 @@ pub(super) unsafe extern "C" fn i2s_col_gemm(
     y: *mut i32,
 ) {
     let rows = row_end - row_begin;
-    // SAFETY: the contract guarantees these extents are readable / writable (the blocks up to
-    // `row_end` are `row_end / 256` of `kp * 64` bytes each).
+    // SAFETY: forwarded contract; the rows up to `row_end` occupy `row_end / 256` blocks of `kp * 64` bytes.
     let (w, x, y) = unsafe {
-        (
-            std::slice::from_raw_parts(w, row_end / ROW_TILE * kp * (ROW_TILE / 4)),
-            std::slice::from_raw_parts(x, n * kp),
-            std::slice::from_raw_parts_mut(y, n * rows),
+        super::scalar::raw_slices(
+            w,
+            row_end / ROW_TILE * kp * (ROW_TILE / 4),
+            kp,
+            x,
+            n,
+            rows,
+            y,
         )
     };
     for j in 0..n {

@@ -26,14 +26,9 @@ unsafe fn gemm_by_groups<const G: usize>(
     decode: impl Fn(&[u8], usize, usize) -> [i8; G],
 ) {
     let rows = row_end - row_begin;
-    // SAFETY: the contract guarantees these extents are readable / writable: the packed
-    // matrix holds whole tiles up to row_end, x holds n × kp, y holds n × rows.
+    // SAFETY: forwarded contract; the rows up to `row_end` occupy whole tiles of `tile_bytes`.
     let (w, x, y) = unsafe {
-        (
-            std::slice::from_raw_parts(w, row_end / tl1::ROW_TILE * tile_bytes),
-            std::slice::from_raw_parts(x, n * kp),
-            std::slice::from_raw_parts_mut(y, n * rows),
-        )
+        super::scalar::raw_slices(w, row_end / tl1::ROW_TILE * tile_bytes, kp, x, n, rows, y)
     };
     for r in row_begin..row_end {
         for j in 0..n {
