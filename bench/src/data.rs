@@ -70,6 +70,11 @@ impl Rng {
     }
 }
 
+/// `n` standard normal deviates from `rng`.
+pub fn normals(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.normal()).collect()
+}
+
 /// Gaussian `rows × cols` weights (std 0.02, like a trained layer's), row-major.
 pub fn weights(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);

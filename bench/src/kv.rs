@@ -11,6 +11,7 @@ use bitnet_kernels::kernels;
 use bitnet_kernels::kv::KvCache;
 use half::f16;
 
+use crate::data::{normals, Rng};
 use crate::{machine, probe, stats};
 
 /// One layer's fp16 K and V, token-major (`[token][kv head][head_dim]`).
@@ -201,25 +202,6 @@ mod x86 {
     }
 }
 
-/// Normal deviates (xorshift + Box–Muller), deterministic.
-struct Rng(u64);
-impl Rng {
-    fn u(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 + 0.5) / (1u64 << 24) as f32
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let (a, b) = (self.u(), self.u());
-                (-2.0 * a.ln()).sqrt() * (std::f32::consts::TAU * b).cos()
-            })
-            .collect()
-    }
-}
-
 /// The 2B-4T attention shape: query heads, KV heads, head_dim.
 const HQ: usize = 20;
 const HK: usize = 5;
@@ -288,10 +270,10 @@ fn accuracy(o: &mut String, b: &KvBench) -> bitnet_kernels::Result<()> {
         let mut cos = vec![Vec::new(); 3];
         let mut rel = vec![Vec::new(); 3];
         for draw in 0..b.draws {
-            let mut rng = Rng(11 + draw as u64);
-            let mut k = rng.vec(t * HK * D);
-            let v = rng.vec(t * HK * D);
-            let q = rng.vec(HQ * D);
+            let mut rng = Rng::new(11 + draw as u64);
+            let mut k = normals(&mut rng, t * HK * D);
+            let v = normals(&mut rng, t * HK * D);
+            let q = normals(&mut rng, HQ * D);
             if outliers {
                 for row in k.chunks_exact_mut(D) {
                     row[5] *= 15.0;
@@ -337,10 +319,10 @@ fn accuracy(o: &mut String, b: &KvBench) -> bitnet_kernels::Result<()> {
 
 fn speed(o: &mut String, b: &KvBench, stream_gb_s: f64) -> bitnet_kernels::Result<()> {
     let (layers, tokens) = (b.layers, b.tokens);
-    let mut rng = Rng(5);
-    let k = rng.vec(tokens * HK * D);
-    let v = rng.vec(tokens * HK * D);
-    let q = rng.vec(HQ * D);
+    let mut rng = Rng::new(5);
+    let k = normals(&mut rng, tokens * HK * D);
+    let v = normals(&mut rng, tokens * HK * D);
+    let q = normals(&mut rng, HQ * D);
     let mut first = KvCache::new(HK, D, tokens, 1)?;
     first.append(&k, &v, tokens)?;
     let caches: Vec<KvCache> = (0..layers).map(|_| first.clone()).collect();
