@@ -10,7 +10,7 @@ use crate::format::TernaryMatrix;
 
 use super::matrix::{put_matrix, BitnetMatrix};
 use super::status::{
-    boundary, c_slice, check_ptr, handle, status_call, BitnetStatus, CResult, Failure,
+    boundary, c_slice, check_ptr, free_handle, handle, status_call, BitnetStatus, CResult, Failure,
 };
 
 /// A loaded container file: opaque and immutable. Its matrices borrow its bytes (the
@@ -235,16 +235,6 @@ pub unsafe extern "C" fn bitnet_container_get(
 /// Safety: `c` is NULL or a live container that no other call is using.
 #[no_mangle]
 pub unsafe extern "C" fn bitnet_container_free(c: *mut BitnetContainer) {
-    boundary(
-        |_| (),
-        || {
-            if c.is_null() {
-                return Ok(());
-            }
-            check_ptr(c, "c")?;
-            // SAFETY: a live handle made by Box::into_raw in put_container, freed once.
-            drop(unsafe { Box::from_raw(c) });
-            Ok(())
-        },
-    )
+    // SAFETY: forwarded contract (a handle this library boxed, or NULL).
+    unsafe { free_handle(c, "c") }
 }

@@ -7,8 +7,8 @@ use std::ops::Range;
 
 use super::matrix::BitnetMatrix;
 use super::status::{
-    boundary, c_slice, check_len, check_n, check_ptr, handle, located, product_of, result_buffer,
-    status_call, write_out, BitnetStatus, CResult, Failure,
+    c_slice, check_len, check_n, check_ptr, free_handle, handle, located, product_of,
+    result_buffer, status_call, write_out, BitnetStatus, CResult, Failure,
 };
 use crate::matmul::{Activations, Output, MAX_MATRICES};
 use crate::{QuantizedActivations, TernaryMatrix};
@@ -62,18 +62,8 @@ pub unsafe extern "C" fn bitnet_quantize_once(
 /// Safety: `a` is NULL or a live handle that no other call is using.
 #[no_mangle]
 pub unsafe extern "C" fn bitnet_activations_free(a: *mut BitnetActivations) {
-    boundary(
-        |_| (),
-        || {
-            if a.is_null() {
-                return Ok(());
-            }
-            check_ptr(a, "a")?;
-            // SAFETY: a live handle made by Box::into_raw in bitnet_quantize_once, freed once.
-            drop(unsafe { Box::from_raw(a) });
-            Ok(())
-        },
-    )
+    // SAFETY: forwarded contract (a handle this library boxed, or NULL).
+    unsafe { free_handle(a, "a") }
 }
 
 /// The activations behind a handle.

@@ -7,8 +7,8 @@ use std::ffi::c_int;
 use crate::kv::KvCache;
 
 use super::status::{
-    boundary, c_slice, check_ptr, product_of, result_buffer, status_call, write_out, BitnetStatus,
-    CResult,
+    boundary, c_slice, check_ptr, free_handle, product_of, result_buffer, status_call, write_out,
+    BitnetStatus, CResult,
 };
 
 /// One attention layer's KV cache: opaque. Reading calls (`attend`, `scores`,
@@ -250,16 +250,6 @@ pub unsafe extern "C" fn bitnet_kv_bytes(c: *const BitnetKvCache) -> usize {
 /// Safety: `c` is NULL or a live cache that no other call is using.
 #[no_mangle]
 pub unsafe extern "C" fn bitnet_kv_free(c: *mut BitnetKvCache) {
-    boundary(
-        |_| (),
-        || {
-            if c.is_null() {
-                return Ok(());
-            }
-            check_ptr(c, "c")?;
-            // SAFETY: a live handle made by Box::into_raw in bitnet_kv_new, freed once.
-            drop(unsafe { Box::from_raw(c) });
-            Ok(())
-        },
-    )
+    // SAFETY: forwarded contract (a handle this library boxed, or NULL).
+    unsafe { free_handle(c, "c") }
 }

@@ -8,8 +8,8 @@ use crate::format::i2s::{BITNET_BLOCK, BITNET_TAIL};
 use crate::format::{Scales, TernaryMatrix};
 
 use super::status::{
-    boundary, c_slice, check_len, check_ptr, check_scale, format_of, handle, located, status_call,
-    write_out, BitnetStatus, CResult, Failure,
+    boundary, c_slice, check_len, check_ptr, check_scale, format_of, free_handle, handle, located,
+    status_call, write_out, BitnetStatus, CResult, Failure,
 };
 
 /// A packed ternary matrix: opaque, immutable once built. Any number of threads may use one
@@ -360,19 +360,8 @@ pub unsafe extern "C" fn bitnet_matrix_with_row_scales(
 /// Safety: `m` is NULL or a live matrix from this library that no other call is using.
 #[no_mangle]
 pub unsafe extern "C" fn bitnet_matrix_free(m: *mut BitnetMatrix) {
-    boundary(
-        |_| (),
-        || {
-            if m.is_null() {
-                return Ok(());
-            }
-            // A misaligned pointer cannot be a handle: leave it alone (the detail says so).
-            check_ptr(m, "m")?;
-            // SAFETY: a live handle made by Box::into_raw in put_matrix, freed once.
-            drop(unsafe { Box::from_raw(m) });
-            Ok(())
-        },
-    )
+    // SAFETY: forwarded contract (a handle this library boxed, or NULL).
+    unsafe { free_handle(m, "m") }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -401,6 +401,27 @@ pub(crate) unsafe fn write_out<T: Copy>(src: &[T], dst: *mut T) {
     unsafe { std::ptr::copy(src.as_ptr(), dst, src.len()) }
 }
 
+/// Frees a handle the library made with `Box::into_raw`, under the C boundary: NULL is a
+/// no-op; a misaligned pointer cannot be a handle and is left alone (the detail says so).
+///
+/// # Safety
+/// `p` is NULL, misaligned, or a live handle of type `T` from this library that no other
+/// call is using; it is not used afterwards.
+pub(crate) unsafe fn free_handle<T>(p: *mut T, name: &'static str) {
+    boundary(
+        |_| (),
+        || {
+            if p.is_null() {
+                return Ok(());
+            }
+            check_ptr(p, name)?;
+            // SAFETY: a live handle made by Box::into_raw, freed once (the caller's contract).
+            drop(unsafe { Box::from_raw(p) });
+            Ok(())
+        },
+    )
+}
+
 /// The matrix behind a handle.
 ///
 /// # Safety
