@@ -47,6 +47,48 @@ pub fn parse_shapes(list: &str) -> Result<Vec<(usize, usize, &'static str)>, Str
         .collect()
 }
 
+/// The command line of the timing programs (`tl_timing`, `sparse_timing`): shapes as
+/// `ROWSxCOLS`, `--reps N` and `--cold-mib M`.
+pub struct TimingArgs {
+    /// The shapes (rows, cols) given, or the program's defaults.
+    pub shapes: Vec<(usize, usize)>,
+    /// GEMVs timed per figure.
+    pub reps: usize,
+    /// The size of the cold rotation.
+    pub cold_mib: usize,
+}
+
+/// Parses the process's arguments as [`TimingArgs`] with these defaults; panics with a usage
+/// message on a bad argument.
+pub fn timing_args(reps: usize, shapes: &[(usize, usize)]) -> TimingArgs {
+    let mut a = TimingArgs {
+        shapes: Vec::new(),
+        reps,
+        cold_mib: 128,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--reps" => a.reps = args.next().and_then(|s| s.parse().ok()).expect("--reps N"),
+            "--cold-mib" => {
+                a.cold_mib = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--cold-mib M")
+            }
+            s => {
+                let (r, c) = s.split_once('x').expect("shape ROWSxCOLS");
+                a.shapes
+                    .push((r.parse::<usize>().unwrap(), c.parse::<usize>().unwrap()));
+            }
+        }
+    }
+    if a.shapes.is_empty() {
+        a.shapes = shapes.to_vec();
+    }
+    a
+}
+
 /// A small, fast, deterministic generator (xorshift64*), so runs are comparable.
 pub struct Rng(u64);
 

@@ -27,27 +27,11 @@ fn time(set: &KernelSet, m: &TernaryMatrix, x: &[i8], y: &mut [i32]) -> f64 {
 }
 
 fn main() {
-    let mut shapes = Vec::new();
-    let (mut reps, mut cold_mib) = (100usize, 128usize);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--reps" => reps = args.next().and_then(|s| s.parse().ok()).expect("--reps N"),
-            "--cold-mib" => {
-                cold_mib = args
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .expect("--cold-mib M")
-            }
-            s => {
-                let (r, c) = s.split_once('x').expect("shape ROWSxCOLS");
-                shapes.push((r.parse::<usize>().unwrap(), c.parse::<usize>().unwrap()));
-            }
-        }
-    }
-    if shapes.is_empty() {
-        shapes = vec![(2560, 2560), (2560, 6912)];
-    }
+    let data::TimingArgs {
+        shapes,
+        reps,
+        cold_mib,
+    } = data::timing_args(100, &[(2560, 2560), (2560, 6912)]);
     let set: &KernelSet = bitnet_kernels::kernels::active().expect("kernel set");
     println!(
         "kernel set {} (1 thread; I2_S_COL runs on {}), median of {reps} GEMVs; cold = rotating over ≥ {cold_mib} MiB",

@@ -19,27 +19,14 @@ use bitnet_bench::stats::{median, thread_cpu_us as cpu_us};
 use bitnet_kernels::{Format, TernaryMatrix};
 
 fn main() {
-    let mut shapes = Vec::new();
-    let (mut reps, mut cold_mib) = (200usize, 128usize);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--reps" => reps = args.next().and_then(|s| s.parse().ok()).expect("--reps N"),
-            "--cold-mib" => {
-                cold_mib = args
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .expect("--cold-mib M")
-            }
-            s => {
-                let (r, c) = s.split_once('x').expect("shape ROWSxCOLS");
-                shapes.push((r.parse::<usize>().unwrap(), c.parse::<usize>().unwrap()));
-            }
-        }
-    }
-    if shapes.is_empty() {
-        shapes = vec![(6912, 2560), (2560, 2560), (2560, 6912), (14336, 4096)];
-    }
+    let data::TimingArgs {
+        shapes,
+        reps,
+        cold_mib,
+    } = data::timing_args(
+        200,
+        &[(6912, 2560), (2560, 2560), (2560, 6912), (14336, 4096)],
+    );
     let set = registry::active().expect("kernel set");
     println!(
         "kernel set {} (1 thread), median of {reps} GEMVs; cold = rotating over ≥ {cold_mib} MiB",
