@@ -345,7 +345,7 @@ impl Container {
     }
 
     /// Opens the container file at `path`, read into memory (one copy; see
-    /// [`Container::map`] for none), and validates it whole.
+    /// `Container::map`, feature `mmap`, for none), and validates it whole.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::from_buffer(crate::format::read_shared(path.as_ref())?)
     }

@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 
 mod a48;
+pub(crate) use a48::act_factor_i4;
 pub use a48::{
     output_factor_i4, quantize_activations_i4, quantize_activations_topk, topk_count, I4Mode,
 };

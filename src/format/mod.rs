@@ -783,7 +783,7 @@ pub fn shared_copy(bytes: &[u8]) -> Result<SharedBuffer> {
 }
 
 /// Reads the file at `path` whole into a new 64-byte aligned [`SharedBuffer`] (one copy, from
-/// the page cache). The safe way to load a file; [`map_shared`] avoids the copy.
+/// the page cache). The safe way to load a file; `map_shared` (feature `mmap`) avoids the copy.
 pub fn read_shared(path: &std::path::Path) -> Result<SharedBuffer> {
     use std::io::Read;
     let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));

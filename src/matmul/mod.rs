@@ -8,7 +8,7 @@ use std::ops::Range;
 use crate::error::Result;
 use crate::format::{Scales, TernaryMatrix};
 use crate::kernels::{self, KernelSet};
-use crate::quant::{act_factor, output_factor};
+use crate::quant::act_factor;
 
 mod multi;
 mod pad;
@@ -36,11 +36,25 @@ fn as_acc(y: &mut [f32]) -> &mut [i32] {
 /// `acc * (m * (a_j / 127))` with one scale, or `acc[i] * (s_i * (a_j / 127))` with per-row
 /// scales (`s` sliced to `rows`).
 fn rescale(k: &KernelSet, m: &TernaryMatrix, rows: Range<usize>, y: &mut [f32], absmax: &[f32]) {
+    rescale_with(k, m, rows, y, absmax, act_factor);
+}
+
+/// [`rescale`] for any activation quantizer: row `j` with scale `a_j` becomes
+/// `acc * (m * part(a_j))` or `acc[i] * (s_i * part(a_j))` (int8: `part(a) = a / 127`, so
+/// `m * part(a)` is [`crate::quant::output_factor`]; int4: `β / sqrtf(7)` or `a / 7`).
+fn rescale_with(
+    k: &KernelSet,
+    m: &TernaryMatrix,
+    rows: Range<usize>,
+    y: &mut [f32],
+    act_scales: &[f32],
+    part: impl Fn(f32) -> f32,
+) {
     let act = k.act();
-    for (row, &a) in y.chunks_exact_mut(rows.len()).zip(absmax) {
+    for (row, &a) in y.chunks_exact_mut(rows.len()).zip(act_scales) {
         match m.scales() {
-            Scales::One(s) => (act.rescale)(row, output_factor(s, a)),
-            Scales::PerRow(s) => (act.rescale_rows)(row, &s[rows.clone()], act_factor(a)),
+            Scales::One(s) => (act.rescale)(row, s * part(a)),
+            Scales::PerRow(s) => (act.rescale_rows)(row, &s[rows.clone()], part(a)),
         }
     }
 }
@@ -385,19 +399,14 @@ pub fn ternary_gemv_i4(
 ) -> Result<()> {
     let k = kernels::active()?;
     check_output(1, m.rows(), y.len())?;
-    let mut q = vec![0i8; x.len()];
-    let scale = crate::quantize_activations_i4(x, &mut q, mode)?;
-    k.gemv_i8(m, &q, as_acc(y))?;
-    // Per-row scales: `s_i * f'` with `f' = output_factor_i4(1.0, ..)` (exactly the
-    // activation part, as `1.0 * x == x`), the order of the int8 products' rescale.
-    match m.scales() {
-        Scales::One(s) => {
-            (k.act().rescale)(y, crate::quant::output_factor_i4(s, scale, mode));
-        }
-        Scales::PerRow(s) => {
-            let f = crate::quant::output_factor_i4(1.0, scale, mode);
-            (k.act().rescale_rows)(y, s, f);
-        }
-    }
+    // The int8 path's steps with the int4 quantizer: straight into the padded scratch rows,
+    // the same kernels and threads, the same rescale with the int4 activation factor.
+    let (xp, scale) =
+        PaddedActivations::quantize(m, x, 1, |x, q| crate::quantize_activations_i4(x, q, mode))?;
+    let (_, kk) = k.kernels_for(m.format())?;
+    par_run(kk, m, &xp, as_acc(y));
+    rescale_with(k, m, 0..m.rows(), y, &scale, |s| {
+        crate::quant::act_factor_i4(s, mode)
+    });
     Ok(())
 }

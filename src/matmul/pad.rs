@@ -7,7 +7,6 @@ use std::ops::Range;
 
 use crate::error::{check_len, Error, Result};
 use crate::format::TernaryMatrix;
-use crate::kernels::act::QuantizeRow;
 
 /// Checks that `rows` is a non-empty sub-range of `0..m.rows()`.
 pub(crate) fn check_rows(m: &TernaryMatrix, rows: &Range<usize>) -> Result<()> {
@@ -78,7 +77,7 @@ impl<'a> PaddedActivations<'a> {
         m: &TernaryMatrix,
         x: &[f32],
         n: usize,
-        quantize: QuantizeRow,
+        quantize: impl Fn(&[f32], &mut [i8]) -> Result<f32>,
     ) -> Result<(PaddedActivations<'static>, Vec<f32>)> {
         check_activations(m, n, x.len())?;
         let (cols, kp) = (m.cols(), m.layout().cols_padded);

@@ -90,9 +90,16 @@ pub fn quantize_activations_i4(x: &[f32], q: &mut [i8], mode: I4Mode) -> Result<
 /// `m * (β / sqrtf(7))` for absmean and `m * (a / 7)` for absmax.
 #[inline]
 pub fn output_factor_i4(weight_scale: f32, scale: f32, mode: I4Mode) -> f32 {
+    weight_scale * act_factor_i4(scale, mode)
+}
+
+/// The activation part of [`output_factor_i4`]: `β / sqrtf(7)` (absmean) or `a / 7`
+/// (absmax); a per-row-scaled matrix multiplies each row's scale by it.
+#[inline]
+pub(crate) fn act_factor_i4(scale: f32, mode: I4Mode) -> f32 {
     match mode {
-        I4Mode::AbsMean => weight_scale * (scale / sqrt7()),
-        I4Mode::AbsMax => weight_scale * (scale / 7.0f32),
+        I4Mode::AbsMean => scale / sqrt7(),
+        I4Mode::AbsMax => scale / 7.0f32,
     }
 }
 
