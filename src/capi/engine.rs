@@ -7,8 +7,8 @@ use std::ops::Range;
 
 use super::matrix::BitnetMatrix;
 use super::status::{
-    c_slice, check_len, check_n, check_ptr, free_handle, handle, located, product_of,
-    result_buffer, status_call, write_out, BitnetStatus, CResult, Failure,
+    c_slice, check_len, check_n, check_ptr, free_handle, handle, into_output, located, overlap,
+    product_of, result_buffer, span, status_call, write_out, BitnetStatus, CResult, Failure,
 };
 use crate::matmul::{Activations, Output, MAX_MATRICES};
 use crate::{QuantizedActivations, TernaryMatrix};
@@ -77,8 +77,8 @@ unsafe fn activations<'a>(a: *const BitnetActivations) -> CResult<&'a QuantizedA
 }
 
 /// A product of quantized activations into C memory: the checks both quantized calls share
-/// (live handles, `y`, matching cols, `y_len == n * rows`), `product` into a temporary, then
-/// the copy out, so that `y` is untouched on failure.
+/// (live handles, `y`, matching cols, `y_len == n * rows`), then `product` straight into `y`
+/// (it writes only once its own checks have passed, so `y` is untouched on failure).
 ///
 /// # Safety
 /// `m` and `a` are live handles (or NULL/misaligned, rejected); `y` points to `y_len` elements.
@@ -100,11 +100,9 @@ unsafe fn quantized_product<T: Copy + Default>(
             product_of(a.n(), m.rows(), "n * rows")?,
             "n * rows",
         )?;
-        let mut out = result_buffer(y_len)?;
-        product(m, a, &mut out)?;
-        // SAFETY: `y` was checked and holds y_len == out.len() elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        // SAFETY: `y` was checked and points to y_len elements (the caller's contract); it
+        // reads no caller memory but the handles.
+        unsafe { into_output(y, y_len, &[], |out| Ok(product(m, a, out)?)) }
     })
 }
 
@@ -168,17 +166,11 @@ unsafe fn matrices<'a>(
     Ok(out)
 }
 
-/// The address range of `len` elements at `p`, to check that buffers do not overlap.
-fn span<T>(p: *const T, len: usize) -> Range<usize> {
-    let a = p as usize;
-    a..a.saturating_add(len.saturating_mul(std::mem::size_of::<T>()))
-}
-
 /// `INVALID_DATA` when two of the non-empty ranges overlap (`what` names them).
 fn check_disjoint(spans: &[Range<usize>], what: &str) -> CResult<()> {
     for (i, a) in spans.iter().enumerate() {
         for b in &spans[i + 1..] {
-            if a.start < b.end && b.start < a.end && !a.is_empty() && !b.is_empty() {
+            if overlap(a, b) {
                 return Err(Failure::new(
                     BitnetStatus::InvalidData,
                     format!("{what} overlap"),
@@ -241,7 +233,28 @@ pub unsafe extern "C" fn bitnet_gemm_multi_f32(
         // SAFETY: `x` points to x_len floats (the caller's contract).
         let xs = unsafe { c_slice(x, x_len, "x") }?;
         let input = Activations::F32 { x: xs, n };
+        let mut spans: [Range<usize>; MAX_MATRICES + 2] = std::array::from_fn(|_| 0..0);
+        spans[0] = span(x, x_len);
+        if !ws.is_null() {
+            spans[1] = span(ws, ws_len);
+        }
+        for (s, (&p, &l)) in spans[2..].iter_mut().zip(yp.iter().zip(yl)) {
+            *s = span(p, l);
+        }
+        let disjoint = check_disjoint(&spans[..count + 2], "x, the outputs and ws");
+        if ws.is_null() && disjoint.is_ok() {
+            // Straight into the outputs (no copy).
+            let mut outs: [&mut [f32]; MAX_MATRICES] = std::array::from_fn(|_| &mut [][..]);
+            for (o, (&p, &len)) in outs.iter_mut().zip(yp.iter().zip(yl)) {
+                // SAFETY: checked non-NULL and aligned, `len` floats (contract), disjoint
+                // from x and every other output (checked above).
+                *o = unsafe { std::slice::from_raw_parts_mut(p, len) };
+            }
+            return crate::ternary_gemm_multi(refs, xs, n, &mut outs[..count])
+                .map_err(|e| located(e, "x", xs));
+        }
         if ws.is_null() {
+            // Some output overlaps x or another output: through temporaries, copied in order.
             let mut bufs = Vec::with_capacity(count);
             for &len in yl {
                 bufs.push(result_buffer::<f32>(len)?);
@@ -254,13 +267,7 @@ pub unsafe extern "C" fn bitnet_gemm_multi_f32(
             }
             return Ok(());
         }
-        let mut spans: [Range<usize>; MAX_MATRICES + 2] = std::array::from_fn(|_| 0..0);
-        spans[0] = span(x, x_len);
-        spans[1] = span(ws, ws_len);
-        for (s, (&p, &l)) in spans[2..].iter_mut().zip(yp.iter().zip(yl)) {
-            *s = span(p, l);
-        }
-        check_disjoint(&spans[..count + 2], "x, the outputs and ws")?;
+        disjoint?;
         if ws_len > isize::MAX as usize {
             return Err(Failure::new(
                 BitnetStatus::InvalidShape,
@@ -352,10 +359,12 @@ pub unsafe extern "C" fn bitnet_gemv_f32_row_list(
         check_len("y_len", y_len, rows_len, "rows_len")?;
         // SAFETY: `x` and `rows` point to x_len and rows_len elements (the contract).
         let (x, list) = unsafe { (c_slice(x, x_len, "x")?, c_slice(rows, rows_len, "rows")?) };
-        let mut out = result_buffer(y_len)?;
-        crate::ternary_gemv_row_list(m, x, list, &mut out).map_err(|e| located(e, "x", x))?;
-        // SAFETY: `y` was checked and holds y_len == out.len() floats.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        let inputs = [span(x.as_ptr(), x_len), span(list.as_ptr(), rows_len)];
+        // SAFETY: `y` was checked and points to y_len floats (the caller's contract).
+        unsafe {
+            into_output(y, y_len, &inputs, |out| {
+                crate::ternary_gemv_row_list(m, x, list, out).map_err(|e| located(e, "x", x))
+            })
+        }
     })
 }

@@ -1,12 +1,13 @@
 //! The products (GEMV and GEMM, int8 and f32, whole matrix or a range of output rows) and
 //! the activation quantizer. Each export checks, in order: the handle, every pointer, the
 //! shape parameters (`n`, the row range), every length against the shape; then runs the
-//! Rust call into a temporary and copies it to `y` only when it succeeded.
+//! Rust call straight into `y` (which it writes only once every check has passed), or,
+//! where `y` overlaps `x`, into a temporary copied to `y` after success.
 
 use super::matrix::BitnetMatrix;
 use super::status::{
-    c_slice, check_len, check_n, check_ptr, handle, located, product_of, result_buffer, row_range,
-    status_call, write_out, BitnetStatus, Failure,
+    c_slice, check_len, check_n, check_ptr, handle, into_output, located, product_of,
+    result_buffer, row_range, span, status_call, write_out, BitnetStatus, Failure,
 };
 
 /// Exact int32 accumulators `y[i] = sum_j t[i][j] * x[j]` for any int8 x (-128 included).
@@ -31,11 +32,12 @@ pub unsafe extern "C" fn bitnet_gemv_i8(
         check_len("y_len", y_len, m.rows(), "rows")?;
         // SAFETY: `x` points to x_len elements (the caller's contract).
         let x = unsafe { c_slice(x, x_len, "x") }?;
-        let mut out = result_buffer(y_len)?;
-        crate::gemv_i8(m, x, &mut out)?;
-        // SAFETY: `y` was checked and holds y_len == out.len() elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        // SAFETY: `y` was checked and points to y_len elements (the caller's contract).
+        unsafe {
+            into_output(y, y_len, &[span(x.as_ptr(), x_len)], |out| {
+                Ok(crate::gemv_i8(m, x, out)?)
+            })
+        }
     })
 }
 
@@ -61,11 +63,12 @@ pub unsafe extern "C" fn bitnet_gemv_f32(
         check_len("y_len", y_len, m.rows(), "rows")?;
         // SAFETY: `x` points to x_len floats (the caller's contract).
         let x = unsafe { c_slice(x, x_len, "x") }?;
-        let mut out = result_buffer(y_len)?;
-        crate::ternary_gemv(m, x, &mut out).map_err(|e| located(e, "x", x))?;
-        // SAFETY: `y` was checked and holds y_len == out.len() floats.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        // SAFETY: `y` was checked and points to y_len elements (the caller's contract).
+        unsafe {
+            into_output(y, y_len, &[span(x.as_ptr(), x_len)], |out| {
+                crate::ternary_gemv(m, x, out).map_err(|e| located(e, "x", x))
+            })
+        }
     })
 }
 
@@ -103,11 +106,12 @@ pub unsafe extern "C" fn bitnet_gemm_f32(
         )?;
         // SAFETY: `x` points to x_len floats (the caller's contract).
         let x = unsafe { c_slice(x, x_len, "x") }?;
-        let mut out = result_buffer(y_len)?;
-        crate::ternary_gemm(m, x, n, &mut out).map_err(|e| located(e, "x", x))?;
-        // SAFETY: `y` was checked and holds y_len == out.len() floats.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        // SAFETY: `y` was checked and points to y_len elements (the caller's contract).
+        unsafe {
+            into_output(y, y_len, &[span(x.as_ptr(), x_len)], |out| {
+                crate::ternary_gemm(m, x, n, out).map_err(|e| located(e, "x", x))
+            })
+        }
     })
 }
 
@@ -145,11 +149,12 @@ pub unsafe extern "C" fn bitnet_gemm_i8(
         )?;
         // SAFETY: `x` points to x_len elements (the caller's contract).
         let x = unsafe { c_slice(x, x_len, "x") }?;
-        let mut out = result_buffer(y_len)?;
-        crate::gemm_i8(m, x, n, &mut out)?;
-        // SAFETY: `y` was checked and holds y_len == out.len() elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        // SAFETY: `y` was checked and points to y_len elements (the caller's contract).
+        unsafe {
+            into_output(y, y_len, &[span(x.as_ptr(), x_len)], |out| {
+                Ok(crate::gemm_i8(m, x, n, out)?)
+            })
+        }
     })
 }
 
@@ -178,11 +183,12 @@ pub unsafe extern "C" fn bitnet_gemv_i8_rows(
         check_len("y_len", y_len, rows.len(), "row_end - row_begin")?;
         // SAFETY: `x` points to x_len elements (the caller's contract).
         let x = unsafe { c_slice(x, x_len, "x") }?;
-        let mut out = result_buffer(y_len)?;
-        crate::gemv_i8_rows(m, x, rows, &mut out)?;
-        // SAFETY: `y` was checked and holds y_len == out.len() elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        // SAFETY: `y` was checked and points to y_len elements (the caller's contract).
+        unsafe {
+            into_output(y, y_len, &[span(x.as_ptr(), x_len)], |out| {
+                Ok(crate::gemv_i8_rows(m, x, rows, out)?)
+            })
+        }
     })
 }
 
@@ -212,11 +218,12 @@ pub unsafe extern "C" fn bitnet_gemv_f32_rows(
         check_len("y_len", y_len, rows.len(), "row_end - row_begin")?;
         // SAFETY: `x` points to x_len floats (the caller's contract).
         let x = unsafe { c_slice(x, x_len, "x") }?;
-        let mut out = result_buffer(y_len)?;
-        crate::ternary_gemv_rows(m, x, rows, &mut out).map_err(|e| located(e, "x", x))?;
-        // SAFETY: `y` was checked and holds y_len == out.len() floats.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        // SAFETY: `y` was checked and points to y_len elements (the caller's contract).
+        unsafe {
+            into_output(y, y_len, &[span(x.as_ptr(), x_len)], |out| {
+                crate::ternary_gemv_rows(m, x, rows, out).map_err(|e| located(e, "x", x))
+            })
+        }
     })
 }
 
@@ -253,11 +260,12 @@ pub unsafe extern "C" fn bitnet_gemm_f32_rows(
         check_len("y_len", y_len, y_want, "n * (row_end - row_begin)")?;
         // SAFETY: `x` points to x_len floats (the caller's contract).
         let x = unsafe { c_slice(x, x_len, "x") }?;
-        let mut out = result_buffer(y_len)?;
-        crate::ternary_gemm_rows(m, x, n, rows, &mut out).map_err(|e| located(e, "x", x))?;
-        // SAFETY: `y` was checked and holds y_len == out.len() floats.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        // SAFETY: `y` was checked and points to y_len elements (the caller's contract).
+        unsafe {
+            into_output(y, y_len, &[span(x.as_ptr(), x_len)], |out| {
+                crate::ternary_gemm_rows(m, x, n, rows, out).map_err(|e| located(e, "x", x))
+            })
+        }
     })
 }
 
@@ -294,11 +302,12 @@ pub unsafe extern "C" fn bitnet_gemm_i8_rows(
         check_len("y_len", y_len, y_want, "n * (row_end - row_begin)")?;
         // SAFETY: `x` points to x_len elements (the caller's contract).
         let x = unsafe { c_slice(x, x_len, "x") }?;
-        let mut out = result_buffer(y_len)?;
-        crate::gemm_i8_rows(m, x, n, rows, &mut out)?;
-        // SAFETY: `y` was checked and holds y_len == out.len() elements.
-        unsafe { write_out(&out, y) };
-        Ok(())
+        // SAFETY: `y` was checked and points to y_len elements (the caller's contract).
+        unsafe {
+            into_output(y, y_len, &[span(x.as_ptr(), x_len)], |out| {
+                Ok(crate::gemm_i8_rows(m, x, n, rows, out)?)
+            })
+        }
     })
 }
 

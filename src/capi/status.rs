@@ -392,6 +392,53 @@ pub(crate) fn result_buffer<T: Copy + Default>(len: usize) -> CResult<Vec<T>> {
     Ok(v)
 }
 
+/// The address range of `len` elements at `p` (to check that buffers do not overlap).
+pub(crate) fn span<T>(p: *const T, len: usize) -> Range<usize> {
+    let a = p as usize;
+    a..a.saturating_add(len.saturating_mul(std::mem::size_of::<T>()))
+}
+
+/// Whether two address ranges share a byte (empty ranges share none).
+pub(crate) fn overlap(a: &Range<usize>, b: &Range<usize>) -> bool {
+    a.start < b.end && b.start < a.end && !a.is_empty() && !b.is_empty()
+}
+
+/// Runs `product` with the caller's `y` (`y_len` elements) as its output: straight into C
+/// memory when `y` overlaps none of `inputs` (the address ranges the product reads; the
+/// usual case, no copy), else into a temporary copied to `y` after success (the calls that
+/// document that `y` may overlap `x`). `y` is untouched on failure either way: every
+/// product checks all of its arguments (shapes, non-finite input) before it writes an
+/// output.
+///
+/// # Safety
+/// `y` passed [`check_ptr`] and points to `y_len` writable elements that no other thread
+/// touches during the call.
+pub(crate) unsafe fn into_output<T: Copy + Default>(
+    y: *mut T,
+    y_len: usize,
+    inputs: &[Range<usize>],
+    product: impl FnOnce(&mut [T]) -> CResult<()>,
+) -> CResult<()> {
+    let out = span(y, y_len);
+    if inputs.iter().any(|i| overlap(i, &out)) {
+        let mut tmp = result_buffer(y_len)?;
+        product(&mut tmp)?;
+        // SAFETY: `y` holds y_len == tmp.len() elements (the contract).
+        unsafe { write_out(&tmp, y) };
+        return Ok(());
+    }
+    if product_of(y_len, std::mem::size_of::<T>(), "y_len")? > isize::MAX as usize {
+        return Err(Failure::new(
+            BitnetStatus::InvalidShape,
+            "y_len is more than memory can hold",
+        ));
+    }
+    // SAFETY: non-NULL and aligned (checked), `y_len` writable elements no other thread
+    // touches (the contract), and disjoint from every input this call reads (checked
+    // above), so this is the only reference to that memory while it lives.
+    product(unsafe { std::slice::from_raw_parts_mut(y, y_len) })
+}
+
 /// Copies a finished result to C memory (`memmove`: `dst` may overlap an input).
 ///
 /// # Safety
