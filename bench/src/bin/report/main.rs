@@ -6,6 +6,7 @@
 //! cargo run --release -p bitnet-bench --bin report -- --quick       # one shape, short budgets: seconds
 //! cargo run --release -p bitnet-bench --bin report -- --json r.json # also write machine-readable results
 //! cargo run --release -p bitnet-bench --bin report -- --shapes 6912x2560,2560x2560
+//! cargo run --release -p bitnet-bench --bin report -- --layer-only  # probes + decoder layer
 //! ```
 //!
 //! Progress goes to stderr; the report (markdown, paste-ready) to stdout at the end.
@@ -85,6 +86,7 @@ const KV_QUICK: kv::KvBench = kv::KvBench {
 
 fn main() {
     let mut quick = false;
+    let mut layer_only = false;
     let mut json_path = None;
     let mut shapes = None;
     let mut args = std::env::args().skip(1);
@@ -96,6 +98,8 @@ fn main() {
                 print!("{}", a48::section(quick));
                 return;
             }
+            // Only the memory probes and the decoder-layer section.
+            "--layer-only" => layer_only = true,
             "--json" => {
                 json_path = Some(args.next().unwrap_or_else(|| usage("--json needs a file")))
             }
@@ -127,6 +131,15 @@ fn main() {
     let threads = rayon::current_num_threads();
     eprintln!("probing memory bandwidth (1 and {threads} threads)...");
     let limits = probe::limits(b.probe_dram, b.probe_l3, threads, b.probe_samples);
+    if layer_only {
+        let section = layer::measure(b, &limits, threads);
+        println!(
+            "{command}\n\nstreaming read (DRAM): {:.1} GB/s on 1 thread, {:.1} GB/s on {threads}",
+            limits.dram_1t.gb_per_s, limits.dram_all.gb_per_s
+        );
+        print!("{}", layer::markdown(&section));
+        return;
+    }
     let mut r = measure::Report {
         shapes: shapes.clone(),
         limits,
@@ -179,7 +192,7 @@ fn usage(err: &str) -> ! {
         eprintln!("error: {err}");
     }
     eprintln!(
-        "usage: cargo run --release -p bitnet-bench --bin report -- [--quick] [--json FILE] [--shapes RxC,...] [--a48-only]"
+        "usage: cargo run --release -p bitnet-bench --bin report -- [--quick] [--json FILE] [--shapes RxC,...] [--a48-only] [--layer-only]"
     );
     std::process::exit(if err.is_empty() { 0 } else { 2 })
 }
