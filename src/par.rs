@@ -13,7 +13,7 @@
 //! 166 µs DRAM-resident (against 287 µs on one thread).
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::pool::SpinPool;
@@ -61,30 +61,89 @@ pub(crate) fn chunks_for(tiles: usize, threads: usize, share: f64) -> usize {
     want.clamp(1, tiles.max(1))
 }
 
+/// Which jobs each thread claims: the job list cut into one contiguous block per thread, each
+/// block a pair of cursors `(lo, hi)` packed in one atomic. The `k`-th thread to arrive claims
+/// its own block (`k % blocks`) from the front, in order; once that is empty it takes jobs
+/// from the back of the others. So while every thread runs, each reads one long stretch of
+/// the weights in order (the hardware prefetchers' stream, no jump at a chunk boundary), and
+/// a thread that comes late, or is descheduled, leaves its jobs to be taken one at a time by
+/// the others: the caller waits at most for one job a thread is running.
+///
+/// Why not one shared counter (the jobs dealt in turn): then two threads read alternate
+/// chunks, restarting the prefetch stream at every chunk. On this project's 2-vCPU KVM guest
+/// (2026-11-28, `cold_timing`, load average about 6) a plain read of cold weights through
+/// the dispatch was in most runs 1–25 % slower in 16 alternate chunks than in two contiguous
+/// halves; the load was too high to time the products' gain itself (see
+/// `docs/performance.md`).
+struct Claims {
+    blocks: Vec<AtomicU64>,
+}
+
+impl Claims {
+    /// `jobs` jobs in `blocks` blocks (at least 1; `jobs < 2^32`).
+    fn new(jobs: usize, blocks: usize) -> Claims {
+        let b = blocks.clamp(1, jobs.max(1));
+        assert!(u32::try_from(jobs).is_ok(), "job count");
+        Claims {
+            blocks: (0..b)
+                .map(|i| AtomicU64::new(pack(jobs * i / b, jobs * (i + 1) / b)))
+                .collect(),
+        }
+    }
+
+    /// The next job for the `k`-th thread to arrive, or `None` when every job is claimed.
+    fn next(&self, k: usize) -> Option<usize> {
+        let n = self.blocks.len();
+        let home = k % n;
+        (0..n).find_map(|d| {
+            let own = d == 0;
+            let cell = &self.blocks[(home + d) % n];
+            let mut v = cell.load(Ordering::Relaxed);
+            loop {
+                let (lo, hi) = unpack(v);
+                if lo >= hi {
+                    return None;
+                }
+                let (w, got) = if own {
+                    (pack(lo + 1, hi), lo)
+                } else {
+                    (pack(lo, hi - 1), hi - 1)
+                };
+                match cell.compare_exchange_weak(v, w, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => return Some(got),
+                    Err(now) => v = now,
+                }
+            }
+        })
+    }
+}
+
+fn pack(lo: usize, hi: usize) -> u64 {
+    ((lo as u64) << 32) | hi as u64
+}
+
+fn unpack(v: u64) -> (usize, usize) {
+    ((v >> 32) as usize, (v & 0xffff_ffff) as usize)
+}
+
 /// Runs `f` once for each job, on the calling thread and up to `threads - 1` workers of the
-/// pool in use ([`set_thread_pool`]), jobs claimed in order from one shared counter: the
-/// caller claims from the first instant, a worker claims whatever is left when it wakes, and
-/// the caller waits only for jobs already claimed. With `threads <= 1`, or one job,
-/// everything runs on the calling thread.
+/// pool in use ([`set_thread_pool`]), jobs claimed as [`Claims`] deals them: the caller
+/// claims from the first instant, a worker claims whatever is left when it wakes, and the
+/// caller waits only for jobs already claimed. With `threads <= 1`, or one job, everything
+/// runs on the calling thread.
 pub(crate) fn run_jobs<J: Send>(jobs: Vec<J>, threads: usize, f: impl Fn(J) + Sync) {
     if threads <= 1 || jobs.len() <= 1 {
         jobs.into_iter().for_each(f);
         return;
     }
+    let claims = Claims::new(jobs.len(), threads);
     let slots: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
-    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let work = || loop {
-        let c = next.fetch_add(1, Ordering::Relaxed);
-        let Some(slot) = slots.get(c) else { break };
-        let job = slot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .expect("each job is claimed once");
-        // Counted as done even if `f` panics, so the caller never waits for it forever
-        // (the scope then passes the panic on).
-        let _done = Done(&done);
-        f(job);
+    let (arrived, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let work = || {
+        let k = arrived.fetch_add(1, Ordering::Relaxed);
+        while let Some(c) = claims.next(k) {
+            run_slot(&slots[c], &done, &f);
+        }
     };
     match own_pool() {
         Some(Pool::Spinning(p)) => p.run(&work),
@@ -93,6 +152,18 @@ pub(crate) fn run_jobs<J: Send>(jobs: Vec<J>, threads: usize, f: impl Fn(J) + Sy
         }
         None => rayon::in_place_scope(|s| rayon_spread(s, threads, slots.len(), &done, &work)),
     }
+}
+
+/// Takes the job out of its slot (claimed once) and runs it, counted in `done` even if `f`
+/// panics, so the caller never waits for it forever (the pool then passes the panic on).
+fn run_slot<J>(slot: &Mutex<Option<J>>, done: &AtomicUsize, f: &impl Fn(J)) {
+    let job = slot
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .expect("each job is claimed once");
+    let _done = Done(done);
+    f(job);
 }
 
 /// Spawns up to `threads - 1` rayon tasks running `work`, runs it on the calling thread too,
@@ -244,6 +315,36 @@ pub fn split_rows<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every job is dealt exactly once, whatever the arrivals: a thread alone takes its block
+    /// in order, then the others' from their backs; several in turn each start at home.
+    #[test]
+    fn claims_deal_every_job_once() {
+        for jobs in [1, 2, 3, 7, 16, 33] {
+            for blocks in 1..=5 {
+                // One thread (arrival 1) alone.
+                let c = Claims::new(jobs, blocks);
+                let mut got: Vec<usize> = std::iter::from_fn(|| c.next(1)).collect();
+                let b = blocks.clamp(1, jobs);
+                let home = 1 % b;
+                let first = jobs * home / b..jobs * (home + 1) / b;
+                assert!(got.starts_with(&first.clone().collect::<Vec<_>>()));
+                got.sort_unstable();
+                assert_eq!(got, (0..jobs).collect::<Vec<_>>(), "{jobs} jobs, {blocks}");
+                // Threads taking turns, then one draining.
+                let c = Claims::new(jobs, blocks);
+                let mut got = Vec::new();
+                for round in 0..jobs {
+                    if let Some(j) = c.next(round % 3) {
+                        got.push(j);
+                    }
+                }
+                got.extend(std::iter::from_fn(|| c.next(2)));
+                got.sort_unstable();
+                assert_eq!(got, (0..jobs).collect::<Vec<_>>(), "{jobs} jobs, {blocks}");
+            }
+        }
+    }
 
     /// Every row covered exactly once, in whole tiles, for any thread count and ragged ends.
     ///
