@@ -235,6 +235,16 @@ static void check_products(const BitnetMatrix *m, const int8_t *t, float scale, 
         OK(bitnet_gemv_multi_f32(ms, 2, xf, cols, ys, lens1, ws, bytes));
         CHECK(memcmp(y2, rf, rows * sizeof(float)) == 0);
         free(ws);
+        /* Without caller memory the outputs may overlap x and each other (written through
+         * temporaries, in order): here both are x itself, for a square matrix. */
+        if (rows == cols) {
+            float *xin = (float *)xmalloc(n * cols * sizeof(float));
+            memcpy(xin, xf, n * cols * sizeof(float));
+            float *ys_in[2] = {xin, xin};
+            OK(bitnet_gemm_multi_f32(ms, 2, xin, n * cols, n, ys_in, lens, NULL, 0));
+            CHECK(memcmp(xin, rf, n * rows * sizeof(float)) == 0);
+            free(xin);
+        }
 
         size_t *list = (size_t *)xmalloc((rows + 1) * sizeof(size_t));
         for (size_t i = 0; i < rows; i++) list[i] = rows - 1 - i;
