@@ -378,27 +378,33 @@ fn workspace_products_allocate_nothing() {
 /// Serializes the tests that change the thread setting (a process-wide one).
 static THREADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Any thread count gives the same bits.
+/// Any thread count gives the same bits, for one activation row (each chunk rescaled by the
+/// thread that computed it) and for two; the second matrix has per-row scales.
 #[test]
 fn thread_counts_agree() {
     let _g = THREADS.lock().unwrap_or_else(|e| e.into_inner());
     let ms = matrices(&[6912, 2560], 2560, &[Format::I2S], 8);
     let refs: Vec<&TernaryMatrix> = ms.iter().collect();
-    let x = floats(2 * 2560, 6);
-    let mut base: Option<Vec<Vec<f32>>> = None;
-    let kinds = [ThreadPoolKind::Spinning, ThreadPoolKind::Rayon];
-    for (t, kind) in [1, 2, 3, 0].into_iter().flat_map(|t| kinds.map(|k| (t, k))) {
-        set_thread_pool(t, kind).unwrap();
-        assert_eq!(bitnet_kernels::num_threads() == t, t != 0);
-        let mut ys: Vec<Vec<f32>> = ms.iter().map(|m| vec![0.0; 2 * m.rows()]).collect();
-        let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|v| v.as_mut_slice()).collect();
-        ternary_gemm_multi(&refs, &x, 2, &mut outs).unwrap();
-        let mut single = vec![0.0f32; 2 * 6912];
-        ternary_gemm(&ms[0], &x, 2, &mut single).unwrap();
-        assert_eq!(ys[0], single, "{t} threads, {kind:?}");
-        match &base {
-            None => base = Some(ys),
-            Some(b) => assert_eq!(&ys, b, "{t} threads, {kind:?}"),
+    for n in [1, 2] {
+        let x = floats(n * 2560, 6);
+        let mut base: Option<Vec<Vec<f32>>> = None;
+        let kinds = [ThreadPoolKind::Spinning, ThreadPoolKind::Rayon];
+        for (t, kind) in [1, 2, 3, 0].into_iter().flat_map(|t| kinds.map(|k| (t, k))) {
+            set_thread_pool(t, kind).unwrap();
+            assert_eq!(bitnet_kernels::num_threads() == t, t != 0);
+            let mut ys: Vec<Vec<f32>> = ms.iter().map(|m| vec![0.0; n * m.rows()]).collect();
+            let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|v| v.as_mut_slice()).collect();
+            ternary_gemm_multi(&refs, &x, n, &mut outs).unwrap();
+            for (m, y) in ms.iter().zip(&ys) {
+                let mut single = vec![0.0f32; n * m.rows()];
+                ternary_gemm(m, &x, n, &mut single).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(y), bits(&single), "n {n}, {t} threads, {kind:?}");
+            }
+            match &base {
+                None => base = Some(ys),
+                Some(b) => assert_eq!(&ys, b, "n {n}, {t} threads, {kind:?}"),
+            }
         }
     }
     set_num_threads(0).unwrap();

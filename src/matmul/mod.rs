@@ -21,7 +21,7 @@ pub(crate) use pad::check_rows;
 use pad::{check_output, PaddedActivations};
 pub use quantized::QuantizedActivations;
 pub use run::PARALLEL_MIN_MACS;
-use run::{par_run, run};
+use run::{par_run, par_run_then, run};
 pub use workspace::{Workspace, MAX_MATRICES};
 
 /// `y`'s memory as the int32 accumulators a kernel writes: the f32 products let the kernel
@@ -127,8 +127,17 @@ impl KernelSet {
         check_output(n, m.rows(), y.len())?;
         let (xp, absmax) = PaddedActivations::quantize(m, x, n, self.act().quantize)?;
         let (_, k) = self.kernels_for(m.format())?;
-        par_run(k, m, &xp, as_acc(y));
-        rescale(self, m, 0..m.rows(), y, &absmax);
+        if n == 1 {
+            // Each chunk rescaled by its own thread as soon as it is done (elementwise: the
+            // same bits as one pass over y).
+            let a = absmax[0];
+            par_run_then(k, m, &xp, as_acc(y), |rows, acc| {
+                rescale_out(self, m, rows, bytemuck::cast_slice_mut(acc), a)
+            });
+        } else {
+            par_run(k, m, &xp, as_acc(y));
+            rescale(self, m, 0..m.rows(), y, &absmax);
+        }
         Ok(())
     }
 

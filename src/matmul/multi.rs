@@ -198,6 +198,14 @@ impl KernelSet {
             par::num_threads()
         };
         let mut chunks = [1usize; MAX_MATRICES];
+        // One activation row written straight into an f32 output: each chunk is rescaled by
+        // the thread that computed it, right after (elementwise: the same bits as one pass).
+        let mut in_job = [false; MAX_MATRICES];
+        if threads > 1 && n == 1 {
+            for (i, y) in ys.iter().enumerate() {
+                in_job[i] = matches!((y, &targets[i]), (Output::F32(_), Target::Direct));
+            }
+        }
         if threads <= 1 {
             for (i, m) in ms.iter().enumerate() {
                 let l = m.layout();
@@ -244,10 +252,13 @@ impl KernelSet {
                     m,
                     xs_of(m),
                     n,
-                    r,
+                    r.clone(),
                     out,
                     tables[i].as_ref(),
-                )
+                );
+                if in_job[i] {
+                    rescale_out(self, m, r, bytemuck::cast_slice_mut(out), qv.absmax[0]);
+                }
             });
         }
         // Copy out of the workspace and rescale.
@@ -267,7 +278,7 @@ impl KernelSet {
                     }
                 }
             }
-            if let Output::F32(y) = y {
+            if let (Output::F32(y), false) = (y, in_job[i]) {
                 for (j, row) in y.chunks_exact_mut(rows).enumerate() {
                     rescale_out(self, m, 0..rows, row, qv.absmax[j]);
                 }

@@ -268,7 +268,24 @@ pub(crate) fn par_run(
 ) {
     // The tables are built once here, before the dispatch, and shared by every chunk.
     with_local_tables(k, m, x.as_slice(), x.n(), |tab| {
-        par_run_with(k, m, x, y, tab)
+        par_run_with(k, m, x, y, tab, None)
+    })
+}
+
+/// [`par_run`] for one activation row that also calls `then(rows, out)` on each chunk's
+/// finished accumulators (`out` is `y` for `rows`), on the thread that computed them, while
+/// they are in its cache: the f32 products rescale there, in parallel, instead of in a serial
+/// pass after the dispatch. `x` must hold one row.
+pub(crate) fn par_run_then(
+    k: FormatKernels,
+    m: &TernaryMatrix,
+    x: &PaddedActivations<'_>,
+    y: &mut [i32],
+    then: impl Fn(Range<usize>, &mut [i32]) + Sync,
+) {
+    assert_eq!(x.n(), 1, "a per-chunk step is for one activation row");
+    with_local_tables(k, m, x.as_slice(), 1, |tab| {
+        par_run_with(k, m, x, y, tab, Some(&then))
     })
 }
 
@@ -278,6 +295,7 @@ fn par_run_with(
     x: &PaddedActivations<'_>,
     y: &mut [i32],
     tab: Option<&Tables<'_>>,
+    then: Option<&(dyn Fn(Range<usize>, &mut [i32]) + Sync)>,
 ) {
     let (rows, n, tile) = (m.rows(), x.n(), m.layout().row_tile);
     let work = rows.saturating_mul(m.cols()).saturating_mul(n);
@@ -292,9 +310,15 @@ fn par_run_with(
             tile,
             threads,
             |ranges| par::split_rows(y, 1, ranges),
-            |r, out| run_with(k, m, x, r, out, tab),
+            |r, out| {
+                run_with(k, m, x, r.clone(), out, tab);
+                if let Some(then) = then {
+                    then(r, out);
+                }
+            },
         );
     }
+    assert!(then.is_none(), "a per-chunk step is for one activation row");
     // n rows of output per row of m: each chunk fills its own buffer, copied in after.
     let parts = Mutex::new(Vec::new());
     par::for_each_chunk(
