@@ -272,6 +272,9 @@ pub(crate) fn par_run(
     })
 }
 
+/// A step run on each chunk's finished accumulators (its rows, its part of `y`).
+type ChunkStep<'a> = dyn Fn(Range<usize>, &mut [i32]) + Sync + 'a;
+
 /// [`par_run`] for one activation row that also calls `then(rows, out)` on each chunk's
 /// finished accumulators (`out` is `y` for `rows`), on the thread that computed them, while
 /// they are in its cache: the f32 products rescale there, in parallel, instead of in a serial
@@ -295,7 +298,7 @@ fn par_run_with(
     x: &PaddedActivations<'_>,
     y: &mut [i32],
     tab: Option<&Tables<'_>>,
-    then: Option<&(dyn Fn(Range<usize>, &mut [i32]) + Sync)>,
+    then: Option<&ChunkStep<'_>>,
 ) {
     let (rows, n, tile) = (m.rows(), x.n(), m.layout().row_tile);
     let work = rows.saturating_mul(m.cols()).saturating_mul(n);
