@@ -185,7 +185,7 @@ pub(crate) fn run_tiles(
     }
 }
 
-/// Runs kernel `k` for `rows`, writing `y[j * rows.len() + r - rows.start]`. Rows inside
+/// Runs kernel `k` (its int4 form where every activation fits) for `rows`, writing `y[j * rows.len() + r - rows.start]`. Rows inside
 /// whole tiles go straight to the kernel; a ragged tile at either end is computed whole into
 /// a small buffer and the wanted rows copied out, so kernels only ever see whole tiles.
 ///
@@ -199,6 +199,7 @@ pub(crate) fn run(
     rows: Range<usize>,
     y: &mut [i32],
 ) {
+    let k = k.for_activations(x.as_slice());
     with_local_tables(k, m, x.as_slice(), x.n(), |tab| {
         run_with(k, m, x, rows, y, tab)
     })
@@ -257,7 +258,7 @@ fn run_with(
     }
 }
 
-/// Runs kernel `k` over all rows of `m`, split over the pool in use ([`par::set_num_threads`];
+/// Runs kernel `k` (its int4 form where every activation fits) over all rows of `m`, split over the pool in use ([`par::set_num_threads`];
 /// by default rayon's, which honours `RAYON_NUM_THREADS`) in whole tiles, the calling thread working from the start
 /// ([`crate::par`]); `y` is `n × rows`, row-major.
 pub(crate) fn par_run(
@@ -266,7 +267,9 @@ pub(crate) fn par_run(
     x: &PaddedActivations<'_>,
     y: &mut [i32],
 ) {
-    // The tables are built once here, before the dispatch, and shared by every chunk.
+    // The int4 kernels where every activation fits (one scan, here, for every chunk); the
+    // tables are built once here, before the dispatch, and shared by every chunk.
+    let k = k.for_activations(x.as_slice());
     with_local_tables(k, m, x.as_slice(), x.n(), |tab| {
         par_run_with(k, m, x, y, tab)
     })
