@@ -227,9 +227,10 @@ static inline void bitnet_tl_rows_i4_avx512(const uint8_t *w, size_t tile_bytes,
             for (int s = 0; s < 4; s++) {
                 const __m512i v =
                     _mm512_permutexvar_epi8(transpose, _mm512_load_si512(q + 64 * s));
-                const __m512i ia = _mm512_ternarylogic_epi32(v, low4, pos, 0xEA);
+                /* ib first: the ternlog that overwrites v then needs no copy of it. */
                 const __m512i ib =
                     _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), low4, pos, 0xEA);
+                const __m512i ia = _mm512_ternarylogic_epi32(v, low4, pos, 0xEA);
                 __m512i la = _mm512_permutexvar_epi8(ia, ta);
                 __m512i lb = _mm512_permutexvar_epi8(ib, tb);
                 if (signs) {

@@ -326,7 +326,40 @@ fn par_run_with(
 mod tests {
     use super::*;
     use crate::format::Format;
-    use crate::kernels::{available, max_table_bytes};
+    use crate::kernels::{available, fits_i4, max_table_bytes};
+
+    /// A call takes the int4 kernels exactly when every activation is in −8..=7, and the
+    /// forms of one format never mix (tables built by one, walked by the other).
+    #[test]
+    #[cfg_attr(miri, ignore = "function pointers are not unique under Miri")]
+    fn int4_kernels_exactly_when_values_fit() {
+        assert!(fits_i4(&[-8, 7, 0]) && fits_i4(&[]) && fits_i4(&[0; 10000]));
+        for bad in [8i8, -9, 127, -128] {
+            let mut xs = vec![0i8; 9000];
+            xs[8999] = bad;
+            assert!(!fits_i4(&xs), "{bad}");
+        }
+        let mut seen = 0;
+        for s in available() {
+            let (_, k) = s.kernels_for(Format::TL2).unwrap();
+            let Some(n) = k.i4_form() else { continue };
+            seen += 1;
+            let int4 = k.for_activations(&[-8, 7, 3]);
+            assert!(std::ptr::fn_addr_eq(int4.gemv, n.gemv), "{}", s.name());
+            assert!(!std::ptr::fn_addr_eq(int4.gemv, k.gemv), "{}", s.name());
+            let t4 = int4.tables.map(|t| t.build as usize);
+            assert_eq!(t4, n.tables.map(|t| t.build as usize), "{}", s.name());
+            for bad in [8i8, -9] {
+                let int8 = k.for_activations(&[0, bad, 0]);
+                assert!(std::ptr::fn_addr_eq(int8.gemv, k.gemv), "{}", s.name());
+                assert_eq!(int8.tables.map(|t| t.build as usize), k.tables.map(|t| t.build as usize));
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        assert!(seen > 0 || !std::arch::is_x86_feature_detected!("avx2"));
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = seen;
+    }
 
     /// The one-pass tables exist for the SIMD TL kernels, fit the workspace's bound for any
     /// set, and give way to the bounded kernels past [`TABLE_MAX_BYTES`] (what
