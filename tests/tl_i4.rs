@@ -1,5 +1,5 @@
 //! The lookup-table kernels for int4 activations (`docs/FORMATS.md` §13: TL2 with one-byte
-//! tables) return exactly the scalar reference's int32 accumulators, called directly
+//! tables; TL1 the same) return exactly the scalar reference's int32 accumulators, called directly
 //! (`gemm_i4`) and through the int8 products, which take them when every activation is in
 //! −8..=7: ragged rows and columns off every tile and step, activations at −8 and 7,
 //! all-zero rows, K past every flush and chunk bound, the bounded (no-table-memory) form.
@@ -12,7 +12,7 @@ use common::{cases, naive_gemm};
 use proptest::prelude::*;
 
 /// The formats with int4 kernels.
-const FORMATS: [Format; 1] = [Format::TL2];
+const FORMATS: [Format; 2] = [Format::TL1, Format::TL2];
 
 /// The sets this CPU runs that have their own int4 kernels for `f`.
 fn i4_sets(f: Format) -> Vec<&'static KernelSet> {
@@ -131,14 +131,17 @@ fn seq(seed: u64, len: usize, lo: i8, hi: i8) -> Vec<i8> {
         .collect()
 }
 
-/// Columns around every step (24), the AVX2 flush (256 steps = 6144 columns) and the
-/// bounded chunk (448 steps = 10752 columns); rows around the 64-row tile. Weight rows all
+/// Columns around every step (16, 24), the AVX2 flush (256 steps: 4096 / 6144 columns) and
+/// the bounded chunk (448 steps: 7168 / 10752 columns); rows around the 64-row tile. Weight rows all
 /// +1, all −1, all 0 and mixed; activation rows all −8, all 7, all 0 and mixed: the largest
 /// sums of either sign every bound must hold.
 #[test]
 #[cfg_attr(miri, ignore = "too large for Miri")]
 fn edges_and_extremes() {
-    for &cols in &[1, 2, 3, 23, 24, 25, 47, 48, 49, 6143, 6144, 6145, 10751, 10752, 10753, 12293] {
+    for &cols in &[
+        1, 2, 3, 15, 16, 17, 23, 24, 25, 47, 48, 49, 4095, 4096, 4097, 6143, 6144, 6145, 7167, 7168,
+        7169, 10751, 10752, 10753, 12293,
+    ] {
         for &rows in &[1, 63, 64, 65, 130] {
             let mut t = seq(cols as u64 * 7 + rows as u64, rows * cols, -1, 1);
             for (r, row) in t.chunks_exact_mut(cols).enumerate() {

@@ -200,7 +200,45 @@ static inline void bitnet_tl2_words_avx512(const bitnet_tl2_words512 *c, const i
     }
 }
 
-/* The int4 block loop (tl1i4_*, tl2i4_avx512vbmi.c): bitnet_tl_rows_avx512 with one-byte
+/* The 16-bit TL1 tables of one step, shared by tl1_avx512vbmi.c and tl1i4_avx512vbmi.c:
+ * p[m] word w = T[i] of pair 2m + w / 16 with i = w % 16 (T[i] = d0 q0 + d1 q1 for the
+ * digits of i = 3 d0' + d1', d = d' - 1; 0 for i >= 9); |T| <= 2 * 128 (int8 q), 16 (int4). */
+typedef struct {
+    __m512i digit[2]; /* word w: digit k of i = w % 16 */
+    __m512i sel[2];   /* word w: activation 2 (w / 16) + k of two pairs */
+} bitnet_tl1_words512;
+
+static inline bitnet_tl1_words512 bitnet_tl1_words_init_avx512(void) {
+    bitnet_tl1_words512 c;
+    for (int k = 0; k < 2; k++) {
+        int16_t d[32], e[32];
+        for (int w = 0; w < 32; w++) {
+            const int i = w % 16;
+            d[w] = (int16_t)(i < 9 ? (k == 0 ? i / 3 : i % 3) - 1 : 0);
+            e[w] = (int16_t)(2 * (w / 16) + k);
+        }
+        memcpy(&c.digit[k], d, 64);
+        memcpy(&c.sel[k], e, 64);
+    }
+    return c;
+}
+
+/* The four pairs' word tables of the step whose 16 activations start at x. */
+static inline void bitnet_tl1_words_avx512(const bitnet_tl1_words512 *c, const int8_t *x,
+                                           __m512i p[4]) {
+    const __m512i xw = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(0xFFFFu, x));
+    for (int m = 0; m < 4; m++) {
+        const __m512i off = _mm512_set1_epi16((short)(4 * m));
+        __m512i v = _mm512_setzero_si512();
+        for (int d = 0; d < 2; d++) {
+            const __m512i xs = _mm512_permutexvar_epi16(_mm512_add_epi16(c->sel[d], off), xw);
+            v = _mm512_add_epi16(v, _mm512_mullo_epi16(xs, c->digit[d]));
+        }
+        p[m] = v;
+    }
+}
+
+/* The int4 block loop (tl1i4_avx512vbmi.c, tl2i4_avx512vbmi.c): bitnet_tl_rows_avx512 with one-byte
  * tables. A step's tables are 2 zmm (A: groups 0-3, B: groups 4-7; byte 16 l + u = T, a
  * signed byte: |T| <= 2 * 8 = 16 for TL1, 3 * 8 = 24 for TL2). Per 64-byte block: the
  * transposing vpermb, the two indices, one vpermb each (one where the int8 loop needs two),
@@ -355,6 +393,24 @@ static inline void bitnet_tl2_words_avx2(const __m256i digit[3], const int8_t *x
         __m256i v = _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g]), digit[0]);
         v = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g + 1]), digit[1]));
         t[g] = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g + 2]), digit[2]));
+    }
+}
+
+/* The 16-bit TL1 tables of one step, shared by tl1_avx2.c and tl1i4_avx2.c: t[g] word i =
+ * T[i] of pair g (see bitnet_tl1_words_avx512), from the 16 activations at xs. */
+static inline void bitnet_tl1_digits_avx2(__m256i digit[2]) {
+    for (int k = 0; k < 2; k++) {
+        int16_t d[16];
+        for (int i = 0; i < 16; i++) d[i] = (int16_t)(i < 9 ? (k == 0 ? i / 3 : i % 3) - 1 : 0);
+        memcpy(&digit[k], d, 32);
+    }
+}
+
+static inline void bitnet_tl1_words_avx2(const __m256i digit[2], const int8_t *xs,
+                                         __m256i t[8]) {
+    for (int g = 0; g < 8; g++) {
+        const __m256i v = _mm256_mullo_epi16(_mm256_set1_epi16(xs[2 * g]), digit[0]);
+        t[g] = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[2 * g + 1]), digit[1]));
     }
 }
 

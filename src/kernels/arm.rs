@@ -15,7 +15,9 @@ c_kernels! {
         tables bitnet_tl1_table_step_neon, bitnet_tl1_table_neon, bitnet_tl1_gemv_table_neon;
     TL2_NEON:    bitnet_tl2_neon    => bitnet_tl2_gemv_neon,    bitnet_tl2_gemm_neon    if cpu::always,
         tables bitnet_tl2_table_step_neon, bitnet_tl2_table_neon, bitnet_tl2_gemv_table_neon;
-    // TL2 for int4 activations (one-byte tables): the int4 form of TL2_NEON.
+    // TL1 / TL2 for int4 activations (one-byte tables): the int4 forms of TL1_NEON, TL2_NEON.
+    TL1I4_NEON:  bitnet_tl1i4_neon  => bitnet_tl1i4_gemv_neon,  bitnet_tl1i4_gemm_neon  if cpu::always,
+        tables bitnet_tl1i4_table_step_neon, bitnet_tl1i4_table_neon, bitnet_tl1i4_gemv_table_neon;
     TL2I4_NEON:  bitnet_tl2i4_neon  => bitnet_tl2i4_gemv_neon,  bitnet_tl2i4_gemm_neon  if cpu::always,
         tables bitnet_tl2i4_table_step_neon, bitnet_tl2i4_table_neon, bitnet_tl2i4_gemv_table_neon;
     I2S_COL_NEON: bitnet_i2s_col_neon => bitnet_i2s_col_gemv_neon, bitnet_i2s_col_gemm_neon if cpu::always;
@@ -43,7 +45,7 @@ pub(super) static NEON: KernelSet = KernelSet {
     name: "neon",
     is_available: cpu::neon,
     i2s: I2S_NEON,
-    tl1: TL1_NEON,
+    tl1: FormatKernels::with_i4(TL1_NEON, TL1I4_NEON),
     tl2: FormatKernels::with_i4(TL2_NEON, TL2I4_NEON),
     i2s_col: I2S_COL_NEON,
     act: super::act::NEON,

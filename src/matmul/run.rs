@@ -340,8 +340,8 @@ mod tests {
             assert!(!fits_i4(&xs), "{bad}");
         }
         let mut seen = 0;
-        for s in available() {
-            let (_, k) = s.kernels_for(Format::TL2).unwrap();
+        for (s, f) in available().flat_map(|s| [(s, Format::TL1), (s, Format::TL2)]) {
+            let (_, k) = s.kernels_for(f).unwrap();
             let Some(n) = k.i4_form() else { continue };
             seen += 1;
             let int4 = k.for_activations(&[-8, 7, 3]);
