@@ -60,8 +60,12 @@ pub fn time_variants(
         I4Mode::AbsMean,
     )
     .expect("finite activations");
-    let mut formats: Vec<Format> = variants.iter().map(|v| v.format).collect();
-    formats.dedup();
+    let mut formats: Vec<Format> = Vec::new();
+    for v in variants {
+        if !formats.contains(&v.format) {
+            formats.push(v.format);
+        }
+    }
     let base: Vec<TernaryMatrix> = formats
         .iter()
         .map(|&f| TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap())

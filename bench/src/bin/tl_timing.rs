@@ -1,4 +1,4 @@
-//! I2_S vs TL1 vs TL2 (and TL2 with int4 activations, `TL2/i4`) single-thread GEMV timing, in one process (ratios, not absolutes,
+//! I2_S vs TL1 vs TL2 (and TL1 / TL2 with int4 activations, `TL1/i4`, `TL2/i4`) single-thread GEMV timing, in one process (ratios, not absolutes,
 //! are what to compare on a noisy machine).
 //!
 //! ```text
@@ -40,6 +40,7 @@ fn main() {
     let variants = [
         v(Format::I2S, false),
         v(Format::TL1, false),
+        v(Format::TL1, true),
         v(Format::TL2, false),
         v(Format::TL2, true),
     ];
