@@ -22,7 +22,11 @@ pub struct Variant {
 impl Variant {
     /// `I2_S`, `TL2/i4`, ...
     pub fn label(self) -> String {
-        format!("{}{}", self.format.name(), if self.int4 { "/i4" } else { "" })
+        format!(
+            "{}{}",
+            self.format.name(),
+            if self.int4 { "/i4" } else { "" }
+        )
     }
 }
 
@@ -82,7 +86,8 @@ pub fn time_variants(
     for int4 in [false, true] {
         let mut want: Option<Vec<i32>> = None;
         for v in variants.iter().filter(|v| v.int4 == int4) {
-            k.gemv_i8_rows(&base[at(v)], xs(v), 0..rows, &mut y).unwrap();
+            k.gemv_i8_rows(&base[at(v)], xs(v), 0..rows, &mut y)
+                .unwrap();
             match &want {
                 Some(w) => assert_eq!(&y, w, "{} differs", v.label()),
                 None => want = Some(y.clone()),

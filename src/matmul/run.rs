@@ -352,7 +352,10 @@ mod tests {
             for bad in [8i8, -9] {
                 let int8 = k.for_activations(&[0, bad, 0]);
                 assert!(std::ptr::fn_addr_eq(int8.gemv, k.gemv), "{}", s.name());
-                assert_eq!(int8.tables.map(|t| t.build as usize), k.tables.map(|t| t.build as usize));
+                assert_eq!(
+                    int8.tables.map(|t| t.build as usize),
+                    k.tables.map(|t| t.build as usize)
+                );
             }
         }
         #[cfg(target_arch = "x86_64")]
