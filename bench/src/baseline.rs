@@ -91,7 +91,7 @@ fn dispatch_rows<E: Element>(
 }
 
 /// Whether the loops prefetch the weights ahead: on Intel CPUs only (see the module docs).
-fn prefetch_on() -> bool {
+pub(crate) fn prefetch_on() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

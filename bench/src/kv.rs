@@ -122,7 +122,16 @@ macro_rules! by_heads {
 
 /// `p[h·n + t] = scale · q_h·k_t` for `h < nh` (1 to 4), `t < n`; `k`: `n × d`, `q`: `nh × d`.
 #[allow(clippy::too_many_arguments, unused_unsafe)]
-fn scores(simd: Simd, k: &[u16], n: usize, d: usize, q: &[f32], nh: usize, scale: f32, p: &mut [f32]) {
+fn scores(
+    simd: Simd,
+    k: &[u16],
+    n: usize,
+    d: usize,
+    q: &[f32],
+    nh: usize,
+    scale: f32,
+    p: &mut [f32],
+) {
     assert!(k.len() == n * d && q.len() == nh * d && p.len() == nh * n && (1..=4).contains(&nh));
     match simd {
         // SAFETY: loop_level checked the features and d's multiple; the assert the lengths.
@@ -136,7 +145,11 @@ fn scores(simd: Simd, k: &[u16], n: usize, d: usize, q: &[f32], nh: usize, scale
                 let row = &k[t * d..][..d];
                 for h in 0..nh {
                     let qh = &q[h * d..][..d];
-                    let s: f32 = row.iter().zip(qh).map(|(&a, &b)| f16::from_bits(a).to_f32() * b).sum();
+                    let s: f32 = row
+                        .iter()
+                        .zip(qh)
+                        .map(|(&a, &b)| f16::from_bits(a).to_f32() * b)
+                        .sum();
                     p[h * n + t] = s * scale;
                 }
             }
@@ -175,6 +188,8 @@ use x86::{scores256, scores512, wsum256, wsum512};
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    use crate::baseline::prefetch_on;
 
     /// The loops of one vector width (`$lanes` f32 a vector): `$scores` takes `$tn` tokens a
     /// pass (`4·$tn` accumulators: token × up to 4 heads, reduced together by `$hsum`), each K
@@ -231,8 +246,15 @@ mod x86 {
                     }
                 }
                 let (kp, qp, pp) = (k.as_ptr(), q.as_ptr(), p.as_mut_ptr());
+                let pf = prefetch_on();
                 let mut t = 0;
                 while t + $tn <= n {
+                    if pf {
+                        // The block's rows 1 KiB ahead (prefetch_on: Intel only).
+                        for l in (0..$tn * d * 2).step_by(64) {
+                            _mm_prefetch::<_MM_HINT_T0>(kp.add(t * d + 512).cast::<i8>().add(l));
+                        }
+                    }
                     block::<$tn, NH>(kp.add(t * d), d, qp, scale, pp.add(t), n);
                     t += $tn;
                 }
@@ -252,6 +274,7 @@ mod x86 {
             ) {
                 const TB: usize = 32;
                 let (vp, wp, op) = (v.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+                let pf = prefetch_on();
                 for t0 in (0..n).step_by(TB) {
                     let tb = (n - t0).min(TB);
                     for j in (0..d).step_by($lanes * $cv) {
@@ -262,6 +285,12 @@ mod x86 {
                             }
                         }
                         for t in t0..t0 + tb {
+                            if pf && j == 0 {
+                                // Each row 1 KiB ahead, in the first block of channels.
+                                for l in (0..d * 2).step_by(64) {
+                                    _mm_prefetch::<_MM_HINT_T0>(vp.add(t * d + 512).cast::<i8>().add(l));
+                                }
+                            }
                             let mut x = [$zero(); $cv];
                             for (c, x) in x.iter_mut().enumerate() {
                                 let $p = vp.add(t * d + j + c * $lanes);

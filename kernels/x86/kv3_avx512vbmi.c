@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "prefetch.h"
 #include "vnni.h"
 
 /* Channels per chunk (8 groups of 8) and bytes per chunk. */
@@ -83,7 +84,9 @@ static inline __m512i hsum16(const __m512i a[16]) {
 static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size_t chunks,
                                            size_t last, const int8_t *q8, size_t qstride,
                                            int tn, int nh, const unpacker *u, int32_t *out,
-                                           size_t n, int add) {
+                                           size_t n, int add, int pf) {
+    /* The 4 rows (192 bytes at head_dim 128) of the next blocks: prefetch.h. */
+    BITNET_PREFETCH_AHEAD(pf, r, 3);
     __m512i acc[16];
     for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_si512();
     for (size_t b = 0; b < chunks; b++) {
@@ -113,10 +116,10 @@ static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size
         const uint8_t *r = rows + t * stride + CB * c0;                                         \
         int32_t *o = out + h0 * n + t;                                                          \
         switch (n - t < 4 ? n - t : 4) {                                                        \
-        case 1: dot_block(r, stride, cn, last, q8, SLICE, 1, NH, &u, o, n, c0 > 0); break;     \
-        case 2: dot_block(r, stride, cn, last, q8, SLICE, 2, NH, &u, o, n, c0 > 0); break;     \
-        case 3: dot_block(r, stride, cn, last, q8, SLICE, 3, NH, &u, o, n, c0 > 0); break;     \
-        default: dot_block(r, stride, cn, last, q8, SLICE, 4, NH, &u, o, n, c0 > 0); break;    \
+        case 1: dot_block(r, stride, cn, last, q8, SLICE, 1, NH, &u, o, n, c0 > 0, pf); break;     \
+        case 2: dot_block(r, stride, cn, last, q8, SLICE, 2, NH, &u, o, n, c0 > 0, pf); break;     \
+        case 3: dot_block(r, stride, cn, last, q8, SLICE, 3, NH, &u, o, n, c0 > 0, pf); break;     \
+        default: dot_block(r, stride, cn, last, q8, SLICE, 4, NH, &u, o, n, c0 > 0, pf); break;    \
         }                                                                                       \
     }
 
@@ -126,6 +129,7 @@ static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size
 void bitnet_kv3_dot_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                                const int16_t *q, size_t qs, size_t nq, int32_t *out) {
     const unpacker u = unpacker_new();
+    const int pf = bitnet_x86_prefetch_on();
     const size_t chunks = (groups + 7) / 8;
     int8_t q8[4 * SLICE];
     for (size_t h0 = 0; h0 < nq; h0 += 4) {
@@ -159,11 +163,14 @@ void bitnet_kv3_dot_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, siz
  * w: the heads' weights, n apart. */
 static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, size_t tn,
                                             size_t b, __mmask64 m, const float *w, size_t n,
-                                            int nh, float *acc, size_t accs, const unpacker *u) {
+                                            int nh, float *acc, size_t accs, const unpacker *u,
+                                            int pf) {
     __m512 a[4][4];
     for (int h = 0; h < nh; h++)
         for (int i = 0; i < 4; i++) a[h][i] = _mm512_loadu_ps(acc + h * accs + CH * b + 16 * i);
     for (size_t t = 0; t < tn; t++) {
+        /* One prefetch a row (48 bytes at head_dim 128) in the first chunk's pass. */
+        if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + t * stride, 1);
         const __m512i c = unpack64(rows + t * stride + CB * b, m, u);
         __m512 x[4];
         x[0] = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(c)));
@@ -182,6 +189,7 @@ static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, 
 void bitnet_kv3_wsum_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                                 const float *w, size_t nq, float *acc, size_t accs) {
     const unpacker u = unpacker_new();
+    const int pf = bitnet_x86_prefetch_on();
     const size_t chunks = (groups + 7) / 8;
     for (size_t t0 = 0; t0 < n; t0 += TB) {
         const size_t tn = n - t0 < TB ? n - t0 : TB;
@@ -192,10 +200,10 @@ void bitnet_kv3_wsum_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, si
             for (size_t b = 0; b < chunks; b++) {
                 const __mmask64 m = chunk_mask(groups - 8 * b);
                 switch (nq - h0 < 4 ? nq - h0 : 4) {
-                case 1: wsum_block(r, stride, tn, b, m, wh, n, 1, a, accs, &u); break;
-                case 2: wsum_block(r, stride, tn, b, m, wh, n, 2, a, accs, &u); break;
-                case 3: wsum_block(r, stride, tn, b, m, wh, n, 3, a, accs, &u); break;
-                default: wsum_block(r, stride, tn, b, m, wh, n, 4, a, accs, &u); break;
+                case 1: wsum_block(r, stride, tn, b, m, wh, n, 1, a, accs, &u, pf); break;
+                case 2: wsum_block(r, stride, tn, b, m, wh, n, 2, a, accs, &u, pf); break;
+                case 3: wsum_block(r, stride, tn, b, m, wh, n, 3, a, accs, &u, pf); break;
+                default: wsum_block(r, stride, tn, b, m, wh, n, 4, a, accs, &u, pf); break;
                 }
             }
         }
