@@ -109,6 +109,7 @@ pub fn simd_name() -> &'static str {
 }
 
 /// Calls `$f::<NH>` for `NH = $nh` (1 to 4).
+#[cfg(target_arch = "x86_64")]
 macro_rules! by_heads {
     ($nh:expr, $f:ident($($a:expr),*)) => {
         match $nh {
