@@ -277,10 +277,11 @@ impl FormatKernels {
 /// # Contract (for every implementation, C or Rust)
 /// - row `t < n` starts at `rows + t * stride` and holds `groups` 3-byte groups of 8 codes;
 ///   the kernel may read up to [`crate::kv::ROW_SLACK`] bytes past the end of the last row;
-/// - `q` holds `nq` vectors of `qs >= 8 * round_up(groups, 4)` int16 each, every value in
+/// - `q` holds `nq` vectors of `qs >= 8 * round_up(groups, 8)` int16 each, every value in
 ///   `[-128, 127]` and zero from index `8 * groups` on (a kernel may multiply those zeros by
 ///   whatever bytes follow a row);
-/// - `out[t * nq + h]` receives the exact `sum_{j < 8 groups} q[h * qs + j] * code(t, j)`.
+/// - `out[h * n + t]` receives the exact `sum_{j < 8 groups} q[h * qs + j] * code(t, j)` (one
+///   run of `n` sums per query head, so the scores are computed from contiguous dots).
 pub(crate) type RawKvDot = unsafe extern "C" fn(
     rows: *const u8,
     stride: usize,
@@ -292,9 +293,9 @@ pub(crate) type RawKvDot = unsafe extern "C" fn(
     out: *mut i32,
 );
 
-/// Weighted sums of packed 3-bit rows: `acc[h * accs + j] += sum_t w[t * nq + h] * code(t, j)`
+/// Weighted sums of packed 3-bit rows: `acc[h * accs + j] += sum_t w[h * n + t] * code(t, j)`
 /// for `h < nq`, `j < 8 * groups`, tokens in order. Rows as for [`RawKvDot`];
-/// `accs >= 8 * round_up(groups, 4)`, and the entries `[8 * groups, accs)` of each vector are
+/// `accs >= 8 * round_up(groups, 8)`, and the entries `[8 * groups, accs)` of each vector are
 /// scratch the kernel may overwrite. Floating point: within the bound of `docs/FORMATS.md` §8
 /// of the scalar reference.
 pub(crate) type RawKvWsum = unsafe extern "C" fn(
