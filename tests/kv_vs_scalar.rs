@@ -15,7 +15,10 @@ fn case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, u64)> {
             Just(64),
             Just(100),
             Just(128),
-            1usize..200
+            1usize..200,
+            // past one 512-channel slice of the AVX-512 kernel, whole and ragged
+            Just(1024),
+            513usize..700
         ],
         prop_oneof![Just(1usize), Just(4), Just(8), 1usize..6],
         1usize..4,                                   // KV heads

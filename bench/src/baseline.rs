@@ -91,7 +91,7 @@ fn dispatch_rows<E: Element>(
 }
 
 /// Whether the loops prefetch the weights ahead: on Intel CPUs only (see the module docs).
-fn prefetch_on() -> bool {
+pub(crate) fn prefetch_on() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -166,15 +166,16 @@ fn dot_scalar<E: Element>(w: &[E], x: &[E]) -> f32 {
         .sum()
 }
 
+/// The widest loops of the baselines this CPU runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-enum Simd {
+pub(crate) enum Simd {
     Avx512,
     Avx2,
     None,
 }
 
-fn simd_level() -> Simd {
+pub(crate) fn simd_level() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;

@@ -1,20 +1,23 @@
 //! The 3-bit KV cache's benchmark: [`section`] (the report's KV section and `--bin
 //! kv_report`: bytes, accuracy over many draws, µs per decode step against an fp16 cache and
 //! the streaming bandwidth), and its baseline [`F16Cache`]: the same decode attention over an
-//! fp16 cache, with AVX2 + FMA + F16C where the CPU has them (checked at run time), plain Rust
-//! elsewhere. The baseline streams each K and V row once per KV head and serves every query
-//! head of the group from it, so it reads the cache once per call, as the 3-bit kernels do.
+//! fp16 cache, with AVX-512F, or AVX2 + FMA + F16C, where the CPU has them (checked at run
+//! time), plain Rust elsewhere. Like the 3-bit kernels, the baseline reads each KV head's rows
+//! as one stream, converts each row once for every query head of the group, and reads the
+//! cache once per call.
 
 use std::fmt::Write as _;
 
 use bitnet_kernels::kernels;
-use bitnet_kernels::kv::KvCache;
+use bitnet_kernels::kv::{softmax_exp, KvCache};
 use half::f16;
 
+use crate::baseline::{simd_level, Simd};
 use crate::data::{normals, Rng};
 use crate::{machine, probe, stats};
 
-/// One layer's fp16 K and V, token-major (`[token][kv head][head_dim]`).
+/// One layer's fp16 K and V, head-major as the 3-bit cache stores its rows
+/// (`[kv head][token][head_dim]`): each KV head's K and V are two contiguous streams.
 pub struct F16Cache {
     n_kv: usize,
     d: usize,
@@ -24,13 +27,24 @@ pub struct F16Cache {
 }
 
 impl F16Cache {
-    /// `k`, `v`: `len × n_kv × d` f32, rounded to fp16.
+    /// `k`, `v`: `len × n_kv × d` f32 (token-major, as [`KvCache::append`] takes them),
+    /// rounded to fp16.
     pub fn new(k: &[f32], v: &[f32], n_kv: usize, d: usize) -> Self {
-        let cvt = |x: &[f32]| x.iter().map(|&a| f16::from_f32(a).to_bits()).collect();
+        let len = k.len() / (n_kv * d);
+        let cvt = |x: &[f32]| {
+            let mut o = Vec::with_capacity(x.len());
+            for g in 0..n_kv {
+                for t in 0..len {
+                    let row = &x[(t * n_kv + g) * d..][..d];
+                    o.extend(row.iter().map(|&a| f16::from_f32(a).to_bits()));
+                }
+            }
+            o
+        };
         F16Cache {
             n_kv,
             d,
-            len: k.len() / (n_kv * d),
+            len,
             k: cvt(k),
             v: cvt(v),
         }
@@ -42,67 +56,126 @@ impl F16Cache {
     }
 
     /// Decode attention for `n_heads` query heads (`q`, `out`: `n_heads × d`), softmax of
-    /// `q·k / sqrt(d)` over every position, f32 arithmetic.
+    /// `q·k / sqrt(d)` over every position, f32 arithmetic. Per KV head: the scores of up to
+    /// four query heads of its group per pass over K (each K row converted once for all of
+    /// them), the crate's softmax ([`softmax_exp`]), then the weighted sum of V, each V row
+    /// converted once for up to four heads, and the division by the softmax sum.
     pub fn attend(&self, q: &[f32], n_heads: usize, out: &mut [f32]) {
         let (d, n) = (self.d, self.len);
         let ratio = n_heads / self.n_kv;
         let scale = 1.0 / (d as f32).sqrt();
+        let simd = loop_level(d);
         let mut p = vec![0.0f32; ratio * n];
         for g in 0..self.n_kv {
-            let qg = &q[g * ratio * d..(g + 1) * ratio * d];
-            let stride = self.n_kv * d;
-            let kg = &self.k[g * d..];
-            let vg = &self.v[g * d..];
-            #[cfg(target_arch = "x86_64")]
-            let simd = d.is_multiple_of(8) && ratio <= 8 && has_f16c();
-            #[cfg(not(target_arch = "x86_64"))]
-            let simd = false;
-            if simd {
-                // SAFETY: AVX2 + FMA + F16C checked; rows t < n lie in kg at this stride;
-                // p holds ratio × n scores.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    x86::scores(kg, stride, n, d, qg, ratio, scale, &mut p)
-                };
-            } else {
-                for t in 0..n {
-                    let row = &kg[t * stride..][..d];
-                    for r in 0..ratio {
-                        p[r * n + t] = row
-                            .iter()
-                            .zip(&qg[r * d..(r + 1) * d])
-                            .map(|(&a, &b)| f16::from_bits(a).to_f32() * b)
-                            .sum::<f32>()
-                            * scale;
-                    }
-                }
+            let kg = &self.k[g * n * d..][..n * d];
+            let vg = &self.v[g * n * d..][..n * d];
+            let qg = &q[g * ratio * d..][..ratio * d];
+            let og = &mut out[g * ratio * d..][..ratio * d];
+            for h0 in (0..ratio).step_by(4) {
+                let nh = (ratio - h0).min(4);
+                let (qh, ph) = (&qg[h0 * d..][..nh * d], &mut p[h0 * n..][..nh * n]);
+                scores(simd, kg, n, d, qh, nh, scale, ph);
             }
-            for r in 0..ratio {
-                let row = &mut p[r * n..(r + 1) * n];
-                let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut z = 0.0f32;
-                for x in row.iter_mut() {
-                    *x = (*x - mx).exp();
-                    z += *x;
-                }
-                row.iter_mut().for_each(|x| *x /= z);
-            }
-            let og = &mut out[g * ratio * d..(g + 1) * ratio * d];
+            let z: Vec<f32> = p.chunks_exact_mut(n).map(softmax_exp).collect();
             og.fill(0.0);
-            if simd {
-                // SAFETY: as above; og holds ratio × d outputs.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    x86::wsum(vg, stride, n, d, &p, ratio, og)
-                };
-            } else {
-                for t in 0..n {
-                    let row = &vg[t * stride..][..d];
-                    for r in 0..ratio {
-                        let w = p[r * n + t];
-                        for (o, &b) in og[r * d..(r + 1) * d].iter_mut().zip(row) {
-                            *o += w * f16::from_bits(b).to_f32();
-                        }
+            for h0 in (0..ratio).step_by(4) {
+                let nh = (ratio - h0).min(4);
+                let (ph, oh) = (&p[h0 * n..][..nh * n], &mut og[h0 * d..][..nh * d]);
+                wsum(simd, vg, n, d, ph, nh, oh);
+            }
+            for (o, z) in og.chunks_exact_mut(d).zip(&z) {
+                let inv = 1.0 / z;
+                o.iter_mut().for_each(|x| *x *= inv);
+            }
+        }
+    }
+}
+
+/// The loops [`F16Cache::attend`] takes for `head_dim = d` on this CPU: AVX-512F (its
+/// `vcvtph2ps` and FMA) when `d` is a multiple of 64, AVX2 + FMA + F16C when a multiple of
+/// 16, else plain Rust.
+fn loop_level(d: usize) -> Simd {
+    match simd_level() {
+        Simd::Avx512 if d.is_multiple_of(64) => Simd::Avx512,
+        Simd::Avx512 | Simd::Avx2 if d.is_multiple_of(16) => Simd::Avx2,
+        _ => Simd::None,
+    }
+}
+
+/// The loops [`F16Cache::attend`] uses at the report's head_dim (128) on this CPU:
+/// `"avx512"`, `"avx2+f16c+fma"` or `"scalar"`.
+pub fn simd_name() -> &'static str {
+    crate::baseline::simd_name()
+}
+
+/// Calls `$f::<NH>` for `NH = $nh` (1 to 4).
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_heads {
+    ($nh:expr, $f:ident($($a:expr),*)) => {
+        match $nh {
+            1 => $f::<1>($($a),*),
+            2 => $f::<2>($($a),*),
+            3 => $f::<3>($($a),*),
+            _ => $f::<4>($($a),*),
+        }
+    };
+}
+
+/// `p[h·n + t] = scale · q_h·k_t` for `h < nh` (1 to 4), `t < n`; `k`: `n × d`, `q`: `nh × d`.
+#[allow(clippy::too_many_arguments, unused_unsafe)]
+fn scores(
+    simd: Simd,
+    k: &[u16],
+    n: usize,
+    d: usize,
+    q: &[f32],
+    nh: usize,
+    scale: f32,
+    p: &mut [f32],
+) {
+    assert!(k.len() == n * d && q.len() == nh * d && p.len() == nh * n && (1..=4).contains(&nh));
+    match simd {
+        // SAFETY: loop_level checked the features and d's multiple; the assert the lengths.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { by_heads!(nh, scores512(k, n, d, q, scale, p)) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { by_heads!(nh, scores256(k, n, d, q, scale, p)) },
+        _ => {
+            for t in 0..n {
+                let row = &k[t * d..][..d];
+                for h in 0..nh {
+                    let qh = &q[h * d..][..d];
+                    let s: f32 = row
+                        .iter()
+                        .zip(qh)
+                        .map(|(&a, &b)| f16::from_bits(a).to_f32() * b)
+                        .sum();
+                    p[h * n + t] = s * scale;
+                }
+            }
+        }
+    }
+}
+
+/// `out[h·d + j] += Σ_t w[h·n + t] · v_t[j]` for `h < nh` (1 to 4); `v`: `n × d`.
+#[allow(unused_unsafe)]
+fn wsum(simd: Simd, v: &[u16], n: usize, d: usize, w: &[f32], nh: usize, out: &mut [f32]) {
+    assert!(v.len() == n * d && w.len() == nh * n && out.len() == nh * d && (1..=4).contains(&nh));
+    match simd {
+        // SAFETY: loop_level checked the features and d's multiple; the assert the lengths.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { by_heads!(nh, wsum512(v, n, d, w, out)) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { by_heads!(nh, wsum256(v, n, d, w, out)) },
+        _ => {
+            for t in 0..n {
+                let row = &v[t * d..][..d];
+                for h in 0..nh {
+                    let wt = w[h * n + t];
+                    for (o, &b) in out[h * d..][..d].iter_mut().zip(row) {
+                        *o += wt * f16::from_bits(b).to_f32();
                     }
                 }
             }
@@ -110,95 +183,187 @@ impl F16Cache {
     }
 }
 
-/// The loop [`F16Cache::attend`] uses on this CPU: `"avx2+f16c+fma"` or `"scalar"`.
-pub fn simd_name() -> &'static str {
-    if has_f16c() {
-        "avx2+f16c+fma"
-    } else {
-        "scalar"
-    }
-}
-
-fn has_f16c() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        has!("avx2") && has!("fma") && has!("f16c")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
+#[cfg(target_arch = "x86_64")]
+use x86::{scores256, scores512, wsum256, wsum512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// `p[r·n + t] = scale · q_r·k_t` for `t < n`, `r < ratio`: each K row is converted once,
-    /// 8 values at a time, and serves every query head of the group.
+    use crate::baseline::prefetch_on;
+
+    /// The loops of one vector width (`$lanes` f32 a vector): `$scores` takes `$tn` tokens a
+    /// pass (`4·$tn` accumulators: token × up to 4 heads, reduced together by `$hsum`), each K
+    /// vector converted once for every head; `$wsum` keeps `$cv` vectors of up to four heads'
+    /// sums in registers over blocks of 32 tokens (whose rows stay in L1 between the blocks
+    /// of channels), each V vector converted once for every head.
     ///
-    /// # Safety
-    /// AVX2 + FMA + F16C; `d % 8 == 0`, `ratio <= 8`; `k` holds rows `t·stride .. + d` for
-    /// `t < n`, `q` `ratio × d`, `p` `ratio × n`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn scores(
-        k: &[u16],
-        stride: usize,
-        n: usize,
-        d: usize,
-        q: &[f32],
-        ratio: usize,
-        scale: f32,
-        p: &mut [f32],
-    ) {
-        for t in 0..n {
-            let row = &k[t * stride..][..d];
-            let mut acc = [_mm256_setzero_ps(); 8];
-            for j in (0..d).step_by(8) {
-                // SAFETY: 8 u16 of the row and 8 f32 of each q row, in bounds.
-                let x = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(row[j..].as_ptr().cast())) };
-                for (r, a) in acc.iter_mut().enumerate().take(ratio) {
-                    let qv = unsafe { _mm256_loadu_ps(q[r * d + j..].as_ptr()) };
-                    *a = _mm256_fmadd_ps(x, qv, *a);
+    /// Safety of each: the CPU has `$feat`; `d` a multiple of `$lanes · $cv`; `k`, `v`:
+    /// `n × d`; `q`: `NH × d`; `p`, `w`: `NH × n`; `out`: `NH × d`.
+    macro_rules! loops {
+        ($($scores:ident, $wsum:ident: $feat:literal, $v:ty, lanes $lanes:literal,
+           tokens $tn:literal, chunk $cv:literal, $zero:ident, $fma:ident, $set1:ident,
+           $loadf:ident, $storef:ident, $hsum:ident, |$p:ident| $cvt:expr;)*) => {$(
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $scores<const NH: usize>(
+                k: &[u16],
+                n: usize,
+                d: usize,
+                q: &[f32],
+                scale: f32,
+                p: &mut [f32],
+            ) {
+                /// `TN` tokens from `k` (row t at `k + t·d`), sums to `p + h·n + t`.
+                #[target_feature(enable = $feat)]
+                #[inline]
+                unsafe fn block<const TN: usize, const NH: usize>(
+                    k: *const u16,
+                    d: usize,
+                    q: *const f32,
+                    scale: f32,
+                    p: *mut f32,
+                    n: usize,
+                ) {
+                    let mut acc = [$zero(); 4 * $tn];
+                    for j in (0..d).step_by($lanes) {
+                        let mut qv = [$zero(); NH];
+                        for (h, x) in qv.iter_mut().enumerate() {
+                            *x = $loadf(q.add(h * d + j));
+                        }
+                        for t in 0..TN {
+                            let $p = k.add(t * d + j);
+                            let x = $cvt;
+                            for h in 0..NH {
+                                acc[4 * t + h] = $fma(x, qv[h], acc[4 * t + h]);
+                            }
+                        }
+                    }
+                    let mut s = [0.0f32; 4 * $tn];
+                    $storef(s.as_mut_ptr(), $hsum(&acc));
+                    for t in 0..TN {
+                        for h in 0..NH {
+                            *p.add(h * n + t) = s[4 * t + h] * scale;
+                        }
+                    }
+                }
+                let (kp, qp, pp) = (k.as_ptr(), q.as_ptr(), p.as_mut_ptr());
+                let pf = prefetch_on();
+                let mut t = 0;
+                while t + $tn <= n {
+                    if pf {
+                        // The block's rows 1 KiB ahead (prefetch_on: Intel only).
+                        for l in (0..$tn * d * 2).step_by(64) {
+                            _mm_prefetch::<_MM_HINT_T0>(kp.add(t * d + 512).cast::<i8>().add(l));
+                        }
+                    }
+                    block::<$tn, NH>(kp.add(t * d), d, qp, scale, pp.add(t), n);
+                    t += $tn;
+                }
+                while t < n {
+                    block::<1, NH>(kp.add(t * d), d, qp, scale, pp.add(t), n);
+                    t += 1;
                 }
             }
-            for (r, a) in acc.iter().enumerate().take(ratio) {
-                let mut s = [0.0f32; 8];
-                // SAFETY: 8 floats.
-                unsafe { _mm256_storeu_ps(s.as_mut_ptr(), *a) };
-                p[r * n + t] = s.iter().sum::<f32>() * scale;
-            }
-        }
-    }
 
-    /// `out[r·d + j] += Σ_t p[r·n + t] · v_t[j]`.
-    ///
-    /// # Safety
-    /// As [`scores`], with `out` `ratio × d`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn wsum(
-        v: &[u16],
-        stride: usize,
-        n: usize,
-        d: usize,
-        p: &[f32],
-        ratio: usize,
-        out: &mut [f32],
-    ) {
-        for t in 0..n {
-            let row = &v[t * stride..][..d];
-            for j in (0..d).step_by(8) {
-                // SAFETY: 8 u16 of the row and 8 f32 of each output row, in bounds.
-                let x = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(row[j..].as_ptr().cast())) };
-                for r in 0..ratio {
-                    let o = out[r * d + j..].as_mut_ptr();
-                    unsafe {
-                        let w = _mm256_set1_ps(p[r * n + t]);
-                        _mm256_storeu_ps(o, _mm256_fmadd_ps(w, x, _mm256_loadu_ps(o)));
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $wsum<const NH: usize>(
+                v: &[u16],
+                n: usize,
+                d: usize,
+                w: &[f32],
+                out: &mut [f32],
+            ) {
+                const TB: usize = 32;
+                let (vp, wp, op) = (v.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+                let pf = prefetch_on();
+                for t0 in (0..n).step_by(TB) {
+                    let tb = (n - t0).min(TB);
+                    for j in (0..d).step_by($lanes * $cv) {
+                        let mut a = [[$zero(); $cv]; NH];
+                        for (h, a) in a.iter_mut().enumerate() {
+                            for (c, a) in a.iter_mut().enumerate() {
+                                *a = $loadf(op.add(h * d + j + c * $lanes));
+                            }
+                        }
+                        for t in t0..t0 + tb {
+                            if pf && j == 0 {
+                                // Each row 1 KiB ahead, in the first block of channels.
+                                for l in (0..d * 2).step_by(64) {
+                                    _mm_prefetch::<_MM_HINT_T0>(vp.add(t * d + 512).cast::<i8>().add(l));
+                                }
+                            }
+                            let mut x = [$zero(); $cv];
+                            for (c, x) in x.iter_mut().enumerate() {
+                                let $p = vp.add(t * d + j + c * $lanes);
+                                *x = $cvt;
+                            }
+                            for (h, a) in a.iter_mut().enumerate() {
+                                let wv = $set1(*wp.add(h * n + t));
+                                for (a, &x) in a.iter_mut().zip(&x) {
+                                    *a = $fma(wv, x, *a);
+                                }
+                            }
+                        }
+                        for (h, a) in a.iter().enumerate() {
+                            for (c, &a) in a.iter().enumerate() {
+                                $storef(op.add(h * d + j + c * $lanes), a);
+                            }
+                        }
                     }
                 }
             }
-        }
+        )*};
+    }
+
+    loops! {
+        scores512, wsum512: "avx512f", __m512, lanes 16, tokens 4, chunk 4, _mm512_setzero_ps,
+            _mm512_fmadd_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, hsum16,
+            |p| _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+        scores256, wsum256: "avx2,fma,f16c", __m256, lanes 8, tokens 2, chunk 2, _mm256_setzero_ps,
+            _mm256_fmadd_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, hsum8,
+            |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
+    }
+
+    /// Lane `i` = the sum of `a[i]`'s lanes: pairs interleaved and added (32-bit, then
+    /// 64-bit unpacks), leaving per 128-bit block the partial sums of four vectors; two rounds
+    /// of block shuffles add the blocks.
+    #[target_feature(enable = "avx512f")]
+    fn hsum16(a: &[__m512; 16]) -> __m512 {
+        let b: [__m512; 8] = std::array::from_fn(|i| {
+            _mm512_add_ps(
+                _mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]),
+            )
+        });
+        let c: [__m512; 4] = std::array::from_fn(|i| {
+            let (x, y) = (_mm512_castps_pd(b[2 * i]), _mm512_castps_pd(b[2 * i + 1]));
+            _mm512_add_ps(
+                _mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)),
+            )
+        });
+        let d: [__m512; 2] = std::array::from_fn(|i| {
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x88>(c[2 * i], c[2 * i + 1]),
+                _mm512_shuffle_f32x4::<0xdd>(c[2 * i], c[2 * i + 1]),
+            )
+        });
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x88>(d[0], d[1]),
+            _mm512_shuffle_f32x4::<0xdd>(d[0], d[1]),
+        )
+    }
+
+    /// Lane `i` = the sum of `a[i]`'s lanes: two rounds of `vhaddps`, then the 128-bit
+    /// halves added.
+    #[target_feature(enable = "avx2")]
+    fn hsum8(a: &[__m256; 8]) -> __m256 {
+        let t0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        let t1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+        _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(t0, t1),
+            _mm256_permute2f128_ps::<0x31>(t0, t1),
+        )
     }
 }
 

@@ -9,6 +9,7 @@
 //!   [`data`]: the shapes and the synthetic weights and activations; [`machine`]: CPU and
 //!   date for a report; [`harness`]: criterion's set-up for the benches.
 //! - [`registry`]: the only module that touches the library's kernel registry.
+//! - [`lut`]: single-thread GEMV timing of the formats with int8 and int4 activations.
 //! - [`layer`]: one 2B-4T decoder layer's seven products, separate or fused (the report's layer section).
 //! - [`kv`]: the fp16-cache decode-attention baseline of the 3-bit KV cache (`--bin kv_report`).
 //!
@@ -30,6 +31,7 @@ pub mod data;
 pub mod harness;
 pub mod kv;
 pub mod layer;
+pub mod lut;
 pub mod machine;
 pub mod probe;
 pub mod registry;

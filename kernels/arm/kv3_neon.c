@@ -39,7 +39,7 @@ void bitnet_kv3_dot_neon(const uint8_t *rows, size_t stride, size_t n, size_t gr
                     acc[h] = vmlal_high_s16(acc[h], c, qv);
                 }
             }
-            for (size_t h = 0; h < hn; h++) out[t * nq + h0 + h] = vaddvq_s32(acc[h]);
+            for (size_t h = 0; h < hn; h++) out[(h0 + h) * n + t] = vaddvq_s32(acc[h]);
         }
     }
 }
@@ -55,7 +55,7 @@ void bitnet_kv3_wsum_neon(const uint8_t *rows, size_t stride, size_t n, size_t g
             const float32x4_t lo = vcvtq_f32_u32(vmovl_u16(vget_low_u16(c)));
             const float32x4_t hi = vcvtq_f32_u32(vmovl_high_u16(c));
             for (size_t h = 0; h < nq; h++) {
-                const float32x4_t wv = vdupq_n_f32(w[t * nq + h]);
+                const float32x4_t wv = vdupq_n_f32(w[h * n + t]);
                 float *a = acc + h * accs + 8 * g;
                 vst1q_f32(a, vfmaq_f32(vld1q_f32(a), wv, lo));
                 vst1q_f32(a + 4, vfmaq_f32(vld1q_f32(a + 4), wv, hi));

@@ -1,12 +1,11 @@
 /* TL1 GEMV and GEMM for every AArch64 core (ARMv8-A Advanced SIMD): one `tbl` looks up a
- * 2-weight group for 16 rows. Layout: src/format/tl1.rs; loop and exactness: tl_common.h.
- *
- * Table of group (q0, q1), index i = 3 (t0 + 1) + (t1 + 1) in 0..8:
- * T[i] = t0 * q0 + t1 * q1, |T| <= 256, stored as two 16-byte tables lo = T & 31 and
- * hi = T >> 5 (-8..8); entries 9..15 are 0 (validation rejects those indices). */
+ * 2-weight group for 16 rows. Layout: src/format/tl1.rs; loop and exactness: tl_common.h;
+ * table entries: tl1_common.h (|T| <= 256), stored as two 16-byte tables lo = T & 31 and
+ * hi = T >> 5 (-8..8). */
 #include <arm_neon.h>
 
 #include "kernels.h"
+#include "arm/tl1_common.h"
 
 #define TL_FMT tl1
 #define TL_K_BLOCK BITNET_TL1_K_BLOCK
@@ -17,31 +16,16 @@
 _Static_assert(BITNET_TL1_K_BLOCK == 2 * BITNET_TL_STEP_GROUPS, "8 groups of 2 a step");
 
 static void tl_build(const int8_t *x, size_t steps, uint8_t *tab) {
-    /* Digits of the 16 indices, entries 0..7 and 8..15. */
-    static const int16_t d0[16] = {-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0};
-    static const int16_t d1[16] = {-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0, 0};
-    const int16x8_t a0 = vld1q_s16(d0), b0 = vld1q_s16(d0 + 8);
-    const int16x8_t a1 = vld1q_s16(d1), b1 = vld1q_s16(d1 + 8);
     const int16x8_t m31 = vdupq_n_s16(31);
     for (size_t k = 0; k < steps; k++, x += BITNET_TL1_K_BLOCK, tab += TL_TAB_STEP) {
-        const int8x16_t xb = vld1q_s8(x);
-        const int16x8_t xv[2] = {vmovl_s8(vget_low_s8(xb)), vmovl_high_s8(xb)};
-        /* Group g: activations 2g, 2g + 1 (lanes of xv[g / 4]); |T| <= 2 * 128 in int16. */
-#define GROUP(g)                                                                           \
-    do {                                                                                   \
-        const int16x8_t q = xv[(g) / 4];                                                   \
-        const int16x8_t ta = vmlaq_laneq_s16(vmulq_laneq_s16(a0, q, 2 * (g) % 8), a1, q,   \
-                                             (2 * (g) + 1) % 8);                           \
-        const int16x8_t tb = vmlaq_laneq_s16(vmulq_laneq_s16(b0, q, 2 * (g) % 8), b1, q,   \
-                                             (2 * (g) + 1) % 8);                           \
-        vst1q_u8(tab + 32 * (g), vuzp1q_u8(vreinterpretq_u8_s16(vandq_s16(ta, m31)),       \
-                                           vreinterpretq_u8_s16(vandq_s16(tb, m31))));     \
-        vst1q_u8(tab + 32 * (g) + 16,                                                      \
-                 vuzp1q_u8(vreinterpretq_u8_s16(vshrq_n_s16(ta, 5)),                       \
-                           vreinterpretq_u8_s16(vshrq_n_s16(tb, 5))));                     \
-    } while (0)
-        GROUP(0); GROUP(1); GROUP(2); GROUP(3); GROUP(4); GROUP(5); GROUP(6); GROUP(7);
-#undef GROUP
+        int16x8_t ta[8], tb[8]; /* |T| <= 2 * 128 in int16 */
+        tl1_words(x, ta, tb);
+        for (int g = 0; g < 8; g++) {
+            vst1q_u8(tab + 32 * g, vuzp1q_u8(vreinterpretq_u8_s16(vandq_s16(ta[g], m31)),
+                                             vreinterpretq_u8_s16(vandq_s16(tb[g], m31))));
+            vst1q_u8(tab + 32 * g + 16, vuzp1q_u8(vreinterpretq_u8_s16(vshrq_n_s16(ta[g], 5)),
+                                                  vreinterpretq_u8_s16(vshrq_n_s16(tb[g], 5))));
+        }
     }
 }
 

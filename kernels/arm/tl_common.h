@@ -14,11 +14,14 @@
  * lanes (uaddw + smlal by 32), which are flushed into the int32 outputs every TL_FLUSH steps:
  * 8 * 3072 = 24576 < 2^15.
  *
- * The includer defines TL_FMT (tl1, tl2), TL_STEP_BYTES, TL_K_BLOCK, TL_TAB_STEP (table
+ * With TL_I4 defined (tl2i4_neon.c: int4 activations, one-byte tables) tl_step's two byte
+ * sums are both signed and exact as they are (bound below, at tl_widen).
+ *
+ * The includer defines TL_FMT (tl1, tl2, tl2i4), TL_STEP_BYTES, TL_K_BLOCK, TL_TAB_STEP (table
  * bytes a step), TL_CHUNK_STEPS (steps whose tables are kept on the stack at once) and
  *   static void tl_build(const int8_t *x, size_t steps, uint8_t *tab)
  *       tables of `steps` steps from the activations at x;
- *   static inline void tl_step(const uint8_t *p, const uint8_t *tab, uint8x16_t lo[4],
+ *   static inline void tl_step(const uint8_t *p, const uint8_t *tab, tl_lo_t lo[4],
  *                              int8x16_t hi[4])
  *       the byte sums lo/hi of sub-tiles 0..3 over the step at p (tables at tab).
  */
@@ -32,8 +35,21 @@
 
 #define TL_CAT_(a, b, c) bitnet_##a##_##b##_##c
 #define TL_CAT(a, b, c) TL_CAT_(a, b, c)
-#define TL_FLUSH 8
 
+#if defined(TL_I4)
+/* int4 activations (tl2i4_neon.c): tl_step gives per sub-tile the byte sums of the 4
+ * low-nibble groups' lookups (lo) and of the 4 high-nibble groups' (hi), each one byte
+ * exactly (|.| <= 4 * 24 = 96). They are added into the int16 lanes (|S| <= 192 a step)
+ * and flushed every 128 steps: 128 * 192 = 24576 < 2^15. */
+typedef int8x16_t tl_lo_t;
+#define TL_FLUSH 128
+static inline void tl_widen(int8x16_t lo, int8x16_t hi, int16x8_t acc[2]) {
+    acc[0] = vaddq_s16(acc[0], vaddl_s8(vget_low_s8(lo), vget_low_s8(hi)));
+    acc[1] = vaddq_s16(acc[1], vaddl_high_s8(lo, hi));
+}
+#else
+typedef uint8x16_t tl_lo_t;
+#define TL_FLUSH 8
 /* lo + 32 * hi of the low / high 8 rows of a sub-tile into int16 lanes (modular 16-bit
  * adds; the true value stays within the bound above). */
 static inline void tl_widen(uint8x16_t lo, int8x16_t hi, int16x8_t acc[2]) {
@@ -43,6 +59,7 @@ static inline void tl_widen(uint8x16_t lo, int8x16_t hi, int16x8_t acc[2]) {
     acc[1] = vreinterpretq_s16_u16(vaddw_high_u8(vreinterpretq_u16_s16(acc[1]), lo));
     acc[1] = vmlal_high_s8(acc[1], hi, vdupq_n_s8(32));
 }
+#endif
 
 /* y[0..64) += the 64 int16 row sums, and clears them. |y| stays a partial sum of t*q over
  * real columns: <= 128 * cols < 2^31. */
@@ -64,7 +81,7 @@ static void tl_rows(const uint8_t *w, size_t tile_bytes, size_t k0, size_t kn,
         int16x8_t acc[4][2];
         for (int s = 0; s < 4; s++) acc[s][0] = acc[s][1] = vdupq_n_s16(0);
         for (size_t k = 0; k < kn; k++, p += TL_STEP_BYTES) {
-            uint8x16_t lo[4];
+            tl_lo_t lo[4];
             int8x16_t hi[4];
             tl_step(p, tab + k * TL_TAB_STEP, lo, hi);
             for (int s = 0; s < 4; s++) tl_widen(lo[s], hi[s], acc[s]);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "prefetch.h"
 
 static inline __m256i unpack2(const uint8_t *p, __m256i shuf, __m256i mul) {
     __m128i x = _mm_loadl_epi64((const __m128i *)p);
@@ -53,7 +54,10 @@ static inline __m256i hsum8(const __m256i a[8]) {
  * 16 registers). TN and NH are constants after inlining. */
 static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size_t pairs,
                                            const int16_t *q, size_t qs, int tn, int nh,
-                                           __m256i shuf, __m256i mul, int32_t *out, size_t nq) {
+                                           __m256i shuf, __m256i mul, int32_t *out, size_t n,
+                                           int pf) {
+    /* The 2 rows (96 bytes at head_dim 128) of the next blocks: prefetch.h. */
+    BITNET_PREFETCH_AHEAD(pf, r, 2);
     __m256i acc[8];
     for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_si256();
     for (size_t b = 0; b < pairs; b++) {
@@ -69,28 +73,29 @@ static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size
     int32_t s[8];
     _mm256_storeu_si256((__m256i *)s, hsum8(acc));
     for (int t = 0; t < tn; t++)
-        for (int h = 0; h < nh; h++) out[t * nq + h] = s[4 * t + h];
+        for (int h = 0; h < nh; h++) out[h * n + t] = s[4 * t + h];
 }
 
 #define DOT_HEADS(TN)                                                                           \
     switch (nq - h0 < 4 ? nq - h0 : 4) {                                                        \
-    case 1: dot_block(r, stride, pairs, qh, qs, TN, 1, shuf, mul, o, nq); break;                \
-    case 2: dot_block(r, stride, pairs, qh, qs, TN, 2, shuf, mul, o, nq); break;                \
-    case 3: dot_block(r, stride, pairs, qh, qs, TN, 3, shuf, mul, o, nq); break;                \
-    default: dot_block(r, stride, pairs, qh, qs, TN, 4, shuf, mul, o, nq); break;               \
+    case 1: dot_block(r, stride, pairs, qh, qs, TN, 1, shuf, mul, o, n, pf); break;                 \
+    case 2: dot_block(r, stride, pairs, qh, qs, TN, 2, shuf, mul, o, n, pf); break;                 \
+    case 3: dot_block(r, stride, pairs, qh, qs, TN, 3, shuf, mul, o, n, pf); break;                 \
+    default: dot_block(r, stride, pairs, qh, qs, TN, 4, shuf, mul, o, n, pf); break;                \
     }
 
 void bitnet_kv3_dot_avx2(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                          const int16_t *q, size_t qs, size_t nq, int32_t *out) {
     __m256i shuf, mul;
     consts(&shuf, &mul);
+    const int pf = bitnet_x86_prefetch_on();
     const size_t pairs = (groups + 1) / 2;
     /* Two tokens by up to four query heads per pass, their eight sums reduced together. */
     for (size_t t = 0; t < n; t += 2) {
         const uint8_t *r = rows + t * stride;
         for (size_t h0 = 0; h0 < nq; h0 += 4) {
             const int16_t *qh = q + h0 * qs;
-            int32_t *o = out + t * nq + h0;
+            int32_t *o = out + h0 * n + t;
             if (n - t >= 2) {
                 DOT_HEADS(2);
             } else {
@@ -106,8 +111,8 @@ void bitnet_kv3_dot_avx2(const uint8_t *rows, size_t stride, size_t n, size_t gr
 #define TB 64
 
 static BITNET_ALWAYS_INLINE void wsum_block(
-    const uint8_t *rows, size_t stride, size_t tn, size_t pairs, const float *w, size_t nq,
-    int nh, float *acc, size_t accs, __m256i shuf, __m256i mul) {
+    const uint8_t *rows, size_t stride, size_t tn, size_t pairs, const float *w, size_t n,
+    int nh, float *acc, size_t accs, __m256i shuf, __m256i mul, int pf) {
     for (size_t b = 0; b < pairs; b++) {
         __m256 lo[4], hi[4];
         for (int h = 0; h < nh; h++) {
@@ -115,12 +120,14 @@ static BITNET_ALWAYS_INLINE void wsum_block(
             hi[h] = _mm256_loadu_ps(acc + h * accs + 16 * b + 8);
         }
         for (size_t t = 0; t < tn; t++) {
+            /* One prefetch a row (48 bytes at head_dim 128) in the first pair's pass. */
+            if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + t * stride, 1);
             const __m256i c = unpack2(rows + t * stride + 6 * b, shuf, mul);
             const __m256 cl = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(c)));
             const __m256 ch =
                 _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(c, 1)));
             for (int h = 0; h < nh; h++) {
-                const __m256 wv = _mm256_set1_ps(w[t * nq + h]);
+                const __m256 wv = _mm256_set1_ps(w[h * n + t]);
                 lo[h] = _mm256_fmadd_ps(wv, cl, lo[h]);
                 hi[h] = _mm256_fmadd_ps(wv, ch, hi[h]);
             }
@@ -136,18 +143,19 @@ void bitnet_kv3_wsum_avx2(const uint8_t *rows, size_t stride, size_t n, size_t g
                           const float *w, size_t nq, float *acc, size_t accs) {
     __m256i shuf, mul;
     consts(&shuf, &mul);
+    const int pf = bitnet_x86_prefetch_on();
     const size_t pairs = (groups + 1) / 2;
     for (size_t t0 = 0; t0 < n; t0 += TB) {
         const size_t tn = n - t0 < TB ? n - t0 : TB;
         const uint8_t *r = rows + t0 * stride;
         for (size_t h0 = 0; h0 < nq; h0 += 4) {
-            const float *wh = w + t0 * nq + h0;
+            const float *wh = w + h0 * n + t0;
             float *a = acc + h0 * accs;
             switch (nq - h0 < 4 ? nq - h0 : 4) {
-            case 1: wsum_block(r, stride, tn, pairs, wh, nq, 1, a, accs, shuf, mul); break;
-            case 2: wsum_block(r, stride, tn, pairs, wh, nq, 2, a, accs, shuf, mul); break;
-            case 3: wsum_block(r, stride, tn, pairs, wh, nq, 3, a, accs, shuf, mul); break;
-            default: wsum_block(r, stride, tn, pairs, wh, nq, 4, a, accs, shuf, mul); break;
+            case 1: wsum_block(r, stride, tn, pairs, wh, n, 1, a, accs, shuf, mul, pf); break;
+            case 2: wsum_block(r, stride, tn, pairs, wh, n, 2, a, accs, shuf, mul, pf); break;
+            case 3: wsum_block(r, stride, tn, pairs, wh, n, 3, a, accs, shuf, mul, pf); break;
+            default: wsum_block(r, stride, tn, pairs, wh, n, 4, a, accs, shuf, mul, pf); break;
             }
         }
     }

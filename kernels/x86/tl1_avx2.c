@@ -22,19 +22,11 @@
 
 /* Builds the tables of `steps` steps from the 16 * steps activations at x. */
 static void tl1_build(const int8_t *x, size_t steps, __m256i *tab) {
-    __m256i D[2];
-    for (int k = 0; k < 2; k++) {
-        int16_t d[16];
-        for (int i = 0; i < 16; i++) d[i] = (int16_t)(i < 9 ? (k == 0 ? i / 3 : i % 3) - 1 : 0);
-        memcpy(&D[k], d, 32);
-    }
+    __m256i digit[2];
+    bitnet_tl1_digits_avx2(digit);
     for (size_t k = 0; k < steps; k++) {
-        const int8_t *xs = x + 16 * k;
-        __m256i t[8];
-        for (int g = 0; g < 8; g++) { /* |v| <= 2 * 128: int16 */
-            const __m256i v = _mm256_mullo_epi16(_mm256_set1_epi16(xs[2 * g]), D[0]);
-            t[g] = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[2 * g + 1]), D[1]));
-        }
+        __m256i t[8]; /* |T| <= 2 * 128: int16 */
+        bitnet_tl1_words_avx2(digit, x + 16 * k, t);
         __m256i *o = tab + TL1_STEP_VECS * k;
         for (int j = 0; j < 4; j++) { /* lane 0 = pair 2j, lane 1 = pair 2j + 1 */
             bitnet_tl_pack16(t[2 * j], t[2 * j + 1], &o[2 * j], &o[2 * j + 1]);

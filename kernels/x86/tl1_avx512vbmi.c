@@ -27,34 +27,12 @@ _Static_assert(BITNET_TL1_K_BLOCK == 2 * BITNET_TL_STEP_GROUPS, "8 pairs a step"
 
 /* Builds the tables of `steps` steps from the 16 * steps activations at x. */
 static void tl1_build(const int8_t *x, size_t steps, __m512i *tab) {
-    /* D[k] word w: digit k of index i = w % 16 (i = 3 d0' + d1', digit = d' - 1);
-     * indices 9..15 never occur and get 0. */
-    __m512i D[2], sel[2], even;
-    for (int k = 0; k < 2; k++) {
-        int16_t d[32], e[32];
-        for (int w = 0; w < 32; w++) {
-            const int i = w % 16;
-            d[w] = (int16_t)(i < 9 ? (k == 0 ? i / 3 : i % 3) - 1 : 0);
-            e[w] = (int16_t)(2 * (w / 16) + k); /* pair m: activation 2 (2m + w/16) + k */
-        }
-        memcpy(&D[k], d, 64);
-        memcpy(&sel[k], e, 64);
-    }
-    even = bitnet_tl_even();
+    const bitnet_tl1_words512 c = bitnet_tl1_words_init_avx512();
+    const __m512i even = bitnet_tl_even();
     const __m512i low6 = _mm512_set1_epi8(63);
     for (size_t k = 0; k < steps; k++) {
-        /* 16 activations as words (masked load: never reads past the step). */
-        const __m512i xw = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(0xFFFFu, x + 16 * k));
-        __m512i p[4];
-        for (int m = 0; m < 4; m++) {
-            const __m512i off = _mm512_set1_epi16((short)(4 * m));
-            __m512i v = _mm512_setzero_si512(); /* |v| <= 2 * 128: int16 */
-            for (int d = 0; d < 2; d++) {
-                const __m512i xs = _mm512_permutexvar_epi16(_mm512_add_epi16(sel[d], off), xw);
-                v = _mm512_add_epi16(v, _mm512_mullo_epi16(xs, D[d]));
-            }
-            p[m] = v;
-        }
+        __m512i p[4]; /* |T| <= 2 * 128: int16 */
+        bitnet_tl1_words_avx512(&c, x + 16 * k, p);
         __m512i *t = tab + TL1_STEP_VECS * k;
         for (int q = 0; q < 2; q++) { /* A = pairs 0-3, B = pairs 4-7 */
             const __m512i a = p[2 * q], b = p[2 * q + 1];

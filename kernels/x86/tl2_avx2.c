@@ -25,23 +25,11 @@
 
 /* Builds the tables of `steps` steps from the 24 * steps activations at x. */
 static void tl2_build(const int8_t *x, size_t steps, __m256i *tab) {
-    __m256i D[3];
-    for (int k = 0; k < 3; k++) {
-        int16_t d[16];
-        for (int u = 0; u < 16; u++) {
-            const int div = k == 0 ? 9 : k == 1 ? 3 : 1;
-            d[u] = (int16_t)(u < 14 ? u / div % 3 - 1 : 0);
-        }
-        memcpy(&D[k], d, 32);
-    }
+    __m256i digit[3];
+    bitnet_tl2_digits_avx2(digit);
     for (size_t k = 0; k < steps; k++) {
-        const int8_t *xs = x + 24 * k;
-        __m256i t[8];
-        for (int g = 0; g < 8; g++) { /* |v| <= 3 * 128: int16 */
-            __m256i v = _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g]), D[0]);
-            v = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g + 1]), D[1]));
-            t[g] = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g + 2]), D[2]));
-        }
+        __m256i t[8]; /* |T| <= 3 * 128: int16 */
+        bitnet_tl2_words_avx2(digit, x + 24 * k, t);
         __m256i *o = tab + TL2_STEP_VECS * k;
         for (int j = 0; j < 4; j++) { /* lane 0 = group 2j, lane 1 = group 2j + 1 */
             bitnet_tl_pack16(t[2 * j], t[2 * j + 1], &o[2 * j], &o[2 * j + 1]);

@@ -37,40 +37,12 @@ _Static_assert(BITNET_TL2_K_BLOCK == 3 * BITNET_TL_STEP_GROUPS, "8 groups of 3 a
 
 /* Builds the tables of `steps` steps from the 24 * steps activations at x. */
 static void tl2_build(const int8_t *x, size_t steps, __m512i *tab) {
-    /* D[k] word w: digit k of magnitude index u = w % 16 (u = 9 d0' + 3 d1' + d2',
-     * digit = d' - 1); indices 14, 15 never occur and get 0. */
-    __m512i D[3];
-    for (int k = 0; k < 3; k++) {
-        int16_t d[32];
-        for (int w = 0; w < 32; w++) {
-            const int u = w % 16, div = k == 0 ? 9 : k == 1 ? 3 : 1;
-            d[w] = (int16_t)(u < 14 ? u / div % 3 - 1 : 0);
-        }
-        memcpy(&D[k], d, 64);
-    }
-    /* Word w of pair m (groups 2m, 2m+1) takes activation 3 * (2m + w/16) + k. */
-    __m512i sel[3];
-    for (int k = 0; k < 3; k++) {
-        sel[k] = _mm512_add_epi16(
-            _mm512_set1_epi16((short)k),
-            _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_setzero_si512(), _mm512_set1_epi16(3)));
-    }
+    const bitnet_tl2_words512 c = bitnet_tl2_words_init_avx512();
     const __m512i even = bitnet_tl_even(); /* the low byte of each word */
     const __m512i low6 = _mm512_set1_epi8(63);
     for (size_t k = 0; k < steps; k++) {
-        /* 24 activations as words (masked load: never reads past the step). */
-        const __m512i xw =
-            _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(0xFFFFFFu, x + 24 * k));
-        __m512i p[4];
-        for (int m = 0; m < 4; m++) {
-            const __m512i off = _mm512_set1_epi16((short)(6 * m));
-            __m512i v = _mm512_setzero_si512(); /* |v| <= 3 * 128: int16 */
-            for (int d = 0; d < 3; d++) {
-                const __m512i xs = _mm512_permutexvar_epi16(_mm512_add_epi16(sel[d], off), xw);
-                v = _mm512_add_epi16(v, _mm512_mullo_epi16(xs, D[d]));
-            }
-            p[m] = v;
-        }
+        __m512i p[4]; /* |T| <= 3 * 128: int16 */
+        bitnet_tl2_words_avx512(&c, x + 24 * k, p);
         __m512i *t = tab + TL2_STEP_VECS * k;
         for (int q = 0; q < 2; q++) {
             const __m512i a = p[2 * q], b = p[2 * q + 1];

@@ -159,6 +159,129 @@ static inline void bitnet_tl_rows_avx512(const uint8_t *w, size_t tile_bytes, si
             _mm512_storeu_si512(yo + 16 * s, _mm512_add_epi32(accA[s], accB[s]));
     }
 }
+
+/* The 16-bit TL2 tables of one step, shared by tl2_avx512vbmi.c (split into lo / hi bytes)
+ * and tl2i4_avx512vbmi.c (one byte each). p[m] word w = T[u] of group 2m + w / 16 with
+ * u = w % 16 (T[u] = d0 q0 + d1 q1 + d2 q2 for the digits of u = 9 d0' + 3 d1' + d2',
+ * d = d' - 1; 0 for u = 14, 15); |T| <= 3 * 128 for int8 q, <= 24 for int4 q. */
+typedef struct {
+    __m512i digit[3]; /* word w: digit k of u = w % 16 */
+    __m512i sel[3];   /* word w: activation 3 (w / 16) + k of a pair of groups */
+} bitnet_tl2_words512;
+
+static inline bitnet_tl2_words512 bitnet_tl2_words_init_avx512(void) {
+    bitnet_tl2_words512 c;
+    for (int k = 0; k < 3; k++) {
+        int16_t d[32], e[32];
+        for (int w = 0; w < 32; w++) {
+            const int u = w % 16, div = k == 0 ? 9 : k == 1 ? 3 : 1;
+            d[w] = (int16_t)(u < 14 ? u / div % 3 - 1 : 0);
+            e[w] = (int16_t)(3 * (w / 16) + k);
+        }
+        memcpy(&c.digit[k], d, 64);
+        memcpy(&c.sel[k], e, 64);
+    }
+    return c;
+}
+
+/* The four pairs' word tables of the step whose 24 activations start at x (masked load:
+ * never reads past the step). */
+static inline void bitnet_tl2_words_avx512(const bitnet_tl2_words512 *c, const int8_t *x,
+                                           __m512i p[4]) {
+    const __m512i xw = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(0xFFFFFFu, x));
+    for (int m = 0; m < 4; m++) {
+        const __m512i off = _mm512_set1_epi16((short)(6 * m));
+        __m512i v = _mm512_setzero_si512();
+        for (int d = 0; d < 3; d++) {
+            const __m512i xs = _mm512_permutexvar_epi16(_mm512_add_epi16(c->sel[d], off), xw);
+            v = _mm512_add_epi16(v, _mm512_mullo_epi16(xs, c->digit[d]));
+        }
+        p[m] = v;
+    }
+}
+
+/* The 16-bit TL1 tables of one step, shared by tl1_avx512vbmi.c and tl1i4_avx512vbmi.c:
+ * p[m] word w = T[i] of pair 2m + w / 16 with i = w % 16 (T[i] = d0 q0 + d1 q1 for the
+ * digits of i = 3 d0' + d1', d = d' - 1; 0 for i >= 9); |T| <= 2 * 128 (int8 q), 16 (int4). */
+typedef struct {
+    __m512i digit[2]; /* word w: digit k of i = w % 16 */
+    __m512i sel[2];   /* word w: activation 2 (w / 16) + k of two pairs */
+} bitnet_tl1_words512;
+
+static inline bitnet_tl1_words512 bitnet_tl1_words_init_avx512(void) {
+    bitnet_tl1_words512 c;
+    for (int k = 0; k < 2; k++) {
+        int16_t d[32], e[32];
+        for (int w = 0; w < 32; w++) {
+            const int i = w % 16;
+            d[w] = (int16_t)(i < 9 ? (k == 0 ? i / 3 : i % 3) - 1 : 0);
+            e[w] = (int16_t)(2 * (w / 16) + k);
+        }
+        memcpy(&c.digit[k], d, 64);
+        memcpy(&c.sel[k], e, 64);
+    }
+    return c;
+}
+
+/* The four pairs' word tables of the step whose 16 activations start at x. */
+static inline void bitnet_tl1_words_avx512(const bitnet_tl1_words512 *c, const int8_t *x,
+                                           __m512i p[4]) {
+    const __m512i xw = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(0xFFFFu, x));
+    for (int m = 0; m < 4; m++) {
+        const __m512i off = _mm512_set1_epi16((short)(4 * m));
+        __m512i v = _mm512_setzero_si512();
+        for (int d = 0; d < 2; d++) {
+            const __m512i xs = _mm512_permutexvar_epi16(_mm512_add_epi16(c->sel[d], off), xw);
+            v = _mm512_add_epi16(v, _mm512_mullo_epi16(xs, c->digit[d]));
+        }
+        p[m] = v;
+    }
+}
+
+/* The int4 block loop (tl1i4_avx512vbmi.c, tl2i4_avx512vbmi.c): bitnet_tl_rows_avx512 with one-byte
+ * tables. A step's tables are 2 zmm (A: groups 0-3, B: groups 4-7; byte 16 l + u = T, a
+ * signed byte: |T| <= 2 * 8 = 16 for TL1, 3 * 8 = 24 for TL2). Per 64-byte block: the
+ * transposing vpermb, the two indices, one vpermb each (one where the int8 loop needs two),
+ * for TL2 the masked negation of each, one byte add (|A + B| <= 48: no int8 overflow) and
+ * one vpdpbusd by 1, which sums a row's four bytes into its int32 lane. Every int32 lane is
+ * an exact partial sum after every block (|.| <= 8 * K < 2^31). */
+static inline void bitnet_tl_rows_i4_avx512(const uint8_t *w, size_t tile_bytes, size_t k0,
+                                            size_t steps, const __m512i *tab, size_t rb,
+                                            size_t re, int32_t *y, int first,
+                                            size_t step_bytes, int signs) {
+    const __m512i transpose = bitnet_tl_transpose(), pos = bitnet_tl_pos();
+    const __m512i low4 = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi8(1);
+    const __m512i z = _mm512_setzero_si512();
+    const int pf = bitnet_x86_prefetch_on();
+    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
+        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * step_bytes;
+        int32_t *yo = y + (r - rb);
+        __m512i acc[4]; /* dword i = row 16s + i */
+        for (int s = 0; s < 4; s++) acc[s] = first ? z : _mm512_loadu_si512(yo + 16 * s);
+        for (size_t k = 0; k < steps; k++) {
+            const uint8_t *q = base + k * step_bytes;
+            const __m512i ta = tab[2 * k], tb = tab[2 * k + 1];
+            BITNET_PREFETCH_AHEAD(pf, q, (int)(step_bytes / 64));
+            for (int s = 0; s < 4; s++) {
+                const __m512i v =
+                    _mm512_permutexvar_epi8(transpose, _mm512_load_si512(q + 64 * s));
+                /* ib first: the ternlog that overwrites v then needs no copy of it. */
+                const __m512i ib =
+                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), low4, pos, 0xEA);
+                const __m512i ia = _mm512_ternarylogic_epi32(v, low4, pos, 0xEA);
+                __m512i la = _mm512_permutexvar_epi8(ia, ta);
+                __m512i lb = _mm512_permutexvar_epi8(ib, tb);
+                if (signs) {
+                    const uint8_t *sg = q + 4 * 64 + 16 * s;
+                    la = _mm512_mask_sub_epi8(la, bitnet_tl_load_mask(sg), z, la);
+                    lb = _mm512_mask_sub_epi8(lb, bitnet_tl_load_mask(sg + 8), z, lb);
+                }
+                DPBUSD(acc[s], ones, _mm512_add_epi8(la, lb));
+            }
+        }
+        for (int s = 0; s < 4; s++) _mm512_storeu_si512(yo + 16 * s, acc[s]);
+    }
+}
 #endif
 
 #if defined(__AVX2__)
@@ -248,6 +371,133 @@ static inline void bitnet_tl_rows_avx2(const uint8_t *w, size_t tile_bytes, size
                 for (int i = 0; i < 8; i++) bitnet_tl_flush16(&acc16[i], acc32 + 8 * i);
         }
         memcpy(yo, acc32, sizeof acc32);
+    }
+}
+
+/* The 16-bit TL2 tables of one step, shared by tl2_avx2.c and tl2i4_avx2.c: t[g] word u =
+ * T[u] of group g (see bitnet_tl2_words_avx512), from the 24 activations at xs. */
+static inline void bitnet_tl2_digits_avx2(__m256i digit[3]) {
+    for (int k = 0; k < 3; k++) {
+        int16_t d[16];
+        for (int u = 0; u < 16; u++) {
+            const int div = k == 0 ? 9 : k == 1 ? 3 : 1;
+            d[u] = (int16_t)(u < 14 ? u / div % 3 - 1 : 0);
+        }
+        memcpy(&digit[k], d, 32);
+    }
+}
+
+static inline void bitnet_tl2_words_avx2(const __m256i digit[3], const int8_t *xs,
+                                         __m256i t[8]) {
+    for (int g = 0; g < 8; g++) {
+        __m256i v = _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g]), digit[0]);
+        v = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g + 1]), digit[1]));
+        t[g] = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g + 2]), digit[2]));
+    }
+}
+
+/* The 16-bit TL1 tables of one step, shared by tl1_avx2.c and tl1i4_avx2.c: t[g] word i =
+ * T[i] of pair g (see bitnet_tl1_words_avx512), from the 16 activations at xs. */
+static inline void bitnet_tl1_digits_avx2(__m256i digit[2]) {
+    for (int k = 0; k < 2; k++) {
+        int16_t d[16];
+        for (int i = 0; i < 16; i++) d[i] = (int16_t)(i < 9 ? (k == 0 ? i / 3 : i % 3) - 1 : 0);
+        memcpy(&digit[k], d, 32);
+    }
+}
+
+static inline void bitnet_tl1_words_avx2(const __m256i digit[2], const int8_t *xs,
+                                         __m256i t[8]) {
+    for (int g = 0; g < 8; g++) {
+        const __m256i v = _mm256_mullo_epi16(_mm256_set1_epi16(xs[2 * g]), digit[0]);
+        t[g] = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[2 * g + 1]), digit[1]));
+    }
+}
+
+/* Two groups' int16 tables (|T| <= 127) as one vpshufb table: lane 0 = a, lane 1 = b. */
+static inline __m256i bitnet_tl_pack8(__m256i a, __m256i b) {
+    return _mm256_permute4x64_epi64(_mm256_packs_epi16(a, b), 0xD8);
+}
+
+/* The int4 AVX2 block loop (tl1i4_avx2.c, tl2i4_avx2.c): a step's 4 tables (one byte an
+ * entry: groups (0,1), (2,3), (4,5), (6,7), one group a lane) serve its four 16-row
+ * sub-tiles; one vpshufb per index vector where the int8 loop needs two. For TL2 (`signs`)
+ * the sub-tile's 16 sign bytes are split into nibbles and interleaved (row i's 4 sign bits
+ * of the low-nibble groups in byte i of `r0`, of the high-nibble groups in `r1`, both
+ * lanes), and a vpshufb on a sign table (lane 0: bit 0 or 2, lane 1: bit 1 or 3 -> -1 or
+ * +1) gives vpsignb's operand. The four lookups of a sub-tile are summed in bytes
+ * (|.| <= 4 * 24 = 96 < 128); vpmaddubsw by [1, 0] and [0, 1] sign-extends the even and
+ * the odd rows into int16 lanes (lane 0: even groups, lane 1: odd groups), which take
+ * <= 96 a step and are widened into int32 every BITNET_TL_I4_FLUSH_STEPS = 256 steps
+ * (256 * 96 = 24576 < 2^15); int32 totals are exact. */
+#define BITNET_TL_I4_FLUSH_STEPS 256
+static inline void bitnet_tl_rows_i4_avx2(const uint8_t *w, size_t tile_bytes, size_t k0,
+                                          size_t steps, const __m256i *tab, size_t rb,
+                                          size_t re, int32_t *y, int first, size_t step_bytes,
+                                          int signs) {
+    __m256i sgn_lo, sgn_hi; /* idx 0, 2 (groups 4j, 4j+1 of a word) and 1, 3 (+2, +3) */
+    BITNET_TL_BYTES(sgn_lo, 32, (((p % 16) >> (p / 16)) & 1) ? 0xFF : 1);
+    BITNET_TL_BYTES(sgn_hi, 32, (((p % 16) >> (p / 16 + 2)) & 1) ? 0xFF : 1);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i even = _mm256_set1_epi16(1), odd = _mm256_set1_epi16(1 << 8);
+    const int pf = bitnet_x86_prefetch_on();
+    for (size_t r = rb; r < re; r += BITNET_TL_ROW_TILE) {
+        const uint8_t *base = w + r / BITNET_TL_ROW_TILE * tile_bytes + k0 * step_bytes;
+        int32_t *yo = y + (r - rb);
+        /* acc32[s][0]: rows 16s + 0, 2, .., 14; [s][1]: rows 16s + 1, 3, .., 15. */
+        __m256i acc32[4][2], acc16[4][2];
+        for (int s = 0; s < 4; s++)
+            for (int h = 0; h < 2; h++) acc32[s][h] = acc16[s][h] = _mm256_setzero_si256();
+        for (size_t k = 0; k < steps; k++) {
+            const uint8_t *q = base + k * step_bytes;
+            const __m256i *t = tab + 4 * k;
+            BITNET_PREFETCH_AHEAD(pf, q, (int)(step_bytes / 64));
+            for (int s = 0; s < 4; s++) {
+                const __m256i n0 = _mm256_load_si256((const __m256i *)(q + 64 * s));
+                const __m256i n1 = _mm256_load_si256((const __m256i *)(q + 64 * s + 32));
+                __m256i l[4] = {
+                    _mm256_shuffle_epi8(t[0], _mm256_and_si256(n0, low4)),
+                    _mm256_shuffle_epi8(t[1], _mm256_and_si256(n1, low4)),
+                    _mm256_shuffle_epi8(t[2], _mm256_and_si256(_mm256_srli_epi16(n0, 4), low4)),
+                    _mm256_shuffle_epi8(t[3], _mm256_and_si256(_mm256_srli_epi16(n1, 4), low4))};
+                if (signs) {
+                    const __m256i sw = _mm256_broadcastsi128_si256(
+                        _mm_loadu_si128((const __m128i *)(q + 4 * 64 + 16 * s)));
+                    const __m256i lo = _mm256_and_si256(sw, low4);
+                    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(sw, 4), low4);
+                    const __m256i r0 = _mm256_unpacklo_epi8(lo, hi);
+                    const __m256i r1 = _mm256_unpackhi_epi8(lo, hi);
+                    l[0] = _mm256_sign_epi8(l[0], _mm256_shuffle_epi8(sgn_lo, r0));
+                    l[1] = _mm256_sign_epi8(l[1], _mm256_shuffle_epi8(sgn_hi, r0));
+                    l[2] = _mm256_sign_epi8(l[2], _mm256_shuffle_epi8(sgn_lo, r1));
+                    l[3] = _mm256_sign_epi8(l[3], _mm256_shuffle_epi8(sgn_hi, r1));
+                }
+                const __m256i sum = _mm256_add_epi8(_mm256_add_epi8(l[0], l[1]),
+                                                    _mm256_add_epi8(l[2], l[3]));
+                acc16[s][0] = _mm256_add_epi16(acc16[s][0], _mm256_maddubs_epi16(even, sum));
+                acc16[s][1] = _mm256_add_epi16(acc16[s][1], _mm256_maddubs_epi16(odd, sum));
+            }
+            if ((k + 1) % BITNET_TL_I4_FLUSH_STEPS == 0 || k + 1 == steps)
+                for (int s = 0; s < 4; s++)
+                    for (int h = 0; h < 2; h++) {
+                        const __m256i a = acc16[s][h];
+                        acc32[s][h] = _mm256_add_epi32(
+                            acc32[s][h],
+                            _mm256_add_epi32(
+                                _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a)),
+                                _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a, 1))));
+                        acc16[s][h] = _mm256_setzero_si256();
+                    }
+        }
+        for (int s = 0; s < 4; s++) {
+            int32_t e[8], o[8];
+            _mm256_storeu_si256((__m256i *)e, acc32[s][0]);
+            _mm256_storeu_si256((__m256i *)o, acc32[s][1]);
+            for (int i = 0; i < 8; i++) {
+                yo[16 * s + 2 * i] = (first ? 0 : yo[16 * s + 2 * i]) + e[i];
+                yo[16 * s + 2 * i + 1] = (first ? 0 : yo[16 * s + 2 * i + 1]) + o[i];
+            }
+        }
     }
 }
 #endif

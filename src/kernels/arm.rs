@@ -15,6 +15,11 @@ c_kernels! {
         tables bitnet_tl1_table_step_neon, bitnet_tl1_table_neon, bitnet_tl1_gemv_table_neon;
     TL2_NEON:    bitnet_tl2_neon    => bitnet_tl2_gemv_neon,    bitnet_tl2_gemm_neon    if cpu::always,
         tables bitnet_tl2_table_step_neon, bitnet_tl2_table_neon, bitnet_tl2_gemv_table_neon;
+    // TL1 / TL2 for int4 activations (one-byte tables): the int4 forms of TL1_NEON, TL2_NEON.
+    TL1I4_NEON:  bitnet_tl1i4_neon  => bitnet_tl1i4_gemv_neon,  bitnet_tl1i4_gemm_neon  if cpu::always,
+        tables bitnet_tl1i4_table_step_neon, bitnet_tl1i4_table_neon, bitnet_tl1i4_gemv_table_neon;
+    TL2I4_NEON:  bitnet_tl2i4_neon  => bitnet_tl2i4_gemv_neon,  bitnet_tl2i4_gemm_neon  if cpu::always,
+        tables bitnet_tl2i4_table_step_neon, bitnet_tl2i4_table_neon, bitnet_tl2i4_gemv_table_neon;
     I2S_COL_NEON: bitnet_i2s_col_neon => bitnet_i2s_col_gemv_neon, bitnet_i2s_col_gemm_neon if cpu::always;
 }
 
@@ -40,8 +45,8 @@ pub(super) static NEON: KernelSet = KernelSet {
     name: "neon",
     is_available: cpu::neon,
     i2s: I2S_NEON,
-    tl1: TL1_NEON,
-    tl2: TL2_NEON,
+    tl1: FormatKernels::with_i4(TL1_NEON, TL1I4_NEON),
+    tl2: FormatKernels::with_i4(TL2_NEON, TL2I4_NEON),
     i2s_col: I2S_COL_NEON,
     act: super::act::NEON,
     kv3: KV3_NEON,

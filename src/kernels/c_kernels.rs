@@ -49,6 +49,7 @@ macro_rules! c_kernels {
             // SAFETY (the static): a constant defined by the C file, never written.
             tables: c_kernels!(@tables $(unsafe { $step }, $build, $gtab)?),
             is_available: $avail,
+            i4: None,
         });
         #[cfg(not($cfg))]
         const $konst: Option<FormatKernels> = None;

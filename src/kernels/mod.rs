@@ -180,7 +180,8 @@ pub(crate) fn max_table_bytes(format: Format, kp: usize) -> usize {
             Format::TL1 => s.tl1,
             Format::TL2 => s.tl2,
         })
-        .filter_map(|k| k.tables)
+        .flat_map(|k| [k.tables, k.i4.and_then(|n| n.tables)])
+        .flatten()
         .map(|t| t.bytes(format, kp))
         .max()
         .unwrap_or(0)
@@ -198,6 +199,76 @@ pub(crate) struct FormatKernels {
     pub(crate) tables: Option<TableKernels>,
     /// Run-time check of the CPU features these two need beyond the set's own.
     is_available: fn() -> bool,
+    /// Kernels for int4 activations (every value in −8..=7) in the same packed layout, with
+    /// one-byte tables (`docs/FORMATS.md` §13): a call takes them instead of the three
+    /// above when all its activations fit ([`FormatKernels::for_activations`]). They return
+    /// the same exact accumulators; for other int8 values their tables would wrap.
+    pub(crate) i4: Option<I4Kernels>,
+}
+
+/// A format's kernels for int4 activations ([`FormatKernels::i4`]): the contracts of
+/// [`RawGemv`], [`RawGemm`] and [`TableKernels`] with every activation in −8..=7.
+#[derive(Clone, Copy)]
+pub(crate) struct I4Kernels {
+    gemv: RawGemv,
+    gemm: RawGemm,
+    tables: Option<TableKernels>,
+    /// Run-time check of the CPU features these need beyond the set's own.
+    is_available: fn() -> bool,
+}
+
+/// Whether every value of `xs` is in −8..=7, the int4 range. One pass of byte compares
+/// that the compiler vectorises (a few hundred ns for a GEMM's rows of thousands of
+/// columns, against the microseconds of the product that reads them).
+pub(crate) fn fits_i4(xs: &[i8]) -> bool {
+    // `(v + 8) as u8 < 16` for every v, folded without early exit so that it vectorises.
+    xs.chunks(4096)
+        .all(|c| c.iter().fold(0u8, |m, &v| m | (v as u8).wrapping_add(8)) < 16)
+}
+
+impl FormatKernels {
+    /// The kernels for a call whose activations (all of them, every row) are `xs`: the
+    /// int4 ones ([`FormatKernels::i4`]) when this CPU runs them and every value is in
+    /// −8..=7, else these. Either gives the same exact accumulators.
+    pub(crate) fn for_activations(self, xs: &[i8]) -> FormatKernels {
+        match self.i4_form() {
+            Some(n) if fits_i4(xs) => n,
+            _ => self,
+        }
+    }
+
+    /// The int4 kernels as a [`FormatKernels`] (valid only for activations in −8..=7),
+    /// where these have them and this CPU runs them.
+    pub(crate) fn i4_form(self) -> Option<FormatKernels> {
+        let n = self.i4.filter(|n| (n.is_available)())?;
+        Some(FormatKernels {
+            gemv: n.gemv,
+            gemm: n.gemm,
+            tables: n.tables,
+            is_available: self.is_available,
+            i4: None,
+        })
+    }
+
+    /// These kernels with `i4`'s (a `c_kernels!` row of an int4 file) as their int4 form;
+    /// `None` where `k` was not built.
+    pub(crate) const fn with_i4(
+        k: Option<FormatKernels>,
+        i4: Option<FormatKernels>,
+    ) -> Option<FormatKernels> {
+        match (k, i4) {
+            (Some(mut k), Some(n)) => {
+                k.i4 = Some(I4Kernels {
+                    gemv: n.gemv,
+                    gemm: n.gemm,
+                    tables: n.tables,
+                    is_available: n.is_available,
+                });
+                Some(k)
+            }
+            (k, _) => k,
+        }
+    }
 }
 
 /// Integer dot products of int16 query vectors with packed 3-bit KV-cache rows
@@ -206,10 +277,11 @@ pub(crate) struct FormatKernels {
 /// # Contract (for every implementation, C or Rust)
 /// - row `t < n` starts at `rows + t * stride` and holds `groups` 3-byte groups of 8 codes;
 ///   the kernel may read up to [`crate::kv::ROW_SLACK`] bytes past the end of the last row;
-/// - `q` holds `nq` vectors of `qs >= 8 * round_up(groups, 4)` int16 each, every value in
+/// - `q` holds `nq` vectors of `qs >= 8 * round_up(groups, 8)` int16 each, every value in
 ///   `[-128, 127]` and zero from index `8 * groups` on (a kernel may multiply those zeros by
 ///   whatever bytes follow a row);
-/// - `out[t * nq + h]` receives the exact `sum_{j < 8 groups} q[h * qs + j] * code(t, j)`.
+/// - `out[h * n + t]` receives the exact `sum_{j < 8 groups} q[h * qs + j] * code(t, j)` (one
+///   run of `n` sums per query head, so the scores are computed from contiguous dots).
 pub(crate) type RawKvDot = unsafe extern "C" fn(
     rows: *const u8,
     stride: usize,
@@ -221,9 +293,9 @@ pub(crate) type RawKvDot = unsafe extern "C" fn(
     out: *mut i32,
 );
 
-/// Weighted sums of packed 3-bit rows: `acc[h * accs + j] += sum_t w[t * nq + h] * code(t, j)`
+/// Weighted sums of packed 3-bit rows: `acc[h * accs + j] += sum_t w[h * n + t] * code(t, j)`
 /// for `h < nq`, `j < 8 * groups`, tokens in order. Rows as for [`RawKvDot`];
-/// `accs >= 8 * round_up(groups, 4)`, and the entries `[8 * groups, accs)` of each vector are
+/// `accs >= 8 * round_up(groups, 8)`, and the entries `[8 * groups, accs)` of each vector are
 /// scratch the kernel may overwrite. Floating point: within the bound of `docs/FORMATS.md` §8
 /// of the scalar reference.
 pub(crate) type RawKvWsum = unsafe extern "C" fn(
@@ -279,24 +351,28 @@ pub static SCALAR: KernelSet = KernelSet {
         gemm: scalar::i2s_gemm,
         tables: None,
         is_available: cpu::always,
+        i4: None,
     }),
     tl1: Some(FormatKernels {
         gemv: scalar_tl::tl1_gemv,
         gemm: scalar_tl::tl1_gemm,
         tables: None,
         is_available: cpu::always,
+        i4: None,
     }),
     tl2: Some(FormatKernels {
         gemv: scalar_tl::tl2_gemv,
         gemm: scalar_tl::tl2_gemm,
         tables: None,
         is_available: cpu::always,
+        i4: None,
     }),
     i2s_col: Some(FormatKernels {
         gemv: scalar_col::i2s_col_gemv,
         gemm: scalar_col::i2s_col_gemm,
         tables: None,
         is_available: cpu::always,
+        i4: None,
     }),
     act: act::SCALAR,
     kv3: Some(KvKernels {
@@ -379,6 +455,13 @@ impl KernelSet {
     /// ([`KernelSet::runs_on`]).
     pub fn has_own(&self, format: Format) -> bool {
         self.own(format).is_some()
+    }
+
+    /// Whether the set has its own int4 kernels for `format` (one-byte tables,
+    /// `docs/FORMATS.md` §13) and this CPU runs them. Hidden, for the tests.
+    #[doc(hidden)]
+    pub fn has_own_i4(&self, format: Format) -> bool {
+        self.own(format).and_then(FormatKernels::i4_form).is_some()
     }
 
     /// The name of the set whose kernels run `format` under this one: this set's own, or,

@@ -17,11 +17,21 @@ c_kernels! {
         tables bitnet_tl1_table_step_avx512vbmi, bitnet_tl1_table_avx512vbmi, bitnet_tl1_gemv_table_avx512vbmi;
     TL2_AVX512: bitnet_tl2_avx512vbmi => bitnet_tl2_gemv_avx512vbmi, bitnet_tl2_gemm_avx512vbmi if cpu::avx512vbmi,
         tables bitnet_tl2_table_step_avx512vbmi, bitnet_tl2_table_avx512vbmi, bitnet_tl2_gemv_table_avx512vbmi;
+    // TL1 / TL2 for int4 activations (one-byte tables): the int4 forms of the rows above.
+    TL1I4_AVX2:   bitnet_tl1i4_avx2     => bitnet_tl1i4_gemv_avx2,     bitnet_tl1i4_gemm_avx2     if cpu::always,
+        tables bitnet_tl1i4_table_step_avx2, bitnet_tl1i4_table_avx2, bitnet_tl1i4_gemv_table_avx2;
+    TL1I4_AVX512: bitnet_tl1i4_avx512vbmi => bitnet_tl1i4_gemv_avx512vbmi, bitnet_tl1i4_gemm_avx512vbmi if cpu::avx512vbmi,
+        tables bitnet_tl1i4_table_step_avx512vbmi, bitnet_tl1i4_table_avx512vbmi, bitnet_tl1i4_gemv_table_avx512vbmi;
+    TL2I4_AVX2:   bitnet_tl2i4_avx2     => bitnet_tl2i4_gemv_avx2,     bitnet_tl2i4_gemm_avx2     if cpu::always,
+        tables bitnet_tl2i4_table_step_avx2, bitnet_tl2i4_table_avx2, bitnet_tl2i4_gemv_table_avx2;
+    TL2I4_AVX512: bitnet_tl2i4_avx512vbmi => bitnet_tl2i4_gemv_avx512vbmi, bitnet_tl2i4_gemm_avx512vbmi if cpu::avx512vbmi,
+        tables bitnet_tl2i4_table_step_avx512vbmi, bitnet_tl2i4_table_avx512vbmi, bitnet_tl2i4_gemv_table_avx512vbmi;
 }
 
 kv_kernels! {
     KV3_AVX2:   bitnet_kv3_avx2   => bitnet_kv3_dot_avx2,   bitnet_kv3_wsum_avx2   if cpu::always;
-    KV3_AVX512: bitnet_kv3_avx512 => bitnet_kv3_dot_avx512, bitnet_kv3_wsum_avx512 if cpu::always;
+    // VBMI byte permutes unpack the codes; where they are missing the AVX2 kernels serve.
+    KV3_AVX512: bitnet_kv3_avx512vbmi => bitnet_kv3_dot_avx512vbmi, bitnet_kv3_wsum_avx512vbmi if cpu::avx512vbmi;
 }
 
 /// AVX2 + FMA (Haswell and later, Zen 1 and later).
@@ -29,8 +39,8 @@ pub(super) static AVX2: KernelSet = KernelSet {
     name: "avx2",
     is_available: cpu::avx2,
     i2s: I2S_AVX2,
-    tl1: TL1_AVX2,
-    tl2: TL2_AVX2,
+    tl1: FormatKernels::with_i4(TL1_AVX2, TL1I4_AVX2),
+    tl2: FormatKernels::with_i4(TL2_AVX2, TL2I4_AVX2),
     i2s_col: I2S_COL_AVX2,
     act: super::act::AVX2,
     kv3: KV3_AVX2,
@@ -42,8 +52,8 @@ pub(super) static AVX512: KernelSet = KernelSet {
     name: "avx512",
     is_available: cpu::avx512,
     i2s: I2S_AVX512,
-    tl1: TL1_AVX512,
-    tl2: TL2_AVX512,
+    tl1: FormatKernels::with_i4(TL1_AVX512, TL1I4_AVX512),
+    tl2: FormatKernels::with_i4(TL2_AVX512, TL2I4_AVX512),
     i2s_col: I2S_COL_AVX512,
     act: super::act::AVX2,
     kv3: KV3_AVX512,

@@ -346,7 +346,7 @@ impl KvCache {
             .checked_mul(
                 self.head_dim
                     .max(self.len)
-                    .max(8 * round_up(self.groups, 4)),
+                    .max(8 * round_up(self.groups, 8)),
             )
             .ok_or_else(|| Error::InvalidShape(format!("n_heads = {n_heads} overflows")))?;
         Ok(n_heads / self.n_kv_heads)
@@ -388,7 +388,7 @@ impl KvCache {
 
     fn quantize_q(&self, q: &[f32], n_heads: usize) -> Result<QuantQ> {
         let d = self.head_dim;
-        let qs = 8 * round_up(self.groups, 4);
+        let qs = 8 * round_up(self.groups, 8);
         let mut out = QuantQ {
             q: vec![0; n_heads * qs],
             qs,
@@ -470,13 +470,13 @@ impl KvCache {
             return;
         }
         let stride = 3 * self.groups;
-        let mut dots = vec![0i32; n3 * ratio];
+        let mut dots = vec![0i32; ratio * n3];
         let (mut ms, mut ss) = (vec![0.0f32; n3], vec![0.0f32; n3]);
         for g in 0..self.n_kv_heads {
             let first = (t0 - self.n_sink) * stride;
             // SAFETY: rows t0.. of head g are in k3[g] at this offset and stride, followed by
             // ROW_SLACK readable bytes; the q vectors of heads g·ratio.. are qs long and zero
-            // past head_dim (quantize_q); dots holds n3 × ratio values.
+            // past head_dim (quantize_q); dots holds ratio × n3 values.
             unsafe {
                 (ker.dot)(
                     self.k3[g].as_ptr().add(first),
@@ -490,14 +490,11 @@ impl KvCache {
                 )
             };
             self.scales3(&self.ks3[g], t0, &mut ms, &mut ss);
-            for r in 0..ratio {
+            for (r, d) in dots.chunks_exact(n3).enumerate() {
                 let h = g * ratio + r;
                 let (sum, f) = (qq.sum[h], qq.factor[h]);
                 let o = &mut out[h * n + (t0 - range.start)..][..n3];
-                let d = dots.iter().skip(r).step_by(ratio);
-                for (((o, &dot), &m), &s) in o.iter_mut().zip(d).zip(&ms).zip(&ss) {
-                    *o = score(m, s, sum, dot, f);
-                }
+                scores_from_dots(o, d, &ms, &ss, sum, f);
             }
         }
     }
@@ -506,10 +503,7 @@ impl KvCache {
     /// (as many as they hold).
     fn scales3(&self, sc: &[[u16; 2]], t0: usize, ms: &mut [f32], ss: &mut [f32]) {
         let rows = &sc[t0 - self.n_sink..];
-        for ((p, m), s) in rows.iter().zip(ms.iter_mut()).zip(ss.iter_mut()) {
-            *m = f16_finite_to_f32(p[0]);
-            *s = f16_finite_to_f32(p[1]);
-        }
+        scales_to_f32(rows, ms, ss);
     }
 
     /// The weighted sums `out_h = sum_t weights[h · range.len() + (t − range.start)] · v_t` of
@@ -557,7 +551,7 @@ impl KvCache {
     ) {
         let (d, n) = (self.head_dim, range.len());
         let ratio = n_heads / self.n_kv_heads;
-        let accs = 8 * round_up(self.groups, 4);
+        let accs = 8 * round_up(self.groups, 8);
         let mut acc = vec![0.0f32; n_heads * accs];
         let mut base = vec![0.0f32; n_heads];
         let sink_end = range.end.min(self.n_sink).max(range.start);
@@ -577,21 +571,18 @@ impl KvCache {
         let (t0, n3) = (sink_end, range.end - sink_end);
         if n3 > 0 {
             let stride = 3 * self.groups;
-            let mut ws = vec![0.0f32; n3 * ratio];
+            let mut ws = vec![0.0f32; ratio * n3];
             let (mut ms, mut ss) = (vec![0.0f32; n3], vec![0.0f32; n3]);
             let col = t0 - range.start;
             for g in 0..self.n_kv_heads {
                 self.scales3(&self.vs3[g], t0, &mut ms, &mut ss);
-                for r in 0..ratio {
+                for (r, wr) in ws.chunks_exact_mut(n3).enumerate() {
                     let h = g * ratio + r;
                     let wt = &w[h * n + col..][..n3];
-                    for (i, (&wt, &s)) in wt.iter().zip(&ss).enumerate() {
-                        ws[i * ratio + r] = wt * s;
-                    }
-                    base[h] += dot_f32(wt, &ms);
+                    base[h] += v_weights(wr, wt, &ss, &ms);
                 }
                 let first = (t0 - self.n_sink) * stride;
-                // SAFETY: rows as in scores_q; ws holds n3 × ratio weights; acc holds the
+                // SAFETY: rows as in scores_q; ws holds ratio × n3 weights; acc holds the
                 // ratio vectors of heads g·ratio.., accs long each.
                 unsafe {
                     (ker.wsum)(
@@ -644,14 +635,7 @@ impl KvCache {
         let n = self.len;
         let mut p = vec![0.0f32; n_heads * n];
         self.scores_q(ker, &qq, n_heads, 0..n, &mut p);
-        let mut z = vec![0.0f32; n_heads];
-        for (h, row) in p.chunks_exact_mut(n).enumerate() {
-            // Stable softmax: subtract the maximum, so every exponent is <= 0 and the largest
-            // term is exactly 1 (z >= 1, no division by zero or overflow).
-            let mx = max_f32(row);
-            row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - mx));
-            z[h] = sum_f32(row);
-        }
+        let z: Vec<f32> = p.chunks_exact_mut(n).map(softmax_exp).collect();
         self.wsum(ker, &p, n_heads, 0..n, out, Some(&z));
         Ok(())
     }
@@ -681,11 +665,113 @@ fn channel_scales(k: &[f32], n_kv_heads: usize, d: usize) -> Vec<f32> {
     a
 }
 
+/// Defines `fn $name(args) -> R` whose body is compiled three times, for AVX-512F, for AVX2
+/// and for the x86-64 baseline, the widest the CPU has chosen at run time, so that its element
+/// loops run 16 or 8 lanes wide rather than 4. Same arithmetic, bit for bit: Rust never fuses
+/// a multiply and an add on its own, and the loops fix their own summation order.
+macro_rules! wide_fn {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($a: $t),*) $(-> $r)? {
+            #[inline(always)]
+            fn plain($($a: $t),*) $(-> $r)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($a: $t),*) $(-> $r)? {
+                    plain($($a),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($a: $t),*) $(-> $r)? {
+                    plain($($a),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F.
+                    return unsafe { avx512($($a),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            plain($($a),*)
+        }
+    };
+}
+
+/// Softmax without the division, in place: `x_i <- E(x_i - max x)` (`E` the exponential of
+/// `docs/FORMATS.md` §8), returning `Z = Σ x_i` summed in the lane order of §8. The maximum is subtracted first, so every exponent is `<= 0` and the largest
+/// term is exactly 1 (`Z >= 1` for a non-empty `x`: no overflow, no division by zero). An
+/// engine with its own split-K scheme, or a baseline, gets the same softmax as
+/// [`KvCache::attend`]; divide the weights (or the weighted sum) by `Z`.
+pub fn softmax_exp(x: &mut [f32]) -> f32 {
+    softmax_exp_wide(x)
+}
+
+wide_fn! {
+    fn softmax_exp_wide(x: &mut [f32]) -> f32 {
+        let mx = max_f32(x);
+        // The exponentials and their sum in one pass (the adds hide behind the exponentials),
+        // two 8-lane chunks a step so that the exponentials run 16 wide; the order of §8: lane
+        // i mod 8 in order, the lanes 0 to 7, then the sum of the last n mod 8.
+        let mut acc = [0.0f32; LANES];
+        let mut c16 = x.chunks_exact_mut(2 * LANES);
+        for ch in &mut c16 {
+            ch.iter_mut().for_each(|v| *v = exp_nonpositive(*v - mx));
+            let (lo, hi) = ch.split_at(LANES);
+            for l in 0..LANES {
+                acc[l] += lo[l];
+                acc[l] += hi[l];
+            }
+        }
+        let mut c8 = c16.into_remainder().chunks_exact_mut(LANES);
+        for ch in &mut c8 {
+            for l in 0..LANES {
+                ch[l] = exp_nonpositive(ch[l] - mx);
+                acc[l] += ch[l];
+            }
+        }
+        let tail = c8.into_remainder();
+        tail.iter_mut().for_each(|v| *v = exp_nonpositive(*v - mx));
+        acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
+    }
+}
+
+wide_fn! {
+    /// `o_t = score(m_t, s_t, sum, dot_t, f)`: one query head's scores from its integer dots.
+    fn scores_from_dots(o: &mut [f32], dots: &[i32], ms: &[f32], ss: &[f32], sum: i32, f: f32) {
+        for (((o, &dot), &m), &s) in o.iter_mut().zip(dots).zip(ms).zip(ss) {
+            *o = score(m, s, sum, dot, f);
+        }
+    }
+}
+
+wide_fn! {
+    /// The f32 `(min, step)` of fp16 pairs.
+    fn scales_to_f32(rows: &[[u16; 2]], ms: &mut [f32], ss: &mut [f32]) {
+        for ((p, m), s) in rows.iter().zip(ms.iter_mut()).zip(ss.iter_mut()) {
+            *m = f16_finite_to_f32(p[0]);
+            *s = f16_finite_to_f32(p[1]);
+        }
+    }
+}
+
+wide_fn! {
+    /// One query head's V weights `ws_t = w_t · s_t`, returning `Σ_t w_t · m_t`.
+    fn v_weights(ws: &mut [f32], w: &[f32], ss: &[f32], ms: &[f32]) -> f32 {
+        ws.iter_mut()
+            .zip(w.iter().zip(ss))
+            .for_each(|(o, (&w, &s))| *o = w * s);
+        dot_f32(w, ms)
+    }
+}
+
 /// Lanes of the partial sums and maxima below: eight independent chains, so the loops
 /// vectorize and are not bound by the latency of one f32 add.
 const LANES: usize = 8;
 
 /// `Σ a_i · b_i`: lane `i mod 8` summed in order, then the eight lanes in order.
+#[inline(always)]
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -703,40 +789,28 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `Σ a_i` in the lane order of [`dot_f32`].
-fn sum_f32(a: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let c = a.chunks_exact(LANES);
-    let tail: f32 = c.remainder().iter().sum();
-    for x in c {
-        for l in 0..LANES {
-            acc[l] += x[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// The largest of `a` (−∞ for none).
+/// The largest of `a` (−∞ for none), `a` holding no NaN (scores are finite): a plain
+/// comparison, which compiles to one `maxps`, in 32 lanes (four independent chains of 8 or two
+/// of 16); the maximum of non-NaN values does not depend on the order.
+#[inline(always)]
 fn max_f32(a: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let c = a.chunks_exact(LANES);
-    let tail = c
-        .remainder()
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
+    const W: usize = 4 * LANES;
+    let big = |m: f32, x: f32| if x > m { x } else { m };
+    let mut acc = [f32::NEG_INFINITY; W];
+    let c = a.chunks_exact(W);
+    let tail = c.remainder().iter().copied().fold(f32::NEG_INFINITY, big);
     for x in c {
-        for l in 0..LANES {
-            acc[l] = acc[l].max(x[l]);
+        for l in 0..W {
+            acc[l] = big(acc[l], x[l]);
         }
     }
-    acc.iter().copied().fold(tail, f32::max)
+    acc.iter().copied().fold(tail, big)
 }
 
 /// `e^x` for `x <= 0` (docs/FORMATS.md §8): `x = n·ln2 + r`, `|r| <= ln2/2`, `e^r` by its
 /// degree-7 Taylor polynomial, times `2^n`; below −87 the result is 0. Relative error under
 /// `2^-22`. Branch-free, so a loop of it vectorizes, unlike a call to libm's `expf`.
-#[inline]
+#[inline(always)]
 fn exp_nonpositive(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split (Cephes) so that n · LN2_HI is exact for the n that occur.
@@ -773,7 +847,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 /// fp16 → f32 for finite values (the cache's scales), branch-free: the magnitude bits moved
 /// into an f32 and multiplied by `2^112` rebias normals and scale subnormals exactly.
-#[inline]
+#[inline(always)]
 fn f16_finite_to_f32(h: u16) -> f32 {
     const TWO_112: f32 = 5_192_296_858_534_827_628_530_496_329_220_096.0;
     let mag = f32::from_bits(((h & 0x7fff) as u32) << 13) * TWO_112;
@@ -781,7 +855,7 @@ fn f16_finite_to_f32(h: u16) -> f32 {
 }
 
 /// `(m · Σq + s · Σ q·c) · factor`: one score from its exact integer parts.
-#[inline]
+#[inline(always)]
 fn score(m: f32, s: f32, sum: i32, dot: i32, factor: f32) -> f32 {
     (m * sum as f32 + s * dot as f32) * factor
 }

@@ -17,22 +17,17 @@ pub(crate) unsafe extern "C" fn kv3_dot(
     out: *mut i32,
 ) {
     for t in 0..n {
-        // SAFETY: the contract makes row t (3 * groups bytes), the nq query vectors and
-        // the n * nq outputs valid.
-        let (row, out) = unsafe {
-            (
-                std::slice::from_raw_parts(rows.add(t * stride), 3 * groups),
-                std::slice::from_raw_parts_mut(out.add(t * nq), nq),
-            )
-        };
-        for (h, o) in out.iter_mut().enumerate() {
-            // SAFETY: as above.
+        // SAFETY: the contract makes row t (3 * groups bytes) valid.
+        let row = unsafe { std::slice::from_raw_parts(rows.add(t * stride), 3 * groups) };
+        for h in 0..nq {
+            // SAFETY: the contract makes the nq query vectors and the nq * n outputs valid.
             let qh = unsafe { std::slice::from_raw_parts(q.add(h * qs), 8 * groups) };
             let mut acc = 0i32;
             for (j, &qj) in qh.iter().enumerate() {
                 acc += qj as i32 * code3(row, j) as i32;
             }
-            *o = acc;
+            // SAFETY: as above.
+            unsafe { *out.add(h * n + t) = acc };
         }
     }
 }
@@ -50,17 +45,17 @@ pub(crate) unsafe extern "C" fn kv3_wsum(
     accs: usize,
 ) {
     for t in 0..n {
-        // SAFETY: the contract makes row t, the n * nq weights and the nq accumulator
-        // vectors valid.
-        let (row, wt) = unsafe {
-            (
-                std::slice::from_raw_parts(rows.add(t * stride), 3 * groups),
-                std::slice::from_raw_parts(w.add(t * nq), nq),
-            )
-        };
-        for (h, &wh) in wt.iter().enumerate() {
-            // SAFETY: as above.
-            let a = unsafe { std::slice::from_raw_parts_mut(acc.add(h * accs), 8 * groups) };
+        // SAFETY: the contract makes row t valid.
+        let row = unsafe { std::slice::from_raw_parts(rows.add(t * stride), 3 * groups) };
+        for h in 0..nq {
+            // SAFETY: the contract makes the nq * n weights and the nq accumulator vectors
+            // valid.
+            let (wh, a) = unsafe {
+                (
+                    *w.add(h * n + t),
+                    std::slice::from_raw_parts_mut(acc.add(h * accs), 8 * groups),
+                )
+            };
             for (j, aj) in a.iter_mut().enumerate() {
                 *aj += wh * code3(row, j) as f32;
             }

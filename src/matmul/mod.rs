@@ -88,6 +88,30 @@ impl KernelSet {
         Ok(())
     }
 
+    /// [`KernelSet::gemm_i8`] through the int4 kernels (`docs/FORMATS.md` §13) of the set
+    /// that runs the matrix's format under this one, whatever the products would choose:
+    /// `Unsupported` where they have none, `InvalidData` where a value of `x` is outside
+    /// −8..=7. Hidden: for the tests and benchmarks, which compare them with the others.
+    #[doc(hidden)]
+    pub fn gemm_i4(&self, m: &TernaryMatrix, x: &[i8], n: usize, y: &mut [i32]) -> Result<()> {
+        let xp = PaddedActivations::new(m, x, n)?;
+        check_output(n, m.rows(), y.len())?;
+        if !kernels::fits_i4(x) {
+            return Err(crate::Error::InvalidData(
+                "int4 kernels take activations in -8..=7 only".into(),
+            ));
+        }
+        let (name, k) = self.kernels_for(m.format())?;
+        let k = k.i4_form().ok_or_else(|| {
+            crate::Error::Unsupported(format!(
+                "no int4 kernel for format {} in set {name}",
+                m.format().name()
+            ))
+        })?;
+        par_run(k, m, &xp, y);
+        Ok(())
+    }
+
     /// Exact int32 accumulators of `m` times one int8 row `x` (length `m.cols()`), for the
     /// rows in `rows` (any sub-range of `0..m.rows()`), on the calling thread:
     /// `y[r - rows.start] = sum_j t[r][j] * x[j]`.

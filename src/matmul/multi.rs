@@ -163,6 +163,10 @@ impl KernelSet {
                 &qv.q[..n * kp]
             }
         };
+        // The int4 kernels where every activation fits (FormatKernels::for_activations).
+        for (k, m) in kern.iter_mut().zip(ms) {
+            *k = k.map(|k| k.for_activations(xs_of(m)));
+        }
         // Lookup tables (TL1 / TL2), built once here for the whole K and shared by every
         // chunk of the dispatch.
         let mut tab = &mut *s.tab;
@@ -356,6 +360,7 @@ impl KernelSet {
         } else {
             &qv.q[..kp]
         };
+        let k = k.for_activations(xs);
         let tables = build_tables(k, m, xs, 1, s.tab);
         let tables = tables.as_ref();
         // One tile's accumulators, for the ends of runs.

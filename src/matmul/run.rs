@@ -185,7 +185,7 @@ pub(crate) fn run_tiles(
     }
 }
 
-/// Runs kernel `k` for `rows`, writing `y[j * rows.len() + r - rows.start]`. Rows inside
+/// Runs kernel `k` (its int4 form where every activation fits) for `rows`, writing `y[j * rows.len() + r - rows.start]`. Rows inside
 /// whole tiles go straight to the kernel; a ragged tile at either end is computed whole into
 /// a small buffer and the wanted rows copied out, so kernels only ever see whole tiles.
 ///
@@ -199,6 +199,7 @@ pub(crate) fn run(
     rows: Range<usize>,
     y: &mut [i32],
 ) {
+    let k = k.for_activations(x.as_slice());
     with_local_tables(k, m, x.as_slice(), x.n(), |tab| {
         run_with(k, m, x, rows, y, tab)
     })
@@ -257,7 +258,7 @@ fn run_with(
     }
 }
 
-/// Runs kernel `k` over all rows of `m`, split over the pool in use ([`par::set_num_threads`];
+/// Runs kernel `k` (its int4 form where every activation fits) over all rows of `m`, split over the pool in use ([`par::set_num_threads`];
 /// by default rayon's, which honours `RAYON_NUM_THREADS`) in whole tiles, the calling thread working from the start
 /// ([`crate::par`]); `y` is `n × rows`, row-major.
 pub(crate) fn par_run(
@@ -266,7 +267,9 @@ pub(crate) fn par_run(
     x: &PaddedActivations<'_>,
     y: &mut [i32],
 ) {
-    // The tables are built once here, before the dispatch, and shared by every chunk.
+    // The int4 kernels where every activation fits (one scan, here, for every chunk); the
+    // tables are built once here, before the dispatch, and shared by every chunk.
+    let k = k.for_activations(x.as_slice());
     with_local_tables(k, m, x.as_slice(), x.n(), |tab| {
         par_run_with(k, m, x, y, tab, None)
     })
@@ -350,7 +353,43 @@ fn par_run_with(
 mod tests {
     use super::*;
     use crate::format::Format;
-    use crate::kernels::{available, max_table_bytes};
+    use crate::kernels::{available, fits_i4, max_table_bytes};
+
+    /// A call takes the int4 kernels exactly when every activation is in −8..=7, and the
+    /// forms of one format never mix (tables built by one, walked by the other).
+    #[test]
+    #[cfg_attr(miri, ignore = "function pointers are not unique under Miri")]
+    fn int4_kernels_exactly_when_values_fit() {
+        assert!(fits_i4(&[-8, 7, 0]) && fits_i4(&[]) && fits_i4(&[0; 10000]));
+        for bad in [8i8, -9, 127, -128] {
+            let mut xs = vec![0i8; 9000];
+            xs[8999] = bad;
+            assert!(!fits_i4(&xs), "{bad}");
+        }
+        let mut seen = 0;
+        for (s, f) in available().flat_map(|s| [(s, Format::TL1), (s, Format::TL2)]) {
+            let (_, k) = s.kernels_for(f).unwrap();
+            let Some(n) = k.i4_form() else { continue };
+            seen += 1;
+            let int4 = k.for_activations(&[-8, 7, 3]);
+            assert!(std::ptr::fn_addr_eq(int4.gemv, n.gemv), "{}", s.name());
+            assert!(!std::ptr::fn_addr_eq(int4.gemv, k.gemv), "{}", s.name());
+            let t4 = int4.tables.map(|t| t.build as usize);
+            assert_eq!(t4, n.tables.map(|t| t.build as usize), "{}", s.name());
+            for bad in [8i8, -9] {
+                let int8 = k.for_activations(&[0, bad, 0]);
+                assert!(std::ptr::fn_addr_eq(int8.gemv, k.gemv), "{}", s.name());
+                assert_eq!(
+                    int8.tables.map(|t| t.build as usize),
+                    k.tables.map(|t| t.build as usize)
+                );
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        assert!(seen > 0 || !std::arch::is_x86_feature_detected!("avx2"));
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = seen;
+    }
 
     /// The one-pass tables exist for the SIMD TL kernels, fit the workspace's bound for any
     /// set, and give way to the bounded kernels past [`TABLE_MAX_BYTES`] (what

@@ -155,6 +155,23 @@ static void check_products(const BitnetMatrix *m, const int8_t *t, float scale, 
     OK(bitnet_gemm_i8(m, xi, n * cols, n, yi, n * rows));
     CHECK(memcmp(yi, ri, n * rows * sizeof(int32_t)) == 0);
 
+    /* int4 activations (-8..7, both ends included) through the same calls: for TL1 / TL2 the
+     * library takes its one-byte-table kernels (docs/FORMATS.md §13), with the same results. */
+    {
+        int8_t *x4 = (int8_t *)xmalloc(n * cols);
+        int32_t *r4 = (int32_t *)xmalloc(n * rows * sizeof(int32_t));
+        for (size_t i = 0; i < n * cols; i++) x4[i] = (int8_t)((uint8_t)next_i8() % 16) - 8;
+        x4[0] = -8;
+        x4[cols - 1] = 7;
+        for (size_t j = 0; j < n; j++) ref_gemv_i8(t, rows, cols, x4 + j * cols, r4 + j * rows);
+        OK(bitnet_gemv_i8(m, x4, cols, yi, rows));
+        CHECK(memcmp(yi, r4, rows * sizeof(int32_t)) == 0);
+        OK(bitnet_gemm_i8(m, x4, n * cols, n, yi, n * rows));
+        CHECK(memcmp(yi, r4, n * rows * sizeof(int32_t)) == 0);
+        free(x4);
+        free(r4);
+    }
+
     /* f32 GEMV and GEMM: quantize, multiply, rescale, bit for bit. */
     for (size_t j = 0; j < n; j++) ref_gemv_f32(t, scale, rows, cols, xf + j * cols, rf + j * rows);
     OK(bitnet_gemv_f32(m, xf, cols, yf, rows));

@@ -1,4 +1,4 @@
-//! I2_S vs TL1 vs TL2 single-thread GEMV timing, in one process (ratios, not absolutes,
+//! I2_S vs TL1 vs TL2 (and TL1 / TL2 with int4 activations, `TL1/i4`, `TL2/i4`) single-thread GEMV timing, in one process (ratios, not absolutes,
 //! are what to compare on a noisy machine).
 //!
 //! ```text
@@ -12,11 +12,10 @@
 //! active one (`BITNET_KERNEL` to force one), run through `KernelSet::gemv_i8_rows` on the
 //! calling thread. Times are thread CPU time (`bitnet_bench::stats::thread_cpu_us`).
 
-use bitnet_bench::cold::Rotation;
 use bitnet_bench::data;
+use bitnet_bench::lut::{time_variants, Variant};
 use bitnet_bench::registry;
-use bitnet_bench::stats::{median, thread_cpu_us as cpu_us};
-use bitnet_kernels::{Format, TernaryMatrix};
+use bitnet_kernels::Format;
 
 fn main() {
     let data::TimingArgs {
@@ -29,71 +28,36 @@ fn main() {
     );
     let set = registry::active().expect("kernel set");
     println!(
-        "kernel set {} (1 thread), median of {reps} GEMVs; cold = rotating over ≥ {cold_mib} MiB",
+        "kernel set {} (1 thread), median of {reps} GEMVs; cold = rotating over ≥ {cold_mib} MiB; \
+         /i4 = int4 activations",
         set.name()
     );
     println!(
-        "{:>12} {:>5} {:>8} {:>10} {:>9} {:>10} {:>9} {:>13}",
+        "{:>12} {:>7} {:>8} {:>10} {:>9} {:>10} {:>9} {:>13}",
         "shape", "fmt", "MB", "warm µs", "GB/s", "cold µs", "GB/s", "vs I2_S w/c"
     );
-    let formats = [Format::I2S, Format::TL1, Format::TL2];
+    let v = |format, int4| Variant { format, int4 };
+    let variants = [
+        v(Format::I2S, false),
+        v(Format::TL1, false),
+        v(Format::TL1, true),
+        v(Format::TL2, false),
+        v(Format::TL2, true),
+    ];
     for (rows, cols) in shapes {
-        let seed = (rows * 31 + cols) as u64;
-        let t = data::trits(rows, cols, seed);
-        let x = data::activations_i8(1, cols, seed);
-        let base: Vec<TernaryMatrix> = formats
-            .iter()
-            .map(|&f| TernaryMatrix::from_ternary(&t, rows, cols, 1.0, f).unwrap())
-            .collect();
-        drop(t);
-        let copies: Vec<Rotation<TernaryMatrix>> = base
-            .iter()
-            .map(|m| Rotation::new(m.clone(), m.packed_bytes().len(), cold_mib << 20))
-            .collect();
-        // Every format must give the same answer.
-        let mut want = vec![0i32; rows];
-        set.gemv_i8_rows(&base[0], &x, 0..rows, &mut want).unwrap();
-        let mut y = vec![0i32; rows];
-        for m in &base[1..] {
-            set.gemv_i8_rows(m, &x, 0..rows, &mut y).unwrap();
-            assert_eq!(y, want, "{} differs from I2_S", m.format().name());
-        }
-        let mut warm = vec![Vec::new(); formats.len()];
-        let mut cold = vec![Vec::new(); formats.len()];
-        for rep in 0..reps + 5 {
-            for (i, m) in base.iter().enumerate() {
-                // The previous format's cold call evicted this one: one untimed call first.
-                set.gemv_i8_rows(m, &x, 0..rows, &mut y).unwrap();
-                let t0 = cpu_us();
-                set.gemv_i8_rows(m, &x, 0..rows, &mut y).unwrap();
-                let w = cpu_us() - t0;
-                let c = copies[i].get(rep);
-                let t0 = cpu_us();
-                set.gemv_i8_rows(c, &x, 0..rows, &mut y).unwrap();
-                let cd = cpu_us() - t0;
-                if rep >= 5 {
-                    warm[i].push(w);
-                    cold[i].push(cd);
-                }
-            }
-        }
-        let med: Vec<(f64, f64)> = (0..formats.len())
-            .map(|i| (median(&mut warm[i]), median(&mut cold[i])))
-            .collect();
-        for (i, f) in formats.iter().enumerate() {
-            let mb = base[i].packed_bytes().len() as f64 / 1e6;
-            let (w, c) = med[i];
+        let med = time_variants(set, rows, cols, &variants, reps, cold_mib);
+        for m in &med {
             println!(
-                "{:>12} {:>5} {:>8.2} {:>10.1} {:>9.1} {:>10.1} {:>9.1} {:>6.2}/{:<6.2}",
+                "{:>12} {:>7} {:>8.2} {:>10.1} {:>9.1} {:>10.1} {:>9.1} {:>6.2}/{:<6.2}",
                 format!("{rows}x{cols}"),
-                f.name(),
-                mb,
-                w,
-                mb * 1e3 / w,
-                c,
-                mb * 1e3 / c,
-                med[0].0 / w,
-                med[0].1 / c
+                m.variant.label(),
+                m.mb,
+                m.warm,
+                m.mb * 1e3 / m.warm,
+                m.cold,
+                m.mb * 1e3 / m.cold,
+                med[0].warm / m.warm,
+                med[0].cold / m.cold
             );
         }
     }

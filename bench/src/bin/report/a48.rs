@@ -1,10 +1,13 @@
 //! The BitNet a4.8 section: accuracy of the a4.8 activation quantizers against the f32
-//! product, and the sparse-activation format (I2_S_COL) against dense I2_S.
+//! product, the lookup-table kernels with int4 activations against int8, and the
+//! sparse-activation format (I2_S_COL) against dense I2_S.
 
 use std::fmt::Write as _;
 
 use bitnet_bench::cold::Rotation;
 use bitnet_bench::data;
+use bitnet_bench::lut::{time_variants, Variant};
+use bitnet_bench::registry;
 use bitnet_bench::stats::{median, thread_cpu_us};
 use bitnet_kernels::quant::{output_factor, output_factor_i4};
 use bitnet_kernels::{kernels, Format, I4Mode, TernaryMatrix};
@@ -100,9 +103,53 @@ pub fn section(quick: bool) -> String {
             );
         }
     }
+    let reps = if quick { 10 } else { 60 };
+    // Speed: the lookup-table kernels with int4 activations against int8, one thread.
+    let k = registry::active().expect("kernel set");
+    let _ = writeln!(
+        o,
+        "\nLookup-table kernels with int4 activations (docs/FORMATS.md §13: TL1 / TL2 with \
+         one-byte tables, taken by the same call when every activation is in −8..7): kernel set {}, 1 \
+         thread, median of {reps} interleaved calls (thread CPU µs); int8 = uniform int8, int4 \
+         = absmean int4 of Gaussians; cold = rotating over ≥ 128 MiB of copies.\n",
+        k.name()
+    );
+    let _ = writeln!(
+        o,
+        "| shape | format / activations | MB | warm µs | cold µs | × its int8 warm | × I2_S int8 warm | × I2_S int8 cold |"
+    );
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let v = |format, int4| Variant { format, int4 };
+    let variants = [
+        v(Format::I2S, false),
+        v(Format::TL1, false),
+        v(Format::TL1, true),
+        v(Format::TL2, false),
+        v(Format::TL2, true),
+    ];
+    for (rows, cols) in [(6912, 2560), (2560, 6912)] {
+        let t = time_variants(k, rows, cols, &variants, reps, 128);
+        for m in &t {
+            let int8 = t
+                .iter()
+                .find(|r| r.variant == v(m.variant.format, false))
+                .expect("every format is also timed with int8");
+            let _ = writeln!(
+                o,
+                "| {rows}x{cols} | {} {} | {:.2} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |",
+                m.variant.format.name(),
+                if m.variant.int4 { "int4" } else { "int8" },
+                m.mb,
+                m.warm,
+                m.cold,
+                int8.warm / m.warm,
+                t[0].warm / m.warm,
+                t[0].cold / m.cold
+            );
+        }
+    }
     // Speed: I2_S_COL against I2_S, one thread, a4.8's zero fractions.
     let set = kernels::active().expect("kernel set");
-    let reps = if quick { 10 } else { 60 };
     let _ = writeln!(
         o,
         "\nSparse activations: dense I2_S against I2_S_COL (reads only the columns whose \

@@ -167,7 +167,7 @@ fn main() {
         r.limits.dram_1t.gb_per_s,
     )
     .unwrap_or_else(|e| format!("## 3-bit KV cache\n\nfailed: {e}\n"));
-    eprintln!("a4.8: accuracy and sparse activations...");
+    eprintln!("a4.8: accuracy, int4 lookup tables and sparse activations...");
     let a48_md = a48::section(quick);
     let elapsed = started.elapsed().as_secs_f64();
     let md = markdown::markdown(&r, b, quick, &command, elapsed);
