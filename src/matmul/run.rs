@@ -267,12 +267,7 @@ pub(crate) fn par_run(
     x: &PaddedActivations<'_>,
     y: &mut [i32],
 ) {
-    // The int4 kernels where every activation fits (one scan, here, for every chunk); the
-    // tables are built once here, before the dispatch, and shared by every chunk.
-    let k = k.for_activations(x.as_slice());
-    with_local_tables(k, m, x.as_slice(), x.n(), |tab| {
-        par_run_with(k, m, x, y, tab, None)
-    })
+    par_run_steps(k, m, x, y, None)
 }
 
 /// A step run on each chunk's finished accumulators (its rows, its part of `y`).
@@ -290,8 +285,22 @@ pub(crate) fn par_run_then(
     then: impl Fn(Range<usize>, &mut [i32]) + Sync,
 ) {
     assert_eq!(x.n(), 1, "a per-chunk step is for one activation row");
-    with_local_tables(k, m, x.as_slice(), 1, |tab| {
-        par_run_with(k, m, x, y, tab, Some(&then))
+    par_run_steps(k, m, x, y, Some(&then))
+}
+
+/// [`par_run`] and [`par_run_then`].
+fn par_run_steps(
+    k: FormatKernels,
+    m: &TernaryMatrix,
+    x: &PaddedActivations<'_>,
+    y: &mut [i32],
+    then: Option<&ChunkStep<'_>>,
+) {
+    // The int4 kernels where every activation fits (one scan, here, for every chunk); the
+    // tables are built once here, before the dispatch, and shared by every chunk.
+    let k = k.for_activations(x.as_slice());
+    with_local_tables(k, m, x.as_slice(), x.n(), |tab| {
+        par_run_with(k, m, x, y, tab, then)
     })
 }
 
