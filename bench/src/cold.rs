@@ -2,8 +2,35 @@
 //! more bytes than the last-level cache, so that each call finds its weights evicted from
 //! every cache since its last visit.
 
-/// Bytes the copies total by default: 512 MiB, sixteen times this project's 32 MiB L3.
+/// Bytes the copies total by default: 512 MiB, or [`cold_total`] of it where the last-level
+/// cache is larger than 256 MiB.
 pub const COLD_BYTES: usize = 512 << 20;
+
+/// The last-level cache's size in bytes, as Linux reports it (the largest
+/// `/sys/devices/system/cpu/cpu0/cache/index*/size`); None where that cannot be read.
+pub fn llc_bytes() -> Option<usize> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|e| {
+        let s = std::fs::read_to_string(e.ok()?.path().join("size")).ok()?;
+        let s = s.trim();
+        let (num, mult) = match s.strip_suffix('K') {
+            Some(n) => (n, 1 << 10),
+            None => match s.strip_suffix('M') {
+                Some(n) => (n, 1 << 20),
+                None => (s, 1),
+            },
+        };
+        num.parse::<usize>().ok().map(|n| n * mult)
+    })
+    .max()
+}
+
+/// The bytes a cold rotation must total: `requested`, raised to twice the last-level cache
+/// where that is larger. Machines differ: this project's guests have reported L3 caches from
+/// 32 MiB to 260 MiB, and a rotation smaller than the cache measures the cache, not DRAM.
+pub fn cold_total(requested: usize) -> usize {
+    requested.max(llc_bytes().map_or(0, |c| 2 * c))
+}
 
 /// The fewest copies a rotation has. On this project's VM one allocation can stream at a
 /// quarter of another's speed (measured: six copies of one 51 MB matrix read at 7–32 GB/s,

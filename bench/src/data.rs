@@ -54,7 +54,8 @@ pub struct TimingArgs {
     pub shapes: Vec<(usize, usize)>,
     /// GEMVs timed per figure.
     pub reps: usize,
-    /// The size of the cold rotation.
+    /// The size of the cold rotation: `--cold-mib M` as given, by default 128 MiB raised to
+    /// twice the last-level cache ([`crate::cold::cold_total`]).
     pub cold_mib: usize,
 }
 
@@ -64,7 +65,7 @@ pub fn timing_args(reps: usize, shapes: &[(usize, usize)]) -> TimingArgs {
     let mut a = TimingArgs {
         shapes: Vec::new(),
         reps,
-        cold_mib: 128,
+        cold_mib: crate::cold::cold_total(128 << 20) >> 20,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

@@ -1,6 +1,6 @@
 //! Criterion set-up shared by `benches/gemv.rs` and `benches/gemm.rs`.
 
-use crate::cold::COLD_BYTES;
+use crate::cold::{cold_total, COLD_BYTES};
 use crate::data::{parse_shapes, SHAPES};
 
 /// True when criterion will only run each benchmark once (`cargo test --benches`, which
@@ -31,7 +31,7 @@ pub fn cold_bytes() -> usize {
     if criterion_test_mode() {
         4 << 20
     } else {
-        COLD_BYTES
+        cold_total(COLD_BYTES)
     }
 }
 

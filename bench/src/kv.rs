@@ -552,5 +552,5 @@ fn speed(o: &mut String, b: &KvBench, stream_gb_s: f64) -> bitnet_kernels::Resul
 
 /// The one-thread streaming-read rate for [`section`], from a buffer of `bytes`.
 pub fn stream_gb_s(bytes: usize, samples: usize) -> f64 {
-    probe::stream_read(bytes, 1, samples).gb_per_s
+    probe::stream_read(crate::cold::cold_total(bytes), 1, samples).gb_per_s
 }

@@ -390,8 +390,8 @@ impl Limits {
 /// thread and with `threads` threads, `samples` timed steps each.
 pub fn limits(dram_bytes: usize, l3_bytes: usize, threads: usize, samples: usize) -> Limits {
     Limits {
-        dram_1t: stream_read(dram_bytes, 1, samples),
-        dram_all: stream_read(dram_bytes, threads, samples),
+        dram_1t: stream_read(crate::cold::cold_total(dram_bytes), 1, samples),
+        dram_all: stream_read(crate::cold::cold_total(dram_bytes), threads, samples),
         l3_1t: stream_read(l3_bytes, 1, samples),
         l3_all: stream_read(l3_bytes, threads, samples),
     }

@@ -29,7 +29,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use bitnet_bench::cold::Rotation;
+use bitnet_bench::cold::{cold_total, Rotation};
 use bitnet_bench::data;
 use bitnet_bench::probe;
 use bitnet_bench::stats::{median, time};
@@ -162,7 +162,7 @@ fn main() {
         }
     }
     set_num_threads(2).expect("2 threads");
-    let probe_bytes = 256 << 20;
+    let probe_bytes = cold_total(256 << 20);
     let bw = |t| probe::stream_read(probe_bytes, t, 60).gb_per_s;
     let (mut bw1, mut bw2) = (bw(1), bw(2));
     let mut rows_out = Vec::new();
@@ -171,10 +171,10 @@ fn main() {
         let m = TernaryMatrix::from_ternary(&trits, rows, cols, 1.0, Format::I2S).expect("packs");
         let bytes = m.packed_bytes().len();
         let before = huge_mb();
-        let small: Vec<TernaryMatrix> = (0..COLD_BYTES.div_ceil(bytes).max(4))
+        let small: Vec<TernaryMatrix> = (0..cold_total(COLD_BYTES).div_ceil(bytes).max(4))
             .map(|_| on_small_pages(&m))
             .collect();
-        let copies = Rotation::new(m, bytes, COLD_BYTES);
+        let copies = Rotation::new(m, bytes, cold_total(COLD_BYTES));
         let huge = huge_mb()
             .zip(before)
             .map(|(a, b)| (a - b) / (bytes * copies.len()) as f64 * 1e6);

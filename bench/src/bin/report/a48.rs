@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use bitnet_bench::cold::Rotation;
+use bitnet_bench::cold::{cold_total, Rotation};
 use bitnet_bench::data;
 use bitnet_bench::lut::{time_variants, Variant};
 use bitnet_bench::registry;
@@ -104,6 +104,8 @@ pub fn section(quick: bool) -> String {
         }
     }
     let reps = if quick { 10 } else { 60 };
+    // The cold rotation: 128 MiB, or twice the last-level cache where that is larger.
+    let cold_mib = cold_total(128 << 20) >> 20;
     // Speed: the lookup-table kernels with int4 activations against int8, one thread.
     let k = registry::active().expect("kernel set");
     let _ = writeln!(
@@ -111,7 +113,7 @@ pub fn section(quick: bool) -> String {
         "\nLookup-table kernels with int4 activations (docs/FORMATS.md §13: TL1 / TL2 with \
          one-byte tables, taken by the same call when every activation is in −8..7): kernel set {}, 1 \
          thread, median of {reps} interleaved calls (thread CPU µs); int8 = uniform int8, int4 \
-         = absmean int4 of Gaussians; cold = rotating over ≥ 128 MiB of copies.\n",
+         = absmean int4 of Gaussians; cold = rotating over ≥ {cold_mib} MiB of copies.\n",
         k.name()
     );
     let _ = writeln!(
@@ -128,7 +130,7 @@ pub fn section(quick: bool) -> String {
         v(Format::TL2, true),
     ];
     for (rows, cols) in [(6912, 2560), (2560, 6912)] {
-        let t = time_variants(k, rows, cols, &variants, reps, 128);
+        let t = time_variants(k, rows, cols, &variants, reps, cold_mib);
         for m in &t {
             let int8 = t
                 .iter()
@@ -154,7 +156,7 @@ pub fn section(quick: bool) -> String {
         o,
         "\nSparse activations: dense I2_S against I2_S_COL (reads only the columns whose \
          activation is non-zero), kernel set {} (I2_S_COL on {}), 1 thread, median of {reps} \
-         interleaved calls (thread CPU µs); cold = rotating over ≥ 128 MiB of copies. \
+         interleaved calls (thread CPU µs); cold = rotating over ≥ {cold_mib} MiB of copies. \
          Speed-up = I2_S time / I2_S_COL time.\n",
         set.name(),
         set.runs_on(Format::I2SCol).unwrap_or("none")
@@ -169,8 +171,8 @@ pub fn section(quick: bool) -> String {
         let dense = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, Format::I2S).unwrap();
         let col = TernaryMatrix::from_ternary(&t, rows, cols, 1.0, Format::I2SCol).unwrap();
         drop(t);
-        let cd = Rotation::new(dense.clone(), dense.packed_bytes().len(), 128 << 20);
-        let cc = Rotation::new(col.clone(), col.packed_bytes().len(), 128 << 20);
+        let cd = Rotation::new(dense.clone(), dense.packed_bytes().len(), cold_mib << 20);
+        let cc = Rotation::new(col.clone(), col.packed_bytes().len(), cold_mib << 20);
         for zeros in [0.5, 0.7, 0.84] {
             let mut x = data::activations_i8(1, cols, 7);
             for v in x.iter_mut().filter(|v| **v == 0) {

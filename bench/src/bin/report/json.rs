@@ -1,7 +1,7 @@
 //! The report as JSON (`--json FILE`), for scripts and CI: the same figures as the markdown,
 //! unrounded.
 
-use bitnet_bench::cold::COLD_BYTES;
+use bitnet_bench::cold::{cold_total, COLD_BYTES};
 use bitnet_bench::data::GEMM_N;
 use bitnet_bench::machine;
 use bitnet_bench::probe::Bandwidth;
@@ -44,7 +44,7 @@ pub fn to_json(r: &Report, quick: bool, command: &str, elapsed: f64) -> Value {
         "threads": r.threads,
         "kernels_available": machine::kernels_available(),
         "kernel_chosen": machine::kernel_chosen(),
-        "cold_rotation_bytes": COLD_BYTES,
+        "cold_rotation_bytes": cold_total(COLD_BYTES),
         "bandwidth": {
             "dram_1t": bw(&r.limits.dram_1t), "dram_all": bw(&r.limits.dram_all),
             "l3_1t": bw(&r.limits.l3_1t), "l3_all": bw(&r.limits.l3_all),

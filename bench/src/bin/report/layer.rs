@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use bitnet_bench::cold::{Rotation, COLD_BYTES};
+use bitnet_bench::cold::{cold_total, Rotation, COLD_BYTES};
 use bitnet_bench::layer::{Buffers, Layer};
 use bitnet_bench::probe::{self, Limits};
 use bitnet_bench::stats::{measure_pair, Timing};
@@ -39,7 +39,7 @@ pub fn measure(b: &Budget, limits: &Limits, all_threads: usize) -> LayerSection 
     eprintln!("decoder layer: packing 2B-4T shapes...");
     let layer = Layer::new(Format::I2S);
     let bytes = layer.packed_bytes();
-    let mut rot = Rotation::new(layer, bytes, COLD_BYTES);
+    let mut rot = Rotation::new(layer, bytes, cold_total(COLD_BYTES));
     let bw2 = if all_threads == 2 {
         limits.dram_all.gb_per_s
     } else {
@@ -91,7 +91,7 @@ pub fn markdown(s: &LayerSection) -> String {
          (`matmul::products`, one workspace, no allocation). *Floor*: packed bytes / streaming \
          bandwidth on as many threads. Medians, the two ways timed in turns.\n",
         s.bytes as f64 / 1e6,
-        COLD_BYTES >> 20
+        cold_total(COLD_BYTES) >> 20
     );
     let _ = writeln!(
         o,

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use bitnet_bench::baseline::{self, F32_BASELINE};
-use bitnet_bench::cold::{COLD_BYTES, COLD_COPIES};
+use bitnet_bench::cold::{cold_total, COLD_BYTES, COLD_COPIES};
 use bitnet_bench::data::{self, GEMM_N};
 use bitnet_bench::machine;
 use bitnet_bench::probe::{self, Bandwidth};
@@ -74,7 +74,7 @@ pub fn markdown(r: &Report, b: &Budget, quick: bool, command: &str, elapsed: f64
         b.gemv_s,
         b.gemm_s,
         COLD_COPIES,
-        COLD_BYTES >> 20
+        cold_total(COLD_BYTES) >> 20
     );
 
     let _ = writeln!(

@@ -3,7 +3,7 @@
 //! all, and GEMM for several n.
 
 use bitnet_bench::baseline::{self, f32_gemm, DenseMatrix, F32_BASELINE};
-use bitnet_bench::cold::{Rotation, COLD_BYTES};
+use bitnet_bench::cold::{cold_total, Rotation, COLD_BYTES};
 use bitnet_bench::data::{self, GEMM_N};
 use bitnet_bench::probe;
 use bitnet_bench::registry::{self, Kernel};
@@ -88,7 +88,7 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
     let fp16_bytes = fp16.weight_bytes();
     eprintln!("{name}: fp16 baseline...");
     let mut y = vec![0.0f32; rows];
-    let mut rot = Rotation::new(fp16.clone(), fp16_bytes, COLD_BYTES);
+    let mut rot = Rotation::new(fp16.clone(), fp16_bytes, cold_total(COLD_BYTES));
     let t = [
         measure(b.gemv_s, b, || fp16.gemv_rows(&x, 0..rows, &mut y)),
         measure(b.gemv_s, b, || rot.next().gemv_rows(&x, 0..rows, &mut y)),
@@ -110,7 +110,7 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
     eprintln!("{name}: f32 baseline...");
     let f32m = DenseMatrix::<f32>::from_f32(&w, rows, cols);
     let f32_bytes = f32m.weight_bytes();
-    let mut rot = Rotation::new(f32m.clone(), f32_bytes, COLD_BYTES);
+    let mut rot = Rotation::new(f32m.clone(), f32_bytes, cold_total(COLD_BYTES));
     let f32g = |w: &DenseMatrix<f32>, y: &mut [f32], par| f32_gemm(w, &x, 1, y, par);
     let t = [
         measure(b.gemv_s, b, || f32g(&f32m, &mut y, false)),
@@ -158,7 +158,7 @@ pub fn run_shape(r: &mut Report, si: usize, rows: usize, cols: usize, b: &Budget
         registry::scalar()
             .gemv_i8_rows(&m, &xq, 0..rows, &mut want)
             .expect("the scalar reference runs every format that packs");
-        let mut rot = Rotation::new(m.clone(), packed, COLD_BYTES);
+        let mut rot = Rotation::new(m.clone(), packed, cold_total(COLD_BYTES));
         let sets = registry::kernel_sets(format);
         for &ks in &sets {
             // The scalar reference is measured in full only where it is the format's only
