@@ -70,6 +70,22 @@ pub fn timing_args(reps: usize, shapes: &[(usize, usize)]) -> TimingArgs {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "-h" | "--help" => {
+                let name = std::env::args().next().unwrap_or_default();
+                println!(
+                    "usage: {name} [ROWSxCOLS ...] [--reps N] [--cold-mib M]\n  \
+                     defaults: {} reps, shapes {}, cold rotation {} MiB (twice the last-level \
+                     cache when that is larger than 128 MiB)",
+                    a.reps,
+                    shapes
+                        .iter()
+                        .map(|(r, c)| format!("{r}x{c}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    a.cold_mib
+                );
+                std::process::exit(0);
+            }
             "--reps" => a.reps = args.next().and_then(|s| s.parse().ok()).expect("--reps N"),
             "--cold-mib" => {
                 a.cold_mib = args
