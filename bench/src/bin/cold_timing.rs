@@ -1,6 +1,7 @@
 //! Where a short DRAM-resident ("cold") I2_S GEMV on 2 threads loses against the streaming
 //! bandwidth (issue 13): for every report shape, in one run and in turns call by call (each
-//! call on the next of copies totalling 256 MiB, so weights come from DRAM), on the crate's
+//! call on the next of copies totalling 256 MiB or twice the last-level cache, whichever is
+//! larger, so weights come from DRAM), on the crate's
 //! spinning pool with 2 threads (`set_num_threads(2)`):
 //!
 //! - `gemv f32`: `ternary_gemv`, the user's call (quantize, kernel on 2 threads, rescale);
