@@ -19,6 +19,31 @@ pub struct Variant {
     pub int4: bool,
 }
 
+/// The comparison both timing programs make: I2_S int8 (the reference), then TL1 and TL2, each
+/// with int8 and with int4 activations.
+pub const VARIANTS: [Variant; 5] = [
+    Variant {
+        format: Format::I2S,
+        int4: false,
+    },
+    Variant {
+        format: Format::TL1,
+        int4: false,
+    },
+    Variant {
+        format: Format::TL1,
+        int4: true,
+    },
+    Variant {
+        format: Format::TL2,
+        int4: false,
+    },
+    Variant {
+        format: Format::TL2,
+        int4: true,
+    },
+];
+
 impl Variant {
     /// `I2_S`, `TL2/i4`, ...
     pub fn label(self) -> String {

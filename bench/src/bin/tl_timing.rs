@@ -13,9 +13,8 @@
 //! calling thread. Times are thread CPU time (`bitnet_bench::stats::thread_cpu_us`).
 
 use bitnet_bench::data;
-use bitnet_bench::lut::{time_variants, Variant};
+use bitnet_bench::lut::{time_variants, VARIANTS};
 use bitnet_bench::registry;
-use bitnet_kernels::Format;
 
 fn main() {
     let data::TimingArgs {
@@ -36,14 +35,7 @@ fn main() {
         "{:>12} {:>7} {:>8} {:>10} {:>9} {:>10} {:>9} {:>13}",
         "shape", "fmt", "MB", "warm µs", "GB/s", "cold µs", "GB/s", "vs I2_S w/c"
     );
-    let v = |format, int4| Variant { format, int4 };
-    let variants = [
-        v(Format::I2S, false),
-        v(Format::TL1, false),
-        v(Format::TL1, true),
-        v(Format::TL2, false),
-        v(Format::TL2, true),
-    ];
+    let variants = VARIANTS;
     for (rows, cols) in shapes {
         let med = time_variants(set, rows, cols, &variants, reps, cold_mib);
         for m in &med {

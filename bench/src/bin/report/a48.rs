@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use bitnet_bench::cold::{cold_total, Rotation};
 use bitnet_bench::data;
-use bitnet_bench::lut::{time_variants, Variant};
+use bitnet_bench::lut::{time_variants, Variant, VARIANTS};
 use bitnet_bench::registry;
 use bitnet_bench::stats::{median, thread_cpu_us};
 use bitnet_kernels::quant::{output_factor, output_factor_i4};
@@ -122,13 +122,7 @@ pub fn section(quick: bool) -> String {
     );
     let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|");
     let v = |format, int4| Variant { format, int4 };
-    let variants = [
-        v(Format::I2S, false),
-        v(Format::TL1, false),
-        v(Format::TL1, true),
-        v(Format::TL2, false),
-        v(Format::TL2, true),
-    ];
+    let variants = VARIANTS;
     for (rows, cols) in [(6912, 2560), (2560, 6912)] {
         let t = time_variants(k, rows, cols, &variants, reps, cold_mib);
         for m in &t {
