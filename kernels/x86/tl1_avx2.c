@@ -22,7 +22,7 @@
 
 /* Builds the tables of `steps` steps from the 16 * steps activations at x. */
 static void tl1_build(const int8_t *x, size_t steps, __m256i *tab) {
-    __m256i digit[2];
+    __m256i digit[3]; /* two used (TL1: pairs) */
     bitnet_tl1_digits_avx2(digit);
     for (size_t k = 0; k < steps; k++) {
         __m256i t[8]; /* |T| <= 2 * 128: int16 */

@@ -27,7 +27,7 @@ _Static_assert(BITNET_TL1_K_BLOCK == 2 * BITNET_TL_STEP_GROUPS, "8 pairs a step"
 
 /* Builds the tables of `steps` steps from the 16 * steps activations at x. */
 static void tl1_build(const int8_t *x, size_t steps, __m512i *tab) {
-    const bitnet_tl1_words512 c = bitnet_tl1_words_init_avx512();
+    const bitnet_tl_words512 c = bitnet_tl1_words_init_avx512();
     const __m512i even = bitnet_tl_even();
     const __m512i low6 = _mm512_set1_epi8(63);
     for (size_t k = 0; k < steps; k++) {

@@ -12,7 +12,7 @@
 #define TL1I4_STEP_VECS 4     /* pairs (0,1), (2,3), (4,5), (6,7) */
 
 static void tl1i4_build(const int8_t *x, size_t steps, __m256i *tab) {
-    __m256i digit[2];
+    __m256i digit[3]; /* two used (TL1: pairs) */
     bitnet_tl1_digits_avx2(digit);
     for (size_t k = 0; k < steps; k++) {
         __m256i t[8]; /* |T| <= 16 */

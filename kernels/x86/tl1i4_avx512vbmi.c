@@ -15,7 +15,7 @@
 
 /* Byte 16 l + i of table A (B) = T[i] of pair l (4 + l), the low byte of the int16 value. */
 static void tl1i4_build(const int8_t *x, size_t steps, __m512i *tab) {
-    const bitnet_tl1_words512 c = bitnet_tl1_words_init_avx512();
+    const bitnet_tl_words512 c = bitnet_tl1_words_init_avx512();
     const __m512i even = bitnet_tl_even();
     for (size_t k = 0; k < steps; k++) {
         __m512i p[4];

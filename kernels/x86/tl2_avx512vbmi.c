@@ -37,7 +37,7 @@ _Static_assert(BITNET_TL2_K_BLOCK == 3 * BITNET_TL_STEP_GROUPS, "8 groups of 3 a
 
 /* Builds the tables of `steps` steps from the 24 * steps activations at x. */
 static void tl2_build(const int8_t *x, size_t steps, __m512i *tab) {
-    const bitnet_tl2_words512 c = bitnet_tl2_words_init_avx512();
+    const bitnet_tl_words512 c = bitnet_tl2_words_init_avx512();
     const __m512i even = bitnet_tl_even(); /* the low byte of each word */
     const __m512i low6 = _mm512_set1_epi8(63);
     for (size_t k = 0; k < steps; k++) {

@@ -23,7 +23,7 @@ _Static_assert(BITNET_TL2_SIGNS_OFFSET == 4 * 64, "bitnet_tl_rows_i4_avx512 read
 /* Builds the tables of `steps` steps from the 24 * steps activations at x: byte 16 l + u of
  * table A (B) = T[u] of group l (4 + l), the low byte of the exact int16 value. */
 static void tl2i4_build(const int8_t *x, size_t steps, __m512i *tab) {
-    const bitnet_tl2_words512 c = bitnet_tl2_words_init_avx512();
+    const bitnet_tl_words512 c = bitnet_tl2_words_init_avx512();
     const __m512i even = bitnet_tl_even();
     for (size_t k = 0; k < steps; k++) {
         __m512i p[4];

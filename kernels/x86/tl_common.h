@@ -65,6 +65,15 @@
 
 /* The AVX-512 helpers, for the *_avx512vbmi.c files, which define BITNET_TL_AVX512VBMI
  * before including this header (MSVC's /arch:AVX512 does not define __AVX512VBMI__). */
+/* Digit k (most significant first) of the nd-digit base-3 number u, as a weight d' - 1 in
+ * {-1, 0, 1}, for the table's first `valid` entries; 0 beyond (TL1: nd = 2, the 9 pairs; TL2:
+ * nd = 3, the 14 triples whose sign is stored apart, u = 9 d0' + 3 d1' + d2'). */
+static inline int16_t bitnet_tl_digit(int u, int k, int nd, int valid) {
+    int div = 1;
+    for (int j = k + 1; j < nd; j++) div *= 3;
+    return (int16_t)(u < valid ? u / div % 3 - 1 : 0);
+}
+
 #if defined(BITNET_TL_AVX512VBMI)
 #include "x86/vnni.h"
 
@@ -160,23 +169,23 @@ static inline void bitnet_tl_rows_avx512(const uint8_t *w, size_t tile_bytes, si
     }
 }
 
-/* The 16-bit TL2 tables of one step, shared by tl2_avx512vbmi.c (split into lo / hi bytes)
- * and tl2i4_avx512vbmi.c (one byte each). p[m] word w = T[u] of group 2m + w / 16 with
- * u = w % 16 (T[u] = d0 q0 + d1 q1 + d2 q2 for the digits of u = 9 d0' + 3 d1' + d2',
- * d = d' - 1; 0 for u = 14, 15); |T| <= 3 * 128 for int8 q, <= 24 for int4 q. */
+/* The 16-bit tables of one step, shared by the int8 AVX-512 files (split into lo / hi bytes)
+ * and the int4 ones (one byte each), for groups of nd activations (TL1: nd = 2, TL2: nd = 3).
+ * p[m] word w = T[u] of group 2m + w / 16 with u = w % 16 (T[u] = sum_k d_k q_k over the
+ * digits of u, bitnet_tl_digit); |T| <= nd * 128 for int8 q, <= nd * 8 for int4 q. */
 typedef struct {
-    __m512i digit[3]; /* word w: digit k of u = w % 16 */
-    __m512i sel[3];   /* word w: activation 3 (w / 16) + k of a pair of groups */
-} bitnet_tl2_words512;
+    __m512i digit[3]; /* word w: digit k of u = w % 16 (k < nd) */
+    __m512i sel[3];   /* word w: activation nd (w / 16) + k of a pair of groups */
+} bitnet_tl_words512;
 
-static inline bitnet_tl2_words512 bitnet_tl2_words_init_avx512(void) {
-    bitnet_tl2_words512 c;
-    for (int k = 0; k < 3; k++) {
+static inline bitnet_tl_words512 bitnet_tl_words_init_avx512(int nd, int valid) {
+    bitnet_tl_words512 c;
+    memset(&c, 0, sizeof c);
+    for (int k = 0; k < nd; k++) {
         int16_t d[32], e[32];
         for (int w = 0; w < 32; w++) {
-            const int u = w % 16, div = k == 0 ? 9 : k == 1 ? 3 : 1;
-            d[w] = (int16_t)(u < 14 ? u / div % 3 - 1 : 0);
-            e[w] = (int16_t)(3 * (w / 16) + k);
+            d[w] = bitnet_tl_digit(w % 16, k, nd, valid);
+            e[w] = (int16_t)(nd * (w / 16) + k);
         }
         memcpy(&c.digit[k], d, 64);
         memcpy(&c.sel[k], e, 64);
@@ -184,15 +193,16 @@ static inline bitnet_tl2_words512 bitnet_tl2_words_init_avx512(void) {
     return c;
 }
 
-/* The four pairs' word tables of the step whose 24 activations start at x (masked load:
+/* The four pairs' word tables of the step whose 8 nd activations start at x (masked load:
  * never reads past the step). */
-static inline void bitnet_tl2_words_avx512(const bitnet_tl2_words512 *c, const int8_t *x,
-                                           __m512i p[4]) {
-    const __m512i xw = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(0xFFFFFFu, x));
+static inline void bitnet_tl_words_avx512(const bitnet_tl_words512 *c, int nd, const int8_t *x,
+                                          __m512i p[4]) {
+    const __m512i xw =
+        _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8((__mmask32)((1ull << (8 * nd)) - 1), x));
     for (int m = 0; m < 4; m++) {
-        const __m512i off = _mm512_set1_epi16((short)(6 * m));
+        const __m512i off = _mm512_set1_epi16((short)(2 * nd * m));
         __m512i v = _mm512_setzero_si512();
-        for (int d = 0; d < 3; d++) {
+        for (int d = 0; d < nd; d++) {
             const __m512i xs = _mm512_permutexvar_epi16(_mm512_add_epi16(c->sel[d], off), xw);
             v = _mm512_add_epi16(v, _mm512_mullo_epi16(xs, c->digit[d]));
         }
@@ -200,42 +210,20 @@ static inline void bitnet_tl2_words_avx512(const bitnet_tl2_words512 *c, const i
     }
 }
 
-/* The 16-bit TL1 tables of one step, shared by tl1_avx512vbmi.c and tl1i4_avx512vbmi.c:
- * p[m] word w = T[i] of pair 2m + w / 16 with i = w % 16 (T[i] = d0 q0 + d1 q1 for the
- * digits of i = 3 d0' + d1', d = d' - 1; 0 for i >= 9); |T| <= 2 * 128 (int8 q), 16 (int4). */
-typedef struct {
-    __m512i digit[2]; /* word w: digit k of i = w % 16 */
-    __m512i sel[2];   /* word w: activation 2 (w / 16) + k of two pairs */
-} bitnet_tl1_words512;
-
-static inline bitnet_tl1_words512 bitnet_tl1_words_init_avx512(void) {
-    bitnet_tl1_words512 c;
-    for (int k = 0; k < 2; k++) {
-        int16_t d[32], e[32];
-        for (int w = 0; w < 32; w++) {
-            const int i = w % 16;
-            d[w] = (int16_t)(i < 9 ? (k == 0 ? i / 3 : i % 3) - 1 : 0);
-            e[w] = (int16_t)(2 * (w / 16) + k);
-        }
-        memcpy(&c.digit[k], d, 64);
-        memcpy(&c.sel[k], e, 64);
-    }
-    return c;
+/* The two formats' instances (tl1*_avx512vbmi.c, tl2*_avx512vbmi.c). */
+static inline bitnet_tl_words512 bitnet_tl1_words_init_avx512(void) {
+    return bitnet_tl_words_init_avx512(2, 9);
 }
-
-/* The four pairs' word tables of the step whose 16 activations start at x. */
-static inline void bitnet_tl1_words_avx512(const bitnet_tl1_words512 *c, const int8_t *x,
+static inline void bitnet_tl1_words_avx512(const bitnet_tl_words512 *c, const int8_t *x,
                                            __m512i p[4]) {
-    const __m512i xw = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(0xFFFFu, x));
-    for (int m = 0; m < 4; m++) {
-        const __m512i off = _mm512_set1_epi16((short)(4 * m));
-        __m512i v = _mm512_setzero_si512();
-        for (int d = 0; d < 2; d++) {
-            const __m512i xs = _mm512_permutexvar_epi16(_mm512_add_epi16(c->sel[d], off), xw);
-            v = _mm512_add_epi16(v, _mm512_mullo_epi16(xs, c->digit[d]));
-        }
-        p[m] = v;
-    }
+    bitnet_tl_words_avx512(c, 2, x, p);
+}
+static inline bitnet_tl_words512 bitnet_tl2_words_init_avx512(void) {
+    return bitnet_tl_words_init_avx512(3, 14);
+}
+static inline void bitnet_tl2_words_avx512(const bitnet_tl_words512 *c, const int8_t *x,
+                                           __m512i p[4]) {
+    bitnet_tl_words_avx512(c, 3, x, p);
 }
 
 /* The int4 block loop (tl1i4_avx512vbmi.c, tl2i4_avx512vbmi.c): bitnet_tl_rows_avx512 with one-byte
@@ -374,44 +362,34 @@ static inline void bitnet_tl_rows_avx2(const uint8_t *w, size_t tile_bytes, size
     }
 }
 
-/* The 16-bit TL2 tables of one step, shared by tl2_avx2.c and tl2i4_avx2.c: t[g] word u =
- * T[u] of group g (see bitnet_tl2_words_avx512), from the 24 activations at xs. */
-static inline void bitnet_tl2_digits_avx2(__m256i digit[3]) {
-    for (int k = 0; k < 3; k++) {
+/* The 16-bit tables of one step for AVX2, shared by the int8 and int4 files: t[g] word u =
+ * T[u] of group g (bitnet_tl_words_avx512), from the 8 nd activations at xs. */
+static inline void bitnet_tl_digits_avx2(__m256i digit[3], int nd, int valid) {
+    for (int k = 0; k < nd; k++) {
         int16_t d[16];
-        for (int u = 0; u < 16; u++) {
-            const int div = k == 0 ? 9 : k == 1 ? 3 : 1;
-            d[u] = (int16_t)(u < 14 ? u / div % 3 - 1 : 0);
-        }
+        for (int u = 0; u < 16; u++) d[u] = bitnet_tl_digit(u, k, nd, valid);
         memcpy(&digit[k], d, 32);
     }
 }
 
-static inline void bitnet_tl2_words_avx2(const __m256i digit[3], const int8_t *xs,
-                                         __m256i t[8]) {
+static inline void bitnet_tl_words_avx2(const __m256i digit[3], int nd, const int8_t *xs,
+                                        __m256i t[8]) {
     for (int g = 0; g < 8; g++) {
-        __m256i v = _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g]), digit[0]);
-        v = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g + 1]), digit[1]));
-        t[g] = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[3 * g + 2]), digit[2]));
+        __m256i v = _mm256_mullo_epi16(_mm256_set1_epi16(xs[nd * g]), digit[0]);
+        for (int k = 1; k < nd; k++)
+            v = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[nd * g + k]), digit[k]));
+        t[g] = v;
     }
 }
 
-/* The 16-bit TL1 tables of one step, shared by tl1_avx2.c and tl1i4_avx2.c: t[g] word i =
- * T[i] of pair g (see bitnet_tl1_words_avx512), from the 16 activations at xs. */
-static inline void bitnet_tl1_digits_avx2(__m256i digit[2]) {
-    for (int k = 0; k < 2; k++) {
-        int16_t d[16];
-        for (int i = 0; i < 16; i++) d[i] = (int16_t)(i < 9 ? (k == 0 ? i / 3 : i % 3) - 1 : 0);
-        memcpy(&digit[k], d, 32);
-    }
+/* The two formats' instances (tl1*_avx2.c, tl2*_avx2.c). */
+static inline void bitnet_tl1_digits_avx2(__m256i digit[3]) { bitnet_tl_digits_avx2(digit, 2, 9); }
+static inline void bitnet_tl1_words_avx2(const __m256i digit[3], const int8_t *xs, __m256i t[8]) {
+    bitnet_tl_words_avx2(digit, 2, xs, t);
 }
-
-static inline void bitnet_tl1_words_avx2(const __m256i digit[2], const int8_t *xs,
-                                         __m256i t[8]) {
-    for (int g = 0; g < 8; g++) {
-        const __m256i v = _mm256_mullo_epi16(_mm256_set1_epi16(xs[2 * g]), digit[0]);
-        t[g] = _mm256_add_epi16(v, _mm256_mullo_epi16(_mm256_set1_epi16(xs[2 * g + 1]), digit[1]));
-    }
+static inline void bitnet_tl2_digits_avx2(__m256i digit[3]) { bitnet_tl_digits_avx2(digit, 3, 14); }
+static inline void bitnet_tl2_words_avx2(const __m256i digit[3], const int8_t *xs, __m256i t[8]) {
+    bitnet_tl_words_avx2(digit, 3, xs, t);
 }
 
 /* Two groups' int16 tables (|T| <= 127) as one vpshufb table: lane 0 = a, lane 1 = b. */
