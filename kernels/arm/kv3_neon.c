@@ -6,8 +6,9 @@
  * right by 3i & 7 (ushl by a negative count) and a mask of 7.
  *
  * Dot: smlal of codes (0..7) by q (-128..127) into int32, exact (|sum| < 2^31 for
- * head_dim <= 65536). Weighted sum: codes to f32, one FMA per lane and query head, tokens in
- * order.
+ * head_dim <= 65536). Weighted sum (int8 weights in blocks of 64 tokens, one f32 factor
+ * each): smlal of codes by weights into exact int32 sums, then one FMA per block, equal to the
+ * scalar reference's result.
  */
 #include <arm_neon.h>
 #include <stddef.h>
@@ -44,21 +45,36 @@ void bitnet_kv3_dot_neon(const uint8_t *rows, size_t stride, size_t n, size_t gr
     }
 }
 
+/* Tokens a weight block (WBLOCK in src/kv/mod.rs). */
+#define TB 64
+
 void bitnet_kv3_wsum_neon(const uint8_t *rows, size_t stride, size_t n, size_t groups,
-                          const float *w, size_t nq, float *acc, size_t accs) {
+                          const int8_t *w, const float *f, size_t nq, float *acc, size_t accs) {
     const uint8x16_t shuf = vld1q_u8(SHUF);
     const int16x8_t shift = vld1q_s16(SHIFT);
-    for (size_t t = 0; t < n; t++) {
-        const uint8_t *r = rows + t * stride;
-        for (size_t g = 0; g < groups; g++) {
-            const uint16x8_t c = vreinterpretq_u16_s16(unpack1(r + 3 * g, shuf, shift));
-            const float32x4_t lo = vcvtq_f32_u32(vmovl_u16(vget_low_u16(c)));
-            const float32x4_t hi = vcvtq_f32_u32(vmovl_high_u16(c));
-            for (size_t h = 0; h < nq; h++) {
-                const float32x4_t wv = vdupq_n_f32(w[h * n + t]);
-                float *a = acc + h * accs + 8 * g;
-                vst1q_f32(a, vfmaq_f32(vld1q_f32(a), wv, lo));
-                vst1q_f32(a + 4, vfmaq_f32(vld1q_f32(a + 4), wv, hi));
+    const size_t nb = (n + TB - 1) / TB, ws = TB * nb;
+    for (size_t t0 = 0; t0 < n; t0 += TB) {
+        const size_t tn = n - t0 < TB ? n - t0 : TB;
+        for (size_t h0 = 0; h0 < nq; h0 += 4) {
+            const size_t hn = nq - h0 < 4 ? nq - h0 : 4;
+            for (size_t g = 0; g < groups; g++) {
+                int32x4_t lo[4], hi[4];
+                for (size_t h = 0; h < hn; h++) lo[h] = hi[h] = vdupq_n_s32(0);
+                /* Exact int32 sums: |sum| <= 64 * 7 * 127. */
+                for (size_t t = t0; t < t0 + tn; t++) {
+                    const int16x8_t c = unpack1(rows + t * stride + 3 * g, shuf, shift);
+                    for (size_t h = 0; h < hn; h++) {
+                        const int16_t wt = w[(h0 + h) * ws + t];
+                        lo[h] = vmlal_n_s16(lo[h], vget_low_s16(c), wt);
+                        hi[h] = vmlal_high_n_s16(hi[h], c, wt);
+                    }
+                }
+                for (size_t h = 0; h < hn; h++) {
+                    const float32x4_t fv = vdupq_n_f32(f[(h0 + h) * nb + t0 / TB]);
+                    float *a = acc + (h0 + h) * accs + 8 * g;
+                    vst1q_f32(a, vfmaq_f32(vld1q_f32(a), fv, vcvtq_f32_s32(lo[h])));
+                    vst1q_f32(a + 4, vfmaq_f32(vld1q_f32(a + 4), fv, vcvtq_f32_s32(hi[h])));
+                }
             }
         }
     }

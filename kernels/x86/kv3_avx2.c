@@ -10,12 +10,14 @@
  * accumulator entries it feeds are scratch.
  *
  * Dot: vpmaddwd of codes (0..7) by q (-128..127) into int32: exact, |sum| <= 7 * 128 * 8 *
- * groups < 2^31 for head_dim <= 65536. Weighted sum: codes to f32, one FMA per lane and
- * query head, tokens in order (the scalar reference's order, with fused rounding).
+ * groups < 2^31 for head_dim <= 65536. Weighted sum (int8 weights in blocks of 64 tokens,
+ * one f32 factor each): vpmaddubsw of two tokens' codes by their weights, exact integer sums,
+ * one FMA per block (below); equal to the scalar reference's result.
  */
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels.h"
 #include "prefetch.h"
@@ -105,57 +107,80 @@ void bitnet_kv3_dot_avx2(const uint8_t *rows, size_t stride, size_t n, size_t gr
     }
 }
 
-/* Tokens are taken in blocks of TB so that, per 16-code vector, the accumulators of up to four
- * heads stay in registers across the block while its rows stay in L1. Each accumulator still
- * receives its tokens in order. */
+/* Tokens a weight block (WBLOCK in src/kv/mod.rs): the int8 weights of each block share one
+ * f32 factor. Per block, code pair and up to four heads the sums stay in registers while the
+ * block's rows stay in L1. */
 #define TB 64
 
-static BITNET_ALWAYS_INLINE void wsum_block(
-    const uint8_t *rows, size_t stride, size_t tn, size_t pairs, const float *w, size_t n,
-    int nh, float *acc, size_t accs, __m256i shuf, __m256i mul, int pf) {
+/* One weight block (tn <= TB tokens) by up to four heads, for every 16-code vector: two
+ * tokens' codes (0..7) as the two bytes of each int16 lane, by the two tokens' int8 weights
+ * (one broadcast int16), vpmaddubsw: |lane| <= 2 * 7 * 127, added in int16 over 16 pairs
+ * (<= 28448), widened to int32 every 32 tokens; at the block's end one FMA per lane by the
+ * factor. Exact integers, so the result equals the scalar reference's. w: the heads' weights
+ * (ws apart, zero past the block's tokens); f: their factors (nb apart). */
+static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, size_t tn,
+                                            size_t pairs, const int8_t *w, size_t ws,
+                                            const float *f, size_t nb, int nh, float *acc,
+                                            size_t accs, __m256i shuf, __m256i mul, int pf) {
     for (size_t b = 0; b < pairs; b++) {
-        __m256 lo[4], hi[4];
-        for (int h = 0; h < nh; h++) {
-            lo[h] = _mm256_loadu_ps(acc + h * accs + 16 * b);
-            hi[h] = _mm256_loadu_ps(acc + h * accs + 16 * b + 8);
-        }
-        for (size_t t = 0; t < tn; t++) {
-            /* One prefetch a row (48 bytes at head_dim 128) in the first pair's pass. */
-            if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + t * stride, 1);
-            const __m256i c = unpack2(rows + t * stride + 6 * b, shuf, mul);
-            const __m256 cl = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(c)));
-            const __m256 ch =
-                _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(c, 1)));
+        __m256i s32[4][2];
+        for (int h = 0; h < nh; h++) s32[h][0] = s32[h][1] = _mm256_setzero_si256();
+        for (size_t t0 = 0; t0 < tn; t0 += 32) {
+            const size_t te = tn - t0 < 32 ? tn : t0 + 32;
+            __m256i s16[4];
+            for (int h = 0; h < nh; h++) s16[h] = _mm256_setzero_si256();
+            for (size_t t = t0; t < te; t += 2) {
+                /* One prefetch a row (48 bytes at head_dim 128) in the first pair's pass. */
+                if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + t * stride, 1);
+                const __m256i ca = unpack2(rows + t * stride + 6 * b, shuf, mul);
+                __m256i c = ca;
+                if (t + 1 < te) {
+                    if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + (t + 1) * stride, 1);
+                    const __m256i cb = unpack2(rows + (t + 1) * stride + 6 * b, shuf, mul);
+                    c = _mm256_or_si256(ca, _mm256_slli_epi16(cb, 8));
+                }
+                for (int h = 0; h < nh; h++) {
+                    int16_t w2;
+                    memcpy(&w2, w + h * ws + t, 2);
+                    s16[h] = _mm256_add_epi16(
+                        s16[h], _mm256_maddubs_epi16(c, _mm256_set1_epi16(w2)));
+                }
+            }
             for (int h = 0; h < nh; h++) {
-                const __m256 wv = _mm256_set1_ps(w[h * n + t]);
-                lo[h] = _mm256_fmadd_ps(wv, cl, lo[h]);
-                hi[h] = _mm256_fmadd_ps(wv, ch, hi[h]);
+                s32[h][0] = _mm256_add_epi32(
+                    s32[h][0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s16[h])));
+                s32[h][1] = _mm256_add_epi32(
+                    s32[h][1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s16[h], 1)));
             }
         }
         for (int h = 0; h < nh; h++) {
-            _mm256_storeu_ps(acc + h * accs + 16 * b, lo[h]);
-            _mm256_storeu_ps(acc + h * accs + 16 * b + 8, hi[h]);
+            const __m256 fv = _mm256_set1_ps(f[h * nb]);
+            float *o = acc + h * accs + 16 * b;
+            for (int i = 0; i < 2; i++)
+                _mm256_storeu_ps(o + 8 * i, _mm256_fmadd_ps(fv, _mm256_cvtepi32_ps(s32[h][i]),
+                                                            _mm256_loadu_ps(o + 8 * i)));
         }
     }
 }
 
 void bitnet_kv3_wsum_avx2(const uint8_t *rows, size_t stride, size_t n, size_t groups,
-                          const float *w, size_t nq, float *acc, size_t accs) {
+                          const int8_t *w, const float *f, size_t nq, float *acc, size_t accs) {
     __m256i shuf, mul;
     consts(&shuf, &mul);
     const int pf = bitnet_x86_prefetch_on();
-    const size_t pairs = (groups + 1) / 2;
+    const size_t pairs = (groups + 1) / 2, nb = (n + TB - 1) / TB, ws = TB * nb;
     for (size_t t0 = 0; t0 < n; t0 += TB) {
         const size_t tn = n - t0 < TB ? n - t0 : TB;
         const uint8_t *r = rows + t0 * stride;
         for (size_t h0 = 0; h0 < nq; h0 += 4) {
-            const float *wh = w + h0 * n + t0;
+            const int8_t *wh = w + h0 * ws + t0;
+            const float *fh = f + h0 * nb + t0 / TB;
             float *a = acc + h0 * accs;
             switch (nq - h0 < 4 ? nq - h0 : 4) {
-            case 1: wsum_block(r, stride, tn, pairs, wh, n, 1, a, accs, shuf, mul, pf); break;
-            case 2: wsum_block(r, stride, tn, pairs, wh, n, 2, a, accs, shuf, mul, pf); break;
-            case 3: wsum_block(r, stride, tn, pairs, wh, n, 3, a, accs, shuf, mul, pf); break;
-            default: wsum_block(r, stride, tn, pairs, wh, n, 4, a, accs, shuf, mul, pf); break;
+            case 1: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 1, a, accs, shuf, mul, pf); break;
+            case 2: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 2, a, accs, shuf, mul, pf); break;
+            case 3: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 3, a, accs, shuf, mul, pf); break;
+            default: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 4, a, accs, shuf, mul, pf); break;
             }
         }
     }

@@ -15,13 +15,16 @@
  * unpacked once for the four heads, and the sixteen sums reduced together, four tokens of a
  * head landing next to each other (one 128-bit store into the head's run of sums).
  *
- * Weighted sum: each chunk's 64 codes are unpacked and converted to f32 once per token and
- * serve up to four heads (16 accumulators of 16 lanes); one FMA per lane and head, tokens in
- * order.
+ * Weighted sum (int8 weights in blocks of 64 tokens, one f32 factor each): four tokens' codes
+ * are unpacked per chunk and interleaved so that each int32 lane holds one channel's four
+ * codes; a vpdpbusd by the four tokens' weights (one broadcast dword) per 16 channels and
+ * head, up to four heads per unpack (16 int32 accumulators); at the block's end one FMA per
+ * lane by the factor. Exact integers, so the result equals the scalar reference's.
  */
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels.h"
 #include "prefetch.h"
@@ -154,56 +157,116 @@ void bitnet_kv3_dot_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, siz
     }
 }
 
-/* Tokens are taken in blocks of TB so that, per chunk, the accumulators of up to four heads
- * stay in registers across the block while its rows stay in L1. Each accumulator still
- * receives its tokens in order. */
+/* Tokens a weight block (WBLOCK in src/kv/mod.rs): the int8 weights of each block share one
+ * f32 factor. Per block, chunk and up to four heads the integer sums stay in registers while
+ * the block's rows stay in L1. */
 #define TB 64
 
-/* Up to four heads' accumulators for one chunk of 64 channels (acc + 64 * b), over tn tokens;
- * w: the heads' weights, n apart. */
-static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, size_t tn,
-                                            size_t b, __mmask64 m, const float *w, size_t n,
-                                            int nh, float *acc, size_t accs, const unpacker *u,
-                                            int pf) {
-    __m512 a[4][4];
-    for (int h = 0; h < nh; h++)
-        for (int i = 0; i < 4; i++) a[h][i] = _mm512_loadu_ps(acc + h * accs + CH * b + 16 * i);
-    for (size_t t = 0; t < tn; t++) {
-        /* One prefetch a row (48 bytes at head_dim 128) in the first chunk's pass. */
-        if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + t * stride, 1);
-        const __m512i c = unpack64(rows + t * stride + CB * b, m, u);
-        __m512 x[4];
-        x[0] = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(c)));
-        x[1] = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(c, 1)));
-        x[2] = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(c, 2)));
-        x[3] = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(c, 3)));
-        for (int h = 0; h < nh; h++) {
-            const __m512 wv = _mm512_set1_ps(w[h * n + t]);
-            for (int i = 0; i < 4; i++) a[h][i] = _mm512_fmadd_ps(wv, x[i], a[h][i]);
+/* The V unpacker: the same three steps as unpack64, with bytes placed so that after the
+ * interleave of four tokens in vwsum_block (unpacklo/hi_epi8, then _epi16, all within 128-bit
+ * lanes) vector i holds channels 16 i .. 16 i + 15 in order, four tokens a channel. That
+ * needs byte p = 16 L + 4 m + i (L, m, i < 4) to hold channel 16 m + 4 L + i: qword k holds
+ * two runs of four channels, c0 = 32 (k & 1) + 4 (k >> 1) and c0 + 16, each 12 bits at bit
+ * 0 or 12 of its group, which two bytes of the group (from byte 0 or 1) contain. */
+static inline unpacker vunpacker_new(void) {
+    uint8_t p[64], c[64];
+    for (int k = 0; k < 8; k++) {
+        const int c0 = 32 * (k & 1) + 4 * (k >> 1), g0 = c0 / 8, o = (c0 % 8) != 0;
+        const int src[4] = {3 * g0 + o, 3 * g0 + o + 1, 3 * (g0 + 2) + o, 3 * (g0 + 2) + o + 1};
+        for (int b = 0; b < 8; b++) {
+            p[8 * k + b] = (uint8_t)(b < 4 ? src[b] : 0); /* bytes 4..7 of a lane unused */
+            c[8 * k + b] = (uint8_t)((b < 4 ? 0 : 16) + 4 * o + 3 * (b & 3));
         }
     }
+    unpacker u = {_mm512_loadu_si512(p), _mm512_loadu_si512(c), _mm512_set1_epi8(7)};
+    return u;
+}
+
+/* Four tokens' codes from the rows r[0..3] (NULL: a token past the block, code 0), one
+ * chunk: x[i] = channels 16 i .. 16 i + 15, the four tokens' codes of a channel in its int32
+ * lane, token order = byte order. */
+static BITNET_ALWAYS_INLINE void unpack4x64(const uint8_t *const r[4], __mmask64 m,
+                                            const unpacker *u, __m512i x[4]) {
+    __m512i c[4];
+    for (int i = 0; i < 4; i++) c[i] = r[i] ? unpack64(r[i], m, u) : _mm512_setzero_si512();
+    const __m512i ab0 = _mm512_unpacklo_epi8(c[0], c[1]), ab1 = _mm512_unpackhi_epi8(c[0], c[1]);
+    const __m512i cd0 = _mm512_unpacklo_epi8(c[2], c[3]), cd1 = _mm512_unpackhi_epi8(c[2], c[3]);
+    x[0] = _mm512_unpacklo_epi16(ab0, cd0);
+    x[1] = _mm512_unpackhi_epi16(ab0, cd0);
+    x[2] = _mm512_unpacklo_epi16(ab1, cd1);
+    x[3] = _mm512_unpackhi_epi16(ab1, cd1);
+}
+
+/* Four tokens (rows r, NULL past the block) into the integer sums of up to four heads. */
+static BITNET_ALWAYS_INLINE void wsum_step(__m512i a[4][4], const uint8_t *const r[4],
+                                           __mmask64 m, const unpacker *u, const int8_t *w,
+                                           size_t ws, int nh) {
+    __m512i x[4];
+    unpack4x64(r, m, u, x);
+    for (int h = 0; h < nh; h++) {
+        int32_t w4;
+        memcpy(&w4, w + h * ws, 4);
+        const __m512i wv = _mm512_set1_epi32(w4);
+        for (int i = 0; i < 4; i++) DPBUSD(a[h][i], x[i], wv);
+    }
+}
+
+/* One weight block (tn <= TB tokens from rows) by up to four heads, one chunk of 64 channels
+ * (acc + 64 * b): the exact int32 sums of vpdpbusd (codes 0..7 as u8 by the weights as s8,
+ * four tokens a lane: |sum| <= 64 * 7 * 127), then one FMA per lane by the block's factor.
+ * w: the heads' int8 weights (ws apart, zero past the block's tokens, so whole dwords may be
+ * read); f: the heads' factors (nb apart). */
+static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, size_t tn,
+                                            size_t b, __mmask64 m, const int8_t *w, size_t ws,
+                                            const float *f, size_t nb, int nh, float *acc,
+                                            size_t accs, const unpacker *u, int pf) {
+    __m512i a[4][4];
     for (int h = 0; h < nh; h++)
-        for (int i = 0; i < 4; i++) _mm512_storeu_ps(acc + h * accs + CH * b + 16 * i, a[h][i]);
+        for (int i = 0; i < 4; i++) a[h][i] = _mm512_setzero_si512();
+    size_t t = 0;
+    for (; t + 4 <= tn; t += 4) {
+        const uint8_t *r[4];
+        for (int i = 0; i < 4; i++) {
+            r[i] = rows + (t + i) * stride + CB * b;
+            /* One prefetch a row (48 bytes at head_dim 128) in the first chunk's pass. */
+            if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + (t + i) * stride, 1);
+        }
+        wsum_step(a, r, m, u, w + t, ws, nh);
+    }
+    if (t < tn) {
+        const uint8_t *r[4];
+        for (size_t i = 0; i < 4; i++) r[i] = t + i < tn ? rows + (t + i) * stride + CB * b : NULL;
+        wsum_step(a, r, m, u, w + t, ws, nh);
+    }
+    for (int h = 0; h < nh; h++) {
+        const __m512 fv = _mm512_set1_ps(f[h * nb]);
+        float *o = acc + h * accs + CH * b;
+        for (int i = 0; i < 4; i++)
+            _mm512_storeu_ps(o + 16 * i, _mm512_fmadd_ps(fv, _mm512_cvtepi32_ps(a[h][i]),
+                                                        _mm512_loadu_ps(o + 16 * i)));
+    }
 }
 
 void bitnet_kv3_wsum_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, size_t groups,
-                                const float *w, size_t nq, float *acc, size_t accs) {
-    const unpacker u = unpacker_new();
+                                const int8_t *w, const float *f, size_t nq, float *acc,
+                                size_t accs) {
+    const unpacker u = vunpacker_new();
     const int pf = bitnet_x86_prefetch_on();
-    const size_t chunks = (groups + 7) / 8;
+    const size_t chunks = (groups + 7) / 8, nb = (n + TB - 1) / TB, ws = TB * nb;
     for (size_t t0 = 0; t0 < n; t0 += TB) {
         const size_t tn = n - t0 < TB ? n - t0 : TB;
         const uint8_t *r = rows + t0 * stride;
         for (size_t h0 = 0; h0 < nq; h0 += 4) {
-            const float *wh = w + h0 * n + t0;
+            const int8_t *wh = w + h0 * ws + t0;
+            const float *fh = f + h0 * nb + t0 / TB;
             float *a = acc + h0 * accs;
             for (size_t b = 0; b < chunks; b++) {
                 const __mmask64 m = chunk_mask(groups - 8 * b);
                 switch (nq - h0 < 4 ? nq - h0 : 4) {
-                case 1: wsum_block(r, stride, tn, b, m, wh, n, 1, a, accs, &u, pf); break;
-                case 2: wsum_block(r, stride, tn, b, m, wh, n, 2, a, accs, &u, pf); break;
-                case 3: wsum_block(r, stride, tn, b, m, wh, n, 3, a, accs, &u, pf); break;
-                default: wsum_block(r, stride, tn, b, m, wh, n, 4, a, accs, &u, pf); break;
+                case 1: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 1, a, accs, &u, pf); break;
+                case 2: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 2, a, accs, &u, pf); break;
+                case 3: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 3, a, accs, &u, pf); break;
+                default: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 4, a, accs, &u, pf); break;
                 }
             }
         }

@@ -293,17 +293,23 @@ pub(crate) type RawKvDot = unsafe extern "C" fn(
     out: *mut i32,
 );
 
-/// Weighted sums of packed 3-bit rows: `acc[h * accs + j] += sum_t w[h * n + t] * code(t, j)`
-/// for `h < nq`, `j < 8 * groups`, tokens in order. Rows as for [`RawKvDot`];
+/// Weighted sums of packed 3-bit rows with int8 weights in blocks of
+/// [`crate::kv::WBLOCK`] tokens (`docs/FORMATS.md` §8): for each block `b` in order, each
+/// `h < nq` and `j < 8 * groups`,
+/// `acc[h * accs + j] = fma(f[h * nb + b], I as f32, acc[h * accs + j])` with the exact
+/// `I = sum_{t in block b} w[h * ws + t] * code(t, j)` (`|I| <= 64 * 127 * 7 < 2^24`, so the
+/// conversion is exact), where `nb = ceil(n / WBLOCK)` and `ws = WBLOCK * nb`. Rows as for
+/// [`RawKvDot`]; `w` holds `nq` runs of `ws` weights in `[-127, 127]`, zero from `n` on;
 /// `accs >= 8 * round_up(groups, 8)`, and the entries `[8 * groups, accs)` of each vector are
-/// scratch the kernel may overwrite. Floating point: within the bound of `docs/FORMATS.md` §8
-/// of the scalar reference.
+/// scratch the kernel may overwrite. Every kernel returns the scalar reference's floats bit
+/// for bit (one fused multiply-add per block and element, in block order).
 pub(crate) type RawKvWsum = unsafe extern "C" fn(
     rows: *const u8,
     stride: usize,
     n: usize,
     groups: usize,
-    w: *const f32,
+    w: *const i8,
+    f: *const f32,
     nq: usize,
     acc: *mut f32,
     accs: usize,

@@ -38,6 +38,10 @@ use quant::{code3, f16_to_f32, pack3, quantize_row, Rotation};
 /// vectors that may reach past a row's last group.
 pub(crate) const ROW_SLACK: usize = 16;
 
+/// Tokens a block of the weighted V sum: the weights of each block are quantized to int8 with
+/// one f32 factor (`docs/FORMATS.md` §8).
+pub(crate) const WBLOCK: usize = 64;
+
 /// The largest `head_dim`: the int32 dot products of int8 q with 8-bit sink codes stay exact
 /// (`128 · 255 · 65536 < 2^31`).
 pub const MAX_HEAD_DIM: usize = 65536;
@@ -571,26 +575,31 @@ impl KvCache {
         let (t0, n3) = (sink_end, range.end - sink_end);
         if n3 > 0 {
             let stride = 3 * self.groups;
-            let mut ws = vec![0.0f32; ratio * n3];
+            let nb = n3.div_ceil(WBLOCK);
+            let wlen = WBLOCK * nb;
+            let mut w8 = vec![0i8; ratio * wlen];
+            let mut fs = vec![0.0f32; ratio * nb];
             let (mut ms, mut ss) = (vec![0.0f32; n3], vec![0.0f32; n3]);
             let col = t0 - range.start;
             for g in 0..self.n_kv_heads {
                 self.scales3(&self.vs3[g], t0, &mut ms, &mut ss);
-                for (r, wr) in ws.chunks_exact_mut(n3).enumerate() {
+                for (r, (wr, fr)) in w8.chunks_exact_mut(wlen).zip(fs.chunks_exact_mut(nb)).enumerate() {
                     let h = g * ratio + r;
                     let wt = &w[h * n + col..][..n3];
-                    base[h] += v_weights(wr, wt, &ss, &ms);
+                    base[h] += v_weights(&mut wr[..n3], fr, wt, &ss, &ms);
                 }
                 let first = (t0 - self.n_sink) * stride;
-                // SAFETY: rows as in scores_q; ws holds ratio × n3 weights; acc holds the
-                // ratio vectors of heads g·ratio.., accs long each.
+                // SAFETY: rows as in scores_q; w8 holds ratio runs of WBLOCK · nb weights,
+                // zero past n3, fs ratio × nb factors; acc holds the ratio vectors of heads
+                // g·ratio.., accs long each.
                 unsafe {
                     (ker.wsum)(
                         self.v3[g].as_ptr().add(first),
                         stride,
                         n3,
                         self.groups,
-                        ws.as_ptr(),
+                        w8.as_ptr(),
+                        fs.as_ptr(),
                         ratio,
                         acc.as_mut_ptr().add(g * ratio * accs),
                         accs,
@@ -757,13 +766,60 @@ wide_fn! {
 }
 
 wide_fn! {
-    /// One query head's V weights `ws_t = w_t · s_t`, returning `Σ_t w_t · m_t`.
-    fn v_weights(ws: &mut [f32], w: &[f32], ss: &[f32], ms: &[f32]) -> f32 {
-        ws.iter_mut()
-            .zip(w.iter().zip(ss))
-            .for_each(|(o, (&w, &s))| *o = w * s);
+    /// One query head's V weights quantized per block of [`WBLOCK`] tokens (`docs/FORMATS.md`
+    /// §8): with `u_t = w_t · s_t` and `a` the largest `|u_t|` of the block, `f = a / 127` and
+    /// `w8_t = round_half_even(u_t · (127 / a))` (all 0 when `a = 0`); returns `Σ_t w_t · m_t`.
+    fn v_weights(w8: &mut [i8], f: &mut [f32], w: &[f32], ss: &[f32], ms: &[f32]) -> f32 {
+        for (((ob, fb), wb), sb) in w8
+            .chunks_mut(WBLOCK)
+            .zip(f.iter_mut())
+            .zip(w.chunks(WBLOCK))
+            .zip(ss.chunks(WBLOCK))
+        {
+            let k = wb.len();
+            if let (Ok(o), Ok(wf), Ok(sf)) = (
+                <&mut [i8; WBLOCK]>::try_from(&mut *ob),
+                <&[f32; WBLOCK]>::try_from(wb),
+                <&[f32; WBLOCK]>::try_from(&sb[..k]),
+            ) {
+                // Whole blocks with fixed sizes: the loops unroll and vectorize.
+                *fb = quantize_block(o, wf, sf);
+            } else {
+                let (mut o, mut wf, mut sf) = ([0i8; WBLOCK], [0.0f32; WBLOCK], [0.0f32; WBLOCK]);
+                wf[..k].copy_from_slice(wb);
+                sf[..k].copy_from_slice(&sb[..k]);
+                *fb = quantize_block(&mut o, &wf, &sf);
+                ob.copy_from_slice(&o[..k]);
+            }
+        }
         dot_f32(w, ms)
     }
+}
+
+/// One block of [`v_weights`]: `o_t = round_half_even(u_t · (127 / a))` for `u_t = w_t · s_t`,
+/// `a = max |u_t|` (all 0 when `a = 0`); returns `f = a / 127`.
+#[inline(always)]
+fn quantize_block(o: &mut [i8; WBLOCK], w: &[f32; WBLOCK], s: &[f32; WBLOCK]) -> f32 {
+    // Adding 1.5 · 2^23 rounds to the nearest integer, half to even, and leaves it in the low
+    // bits (two's complement) of the sum's bits: |u · 127 / a| <= 127 · (1 + 2^-22).
+    const ROUND: f32 = 12_582_912.0;
+    const L: usize = 16;
+    let mut u = [0.0f32; WBLOCK];
+    let mut m = [0.0f32; L];
+    for c in 0..WBLOCK / L {
+        for l in 0..L {
+            let i = c * L + l;
+            u[i] = w[i] * s[i];
+            let x = u[i].abs();
+            m[l] = if x > m[l] { x } else { m[l] };
+        }
+    }
+    let a = m.iter().copied().fold(0.0f32, |m, x| if x > m { x } else { m });
+    let inv = if a > 0.0 { 127.0 / a } else { 0.0 };
+    for i in 0..WBLOCK {
+        o[i] = (u[i] * inv + ROUND).to_bits() as u8 as i8;
+    }
+    a / 127.0
 }
 
 /// Lanes of the partial sums and maxima below: eight independent chains, so the loops

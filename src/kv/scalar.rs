@@ -1,8 +1,8 @@
 //! The reference kernels for the 3-bit rows: plain Rust, one code at a time. Every SIMD kernel
-//! returns exactly [`kv3_dot`]'s sums, and [`kv3_wsum`]'s within the bound of
-//! `docs/FORMATS.md` §8 (the SIMD kernels fuse the multiply-add).
+//! returns exactly [`kv3_dot`]'s sums and [`kv3_wsum`]'s floats (`docs/FORMATS.md` §8).
 
 use super::quant::code3;
+use super::WBLOCK;
 
 /// # Safety
 /// The raw kernel contract of [`crate::kernels::RawKvDot`].
@@ -34,30 +34,48 @@ pub(crate) unsafe extern "C" fn kv3_dot(
 
 /// # Safety
 /// The raw kernel contract of [`crate::kernels::RawKvWsum`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe extern "C" fn kv3_wsum(
     rows: *const u8,
     stride: usize,
     n: usize,
     groups: usize,
-    w: *const f32,
+    w: *const i8,
+    f: *const f32,
     nq: usize,
     acc: *mut f32,
     accs: usize,
 ) {
-    for t in 0..n {
-        // SAFETY: the contract makes row t valid.
-        let row = unsafe { std::slice::from_raw_parts(rows.add(t * stride), 3 * groups) };
+    let nb = n.div_ceil(WBLOCK);
+    let ws = WBLOCK * nb;
+    let mut sums = vec![0i32; 8 * groups];
+    for b in 0..nb {
+        let tokens = b * WBLOCK..n.min((b + 1) * WBLOCK);
         for h in 0..nq {
-            // SAFETY: the contract makes the nq * n weights and the nq accumulator vectors
+            sums.fill(0);
+            for t in tokens.clone() {
+                // SAFETY: the contract makes row t (3 * groups bytes) and the nq runs of ws
+                // weights valid.
+                let (row, wt) = unsafe {
+                    (
+                        std::slice::from_raw_parts(rows.add(t * stride), 3 * groups),
+                        *w.add(h * ws + t) as i32,
+                    )
+                };
+                for (j, s) in sums.iter_mut().enumerate() {
+                    *s += wt * code3(row, j) as i32;
+                }
+            }
+            // SAFETY: the contract makes the nq * nb factors and the nq accumulator vectors
             // valid.
-            let (wh, a) = unsafe {
+            let (fb, a) = unsafe {
                 (
-                    *w.add(h * n + t),
+                    *f.add(h * nb + b),
                     std::slice::from_raw_parts_mut(acc.add(h * accs), 8 * groups),
                 )
             };
-            for (j, aj) in a.iter_mut().enumerate() {
-                *aj += wh * code3(row, j) as f32;
+            for (aj, &s) in a.iter_mut().zip(&sums) {
+                *aj = fb.mul_add(s as f32, *aj);
             }
         }
     }

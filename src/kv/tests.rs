@@ -153,7 +153,8 @@ fn round_trip_within_the_bound() {
 }
 
 /// Every shape: GQA ratios 1, 4, 8, head_dim off every block size, sink on and off, one and
-/// many tokens: attention close to f32 attention, and split calls equal to the whole.
+/// many tokens: attention close to f32 attention, and split calls equal to the whole but for
+/// the quantization of the weights.
 #[test]
 fn shapes_and_split_calls() {
     // Under Miri (which interprets every step) a corner of the grid that still crosses a
@@ -212,8 +213,20 @@ fn shapes_and_split_calls() {
                             .unwrap();
                         split.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
                     }
-                    for (a, b) in split.iter().zip(&out) {
-                        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+                    // Each call quantizes its range's weights per 64-token block (FORMATS.md
+                    // §8): each of the two results is within 7·n·max_t|w_t·s_t|/254 (a little
+                    // over, for the f32 rounding of 127/a) of the sum with the f32 weights
+                    // in every rotated element, so within sqrt(d) times twice that of each
+                    // other in each element of the output.
+                    for h in 0..hq {
+                        let g = h / ratio;
+                        let u = (0..t)
+                            .map(|i| s[h * t + i].abs() * c.scale(i, g, true).1)
+                            .fold(0.0f32, f32::max);
+                        let q = 2.0 * 7.0 * t as f32 * u / 254.0 * 1.001 * (d as f32).sqrt();
+                        for (a, b) in split[h * d..][..d].iter().zip(&out[h * d..][..d]) {
+                            assert!((a - b).abs() <= q + 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+                        }
                     }
                 }
             }
@@ -335,4 +348,57 @@ fn exp_within_its_bound() {
     assert_eq!(exp_nonpositive(-87.5), 0.0);
     assert_eq!(exp_nonpositive(-1e30), 0.0);
     assert_eq!(exp_nonpositive(0.0), 1.0);
+}
+
+/// The weights' quantization (FORMATS.md §8) at its boundaries: with `a = 127` (so
+/// `127 / a = 1` exactly) the codes are the weights rounded half to even, the largest is 127,
+/// the factor is 1; a zero block gives factor 0 and codes 0.
+#[test]
+fn weight_quantization_boundaries() {
+    let mut w = [0.0f32; WBLOCK];
+    let s = [1.0f32; WBLOCK];
+    let vals = [127.0, 0.5, 1.5, 2.5, -2.5, -0.5, 0.49, -127.0, 126.5, 3.0];
+    w[..vals.len()].copy_from_slice(&vals);
+    let mut o = [0i8; WBLOCK];
+    let f = quantize_block(&mut o, &w, &s);
+    assert_eq!(f, 1.0);
+    assert_eq!(&o[..vals.len()], &[127, 0, 2, 2, -2, 0, 0, -127, 126, 3]);
+    assert!(o[vals.len()..].iter().all(|&x| x == 0));
+    let f = quantize_block(&mut o, &[0.0; WBLOCK], &s);
+    assert_eq!((f, o), (0.0, [0i8; WBLOCK]));
+    // The V step scales the weight before the block maximum is taken.
+    let mut s2 = s;
+    s2[1] = 508.0; // u_1 = 254 = a: 127 / a = 0.5, u_0 = 127 → 63.5 → 64, u_2 = 1.5 → 0.75 → 1
+    let f = quantize_block(&mut o, &w, &s2);
+    assert_eq!(f, 2.0);
+    assert_eq!(&o[..3], &[64, 127, 1]);
+}
+
+/// A ragged last block is quantized as if padded with zero weights, and a block of one
+/// dominant weight keeps it exactly (code ±127) while the rest round to within `a / 254`.
+#[test]
+fn weight_quantization_blocks() {
+    let n = WBLOCK + 5;
+    let mut rng = Rng(9);
+    let w: Vec<f32> = (0..n).map(|_| rng.u() * 1e-3).collect();
+    let mut w = w;
+    w[3] = 2.0; // dominant in block 0
+    let s: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
+    let m = vec![0.0f32; n];
+    let (mut q, mut f) = (vec![0i8; n], vec![0.0f32; 2]);
+    v_weights(&mut q, &mut f, &w, &s, &m);
+    assert_eq!(q[3], 127);
+    for b in 0..2 {
+        let r = b * WBLOCK..n.min((b + 1) * WBLOCK);
+        let a = r.clone().map(|i| w[i] * s[i]).fold(0.0f32, f32::max);
+        assert_eq!(f[b], a / 127.0);
+        for i in r {
+            let err = (f[b] * q[i] as f32 - w[i] * s[i]).abs();
+            assert!(err <= a / 254.0 * 1.0001, "{b} {i}: {err}");
+        }
+    }
+    // The last block alone gives the same codes and factor.
+    let (mut q2, mut f2) = (vec![0i8; 5], vec![0.0f32; 1]);
+    v_weights(&mut q2, &mut f2, &w[WBLOCK..], &s[WBLOCK..], &m[WBLOCK..]);
+    assert_eq!((&q2[..], f2[0]), (&q[WBLOCK..], f[1]));
 }
