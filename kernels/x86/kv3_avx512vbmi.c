@@ -38,11 +38,14 @@ typedef struct {
     __m512i perm, ctl, seven;
 } unpacker;
 
-static inline unpacker unpacker_new(void) {
+/* The dot's unpacker: vpermt2b gives 64-bit lane i < 4 the bytes of group i of the first
+ * table (token A's piece) and lane i >= 4 those of group i - 4 of the second (token B's). */
+static inline unpacker pair_unpacker_new(void) {
     uint8_t p[64], c[64];
     for (int k = 0; k < 8; k++)
         for (int i = 0; i < 8; i++) {
-            p[8 * k + i] = (uint8_t)(3 * k + (i < 3 ? i : 2)); /* bytes 3..7 of a lane unused */
+            /* bytes 3..7 of a lane unused */
+            p[8 * k + i] = (uint8_t)((k < 4 ? 0 : 64) + 3 * (k & 3) + (i < 3 ? i : 2));
             c[8 * k + i] = (uint8_t)(3 * i);
         }
     unpacker u = {_mm512_loadu_si512(p), _mm512_loadu_si512(c), _mm512_set1_epi8(7)};
@@ -54,56 +57,91 @@ static inline __mmask64 chunk_mask(size_t groups) {
     return (__mmask64)((1ULL << (3 * (groups < 8 ? groups : 8))) - 1);
 }
 
+/* x & 7 in every byte. */
+static inline __m512i and7(__m512i x, const unpacker *u) {
+#if BITNET_INLINE_ASM
+    /* The mask as a broadcast memory operand: from u->seven, GCC 12 rebuilt it (a mov and a
+     * vpbroadcastd, on the port of vpermb) before every use in the weighted sum, short of
+     * registers. */
+    static const uint32_t seven = 0x07070707;
+    __m512i r;
+    (void)u;
+    __asm__("vpandd %2%{1to16%}, %1, %0" : "=v"(r) : "v"(x), "m"(seven));
+    return r;
+#else
+    return _mm512_and_si512(x, u->seven);
+#endif
+}
+
 /* The 64 code bytes of the chunk at p, of which the bytes in m are read (the rest count as
  * code 0). */
 static inline __m512i unpack64(const uint8_t *p, __mmask64 m, const unpacker *u) {
     const __m512i b = _mm512_maskz_loadu_epi8(m, p);
-    return _mm512_and_si512(
-        _mm512_multishift_epi64_epi8(u->ctl, _mm512_permutexvar_epi8(u->perm, b)), u->seven);
+    return and7(_mm512_multishift_epi64_epi8(u->ctl, _mm512_permutexvar_epi8(u->perm, b)), u);
 }
 
-/* The 16 lane sums of a[0..15] as one vector: lane i = sum of a[i]'s lanes. Pairs are
- * interleaved and added (32-bit, then 64-bit unpacks), leaving per 128-bit block the partial
- * sums of four accumulators; two rounds of block shuffles add the blocks. */
-static inline __m512i hsum16(const __m512i a[16]) {
-    __m512i b[8], c[4], d[2];
-    for (int i = 0; i < 8; i++)
-        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]),
-                                _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]));
+/* The 32 codes of token A's piece at a and, when hasb, of token B's at b (else codes 0),
+ * bytes in m read: A's in bytes 0..31, B's in 32..63 (the pair unpacker). */
+static inline __m512i unpack_pair(const uint8_t *a, const uint8_t *b, int hasb, __mmask64 m,
+                                  const unpacker *u) {
+    const __m512i x = _mm512_maskz_loadu_epi8(m, a);
+    const __m512i y = hasb ? _mm512_maskz_loadu_epi8(m, b) : _mm512_setzero_si512();
+    return and7(_mm512_multishift_epi64_epi8(u->ctl, _mm512_permutex2var_epi8(x, u->perm, y)), u);
+}
+
+/* The sums of v[0..7] (v[2 h + p]: head h, tokens 2 p and 2 p + 1 in lanes 0..7 and 8..15)
+ * as one vector, lane 4 h + t = head h, token t. Pairs are interleaved and added (32-bit,
+ * then 64-bit unpacks), leaving per 128-bit block the partial sums of four accumulators; one
+ * round of block shuffles adds blocks 0 + 1 and 2 + 3 (lanes 0..7, 8..15 of each); a vpermd
+ * puts head h, token t at lane 4 h + t. */
+static inline __m512i hsum_pairs(const __m512i v[8]) {
+    __m512i b[4], c[2];
     for (int i = 0; i < 4; i++)
+        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                                _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 2; i++)
         c[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(b[2 * i], b[2 * i + 1]),
                                 _mm512_unpackhi_epi64(b[2 * i], b[2 * i + 1]));
-    for (int i = 0; i < 2; i++)
-        d[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(c[2 * i], c[2 * i + 1], 0x88),
-                                _mm512_shuffle_i32x4(c[2 * i], c[2 * i + 1], 0xdd));
-    return _mm512_add_epi32(_mm512_shuffle_i32x4(d[0], d[1], 0x88),
-                            _mm512_shuffle_i32x4(d[0], d[1], 0xdd));
+    const __m512i d = _mm512_add_epi32(_mm512_shuffle_i32x4(c[0], c[1], 0x88),
+                                       _mm512_shuffle_i32x4(c[0], c[1], 0xdd));
+    /* d: block 2 (h / 2) + (t & 1), lane 2 (h & 1) + t / 2. */
+    int32_t idx[16];
+    for (int h = 0; h < 4; h++)
+        for (int t = 0; t < 4; t++) idx[4 * h + t] = 4 * (2 * (h / 2) + (t & 1)) + 2 * (h & 1) + t / 2;
+    return _mm512_permutexvar_epi32(_mm512_loadu_si512(idx), d);
 }
 
-/* TN (1..4) tokens from r by NH (1..4) heads over `chunks` chunks, the last of
- * `last` groups: accumulator 4 * head + token. q8: the heads' int8 q of the slice, `qstride`
- * bytes apart. The sums are stored at out[h * n + t], or added to it when `add` (a later
- * slice). TN and NH are constants after inlining. */
+/* TN (1..4) tokens from r by NH (1..4) heads over `chunks` chunks, the last of `last`
+ * groups, as pieces of 4 groups (12 bytes, 32 codes): accumulator 2 * head + token pair, the pair's
+ * tokens in the low and high 256 bits. q8: the heads' int8 q of the slice, `qstride` bytes
+ * apart. The sums are stored at out[h * n + t], or added to it when `add` (a later slice).
+ * TN and NH are constants after inlining. */
 static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size_t chunks,
                                            size_t last, const int8_t *q8, size_t qstride,
                                            int tn, int nh, const unpacker *u, int32_t *out,
                                            size_t n, int add, int pf) {
     /* The 4 rows (192 bytes at head_dim 128) of the next blocks: prefetch.h. */
     BITNET_PREFETCH_AHEAD(pf, r, 3);
-    __m512i acc[16];
-    for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_si512();
-    for (size_t b = 0; b < chunks; b++) {
-        const __mmask64 m = chunk_mask(b + 1 < chunks ? 8 : last);
+    __m512i acc[8];
+    for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_si512();
+    /* Piece i: bytes 12 i.., q 32 i..; all of 4 groups but the last. */
+    const size_t pieces = 2 * (chunks - 1) + (last + 3) / 4;
+    for (size_t i = 0; i < pieces; i++) {
+        const size_t gk = i + 1 < pieces ? 4 : last - 4 * ((last - 1) / 4);
+        const __mmask64 m = (__mmask64)((1ULL << (3 * gk)) - 1);
         __m512i qv[4];
-        for (int h = 0; h < nh; h++) qv[h] = _mm512_loadu_si512(q8 + h * qstride + CH * b);
-        for (int t = 0; t < tn; t++) {
-            const __m512i c = unpack64(r + t * stride + CB * b, m, u);
+        for (int h = 0; h < nh; h++)
+            qv[h] = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256((const __m256i *)(q8 + h * qstride + 32 * i)));
+        for (int p = 0; 2 * p < tn; p++) {
+            const uint8_t *ra = r + 2 * p * stride + 12 * i;
+            const __m512i c = unpack_pair(ra, ra + stride, 2 * p + 1 < tn, m, u);
             for (int h = 0; h < nh; h++)
-                DPBUSD(acc[4 * h + t], c, qv[h]); /* vnni.h: GCC 12 copied acc around the intrinsic */
+                DPBUSD(acc[2 * h + p], c, qv[h]); /* vnni.h: GCC 12 copied acc around the intrinsic */
         }
     }
     int32_t sums[16];
-    _mm512_storeu_si512(sums, hsum16(acc));
+    _mm512_storeu_si512(sums, hsum_pairs(acc));
     for (int h = 0; h < nh; h++) {
         int32_t *o = out + h * n;
         if (tn == 4 && !add) {
@@ -131,7 +169,7 @@ static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size
 
 void bitnet_kv3_dot_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                                const int16_t *q, size_t qs, size_t nq, int32_t *out) {
-    const unpacker u = unpacker_new();
+    const unpacker u = pair_unpacker_new();
     const int pf = bitnet_x86_prefetch_on();
     const size_t chunks = (groups + 7) / 8;
     int8_t q8[4 * SLICE];
@@ -182,13 +220,13 @@ static inline unpacker vunpacker_new(void) {
     return u;
 }
 
-/* Four tokens' codes from the rows r[0..3] (NULL: a token past the block, code 0), one
+/* Four tokens' codes from the rows r[0..nv-1] (tokens nv..3: past the block, code 0), one
  * chunk: x[i] = channels 16 i .. 16 i + 15, the four tokens' codes of a channel in its int32
  * lane, token order = byte order. */
-static BITNET_ALWAYS_INLINE void unpack4x64(const uint8_t *const r[4], __mmask64 m,
+static BITNET_ALWAYS_INLINE void unpack4x64(const uint8_t *const r[4], int nv, __mmask64 m,
                                             const unpacker *u, __m512i x[4]) {
     __m512i c[4];
-    for (int i = 0; i < 4; i++) c[i] = r[i] ? unpack64(r[i], m, u) : _mm512_setzero_si512();
+    for (int i = 0; i < 4; i++) c[i] = i < nv ? unpack64(r[i], m, u) : _mm512_setzero_si512();
     const __m512i ab0 = _mm512_unpacklo_epi8(c[0], c[1]), ab1 = _mm512_unpackhi_epi8(c[0], c[1]);
     const __m512i cd0 = _mm512_unpacklo_epi8(c[2], c[3]), cd1 = _mm512_unpackhi_epi8(c[2], c[3]);
     x[0] = _mm512_unpacklo_epi16(ab0, cd0);
@@ -197,12 +235,13 @@ static BITNET_ALWAYS_INLINE void unpack4x64(const uint8_t *const r[4], __mmask64
     x[3] = _mm512_unpackhi_epi16(ab1, cd1);
 }
 
-/* Four tokens (rows r, NULL past the block) into the integer sums of up to four heads. */
-static BITNET_ALWAYS_INLINE void wsum_step(__m512i a[4][4], const uint8_t *const r[4],
+/* Four tokens (the first nv of rows r, the rest past the block) into the integer sums of up
+ * to four heads. */
+static BITNET_ALWAYS_INLINE void wsum_step(__m512i a[4][4], const uint8_t *const r[4], int nv,
                                            __mmask64 m, const unpacker *u, const int8_t *w,
                                            size_t ws, int nh) {
     __m512i x[4];
-    unpack4x64(r, m, u, x);
+    unpack4x64(r, nv, m, u, x);
     for (int h = 0; h < nh; h++) {
         int32_t w4;
         memcpy(&w4, w + h * ws, 4);
@@ -231,12 +270,12 @@ static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, 
             /* One prefetch a row (48 bytes at head_dim 128) in the first chunk's pass. */
             if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + (t + i) * stride, 1);
         }
-        wsum_step(a, r, m, u, w + t, ws, nh);
+        wsum_step(a, r, 4, m, u, w + t, ws, nh);
     }
     if (t < tn) {
         const uint8_t *r[4];
-        for (size_t i = 0; i < 4; i++) r[i] = t + i < tn ? rows + (t + i) * stride + CB * b : NULL;
-        wsum_step(a, r, m, u, w + t, ws, nh);
+        for (size_t i = 0; i < 4; i++) r[i] = rows + (t + i) * stride + CB * b; /* not read past tn */
+        wsum_step(a, r, (int)(tn - t), m, u, w + t, ws, nh);
     }
     for (int h = 0; h < nh; h++) {
         const __m512 fv = _mm512_set1_ps(f[h * nb]);

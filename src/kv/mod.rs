@@ -720,27 +720,17 @@ pub fn softmax_exp(x: &mut [f32]) -> f32 {
 wide_fn! {
     fn softmax_exp_wide(x: &mut [f32]) -> f32 {
         let mx = max_f32(x);
-        // The exponentials and their sum in one pass (the adds hide behind the exponentials),
-        // two 8-lane chunks a step so that the exponentials run 16 wide; the order of §8: lane
-        // i mod 8 in order, the lanes 0 to 7, then the sum of the last n mod 8.
+        // The exponentials and their sum in one pass, the order of §8: lane i mod 32 in order
+        // (two 16-wide chains), the lanes 0 to 31, then the sum of the last n mod 32.
         let mut acc = [0.0f32; LANES];
-        let mut c16 = x.chunks_exact_mut(2 * LANES);
-        for ch in &mut c16 {
-            ch.iter_mut().for_each(|v| *v = exp_nonpositive(*v - mx));
-            let (lo, hi) = ch.split_at(LANES);
-            for l in 0..LANES {
-                acc[l] += lo[l];
-                acc[l] += hi[l];
-            }
-        }
-        let mut c8 = c16.into_remainder().chunks_exact_mut(LANES);
-        for ch in &mut c8 {
+        let mut c = x.chunks_exact_mut(LANES);
+        for ch in &mut c {
             for l in 0..LANES {
                 ch[l] = exp_nonpositive(ch[l] - mx);
                 acc[l] += ch[l];
             }
         }
-        let tail = c8.into_remainder();
+        let tail = c.into_remainder();
         tail.iter_mut().for_each(|v| *v = exp_nonpositive(*v - mx));
         acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
     }
@@ -822,11 +812,12 @@ fn quantize_block(o: &mut [i8; WBLOCK], w: &[f32; WBLOCK], s: &[f32; WBLOCK]) ->
     a / 127.0
 }
 
-/// Lanes of the partial sums and maxima below: eight independent chains, so the loops
+/// Lanes of the partial sums below: 32 independent chains (two 16-wide vectors), so the loops
 /// vectorize and are not bound by the latency of one f32 add.
-const LANES: usize = 8;
+const LANES: usize = 32;
 
-/// `Σ a_i · b_i`: lane `i mod 8` summed in order, then the eight lanes in order.
+/// `Σ a_i · b_i`: lane `i mod 32` summed in order, then the 32 lanes in order, then the
+/// products of the last `n mod 32` pairs summed in order.
 #[inline(always)]
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
@@ -846,11 +837,11 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The largest of `a` (−∞ for none), `a` holding no NaN (scores are finite): a plain
-/// comparison, which compiles to one `maxps`, in 32 lanes (four independent chains of 8 or two
-/// of 16); the maximum of non-NaN values does not depend on the order.
+/// comparison, which compiles to one `maxps`, in 64 lanes (four independent chains of 16 or
+/// eight of 8); the maximum of non-NaN values does not depend on the order.
 #[inline(always)]
 fn max_f32(a: &[f32]) -> f32 {
-    const W: usize = 4 * LANES;
+    const W: usize = 2 * LANES;
     let big = |m: f32, x: f32| if x > m { x } else { m };
     let mut acc = [f32::NEG_INFINITY; W];
     let c = a.chunks_exact(W);
