@@ -184,7 +184,7 @@ void bitnet_kv3_dot_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, siz
                         (__m256i *)(q8 + h * SLICE + j),
                         _mm512_cvtepi16_epi8(_mm512_loadu_si512(q + (h0 + h) * qs + CH * c0 + j)));
             /* Groups in the slice's last chunk: 8, or fewer in the row's last chunk. */
-            const size_t last = groups - 8 * (c0 + cn - 1);
+            const size_t rest = groups - 8 * (c0 + cn - 1), last = rest < 8 ? rest : 8;
             switch (nh) {
             case 1: DOT_TOKENS(1); break;
             case 2: DOT_TOKENS(2); break;

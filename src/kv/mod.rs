@@ -760,6 +760,7 @@ wide_fn! {
     /// §8): with `u_t = w_t · s_t` and `a` the largest `|u_t|` of the block, `f = a / 127` and
     /// `w8_t = round_half_even(u_t · (127 / a))` (all 0 when `a = 0`); returns `Σ_t w_t · m_t`.
     fn v_weights(w8: &mut [i8], f: &mut [f32], w: &[f32], ss: &[f32], ms: &[f32]) -> f32 {
+        let mut err = 0.0f32;
         for (((ob, fb), wb), sb) in w8
             .chunks_mut(WBLOCK)
             .zip(f.iter_mut())
@@ -773,23 +774,27 @@ wide_fn! {
                 <&[f32; WBLOCK]>::try_from(&sb[..k]),
             ) {
                 // Whole blocks with fixed sizes: the loops unroll and vectorize.
-                *fb = quantize_block(o, wf, sf);
+                let (fq, e) = quantize_block(o, wf, sf);
+                *fb = fq;
+                err += e;
             } else {
                 let (mut o, mut wf, mut sf) = ([0i8; WBLOCK], [0.0f32; WBLOCK], [0.0f32; WBLOCK]);
                 wf[..k].copy_from_slice(wb);
                 sf[..k].copy_from_slice(&sb[..k]);
-                *fb = quantize_block(&mut o, &wf, &sf);
+                let (fq, e) = quantize_block(&mut o, &wf, &sf);
+                *fb = fq;
+                err += e;
                 ob.copy_from_slice(&o[..k]);
             }
         }
-        dot_f32(w, ms)
+        dot_f32(w, ms) - 3.5 * err
     }
 }
 
 /// One block of [`v_weights`]: `o_t = round_half_even(u_t · (127 / a))` for `u_t = w_t · s_t`,
 /// `a = max |u_t|` (all 0 when `a = 0`); returns `f = a / 127`.
 #[inline(always)]
-fn quantize_block(o: &mut [i8; WBLOCK], w: &[f32; WBLOCK], s: &[f32; WBLOCK]) -> f32 {
+fn quantize_block(o: &mut [i8; WBLOCK], w: &[f32; WBLOCK], s: &[f32; WBLOCK]) -> (f32, f32) {
     // Adding 1.5 · 2^23 rounds to the nearest integer, half to even, and leaves it in the low
     // bits (two's complement) of the sum's bits: |u · 127 / a| <= 127 · (1 + 2^-22).
     const ROUND: f32 = 12_582_912.0;
@@ -806,10 +811,16 @@ fn quantize_block(o: &mut [i8; WBLOCK], w: &[f32; WBLOCK], s: &[f32; WBLOCK]) ->
     }
     let a = m.iter().copied().fold(0.0f32, |m, x| if x > m { x } else { m });
     let inv = if a > 0.0 { 127.0 / a } else { 0.0 };
-    for i in 0..WBLOCK {
-        o[i] = (u[i] * inv + ROUND).to_bits() as u8 as i8;
+    let f = a / 127.0;
+    let mut e = [0.0f32; L];
+    for c in 0..WBLOCK / L {
+        for l in 0..L {
+            let i = c * L + l;
+            o[i] = (u[i] * inv + ROUND).to_bits() as u8 as i8;
+            e[l] += f * o[i] as f32 - u[i];
+        }
     }
-    a / 127.0
+    (f, e.iter().sum())
 }
 
 /// Lanes of the partial sums below: 32 independent chains (two 16-wide vectors), so the loops
