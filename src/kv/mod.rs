@@ -583,7 +583,11 @@ impl KvCache {
             let col = t0 - range.start;
             for g in 0..self.n_kv_heads {
                 self.scales3(&self.vs3[g], t0, &mut ms, &mut ss);
-                for (r, (wr, fr)) in w8.chunks_exact_mut(wlen).zip(fs.chunks_exact_mut(nb)).enumerate() {
+                for (r, (wr, fr)) in w8
+                    .chunks_exact_mut(wlen)
+                    .zip(fs.chunks_exact_mut(nb))
+                    .enumerate()
+                {
                     let h = g * ratio + r;
                     let wt = &w[h * n + col..][..n3];
                     base[h] += v_weights(&mut wr[..n3], fr, wt, &ss, &ms);
@@ -809,7 +813,10 @@ fn quantize_block(o: &mut [i8; WBLOCK], w: &[f32; WBLOCK], s: &[f32; WBLOCK]) ->
             m[l] = if x > m[l] { x } else { m[l] };
         }
     }
-    let a = m.iter().copied().fold(0.0f32, |m, x| if x > m { x } else { m });
+    let a = m
+        .iter()
+        .copied()
+        .fold(0.0f32, |m, x| if x > m { x } else { m });
     let inv = if a > 0.0 { 127.0 / a } else { 0.0 };
     let f = a / 127.0;
     let mut e = [0.0f32; L];
