@@ -764,7 +764,7 @@ wide_fn! {
     /// §8): with `u_t = w_t · s_t` and `a` the largest `|u_t|` of the block, `f = a / 127` and
     /// `w8_t = round_half_even(u_t · (127 / a))` (all 0 when `a = 0`); returns `Σ_t w_t · m_t`.
     fn v_weights(w8: &mut [i8], f: &mut [f32], w: &[f32], ss: &[f32], ms: &[f32]) -> f32 {
-        let mut err = 0.0f32;
+        let mut err = [0.0f32; 16];
         for (((ob, fb), wb), sb) in w8
             .chunks_mut(WBLOCK)
             .zip(f.iter_mut())
@@ -778,48 +778,52 @@ wide_fn! {
                 <&[f32; WBLOCK]>::try_from(&sb[..k]),
             ) {
                 // Whole blocks with fixed sizes: the loops unroll and vectorize.
-                let (fq, e) = quantize_block(o, wf, sf);
-                *fb = fq;
-                err += e;
+                *fb = quantize_block(o, wf, sf, &mut err);
             } else {
                 let (mut o, mut wf, mut sf) = ([0i8; WBLOCK], [0.0f32; WBLOCK], [0.0f32; WBLOCK]);
                 wf[..k].copy_from_slice(wb);
                 sf[..k].copy_from_slice(&sb[..k]);
-                let (fq, e) = quantize_block(&mut o, &wf, &sf);
-                *fb = fq;
-                err += e;
+                *fb = quantize_block(&mut o, &wf, &sf, &mut err);
                 ob.copy_from_slice(&o[..k]);
             }
         }
-        dot_f32(w, ms) - 3.5 * err
+        dot_f32(w, ms) - 3.5 * err.iter().sum::<f32>()
     }
 }
 
 /// One block of [`v_weights`]: `o_t = round_half_even(u_t · (127 / a))` for `u_t = w_t · s_t`,
-/// `a = max |u_t|` (all 0 when `a = 0`); returns `f = a / 127`.
+/// `a = max |u_t|` (all 0 when `a = 0`); returns `f = a / 127`, and adds `f · o_t − u_t` to
+/// lane `t mod 16` of `e`.
 #[inline(always)]
-fn quantize_block(o: &mut [i8; WBLOCK], w: &[f32; WBLOCK], s: &[f32; WBLOCK]) -> (f32, f32) {
+fn quantize_block(
+    o: &mut [i8; WBLOCK],
+    w: &[f32; WBLOCK],
+    s: &[f32; WBLOCK],
+    e: &mut [f32; 16],
+) -> f32 {
     // Adding 1.5 · 2^23 rounds to the nearest integer, half to even, and leaves it in the low
     // bits (two's complement) of the sum's bits: |u · 127 / a| <= 127 · (1 + 2^-22).
     const ROUND: f32 = 12_582_912.0;
     const L: usize = 16;
+    let big = |m: f32, x: f32| if x > m { x } else { m };
     let mut u = [0.0f32; WBLOCK];
     let mut m = [0.0f32; L];
     for c in 0..WBLOCK / L {
         for l in 0..L {
             let i = c * L + l;
             u[i] = w[i] * s[i];
-            let x = u[i].abs();
-            m[l] = if x > m[l] { x } else { m[l] };
+            m[l] = big(m[l], u[i].abs());
         }
     }
-    let a = m
-        .iter()
-        .copied()
-        .fold(0.0f32, |m, x| if x > m { x } else { m });
+    // A halving tree, which vectorizes (the maximum does not depend on the order).
+    for step in [8, 4, 2, 1] {
+        for l in 0..step {
+            m[l] = big(m[l], m[l + step]);
+        }
+    }
+    let a = m[0];
     let inv = if a > 0.0 { 127.0 / a } else { 0.0 };
     let f = a / 127.0;
-    let mut e = [0.0f32; L];
     for c in 0..WBLOCK / L {
         for l in 0..L {
             let i = c * L + l;
@@ -827,7 +831,7 @@ fn quantize_block(o: &mut [i8; WBLOCK], w: &[f32; WBLOCK], s: &[f32; WBLOCK]) ->
             e[l] += f * o[i] as f32 - u[i];
         }
     }
-    (f, e.iter().sum())
+    f
 }
 
 /// Lanes of the partial sums below: 32 independent chains (two 16-wide vectors), so the loops

@@ -360,18 +360,21 @@ fn weight_quantization_boundaries() {
     let vals = [127.0, 0.5, 1.5, 2.5, -2.5, -0.5, 0.49, -127.0, 126.5, 3.0];
     w[..vals.len()].copy_from_slice(&vals);
     let mut o = [0i8; WBLOCK];
-    let (f, e) = quantize_block(&mut o, &w, &s);
+    let mut e = [0.0f32; 16];
+    let f = quantize_block(&mut o, &w, &s, &mut e);
     assert_eq!(f, 1.0);
-    // The weights' total rounding error, which the output's constant term takes back 3.5 times.
-    assert!((e - -0.49).abs() < 1e-5, "{e}");
+    // The weights' rounding errors, which the output's constant term takes back 3.5 times.
+    let want = [0.0, -0.5, 0.5, -0.5, 0.5, 0.5, -0.49, 0.0, -0.5, 0.0];
+    assert_eq!(&e[..10], &want.map(|x: f32| x));
+    assert!(e[10..].iter().all(|&x| x == 0.0));
     assert_eq!(&o[..vals.len()], &[127, 0, 2, 2, -2, 0, 0, -127, 126, 3]);
     assert!(o[vals.len()..].iter().all(|&x| x == 0));
-    let (f, _) = quantize_block(&mut o, &[0.0; WBLOCK], &s);
+    let f = quantize_block(&mut o, &[0.0; WBLOCK], &s, &mut [0.0; 16]);
     assert_eq!((f, o), (0.0, [0i8; WBLOCK]));
     // The V step scales the weight before the block maximum is taken.
     let mut s2 = s;
     s2[1] = 508.0; // u_1 = 254 = a: 127 / a = 0.5, u_0 = 127 → 63.5 → 64, u_2 = 1.5 → 0.75 → 1
-    let (f, _) = quantize_block(&mut o, &w, &s2);
+    let f = quantize_block(&mut o, &w, &s2, &mut [0.0; 16]);
     assert_eq!(f, 2.0);
     assert_eq!(&o[..3], &[64, 127, 1]);
 }
