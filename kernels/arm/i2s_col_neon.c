@@ -1,7 +1,8 @@
 /* I2_S_COL kernels for NEON (ARMv8-A): sparse activations, only the non-zero columns read.
  *
- * Layout (src/format/i2s_col.rs, kernels.h): per 256-row block, column c's 64 bytes hold rows
- * 64k + i (byte i, bits 2k..2k+1), code c = t + 1 in {0, 1, 2}.
+ * Layout (src/format/i2s_col.rs, kernels.h): column c is rows_padded / 4 contiguous bytes;
+ * its 64 bytes of block b hold rows 256b + 64k + i (byte i, bits 2k..2k+1), code c = t + 1
+ * in {0, 1, 2}.
  *
  * Each 256-row block is done in four passes of 64 rows (bytes 16p..16p+15 of every column,
  * rows 64k + 16p + i): eight int16x8 accumulators. For a non-zero x_j, t = c - 1 in
@@ -29,7 +30,8 @@ static inline void flush(int16x8_t acc[8], int p, int32_t *y) {
     }
 }
 
-static void block(const uint8_t *blk, size_t kp, const int8_t *x, int32_t *y) {
+/* One 256-row block; column c's chunk of it is at blk + c * stride. */
+static void block(const uint8_t *blk, size_t stride, size_t kp, const int8_t *x, int32_t *y) {
     for (int r = 0; r < TILE; r++) y[r] = 0;
     const uint8x16_t three = vdupq_n_u8(3);
     const int8x16_t one = vdupq_n_s8(1);
@@ -40,7 +42,7 @@ static void block(const uint8_t *blk, size_t kp, const int8_t *x, int32_t *y) {
         for (size_t c = 0; c < kp; c++) {
             if (x[c] == 0) continue;
             int8x8_t xv = vdup_n_s8(x[c]);
-            uint8x16_t w = vld1q_u8(blk + c * CHUNK + 16 * p);
+            uint8x16_t w = vld1q_u8(blk + c * stride + 16 * p);
 #define STEP(k)                                                                           \
     do {                                                                                  \
         int8x16_t t = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(w, 2 * k), three)), one); \
@@ -66,10 +68,10 @@ static void block(const uint8_t *blk, size_t kp, const int8_t *x, int32_t *y) {
     }
 }
 
-void bitnet_i2s_col_gemv_neon(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                              size_t row_end, int32_t *y) {
+void bitnet_i2s_col_gemv_neon(const uint8_t *w, size_t kp, size_t rows_padded, const int8_t *x,
+                              size_t row_begin, size_t row_end, int32_t *y) {
     for (size_t r = row_begin; r < row_end; r += TILE)
-        block(w + r / TILE * kp * CHUNK, kp, x, y + (r - row_begin));
+        block(w + r / 4, rows_padded / 4, kp, x, y + (r - row_begin));
 }
 
 BITNET_I2S_COL_GEMM_FROM_GEMV(neon)

@@ -1,7 +1,8 @@
 /* I2_S_COL kernels for AVX2: sparse activations, only the non-zero columns read.
  *
- * Layout (src/format/i2s_col.rs, kernels.h): per 256-row block, column c's 64 bytes hold rows
- * 64k + i (byte i, bits 2k..2k+1), code c = t + 1 in {0, 1, 2}.
+ * Layout (src/format/i2s_col.rs, kernels.h): column c is rows_padded / 4 contiguous bytes;
+ * its 64 bytes of block b hold rows 256b + 64k + i (byte i, bits 2k..2k+1), code c = t + 1
+ * in {0, 1, 2}.
  *
  * Maths: sum t*x = sum c*x - sum x. Each 256-row block is done in two halves of 128 rows
  * (bytes 0..31, then 32..63 of every column): eight ymm accumulators, no spills. For a
@@ -44,8 +45,10 @@ static inline void flush(__m256i e[4], __m256i o[4], int32_t s, int h, int32_t *
     }
 }
 
-/* One 256-row block: y[0..256) = sum over non-zero x_j of t[., j] * x_j. */
-static void block(const uint8_t *blk, size_t kp, const int8_t *x, int32_t *y) {
+/* One 256-row block: y[0..256) = sum over non-zero x_j of t[., j] * x_j; column c's chunk
+ * of the block is at blk + c * stride. The second half prefetches each column's next chunk
+ * (the next line of the same column, the next block's). */
+static void block(const uint8_t *blk, size_t stride, size_t kp, const int8_t *x, int32_t *y) {
     for (int r = 0; r < TILE; r++) y[r] = 0;
     const __m256i three = _mm256_set1_epi8(3);
     for (int h = 0; h < 2; h++) {
@@ -61,7 +64,9 @@ static void block(const uint8_t *blk, size_t kp, const int8_t *x, int32_t *y) {
                 uint8_t xb = (uint8_t)x[c];
                 __m256i xe = _mm256_set1_epi16((short)xb);
                 __m256i xo = _mm256_set1_epi16((short)(xb << 8));
-                __m256i w = _mm256_load_si256((const __m256i *)(blk + c * CHUNK + 32 * h));
+                const uint8_t *p = blk + c * stride;
+                if (h) _mm_prefetch((const char *)(p + CHUNK), _MM_HINT_T0);
+                __m256i w = _mm256_load_si256((const __m256i *)(p + 32 * h));
                 for (int k = 0; k < 4; k++) {
                     __m256i ck = _mm256_and_si256(_mm256_srli_epi16(w, 2 * k), three);
                     e[k] = _mm256_add_epi16(e[k], _mm256_maddubs_epi16(ck, xe));
@@ -79,10 +84,10 @@ static void block(const uint8_t *blk, size_t kp, const int8_t *x, int32_t *y) {
     }
 }
 
-void bitnet_i2s_col_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                              size_t row_end, int32_t *y) {
+void bitnet_i2s_col_gemv_avx2(const uint8_t *w, size_t kp, size_t rows_padded, const int8_t *x,
+                              size_t row_begin, size_t row_end, int32_t *y) {
     for (size_t r = row_begin; r < row_end; r += TILE)
-        block(w + r / TILE * kp * CHUNK, kp, x, y + (r - row_begin));
+        block(w + r / 4, rows_padded / 4, kp, x, y + (r - row_begin));
 }
 
 BITNET_I2S_COL_GEMM_FROM_GEMV(avx2)
