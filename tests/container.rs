@@ -263,7 +263,10 @@ fn version_1_files_load_except_old_i2s_col_bytes() {
     }
     let col = TernaryMatrix::from_ternary(&trits(300 * 70, 4), 300, 70, 1.0, Format::I2SCol);
     let ms = vec![("col".to_string(), col.unwrap())];
-    assert_eq!(Container::from_bytes(&saved(&ms)).unwrap().get("col"), Some(&ms[0].1));
+    assert_eq!(
+        Container::from_bytes(&saved(&ms)).unwrap().get("col"),
+        Some(&ms[0].1)
+    );
     match Container::from_bytes(&as_v1(saved(&ms))) {
         Err(Error::Unsupported(msg)) => assert!(msg.contains("'col'") && msg.contains("I2_S_COL")),
         other => panic!("old I2_S_COL bytes loaded: {other:?}"),
