@@ -321,7 +321,7 @@ fn sparse_windows_and_row_ranges() {
                 4096.min(rows - 1)..rows,
             ];
             for k in kernel_sets(f) {
-                for r in ranges.iter().cloned() {
+                for r in &ranges {
                     let mut y = vec![i32::MIN; r.len()];
                     k.gemv_i8_rows(&m, &x, r.clone(), &mut y).unwrap();
                     assert!(
