@@ -65,7 +65,7 @@ def container_file(entries):
                   + u32(len(name)) + f32(scale) + struct.pack("<Q", 0))
         name_off += len(name)
         end = start + len(packed)
-    head = b"BITNETKC" + u32(1) + u32(n) + struct.pack("<QQQ", header_len, end, 0)
+    head = b"BITNETKC" + u32(2) + u32(n) + struct.pack("<QQQ", header_len, end, 0)
     return head + table + names + data
 
 i2s_zero = bytes([0x55]) * (4 * 256 // 4)

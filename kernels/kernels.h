@@ -65,10 +65,11 @@ static inline size_t bitnet_i2s_chunk_offset(size_t r, size_t b, size_t kp) {
 _Static_assert(BITNET_TL1_STEP_BYTES == BITNET_TL_ROW_TILE * BITNET_TL1_K_BLOCK / 4, "2 bits a weight");
 _Static_assert(BITNET_TL2_STEP_BYTES * 24 == BITNET_TL_ROW_TILE * BITNET_TL2_K_BLOCK * 5, "5 bits a group of 3");
 
-/* I2_S_COL (src/format/i2s_col.rs): the I2_S codes column by column in blocks of 256 rows;
- * block b, column c is 64 bytes at (b * kp + c) * 64, byte i holding rows 256b + 64k + i in
- * bits 2k..2k+1. kp is a multiple of 64. The kernels skip every column whose activation is
- * zero: their cost follows the number of non-zeros, not kp. */
+/* I2_S_COL (src/format/i2s_col.rs): the I2_S codes column by column; column c is
+ * rows_padded / 4 contiguous bytes at c * rows_padded / 4, its block b (rows 256b..256b+255)
+ * the 64 bytes at c * rows_padded / 4 + b * 64, byte i holding rows 256b + 64k + i in bits
+ * 2k..2k+1. kp is a multiple of 64, rows_padded of 256. The kernels skip every column whose
+ * activation is zero: their cost follows the number of non-zeros, not kp. */
 #define BITNET_I2S_COL_ROW_TILE 256
 #define BITNET_I2S_COL_CHUNK_BYTES 64
 
@@ -86,14 +87,16 @@ static inline unsigned bitnet_ctz64(uint64_t m) { return (unsigned)__builtin_ctz
 
 /* GEMM of the column format: per 256-row block, every activation row in turn, so the block's
  * columns (kp * 64 bytes) are read from memory once and then from cache. */
-#define BITNET_I2S_COL_GEMM_FROM_GEMV(isa)                                                       \
-    void bitnet_i2s_col_gemm_##isa(const uint8_t *w, size_t kp, const int8_t *x, size_t n,     \
-                                   size_t row_begin, size_t row_end, int32_t *y) {             \
-        size_t rows = row_end - row_begin;                                                     \
-        for (size_t r = row_begin; r < row_end; r += BITNET_I2S_COL_ROW_TILE)                  \
-            for (size_t j = 0; j < n; j++)                                                     \
-                bitnet_i2s_col_gemv_##isa(w, kp, x + j * kp, r, r + BITNET_I2S_COL_ROW_TILE,   \
-                                          y + j * rows + (r - row_begin));                     \
+#define BITNET_I2S_COL_GEMM_FROM_GEMV(isa)                                                     \
+    void bitnet_i2s_col_gemm_##isa(const uint8_t *w, size_t kp, size_t rows_padded,          \
+                                   const int8_t *x, size_t n, size_t row_begin,              \
+                                   size_t row_end, int32_t *y) {                             \
+        size_t rows = row_end - row_begin;                                                   \
+        for (size_t r = row_begin; r < row_end; r += BITNET_I2S_COL_ROW_TILE)                \
+            for (size_t j = 0; j < n; j++)                                                   \
+                bitnet_i2s_col_gemv_##isa(w, kp, rows_padded, x + j * kp, r,                 \
+                                          r + BITNET_I2S_COL_ROW_TILE,                       \
+                                          y + j * rows + (r - row_begin));                   \
     }
 
 #define BITNET_DECLARE_KERNELS(fmt, isa)                                                    \
@@ -140,8 +143,17 @@ BITNET_DECLARE_KERNELS(tl2i4, neon)
 BITNET_DECLARE_TABLE_KERNELS(tl2i4, avx2)
 BITNET_DECLARE_TABLE_KERNELS(tl2i4, avx512vbmi)
 BITNET_DECLARE_TABLE_KERNELS(tl2i4, neon)
-BITNET_DECLARE_KERNELS(i2s_col, avx2)
-BITNET_DECLARE_KERNELS(i2s_col, avx512)
-BITNET_DECLARE_KERNELS(i2s_col, neon)
+/* I2_S_COL's entry points also take the padded row count: the column stride follows from it. */
+#define BITNET_DECLARE_COL_KERNELS(isa)                                                        \
+    void bitnet_i2s_col_gemv_##isa(const uint8_t *w, size_t kp, size_t rows_padded,          \
+                                   const int8_t *x, size_t row_begin, size_t row_end,        \
+                                   int32_t *y);                                              \
+    void bitnet_i2s_col_gemm_##isa(const uint8_t *w, size_t kp, size_t rows_padded,          \
+                                   const int8_t *x, size_t n, size_t row_begin,              \
+                                   size_t row_end, int32_t *y);
+
+BITNET_DECLARE_COL_KERNELS(avx2)
+BITNET_DECLARE_COL_KERNELS(avx512)
+BITNET_DECLARE_COL_KERNELS(neon)
 
 #endif

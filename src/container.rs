@@ -32,8 +32,12 @@ use crate::format::{shared_copy, Format, Scales, SharedBuffer, TernaryMatrix, PA
 
 /// The first 8 bytes of every container file.
 pub const MAGIC: [u8; 8] = *b"BITNETKC";
-/// The version this library writes and reads.
-pub const VERSION: u32 = 1;
+/// The version this library writes. Version 2 changed only the I2_S_COL byte layout (columns
+/// contiguous over all rows, `docs/FORMATS.md` §12); version 1 files are still read unless
+/// they hold an I2_S_COL matrix, whose old bytes would be misread ([`OLD_COL_VERSION`]).
+pub const VERSION: u32 = 2;
+/// The last version whose I2_S_COL (format id 3) payloads use the old per-block layout.
+pub const OLD_COL_VERSION: u32 = 1;
 /// Bytes of the fixed header: magic, version, count, header length, file length, checksum.
 const FIXED: usize = 40;
 /// Bytes of one matrix entry in the table after the fixed header.
@@ -242,9 +246,9 @@ impl Container {
             return Err(bad("the file does not start with the magic 'BITNETKC'"));
         }
         let version = u32_at(b, 8);
-        if version != VERSION {
+        if version != VERSION && version != OLD_COL_VERSION {
             return Err(Error::Unsupported(format!(
-                "container version {version}: this library reads version {VERSION}"
+                "container version {version}: this library reads versions {OLD_COL_VERSION} and {VERSION}"
             )));
         }
         if !(b.as_ptr() as usize).is_multiple_of(PACKED_ALIGN) {
@@ -299,6 +303,13 @@ impl Container {
             }
             let at = |what: &str| format!("matrix '{name}': {what}");
             let format = Format::from_id(u32_at(e, 0).into())?;
+            if format == Format::I2SCol && version == OLD_COL_VERSION {
+                return Err(Error::Unsupported(at(&format!(
+                    "I2_S_COL bytes in the layout of container version {OLD_COL_VERSION} (blocks \
+                     of 256 rows), which this library no longer reads: re-create the matrix \
+                     and save it again (version {VERSION})"
+                ))));
+            }
             let (rows, cols) = (u64_at(e, 8), u64_at(e, 16));
             let (rows, cols) = match (usize::try_from(rows), usize::try_from(cols)) {
                 (Ok(r), Ok(c)) => (r, c),

@@ -254,6 +254,14 @@ fn timed_steps(
     times
 }
 
+/// Reads `bytes` once with the probe's loop `read_loop` (its whole cache lines; a partial line
+/// at either end is skipped): what [`stream_read`] measures, on any caller's bytes, so a
+/// kernel can be compared with a plain read of the very bytes it reads.
+pub fn read_bytes(bytes: &[u8], read_loop: ReadLoop) -> u64 {
+    let (_, lines, _) = bytemuck::pod_align_to::<u8, Line>(bytes);
+    read(lines, read_loop)
+}
+
 /// XOR of every word of `part`, with the widest loads this CPU has.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn read(part: &[Line], read_loop: ReadLoop) -> u64 {

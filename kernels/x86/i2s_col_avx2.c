@@ -1,14 +1,25 @@
 /* I2_S_COL kernels for AVX2: sparse activations, only the non-zero columns read.
  *
- * Layout (src/format/i2s_col.rs, kernels.h): per 256-row block, column c's 64 bytes hold rows
- * 64k + i (byte i, bits 2k..2k+1), code c = t + 1 in {0, 1, 2}.
+ * Layout (src/format/i2s_col.rs, kernels.h): column c is rows_padded / 4 contiguous bytes;
+ * its 64 bytes of block b (rows 256b..256b+255) hold rows 256b + 64k + i (byte i, bits
+ * 2k..2k+1), code c = t + 1 in {0, 1, 2}.
  *
- * Maths: sum t*x = sum c*x - sum x. Each 256-row block is done in two halves of 128 rows
- * (bytes 0..31, then 32..63 of every column): eight ymm accumulators, no spills. For a
- * non-zero x_j, vpmaddubsw of the codes (unsigned, shifted down by 2k and masked) with
- * (x_j, 0, x_j, 0, ...) gives the even bytes' c * x_j in int16 lanes and with
- * (0, x_j, 0, x_j, ...) the odd bytes'. |c * x| <= 256, so the int16 lanes are widened
- * into the int32 outputs (less the sum of x) every 127 columns (127 * 256 < 2^15).
+ * Order, as in i2s_col_avx512.c: row windows of up to ROW_BLOCKS blocks, column windows of
+ * COL_WINDOW; the non-zero columns of a column window are listed once, then taken four at a
+ * time (a last, partial group padded with x = 0), each group running down all blocks of the
+ * row window (each column read as one sequential run), the group PREFETCH_GROUPS ahead
+ * prefetched line by line. The accumulators (1 KiB a block) live on the stack, in L1.
+ *
+ * Maths: sum t*x = sum c*x - sum x. Each 32-byte half h of the four chunks is interleaved by
+ * byte (two rounds of unpacks) so that each dword holds one row's codes of the four columns;
+ * vpmaddubsw of the codes masked with 3 << 2k (unsigned, c * 4^k <= 128) with the four
+ * activations (signed, broadcast) gives two int16 pair sums in [-32768, 32512] (exact, no
+ * saturation), and vpmaddwd with ones adds them into the row's int32 lane: 4^k * sum c*x.
+ * 32 accumulators a block (2 halves h x 4 unpack outputs q x 4 bit pairs k); dword j of
+ * accumulator (h, q, k) is row 64k + 32h + 16(j / 4) + 4q + j % 4. Exact: one group moves a
+ * lane by at most 2^16 and a column window holds at most 2^9 groups; after each column
+ * window the lanes are shifted back (exact), less the window's sum of x, into y kept in lane
+ * order, which is put in row order at the end.
  */
 #include <immintrin.h>
 
@@ -16,7 +27,11 @@
 
 #define TILE BITNET_I2S_COL_ROW_TILE
 #define CHUNK BITNET_I2S_COL_CHUNK_BYTES
-#define FLUSH 127
+/* Blocks of one row window: 16 KiB of accumulators. */
+#define ROW_BLOCKS 16
+/* Columns listed at once: 10 KiB of list, and at most 2^9 groups between flushes. */
+#define COL_WINDOW 2048
+#define PREFETCH_GROUPS 2
 
 /* Bit j set where x[j] != 0, for 64 activations. */
 static inline uint64_t nonzero64(const int8_t *x) {
@@ -28,61 +43,114 @@ static inline uint64_t nonzero64(const int8_t *x) {
     return ~((uint64_t)hi << 32 | lo);
 }
 
-/* y[row] += acc - s for the 128 rows of half h: E[k] lane l is row 64k + 32h + 2l, O[k] the
- * row after it. */
-static inline void flush(__m256i e[4], __m256i o[4], int32_t s, int h, int32_t *y) {
-    for (int k = 0; k < 4; k++) {
-        int16_t ev[16], ov[16];
-        _mm256_storeu_si256((__m256i *)ev, e[k]);
-        _mm256_storeu_si256((__m256i *)ov, o[k]);
-        int32_t *r = y + 64 * k + 32 * h;
-        for (int l = 0; l < 16; l++) {
-            r[2 * l] += ev[l] - s;
-            r[2 * l + 1] += ov[l] - s;
+/* Lists the non-zero activations of x[0..n) (n a multiple of 64): their columns (plus c0)
+ * and values; returns the count and sets *sum to their sum. */
+static size_t nonzeros(const int8_t *x, size_t n, size_t c0, uint32_t *cols, int8_t *xs,
+                       int32_t *sum) {
+    size_t m = 0;
+    int32_t s = 0;
+    for (size_t c = 0; c < n; c += 64) {
+        uint64_t nz = nonzero64(x + c);
+        while (nz) {
+            size_t j = c + bitnet_ctz64(nz);
+            nz &= nz - 1;
+            cols[m] = (uint32_t)(c0 + j);
+            xs[m++] = x[j];
+            s += x[j];
         }
-        e[k] = o[k] = _mm256_setzero_si256();
+    }
+    *sum = s;
+    return m;
+}
+
+/* acc[32] += the chunks at p0..p3 times the activations packed in xv (one byte each). */
+static inline void group4(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
+                          const uint8_t *p3, __m256i xv, __m256i *acc) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int h = 0; h < 2; h++) {
+        __m256i a = _mm256_load_si256((const __m256i *)(p0 + 32 * h));
+        __m256i b = _mm256_load_si256((const __m256i *)(p1 + 32 * h));
+        __m256i c = _mm256_load_si256((const __m256i *)(p2 + 32 * h));
+        __m256i d = _mm256_load_si256((const __m256i *)(p3 + 32 * h));
+        __m256i ablo = _mm256_unpacklo_epi8(a, b), abhi = _mm256_unpackhi_epi8(a, b);
+        __m256i cdlo = _mm256_unpacklo_epi8(c, d), cdhi = _mm256_unpackhi_epi8(c, d);
+        __m256i w[4] = {_mm256_unpacklo_epi16(ablo, cdlo), _mm256_unpackhi_epi16(ablo, cdlo),
+                        _mm256_unpacklo_epi16(abhi, cdhi), _mm256_unpackhi_epi16(abhi, cdhi)};
+        for (int q = 0; q < 4; q++)
+            for (int k = 0; k < 4; k++) {
+                __m256i m = _mm256_and_si256(w[q], _mm256_set1_epi8((char)(3 << (2 * k))));
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(m, xv), ones);
+                acc[16 * h + 4 * q + k] = _mm256_add_epi32(acc[16 * h + 4 * q + k], p);
+            }
     }
 }
 
-/* One 256-row block: y[0..256) = sum over non-zero x_j of t[., j] * x_j. */
-static void block(const uint8_t *blk, size_t kp, const int8_t *x, int32_t *y) {
-    for (int r = 0; r < TILE; r++) y[r] = 0;
-    const __m256i three = _mm256_set1_epi8(3);
-    for (int h = 0; h < 2; h++) {
-        __m256i e[4], o[4];
-        for (int k = 0; k < 4; k++) e[k] = o[k] = _mm256_setzero_si256();
-        int pending = 0;
-        int32_t s = 0;
-        for (size_t c0 = 0; c0 < kp; c0 += 64) {
-            uint64_t nz = nonzero64(x + c0);
-            while (nz) {
-                size_t c = c0 + bitnet_ctz64(nz);
-                nz &= nz - 1;
-                uint8_t xb = (uint8_t)x[c];
-                __m256i xe = _mm256_set1_epi16((short)xb);
-                __m256i xo = _mm256_set1_epi16((short)(xb << 8));
-                __m256i w = _mm256_load_si256((const __m256i *)(blk + c * CHUNK + 32 * h));
-                for (int k = 0; k < 4; k++) {
-                    __m256i ck = _mm256_and_si256(_mm256_srli_epi16(w, 2 * k), three);
-                    e[k] = _mm256_add_epi16(e[k], _mm256_maddubs_epi16(ck, xe));
-                    o[k] = _mm256_add_epi16(o[k], _mm256_maddubs_epi16(ck, xo));
-                }
-                s += x[c];
-                if (++pending == FLUSH) {
-                    flush(e, o, s, h, y);
-                    pending = 0;
-                    s = 0;
-                }
+/* One row window of nb blocks: w points at block 0 of column 0 of the window, columns
+ * stride bytes apart; y[0..256 nb) receives the rows in order. */
+static void rows_window(const uint8_t *w, size_t stride, size_t kp, const int8_t *x, size_t nb,
+                        int32_t *y) {
+    __m256i acc[ROW_BLOCKS * 32];
+    uint32_t cols[COL_WINDOW + 4];
+    int8_t xs[COL_WINDOW + 4];
+    for (size_t i = 0; i < nb * 32; i++) acc[i] = _mm256_setzero_si256();
+    for (size_t i = 0; i < nb * TILE; i++) y[i] = 0;
+    for (size_t c0 = 0; c0 < kp; c0 += COL_WINDOW) {
+        int32_t s;
+        size_t n = nonzeros(x + c0, kp - c0 < COL_WINDOW ? kp - c0 : COL_WINDOW, c0, cols, xs, &s);
+        if (n == 0) continue;
+        for (size_t i = n; i % 4; i++) {
+            cols[i] = cols[0];
+            xs[i] = 0;
+            n++;
+        }
+        for (size_t g = 0; g < n; g += 4) {
+            const uint8_t *p0 = w + cols[g] * stride, *p1 = w + cols[g + 1] * stride;
+            const uint8_t *p2 = w + cols[g + 2] * stride, *p3 = w + cols[g + 3] * stride;
+            __m256i xv = _mm256_set1_epi32((int)((uint32_t)(uint8_t)xs[g] |
+                                                 (uint32_t)(uint8_t)xs[g + 1] << 8 |
+                                                 (uint32_t)(uint8_t)xs[g + 2] << 16 |
+                                                 (uint32_t)(uint8_t)xs[g + 3] << 24));
+            size_t gp = g + 4 * PREFETCH_GROUPS < n ? g + 4 * PREFETCH_GROUPS : g;
+            const uint8_t *q0 = w + cols[gp] * stride, *q1 = w + cols[gp + 1] * stride;
+            const uint8_t *q2 = w + cols[gp + 2] * stride, *q3 = w + cols[gp + 3] * stride;
+            for (size_t b = 0; b < nb; b++) {
+                size_t o = b * CHUNK;
+                _mm_prefetch((const char *)(q0 + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(q1 + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(q2 + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(q3 + o), _MM_HINT_T0);
+                group4(p0 + o, p1 + o, p2 + o, p3 + o, xv, acc + 32 * b);
             }
         }
-        flush(e, o, s, h, y);
+        /* y (lane order) += (acc >> 2k) - s; the accumulators reset. */
+        __m256i sv = _mm256_set1_epi32(s);
+        for (size_t i = 0; i < nb * 32; i++) {
+            __m256i v = _mm256_sub_epi32(
+                _mm256_sra_epi32(acc[i], _mm_cvtsi32_si128((int)(2 * (i % 4)))), sv);
+            __m256i *yi = (__m256i *)(y + 8 * i);
+            _mm256_storeu_si256(yi, _mm256_add_epi32(_mm256_loadu_si256(yi), v));
+            acc[i] = _mm256_setzero_si256();
+        }
+    }
+    /* Lane order to row order, block by block. */
+    for (size_t b = 0; b < nb; b++) {
+        int32_t t[TILE], *yb = y + b * TILE;
+        for (int h = 0; h < 2; h++)
+            for (int q = 0; q < 4; q++)
+                for (int k = 0; k < 4; k++)
+                    for (int j = 0; j < 8; j++)
+                        t[64 * k + 32 * h + 16 * (j / 4) + 4 * q + j % 4] =
+                            yb[8 * (16 * h + 4 * q + k) + j];
+        for (int i = 0; i < TILE; i++) yb[i] = t[i];
     }
 }
 
-void bitnet_i2s_col_gemv_avx2(const uint8_t *w, size_t kp, const int8_t *x, size_t row_begin,
-                              size_t row_end, int32_t *y) {
-    for (size_t r = row_begin; r < row_end; r += TILE)
-        block(w + r / TILE * kp * CHUNK, kp, x, y + (r - row_begin));
+void bitnet_i2s_col_gemv_avx2(const uint8_t *w, size_t kp, size_t rows_padded, const int8_t *x,
+                                size_t row_begin, size_t row_end, int32_t *y) {
+    for (size_t r = row_begin; r < row_end; r += ROW_BLOCKS * TILE) {
+        size_t nb = (row_end - r) / TILE < ROW_BLOCKS ? (row_end - r) / TILE : ROW_BLOCKS;
+        rows_window(w + r / 4, rows_padded / 4, kp, x, nb, y + (r - row_begin));
+    }
 }
 
 BITNET_I2S_COL_GEMM_FROM_GEMV(avx2)

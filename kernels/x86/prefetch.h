@@ -1,11 +1,16 @@
 /* Software prefetch of a kernel's weight stream (I2_S and TL, AVX2 and AVX-512), on Intel
- * CPUs only.
+ * CPUs only: prefetcht1 (into L2) 4 KiB ahead.
  *
- * Why only Intel: on a Sapphire-Rapids-class Xeon (KVM guest, 2026-11-23), prefetcht0
- * 1 KiB ahead of the stream made a 1 GiB streaming read 16 -> 18.5-20 GB/s, the
- * DRAM-resident I2_S AVX-512 GEMV 13.4 -> 14.9 GB/s and the TL2 one 11.7 -> 13.2 GB/s
- * (6912x2560, same-run A/B), with 256-1024 B about equal and 2-4 KiB slower than none; on Zen 4 (KVM guest, same day) every distance from
- * 0.5 to 16 KiB was as fast or 10-50 % slower than the hardware prefetchers alone.
+ * Why: on an Emerald-Rapids-class Xeon (model 207, KVM guest, 2026-11-28, `cold_timing`,
+ * whose "read 1t" column reads the same rotated copies with the streaming probe's loop), the
+ * DRAM-resident 1-thread I2_S AVX-512 GEMV ran at 70-76 % of a plain read of the same bytes
+ * with the former prefetcht0 1 KiB ahead, and at 91-96 % with prefetcht1 4 KiB ahead
+ * (i2s_timing 6912x2560 cold: 355 -> 290 us AVX-512, 426 -> 361 us AVX2; TL1/TL2 cold 12-19 %
+ * faster); 2 KiB or T0 at 4 KiB were in between, 8-16 KiB no better. The cost: a matrix
+ * resident in L3 (warm) runs about 5 % slower (143 -> 151 us), since lines arrive in L2, not
+ * L1. On a Sapphire-Rapids-class Xeon (2026-11-23) prefetcht0 1 KiB ahead had made the
+ * DRAM-resident GEMV 13.4 -> 14.9 GB/s; on Zen 4 every distance from 0.5 to 16 KiB was as fast
+ * or 10-50 % slower than the hardware prefetchers alone, hence Intel only.
  * Prefetches never fault, so reading ahead past the end of the weights is harmless. */
 #ifndef BITNET_X86_PREFETCH_H
 #define BITNET_X86_PREFETCH_H
@@ -18,7 +23,13 @@
 #include <cpuid.h> /* __get_cpuid (GCC, Clang, MinGW) */
 #endif
 
-#define BITNET_PREFETCH_BYTES 1024
+/* How far ahead, and into which level (both overridable with -D for A/B runs). */
+#ifndef BITNET_PREFETCH_BYTES
+#define BITNET_PREFETCH_BYTES 4096
+#endif
+#ifndef BITNET_PF_HINT
+#define BITNET_PF_HINT _MM_HINT_T1
+#endif
 
 /* 1 on a GenuineIntel CPU, else 0; cpuid runs once per translation unit. The cache is read
  * and written with relaxed atomics (GCC / Clang builtins), or on MSVC a volatile int (an
@@ -52,12 +63,12 @@ static inline int bitnet_x86_prefetch_on(void) {
     return v;
 }
 
-/* Prefetch the `lines` cache lines starting BITNET_PREFETCH_BYTES past p (pf = 0: none). */
+/* Prefetch the `lines` cache lines starting BITNET_PREFETCH_BYTES past p into L2 (pf = 0: none). */
 #define BITNET_PREFETCH_AHEAD(pf, p, lines)                                                 \
     do {                                                                                    \
         if (pf)                                                                             \
             for (int l_ = 0; l_ < (lines); l_++)                                            \
-                _mm_prefetch((const char *)(p) + BITNET_PREFETCH_BYTES + 64 * l_, _MM_HINT_T0); \
+                _mm_prefetch((const char *)(p) + BITNET_PREFETCH_BYTES + 64 * l_, BITNET_PF_HINT); \
     } while (0)
 
 #endif

@@ -1,12 +1,13 @@
-//! I2_S_COL: the I2_S codes (`c = t + 1`, 2 bits a weight) stored column by column within
-//! blocks of [`ROW_TILE`] = 256 rows, so that the weights one activation multiplies are 64
-//! contiguous bytes: a product reads only the columns whose activation is non-zero
-//! (BitNet a4.8's sparse activations; `docs/FORMATS.md` §12).
+//! I2_S_COL: the I2_S codes (`c = t + 1`, 2 bits a weight) stored column by column, so
+//! that the weights one activation multiplies are `Mp / 4` contiguous bytes: a product reads
+//! only the columns whose activation is non-zero, each as one sequential run (BitNet a4.8's
+//! sparse activations; `docs/FORMATS.md` §12).
 //!
 //! ```text
-//! block b = rows 256b..256b+255, column c: 64 bytes at ((b · Kp) + c) · 64
+//! column c: Mp / 4 bytes at c · Mp / 4 (Mp = padded rows);
+//! block b = rows 256b..256b+255 of column c: 64 bytes at c · Mp / 4 + b · 64
 //!
-//! [ b0 c0 | b0 c1 | ... | b0 c(Kp-1) | b1 c0 | ... ]
+//! [ c0 b0 | c0 b1 | ... | c0 b(Mp/256-1) | c1 b0 | ... ]
 //!
 //! inside one 64-byte column chunk, byte i (0..63):
 //!   bits 1-0: row 256b + i        bits 5-4: row 256b + 128 + i
@@ -32,10 +33,10 @@ pub(crate) fn packed_len(rows_padded: usize, cols_padded: usize) -> Option<usize
     rows_padded.checked_mul(cols_padded).map(|n| n / 4)
 }
 
-/// Byte and shift of row `r`, column `c` in a matrix of `kp` padded columns.
+/// Byte and shift of row `r`, column `c` in a matrix of `rows_padded` padded rows.
 #[inline]
-pub(crate) fn position(r: usize, c: usize, kp: usize) -> (usize, usize) {
-    let byte = (r / ROW_TILE * kp + c) * CHUNK_BYTES + r % CHUNK_BYTES;
+pub(crate) fn position(r: usize, c: usize, rows_padded: usize) -> (usize, usize) {
+    let byte = c * (rows_padded / 4) + r / ROW_TILE * CHUNK_BYTES + r % CHUNK_BYTES;
     (byte, 2 * ((r % ROW_TILE) / CHUNK_BYTES))
 }
 
@@ -43,7 +44,7 @@ pub(crate) fn pack(trits: &[i8], l: &Layout, out: &mut [u8]) {
     out.fill(super::i2s::ZERO_BYTE);
     for r in 0..l.rows {
         for c in 0..l.cols {
-            let (byte, shift) = position(r, c, l.cols_padded);
+            let (byte, shift) = position(r, c, l.rows_padded);
             let code = (trits[r * l.cols + c] + 1) as u8;
             out[byte] = (out[byte] & !(3 << shift)) | (code << shift);
         }
@@ -53,7 +54,7 @@ pub(crate) fn pack(trits: &[i8], l: &Layout, out: &mut [u8]) {
 pub(crate) fn unpack(packed: &[u8], l: &Layout, trits: &mut [i8]) {
     for r in 0..l.rows {
         for c in 0..l.cols {
-            let (byte, shift) = position(r, c, l.cols_padded);
+            let (byte, shift) = position(r, c, l.rows_padded);
             trits[r * l.cols + c] = ((packed[byte] >> shift) & 3) as i8 - 1;
         }
     }
@@ -69,7 +70,7 @@ pub(crate) fn validate(packed: &[u8], l: &Layout) -> Result<()> {
     for r in 0..l.rows_padded {
         let first = if r >= l.rows { 0 } else { l.cols };
         for c in first..l.cols_padded {
-            let (byte, shift) = position(r, c, l.cols_padded);
+            let (byte, shift) = position(r, c, l.rows_padded);
             let code = (packed[byte] >> shift) & 3;
             if code != 1 {
                 return Err(Error::InvalidData(format!(
@@ -101,8 +102,9 @@ mod tests {
             (512, 128, 512 * 128 / 4)
         );
         let p = m.packed_bytes();
-        assert_eq!(p[(128 + 69) * 64 + 44], 0x54 | 2);
-        assert_eq!(p[(128 + 5) * 64 + 3], 0x15);
+        // Column c starts at c · 512 / 4; block 1 of it 64 bytes later.
+        assert_eq!(p[69 * 128 + 64 + 44], 0x54 | 2);
+        assert_eq!(p[5 * 128 + 64 + 3], 0x15);
         assert_eq!(p.iter().filter(|&&b| b != 0x55).count(), 2);
         assert_eq!(m.to_ternary(), t);
     }
@@ -124,7 +126,7 @@ mod tests {
             Err(Error::InvalidData(_))
         ));
         let mut p = m.packed_bytes().to_vec();
-        p[3 * 64] = 0x56; // column 3 is padding
+        p[3 * 64] = 0x56; // column 3 is padding (one 256-row block a column)
         assert!(matches!(
             validate(&p, m.layout()),
             Err(Error::InvalidData(_))

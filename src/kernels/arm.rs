@@ -20,7 +20,7 @@ c_kernels! {
         tables bitnet_tl1i4_table_step_neon, bitnet_tl1i4_table_neon, bitnet_tl1i4_gemv_table_neon;
     TL2I4_NEON:  bitnet_tl2i4_neon  => bitnet_tl2i4_gemv_neon,  bitnet_tl2i4_gemm_neon  if cpu::always,
         tables bitnet_tl2i4_table_step_neon, bitnet_tl2i4_table_neon, bitnet_tl2i4_gemv_table_neon;
-    I2S_COL_NEON: bitnet_i2s_col_neon => bitnet_i2s_col_gemv_neon, bitnet_i2s_col_gemm_neon if cpu::always;
+    I2S_COL_NEON: bitnet_i2s_col_neon => bitnet_i2s_col_gemv_neon, bitnet_i2s_col_gemm_neon if cpu::always => strided;
 }
 
 kv_kernels! {

@@ -13,14 +13,16 @@
 ///
 /// The extra check is what the file needs beyond its kernel set's own check (e.g. VBMI for
 /// the AVX-512 lookup-table files); it comes from [`super::cpu`]. The symbols' signature is
-/// fixed here, once, as the registry's `RawGemv` / `RawGemm`, so a row cannot get it wrong.
+/// fixed here, once, from the registry's `RawGemv` / `RawGemm`, so a row cannot get it wrong:
+/// a row ending in `=> strided` (I2_S_COL) takes their `rows_padded` argument, the others
+/// do not and are called through shims that drop it.
 ///
 /// A lookup-table file also names its one-pass entry points after `tables`: the table bytes
 /// a step (a C constant), the table builder and the GEMV from built tables
 /// ([`super::TableKernels`]).
 macro_rules! c_kernels {
     ($($konst:ident : $cfg:ident => $gemv:ident, $gemm:ident if $avail:path
-       $(, tables $step:ident, $build:ident, $gtab:ident)?;)*) => {$(
+       $(, tables $step:ident, $build:ident, $gtab:ident)? $(=> $strided:ident)?;)*) => {$(
         $(
         #[cfg($cfg)]
         extern "C" {
@@ -30,33 +32,63 @@ macro_rules! c_kernels {
         }
         )?
         #[cfg($cfg)]
-        extern "C" {
-            fn $gemv(w: *const u8, kp: usize, x: *const i8, rb: usize, re: usize, y: *mut i32);
-            fn $gemm(
-                w: *const u8,
-                kp: usize,
-                x: *const i8,
-                n: usize,
-                rb: usize,
-                re: usize,
-                y: *mut i32,
-            );
-        }
-        #[cfg($cfg)]
-        const $konst: Option<FormatKernels> = Some(FormatKernels {
-            gemv: $gemv,
-            gemm: $gemm,
-            // SAFETY (the static): a constant defined by the C file, never written.
-            tables: c_kernels!(@tables $(unsafe { $step }, $build, $gtab)?),
-            is_available: $avail,
-            i4: None,
-        });
+        const $konst: Option<FormatKernels> = {
+            c_kernels!(@entry $gemv, $gemm $(, $strided)?);
+            Some(FormatKernels {
+                gemv: entry::gemv,
+                gemm: entry::gemm,
+                // SAFETY (the static): a constant defined by the C file, never written.
+                tables: c_kernels!(@tables $(unsafe { $step }, $build, $gtab)?),
+                is_available: $avail,
+                i4: None,
+            })
+        };
         #[cfg(not($cfg))]
         const $konst: Option<FormatKernels> = None;
     )*};
     (@tables) => { None };
     (@tables $step:expr, $build:ident, $gtab:ident) => {
         Some(TableKernels { step_bytes: || $step, build: $build, gemv: $gtab })
+    };
+    // A file whose layout needs the padded row count (I2_S_COL: the column stride) takes the
+    // registry's signature as it is.
+    (@entry $gemv:ident, $gemm:ident, strided) => {
+        mod entry {
+            extern "C" {
+                pub(super) fn $gemv(w: *const u8, kp: usize, rows_padded: usize, x: *const i8,
+                                    rb: usize, re: usize, y: *mut i32);
+                pub(super) fn $gemm(w: *const u8, kp: usize, rows_padded: usize, x: *const i8,
+                                    n: usize, rb: usize, re: usize, y: *mut i32);
+            }
+            pub(super) use $gemv as gemv;
+            pub(super) use $gemm as gemm;
+        }
+    };
+    // The others (row-major tiles: the offset of a tile follows from kp alone) are declared
+    // without it, behind thin shims with the registry's signature.
+    (@entry $gemv:ident, $gemm:ident) => {
+        mod entry {
+            extern "C" {
+                fn $gemv(w: *const u8, kp: usize, x: *const i8, rb: usize, re: usize, y: *mut i32);
+                fn $gemm(w: *const u8, kp: usize, x: *const i8, n: usize, rb: usize, re: usize,
+                         y: *mut i32);
+            }
+            /// # Safety
+            /// The contract of `RawGemv`.
+            pub(super) unsafe extern "C" fn gemv(w: *const u8, kp: usize, _rows_padded: usize,
+                                                 x: *const i8, rb: usize, re: usize, y: *mut i32) {
+                // SAFETY: forwarded contract.
+                unsafe { $gemv(w, kp, x, rb, re, y) }
+            }
+            /// # Safety
+            /// The contract of `RawGemm`.
+            pub(super) unsafe extern "C" fn gemm(w: *const u8, kp: usize, _rows_padded: usize,
+                                                 x: *const i8, n: usize, rb: usize, re: usize,
+                                                 y: *mut i32) {
+                // SAFETY: forwarded contract.
+                unsafe { $gemm(w, kp, x, n, rb, re, y) }
+            }
+        }
     };
 }
 

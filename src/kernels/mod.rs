@@ -96,6 +96,8 @@ mod x86;
 /// # Contract (for every implementation, C or Rust)
 /// - `w` is the start of the whole packed matrix (64-byte aligned), in the layout of the
 ///   format the kernel is registered for, whose padded column count is `kp`;
+/// - `rows_padded` is the matrix's padded row count (only I2_S_COL's layout needs it: its
+///   column stride is `rows_padded / 4` bytes);
 /// - `row_begin < row_end <= rows_padded`, both multiples of the format's row tile;
 /// - `x` holds `kp` int8 activations, zero beyond the matrix's real columns;
 /// - `y` has room for `row_end - row_begin` int32: `y[r - row_begin]` receives the exact
@@ -103,6 +105,7 @@ mod x86;
 pub(crate) type RawGemv = unsafe extern "C" fn(
     w: *const u8,
     kp: usize,
+    rows_padded: usize,
     x: *const i8,
     row_begin: usize,
     row_end: usize,
@@ -115,6 +118,7 @@ pub(crate) type RawGemv = unsafe extern "C" fn(
 pub(crate) type RawGemm = unsafe extern "C" fn(
     w: *const u8,
     kp: usize,
+    rows_padded: usize,
     x: *const i8,
     n: usize,
     row_begin: usize,

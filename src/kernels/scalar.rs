@@ -11,13 +11,14 @@ use crate::format::i2s::{chunk_offset, CHUNK_BYTES, K_BLOCK};
 pub(super) unsafe extern "C" fn i2s_gemv(
     w: *const u8,
     kp: usize,
+    rows_padded: usize,
     x: *const i8,
     row_begin: usize,
     row_end: usize,
     y: *mut i32,
 ) {
     // SAFETY: forwarded contract; a GEMV is a GEMM with one activation row.
-    unsafe { i2s_gemm(w, kp, x, 1, row_begin, row_end, y) }
+    unsafe { i2s_gemm(w, kp, rows_padded, x, 1, row_begin, row_end, y) }
 }
 
 /// # Safety
@@ -25,6 +26,7 @@ pub(super) unsafe extern "C" fn i2s_gemv(
 pub(super) unsafe extern "C" fn i2s_gemm(
     w: *const u8,
     kp: usize,
+    _rows_padded: usize,
     x: *const i8,
     n: usize,
     row_begin: usize,

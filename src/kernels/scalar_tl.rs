@@ -49,13 +49,14 @@ unsafe fn gemm_by_groups<const G: usize>(
 pub(super) unsafe extern "C" fn tl1_gemv(
     w: *const u8,
     kp: usize,
+    rows_padded: usize,
     x: *const i8,
     row_begin: usize,
     row_end: usize,
     y: *mut i32,
 ) {
     // SAFETY: forwarded contract; a GEMV is a GEMM with one activation row.
-    unsafe { tl1_gemm(w, kp, x, 1, row_begin, row_end, y) }
+    unsafe { tl1_gemm(w, kp, rows_padded, x, 1, row_begin, row_end, y) }
 }
 
 /// # Safety
@@ -63,6 +64,7 @@ pub(super) unsafe extern "C" fn tl1_gemv(
 pub(super) unsafe extern "C" fn tl1_gemm(
     w: *const u8,
     kp: usize,
+    _rows_padded: usize,
     x: *const i8,
     n: usize,
     row_begin: usize,
@@ -84,13 +86,14 @@ pub(super) unsafe extern "C" fn tl1_gemm(
 pub(super) unsafe extern "C" fn tl2_gemv(
     w: *const u8,
     kp: usize,
+    rows_padded: usize,
     x: *const i8,
     row_begin: usize,
     row_end: usize,
     y: *mut i32,
 ) {
     // SAFETY: forwarded contract; a GEMV is a GEMM with one activation row.
-    unsafe { tl2_gemm(w, kp, x, 1, row_begin, row_end, y) }
+    unsafe { tl2_gemm(w, kp, rows_padded, x, 1, row_begin, row_end, y) }
 }
 
 /// # Safety
@@ -98,6 +101,7 @@ pub(super) unsafe extern "C" fn tl2_gemv(
 pub(super) unsafe extern "C" fn tl2_gemm(
     w: *const u8,
     kp: usize,
+    _rows_padded: usize,
     x: *const i8,
     n: usize,
     row_begin: usize,

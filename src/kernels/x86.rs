@@ -10,8 +10,8 @@ c_kernels! {
         tables bitnet_tl1_table_step_avx2, bitnet_tl1_table_avx2, bitnet_tl1_gemv_table_avx2;
     TL2_AVX2:   bitnet_tl2_avx2       => bitnet_tl2_gemv_avx2,       bitnet_tl2_gemm_avx2       if cpu::always,
         tables bitnet_tl2_table_step_avx2, bitnet_tl2_table_avx2, bitnet_tl2_gemv_table_avx2;
-    I2S_COL_AVX2:   bitnet_i2s_col_avx2   => bitnet_i2s_col_gemv_avx2,   bitnet_i2s_col_gemm_avx2   if cpu::always;
-    I2S_COL_AVX512: bitnet_i2s_col_avx512 => bitnet_i2s_col_gemv_avx512, bitnet_i2s_col_gemm_avx512 if cpu::always;
+    I2S_COL_AVX2:   bitnet_i2s_col_avx2   => bitnet_i2s_col_gemv_avx2,   bitnet_i2s_col_gemm_avx2   if cpu::always => strided;
+    I2S_COL_AVX512: bitnet_i2s_col_avx512 => bitnet_i2s_col_gemv_avx512, bitnet_i2s_col_gemm_avx512 if cpu::always => strided;
     // The lookup-table files use VBMI byte permutes; the I2_S one must run without them.
     TL1_AVX512: bitnet_tl1_avx512vbmi => bitnet_tl1_gemv_avx512vbmi, bitnet_tl1_gemm_avx512vbmi if cpu::avx512vbmi,
         tables bitnet_tl1_table_step_avx512vbmi, bitnet_tl1_table_avx512vbmi, bitnet_tl1_gemv_table_avx512vbmi;

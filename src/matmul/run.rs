@@ -166,6 +166,7 @@ pub(crate) fn run_tiles(
             (k.gemv)(
                 m.packed_bytes().as_ptr(),
                 kp,
+                l.rows_padded,
                 xs.as_ptr(),
                 rb,
                 re,
@@ -175,6 +176,7 @@ pub(crate) fn run_tiles(
             (k.gemm)(
                 m.packed_bytes().as_ptr(),
                 kp,
+                l.rows_padded,
                 xs.as_ptr(),
                 n,
                 rb,

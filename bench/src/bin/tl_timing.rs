@@ -11,9 +11,13 @@
 //! untimed call on the same matrix). The kernel set is the
 //! active one (`BITNET_KERNEL` to force one), run through `KernelSet::gemv_i8_rows` on the
 //! calling thread. Times are thread CPU time (`bitnet_bench::stats::thread_cpu_us`).
+//! Before each shape's rows, the streaming probe's read of a buffer as large as its I2_S matrix,
+//! repeated so it stays in cache (L2 or L3, whichever holds it): the warm columns' limit when
+//! the weights come from that level.
 
 use bitnet_bench::data;
 use bitnet_bench::lut::{time_variants, VARIANTS};
+use bitnet_bench::probe;
 use bitnet_bench::registry;
 
 fn main() {
@@ -38,6 +42,14 @@ fn main() {
     let variants = VARIANTS;
     for (rows, cols) in shapes {
         let med = time_variants(set, rows, cols, &variants, reps, cold_mib);
+        let warm_read = probe::stream_read((med[0].mb * 1e6) as usize, 1, 200);
+        println!(
+            "{:>12} a read of {:.2} MB kept in cache (probe, {}): {:.1} GB/s",
+            format!("{rows}x{cols}"),
+            med[0].mb,
+            warm_read.read_loop.name(),
+            warm_read.gb_per_s
+        );
         for m in &med {
             println!(
                 "{:>12} {:>7} {:>8.2} {:>10.1} {:>9.1} {:>10.1} {:>9.1} {:>6.2}/{:<6.2}",
