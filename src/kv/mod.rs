@@ -795,6 +795,7 @@ wide_fn! {
 /// `a = max |u_t|` (all 0 when `a = 0`); returns `f = a / 127`, and adds `f · o_t − u_t` to
 /// lane `t mod 16` of `e`.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // lane l of position c·16 + l: the index form is the layout
 fn quantize_block(
     o: &mut [i8; WBLOCK],
     w: &[f32; WBLOCK],

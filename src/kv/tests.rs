@@ -393,12 +393,12 @@ fn weight_quantization_blocks() {
     let (mut q, mut f) = (vec![0i8; n], vec![0.0f32; 2]);
     v_weights(&mut q, &mut f, &w, &s, &m);
     assert_eq!(q[3], 127);
-    for b in 0..2 {
+    for (b, &fb) in f.iter().enumerate() {
         let r = b * WBLOCK..n.min((b + 1) * WBLOCK);
         let a = r.clone().map(|i| w[i] * s[i]).fold(0.0f32, f32::max);
-        assert_eq!(f[b], a / 127.0);
+        assert_eq!(fb, a / 127.0);
         for i in r {
-            let err = (f[b] * q[i] as f32 - w[i] * s[i]).abs();
+            let err = (fb * q[i] as f32 - w[i] * s[i]).abs();
             assert!(err <= a / 254.0 * 1.0001, "{b} {i}: {err}");
         }
     }
