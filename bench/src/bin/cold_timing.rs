@@ -11,6 +11,9 @@
 //!   leave of the bandwidth;
 //! - `read 2t/2`: the same read in 2 chunks (one contiguous half a thread);
 //! - `gemv 1t` and `read 1t`: the kernel (`gemv_i8_rows`) and the read on the calling thread;
+//! - `f32 first`: `ternary_gemv` on 2 threads as the first call after the 1-thread ones (the
+//!   pool's worker parked during them and was woken just before): what a wake-up adds; the
+//!   `gemv f32` column is the call after it, with the worker spinning, as in a run of products;
 //! - `1t 4K` and `2t 4K`: `gemv 1t` and `gemv i8` on copies allocated as the library
 //!   allocates large matrices but advised `MADV_NOHUGEPAGE` (through
 //!   `TernaryMatrix::from_shared`): the library's huge pages (2 MiB or more) A/B in one run.
@@ -82,7 +85,7 @@ fn wake() {
     }
 }
 
-const COLUMNS: [&str; 8] = [
+const COLUMNS: [&str; 9] = [
     "gemv f32",
     "gemv i8",
     "read 2t",
@@ -91,6 +94,7 @@ const COLUMNS: [&str; 8] = [
     "gemv 1t",
     "read 1t",
     "1t 4K",
+    "f32 first",
 ];
 
 /// Packed bytes allocated as the library allocates a large matrix (2 MiB-aligned, written
@@ -177,7 +181,7 @@ fn main() {
         let xf = data::activations(1, cols, 7);
         let xi = data::activations_i8(1, cols, 7);
         let (mut yf, mut yi) = (vec![0f32; rows], vec![0i32; rows]);
-        let mut t: [Vec<f64>; 8] = Default::default();
+        let mut t: [Vec<f64>; 9] = Default::default();
         let (mut c, mut c4) = (0usize, 0usize);
         let mut next4 = || {
             c4 += 1;
@@ -196,6 +200,7 @@ fn main() {
             // A long 1-thread call lets the pool's worker park (after `pool::SPIN`): wake it
             // and give it time to spin again, as in an engine's run of products.
             wake();
+            let first = time(|| ternary_gemv(next(), &xf, &mut yf).expect("gemv"));
             let s = [
                 time(|| ternary_gemv(next(), &xf, &mut yf).expect("gemv")),
                 time(|| gemv_i8(next(), &xi, &mut yi).expect("gemv")),
@@ -205,6 +210,7 @@ fn main() {
                 one[0],
                 one[1],
                 one[2],
+                first,
             ];
             if rep > 0 {
                 for (v, s) in t.iter_mut().zip(s) {
@@ -231,7 +237,7 @@ fn main() {
         let huge = huge.map_or("?".into(), |h| format!("{:.0} %", 100.0 * h));
         print!("| {rows}x{cols} | {:.2} | {huge} |", bytes as f64 / 1e6);
         for (i, s) in med.iter().enumerate() {
-            let gb = if i >= 5 { bw1 } else { bw2 };
+            let gb = if (5..8).contains(&i) { bw1 } else { bw2 };
             print!(
                 " {:.1} ({:.0} %) |",
                 s * 1e6,
