@@ -7,8 +7,8 @@
  * with the former prefetcht0 1 KiB ahead, and at 91-96 % with prefetcht1 4 KiB ahead
  * (i2s_timing 6912x2560 cold: 355 -> 290 us AVX-512, 426 -> 361 us AVX2; TL1/TL2 cold 12-19 %
  * faster); 2 KiB or T0 at 4 KiB were in between, 8-16 KiB no better. The cost: a matrix
- * resident in L3 (warm) runs about 5 % slower (143 -> 151 us), since lines arrive in L2, not
- * L1. On a Sapphire-Rapids-class Xeon (2026-11-23) prefetcht0 1 KiB ahead had made the
+ * resident in L3 (warm) runs about 5-9 % slower (I2_S 143 -> 151 us, TL2 int4 126 -> 137 us),
+ * since lines arrive in L2, not L1. On a Sapphire-Rapids-class Xeon (2026-11-23) prefetcht0 1 KiB ahead had made the
  * DRAM-resident GEMV 13.4 -> 14.9 GB/s; on Zen 4 every distance from 0.5 to 16 KiB was as fast
  * or 10-50 % slower than the hardware prefetchers alone, hence Intel only.
  * Prefetches never fault, so reading ahead past the end of the weights is harmless. */
