@@ -73,6 +73,11 @@ _Static_assert(BITNET_TL2_STEP_BYTES * 24 == BITNET_TL_ROW_TILE * BITNET_TL2_K_B
 #define BITNET_I2S_COL_ROW_TILE 256
 #define BITNET_I2S_COL_CHUNK_BYTES 64
 
+/* 3-bit KV cache, weighted V sum: tokens a weight block, whose int8 weights share one f32
+ * factor (docs/FORMATS.md §8). Must equal WBLOCK in src/kv/mod.rs: the kv_vs_scalar tests,
+ * which compare every kernel set with the scalar reference bit for bit, fail otherwise. */
+#define BITNET_KV_WBLOCK 64
+
 /* The index of the lowest set bit of a non-zero mask (the next non-zero activation). */
 #if defined(_MSC_VER) && !defined(__clang__)
 #include <intrin.h>

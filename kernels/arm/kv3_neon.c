@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels.h"
+
 static const uint8_t SHUF[16] = {0, 1, 0, 1, 0, 1, 1, 2, 1, 2, 1, 2, 2, 3, 2, 3};
 static const int16_t SHIFT[8] = {0, -3, -6, -1, -4, -7, -2, -5};
 
@@ -45,8 +47,8 @@ void bitnet_kv3_dot_neon(const uint8_t *rows, size_t stride, size_t n, size_t gr
     }
 }
 
-/* Tokens a weight block (WBLOCK in src/kv/mod.rs). */
-#define TB 64
+/* Tokens a weight block (BITNET_KV_WBLOCK, kernels.h). */
+#define TB BITNET_KV_WBLOCK
 
 void bitnet_kv3_wsum_neon(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                           const int8_t *w, const float *f, size_t nq, float *acc, size_t accs) {

@@ -107,10 +107,10 @@ void bitnet_kv3_dot_avx2(const uint8_t *rows, size_t stride, size_t n, size_t gr
     }
 }
 
-/* Tokens a weight block (WBLOCK in src/kv/mod.rs): the int8 weights of each block share one
+/* Tokens a weight block (BITNET_KV_WBLOCK, kernels.h): the int8 weights of each block share one
  * f32 factor. Per block, code pair and up to four heads the sums stay in registers while the
  * block's rows stay in L1. */
-#define TB 64
+#define TB BITNET_KV_WBLOCK
 
 /* One weight block (tn <= TB tokens) by up to four heads, for every 16-code vector: two
  * tokens' codes (0..7) as the two bytes of each int16 lane, by the two tokens' int8 weights

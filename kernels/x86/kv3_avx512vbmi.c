@@ -195,10 +195,10 @@ void bitnet_kv3_dot_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, siz
     }
 }
 
-/* Tokens a weight block (WBLOCK in src/kv/mod.rs): the int8 weights of each block share one
+/* Tokens a weight block (BITNET_KV_WBLOCK, kernels.h): the int8 weights of each block share one
  * f32 factor. Per block, chunk and up to four heads the integer sums stay in registers while
  * the block's rows stay in L1. */
-#define TB 64
+#define TB BITNET_KV_WBLOCK
 
 /* The V unpacker: the same three steps as unpack64, with bytes placed so that after the
  * interleave of four tokens in vwsum_block (unpacklo/hi_epi8, then _epi16, all within 128-bit

@@ -39,7 +39,7 @@ use quant::{code3, f16_to_f32, pack3, quantize_row, Rotation};
 pub(crate) const ROW_SLACK: usize = 16;
 
 /// Tokens a block of the weighted V sum: the weights of each block are quantized to int8 with
-/// one f32 factor (`docs/FORMATS.md` §8).
+/// one f32 factor (`docs/FORMATS.md` §8). The C kernels' `BITNET_KV_WBLOCK` (kernels.h).
 pub(crate) const WBLOCK: usize = 64;
 
 /// The largest `head_dim`: the int32 dot products of int8 q with 8-bit sink codes stay exact
