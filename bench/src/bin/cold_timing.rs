@@ -44,13 +44,6 @@ use bitnet_kernels::{
 /// Bytes the cold copies of one shape total.
 const COLD_BYTES: usize = 256 << 20;
 
-/// `b` read once with the streaming probe's faster loop on this CPU (`probe::read_bytes`:
-/// full-width loads, with a software prefetch on Intel, as the kernels): the same loop on the
-/// same bytes as the probe, only the access pattern differs.
-fn read(b: &[u8]) -> u64 {
-    probe::read_bytes(b, probe::ReadLoop::Prefetch)
-}
-
 /// Reads the packed bytes of `m`'s rows through the products' dispatch: `chunks_of` rows a
 /// tile (the matrix's own tile: the products' chunks; `rows / 2`: one chunk a thread).
 fn read_rows(m: &TernaryMatrix, tile: usize, threads: usize) {
@@ -62,7 +55,11 @@ fn read_rows(m: &TernaryMatrix, tile: usize, threads: usize) {
         threads,
         |ranges| vec![(); ranges.len()],
         |r, ()| {
-            black_box(read(&b[r.start * per_row..r.end * per_row]));
+            // The probe's own loop (with its software prefetch): only the pattern differs.
+            black_box(probe::read_bytes(
+                &b[r.start * per_row..r.end * per_row],
+                probe::ReadLoop::Prefetch,
+            ));
         },
     );
 }
