@@ -29,6 +29,43 @@ use std::ops::Range;
 use crate::error::{check_len, Error, Result};
 use crate::kernels::{self, KernelSet, KvKernels};
 
+/// Defines `fn $name(args) -> R` whose body is compiled three times, for AVX-512F, for AVX2
+/// and for the x86-64 baseline, the widest the CPU has chosen at run time, so that its element
+/// loops run 16 or 8 lanes wide rather than 4. Same arithmetic, bit for bit: Rust never fuses
+/// a multiply and an add on its own (`mul_add` is one fused operation everywhere: an FMA
+/// instruction in the two wide versions, which require FMA, a libm call in the baseline), and
+/// the loops fix their own summation order.
+macro_rules! wide_fn {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($a: $t),*) $(-> $r)? {
+            #[inline(always)]
+            fn plain($($a: $t),*) $(-> $r)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,fma")]
+                fn avx512($($a: $t),*) $(-> $r)? {
+                    plain($($a),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($a: $t),*) $(-> $r)? {
+                    plain($($a),*)
+                }
+                let fma = std::arch::is_x86_feature_detected!("fma");
+                if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F and FMA.
+                    return unsafe { avx512($($a),*) };
+                }
+                if fma && std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            plain($($a),*)
+        }
+    };
+}
+
 pub(crate) mod quant;
 pub(crate) mod scalar;
 
@@ -409,11 +446,12 @@ impl KvCache {
                 y.iter_mut().zip(s).for_each(|(x, s)| *x *= s);
             }
             self.rot.forward(&mut y);
-            let a = crate::quant::quantize_activations(&y, &mut qi)?;
-            for (o, &v) in out.q[h * qs..].iter_mut().zip(&qi) {
-                *o = v as i16;
-            }
-            out.sum[h] = qi.iter().map(|&v| v as i32).sum();
+            let (a, sum) = match quantize_q_row(&y, &mut out.q[h * qs..][..d]) {
+                Some(r) => r,
+                // Not finite after the factors and the rotation: the activations' error.
+                None => (crate::quant::quantize_activations(&y, &mut qi)?, 0),
+            };
+            out.sum[h] = sum;
             out.factor[h] = a / 127.0 * inv_sqrt_d;
         }
         Ok(out)
@@ -457,16 +495,42 @@ impl KvCache {
     ) {
         let ratio = n_heads / self.n_kv_heads;
         let n = range.len();
+        let mut dots = Vec::new();
+        let mut mx = vec![f32::NEG_INFINITY; ratio];
+        for g in 0..self.n_kv_heads {
+            let o = &mut out[g * ratio * n..][..ratio * n];
+            self.scores_group(ker, qq, g, range.clone(), o, &mut dots, &mut mx);
+        }
+    }
+
+    /// The scores of KV head `g`'s query heads for the positions `range`: head `r` of the
+    /// group at `out[r · range.len() ..]`; each head's largest score taken into `mx[r]`.
+    /// `dots` is scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn scores_group(
+        &self,
+        ker: KvKernels,
+        qq: &QuantQ,
+        g: usize,
+        range: Range<usize>,
+        out: &mut [f32],
+        dots: &mut Vec<i32>,
+        mx: &mut [f32],
+    ) {
+        let ratio = mx.len();
+        let (n, d) = (range.len(), self.head_dim);
         // The sink positions: 8-bit codes, here in Rust (a handful of tokens).
         let sink_end = range.end.min(self.n_sink).max(range.start);
         for t in range.start..sink_end {
-            for h in 0..n_heads {
-                let g = h / ratio;
-                let b = &self.k8[(t * self.n_kv_heads + g) * self.head_dim..][..self.head_dim];
-                let qh = &qq.q[h * qq.qs..][..self.head_dim];
+            let b = &self.k8[(t * self.n_kv_heads + g) * d..][..d];
+            let (m, s) = self.scale(t, g, false);
+            for (r, mr) in mx.iter_mut().enumerate() {
+                let h = g * ratio + r;
+                let qh = &qq.q[h * qq.qs..][..d];
                 let dot: i32 = b.iter().zip(qh).map(|(&c, &x)| c as i32 * x as i32).sum();
-                let (m, s) = self.scale(t, g, false);
-                out[h * n + (t - range.start)] = score(m, s, qq.sum[h], dot, qq.factor[h]);
+                let o = score(m, s, qq.sum[h], dot, qq.factor[h]);
+                out[r * n + (t - range.start)] = o;
+                *mr = mr.max(o);
             }
         }
         let (t0, n3) = (sink_end, range.end - sink_end);
@@ -474,40 +538,33 @@ impl KvCache {
             return;
         }
         let stride = 3 * self.groups;
-        let mut dots = vec![0i32; ratio * n3];
-        let (mut ms, mut ss) = (vec![0.0f32; n3], vec![0.0f32; n3]);
-        for g in 0..self.n_kv_heads {
-            let first = (t0 - self.n_sink) * stride;
-            // SAFETY: rows t0.. of head g are in k3[g] at this offset and stride, followed by
-            // ROW_SLACK readable bytes; the q vectors of heads g·ratio.. are qs long and zero
-            // past head_dim (quantize_q); dots holds ratio × n3 values.
-            unsafe {
-                (ker.dot)(
-                    self.k3[g].as_ptr().add(first),
-                    stride,
-                    n3,
-                    self.groups,
-                    qq.q.as_ptr().add(g * ratio * qq.qs),
-                    qq.qs,
-                    ratio,
-                    dots.as_mut_ptr(),
-                )
-            };
-            self.scales3(&self.ks3[g], t0, &mut ms, &mut ss);
-            for (r, d) in dots.chunks_exact(n3).enumerate() {
-                let h = g * ratio + r;
-                let (sum, f) = (qq.sum[h], qq.factor[h]);
-                let o = &mut out[h * n + (t0 - range.start)..][..n3];
-                scores_from_dots(o, d, &ms, &ss, sum, f);
-            }
-        }
-    }
-
-    /// The f32 `(min, step)` of the 3-bit rows of head `g` from token `t0` on, into `ms`, `ss`
-    /// (as many as they hold).
-    fn scales3(&self, sc: &[[u16; 2]], t0: usize, ms: &mut [f32], ss: &mut [f32]) {
-        let rows = &sc[t0 - self.n_sink..];
-        scales_to_f32(rows, ms, ss);
+        dots.resize(ratio * n3, 0);
+        let first = (t0 - self.n_sink) * stride;
+        // SAFETY: rows t0.. of head g are in k3[g] at this offset and stride, followed by
+        // ROW_SLACK readable bytes; the q vectors of heads g·ratio.. are qs long and zero
+        // past head_dim (quantize_q); dots holds ratio × n3 values.
+        unsafe {
+            (ker.dot)(
+                self.k3[g].as_ptr().add(first),
+                stride,
+                n3,
+                self.groups,
+                qq.q.as_ptr().add(g * ratio * qq.qs),
+                qq.qs,
+                ratio,
+                dots.as_mut_ptr(),
+            )
+        };
+        let hs = g * ratio..(g + 1) * ratio;
+        scores3(
+            &mut out[t0 - range.start..],
+            n,
+            &dots[..ratio * n3],
+            &self.ks3[g][t0 - self.n_sink..][..n3],
+            &qq.sum[hs.clone()],
+            &qq.factor[hs],
+            mx,
+        );
     }
 
     /// The weighted sums `out_h = sum_t weights[h · range.len() + (t − range.start)] · v_t` of
@@ -539,11 +596,11 @@ impl KvCache {
             ("out", out.len()),
             false,
         )?;
-        self.wsum(set.kv_kernels().1, weights, n_heads, range, out, None);
+        self.wsum(set.kv_kernels().1, weights, n_heads, range, out);
         Ok(())
     }
 
-    /// `out_h = R^T (sum_t w · v_t) / z_h` (rotated sums, then rotated back).
+    /// `out_h = R^T (sum_t w · v_t)` (rotated sums, then rotated back): the split call.
     fn wsum(
         &self,
         ker: KvKernels,
@@ -551,71 +608,96 @@ impl KvCache {
         n_heads: usize,
         range: Range<usize>,
         out: &mut [f32],
-        z: Option<&[f32]>,
     ) {
-        let (d, n) = (self.head_dim, range.len());
         let ratio = n_heads / self.n_kv_heads;
-        let accs = 8 * round_up(self.groups, 8);
-        let mut acc = vec![0.0f32; n_heads * accs];
-        let mut base = vec![0.0f32; n_heads];
+        let n = range.len();
+        let mut s = Sums::new(self, n_heads, n);
+        for g in 0..self.n_kv_heads {
+            let wg = &w[g * ratio * n..][..ratio * n];
+            self.wsum_group(ker, wg, g, range.clone(), None, &mut s);
+        }
+        self.finish(&s, false, out);
+    }
+
+    /// KV head `g`'s query heads' part of the V sum over `range` into `s`: the weights of head
+    /// `r` of the group at `w[r · range.len() ..]`; with `mx`, they are scores and the weights
+    /// their softmax exponentials `E(w − mx[r])`, whose sums are added to `s.z`
+    /// (`docs/FORMATS.md` §8).
+    fn wsum_group(
+        &self,
+        ker: KvKernels,
+        w: &[f32],
+        g: usize,
+        range: Range<usize>,
+        mx: Option<&[f32]>,
+        s: &mut Sums,
+    ) {
+        let (d, n, accs) = (self.head_dim, range.len(), s.accs);
+        let ratio = s.base.len() / self.n_kv_heads;
+        let hs = g * ratio..(g + 1) * ratio;
+        let acc = &mut s.acc[hs.start * accs..hs.end * accs];
+        let (base, z) = (&mut s.base[hs.clone()], &mut s.z[hs]);
         let sink_end = range.end.min(self.n_sink).max(range.start);
         for t in range.start..sink_end {
-            for h in 0..n_heads {
-                let g = h / ratio;
-                let wt = w[h * n + (t - range.start)];
-                let (m, s) = self.scale(t, g, true);
-                let b = &self.v8[(t * self.n_kv_heads + g) * d..][..d];
-                let ws = wt * s;
-                for (a, &c) in acc[h * accs..][..d].iter_mut().zip(b) {
+            let (m, sc) = self.scale(t, g, true);
+            let b = &self.v8[(t * self.n_kv_heads + g) * d..][..d];
+            for r in 0..ratio {
+                let mut wt = w[r * n + (t - range.start)];
+                if let Some(mx) = mx {
+                    wt = exp_nonpositive(wt - mx[r]);
+                    z[r] += wt;
+                }
+                let ws = wt * sc;
+                for (a, &c) in acc[r * accs..][..d].iter_mut().zip(b) {
                     *a += ws * c as f32;
                 }
-                base[h] += wt * m;
+                base[r] += wt * m;
             }
         }
         let (t0, n3) = (sink_end, range.end - sink_end);
-        if n3 > 0 {
-            let stride = 3 * self.groups;
-            let nb = n3.div_ceil(WBLOCK);
-            let wlen = WBLOCK * nb;
-            let mut w8 = vec![0i8; ratio * wlen];
-            let mut fs = vec![0.0f32; ratio * nb];
-            let (mut ms, mut ss) = (vec![0.0f32; n3], vec![0.0f32; n3]);
-            let col = t0 - range.start;
-            for g in 0..self.n_kv_heads {
-                self.scales3(&self.vs3[g], t0, &mut ms, &mut ss);
-                for (r, (wr, fr)) in w8
-                    .chunks_exact_mut(wlen)
-                    .zip(fs.chunks_exact_mut(nb))
-                    .enumerate()
-                {
-                    let h = g * ratio + r;
-                    let wt = &w[h * n + col..][..n3];
-                    base[h] += v_weights(&mut wr[..n3], fr, wt, &ss, &ms);
-                }
-                let first = (t0 - self.n_sink) * stride;
-                // SAFETY: rows as in scores_q; w8 holds ratio runs of WBLOCK · nb weights,
-                // zero past n3, fs ratio × nb factors; acc holds the ratio vectors of heads
-                // g·ratio.., accs long each.
-                unsafe {
-                    (ker.wsum)(
-                        self.v3[g].as_ptr().add(first),
-                        stride,
-                        n3,
-                        self.groups,
-                        w8.as_ptr(),
-                        fs.as_ptr(),
-                        ratio,
-                        acc.as_mut_ptr().add(g * ratio * accs),
-                        accs,
-                    )
-                };
-            }
+        if n3 == 0 {
+            return;
         }
-        for h in 0..n_heads {
-            let o = &mut out[h * d..(h + 1) * d];
-            let inv = z.map_or(1.0, |z| 1.0 / z[h]);
-            for (x, &a) in o.iter_mut().zip(&acc[h * accs..]) {
-                *x = (a + base[h]) * inv;
+        let stride = 3 * self.groups;
+        let nb = n3.div_ceil(WBLOCK);
+        s.w8.resize(ratio * WBLOCK * nb, 0);
+        s.fs.resize(ratio * nb, 0.0);
+        v_weights3(
+            &mut s.w8,
+            &mut s.fs,
+            &w[t0 - range.start..],
+            n,
+            &self.vs3[g][t0 - self.n_sink..][..n3],
+            mx,
+            base,
+            z,
+        );
+        let first = (t0 - self.n_sink) * stride;
+        // SAFETY: rows as in scores_group; w8 holds ratio runs of WBLOCK · nb weights, zero
+        // past n3 (v_weights3), fs ratio × nb factors; acc holds the ratio vectors of heads
+        // g·ratio.., accs long each.
+        unsafe {
+            (ker.wsum)(
+                self.v3[g].as_ptr().add(first),
+                stride,
+                n3,
+                self.groups,
+                s.w8.as_ptr(),
+                s.fs.as_ptr(),
+                ratio,
+                acc.as_mut_ptr(),
+                accs,
+            )
+        };
+    }
+
+    /// `out_h = R^T (acc_h + base_h)`, divided by `z_h` first when `divide`.
+    fn finish(&self, s: &Sums, divide: bool, out: &mut [f32]) {
+        let d = self.head_dim;
+        for (h, o) in out.chunks_exact_mut(d).enumerate() {
+            let inv = if divide { 1.0 / s.z[h] } else { 1.0 };
+            for (x, &a) in o.iter_mut().zip(&s.acc[h * s.accs..]) {
+                *x = (a + s.base[h]) * inv;
             }
             self.rot.inverse(o);
         }
@@ -645,12 +727,51 @@ impl KvCache {
         first_non_finite(q, "q")?;
         let ker = set.kv_kernels().1;
         let qq = self.quantize_q(q, n_heads)?;
-        let n = self.len;
-        let mut p = vec![0.0f32; n_heads * n];
-        self.scores_q(ker, &qq, n_heads, 0..n, &mut p);
-        let z: Vec<f32> = p.chunks_exact_mut(n).map(softmax_exp).collect();
-        self.wsum(ker, &p, n_heads, 0..n, out, Some(&z));
+        let (n, ratio) = (self.len, n_heads / self.n_kv_heads);
+        // Per KV head: its query heads' scores and maxima, then the exponentials, their sums
+        // and the int8 V weights a block at a time, then the V sum (docs/FORMATS.md §8).
+        let mut s = Sums::new(self, n_heads, n);
+        let mut sc = vec![0.0f32; ratio * n];
+        let mut dots = Vec::new();
+        let mut mx = vec![0.0f32; ratio];
+        for g in 0..self.n_kv_heads {
+            mx.fill(f32::NEG_INFINITY);
+            self.scores_group(ker, &qq, g, 0..n, &mut sc, &mut dots, &mut mx);
+            self.wsum_group(ker, &sc, g, 0..n, Some(&mx), &mut s);
+        }
+        self.finish(&s, true, out);
         Ok(())
+    }
+}
+
+/// The accumulators of a V sum over every query head, and scratch for the weights.
+struct Sums {
+    /// The rotated sums, `accs` per query head (`8 · round_up(groups, 8)`, what the kernels
+    /// may write).
+    acc: Vec<f32>,
+    accs: usize,
+    /// The constant term `C` of each head.
+    base: Vec<f32>,
+    /// The softmax sums `Z` (attention only).
+    z: Vec<f32>,
+    /// The int8 weights and their block factors of one KV head's query heads.
+    w8: Vec<i8>,
+    fs: Vec<f32>,
+}
+
+impl Sums {
+    fn new(c: &KvCache, n_heads: usize, n: usize) -> Self {
+        let accs = 8 * round_up(c.groups, 8);
+        let ratio = n_heads / c.n_kv_heads;
+        let nb = n.div_ceil(WBLOCK);
+        Sums {
+            acc: vec![0.0; n_heads * accs],
+            accs,
+            base: vec![0.0; n_heads],
+            z: vec![0.0; n_heads],
+            w8: Vec::with_capacity(ratio * WBLOCK * nb),
+            fs: Vec::with_capacity(ratio * nb),
+        }
     }
 }
 
@@ -676,40 +797,6 @@ fn channel_scales(k: &[f32], n_kv_heads: usize, d: usize) -> Vec<f32> {
         }
     }
     a
-}
-
-/// Defines `fn $name(args) -> R` whose body is compiled three times, for AVX-512F, for AVX2
-/// and for the x86-64 baseline, the widest the CPU has chosen at run time, so that its element
-/// loops run 16 or 8 lanes wide rather than 4. Same arithmetic, bit for bit: Rust never fuses
-/// a multiply and an add on its own, and the loops fix their own summation order.
-macro_rules! wide_fn {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? $body:block) => {
-        $(#[$m])*
-        $vis fn $name($($a: $t),*) $(-> $r)? {
-            #[inline(always)]
-            fn plain($($a: $t),*) $(-> $r)? $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn avx512($($a: $t),*) $(-> $r)? {
-                    plain($($a),*)
-                }
-                #[target_feature(enable = "avx2")]
-                fn avx2($($a: $t),*) $(-> $r)? {
-                    plain($($a),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F.
-                    return unsafe { avx512($($a),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2.
-                    return unsafe { avx2($($a),*) };
-                }
-            }
-            plain($($a),*)
-        }
-    };
 }
 
 /// Softmax without the division, in place: `x_i <- E(x_i - max x)` (`E` the exponential of
@@ -741,57 +828,193 @@ wide_fn! {
 }
 
 wide_fn! {
-    /// `o_t = score(m_t, s_t, sum, dot_t, f)`: one query head's scores from its integer dots.
-    fn scores_from_dots(o: &mut [f32], dots: &[i32], ms: &[f32], ss: &[f32], sum: i32, f: f32) {
-        for (((o, &dot), &m), &s) in o.iter_mut().zip(dots).zip(ms).zip(ss) {
-            *o = score(m, s, sum, dot, f);
+    /// One rotated query head quantized as activations are (`docs/FORMATS.md` §1, the same
+    /// values as [`crate::quant::quantize_activations`]), into `out` as int16: returns the
+    /// absmax `a` and the sum of the values, or `None` when `y` holds a NaN or infinity.
+    /// Vectorizes: the rounding adds 1.5 · 2^23 (half to even, |y_j · 127 / a| <= 128) and reads
+    /// the integer from the low bits.
+    fn quantize_q_row(y: &[f32], out: &mut [i16]) -> Option<(f32, i32)> {
+        const ROUND: f32 = 12_582_912.0;
+        let (mut amax, mut finite) = (0.0f32, true);
+        for &v in y {
+            finite &= v.is_finite();
+            amax = big(amax, v.abs());
         }
+        if !finite {
+            return None;
+        }
+        let s = 127.0f32 / amax.max(crate::quant::SCALE_FLOOR);
+        let mut sum = 0i32;
+        for (o, &v) in out.iter_mut().zip(y) {
+            let i = ((v * s + ROUND).to_bits() as i32 - 0x4B40_0000).clamp(-128, 127);
+            *o = i as i16;
+            sum += i;
+        }
+        Some((amax.max(crate::quant::SCALE_FLOOR), sum))
     }
 }
 
 wide_fn! {
-    /// The f32 `(min, step)` of fp16 pairs.
-    fn scales_to_f32(rows: &[[u16; 2]], ms: &mut [f32], ss: &mut [f32]) {
-        for ((p, m), s) in rows.iter().zip(ms.iter_mut()).zip(ss.iter_mut()) {
-            *m = f16_finite_to_f32(p[0]);
-            *s = f16_finite_to_f32(p[1]);
-        }
-    }
-}
-
-wide_fn! {
-    /// One query head's V weights quantized per block of [`WBLOCK`] tokens (`docs/FORMATS.md`
-    /// §8): with `u_t = w_t · s_t` and `a` the largest `|u_t|` of the block, `f = a / 127` and
-    /// `w8_t = round_half_even(u_t · (127 / a))` (all 0 when `a = 0`); returns `Σ_t w_t · m_t`.
-    fn v_weights(w8: &mut [i8], f: &mut [f32], w: &[f32], ss: &[f32], ms: &[f32]) -> f32 {
-        let mut err = [0.0f32; 16];
-        for (((ob, fb), wb), sb) in w8
-            .chunks_mut(WBLOCK)
-            .zip(f.iter_mut())
-            .zip(w.chunks(WBLOCK))
-            .zip(ss.chunks(WBLOCK))
-        {
-            let k = wb.len();
-            if let (Ok(o), Ok(wf), Ok(sf)) = (
-                <&mut [i8; WBLOCK]>::try_from(&mut *ob),
-                <&[f32; WBLOCK]>::try_from(wb),
-                <&[f32; WBLOCK]>::try_from(&sb[..k]),
-            ) {
-                // Whole blocks with fixed sizes: the loops unroll and vectorize.
-                *fb = quantize_block(o, wf, sf, &mut err);
-            } else {
-                let (mut o, mut wf, mut sf) = ([0i8; WBLOCK], [0.0f32; WBLOCK], [0.0f32; WBLOCK]);
-                wf[..k].copy_from_slice(wb);
-                sf[..k].copy_from_slice(&sb[..k]);
-                *fb = quantize_block(&mut o, &wf, &sf, &mut err);
-                ob.copy_from_slice(&o[..k]);
+    /// The scores of one KV head's query heads at its 3-bit positions, a block of [`WBLOCK`]
+    /// positions at a time (the block's K scales converted once for every head): head `r`'s
+    /// scores `score(m_t, s_t, sum[r], dot, f[r])` at `o[r · os ..]` from its dots at
+    /// `dots[r · n3 ..]`, its largest taken into `mx[r]`.
+    fn scores3(
+        o: &mut [f32],
+        os: usize,
+        dots: &[i32],
+        ks: &[[u16; 2]],
+        sum: &[i32],
+        f: &[f32],
+        mx: &mut [f32],
+    ) {
+        let n3 = ks.len();
+        let (mut ms, mut ss) = ([0.0f32; WBLOCK], [0.0f32; WBLOCK]);
+        // Each head's maximum in 16 lanes across blocks, reduced once at the end.
+        let mut lanes = vec![[f32::NEG_INFINITY; 16]; mx.len()];
+        for (b, kb) in ks.chunks(WBLOCK).enumerate() {
+            let (t, k) = (b * WBLOCK, kb.len());
+            scales_f32(kb, &mut ms, &mut ss);
+            for (r, (m, ml)) in mx.iter_mut().zip(&mut lanes).enumerate() {
+                let (sum, f) = (sum[r], f[r]);
+                let ob = &mut o[r * os + t..][..k];
+                for (((o, &dot), &m), &s) in ob.iter_mut().zip(&dots[r * n3 + t..]).zip(&ms).zip(&ss)
+                {
+                    *o = score(m, s, sum, dot, f);
+                }
+                let c = ob.chunks_exact(16);
+                *m = c.remainder().iter().copied().fold(*m, big);
+                for x in c {
+                    for l in 0..16 {
+                        ml[l] = big(ml[l], x[l]);
+                    }
+                }
             }
         }
-        dot_f32(w, ms) - 3.5 * err.iter().sum::<f32>()
+        for (m, ml) in mx.iter_mut().zip(&mut lanes) {
+            for step in [8, 4, 2, 1] {
+                for l in 0..step {
+                    ml[l] = big(ml[l], ml[l + step]);
+                }
+            }
+            *m = big(*m, ml[0]);
+        }
     }
 }
 
-/// One block of [`v_weights`]: `o_t = round_half_even(u_t · (127 / a))` for `u_t = w_t · s_t`,
+/// The f32 `(min, step)` of fp16 pairs (as many as `rows` holds).
+#[inline(always)]
+fn scales_f32(rows: &[[u16; 2]], ms: &mut [f32], ss: &mut [f32]) {
+    for ((p, m), s) in rows.iter().zip(ms.iter_mut()).zip(ss.iter_mut()) {
+        *m = f16_finite_to_f32(p[0]);
+        *s = f16_finite_to_f32(p[1]);
+    }
+}
+
+/// `max(m, x)` for non-NaN values: one `maxps`.
+#[inline(always)]
+fn big(m: f32, x: f32) -> f32 {
+    if x > m {
+        x
+    } else {
+        m
+    }
+}
+
+/// One query head's running sums in [`v_weights3`], across its blocks.
+#[derive(Clone, Copy)]
+struct Lanes {
+    /// `Σ p_t` and `Σ p_t · m_t` in [`LANES`] lanes, and of the last `n mod 32` positions.
+    z: [f32; LANES],
+    b: [f32; LANES],
+    zt: f32,
+    bt: f32,
+    /// The weights' rounding errors, in 16 lanes.
+    e: [f32; 16],
+}
+
+wide_fn! {
+    /// The int8 V weights of one KV head's query heads over its 3-bit positions
+    /// (`docs/FORMATS.md` §8), a block of [`WBLOCK`] positions at a time while the block is in
+    /// L1 (its V scales converted once for every head). Head `r`'s weights `p_t` are
+    /// `w[r · ws + t]`, or with `mx` their exponentials `E(w − mx[r])`; per block,
+    /// `u_t = p_t · s_t`, `a` the largest `|u_t|`, `f = a / 127`, `w8_t = round_half_even(u_t ·
+    /// (127 / a))` (all 0 when `a = 0`) into `w8[r · 64 · nb + t]` (zero past the last
+    /// position), `f` into `fs[r · nb + b]`. Adds `Σ_t p_t · m_t − 3.5 · Σ_t (f · w8_t − u_t)`
+    /// to `base[r]` and `Σ_t p_t` to `z[r]`.
+    #[allow(clippy::too_many_arguments)]
+    fn v_weights3(
+        w8: &mut [i8],
+        fs: &mut [f32],
+        w: &[f32],
+        ws: usize,
+        vs: &[[u16; 2]],
+        mx: Option<&[f32]>,
+        base: &mut [f32],
+        z: &mut [f32],
+    ) {
+        let nb = vs.len().div_ceil(WBLOCK);
+        // Sums of no term start at -0.0, as `Iterator::sum` does: the tails' order is its.
+        let mut lanes = vec![
+            Lanes { z: [0.0; LANES], b: [0.0; LANES], zt: -0.0, bt: -0.0, e: [0.0; 16] };
+            base.len()
+        ];
+        let (mut ms, mut ss) = ([0.0f32; WBLOCK], [0.0f32; WBLOCK]);
+        for (b, vb) in vs.chunks(WBLOCK).enumerate() {
+            let (t, k) = (b * WBLOCK, vb.len());
+            if k < WBLOCK {
+                // The last block, padded with weight 0 and scale 0.
+                ms.fill(0.0);
+                ss.fill(0.0);
+            }
+            scales_f32(vb, &mut ms, &mut ss);
+            for (r, ln) in lanes.iter_mut().enumerate() {
+                let mut p = [0.0f32; WBLOCK];
+                let wb = &w[r * ws + t..][..k];
+                match mx {
+                    Some(mx) => exps(&mut p, wb, mx[r]),
+                    None => p[..k].copy_from_slice(wb),
+                }
+                let full = k / LANES * LANES;
+                for (pc, mc) in p[..full].chunks_exact(LANES).zip(ms.chunks_exact(LANES)) {
+                    for l in 0..LANES {
+                        ln.z[l] += pc[l];
+                        ln.b[l] += pc[l] * mc[l];
+                    }
+                }
+                for (&p, &m) in p[full..k].iter().zip(&ms[full..k]) {
+                    ln.zt += p;
+                    ln.bt += p * m;
+                }
+                let o: &mut [i8; WBLOCK] = (&mut w8[(r * nb + b) * WBLOCK..][..WBLOCK])
+                    .try_into()
+                    .expect("a block");
+                fs[r * nb + b] = quantize_block(o, &p, &ss, &mut ln.e);
+            }
+        }
+        for ((ln, bs), zs) in lanes.iter().zip(base).zip(z) {
+            *bs += (ln.b.iter().sum::<f32>() + ln.bt) - 3.5 * ln.e.iter().sum::<f32>();
+            *zs += ln.z.iter().sum::<f32>() + ln.zt;
+        }
+    }
+}
+
+/// `p_i = E(x_i − mx)` for the `x` given, `p` left as it is past them.
+#[inline(always)]
+fn exps(p: &mut [f32; WBLOCK], x: &[f32], mx: f32) {
+    if let Ok(x) = <&[f32; WBLOCK]>::try_from(x) {
+        // A whole block: fixed sizes, so the loop unrolls.
+        for (p, &x) in p.iter_mut().zip(x) {
+            *p = exp_nonpositive(x - mx);
+        }
+    } else {
+        for (p, &x) in p.iter_mut().zip(x) {
+            *p = exp_nonpositive(x - mx);
+        }
+    }
+}
+
+/// One block of [`v_weights3`]: `o_t = round_half_even(u_t · (127 / a))` for `u_t = w_t · s_t`,
 /// `a = max |u_t|` (all 0 when `a = 0`); returns `f = a / 127`, and adds `f · o_t − u_t` to
 /// lane `t mod 16` of `e`.
 #[inline(always)]
@@ -806,7 +1029,6 @@ fn quantize_block(
     // bits (two's complement) of the sum's bits: |u · 127 / a| <= 127 · (1 + 2^-22).
     const ROUND: f32 = 12_582_912.0;
     const L: usize = 16;
-    let big = |m: f32, x: f32| if x > m { x } else { m };
     let mut u = [0.0f32; WBLOCK];
     let mut m = [0.0f32; L];
     for c in 0..WBLOCK / L {
@@ -828,8 +1050,10 @@ fn quantize_block(
     for c in 0..WBLOCK / L {
         for l in 0..L {
             let i = c * L + l;
-            o[i] = (u[i] * inv + ROUND).to_bits() as u8 as i8;
-            e[l] += f * o[i] as f32 - u[i];
+            let t = u[i] * inv + ROUND;
+            o[i] = t.to_bits() as u8 as i8;
+            // t − ROUND is the code itself, exactly.
+            e[l] += f * (t - ROUND) - u[i];
         }
     }
     f
@@ -839,33 +1063,12 @@ fn quantize_block(
 /// vectorize and are not bound by the latency of one f32 add.
 const LANES: usize = 32;
 
-/// `Σ a_i · b_i`: lane `i mod 32` summed in order, then the 32 lanes in order, then the
-/// products of the last `n mod 32` pairs summed in order.
-#[inline(always)]
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// The largest of `a` (−∞ for none), `a` holding no NaN (scores are finite): a plain
 /// comparison, which compiles to one `maxps`, in 64 lanes (four independent chains of 16 or
 /// eight of 8); the maximum of non-NaN values does not depend on the order.
 #[inline(always)]
 fn max_f32(a: &[f32]) -> f32 {
     const W: usize = 2 * LANES;
-    let big = |m: f32, x: f32| if x > m { x } else { m };
     let mut acc = [f32::NEG_INFINITY; W];
     let c = a.chunks_exact(W);
     let tail = c.remainder().iter().copied().fold(f32::NEG_INFINITY, big);
@@ -890,10 +1093,10 @@ fn exp_nonpositive(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let under = x < -87.0;
     let x = x.max(-87.0);
-    let t = x * LOG2E + ROUND;
+    let t = x.mul_add(LOG2E, ROUND);
     let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = 1.0 / 5040.0;
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
+    let mut p: f32 = 1.0 / 5040.0;
     for c in [
         1.0 / 720.0,
         1.0 / 120.0,
@@ -903,7 +1106,7 @@ fn exp_nonpositive(x: f32) -> f32 {
         1.0,
         1.0,
     ] {
-        p = p * r + c;
+        p = p.mul_add(r, c);
     }
     // n is in -126 ..= 0, so 2^n is a normal f32. t's bits are 0x4B40_0000 + n: the biased
     // exponent comes from them with integer adds (a float-to-int cast would not vectorize).

@@ -58,20 +58,7 @@ impl Rotation {
     /// In-place fast Walsh–Hadamard transform of each block, scaled by `1/sqrt(len)`.
     fn hadamard(&self, x: &mut [f32]) {
         for (s, len) in self.blocks() {
-            let blk = &mut x[s..s + len];
-            let mut h = 1;
-            while h < len {
-                for i in (0..len).step_by(2 * h) {
-                    for j in i..i + h {
-                        let (a, b) = (blk[j], blk[j + h]);
-                        blk[j] = a + b;
-                        blk[j + h] = a - b;
-                    }
-                }
-                h *= 2;
-            }
-            let norm = 1.0 / (len as f32).sqrt();
-            blk.iter_mut().for_each(|v| *v *= norm);
+            fwht(&mut x[s..s + len]);
         }
     }
 
@@ -85,6 +72,42 @@ impl Rotation {
     pub(crate) fn inverse(&self, x: &mut [f32]) {
         self.hadamard(x);
         x.iter_mut().zip(&self.signs).for_each(|(v, s)| *v *= s);
+    }
+}
+
+wide_fn! {
+    /// The fast Walsh–Hadamard transform of one block (`len` a power of two), times
+    /// `1/sqrt(len)`: butterflies `(a, b) -> (a + b, a - b)` of span 1, 2, 4, ... Each span's
+    /// butterflies are independent of each other, so the order they run in does not change a
+    /// bit: spans 1, 2, 4 run per 8 values (they stay within them), longer spans a whole
+    /// half-block at a time, which vectorizes.
+    fn fwht(blk: &mut [f32]) {
+        let len = blk.len();
+        let mut h = 1;
+        if len >= 8 {
+            for c in blk.chunks_exact_mut(8) {
+                let c: &mut [f32; 8] = c.try_into().expect("8 values");
+                for span in [1, 2, 4] {
+                    for i in (0..8).filter(|i| i & span == 0) {
+                        let (a, b) = (c[i], c[i + span]);
+                        c[i] = a + b;
+                        c[i + span] = a - b;
+                    }
+                }
+            }
+            h = 8;
+        }
+        while h < len {
+            for pair in blk.chunks_exact_mut(2 * h) {
+                let (lo, hi) = pair.split_at_mut(h);
+                for (a, b) in lo.iter_mut().zip(hi) {
+                    (*a, *b) = (*a + *b, *a - *b);
+                }
+            }
+            h *= 2;
+        }
+        let norm = 1.0 / (len as f32).sqrt();
+        blk.iter_mut().for_each(|v| *v *= norm);
     }
 }
 

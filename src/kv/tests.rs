@@ -389,10 +389,19 @@ fn weight_quantization_blocks() {
     let mut w = w;
     w[3] = 2.0; // dominant in block 0
     let s: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
-    let m = vec![0.0f32; n];
-    let (mut q, mut f) = (vec![0i8; n], vec![0.0f32; 2]);
-    v_weights(&mut q, &mut f, &w, &s, &m);
+    // fp16 (min, step) pairs, exact for these steps; minimum 0.
+    let vs: Vec<[u16; 2]> = s.iter().map(|&x| [0, quant::f32_to_f16(x)]).collect();
+    let weights = |w: &[f32], vs: &[[u16; 2]], q: &mut [i8], f: &mut [f32]| {
+        let (mut base, mut z) = ([0.0f32], [0.0f32]);
+        v_weights3(q, f, w, w.len(), vs, None, &mut base, &mut z);
+        // The weights' own sum (no exponentials here), in the lanes of FORMATS.md §8.
+        assert!((z[0] - w.iter().sum::<f32>()).abs() <= 1e-6 * z[0]);
+    };
+    let (mut q, mut f) = (vec![0i8; 2 * WBLOCK], vec![0.0f32; 2]);
+    weights(&w, &vs, &mut q, &mut f);
     assert_eq!(q[3], 127);
+    // The last block is padded with zero weights.
+    assert!(q[n..].iter().all(|&c| c == 0));
     for (b, &fb) in f.iter().enumerate() {
         let r = b * WBLOCK..n.min((b + 1) * WBLOCK);
         let a = r.clone().map(|i| w[i] * s[i]).fold(0.0f32, f32::max);
@@ -403,7 +412,31 @@ fn weight_quantization_blocks() {
         }
     }
     // The last block alone gives the same codes and factor.
-    let (mut q2, mut f2) = (vec![0i8; 5], vec![0.0f32; 1]);
-    v_weights(&mut q2, &mut f2, &w[WBLOCK..], &s[WBLOCK..], &m[WBLOCK..]);
-    assert_eq!((&q2[..], f2[0]), (&q[WBLOCK..], f[1]));
+    let (mut q2, mut f2) = (vec![0i8; WBLOCK], vec![0.0f32; 1]);
+    weights(&w[WBLOCK..], &vs[WBLOCK..], &mut q2, &mut f2);
+    assert_eq!((&q2[..5], f2[0]), (&q[WBLOCK..n], f[1]));
+}
+
+/// q's quantization in the attention path equals the activations' (FORMATS.md §1), ties and
+/// the absmax floor included, and refuses what is not finite.
+#[test]
+fn q_quantization_matches_activations() {
+    let mut rng = Rng(21);
+    let mut rows: Vec<Vec<f32>> = (0..20).map(|i| rng.vec(1 + i * 13)).collect();
+    // a = 127: every value is its own code, the .5 ones tie to even.
+    rows.push(vec![127.0, 0.5, 1.5, 2.5, -2.5, -0.5, -127.0, 126.5, 3.0]);
+    rows.push(vec![1e-7, -3e-6, 0.0]);
+    rows.push(vec![0.0; 5]);
+    for y in &rows {
+        let mut want = vec![0i8; y.len()];
+        let a = crate::quant::quantize_activations(y, &mut want).unwrap();
+        let mut got = vec![0i16; y.len()];
+        let (ga, sum) = quantize_q_row(y, &mut got).unwrap();
+        assert_eq!(ga, a);
+        assert!(got.iter().zip(&want).all(|(&g, &w)| g == w as i16), "{y:?}");
+        assert_eq!(sum, want.iter().map(|&w| w as i32).sum::<i32>());
+    }
+    let mut o = [0i16; 3];
+    assert!(quantize_q_row(&[1.0, f32::INFINITY, 0.0], &mut o).is_none());
+    assert!(quantize_q_row(&[1.0, f32::NAN, 0.0], &mut o).is_none());
 }

@@ -1,0 +1,58 @@
+//! One decode step's 3-bit attention, repeated: a small program for profilers and instruction
+//! counts (`perf record`, `valgrind --tool=callgrind`), where `kv_report`'s accuracy draws and
+//! bandwidth probe would dominate. The 2B-4T attention shape (20 query / 5 KV heads, head_dim
+//! 128), one sink token; prints the median µs per layer of each round over every layer.
+//!
+//! ```sh
+//! cargo run --release -p bitnet-bench --bin kv_step -- --tokens 4096 --layers 1 --calls 20
+//! BITNET_KERNEL=avx2 valgrind --tool=callgrind target/release/kv_step --calls 3
+//! ```
+
+use bitnet_bench::data::{normals, Rng};
+use bitnet_bench::stats;
+use bitnet_kernels::kv::KvCache;
+
+const HK: usize = 5;
+const HQ: usize = 20;
+const D: usize = 128;
+
+fn arg(name: &str, default: usize) -> usize {
+    let a: Vec<String> = std::env::args().collect();
+    a.iter()
+        .position(|x| x == name)
+        .and_then(|i| a.get(i + 1))
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(default)
+}
+
+fn main() -> bitnet_kernels::Result<()> {
+    let (tokens, layers, calls) = (
+        arg("--tokens", 4096).max(1),
+        arg("--layers", 1).max(1),
+        arg("--calls", 20).max(1),
+    );
+    let mut rng = Rng::new(5);
+    let k = normals(&mut rng, tokens * HK * D);
+    let v = normals(&mut rng, tokens * HK * D);
+    let q = normals(&mut rng, HQ * D);
+    let mut first = KvCache::new(HK, D, tokens, 1)?;
+    first.append(&k, &v, tokens)?;
+    let caches: Vec<KvCache> = (0..layers).map(|_| first.clone()).collect();
+    let mut out = vec![0.0f32; HQ * D];
+    let mut ts: Vec<f64> = (0..calls)
+        .map(|_| {
+            stats::time(|| {
+                caches
+                    .iter()
+                    .for_each(|c| c.attend(&q, HQ, &mut out).unwrap())
+            })
+        })
+        .map(|t| t / layers as f64 * 1e6)
+        .collect();
+    let check: f32 = out.iter().sum();
+    println!(
+        "{tokens} tokens, {layers} layers, {calls} calls: median {:.1} µs per layer (checksum {check})",
+        stats::median(&mut ts)
+    );
+    Ok(())
+}
