@@ -969,27 +969,19 @@ wide_fn! {
             }
             scales_f32(vb, &mut ms, &mut ss);
             for (r, ln) in lanes.iter_mut().enumerate() {
-                let mut p = [0.0f32; WBLOCK];
-                let wb = &w[r * ws + t..][..k];
-                match mx {
-                    Some(mx) => exps(&mut p, wb, mx[r]),
-                    None => p[..k].copy_from_slice(wb),
-                }
-                let full = k / LANES * LANES;
-                for (pc, mc) in p[..full].chunks_exact(LANES).zip(ms.chunks_exact(LANES)) {
-                    for l in 0..LANES {
-                        ln.z[l] += pc[l];
-                        ln.b[l] += pc[l] * mc[l];
-                    }
-                }
-                for (&p, &m) in p[full..k].iter().zip(&ms[full..k]) {
-                    ln.zt += p;
-                    ln.bt += p * m;
-                }
                 let o: &mut [i8; WBLOCK] = (&mut w8[(r * nb + b) * WBLOCK..][..WBLOCK])
                     .try_into()
                     .expect("a block");
-                fs[r * nb + b] = quantize_block(o, &p, &ss, &mut ln.e);
+                let wb = &w[r * ws + t..][..k];
+                let m = mx.map(|m| m[r]);
+                fs[r * nb + b] = if let Ok(wb) = <&[f32; WBLOCK]>::try_from(wb) {
+                    // A whole block: fixed sizes, so the loops unroll and have no tails.
+                    weights_block(o, ln, wb, WBLOCK, m, &ms, &ss)
+                } else {
+                    let mut x = [0.0f32; WBLOCK];
+                    x[..k].copy_from_slice(wb);
+                    weights_block(o, ln, &x, k, m, &ms, &ss)
+                };
             }
         }
         for ((ln, bs), zs) in lanes.iter().zip(base).zip(z) {
@@ -999,19 +991,41 @@ wide_fn! {
     }
 }
 
-/// `p_i = E(x_i − mx)` for the `x` given, `p` left as it is past them.
+/// One block of one query head in [`v_weights3`]: the first `k` of `x` are the weights, or
+/// with `mx` the scores whose exponentials `E(x − mx)` they are (the rest count as weight 0);
+/// adds them and their products with the minima `ms` to the lanes, quantizes them
+/// ([`quantize_block`]) into `o` and returns the block's factor.
 #[inline(always)]
-fn exps(p: &mut [f32; WBLOCK], x: &[f32], mx: f32) {
-    if let Ok(x) = <&[f32; WBLOCK]>::try_from(x) {
-        // A whole block: fixed sizes, so the loop unrolls.
-        for (p, &x) in p.iter_mut().zip(x) {
-            *p = exp_nonpositive(x - mx);
+fn weights_block(
+    o: &mut [i8; WBLOCK],
+    ln: &mut Lanes,
+    x: &[f32; WBLOCK],
+    k: usize,
+    mx: Option<f32>,
+    ms: &[f32; WBLOCK],
+    ss: &[f32; WBLOCK],
+) -> f32 {
+    let mut p = [0.0f32; WBLOCK];
+    match mx {
+        Some(mx) => {
+            for (p, &x) in p.iter_mut().zip(x).take(k) {
+                *p = exp_nonpositive(x - mx);
+            }
         }
-    } else {
-        for (p, &x) in p.iter_mut().zip(x) {
-            *p = exp_nonpositive(x - mx);
+        None => p[..k].copy_from_slice(&x[..k]),
+    }
+    let full = k / LANES * LANES;
+    for (pc, mc) in p[..full].chunks_exact(LANES).zip(ms.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            ln.z[l] += pc[l];
+            ln.b[l] += pc[l] * mc[l];
         }
     }
+    for (&p, &m) in p[full..k].iter().zip(&ms[full..k]) {
+        ln.zt += p;
+        ln.bt += p * m;
+    }
+    quantize_block(o, &p, ss, &mut ln.e)
 }
 
 /// One block of [`v_weights3`]: `o_t = round_half_even(u_t · (127 / a))` for `u_t = w_t · s_t`,
