@@ -7,8 +7,9 @@
 //! 3-bit codes (8 codes in 3 bytes) with an fp16 minimum and step; the first `n_sink` tokens
 //! get 8-bit codes. Attention rotates q the same way, quantizes it to int8 per head, takes
 //! the integer dot products with the codes (exact), scales them, applies a numerically stable
-//! softmax, sums V straight from its codes, and rotates the result back. The exact maths is
-//! `docs/FORMATS.md` §8.
+//! softmax, sums V straight from its codes, and rotates the result back; per KV head, the
+//! exponentials, their sums and the int8 V weights are made a block of 64 positions at a time,
+//! while the block is in L1. The exact maths is `docs/FORMATS.md` §8.
 //!
 //! ```
 //! use bitnet_kernels::kv::KvCache;
@@ -800,10 +801,11 @@ fn channel_scales(k: &[f32], n_kv_heads: usize, d: usize) -> Vec<f32> {
 }
 
 /// Softmax without the division, in place: `x_i <- E(x_i - max x)` (`E` the exponential of
-/// `docs/FORMATS.md` §8), returning `Z = Σ x_i` summed in the lane order of §8. The maximum is subtracted first, so every exponent is `<= 0` and the largest
-/// term is exactly 1 (`Z >= 1` for a non-empty `x`: no overflow, no division by zero). An
-/// engine with its own split-K scheme, or a baseline, gets the same softmax as
-/// [`KvCache::attend`]; divide the weights (or the weighted sum) by `Z`.
+/// `docs/FORMATS.md` §8), returning `Z = Σ x_i` summed in the 32 lanes of §8. The maximum is
+/// subtracted first, so every exponent is `<= 0` and the largest term is exactly 1 (`Z >= 1`
+/// for a non-empty `x`: no overflow, no division by zero). An engine with its own split-K
+/// scheme, or a baseline, gets the exponentials of [`KvCache::attend`] (which sums its `Z`
+/// sink positions first, §8); divide the weights (or the weighted sum) by `Z`.
 pub fn softmax_exp(x: &mut [f32]) -> f32 {
     softmax_exp_wide(x)
 }
@@ -870,34 +872,24 @@ wide_fn! {
     ) {
         let n3 = ks.len();
         let (mut ms, mut ss) = ([0.0f32; WBLOCK], [0.0f32; WBLOCK]);
-        // Each head's maximum in 16 lanes across blocks, reduced once at the end.
-        let mut lanes = vec![[f32::NEG_INFINITY; 16]; mx.len()];
+        // Each head's maximum as the largest order key (below): an integer maximum, which
+        // reduces with a short vector tree.
+        let mut keys: Vec<u32> = mx.iter().map(|&m| order_key(m)).collect();
         for (b, kb) in ks.chunks(WBLOCK).enumerate() {
             let (t, k) = (b * WBLOCK, kb.len());
             scales_f32(kb, &mut ms, &mut ss);
-            for (r, (m, ml)) in mx.iter_mut().zip(&mut lanes).enumerate() {
+            for (r, key) in keys.iter_mut().enumerate() {
                 let (sum, f) = (sum[r], f[r]);
                 let ob = &mut o[r * os + t..][..k];
                 for (((o, &dot), &m), &s) in ob.iter_mut().zip(&dots[r * n3 + t..]).zip(&ms).zip(&ss)
                 {
                     *o = score(m, s, sum, dot, f);
                 }
-                let c = ob.chunks_exact(16);
-                *m = c.remainder().iter().copied().fold(*m, big);
-                for x in c {
-                    for l in 0..16 {
-                        ml[l] = big(ml[l], x[l]);
-                    }
-                }
+                *key = ob.iter().map(|&x| order_key(x)).fold(*key, u32::max);
             }
         }
-        for (m, ml) in mx.iter_mut().zip(&mut lanes) {
-            for step in [8, 4, 2, 1] {
-                for l in 0..step {
-                    ml[l] = big(ml[l], ml[l + step]);
-                }
-            }
-            *m = big(*m, ml[0]);
+        for (m, &key) in mx.iter_mut().zip(&keys) {
+            *m = from_order_key(key);
         }
     }
 }
@@ -919,6 +911,24 @@ fn big(m: f32, x: f32) -> f32 {
     } else {
         m
     }
+}
+
+/// A key whose unsigned order is the order of non-NaN f32 values (−0 just below +0): the bits
+/// with the sign bit set for non-negative values, all bits flipped for negative ones.
+#[inline(always)]
+fn order_key(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+/// The value of an [`order_key`].
+#[inline(always)]
+fn from_order_key(k: u32) -> f32 {
+    f32::from_bits(if k >> 31 == 1 { k & 0x7fff_ffff } else { !k })
 }
 
 /// One query head's running sums in [`v_weights3`], across its blocks.
@@ -1044,21 +1054,17 @@ fn quantize_block(
     const ROUND: f32 = 12_582_912.0;
     const L: usize = 16;
     let mut u = [0.0f32; WBLOCK];
-    let mut m = [0.0f32; L];
-    for c in 0..WBLOCK / L {
-        for l in 0..L {
-            let i = c * L + l;
-            u[i] = w[i] * s[i];
-            m[l] = big(m[l], u[i].abs());
-        }
+    for i in 0..WBLOCK {
+        u[i] = w[i] * s[i];
     }
-    // A halving tree, which vectorizes (the maximum does not depend on the order).
-    for step in [8, 4, 2, 1] {
-        for l in 0..step {
-            m[l] = big(m[l], m[l + step]);
-        }
-    }
-    let a = m[0];
+    // The largest |u_t| as the largest of their bits: for finite non-negative f32 the order of
+    // the bits as integers is the order of the values, and an integer maximum reduces with a
+    // short vector tree (a float one, spelt as a halving tree, compiled to scalar shuffles).
+    let a = f32::from_bits(
+        u.iter()
+            .map(|x| x.to_bits() & 0x7fff_ffff)
+            .fold(0, u32::max),
+    );
     let inv = if a > 0.0 { 127.0 / a } else { 0.0 };
     let f = a / 127.0;
     for c in 0..WBLOCK / L {
