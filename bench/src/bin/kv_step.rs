@@ -49,10 +49,23 @@ fn main() -> bitnet_kernels::Result<()> {
         })
         .map(|t| t / layers as f64 * 1e6)
         .collect();
-    let check: f32 = out.iter().sum();
+    // Hashes of the bits of attention and of the two split calls, to compare builds.
+    let hash = |x: &[f32]| {
+        x.iter().fold(0u64, |h, v| {
+            (h ^ v.to_bits() as u64).wrapping_mul(0x100_0000_01b3)
+        })
+    };
+    let mut scores = vec![0.0f32; HQ * tokens];
+    first.scores(&q, HQ, 0..tokens, &mut scores)?;
+    let w: Vec<f32> = scores.iter().map(|s| (s * 0.1).tanh()).collect();
+    let mut wv = vec![0.0f32; HQ * D];
+    first.weighted_v(&w, HQ, 0..tokens, &mut wv)?;
     println!(
-        "{tokens} tokens, {layers} layers, {calls} calls: median {:.1} µs per layer (checksum {check})",
-        stats::median(&mut ts)
+        "{tokens} tokens, {layers} layers, {calls} calls: median {:.1} µs per layer (bits: attend {:016x}, scores {:016x}, weighted_v {:016x})",
+        stats::median(&mut ts),
+        hash(&out),
+        hash(&scores),
+        hash(&wv)
     );
     Ok(())
 }
