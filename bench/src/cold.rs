@@ -82,22 +82,6 @@ impl<T> Rotation<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rotation_covers_the_bytes_and_cycles() {
-        let mut r = Rotation::new(7u8, 10, 95);
-        assert_eq!(r.len(), 10);
-        assert_eq!(Rotation::new(0u8, 1 << 20, 1).len(), COLD_COPIES);
-        for _ in 0..25 {
-            assert_eq!(*r.next(), 7);
-        }
-        assert_eq!(r.next, 5);
-    }
-}
-
 /// Reads the packed bytes of `m`'s rows once through the products' dispatch
 /// (`par::for_each_chunk`, chunks of whole `tile`s, `threads` threads) with the streaming
 /// probe's own loop: what a product of the same bytes could reach if its kernel cost nothing.
@@ -116,4 +100,20 @@ pub fn read_matrix(m: &bitnet_kernels::TernaryMatrix, tile: usize, threads: usiz
             ));
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_covers_the_bytes_and_cycles() {
+        let mut r = Rotation::new(7u8, 10, 95);
+        assert_eq!(r.len(), 10);
+        assert_eq!(Rotation::new(0u8, 1 << 20, 1).len(), COLD_COPIES);
+        for _ in 0..25 {
+            assert_eq!(*r.next(), 7);
+        }
+        assert_eq!(r.next, 5);
+    }
 }
