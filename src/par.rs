@@ -313,6 +313,51 @@ pub fn split_rows<'a, T>(
     out
 }
 
+/// One mutable slice that the jobs of a dispatch write at once, each at places no other job
+/// touches: the output of a product with several activation rows, where a chunk of the
+/// matrix's rows owns a column block of every output row (`y[j * rows + r]` for `r` in the
+/// chunk), not one contiguous piece that [`split_rows`] could hand out.
+///
+/// Why: the jobs then copy (and rescale) their own accumulators while they are in their
+/// cache, instead of the calling thread doing all of it after the dispatch.
+pub(crate) struct Disjoint<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _slice: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a `Disjoint` is a `&mut [T]` lent out in pieces; sending or sharing it sends `T`s
+// to other threads, and `part`'s contract keeps the pieces apart.
+unsafe impl<T: Send> Send for Disjoint<'_, T> {}
+// SAFETY: as above: shared access only hands out disjoint pieces (`part`'s contract).
+unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
+
+impl<'a, T> Disjoint<'a, T> {
+    pub(crate) fn new(s: &'a mut [T]) -> Self {
+        Disjoint {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _slice: std::marker::PhantomData,
+        }
+    }
+
+    /// The elements `range` (checked against the slice: out of bounds panics).
+    ///
+    /// # Safety
+    /// While the returned slice lives, no other piece taken from this `Disjoint` may overlap
+    /// `range`.
+    #[allow(clippy::mut_from_ref)] // the contract above is what makes the `&mut` unique
+    pub(crate) unsafe fn part(&self, range: Range<usize>) -> &mut [T] {
+        assert!(
+            range.start <= range.end && range.end <= self.len,
+            "piece out of bounds"
+        );
+        // SAFETY: inside the slice (checked), borrowed for 'a by `new`, and not overlapping
+        // any other live piece (the caller's contract).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -334,3 +334,30 @@ fn sparse_windows_and_row_ranges() {
         }
     }
 }
+
+/// Activations at any address: the products copy rows that do not start on a cache line
+/// into an aligned buffer (and borrow those that do), with the same results either way,
+/// GEMV and GEMM, on one thread and split over threads.
+#[test]
+fn activations_at_every_offset_in_a_line() {
+    // cols = 512 is I2_S's padded width, so an aligned x is read in place.
+    let (rows, cols, n) = (2816, 512, 3);
+    let t: Vec<i8> = (0..rows * cols)
+        .map(|i| ((i * 5 + i / 7) % 3) as i8 - 1)
+        .collect();
+    let x: Vec<i8> = (0..n * cols).map(|i| (i * 29 % 255) as u8 as i8).collect();
+    let mut buf = vec![0i8; x.len() + 128];
+    let base = buf.as_ptr().align_offset(64);
+    for off in [0, 1, 16, 32, 63] {
+        let s = base + off;
+        buf[s..s + x.len()].copy_from_slice(&x);
+        assert_kernels_match_naive(
+            &t,
+            rows,
+            cols,
+            &buf[s..s + x.len()],
+            n,
+            &format!("offset {off}"),
+        );
+    }
+}

@@ -82,6 +82,26 @@ impl<T> Rotation<T> {
     }
 }
 
+/// Reads the packed bytes of `m`'s rows once through the products' dispatch
+/// (`par::for_each_chunk`, chunks of whole `tile`s, `threads` threads) with the streaming
+/// probe's own loop: what a product of the same bytes could reach if its kernel cost nothing.
+pub fn read_matrix(m: &bitnet_kernels::TernaryMatrix, tile: usize, threads: usize) {
+    let b = m.packed_bytes();
+    let per_row = b.len() / m.layout().rows_padded;
+    bitnet_kernels::par::for_each_chunk(
+        m.rows(),
+        tile,
+        threads,
+        |ranges| vec![(); ranges.len()],
+        |r, ()| {
+            std::hint::black_box(crate::probe::read_bytes(
+                &b[r.start * per_row..r.end * per_row],
+                crate::probe::ReadLoop::Prefetch,
+            ));
+        },
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

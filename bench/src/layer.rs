@@ -47,6 +47,15 @@ impl Layer {
         Layer { m }
     }
 
+    /// Reads the seven matrices' packed bytes once, in the products' order, through the
+    /// products' dispatch on `threads` threads ([`crate::cold::read_matrix`]): the layer with
+    /// kernels that cost nothing.
+    pub fn read(&self, threads: usize) {
+        for m in &self.m {
+            crate::cold::read_matrix(m, m.layout().row_tile, threads);
+        }
+    }
+
     /// The packed bytes of the seven matrices: what one token must read.
     pub fn packed_bytes(&self) -> usize {
         self.m.iter().map(|m| m.packed_bytes().len()).sum()

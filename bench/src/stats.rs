@@ -98,19 +98,34 @@ pub fn measure_pair(
     max_reps: usize,
     mut f: impl FnMut(bool),
 ) -> (Timing, Timing) {
-    f(false);
-    f(true);
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let t = measure_turns(budget_s, min_reps, max_reps, 2, |i| f(i == 1));
+    (t[0], t[1])
+}
+
+/// [`measure_pair`] for `ways` calls `f(0)`, ..., `f(ways - 1)`, timed in turns.
+pub fn measure_turns(
+    budget_s: f64,
+    min_reps: usize,
+    max_reps: usize,
+    ways: usize,
+    mut f: impl FnMut(usize),
+) -> Vec<Timing> {
+    (0..ways).for_each(&mut f);
+    let mut v: Vec<Vec<f64>> = vec![Vec::new(); ways];
     let start = Instant::now();
-    while a.len() < min_reps || (a.len() < max_reps && start.elapsed().as_secs_f64() < budget_s) {
-        a.push(time(|| f(false)));
-        b.push(time(|| f(true)));
+    while v[0].len() < min_reps
+        || (v[0].len() < max_reps && start.elapsed().as_secs_f64() < budget_s)
+    {
+        for (i, times) in v.iter_mut().enumerate() {
+            times.push(time(|| f(i)));
+        }
     }
-    let timing = |v: &mut Vec<f64>| Timing {
-        secs: median(v),
-        reps: v.len(),
-    };
-    (timing(&mut a), timing(&mut b))
+    v.iter_mut()
+        .map(|t| Timing {
+            secs: median(t),
+            reps: t.len(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 
 /// One cache line: the alignment of every buffer.
-const LINE: usize = 64;
+pub(crate) const LINE: usize = 64;
 
 /// Buffers at least this long start 2 MiB-aligned (the x86-64 and AArch64 huge page with
 /// 4 KiB base pages), so that every whole 2 MiB of them can be one huge page.

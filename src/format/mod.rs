@@ -4,7 +4,7 @@
 //! threads may multiply with the same matrix at once without copies or locks.
 //! The packed bytes are the same for every kernel; which kernel runs is chosen at run time.
 
-mod aligned;
+pub(crate) mod aligned;
 pub mod ggml;
 pub mod i2s;
 pub mod i2s_col;

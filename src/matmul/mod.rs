@@ -151,17 +151,11 @@ impl KernelSet {
         check_output(n, m.rows(), y.len())?;
         let (xp, absmax) = PaddedActivations::quantize(m, x, n, self.act().quantize)?;
         let (_, k) = self.kernels_for(m.format())?;
-        if n == 1 {
-            // Each chunk rescaled by its own thread as soon as it is done (elementwise: the
-            // same bits as one pass over y).
-            let a = absmax[0];
-            par_run_then(k, m, &xp, as_acc(y), |rows, acc| {
-                rescale_out(self, m, rows, bytemuck::cast_slice_mut(acc), a)
-            });
-        } else {
-            par_run(k, m, &xp, as_acc(y));
-            rescale(self, m, 0..m.rows(), y, &absmax);
-        }
+        // Each chunk of each activation row rescaled by the thread that computed it, as soon
+        // as it is done (elementwise: the same bits as one pass over y).
+        par_run_then(k, m, &xp, as_acc(y), |j, rows, acc| {
+            rescale_out(self, m, rows, bytemuck::cast_slice_mut(acc), absmax[j])
+        });
         Ok(())
     }
 

@@ -69,6 +69,41 @@ enum Target<'a> {
     Acc(&'a mut [i32]),
 }
 
+/// Copies the accumulators `acc` of `m`'s padded rows `r` for `n` activation rows
+/// (tile-major: `acc[j * r.len() + i]`) into their places in the output `dst`
+/// (`n × m.rows()`; rows past `m.rows()` are padding and dropped), rescaling each activation
+/// row `j` by `absmax[j]` when the output is f32. Called once for each of the dispatch's
+/// chunks, which own disjoint row ranges, so no two calls write the same places.
+#[allow(clippy::too_many_arguments)]
+fn scatter(
+    k: &KernelSet,
+    m: &TernaryMatrix,
+    n: usize,
+    r: Range<usize>,
+    acc: &[i32],
+    dst: &par::Disjoint<'_, i32>,
+    f32: bool,
+    absmax: &[f32],
+) {
+    let rows = m.rows();
+    let live = r.start.min(rows)..r.end.min(rows);
+    for (j, src) in acc.chunks_exact(r.len()).take(n).enumerate() {
+        // SAFETY: the pieces `j * rows + live` of different chunks never overlap (disjoint
+        // row ranges), and each chunk is scattered once.
+        let piece = unsafe { dst.part(j * rows + live.start..j * rows + live.end) };
+        piece.copy_from_slice(&src[..live.len()]);
+        if f32 {
+            rescale_out(
+                k,
+                m,
+                live.clone(),
+                bytemuck::cast_slice_mut(piece),
+                absmax[j],
+            );
+        }
+    }
+}
+
 impl KernelSet {
     /// `ys[i] = ms[i] · x` for every `i`, in one dispatch of the thread pool, every
     /// temporary in `ws` (at least [`Workspace::bytes_for`]`(ms, n)` bytes, else an error
@@ -201,93 +236,97 @@ impl KernelSet {
         } else {
             par::num_threads()
         };
-        let mut chunks = [1usize; MAX_MATRICES];
-        // One activation row written straight into an f32 output: each chunk is rescaled by
-        // the thread that computed it, right after (elementwise: the same bits as one pass).
-        let mut in_job = [false; MAX_MATRICES];
-        if threads > 1 && n == 1 {
-            for (i, y) in ys.iter().enumerate() {
-                in_job[i] = matches!((y, &targets[i]), (Output::F32(_), Target::Direct));
-            }
-        }
+        let is_f32: [bool; MAX_MATRICES] =
+            std::array::from_fn(|i| matches!(ys.get(i), Some(Output::F32(_))));
         if threads <= 1 {
-            for (i, m) in ms.iter().enumerate() {
+            for (i, ((m, y), t)) in ms
+                .iter()
+                .zip(ys.iter_mut())
+                .zip(targets.iter_mut())
+                .enumerate()
+            {
                 let l = m.layout();
-                let out = match &mut targets[i] {
-                    Target::Direct => ys[i].as_acc(),
-                    Target::Acc(a) => &mut **a,
-                };
-                run_tiles(
-                    kern[i].expect("set"),
-                    m,
-                    xs_of(m),
-                    n,
-                    0..l.rows_padded,
-                    out,
-                    tables[i].as_ref(),
-                );
-            }
-        } else {
-            let mut jobs = Vec::new();
-            let each = ms.iter().zip(ys.iter_mut()).zip(targets.iter_mut());
-            for (i, ((m, y), t)) in each.enumerate() {
-                let l = m.layout();
-                let tiles = l.rows_padded / l.row_tile;
-                let share = (l.rows_padded * l.cols_padded * n) as f64 / work as f64;
-                chunks[i] = par::chunks_for(tiles, threads, share);
-                let mut rest: &mut [i32] = match t {
-                    Target::Direct => y.as_acc(),
-                    Target::Acc(a) => a,
-                };
-                for c in 0..chunks[i] {
-                    let r = par::chunk(tiles, chunks[i], c, l.row_tile, l.rows_padded);
-                    if r.is_empty() {
-                        continue;
+                let k = kern[i].expect("set");
+                let tab = tables[i].as_ref();
+                match t {
+                    Target::Direct => {
+                        let out = y.as_acc();
+                        run_tiles(k, m, xs_of(m), n, 0..l.rows_padded, out, tab);
+                        if is_f32[i] {
+                            rescale_out(
+                                self,
+                                m,
+                                0..m.rows(),
+                                bytemuck::cast_slice_mut(out),
+                                qv.absmax[0],
+                            );
+                        }
                     }
-                    let (out, tail) = std::mem::take(&mut rest).split_at_mut(n * r.len());
-                    rest = tail;
-                    jobs.push((i, r, out));
-                }
-            }
-            par::run_jobs(jobs, threads, |(i, r, out)| {
-                let m = ms[i];
-                run_tiles(
-                    kern[i].expect("set"),
-                    m,
-                    xs_of(m),
-                    n,
-                    r.clone(),
-                    out,
-                    tables[i].as_ref(),
-                );
-                if in_job[i] {
-                    rescale_out(self, m, r, bytemuck::cast_slice_mut(out), qv.absmax[0]);
-                }
-            });
-        }
-        // Copy out of the workspace and rescale.
-        for (i, (m, y)) in ms.iter().zip(ys.iter_mut()).enumerate() {
-            let (l, rows) = (m.layout(), m.rows());
-            if let Target::Acc(a) = &targets[i] {
-                let tiles = l.rows_padded / l.row_tile;
-                let out = y.as_acc();
-                for c in 0..chunks[i] {
-                    let r = par::chunk(tiles, chunks[i], c, l.row_tile, l.rows_padded);
-                    let len = r.len();
-                    let piece = &a[n * r.start..n * r.end];
-                    let live = r.start.min(rows)..r.end.min(rows);
-                    for j in 0..n {
-                        out[j * rows + live.start..j * rows + live.end]
-                            .copy_from_slice(&piece[j * len..j * len + live.len()]);
+                    Target::Acc(a) => {
+                        run_tiles(k, m, xs_of(m), n, 0..l.rows_padded, a, tab);
+                        let whole = 0..l.rows_padded;
+                        scatter(
+                            self,
+                            m,
+                            n,
+                            whole,
+                            a,
+                            &par::Disjoint::new(y.as_acc()),
+                            is_f32[i],
+                            qv.absmax,
+                        );
                     }
                 }
             }
-            if let (Output::F32(y), false) = (y, in_job[i]) {
-                for (j, row) in y.chunks_exact_mut(rows).enumerate() {
-                    rescale_out(self, m, 0..rows, row, qv.absmax[j]);
+            return Ok(());
+        }
+        // Each job writes (and rescales) its own rows of the output while they are in its
+        // cache: straight for a direct target, copied out of the workspace for the others.
+        let mut jobs = Vec::new();
+        let mut sinks: [Option<par::Disjoint<'_, i32>>; MAX_MATRICES] =
+            std::array::from_fn(|_| None);
+        let each = ms.iter().zip(ys.iter_mut()).zip(targets.iter_mut());
+        for (i, ((m, y), t)) in each.enumerate() {
+            let l = m.layout();
+            let tiles = l.rows_padded / l.row_tile;
+            let share = (l.rows_padded * l.cols_padded * n) as f64 / work as f64;
+            let chunks = par::chunks_for(tiles, threads, share);
+            let mut rest: &mut [i32] = match t {
+                Target::Direct => y.as_acc(),
+                Target::Acc(a) => {
+                    sinks[i] = Some(par::Disjoint::new(y.as_acc()));
+                    a
                 }
+            };
+            for c in 0..chunks {
+                let r = par::chunk(tiles, chunks, c, l.row_tile, l.rows_padded);
+                if r.is_empty() {
+                    continue;
+                }
+                let (out, tail) = std::mem::take(&mut rest).split_at_mut(n * r.len());
+                rest = tail;
+                jobs.push((i, r, out));
             }
         }
+        par::run_jobs(jobs, threads, |(i, r, out)| {
+            let m = ms[i];
+            run_tiles(
+                kern[i].expect("set"),
+                m,
+                xs_of(m),
+                n,
+                r.clone(),
+                out,
+                tables[i].as_ref(),
+            );
+            match &sinks[i] {
+                Some(dst) => scatter(self, m, n, r, out, dst, is_f32[i], qv.absmax),
+                None if is_f32[i] => {
+                    rescale_out(self, m, r, bytemuck::cast_slice_mut(out), qv.absmax[0])
+                }
+                None => {}
+            }
+        });
         Ok(())
     }
 

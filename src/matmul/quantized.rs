@@ -2,6 +2,7 @@
 //! their absmax scales of `docs/FORMATS.md` §1, kept at a width that I2_S and TL1 read as is.
 
 use crate::error::{Error, Result};
+use crate::format::aligned::LINE;
 use crate::format::{check_shape, i2s, tl1};
 use crate::kernels::{self, KernelSet};
 
@@ -35,13 +36,33 @@ pub(crate) fn stride_of(cols: usize) -> usize {
 /// assert_eq!(yq, want);
 /// # Ok::<(), bitnet_kernels::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct QuantizedActivations {
-    /// `n` rows of [`stride_of`]`(cols)` values, each zero after `cols`.
+    /// `n` rows of [`stride_of`]`(cols)` values, each zero after `cols`, from `q[start]` on,
+    /// which is on a cache line (as the products' own padded rows are, `matmul::pad`).
     q: Vec<i8>,
+    start: usize,
     absmax: Vec<f32>,
     n: usize,
     cols: usize,
+}
+
+impl Clone for QuantizedActivations {
+    /// A copy whose rows again start on a cache line (a derived clone would copy the old
+    /// offset into a buffer at another address).
+    fn clone(&self) -> Self {
+        let len = self.n * stride_of(self.cols);
+        let mut q = vec![0; len + LINE];
+        let start = q.as_ptr().align_offset(LINE);
+        q[start..start + len].copy_from_slice(&self.q[self.start..self.start + len]);
+        QuantizedActivations {
+            q,
+            start,
+            absmax: self.absmax.clone(),
+            n: self.n,
+            cols: self.cols,
+        }
+    }
 }
 
 impl QuantizedActivations {
@@ -67,9 +88,11 @@ impl QuantizedActivations {
             .ok_or_else(|| Error::InvalidShape(format!("{n} activation rows overflow")))?;
         crate::error::check_len("activations", want, x.len())?;
         let stride = stride_of(cols);
-        self.q.resize(n * stride, 0);
+        self.q.resize(n * stride + LINE, 0);
+        self.start = self.q.as_ptr().align_offset(LINE);
         self.absmax.resize(n, 0.0);
-        quantize_rows(k, x, cols, stride, &mut self.q, &mut self.absmax)?;
+        let q = &mut self.q[self.start..self.start + n * stride];
+        quantize_rows(k, x, cols, stride, q, &mut self.absmax)?;
         (self.n, self.cols) = (n, cols);
         Ok(())
     }
@@ -93,14 +116,14 @@ impl QuantizedActivations {
     pub fn row(&self, i: usize) -> &[i8] {
         assert!(i < self.n, "row {i} of {}", self.n);
         let s = stride_of(self.cols);
-        &self.q[i * s..i * s + self.cols]
+        &self.q[self.start + i * s..self.start + i * s + self.cols]
     }
 
     /// The view the products read.
     pub(crate) fn view(&self) -> QView<'_> {
         let s = stride_of(self.cols);
         QView {
-            q: &self.q[..self.n * s],
+            q: &self.q[self.start..self.start + self.n * s],
             absmax: self.absmax(),
         }
     }

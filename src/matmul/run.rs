@@ -3,7 +3,6 @@
 
 use std::cell::Cell;
 use std::ops::Range;
-use std::sync::Mutex;
 
 use super::pad::PaddedActivations;
 use crate::format::TernaryMatrix;
@@ -272,21 +271,21 @@ pub(crate) fn par_run(
     par_run_steps(k, m, x, y, None)
 }
 
-/// A step run on each chunk's finished accumulators (its rows, its part of `y`).
-type ChunkStep<'a> = dyn Fn(Range<usize>, &mut [i32]) + Sync + 'a;
+/// A step run on each chunk's finished accumulators of one activation row (the row `j`, the
+/// chunk's rows, their part of `y`'s row `j`).
+type ChunkStep<'a> = dyn Fn(usize, Range<usize>, &mut [i32]) + Sync + 'a;
 
-/// [`par_run`] for one activation row that also calls `then(rows, out)` on each chunk's
-/// finished accumulators (`out` is `y` for `rows`), on the thread that computed them, while
-/// they are in its cache: the f32 products rescale there, in parallel, instead of in a serial
-/// pass after the dispatch. `x` must hold one row.
+/// [`par_run`] that also calls `then(j, rows, out)` on each chunk's finished accumulators of
+/// each activation row `j` (`out` is row `j` of `y` for `rows`), on the thread that computed
+/// them, while they are in its cache: the f32 products rescale there, in parallel, instead
+/// of in a serial pass after the dispatch.
 pub(crate) fn par_run_then(
     k: FormatKernels,
     m: &TernaryMatrix,
     x: &PaddedActivations<'_>,
     y: &mut [i32],
-    then: impl Fn(Range<usize>, &mut [i32]) + Sync,
+    then: impl Fn(usize, Range<usize>, &mut [i32]) + Sync,
 ) {
-    assert_eq!(x.n(), 1, "a per-chunk step is for one activation row");
     par_run_steps(k, m, x, y, Some(&then))
 }
 
@@ -330,34 +329,52 @@ fn par_run_with(
             |r, out| {
                 run_with(k, m, x, r.clone(), out, tab);
                 if let Some(then) = then {
-                    then(r, out);
+                    then(0, r, out);
                 }
             },
         );
     }
-    assert!(then.is_none(), "a per-chunk step is for one activation row");
-    // n rows of output per row of m: each chunk fills its own buffer, copied in after.
-    let parts = Mutex::new(Vec::new());
+    // n rows of output per row of m: the kernel writes a chunk's accumulators tile-major
+    // into this thread's scratch, and the job copies them into its column block of each
+    // output row (then runs `then` on it) while they are in its cache.
+    let dst = par::Disjoint::new(y);
     par::for_each_chunk(
         rows,
         tile,
         threads,
         |ranges| vec![(); ranges.len()],
         |r, ()| {
-            let mut out = vec![0i32; n * r.len()];
-            run_with(k, m, x, r.clone(), &mut out, tab);
-            parts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((r, out));
+            with_acc_scratch(n * r.len(), |out| {
+                run_with(k, m, x, r.clone(), out, tab);
+                for (j, src) in out.chunks_exact(r.len()).enumerate() {
+                    // SAFETY: chunks are disjoint row ranges, so the pieces
+                    // `j * rows + r` of different jobs never overlap.
+                    let piece = unsafe { dst.part(j * rows + r.start..j * rows + r.end) };
+                    piece.copy_from_slice(src);
+                    if let Some(then) = then {
+                        then(j, r.clone(), piece);
+                    }
+                }
+            })
         },
     );
-    for (r, out) in parts.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        for j in 0..n {
-            y[j * rows + r.start..j * rows + r.end]
-                .copy_from_slice(&out[j * r.len()..(j + 1) * r.len()]);
-        }
+}
+
+thread_local! {
+    /// This thread's buffer for one chunk's tile-major accumulators, kept for its next chunk.
+    static ACC: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on a buffer of `len` int32s (contents arbitrary: the kernel writes them all),
+/// reused from this thread's last chunk.
+fn with_acc_scratch<R>(len: usize, f: impl FnOnce(&mut [i32]) -> R) -> R {
+    let mut v = ACC.try_with(Cell::take).unwrap_or_default();
+    if v.len() < len {
+        v.resize(len, 0);
     }
+    let r = f(&mut v[..len]);
+    let _ = ACC.try_with(|c| c.set(v));
+    r
 }
 
 #[cfg(test)]

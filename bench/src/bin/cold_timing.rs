@@ -30,10 +30,9 @@
 //! On a shared machine 2-thread figures swing with the neighbours' load: compare the columns
 //! of one run.
 
-use std::hint::black_box;
 use std::sync::Arc;
 
-use bitnet_bench::cold::{cold_total, Rotation};
+use bitnet_bench::cold::{cold_total, read_matrix, Rotation};
 use bitnet_bench::data;
 use bitnet_bench::probe;
 use bitnet_bench::stats::{median, time};
@@ -43,26 +42,6 @@ use bitnet_kernels::{
 
 /// Bytes the cold copies of one shape total.
 const COLD_BYTES: usize = 256 << 20;
-
-/// Reads the packed bytes of `m`'s rows through the products' dispatch: `chunks_of` rows a
-/// tile (the matrix's own tile: the products' chunks; `rows / 2`: one chunk a thread).
-fn read_rows(m: &TernaryMatrix, tile: usize, threads: usize) {
-    let b = m.packed_bytes();
-    let per_row = b.len() / m.layout().rows_padded;
-    par::for_each_chunk(
-        m.rows(),
-        tile,
-        threads,
-        |ranges| vec![(); ranges.len()],
-        |r, ()| {
-            // The probe's own loop (with its software prefetch): only the pattern differs.
-            black_box(probe::read_bytes(
-                &b[r.start * per_row..r.end * per_row],
-                probe::ReadLoop::Prefetch,
-            ));
-        },
-    );
-}
 
 /// This process's memory on transparent huge pages, MB (Linux; `None` elsewhere).
 fn huge_mb() -> Option<f64> {
@@ -191,7 +170,7 @@ fn main() {
         for rep in 0..reps + 1 {
             let one = [
                 time(|| gemv_i8_rows(next(), &xi, 0..rows, &mut yi).expect("gemv")),
-                time(|| read_rows(next(), rows, 1)),
+                time(|| read_matrix(next(), rows, 1)),
                 time(|| gemv_i8_rows(next4(), &xi, 0..rows, &mut yi).expect("gemv")),
             ];
             // A long 1-thread call lets the pool's worker park (after `pool::SPIN`): wake it
@@ -201,8 +180,8 @@ fn main() {
             let s = [
                 time(|| ternary_gemv(next(), &xf, &mut yf).expect("gemv")),
                 time(|| gemv_i8(next(), &xi, &mut yi).expect("gemv")),
-                time(|| read_rows(next(), 4, 2)),
-                time(|| read_rows(next(), rows.div_ceil(2), 2)),
+                time(|| read_matrix(next(), 4, 2)),
+                time(|| read_matrix(next(), rows.div_ceil(2), 2)),
                 time(|| gemv_i8(next4(), &xi, &mut yi).expect("gemv")),
                 one[0],
                 one[1],

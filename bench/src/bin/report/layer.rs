@@ -9,7 +9,7 @@ use std::fmt::Write;
 use bitnet_bench::cold::{cold_total, Rotation, COLD_BYTES};
 use bitnet_bench::layer::{Buffers, Layer};
 use bitnet_bench::probe::{self, Limits};
-use bitnet_bench::stats::{measure_pair, Timing};
+use bitnet_bench::stats::{measure_turns, Timing};
 use bitnet_kernels::{set_num_threads, Format};
 use serde_json::{json, Value};
 
@@ -21,6 +21,9 @@ pub struct LayerRow {
     pub threads: usize,
     pub separate: Timing,
     pub fused: Timing,
+    /// A plain read of the layer's packed bytes through the same dispatch
+    /// ([`Layer::read`]), timed in turns with the other two.
+    pub read: Timing,
     /// The layer's packed bytes over the streaming bandwidth on `threads` threads, seconds.
     pub floor_s: f64,
     /// The bandwidth used for the floor, GB/s.
@@ -51,14 +54,15 @@ pub fn measure(b: &Budget, limits: &Limits, all_threads: usize) -> LayerSection 
         for threads in [1, 2] {
             eprintln!("decoder layer: n = {n}, {threads} thread(s)...");
             set_num_threads(threads).expect("threads");
-            let (separate, fused) = measure_pair(b.gemv_s * 4.0, b.min_reps, b.max_reps, |f| {
+            let t = measure_turns(b.gemv_s * 6.0, b.min_reps, b.max_reps, 3, |way| {
                 let l = rot.next();
-                if f {
-                    buf.fused(l)
-                } else {
-                    buf.separate(l)
+                match way {
+                    0 => buf.separate(l),
+                    1 => buf.fused(l),
+                    _ => l.read(threads),
                 }
             });
+            let (separate, fused, read) = (t[0], t[1], t[2]);
             let gb = if threads == 1 {
                 limits.dram_1t.gb_per_s
             } else {
@@ -69,6 +73,7 @@ pub fn measure(b: &Budget, limits: &Limits, all_threads: usize) -> LayerSection 
                 threads,
                 separate,
                 fused,
+                read,
                 floor_s: bytes as f64 / (gb * 1e9),
                 gb_per_s: gb,
             });
@@ -89,27 +94,31 @@ pub fn markdown(s: &LayerSection) -> String {
          included, weights from DRAM (layers rotated over {} MB). *Separate*: seven \
          `ternary_gemm` calls. *Fused*: q/k/v in one call, gate/up in one, o, down \
          (`matmul::products`, one workspace, no allocation). *Floor*: packed bytes / streaming \
-         bandwidth on as many threads. Medians, the two ways timed in turns.\n",
+         bandwidth on as many threads. *Read*: the same bytes read once through the same \
+         dispatch with the bandwidth probe's loop (the layer with free kernels). Medians, the \
+         three timed in turns.\n",
         s.bytes as f64 / 1e6,
         cold_total(COLD_BYTES) >> 20
     );
     let _ = writeln!(
         o,
-        "| tokens | threads | separate µs | fused µs | fused speed-up | floor µs (GB/s) | fused / floor |"
+        "| tokens | threads | separate µs | fused µs | fused speed-up | read µs | floor µs (GB/s) | fused / floor | fused / read |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
     for r in &s.rows {
         let _ = writeln!(
             o,
-            "| {} | {} | {:.1} | {:.1} | {:.2}× | {:.1} ({:.1}) | {:.2} |",
+            "| {} | {} | {:.1} | {:.1} | {:.2}× | {:.1} | {:.1} ({:.1}) | {:.2} | {:.2} |",
             r.n,
             r.threads,
             r.separate.secs * 1e6,
             r.fused.secs * 1e6,
             r.separate.secs / r.fused.secs,
+            r.read.secs * 1e6,
             r.floor_s * 1e6,
             r.gb_per_s,
-            r.fused.secs / r.floor_s
+            r.fused.secs / r.floor_s,
+            r.fused.secs / r.read.secs
         );
     }
     o
@@ -127,6 +136,7 @@ pub fn to_json(s: &LayerSection) -> Value {
             "separate_reps": r.separate.reps,
             "fused_s": r.fused.secs,
             "fused_reps": r.fused.reps,
+            "read_s": r.read.secs,
             "floor_s": r.floor_s,
             "floor_gb_per_s": r.gb_per_s,
         })).collect::<Vec<_>>(),
