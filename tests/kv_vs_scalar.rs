@@ -18,6 +18,7 @@ fn case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, u64)> {
             1usize..200,
             // past one 512-channel slice of the AVX-512 kernel, whole and ragged
             Just(1024),
+            Just(640), // a second slice of two whole chunks (AVX-512: q held in registers)
             513usize..700
         ],
         prop_oneof![Just(1usize), Just(4), Just(8), 1usize..6],

@@ -58,8 +58,8 @@ static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size
                                            const int16_t *q, size_t qs, int tn, int nh,
                                            __m256i shuf, __m256i mul, int32_t *out, size_t n,
                                            int pf) {
-    /* The 2 rows (96 bytes at head_dim 128) of the next blocks: prefetch.h. */
-    BITNET_PREFETCH_AHEAD(pf, r, 2);
+    /* The tn rows ahead (prefetch.h). */
+    BITNET_KV_PREFETCH(pf, r, tn * stride);
     __m256i acc[8];
     for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_si256();
     for (size_t b = 0; b < pairs; b++) {
@@ -80,10 +80,10 @@ static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size
 
 #define DOT_HEADS(TN)                                                                           \
     switch (nq - h0 < 4 ? nq - h0 : 4) {                                                        \
-    case 1: dot_block(r, stride, pairs, qh, qs, TN, 1, shuf, mul, o, n, pf); break;                 \
-    case 2: dot_block(r, stride, pairs, qh, qs, TN, 2, shuf, mul, o, n, pf); break;                 \
-    case 3: dot_block(r, stride, pairs, qh, qs, TN, 3, shuf, mul, o, n, pf); break;                 \
-    default: dot_block(r, stride, pairs, qh, qs, TN, 4, shuf, mul, o, n, pf); break;                \
+    case 1: dot_block(r, stride, pairs, qh, qs, TN, 1, shuf, mul, o, n, pf && h0 == 0); break;     \
+    case 2: dot_block(r, stride, pairs, qh, qs, TN, 2, shuf, mul, o, n, pf && h0 == 0); break;     \
+    case 3: dot_block(r, stride, pairs, qh, qs, TN, 3, shuf, mul, o, n, pf && h0 == 0); break;     \
+    default: dot_block(r, stride, pairs, qh, qs, TN, 4, shuf, mul, o, n, pf && h0 == 0); break;    \
     }
 
 void bitnet_kv3_dot_avx2(const uint8_t *rows, size_t stride, size_t n, size_t groups,
@@ -130,12 +130,11 @@ static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, 
             __m256i s16[4];
             for (int h = 0; h < nh; h++) s16[h] = _mm256_setzero_si256();
             for (size_t t = t0; t < te; t += 2) {
-                /* One prefetch a row (48 bytes at head_dim 128) in the first pair's pass. */
-                if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + t * stride, 1);
+                /* The two rows ahead (prefetch.h), in the first pair's pass. */
+                if (b == 0) BITNET_KV_PREFETCH(pf, rows + t * stride, (te - t < 2 ? 1 : 2) * stride);
                 const __m256i ca = unpack2(rows + t * stride + 6 * b, shuf, mul);
                 __m256i c = ca;
                 if (t + 1 < te) {
-                    if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + (t + 1) * stride, 1);
                     const __m256i cb = unpack2(rows + (t + 1) * stride + 6 * b, shuf, mul);
                     c = _mm256_or_si256(ca, _mm256_slli_epi16(cb, 8));
                 }

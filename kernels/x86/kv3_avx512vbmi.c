@@ -119,9 +119,9 @@ static inline __m512i hsum_pairs(const __m512i v[8]) {
 static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size_t chunks,
                                            size_t last, const int8_t *q8, size_t qstride,
                                            int tn, int nh, const unpacker *u, int32_t *out,
-                                           size_t n, int add, int pf) {
-    /* The 4 rows (192 bytes at head_dim 128) of the next blocks: prefetch.h. */
-    BITNET_PREFETCH_AHEAD(pf, r, 3);
+                                           size_t n, int add, int pf, const __m512i *qpre) {
+    /* The tn rows ahead (prefetch.h), in the first slice's pass. */
+    if (!add) BITNET_KV_PREFETCH(pf, r, tn * stride);
     __m512i acc[8];
     for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_si512();
     /* Piece i: bytes 12 i.., q 32 i..; all of 4 groups but the last. */
@@ -131,8 +131,9 @@ static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size
         const __mmask64 m = (__mmask64)((1ULL << (3 * gk)) - 1);
         __m512i qv[4];
         for (int h = 0; h < nh; h++)
-            qv[h] = _mm512_broadcast_i64x4(
-                _mm256_loadu_si256((const __m256i *)(q8 + h * qstride + 32 * i)));
+            qv[h] = qpre ? qpre[4 * h + i]
+                         : _mm512_broadcast_i64x4(
+                               _mm256_loadu_si256((const __m256i *)(q8 + h * qstride + 32 * i)));
         for (int p = 0; 2 * p < tn; p++) {
             const uint8_t *ra = r + 2 * p * stride + 12 * i;
             const __m512i c = unpack_pair(ra, ra + stride, 2 * p + 1 < tn, m, u);
@@ -152,15 +153,31 @@ static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size
     }
 }
 
+/* Tokens of the slice by NH heads, four at a time. A slice of two whole chunks (head_dim 128)
+ * keeps its 4 pieces x NH heads of q in registers across the tokens (with the 8 accumulators,
+ * 24 of the 32), its piece loop unrolled and its masks constant. */
 #define DOT_TOKENS(NH)                                                                          \
-    for (size_t t = 0; t < n; t += 4) {                                                         \
-        const uint8_t *r = rows + t * stride + CB * c0;                                         \
-        int32_t *o = out + h0 * n + t;                                                          \
-        switch (n - t < 4 ? n - t : 4) {                                                        \
-        case 1: dot_block(r, stride, cn, last, q8, SLICE, 1, NH, &u, o, n, c0 > 0, pf); break;     \
-        case 2: dot_block(r, stride, cn, last, q8, SLICE, 2, NH, &u, o, n, c0 > 0, pf); break;     \
-        case 3: dot_block(r, stride, cn, last, q8, SLICE, 3, NH, &u, o, n, c0 > 0, pf); break;     \
-        default: dot_block(r, stride, cn, last, q8, SLICE, 4, NH, &u, o, n, c0 > 0, pf); break;    \
+    {                                                                                           \
+        size_t t = 0;                                                                           \
+        if (cn == 2 && last == 8) {                                                             \
+            __m512i qv[16];                                                                     \
+            for (int h = 0; h < NH; h++)                                                        \
+                for (int i = 0; i < 4; i++)                                                     \
+                    qv[4 * h + i] = _mm512_broadcast_i64x4(                                     \
+                        _mm256_loadu_si256((const __m256i *)(q8 + h * SLICE + 32 * i)));        \
+            for (; t + 4 <= n; t += 4)                                                          \
+                dot_block(rows + t * stride + CB * c0, stride, 2, 8, q8, SLICE, 4, NH, &u,      \
+                          out + h0 * n + t, n, c0 > 0, pf, qv);                                 \
+        }                                                                                       \
+        for (; t < n; t += 4) {                                                                 \
+            const uint8_t *r = rows + t * stride + CB * c0;                                     \
+            int32_t *o = out + h0 * n + t;                                                      \
+            switch (n - t < 4 ? n - t : 4) {                                                    \
+            case 1: dot_block(r, stride, cn, last, q8, SLICE, 1, NH, &u, o, n, c0 > 0, pf, NULL); break; \
+            case 2: dot_block(r, stride, cn, last, q8, SLICE, 2, NH, &u, o, n, c0 > 0, pf, NULL); break; \
+            case 3: dot_block(r, stride, cn, last, q8, SLICE, 3, NH, &u, o, n, c0 > 0, pf, NULL); break; \
+            default: dot_block(r, stride, cn, last, q8, SLICE, 4, NH, &u, o, n, c0 > 0, pf, NULL); break; \
+            }                                                                                   \
         }                                                                                       \
     }
 
@@ -267,9 +284,9 @@ static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, 
         const uint8_t *r[4];
         for (int i = 0; i < 4; i++) {
             r[i] = rows + (t + i) * stride + CB * b;
-            /* One prefetch a row (48 bytes at head_dim 128) in the first chunk's pass. */
-            if (b == 0) BITNET_PREFETCH_AHEAD(pf, rows + (t + i) * stride, 1);
         }
+        /* The four rows ahead (prefetch.h), in the first chunk's pass. */
+        if (b == 0) BITNET_KV_PREFETCH(pf, rows + t * stride, 4 * stride);
         wsum_step(a, r, 4, m, u, w + t, ws, nh);
     }
     if (t < tn) {

@@ -16,6 +16,7 @@
 #define BITNET_X86_PREFETCH_H
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdint.h>
 #if defined(_MSC_VER) && !defined(__clang__)
 #include <intrin.h> /* __cpuid */
@@ -69,6 +70,25 @@ static inline int bitnet_x86_prefetch_on(void) {
         if (pf)                                                                             \
             for (int l_ = 0; l_ < (lines); l_++)                                            \
                 _mm_prefetch((const char *)(p) + BITNET_PREFETCH_BYTES + 64 * l_, BITNET_PF_HINT); \
+    } while (0)
+
+/* The 3-bit KV-cache kernels (kv3_*.c) read each KV head's code rows in one sequential pass,
+ * a few rows at a time, with little work per byte: they prefetch the `bytes` bytes that start
+ * BITNET_KV_PREFETCH_BYTES past p, one prefetch per 64 bytes (consecutive calls cover
+ * consecutive ranges, so every line of the stream is prefetched once, whatever the row length).
+ * prefetcht0 (into L1), 4 KiB ahead: measured in docs/performance.md (the KV section). */
+#ifndef BITNET_KV_PREFETCH_BYTES
+#define BITNET_KV_PREFETCH_BYTES 4096
+#endif
+#ifndef BITNET_KV_PF_HINT
+#define BITNET_KV_PF_HINT _MM_HINT_T0
+#endif
+#define BITNET_KV_PREFETCH(pf, p, bytes)                                                    \
+    do {                                                                                    \
+        if (pf)                                                                             \
+            for (size_t o_ = 0; o_ < (size_t)(bytes); o_ += 64)                             \
+                _mm_prefetch((const char *)(p) + BITNET_KV_PREFETCH_BYTES + o_,            \
+                             BITNET_KV_PF_HINT);                                            \
     } while (0)
 
 #endif
