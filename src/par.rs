@@ -21,9 +21,9 @@ use crate::pool::SpinPool;
 
 /// Chunks per thread: enough that a late worker still finds work, few enough that each is a
 /// long sequential read.
-const CHUNKS_PER_THREAD: usize = 8;
+pub(crate) const DEFAULT_CHUNKS_PER_THREAD: usize = 8;
 
-/// Cuts `0..rows` into at most `threads * CHUNKS_PER_THREAD` ranges of whole `tile`s (the
+/// Cuts `0..rows` into at most `threads * DEFAULT_CHUNKS_PER_THREAD` ranges of whole `tile`s (the
 /// last may be ragged) and calls `f(range, item)` once for each, `items` being one output
 /// per range made by `split`, on the calling thread and up to `threads - 1` workers of the pool in use.
 /// With `threads <= 1`, or a single chunk, everything runs on the calling thread.
@@ -34,8 +34,20 @@ pub fn for_each_chunk<'a, T: Send + 'a>(
     split: impl FnOnce(&[Range<usize>]) -> Vec<T>,
     f: impl Fn(Range<usize>, T) + Sync,
 ) {
+    for_each_chunk_per(rows, tile, threads, DEFAULT_CHUNKS_PER_THREAD, split, f)
+}
+
+/// [`for_each_chunk`] with `per_thread` chunks a thread (at least 1) instead of the default.
+pub(crate) fn for_each_chunk_per<'a, T: Send + 'a>(
+    rows: usize,
+    tile: usize,
+    threads: usize,
+    per_thread: usize,
+    split: impl FnOnce(&[Range<usize>]) -> Vec<T>,
+    f: impl Fn(Range<usize>, T) + Sync,
+) {
     let tiles = rows.div_ceil(tile.max(1));
-    let n = (threads * CHUNKS_PER_THREAD).clamp(1, tiles.max(1));
+    let n = (threads * per_thread.max(1)).clamp(1, tiles.max(1));
     let ranges: Vec<Range<usize>> = (0..n)
         .map(|c| chunk(tiles, n, c, tile, rows))
         .filter(|r| !r.is_empty())
@@ -56,9 +68,16 @@ pub(crate) fn chunk(tiles: usize, n: usize, c: usize, tile: usize, rows: usize) 
 }
 
 /// How many chunks a run of `threads` threads cuts a piece of `tiles` tiles into when the
-/// piece is `share` of the whole work (`share` in 0..=1): at least one, at most `tiles`.
-pub(crate) fn chunks_for(tiles: usize, threads: usize, share: f64) -> usize {
-    let want = (share * (threads * CHUNKS_PER_THREAD) as f64).ceil() as usize;
+/// piece is `share` of the whole work (`share` in 0..=1) and a thread's whole share would be
+/// cut into `per_thread` chunks (`None`: the default): at least one, at most `tiles`.
+pub(crate) fn chunks_for(
+    tiles: usize,
+    threads: usize,
+    share: f64,
+    per_thread: Option<usize>,
+) -> usize {
+    let per = per_thread.unwrap_or(DEFAULT_CHUNKS_PER_THREAD).max(1);
+    let want = (share * (threads * per) as f64).ceil() as usize;
     want.clamp(1, tiles.max(1))
 }
 
@@ -392,26 +411,31 @@ mod tests {
         }
     }
 
-    /// Every row covered exactly once, in whole tiles, for any thread count and ragged ends.
+    /// Every row covered exactly once, in whole tiles, for any thread count, chunks a thread
+    /// (one, as I2_S_COL takes, and the default) and ragged ends.
     ///
-    /// Not under Miri: this module has no `unsafe`, and what Miri would check is rayon's
-    /// pool, whose crossbeam-epoch is not Stacked-Borrows-clean (crossbeam-rs/crossbeam#545)
-    /// and whose threads never exit (reported as a leak).
+    /// Not under Miri: what Miri would check here is rayon's pool, whose crossbeam-epoch is
+    /// not Stacked-Borrows-clean (crossbeam-rs/crossbeam#545) and whose threads never exit
+    /// (reported as a leak). (This module's one `unsafe`, [`Disjoint`], runs under Miri in the
+    /// products' GEMM tests.)
     #[test]
     #[cfg_attr(miri, ignore = "rayon's pool under Miri: see the doc comment")]
     fn chunks_cover_every_row_once() {
         for &(rows, tile) in &[(1, 4), (7, 4), (64, 4), (1000, 64), (6912, 4), (3, 64)] {
-            for threads in 1..=5 {
+            for (threads, per) in (1..=5).flat_map(|t| [(t, 1), (t, DEFAULT_CHUNKS_PER_THREAD)]) {
                 let mut y = vec![0u32; rows];
-                for_each_chunk(
+                let mut chunks = 0;
+                for_each_chunk_per(
                     rows,
                     tile,
                     threads,
+                    per,
                     |ranges| {
                         for w in ranges.windows(2) {
                             assert_eq!(w[0].end, w[1].start);
                         }
                         assert!(ranges.iter().all(|r| r.start % tile == 0));
+                        chunks = ranges.len();
                         split_rows(&mut y, 1, ranges)
                     },
                     |r, out| {
@@ -422,7 +446,14 @@ mod tests {
                     },
                 );
                 let want: Vec<u32> = (1..=rows as u32).collect();
-                assert_eq!(y, want, "{rows} rows, tile {tile}, {threads} threads");
+                assert_eq!(
+                    y, want,
+                    "{rows} rows, tile {tile}, {threads} threads, {per}"
+                );
+                assert!(
+                    chunks <= threads * per,
+                    "{chunks} chunks for {threads} x {per}"
+                );
             }
         }
     }

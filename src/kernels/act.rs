@@ -87,7 +87,7 @@ fn quantize_one(v: f32, s: f32) -> i8 {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::AVX2;
+pub(crate) use x86::{AVX2, AVX512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -97,13 +97,32 @@ mod x86 {
     use crate::error::Result;
     use crate::kernels::cpu;
 
-    /// AVX2 (every x86 set has it): 8 lanes. AVX-512 would halve the instruction count of a
-    /// step that is a small part of a product; not worth a second copy.
+    /// AVX2: 8 lanes.
     pub(crate) const AVX2: ActKernels = ActKernels {
         quantize,
         rescale,
         rescale_rows,
     };
+
+    /// AVX-512 F/BW: the quantizer in 16 lanes, with the rounding in the conversion and the
+    /// saturation in one narrowing store (`vcvtps2dq {rn-sae}`, `vpmovsdb`): about a third of
+    /// AVX2's instructions. Measured (Emerald-Rapids-class guest, 2026-11-28): 128 rows of
+    /// 2560 in 52.0 µs against 66.5 with AVX2; at that size reading the f32 rows (1.3 MB, from
+    /// L3) is most of it. The rescale stays AVX2's (a multiply per element).
+    pub(crate) const AVX512: ActKernels = ActKernels {
+        quantize: quantize_wide,
+        rescale,
+        rescale_rows,
+    };
+
+    fn quantize_wide(x: &[f32], q: &mut [i8]) -> Result<f32> {
+        assert_eq!(x.len(), q.len(), "quantize: lengths differ");
+        if !cpu::avx512() {
+            return quantize(x, q);
+        }
+        // SAFETY: the CPU has AVX-512 F and BW (checked above); the lengths are equal.
+        unsafe { quantize_avx512(x, q) }
+    }
 
     fn quantize(x: &[f32], q: &mut [i8]) -> Result<f32> {
         assert_eq!(x.len(), q.len(), "quantize: lengths differ");
@@ -200,6 +219,67 @@ mod x86 {
             // SAFETY: i + 32 <= n = q.len() (the caller's contract).
             unsafe { _mm256_storeu_si256(qp.add(i).cast(), b) };
             i += 32;
+        }
+        for (d, &v) in q[i..].iter_mut().zip(&x[i..]) {
+            *d = quantize_one(v, s);
+        }
+        Ok(a)
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512 F and BW, and `q.len() == x.len()`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn quantize_avx512(x: &[f32], q: &mut [i8]) -> Result<f32> {
+        let n = x.len();
+        let xp = x.as_ptr();
+        let fmax = _mm512_set1_ps(f32::MAX);
+        // Pass 1: max |x|, and whether every element is finite (`|v| <= MAX` is false for
+        // NaN, an unordered compare, and for ±Inf).
+        let (mut m0, mut m1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i + 32 <= n {
+            // SAFETY: i + 32 <= n = x.len().
+            let (v0, v1) = unsafe {
+                (
+                    _mm512_abs_ps(_mm512_loadu_ps(xp.add(i))),
+                    _mm512_abs_ps(_mm512_loadu_ps(xp.add(i + 16))),
+                )
+            };
+            let ok = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v0, fmax)
+                & _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v1, fmax);
+            if ok != 0xffff {
+                return Err(first_non_finite(x, i));
+            }
+            m0 = _mm512_max_ps(m0, v0);
+            m1 = _mm512_max_ps(m1, v1);
+            i += 32;
+        }
+        // A maximum is exact in any order.
+        let mut amax = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+        for (j, &v) in x.iter().enumerate().skip(i) {
+            if !v.is_finite() {
+                return Err(first_non_finite(x, j));
+            }
+            amax = amax.max(v.abs());
+        }
+        let a = amax.max(SCALE_FLOOR);
+        let s = 127.0f32 / a;
+
+        // Pass 2: q = sat8(round_even(x * s)), 16 at a time: the conversion rounds to nearest
+        // even (embedded rounding, no exception), the narrowing store saturates.
+        let vs = _mm512_set1_ps(s);
+        let qp = q.as_mut_ptr();
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: i + 16 <= n = x.len() = q.len().
+            unsafe {
+                let v = _mm512_mul_ps(_mm512_loadu_ps(xp.add(i)), vs);
+                let r = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    v,
+                );
+                _mm_storeu_si128(qp.add(i).cast(), _mm512_cvtsepi32_epi8(r));
+            }
+            i += 16;
         }
         for (d, &v) in q[i..].iter_mut().zip(&x[i..]) {
             *d = quantize_one(v, s);

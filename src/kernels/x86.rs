@@ -55,6 +55,6 @@ pub(super) static AVX512: KernelSet = KernelSet {
     tl1: FormatKernels::with_i4(TL1_AVX512, TL1I4_AVX512),
     tl2: FormatKernels::with_i4(TL2_AVX512, TL2I4_AVX512),
     i2s_col: I2S_COL_AVX512,
-    act: super::act::AVX2,
+    act: super::act::AVX512,
     kv3: KV3_AVX512,
 };

@@ -15,7 +15,7 @@ use crate::par;
 use super::pad::{check_activations, check_output};
 use super::quantized::{quantize_rows, stride_of, QView, QuantizedActivations};
 use super::rescale_out;
-use super::run::{build_tables, run_tiles, Tables, PARALLEL_MIN_MACS};
+use super::run::{build_tables, chunks_per_thread, run_tiles, Tables, PARALLEL_MIN_MACS};
 use super::workspace::{
     carve, common_cols, needs_acc, needs_repad, tab_region, Needs, MAX_MATRICES,
 };
@@ -290,7 +290,7 @@ impl KernelSet {
             let l = m.layout();
             let tiles = l.rows_padded / l.row_tile;
             let share = (l.rows_padded * l.cols_padded * n) as f64 / work as f64;
-            let chunks = par::chunks_for(tiles, threads, share);
+            let chunks = par::chunks_for(tiles, threads, share, chunks_per_thread(m));
             let mut rest: &mut [i32] = match t {
                 Target::Direct => y.as_acc(),
                 Target::Acc(a) => {

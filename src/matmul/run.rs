@@ -320,11 +320,13 @@ fn par_run_with(
     } else {
         par::num_threads()
     };
+    let per = chunks_per_thread(m).unwrap_or(par::DEFAULT_CHUNKS_PER_THREAD);
     if n == 1 {
-        return par::for_each_chunk(
+        return par::for_each_chunk_per(
             rows,
             tile,
             threads,
+            per,
             |ranges| par::split_rows(y, 1, ranges),
             |r, out| {
                 run_with(k, m, x, r.clone(), out, tab);
@@ -338,10 +340,11 @@ fn par_run_with(
     // into this thread's scratch, and the job copies them into its column block of each
     // output row (then runs `then` on it) while they are in its cache.
     let dst = par::Disjoint::new(y);
-    par::for_each_chunk(
+    par::for_each_chunk_per(
         rows,
         tile,
         threads,
+        per,
         |ranges| vec![(); ranges.len()],
         |r, ()| {
             with_acc_scratch(n * r.len(), |out| {
@@ -358,6 +361,18 @@ fn par_run_with(
             })
         },
     );
+}
+
+/// How many chunks a thread's share of `m`'s rows is cut into on several threads (`None`: the
+/// pool's default, several a thread, so that late threads still find work). I2_S_COL: one, as
+/// long a run down each column as the thread's share allows. Its kernels walk every non-zero
+/// column down a window of up to 16 row blocks (64 bytes each), so the default chunks (6912
+/// rows in 16: one or two blocks) read 64-128 bytes a column before jumping to the next and
+/// pay each column's setup for them. With them, 2 threads gained nothing on 2560x2560 warm
+/// (54.9 µs against 54.1 on one) and lost cold (156.6 against 120.3), and 6912x2560 cold
+/// gained 1.17x (report, 2026-11-28 15:15, Emerald-Rapids-class guest).
+pub(crate) fn chunks_per_thread(m: &TernaryMatrix) -> Option<usize> {
+    (m.format() == crate::format::Format::I2SCol).then_some(1)
 }
 
 thread_local! {

@@ -5,9 +5,9 @@
 //! line first).
 //!
 //! ```sh
-//! cargo run --release -p bitnet-bench --bin gemm_calls -- [rows cols n threads offset]
+//! cargo run --release -p bitnet-bench --bin gemm_calls -- [rows cols n threads offset [format]]
 //! ```
-//! Defaults: 6912 2560 128, 1 thread, offset 16.
+//! Defaults: 6912 2560 128, 1 thread, offset 16, I2_S (`format`: a `Format` name, e.g. I2_S_COL).
 
 use bitnet_bench::data;
 use bitnet_bench::stats::measure_turns;
@@ -17,10 +17,18 @@ use bitnet_kernels::{
 };
 
 fn main() {
-    let a: Vec<usize> = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a: Vec<usize> = args
+        .iter()
+        .take(5)
         .map(|s| s.parse().expect("a number"))
         .collect();
+    let format = args.get(5).map_or(Format::I2S, |name| {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("no format {name}"))
+    });
     let arg = |i: usize, d: usize| a.get(i).copied().unwrap_or(d);
     let (rows, cols, n, threads, offset) = (
         arg(0, 6912),
@@ -30,8 +38,8 @@ fn main() {
         arg(4, 16),
     );
     set_num_threads(threads).expect("threads");
-    let m = TernaryMatrix::from_f32(&data::weights(rows, cols, 1), rows, cols, Format::I2S)
-        .expect("pack");
+    let m =
+        TernaryMatrix::from_f32(&data::weights(rows, cols, 1), rows, cols, format).expect("pack");
     let x = data::activations(n, cols, 2);
     let q = QuantizedActivations::quantize(&x, n, cols).expect("quantize");
     // The same int8 rows, `offset` bytes past a cache line.
@@ -54,8 +62,9 @@ fn main() {
     assert_eq!(yi, yq, "int8 results differ");
     let ms = |i: usize| t[i].secs * 1e3;
     println!(
-        "{rows}x{cols}, n = {n}, {threads} thread(s), int8 rows {} bytes past a line: \
-         ternary_gemm {:.2} ms, gemm_i8 {:.2} ms, gemm_i8_quantized {:.2} ms ({} reps each)",
+        "{} {rows}x{cols}, n = {n}, {threads} thread(s), int8 rows {} bytes past a line: \
+         ternary_gemm {:.3} ms, gemm_i8 {:.3} ms, gemm_i8_quantized {:.3} ms ({} reps each)",
+        format.name(),
         offset % 64,
         ms(0),
         ms(1),
