@@ -59,6 +59,17 @@ pub struct TimingArgs {
     pub cold_mib: usize,
 }
 
+/// The number after `--name` among the process's arguments, or `default` where it is
+/// missing; panics on a value that is not a number.
+pub fn flag(name: &str, default: usize) -> usize {
+    let a: Vec<String> = std::env::args().collect();
+    a.iter()
+        .position(|x| x == name)
+        .and_then(|i| a.get(i + 1))
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(default)
+}
+
 /// Parses the process's arguments as [`TimingArgs`] with these defaults; panics with a usage
 /// message on a bad argument.
 pub fn timing_args(reps: usize, shapes: &[(usize, usize)]) -> TimingArgs {

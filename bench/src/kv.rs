@@ -368,9 +368,37 @@ mod x86 {
 }
 
 /// The 2B-4T attention shape: query heads, KV heads, head_dim.
-const HQ: usize = 20;
-const HK: usize = 5;
-const D: usize = 128;
+/// The 2B-4T attention shape the speed section times: query heads, KV heads, head_dim.
+pub const HQ: usize = 20;
+/// KV heads.
+pub const HK: usize = 5;
+/// head_dim.
+pub const D: usize = 128;
+
+/// The speed section's data: `tokens` random K and V rows appended to one 3-bit cache (one
+/// sink token), copied to `layers` caches, and the random K, V and q (fixed seed).
+pub struct DecodeData {
+    /// One cache a layer, all equal.
+    pub caches: Vec<KvCache>,
+    /// The K rows appended (`tokens × HK × D`).
+    pub k: Vec<f32>,
+    /// The V rows appended.
+    pub v: Vec<f32>,
+    /// One token's query (`HQ × D`).
+    pub q: Vec<f32>,
+}
+
+/// [`DecodeData`] for `layers` layers of `tokens` cached tokens.
+pub fn decode_data(layers: usize, tokens: usize) -> bitnet_kernels::Result<DecodeData> {
+    let mut rng = Rng::new(5);
+    let k = normals(&mut rng, tokens * HK * D);
+    let v = normals(&mut rng, tokens * HK * D);
+    let q = normals(&mut rng, HQ * D);
+    let mut first = KvCache::new(HK, D, tokens, 1)?;
+    first.append(&k, &v, tokens)?;
+    let caches = (0..layers).map(|_| first.clone()).collect();
+    Ok(DecodeData { caches, k, v, q })
+}
 
 /// Cosine and relative L2 error of `a` against `r`.
 fn compare(a: &[f32], r: &[f32]) -> (f64, f64) {
@@ -484,15 +512,9 @@ fn accuracy(o: &mut String, b: &KvBench) -> bitnet_kernels::Result<()> {
 
 fn speed(o: &mut String, b: &KvBench, stream_gb_s: f64) -> bitnet_kernels::Result<()> {
     let (layers, tokens) = (b.layers, b.tokens);
-    let mut rng = Rng::new(5);
-    let k = normals(&mut rng, tokens * HK * D);
-    let v = normals(&mut rng, tokens * HK * D);
-    let q = normals(&mut rng, HQ * D);
-    let mut first = KvCache::new(HK, D, tokens, 1)?;
-    first.append(&k, &v, tokens)?;
-    let caches: Vec<KvCache> = (0..layers).map(|_| first.clone()).collect();
+    let DecodeData { caches, k, v, q } = decode_data(layers, tokens)?;
     let f16s: Vec<F16Cache> = (0..layers).map(|_| F16Cache::new(&k, &v, HK, D)).collect();
-    let (b3, b16) = (first.bytes(), f16s[0].bytes());
+    let (b3, b16) = (caches[0].bytes(), f16s[0].bytes());
     let values = (2 * tokens * HK * D) as f64;
     let _ = writeln!(
         o,

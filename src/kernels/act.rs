@@ -80,6 +80,21 @@ fn first_non_finite(x: &[f32], from: usize) -> Error {
     }
 }
 
+/// The end of a vector max pass: folds the elements from `from` on (the tail the vectors
+/// left) into `amax`, and returns `a = max(amax, 1e-5)` and the scale `127 / a`; a
+/// non-finite element in the tail is an error with its index.
+#[inline(always)]
+fn absmax_tail(x: &[f32], from: usize, mut amax: f32) -> Result<(f32, f32)> {
+    for (j, &v) in x.iter().enumerate().skip(from) {
+        if !v.is_finite() {
+            return Err(first_non_finite(x, j));
+        }
+        amax = amax.max(v.abs());
+    }
+    let a = amax.max(SCALE_FLOOR);
+    Ok((a, 127.0f32 / a))
+}
+
 /// The scalar quantization step of one element, for the tails the vectors leave.
 #[inline(always)]
 fn quantize_one(v: f32, s: f32) -> i8 {
@@ -93,7 +108,7 @@ pub(crate) use x86::{AVX2, AVX512};
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{first_non_finite, quantize_one, ActKernels, SCALAR, SCALE_FLOOR};
+    use super::{absmax_tail, first_non_finite, quantize_one, ActKernels, SCALAR};
     use crate::error::Result;
     use crate::kernels::cpu;
 
@@ -185,15 +200,7 @@ mod x86 {
         let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
         let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         let m = _mm_max_ss(m, _mm_shuffle_ps::<1>(m, m));
-        let mut amax = _mm_cvtss_f32(m);
-        for (j, &v) in x.iter().enumerate().skip(i) {
-            if !v.is_finite() {
-                return Err(first_non_finite(x, j));
-            }
-            amax = amax.max(v.abs());
-        }
-        let a = amax.max(SCALE_FLOOR);
-        let s = 127.0f32 / a;
+        let (a, s) = absmax_tail(x, i, _mm_cvtss_f32(m))?;
 
         // Pass 2: q = sat8(round_even(x * s)), 32 at a time.
         let vs = _mm256_set1_ps(s);
@@ -255,15 +262,7 @@ mod x86 {
             i += 32;
         }
         // A maximum is exact in any order.
-        let mut amax = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
-        for (j, &v) in x.iter().enumerate().skip(i) {
-            if !v.is_finite() {
-                return Err(first_non_finite(x, j));
-            }
-            amax = amax.max(v.abs());
-        }
-        let a = amax.max(SCALE_FLOOR);
-        let s = 127.0f32 / a;
+        let (a, s) = absmax_tail(x, i, _mm512_reduce_max_ps(_mm512_max_ps(m0, m1)))?;
 
         // Pass 2: q = sat8(round_even(x * s)), 16 at a time: the conversion rounds to nearest
         // even (embedded rounding, no exception), the narrowing store saturates.
@@ -336,7 +335,7 @@ pub(crate) use arm::NEON;
 mod arm {
     use std::arch::aarch64::*;
 
-    use super::{first_non_finite, quantize_one, ActKernels, SCALAR, SCALE_FLOOR};
+    use super::{absmax_tail, first_non_finite, quantize_one, ActKernels, SCALAR};
     use crate::error::Result;
     use crate::kernels::cpu;
 
@@ -399,15 +398,7 @@ mod arm {
             m1 = vmaxq_f32(m1, v1);
             i += 8;
         }
-        let mut amax = vmaxvq_f32(vmaxq_f32(m0, m1));
-        for (j, &v) in x.iter().enumerate().skip(i) {
-            if !v.is_finite() {
-                return Err(first_non_finite(x, j));
-            }
-            amax = amax.max(v.abs());
-        }
-        let a = amax.max(SCALE_FLOOR);
-        let s = 127.0f32 / a;
+        let (a, s) = absmax_tail(x, i, vmaxvq_f32(vmaxq_f32(m0, m1)))?;
 
         // Pass 2: `fcvtns` rounds to nearest with ties to even (whatever FPCR says), and the
         // two saturating narrows clamp to [-128, 127].

@@ -9,23 +9,15 @@
 //! cargo run --release -p bitnet-bench --bin kv_report -- --layers 4 --tokens 1024 --reps 5 --draws 4
 //! ```
 
+use bitnet_bench::data::flag;
 use bitnet_bench::kv::{section, stream_gb_s, KvBench};
-
-fn arg(name: &str, default: usize) -> usize {
-    let a: Vec<String> = std::env::args().collect();
-    a.iter()
-        .position(|x| x == name)
-        .and_then(|i| a.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
-}
 
 fn main() -> bitnet_kernels::Result<()> {
     let b = KvBench {
-        layers: arg("--layers", 30).max(1),
-        tokens: arg("--tokens", 4096).max(1),
-        reps: arg("--reps", 10).max(1),
-        draws: arg("--draws", 20).max(1),
+        layers: flag("--layers", 30).max(1),
+        tokens: flag("--tokens", 4096).max(1),
+        reps: flag("--reps", 10).max(1),
+        draws: flag("--draws", 20).max(1),
         acc_tokens: 1024,
     };
     let bw = stream_gb_s(1 << 30, 100);

@@ -8,36 +8,18 @@
 //! BITNET_KERNEL=avx2 valgrind --tool=callgrind target/release/kv_step --calls 3
 //! ```
 
-use bitnet_bench::data::{normals, Rng};
+use bitnet_bench::data::flag;
+use bitnet_bench::kv::{decode_data, DecodeData, D, HQ};
 use bitnet_bench::stats;
-use bitnet_kernels::kv::KvCache;
-
-const HK: usize = 5;
-const HQ: usize = 20;
-const D: usize = 128;
-
-fn arg(name: &str, default: usize) -> usize {
-    let a: Vec<String> = std::env::args().collect();
-    a.iter()
-        .position(|x| x == name)
-        .and_then(|i| a.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
-}
 
 fn main() -> bitnet_kernels::Result<()> {
     let (tokens, layers, calls) = (
-        arg("--tokens", 4096).max(1),
-        arg("--layers", 1).max(1),
-        arg("--calls", 20).max(1),
+        flag("--tokens", 4096).max(1),
+        flag("--layers", 1).max(1),
+        flag("--calls", 20).max(1),
     );
-    let mut rng = Rng::new(5);
-    let k = normals(&mut rng, tokens * HK * D);
-    let v = normals(&mut rng, tokens * HK * D);
-    let q = normals(&mut rng, HQ * D);
-    let mut first = KvCache::new(HK, D, tokens, 1)?;
-    first.append(&k, &v, tokens)?;
-    let caches: Vec<KvCache> = (0..layers).map(|_| first.clone()).collect();
+    let DecodeData { caches, q, .. } = decode_data(layers, tokens)?;
+    let first = &caches[0];
     let mut out = vec![0.0f32; HQ * D];
     let mut ts: Vec<f64> = (0..calls)
         .map(|_| {
