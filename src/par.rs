@@ -69,15 +69,9 @@ pub(crate) fn chunk(tiles: usize, n: usize, c: usize, tile: usize, rows: usize) 
 
 /// How many chunks a run of `threads` threads cuts a piece of `tiles` tiles into when the
 /// piece is `share` of the whole work (`share` in 0..=1) and a thread's whole share would be
-/// cut into `per_thread` chunks (`None`: the default): at least one, at most `tiles`.
-pub(crate) fn chunks_for(
-    tiles: usize,
-    threads: usize,
-    share: f64,
-    per_thread: Option<usize>,
-) -> usize {
-    let per = per_thread.unwrap_or(DEFAULT_CHUNKS_PER_THREAD).max(1);
-    let want = (share * (threads * per) as f64).ceil() as usize;
+/// cut into `per_thread` chunks: at least one, at most `tiles`.
+pub(crate) fn chunks_for(tiles: usize, threads: usize, share: f64, per_thread: usize) -> usize {
+    let want = (share * (threads * per_thread.max(1)) as f64).ceil() as usize;
     want.clamp(1, tiles.max(1))
 }
 

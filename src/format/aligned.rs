@@ -100,6 +100,21 @@ impl Clone for AlignedBytes {
     }
 }
 
+impl Default for AlignedBytes {
+    /// No bytes (one line allocated, as for every length).
+    fn default() -> Self {
+        Self::zeroed(0).unwrap_or_else(|_| {
+            std::alloc::handle_alloc_error(Layout::from_size_align(LINE, LINE).expect("a line"))
+        })
+    }
+}
+
+impl std::fmt::Debug for AlignedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBytes({} bytes)", self.len)
+    }
+}
+
 impl AsRef<[u8]> for AlignedBytes {
     fn as_ref(&self) -> &[u8] {
         self.as_slice()

@@ -15,7 +15,7 @@ use crate::par;
 use super::pad::{check_activations, check_output};
 use super::quantized::{quantize_rows, stride_of, QView, QuantizedActivations};
 use super::rescale_out;
-use super::run::{build_tables, chunks_per_thread, run_tiles, Tables, PARALLEL_MIN_MACS};
+use super::run::{build_tables, chunks_per_thread, run_tiles, scatter, Tables, PARALLEL_MIN_MACS};
 use super::workspace::{
     carve, common_cols, needs_acc, needs_repad, tab_region, Needs, MAX_MATRICES,
 };
@@ -67,41 +67,6 @@ impl Output<'_> {
 enum Target<'a> {
     Direct,
     Acc(&'a mut [i32]),
-}
-
-/// Copies the accumulators `acc` of `m`'s padded rows `r` for `n` activation rows
-/// (tile-major: `acc[j * r.len() + i]`) into their places in the output `dst`
-/// (`n × m.rows()`; rows past `m.rows()` are padding and dropped), rescaling each activation
-/// row `j` by `absmax[j]` when the output is f32. Called once for each of the dispatch's
-/// chunks, which own disjoint row ranges, so no two calls write the same places.
-#[allow(clippy::too_many_arguments)]
-fn scatter(
-    k: &KernelSet,
-    m: &TernaryMatrix,
-    n: usize,
-    r: Range<usize>,
-    acc: &[i32],
-    dst: &par::Disjoint<'_, i32>,
-    f32: bool,
-    absmax: &[f32],
-) {
-    let rows = m.rows();
-    let live = r.start.min(rows)..r.end.min(rows);
-    for (j, src) in acc.chunks_exact(r.len()).take(n).enumerate() {
-        // SAFETY: the pieces `j * rows + live` of different chunks never overlap (disjoint
-        // row ranges), and each chunk is scattered once.
-        let piece = unsafe { dst.part(j * rows + live.start..j * rows + live.end) };
-        piece.copy_from_slice(&src[..live.len()]);
-        if f32 {
-            rescale_out(
-                k,
-                m,
-                live.clone(),
-                bytemuck::cast_slice_mut(piece),
-                absmax[j],
-            );
-        }
-    }
 }
 
 impl KernelSet {
@@ -238,95 +203,75 @@ impl KernelSet {
         };
         let is_f32: [bool; MAX_MATRICES] =
             std::array::from_fn(|i| matches!(ys.get(i), Some(Output::F32(_))));
-        if threads <= 1 {
-            for (i, ((m, y), t)) in ms
-                .iter()
-                .zip(ys.iter_mut())
-                .zip(targets.iter_mut())
-                .enumerate()
-            {
-                let l = m.layout();
-                let k = kern[i].expect("set");
-                let tab = tables[i].as_ref();
-                match t {
-                    Target::Direct => {
-                        let out = y.as_acc();
-                        run_tiles(k, m, xs_of(m), n, 0..l.rows_padded, out, tab);
-                        if is_f32[i] {
-                            rescale_out(
-                                self,
-                                m,
-                                0..m.rows(),
-                                bytemuck::cast_slice_mut(out),
-                                qv.absmax[0],
-                            );
-                        }
-                    }
-                    Target::Acc(a) => {
-                        run_tiles(k, m, xs_of(m), n, 0..l.rows_padded, a, tab);
-                        let whole = 0..l.rows_padded;
-                        scatter(
-                            self,
-                            m,
-                            n,
-                            whole,
-                            a,
-                            &par::Disjoint::new(y.as_acc()),
-                            is_f32[i],
-                            qv.absmax,
-                        );
-                    }
-                }
-            }
-            return Ok(());
-        }
-        // Each job writes (and rescales) its own rows of the output while they are in its
-        // cache: straight for a direct target, copied out of the workspace for the others.
-        let mut jobs = Vec::new();
+        // Where each matrix's accumulators go (its output, or its workspace region), and for
+        // the latter the output they are scattered into.
+        let mut accs: [&mut [i32]; MAX_MATRICES] = Default::default();
         let mut sinks: [Option<par::Disjoint<'_, i32>>; MAX_MATRICES] =
             std::array::from_fn(|_| None);
-        let each = ms.iter().zip(ys.iter_mut()).zip(targets.iter_mut());
-        for (i, ((m, y), t)) in each.enumerate() {
-            let l = m.layout();
-            let tiles = l.rows_padded / l.row_tile;
-            let share = (l.rows_padded * l.cols_padded * n) as f64 / work as f64;
-            let chunks = par::chunks_for(tiles, threads, share, chunks_per_thread(m));
-            let mut rest: &mut [i32] = match t {
+        for (i, (y, t)) in ys.iter_mut().zip(targets.iter_mut()).enumerate() {
+            accs[i] = match t {
                 Target::Direct => y.as_acc(),
                 Target::Acc(a) => {
                     sinks[i] = Some(par::Disjoint::new(y.as_acc()));
                     a
                 }
             };
+        }
+        // One piece of work: matrix i's padded rows r into `acc`, then written (and rescaled)
+        // into its output by the thread that computed it, while they are in its cache.
+        let job = |i: usize, r: Range<usize>, acc: &mut [i32]| {
+            let m = ms[i];
+            let k = kern[i].expect("set");
+            run_tiles(k, m, xs_of(m), n, r.clone(), acc, tables[i].as_ref());
+            match &sinks[i] {
+                Some(dst) => {
+                    let rescale = |j: usize, live: Range<usize>, piece: &mut [i32]| {
+                        if is_f32[i] {
+                            let y = bytemuck::cast_slice_mut(piece);
+                            rescale_out(self, m, live, y, qv.absmax[j]);
+                        }
+                    };
+                    let rows = m.rows();
+                    scatter(
+                        acc,
+                        r.len(),
+                        r.start.min(rows)..r.end.min(rows),
+                        rows,
+                        dst,
+                        rescale,
+                    )
+                }
+                // A direct target: one activation row, no padding rows.
+                None if is_f32[i] => {
+                    rescale_out(self, m, r, bytemuck::cast_slice_mut(acc), qv.absmax[0])
+                }
+                None => {}
+            }
+        };
+        let count = ms.len();
+        if threads <= 1 {
+            for (i, acc) in accs.into_iter().take(count).enumerate() {
+                job(i, 0..ms[i].layout().rows_padded, acc);
+            }
+            return Ok(());
+        }
+        let mut jobs = Vec::new();
+        for (i, (m, mut rest)) in ms.iter().zip(accs).enumerate() {
+            let l = m.layout();
+            let tiles = l.rows_padded / l.row_tile;
+            let share = (l.rows_padded * l.cols_padded * n) as f64 / work as f64;
+            let chunks = par::chunks_for(tiles, threads, share, chunks_per_thread(m));
             for c in 0..chunks {
                 let r = par::chunk(tiles, chunks, c, l.row_tile, l.rows_padded);
                 if r.is_empty() {
                     continue;
                 }
-                let (out, tail) = std::mem::take(&mut rest).split_at_mut(n * r.len());
+                let (acc, tail) = std::mem::take(&mut rest).split_at_mut(n * r.len());
                 rest = tail;
-                jobs.push((i, r, out));
+                jobs.push((i, r, acc));
             }
         }
-        par::run_jobs(jobs, threads, |(i, r, out)| {
-            let m = ms[i];
-            run_tiles(
-                kern[i].expect("set"),
-                m,
-                xs_of(m),
-                n,
-                r.clone(),
-                out,
-                tables[i].as_ref(),
-            );
-            match &sinks[i] {
-                Some(dst) => scatter(self, m, n, r, out, dst, is_f32[i], qv.absmax),
-                None if is_f32[i] => {
-                    rescale_out(self, m, r, bytemuck::cast_slice_mut(out), qv.absmax[0])
-                }
-                None => {}
-            }
-        });
+        par::run_jobs(jobs, threads, |(i, r, acc)| job(i, r, acc));
         Ok(())
     }
 

@@ -1,12 +1,11 @@
 //! Checking a product's arguments against the matrix and bringing the activations to the
 //! packed width: the steps before a kernel may be called.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::ops::Range;
 
 use crate::error::{check_len, Error, Result};
-use crate::format::aligned::LINE;
+use crate::format::aligned::{AlignedBytes, LINE};
 use crate::format::TernaryMatrix;
 
 /// Checks that `rows` is a non-empty sub-range of `0..m.rows()`.
@@ -48,14 +47,20 @@ pub(crate) fn check_output(n: usize, rows: usize, len: usize) -> Result<()> {
 ///
 /// Why aligned: the kernels load the activations in 32- or 64-byte vectors, once per row tile,
 /// and a vector that straddles two cache lines is two loads. On an Emerald-Rapids-class guest
-/// (2026-11-28) a GEMM of 128 rows on 6912x2560, 2 threads, took 4.0 ms with the rows on a
-/// cache line and 5.0 ms with them 16 or 32 bytes off it.
+/// (2026-11-28, `gemm_calls -- 6912 2560 128 THREADS 16`, idle) `gemm_i8` of 128 rows 16 bytes
+/// off a line took 10.38 ms on one thread and 5.38 on two when they were read in place, and
+/// 7.64 and 3.78 ms copied onto a line first.
 pub(crate) struct PaddedActivations<'a> {
-    data: Cow<'a, [i8]>,
-    /// Where the rows start in `data` (a multiple of [`LINE`] in memory).
-    start: usize,
+    rows: Rows<'a>,
     n: usize,
+    /// `n * kp`.
     len: usize,
+}
+
+/// Where the rows are: the caller's own (already padded and on a line), or a copy.
+enum Rows<'a> {
+    Caller(&'a [i8]),
+    Copy(AlignedBytes),
 }
 
 impl<'a> PaddedActivations<'a> {
@@ -66,20 +71,19 @@ impl<'a> PaddedActivations<'a> {
         let (cols, kp) = (m.cols(), m.layout().cols_padded);
         if cols == kp && x.as_ptr().align_offset(LINE) == 0 {
             return Ok(Self {
-                data: x.into(),
-                start: 0,
+                rows: Rows::Caller(x),
                 n,
                 len: x.len(),
             });
         }
-        let (mut data, start) = scratch(n * kp);
-        for (dst, src) in data[start..].chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
+        let mut b = scratch(n * kp)?;
+        let rows: &mut [i8] = bytemuck::cast_slice_mut(&mut b.as_mut_slice()[..n * kp]);
+        for (dst, src) in rows.chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
             dst[..cols].copy_from_slice(src);
             dst[cols..].fill(0);
         }
         Ok(Self {
-            data: data.into(),
-            start,
+            rows: Rows::Copy(b),
             n,
             len: n * kp,
         })
@@ -97,16 +101,16 @@ impl<'a> PaddedActivations<'a> {
     ) -> Result<(PaddedActivations<'static>, Vec<f32>)> {
         check_activations(m, n, x.len())?;
         let (cols, kp) = (m.cols(), m.layout().cols_padded);
-        let (mut q, start) = scratch(n * kp);
+        let mut b = scratch(n * kp)?;
+        let rows: &mut [i8] = bytemuck::cast_slice_mut(&mut b.as_mut_slice()[..n * kp]);
         let mut absmax = Vec::with_capacity(n);
-        for (dst, src) in q[start..].chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
+        for (dst, src) in rows.chunks_exact_mut(kp).zip(x.chunks_exact(cols)) {
             let a = quantize(src, &mut dst[..cols])?;
             dst[cols..].fill(0);
             absmax.push(a);
         }
         let p = PaddedActivations {
-            data: q.into(),
-            start,
+            rows: Rows::Copy(b),
             n,
             len: n * kp,
         };
@@ -120,7 +124,10 @@ impl<'a> PaddedActivations<'a> {
 
     /// All `n * kp` values, row after row.
     pub(crate) fn as_slice(&self) -> &[i8] {
-        &self.data[self.start..self.start + self.len]
+        match &self.rows {
+            Rows::Caller(x) => x,
+            Rows::Copy(b) => bytemuck::cast_slice(&b.as_slice()[..self.len]),
+        }
     }
 }
 
@@ -132,34 +139,31 @@ thread_local! {
     /// The buffer of this thread's last padded activations, kept for the next call: a fresh
     /// allocation of more than glibc's mmap threshold costs a page fault per 4 KiB on every
     /// call. Taken out while in use, so a nested call simply allocates.
-    static SCRATCH: Cell<Vec<i8>> = const { Cell::new(Vec::new()) };
+    static SCRATCH: Cell<Option<AlignedBytes>> = const { Cell::new(None) };
 }
 
-/// A buffer with room for `len` bytes from a cache line on, reused from this thread's last
-/// call where it was large enough, and the offset of that line in it. Its contents are
-/// arbitrary: the callers write every byte from the offset on.
-fn scratch(len: usize) -> (Vec<i8>, usize) {
-    let mut v = SCRATCH.try_with(Cell::take).unwrap_or_default();
-    if v.len() < len + LINE {
-        v.resize(len + LINE, 0);
+/// A buffer of at least `len` bytes on a cache line: this thread's kept one where it is large
+/// enough. Its contents are arbitrary: the callers write every byte they read.
+fn scratch(len: usize) -> Result<AlignedBytes> {
+    match SCRATCH.try_with(Cell::take).ok().flatten() {
+        Some(b) if b.as_slice().len() >= len => Ok(b),
+        _ => AlignedBytes::zeroed(len),
     }
-    let start = v.as_ptr().align_offset(LINE);
-    (v, start)
 }
 
 impl Drop for PaddedActivations<'_> {
-    /// Gives an owned buffer back to this thread for its next call (see [`SCRATCH`]).
+    /// Gives a copy's buffer back to this thread for its next call (see [`SCRATCH`]), the
+    /// larger of it and the one kept.
     fn drop(&mut self) {
-        if let Cow::Owned(v) = std::mem::replace(&mut self.data, Cow::Borrowed(&[])) {
-            if v.capacity() <= SCRATCH_KEEP {
-                // Keep the larger of the two; `try_with` fails only while the thread exits.
+        if let Rows::Copy(b) = std::mem::replace(&mut self.rows, Rows::Caller(&[])) {
+            if b.as_slice().len() <= SCRATCH_KEEP {
+                // `try_with` fails only while the thread exits.
                 let _ = SCRATCH.try_with(|c| {
-                    let old = c.take();
-                    c.set(if old.capacity() > v.capacity() {
-                        old
-                    } else {
-                        v
-                    });
+                    let keep = match c.take() {
+                        Some(old) if old.as_slice().len() > b.as_slice().len() => old,
+                        _ => b,
+                    };
+                    c.set(Some(keep));
                 });
             }
         }

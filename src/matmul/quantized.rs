@@ -2,7 +2,7 @@
 //! their absmax scales of `docs/FORMATS.md` §1, kept at a width that I2_S and TL1 read as is.
 
 use crate::error::{Error, Result};
-use crate::format::aligned::LINE;
+use crate::format::aligned::AlignedBytes;
 use crate::format::{check_shape, i2s, tl1};
 use crate::kernels::{self, KernelSet};
 
@@ -36,33 +36,14 @@ pub(crate) fn stride_of(cols: usize) -> usize {
 /// assert_eq!(yq, want);
 /// # Ok::<(), bitnet_kernels::Error>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct QuantizedActivations {
-    /// `n` rows of [`stride_of`]`(cols)` values, each zero after `cols`, from `q[start]` on,
-    /// which is on a cache line (as the products' own padded rows are, `matmul::pad`).
-    q: Vec<i8>,
-    start: usize,
+    /// `n` rows of [`stride_of`]`(cols)` int8 values, each zero after `cols`, on a cache line
+    /// (as the products' own padded rows are, `matmul::pad`); possibly longer.
+    q: AlignedBytes,
     absmax: Vec<f32>,
     n: usize,
     cols: usize,
-}
-
-impl Clone for QuantizedActivations {
-    /// A copy whose rows again start on a cache line (a derived clone would copy the old
-    /// offset into a buffer at another address).
-    fn clone(&self) -> Self {
-        let len = self.n * stride_of(self.cols);
-        let mut q = vec![0; len + LINE];
-        let start = q.as_ptr().align_offset(LINE);
-        q[start..start + len].copy_from_slice(&self.q[self.start..self.start + len]);
-        QuantizedActivations {
-            q,
-            start,
-            absmax: self.absmax.clone(),
-            n: self.n,
-            cols: self.cols,
-        }
-    }
 }
 
 impl QuantizedActivations {
@@ -88,10 +69,11 @@ impl QuantizedActivations {
             .ok_or_else(|| Error::InvalidShape(format!("{n} activation rows overflow")))?;
         crate::error::check_len("activations", want, x.len())?;
         let stride = stride_of(cols);
-        self.q.resize(n * stride + LINE, 0);
-        self.start = self.q.as_ptr().align_offset(LINE);
+        if self.q.as_slice().len() < n * stride {
+            self.q = AlignedBytes::zeroed(n * stride)?;
+        }
         self.absmax.resize(n, 0.0);
-        let q = &mut self.q[self.start..self.start + n * stride];
+        let q = bytemuck::cast_slice_mut(&mut self.q.as_mut_slice()[..n * stride]);
         quantize_rows(k, x, cols, stride, q, &mut self.absmax)?;
         (self.n, self.cols) = (n, cols);
         Ok(())
@@ -116,14 +98,19 @@ impl QuantizedActivations {
     pub fn row(&self, i: usize) -> &[i8] {
         assert!(i < self.n, "row {i} of {}", self.n);
         let s = stride_of(self.cols);
-        &self.q[self.start + i * s..self.start + i * s + self.cols]
+        &self.rows()[i * s..i * s + self.cols]
+    }
+
+    /// The int8 buffer (at least `n` rows).
+    fn rows(&self) -> &[i8] {
+        bytemuck::cast_slice(self.q.as_slice())
     }
 
     /// The view the products read.
     pub(crate) fn view(&self) -> QView<'_> {
         let s = stride_of(self.cols);
         QView {
-            q: &self.q[self.start..self.start + self.n * s],
+            q: &self.rows()[..self.n * s],
             absmax: self.absmax(),
         }
     }

@@ -72,13 +72,33 @@ pub(crate) fn build_tables<'a>(
     })
 }
 
-/// Aligned bytes for tables built on the calling thread when the caller gave no workspace,
-/// kept for its next call (as the padded activations are, `pad.rs`).
-type LocalBuf = Vec<u64>;
-
 thread_local! {
-    /// Taken out while in use, so a nested call simply allocates.
-    static TABLES: Cell<LocalBuf> = const { Cell::new(Vec::new()) };
+    /// Tables built on the calling thread when the caller gave no workspace (u64s: 8-byte
+    /// aligned bytes).
+    static TABLES: Cell<Vec<u64>> = const { Cell::new(Vec::new()) };
+    /// One chunk's tile-major accumulators on the thread that runs it.
+    static ACC: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` elements (contents arbitrary) of this thread's buffer `key`, grown as
+/// needed and kept for the thread's next call (as the padded activations are, `pad.rs`)
+/// unless it grew past `keep` elements. Taken out while in use, so a nested call simply
+/// allocates.
+fn with_kept<T: Copy + Default + 'static, R>(
+    key: &'static std::thread::LocalKey<Cell<Vec<T>>>,
+    len: usize,
+    keep: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    let mut buf = key.try_with(Cell::take).unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, T::default());
+    }
+    let r = f(&mut buf[..len]);
+    if buf.len() <= keep {
+        let _ = key.try_with(|c| c.set(buf));
+    }
+    r
 }
 
 /// Runs `f` with the tables of `xs` for `m` built in this thread's kept buffer (`None` where
@@ -93,15 +113,10 @@ fn with_local_tables<R>(
     let Some(bytes) = table_bytes(k, m, n) else {
         return f(None);
     };
-    let mut buf = TABLES.try_with(Cell::take).unwrap_or_default();
-    if buf.len() * 8 < bytes {
-        buf.resize(bytes.div_ceil(8), 0);
-    }
-    let r = f(build_tables(k, m, xs, n, bytemuck::cast_slice_mut(&mut buf)).as_ref());
-    if buf.len() * 8 <= TABLE_MAX_BYTES + TABLE_ALIGN {
-        let _ = TABLES.try_with(|c| c.set(buf));
-    }
-    r
+    let keep = (TABLE_MAX_BYTES + TABLE_ALIGN).div_ceil(8);
+    with_kept(&TABLES, bytes.div_ceil(8), keep, |buf| {
+        f(build_tables(k, m, xs, n, bytemuck::cast_slice_mut(buf)).as_ref())
+    })
 }
 
 /// Runs kernel `k` over the whole tiles `tiles` of `m` for `n` activation rows `xs` (each
@@ -320,7 +335,7 @@ fn par_run_with(
     } else {
         par::num_threads()
     };
-    let per = chunks_per_thread(m).unwrap_or(par::DEFAULT_CHUNKS_PER_THREAD);
+    let per = chunks_per_thread(m);
     if n == 1 {
         return par::for_each_chunk_per(
             rows,
@@ -347,49 +362,59 @@ fn par_run_with(
         per,
         |ranges| vec![(); ranges.len()],
         |r, ()| {
-            with_acc_scratch(n * r.len(), |out| {
-                run_with(k, m, x, r.clone(), out, tab);
-                for (j, src) in out.chunks_exact(r.len()).enumerate() {
-                    // SAFETY: chunks are disjoint row ranges, so the pieces
-                    // `j * rows + r` of different jobs never overlap.
-                    let piece = unsafe { dst.part(j * rows + r.start..j * rows + r.end) };
-                    piece.copy_from_slice(src);
+            with_acc_scratch(n * r.len(), |acc| {
+                run_with(k, m, x, r.clone(), acc, tab);
+                scatter(acc, r.len(), r.clone(), rows, &dst, |j, live, piece| {
                     if let Some(then) = then {
-                        then(j, r.clone(), piece);
+                        then(j, live, piece);
                     }
-                }
+                });
             })
         },
     );
 }
 
-/// How many chunks a thread's share of `m`'s rows is cut into on several threads (`None`: the
-/// pool's default, several a thread, so that late threads still find work). I2_S_COL: one, as
+/// Writes the tile-major accumulators `acc` of one chunk (activation row `j`'s `len` values
+/// at `acc[j * len..]`, for the chunk's rows from its first on) into the output `dst`
+/// (activation rows of `rows` each): the `live.len()` first values of each go to
+/// `dst[j * rows + live]` (the rest are padding rows, dropped), and `then(j, live, piece)`
+/// runs on each piece written. The chunks of a dispatch own disjoint row ranges, so the
+/// pieces of different calls never overlap. `dst` must hold `acc.len() / len` rows.
+pub(crate) fn scatter(
+    acc: &[i32],
+    len: usize,
+    live: Range<usize>,
+    rows: usize,
+    dst: &par::Disjoint<'_, i32>,
+    mut then: impl FnMut(usize, Range<usize>, &mut [i32]),
+) {
+    for (j, src) in acc.chunks_exact(len).enumerate() {
+        // SAFETY: each chunk owns the rows `live`, which no other chunk's pieces include.
+        let piece = unsafe { dst.part(j * rows + live.start..j * rows + live.end) };
+        piece.copy_from_slice(&src[..live.len()]);
+        then(j, live.clone(), piece);
+    }
+}
+
+/// How many chunks a thread's share of `m`'s rows is cut into: the pool's default (several a
+/// thread, so that late threads still find work), but for I2_S_COL one, as
 /// long a run down each column as the thread's share allows. Its kernels walk every non-zero
 /// column down a window of up to 16 row blocks (64 bytes each), so the default chunks (6912
 /// rows in 16: one or two blocks) read 64-128 bytes a column before jumping to the next and
 /// pay each column's setup for them. With them, 2 threads gained nothing on 2560x2560 warm
 /// (54.9 µs against 54.1 on one) and lost cold (156.6 against 120.3), and 6912x2560 cold
 /// gained 1.17x (report, 2026-11-28 15:15, Emerald-Rapids-class guest).
-pub(crate) fn chunks_per_thread(m: &TernaryMatrix) -> Option<usize> {
-    (m.format() == crate::format::Format::I2SCol).then_some(1)
-}
-
-thread_local! {
-    /// This thread's buffer for one chunk's tile-major accumulators, kept for its next chunk.
-    static ACC: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
+pub(crate) fn chunks_per_thread(m: &TernaryMatrix) -> usize {
+    match m.format() {
+        crate::format::Format::I2SCol => 1,
+        _ => par::DEFAULT_CHUNKS_PER_THREAD,
+    }
 }
 
 /// Runs `f` on a buffer of `len` int32s (contents arbitrary: the kernel writes them all),
-/// reused from this thread's last chunk.
+/// this thread's kept one (up to 16 MiB).
 fn with_acc_scratch<R>(len: usize, f: impl FnOnce(&mut [i32]) -> R) -> R {
-    let mut v = ACC.try_with(Cell::take).unwrap_or_default();
-    if v.len() < len {
-        v.resize(len, 0);
-    }
-    let r = f(&mut v[..len]);
-    let _ = ACC.try_with(|c| c.set(v));
-    r
+    with_kept(&ACC, len, 4 << 20, f)
 }
 
 #[cfg(test)]
