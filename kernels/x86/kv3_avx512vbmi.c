@@ -2,18 +2,20 @@
  * contract: RawKvDot and RawKvWsum in src/kernels/mod.rs).
  *
  * Codes are unpacked to bytes, 64 at a time (a chunk: 8 groups, 24 bytes): a masked load of
- * the chunk's bytes (a row's last chunk may have fewer groups; its missing codes read as 0,
- * and nothing past the row is read), a vpermb that gives 64-bit lane k the bytes of group k, a
+ * the chunk's bytes (a V row's last chunk may have fewer groups; its missing codes read as 0,
+ * and nothing past the row is read), a vpermb that puts a group's bytes in each 64-bit lane, a
  * vpmultishiftqb that moves code i of each lane's group (bits 3i..3i+2) to byte i, and a mask
  * of 7.
  *
- * Dot: vpdpbusd of the code bytes (0..7) by q as int8 (-128..127), four products per int32
- * lane: exact, |sum| <= 7 * 128 * 8 * groups < 2^31. The int16 q of the contract is narrowed
- * once per call into a stack buffer, for up to four heads and 512 channels at a time (longer
- * rows add the partial sums of their 512-channel slices). Four tokens by up to four heads per
- * pass: each chunk's q vectors are loaded once for the four tokens, each token's codes
- * unpacked once for the four heads, and the sixteen sums reduced together, four tokens of a
- * head landing next to each other (one 128-bit store into the head's run of sums).
+ * Dot (K in blocks of 16 positions, docs/FORMATS.md section 8): a K chunk holds channels
+ * 4j..4j+3 of the block's 16 positions, so after the unpack int32 lane s holds slot s's four
+ * codes, and one vpdpbusd by q's four int8 values of those channels (an embedded broadcast)
+ * adds slot s's partial dot into lane s: exact (|sum| <= 7 * 128 * 8 * groups < 2^31), and a
+ * block's 16 dots per head come out as one vector with no horizontal reduction. The int16 q
+ * of the contract is narrowed once per call into a stack buffer of int8 quads, for up to four
+ * heads and 128 chunks (512 channels) at a time (longer rows add the partial sums of their
+ * slices). Per block and chunk pair: two unpacks shared by up to four heads, two accumulators
+ * per head (even and odd chunks: eight independent vpdpbusd chains).
  *
  * Weighted sum (int8 weights in blocks of 64 tokens, one f32 factor each): four tokens' codes
  * are unpacked per chunk and interleaved so that each int32 lane holds one channel's four

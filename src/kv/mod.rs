@@ -70,8 +70,10 @@ macro_rules! wide_fn {
 pub(crate) mod quant;
 pub(crate) mod scalar;
 
-use quant::{code3, code3_slot, f16_to_f32, kblock_bytes, pack3, pack3_slot, quantize_row, Rotation};
 pub(crate) use quant::KBLOCK;
+use quant::{
+    code3, code3_slot, f16_to_f32, kblock_bytes, pack3, pack3_slot, quantize_row, Rotation,
+};
 
 /// Bytes every code buffer keeps readable after its last row (V) or block (K): the SIMD
 /// kernels load whole vectors that may reach past a row's last group or a block's last chunk.

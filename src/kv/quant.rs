@@ -255,7 +255,11 @@ mod tests {
         let bit = |i: usize| (block[i / 8] >> (i % 8)) & 1;
         for s in 0..KBLOCK {
             for c in 0..8 * groups {
-                let want = if [3, 0, 15, 1, 8, 2, 9, 14].contains(&s) { code(s, c) } else { 0 };
+                let want = if [3, 0, 15, 1, 8, 2, 9, 14].contains(&s) {
+                    code(s, c)
+                } else {
+                    0
+                };
                 let at = 8 * 24 * (c / 4) + 3 * (4 * s + c % 4);
                 let got = bit(at) | bit(at + 1) << 1 | bit(at + 2) << 2;
                 assert_eq!(got, want, "slot {s} channel {c}");
