@@ -30,7 +30,9 @@ static inline int16x8_t unpack1(const uint8_t *p, uint8x16_t shuf, int16x8_t shi
  * head and block, group k of chunk j holds the code quads of slots 2k and 2k + 1: smlal by
  * the head's q quad into slot accumulators, which are added pairwise at the block's end. */
 void bitnet_kv3_dot_neon(const uint8_t *blocks, size_t first, size_t n, size_t groups,
-                         const int16_t *q, size_t qs, size_t nq, int32_t *out) {
+                         const int16_t *q, size_t qs, size_t nq, int32_t *out,
+                         const uint8_t *next, size_t next_len) {
+    (void)next, (void)next_len; /* a prefetch hint (RawKvDot), unused here */
     const uint8x16_t shuf = vld1q_u8(SHUF);
     const int16x8_t shift = vld1q_s16(SHIFT);
     const size_t chunks = 2 * groups, bb = 24 * chunks;
@@ -62,7 +64,9 @@ void bitnet_kv3_dot_neon(const uint8_t *blocks, size_t first, size_t n, size_t g
 #define TB BITNET_KV_WBLOCK
 
 void bitnet_kv3_wsum_neon(const uint8_t *rows, size_t stride, size_t n, size_t groups,
-                          const int8_t *w, const float *f, size_t nq, float *acc, size_t accs) {
+                          const int8_t *w, const float *f, size_t nq, float *acc, size_t accs,
+                          const uint8_t *next, size_t next_len) {
+    (void)next, (void)next_len; /* a prefetch hint (RawKvWsum), unused here */
     const uint8x16_t shuf = vld1q_u8(SHUF);
     const int16x8_t shift = vld1q_s16(SHIFT);
     const size_t nb = (n + TB - 1) / TB, ws = TB * nb;

@@ -109,11 +109,16 @@ static BITNET_ALWAYS_INLINE void dot_kblock(const uint8_t *blk, size_t cn, const
  * and last blocks compress their lanes to the run's positions and store under a mask. */
 static BITNET_ALWAYS_INLINE void dot_blocks(const uint8_t *blocks, size_t bb, size_t first,
                                             size_t n, size_t c0, size_t cn, const int32_t *qd,
-                                            int nh, const unpacker *u, int32_t *out, int pf) {
+                                            int nh, const unpacker *u, int32_t *out, int pf,
+                                            bitnet_kv_next *nx) {
     for (size_t b = first / 16; 16 * b < first + n; b++) {
         const uint8_t *blk = blocks + b * bb;
-        /* The block ahead (prefetch.h), in the first slice's pass. */
-        if (c0 == 0) BITNET_KV_PREFETCH(pf, blk, bb);
+        /* The block ahead and a block's share of the next stream (prefetch.h), in the first
+         * slice's pass. */
+        if (c0 == 0) {
+            BITNET_KV_PREFETCH(pf, blk, bb);
+            if (nx) bitnet_kv_next_step(nx);
+        }
         __m512i res[4];
         dot_kblock(blk + CB * c0, cn, qd, nh, u, res);
         const size_t lo = 16 * b < first ? first - 16 * b : 0;
@@ -138,10 +143,13 @@ static BITNET_ALWAYS_INLINE void dot_blocks(const uint8_t *blocks, size_t bb, si
 }
 
 void bitnet_kv3_dot_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, size_t groups,
-                               const int16_t *q, size_t qs, size_t nq, int32_t *out) {
+                               const int16_t *q, size_t qs, size_t nq, int32_t *out,
+                               const uint8_t *next, size_t next_len) {
     const unpacker u = unpacker_new();
     const int pf = bitnet_x86_prefetch_on();
     const size_t chunks = 2 * groups, bb = CB * chunks;
+    /* The next stream, a step per block of the first pass (h0 = 0, c0 = 0). */
+    bitnet_kv_next nx = bitnet_kv_next_new(pf, next, next_len, (first + n - 1) / 16 - first / 16 + 1);
     int32_t qd[4 * QSLICE];
     for (size_t h0 = 0; h0 < nq; h0 += 4) {
         const size_t nh = nq - h0 < 4 ? nq - h0 : 4;
@@ -156,10 +164,10 @@ void bitnet_kv3_dot_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, si
                         _mm512_cvtepi16_epi8(_mm512_loadu_si512(q + (h0 + h) * qs + 4 * (c0 + j))));
             int32_t *o = out + h0 * n;
             switch (nh) {
-            case 1: dot_blocks(blocks, bb, first, n, c0, cn, qd, 1, &u, o, pf && h0 == 0); break;
-            case 2: dot_blocks(blocks, bb, first, n, c0, cn, qd, 2, &u, o, pf && h0 == 0); break;
-            case 3: dot_blocks(blocks, bb, first, n, c0, cn, qd, 3, &u, o, pf && h0 == 0); break;
-            default: dot_blocks(blocks, bb, first, n, c0, cn, qd, 4, &u, o, pf && h0 == 0); break;
+            case 1: dot_blocks(blocks, bb, first, n, c0, cn, qd, 1, &u, o, pf && h0 == 0, h0 ? NULL : &nx); break;
+            case 2: dot_blocks(blocks, bb, first, n, c0, cn, qd, 2, &u, o, pf && h0 == 0, h0 ? NULL : &nx); break;
+            case 3: dot_blocks(blocks, bb, first, n, c0, cn, qd, 3, &u, o, pf && h0 == 0, h0 ? NULL : &nx); break;
+            default: dot_blocks(blocks, bb, first, n, c0, cn, qd, 4, &u, o, pf && h0 == 0, h0 ? NULL : &nx); break;
             }
         }
     }
@@ -228,7 +236,8 @@ static BITNET_ALWAYS_INLINE void wsum_step(__m512i a[4][4], const uint8_t *const
 static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, size_t tn,
                                             size_t b, __mmask64 m, const int8_t *w, size_t ws,
                                             const float *f, size_t nb, int nh, float *acc,
-                                            size_t accs, const unpacker *u, int pf) {
+                                            size_t accs, const unpacker *u, int pf,
+                                            bitnet_kv_next *nx) {
     __m512i a[4][4];
     for (int h = 0; h < nh; h++)
         for (int i = 0; i < 4; i++) a[h][i] = _mm512_setzero_si512();
@@ -238,11 +247,16 @@ static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, 
         for (int i = 0; i < 4; i++) {
             r[i] = rows + (t + i) * stride + CB * b;
         }
-        /* The four rows ahead (prefetch.h), in the first chunk's pass. */
-        if (b == 0) BITNET_KV_PREFETCH(pf, rows + t * stride, 4 * stride);
+        /* The four rows ahead and four rows' share of the next stream (prefetch.h), in the
+         * first chunk's pass. */
+        if (b == 0) {
+            BITNET_KV_PREFETCH(pf, rows + t * stride, 4 * stride);
+            if (nx) bitnet_kv_next_step(nx);
+        }
         wsum_step(a, r, 4, m, u, w + t, ws, nh);
     }
     if (t < tn) {
+        if (b == 0 && nx) bitnet_kv_next_step(nx);
         const uint8_t *r[4];
         for (size_t i = 0; i < 4; i++) r[i] = rows + (t + i) * stride + CB * b; /* not read past tn */
         wsum_step(a, r, (int)(tn - t), m, u, w + t, ws, nh);
@@ -258,10 +272,13 @@ static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, 
 
 void bitnet_kv3_wsum_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                                 const int8_t *w, const float *f, size_t nq, float *acc,
-                                size_t accs) {
+                                size_t accs, const uint8_t *next, size_t next_len) {
     const unpacker u = vunpacker_new();
     const int pf = bitnet_x86_prefetch_on();
     const size_t chunks = (groups + 7) / 8, nb = (n + TB - 1) / TB, ws = TB * nb;
+    /* The next stream, a step per four tokens (TB is a multiple of 4) of the first heads'
+     * first chunk. */
+    bitnet_kv_next nx = bitnet_kv_next_new(pf, next, next_len, (n + 3) / 4);
     for (size_t t0 = 0; t0 < n; t0 += TB) {
         const size_t tn = n - t0 < TB ? n - t0 : TB;
         const uint8_t *r = rows + t0 * stride;
@@ -272,10 +289,10 @@ void bitnet_kv3_wsum_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, si
             for (size_t b = 0; b < chunks; b++) {
                 const __mmask64 m = chunk_mask(groups - 8 * b);
                 switch (nq - h0 < 4 ? nq - h0 : 4) {
-                case 1: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 1, a, accs, &u, pf); break;
-                case 2: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 2, a, accs, &u, pf); break;
-                case 3: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 3, a, accs, &u, pf); break;
-                default: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 4, a, accs, &u, pf); break;
+                case 1: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 1, a, accs, &u, pf, h0 ? NULL : &nx); break;
+                case 2: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 2, a, accs, &u, pf, h0 ? NULL : &nx); break;
+                case 3: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 3, a, accs, &u, pf, h0 ? NULL : &nx); break;
+                default: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 4, a, accs, &u, pf, h0 ? NULL : &nx); break;
                 }
             }
         }

@@ -108,6 +108,8 @@ macro_rules! kv_kernels {
                 qs: usize,
                 nq: usize,
                 out: *mut i32,
+                next: *const u8,
+                next_len: usize,
             );
             fn $wsum(
                 rows: *const u8,
@@ -119,6 +121,8 @@ macro_rules! kv_kernels {
                 nq: usize,
                 acc: *mut f32,
                 accs: usize,
+                next: *const u8,
+                next_len: usize,
             );
         }
         #[cfg($cfg)]

@@ -289,7 +289,9 @@ impl FormatKernels {
 ///   `[-128, 127]` and zero from index `8 * groups` on (a kernel may multiply those zeros by
 ///   whatever codes or bytes it meets there);
 /// - `out[h * n + t]` receives the exact `sum_{j < 8 groups} q[h * qs + j] * code(first + t, j)`
-///   (one run of `n` sums per query head, so the scores are computed from contiguous dots).
+///   (one run of `n` sums per query head, so the scores are computed from contiguous dots);
+/// - `next`, `next_len`: the region the caller reads next, a prefetch hint only (see
+///   [`RawKvWsum`]).
 pub(crate) type RawKvDot = unsafe extern "C" fn(
     blocks: *const u8,
     first: usize,
@@ -299,6 +301,8 @@ pub(crate) type RawKvDot = unsafe extern "C" fn(
     qs: usize,
     nq: usize,
     out: *mut i32,
+    next: *const u8,
+    next_len: usize,
 );
 
 /// Weighted sums of packed 3-bit rows with int8 weights in blocks of
@@ -313,6 +317,12 @@ pub(crate) type RawKvDot = unsafe extern "C" fn(
 /// `accs >= 8 * round_up(groups, 8)`, and the entries `[8 * groups, accs)` of each vector are
 /// scratch the kernel may overwrite. Every kernel returns the scalar reference's floats bit
 /// for bit (one fused multiply-add per block and element, in block order).
+///
+/// `next`, `next_len` (both kernels): the bytes the caller will read after this call (in
+/// attention, V of the same KV head after the dot, K of the next head after the V sum), which
+/// a kernel may prefetch while it works (the x86 kernels do, into L2, spread over their
+/// steps: `kernels/x86/prefetch.h`). Never read, so it only has to lie within one allocation
+/// (null with length 0: none); results never depend on it.
 pub(crate) type RawKvWsum = unsafe extern "C" fn(
     rows: *const u8,
     stride: usize,
@@ -323,6 +333,8 @@ pub(crate) type RawKvWsum = unsafe extern "C" fn(
     nq: usize,
     acc: *mut f32,
     accs: usize,
+    next: *const u8,
+    next_len: usize,
 );
 
 /// The 3-bit KV-cache kernels of one set.

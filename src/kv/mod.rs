@@ -519,13 +519,14 @@ impl KvCache {
         let mut mx = vec![f32::NEG_INFINITY; ratio];
         for g in 0..self.n_kv_heads {
             let o = &mut out[g * ratio * n..][..ratio * n];
-            self.scores_group(ker, qq, g, range.clone(), o, &mut dots, &mut mx);
+            self.scores_group(ker, qq, g, range.clone(), o, &mut dots, &mut mx, &[]);
         }
     }
 
     /// The scores of KV head `g`'s query heads for the positions `range`: head `r` of the
     /// group at `out[r · range.len() ..]`; each head's largest score taken into `mx[r]`.
-    /// `dots` is scratch.
+    /// `dots` is scratch; `next`, the bytes the caller reads next, is prefetched by the dot
+    /// kernel (a hint: [`crate::kernels::RawKvWsum`]).
     #[allow(clippy::too_many_arguments)]
     fn scores_group(
         &self,
@@ -536,6 +537,7 @@ impl KvCache {
         out: &mut [f32],
         dots: &mut Vec<i32>,
         mx: &mut [f32],
+        next: &[u8],
     ) {
         let ratio = mx.len();
         let (n, d) = (range.len(), self.head_dim);
@@ -572,6 +574,8 @@ impl KvCache {
                 qq.qs,
                 ratio,
                 dots.as_mut_ptr(),
+                next.as_ptr(),
+                next.len(),
             )
         };
         let hs = g * ratio..(g + 1) * ratio;
@@ -633,7 +637,7 @@ impl KvCache {
         let mut s = Sums::new(self, n_heads, n);
         for g in 0..self.n_kv_heads {
             let wg = &w[g * ratio * n..][..ratio * n];
-            self.wsum_group(ker, wg, g, range.clone(), None, &mut s);
+            self.wsum_group(ker, wg, g, range.clone(), None, &mut s, &[]);
         }
         self.finish(&s, false, out);
     }
@@ -641,7 +645,7 @@ impl KvCache {
     /// KV head `g`'s query heads' part of the V sum over `range` into `s`: the weights of head
     /// `r` of the group at `w[r · range.len() ..]`; with `mx`, they are scores and the weights
     /// their softmax exponentials `E(w − mx[r])`, whose sums are added to `s.z`
-    /// (`docs/FORMATS.md` §8).
+    /// (`docs/FORMATS.md` §8). `next` as in [`KvCache::scores_group`].
     fn wsum_group(
         &self,
         ker: KvKernels,
@@ -650,6 +654,7 @@ impl KvCache {
         range: Range<usize>,
         mx: Option<&[f32]>,
         s: &mut Sums,
+        next: &[u8],
     ) {
         let (d, n, accs) = (self.head_dim, range.len(), s.accs);
         let ratio = s.base.len() / self.n_kv_heads;
@@ -706,8 +711,28 @@ impl KvCache {
                 ratio,
                 acc.as_mut_ptr(),
                 accs,
+                next.as_ptr(),
+                next.len(),
             )
         };
+    }
+
+    /// The bytes of head `g`'s 3-bit K blocks (`is_v` false) or V rows (true) that a pass
+    /// over the positions `range` reads (empty when it has no 3-bit position): what a kernel
+    /// is told to prefetch.
+    fn stream3(&self, g: usize, range: &Range<usize>, is_v: bool) -> &[u8] {
+        let t0 = range.end.min(self.n_sink).max(range.start);
+        if t0 >= range.end {
+            return &[];
+        }
+        let (i, n3) = (t0 - self.n_sink, range.end - t0);
+        if is_v {
+            let stride = 3 * self.groups;
+            &self.v3[g][i * stride..(i + n3) * stride]
+        } else {
+            let bb = kblock_bytes(self.groups);
+            &self.k3[g][i / KBLOCK * bb..(i + n3).div_ceil(KBLOCK) * bb]
+        }
     }
 
     /// `out_h = R^T (acc_h + base_h)`, divided by `z_h` first when `divide`.
@@ -748,15 +773,24 @@ impl KvCache {
         let qq = self.quantize_q(q, n_heads)?;
         let (n, ratio) = (self.len, n_heads / self.n_kv_heads);
         // Per KV head: its query heads' scores and maxima, then the exponentials, their sums
-        // and the int8 V weights a block at a time, then the V sum (docs/FORMATS.md §8).
+        // and the int8 V weights a block at a time, then the V sum (docs/FORMATS.md §8). The
+        // dot kernel prefetches the head's V rows and the V kernel the next head's K blocks
+        // (into L2, spread over their work), so that from DRAM each stream's transfer overlaps
+        // the computation before it.
         let mut s = Sums::new(self, n_heads, n);
         let mut sc = vec![0.0f32; ratio * n];
         let mut dots = Vec::new();
         let mut mx = vec![0.0f32; ratio];
         for g in 0..self.n_kv_heads {
             mx.fill(f32::NEG_INFINITY);
-            self.scores_group(ker, &qq, g, 0..n, &mut sc, &mut dots, &mut mx);
-            self.wsum_group(ker, &sc, g, 0..n, Some(&mx), &mut s);
+            let v = self.stream3(g, &(0..n), true);
+            self.scores_group(ker, &qq, g, 0..n, &mut sc, &mut dots, &mut mx, v);
+            let k = if g + 1 < self.n_kv_heads {
+                self.stream3(g + 1, &(0..n), false)
+            } else {
+                &[]
+            };
+            self.wsum_group(ker, &sc, g, 0..n, Some(&mx), &mut s, k);
         }
         self.finish(&s, true, out);
         Ok(())

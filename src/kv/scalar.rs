@@ -17,6 +17,8 @@ pub(crate) unsafe extern "C" fn kv3_dot(
     qs: usize,
     nq: usize,
     out: *mut i32,
+    _next: *const u8,
+    _next_len: usize,
 ) {
     let bb = kblock_bytes(groups);
     for t in 0..n {
@@ -49,6 +51,8 @@ pub(crate) unsafe extern "C" fn kv3_wsum(
     nq: usize,
     acc: *mut f32,
     accs: usize,
+    _next: *const u8,
+    _next_len: usize,
 ) {
     let nb = n.div_ceil(WBLOCK);
     let ws = WBLOCK * nb;
