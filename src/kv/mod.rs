@@ -900,6 +900,7 @@ wide_fn! {
 /// The scores of one run of [`scores3`] (`o.len()` positions): `o_i = score(ms_i, ss_i, sum,
 /// dots_i, f)`, their order keys' maximum taken into lane `i mod 16` of `keys`.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // lane l of position c + l: the index form is the layout
 fn score_run(
     o: &mut [f32],
     dots: &[i32],
