@@ -109,3 +109,48 @@ fn sets_under_test() {
     eprintln!("kv kernels tested: {names:?}");
     assert!(names.contains(&"scalar"));
 }
+
+/// K is stored in blocks of 16 positions (FORMATS.md §8): a cache appended one token at a
+/// time fills each block slot by slot, and the scores of any range (starting in the sink,
+/// mid-block, on a block boundary, ending anywhere) are those of the whole range at the same
+/// positions, bit for bit, on every set.
+#[test]
+fn block_ranges_and_token_appends() {
+    for (d, ratio, hk, sink, t) in [(33, 4, 2, 1, 53), (128, 4, 1, 0, 40), (8, 1, 3, 3, 35)] {
+        let hq = hk * ratio;
+        let mut c = KvCache::new(hk, d, t, sink).unwrap();
+        let k = data(t * hk * d, d as u64);
+        let v = data(t * hk * d, d as u64 ^ 0x55);
+        for i in 0..t {
+            let r = i * hk * d..(i + 1) * hk * d;
+            c.append(&k[r.clone()], &v[r], 1).unwrap();
+        }
+        let q = data(hq * d, d as u64 ^ 0xaa);
+        let mut whole = vec![0.0f32; hq * t];
+        c.scores_with(&SCALAR, &q, hq, 0..t, &mut whole).unwrap();
+        let cuts = [0, 1, 2, 3, 5, 15, 16, 17, 19, 31, 32, 33, t - 1, t];
+        for set in kernels::available() {
+            let mut got = vec![0.0f32; hq * t];
+            c.scores_with(set, &q, hq, 0..t, &mut got).unwrap();
+            assert_eq!(got, whole, "{} whole", set.name());
+            for &a in &cuts {
+                for &b in &cuts {
+                    if a >= b || b > t {
+                        continue;
+                    }
+                    let n = b - a;
+                    let mut part = vec![0.0f32; hq * n];
+                    c.scores_with(set, &q, hq, a..b, &mut part).unwrap();
+                    for h in 0..hq {
+                        assert_eq!(
+                            part[h * n..][..n],
+                            whole[h * t + a..][..n],
+                            "{} d {d} range {a}..{b} head {h}",
+                            set.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+pub mod capi_calls;
 pub mod cold;
 pub mod data;
 pub mod harness;

@@ -5,7 +5,8 @@
  * last row readable), a tbl that copies bytes (3i>>3, +1) into code i's 16-bit lane, a shift
  * right by 3i & 7 (ushl by a negative count) and a mask of 7.
  *
- * Dot: smlal of codes (0..7) by q (-128..127) into int32, exact (|sum| < 2^31 for
+ * Dot (K in blocks of 16 positions, token-major): smlal of each slot's code quad (0..7) by
+ * q's quad (-128..127) into one int32 accumulator per slot, exact (|sum| < 2^31 for
  * head_dim <= 65536). Weighted sum (int8 weights in blocks of 64 tokens, one f32 factor
  * each): smlal of codes by weights into exact int32 sums, then one FMA per block, equal to the
  * scalar reference's result.
@@ -25,24 +26,34 @@ static inline int16x8_t unpack1(const uint8_t *p, uint8x16_t shuf, int16x8_t shi
     return vreinterpretq_s16_u16(vandq_u16(vshlq_u16(w, shift), vdupq_n_u16(7)));
 }
 
-void bitnet_kv3_dot_neon(const uint8_t *rows, size_t stride, size_t n, size_t groups,
+/* K: blocks of 16 positions, 2 * groups chunks of 24 bytes (4 channels by 16 slots). Per
+ * head and block, group k of chunk j holds the code quads of slots 2k and 2k + 1: smlal by
+ * the head's q quad into slot accumulators, which are added pairwise at the block's end. */
+void bitnet_kv3_dot_neon(const uint8_t *blocks, size_t first, size_t n, size_t groups,
                          const int16_t *q, size_t qs, size_t nq, int32_t *out) {
     const uint8x16_t shuf = vld1q_u8(SHUF);
     const int16x8_t shift = vld1q_s16(SHIFT);
-    for (size_t t = 0; t < n; t++) {
-        const uint8_t *r = rows + t * stride;
-        for (size_t h0 = 0; h0 < nq; h0 += 4) {
-            const size_t hn = nq - h0 < 4 ? nq - h0 : 4;
-            int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-            for (size_t g = 0; g < groups; g++) {
-                const int16x8_t c = unpack1(r + 3 * g, shuf, shift);
-                for (size_t h = 0; h < hn; h++) {
-                    const int16x8_t qv = vld1q_s16(q + (h0 + h) * qs + 8 * g);
-                    acc[h] = vmlal_s16(acc[h], vget_low_s16(c), vget_low_s16(qv));
-                    acc[h] = vmlal_high_s16(acc[h], c, qv);
+    const size_t chunks = 2 * groups, bb = 24 * chunks;
+    for (size_t h = 0; h < nq; h++) {
+        for (size_t b = first / 16; 16 * b < first + n; b++) {
+            const uint8_t *blk = blocks + b * bb;
+            int32x4_t acc[16];
+            for (int s = 0; s < 16; s++) acc[s] = vdupq_n_s32(0);
+            for (size_t j = 0; j < chunks; j++) {
+                const int16x4_t qv = vld1_s16(q + h * qs + 4 * j);
+                for (int k = 0; k < 8; k++) {
+                    const int16x8_t c = unpack1(blk + 24 * j + 3 * k, shuf, shift);
+                    acc[2 * k] = vmlal_s16(acc[2 * k], vget_low_s16(c), qv);
+                    acc[2 * k + 1] = vmlal_s16(acc[2 * k + 1], vget_high_s16(c), qv);
                 }
             }
-            for (size_t h = 0; h < hn; h++) out[(h0 + h) * n + t] = vaddvq_s32(acc[h]);
+            int32_t v[16];
+            for (int s = 0; s < 16; s += 4)
+                vst1q_s32(v + s, vpaddq_s32(vpaddq_s32(acc[s], acc[s + 1]),
+                                            vpaddq_s32(acc[s + 2], acc[s + 3])));
+            const size_t lo = 16 * b < first ? first - 16 * b : 0;
+            const size_t hi = first + n - 16 * b < 16 ? first + n - 16 * b : 16;
+            for (size_t s = lo; s < hi; s++) out[h * n + 16 * b + s - first] = v[s];
         }
     }
 }

@@ -42,66 +42,99 @@ static inline void consts(__m256i *shuf, __m256i *mul) {
     *mul = _mm256_loadu_si256((const __m256i *)m);
 }
 
-/* The 8 lane sums of a[0..7] as one vector: lane i = sum of a[i]'s lanes (two rounds of
- * vphaddd, then the 128-bit halves added). */
-static inline __m256i hsum8(const __m256i a[8]) {
-    const __m256i t0 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
-    const __m256i t1 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(t0, t1, 0x20),
-                            _mm256_permute2x128_si256(t0, t1, 0x31));
+/* K chunks (4 channels of 16 positions) of q narrowed per pass: int8 quads, per head. */
+#define QSLICE 128
+/* Chunks whose int16 pair sums may be added before they are widened: |pair| <= 2 * 7 * 128
+ * = 1792 and 16 * 1792 < 2^15. */
+#define RUN16 16
+
+/* The 32 codes of bytes p[0..11] (4 code quads, slots of 4 channels) as u8: lanes 0..3 of the
+ * int32 view hold the quads of slots 0, 1, 4, 5 and lanes 4..7 those of 2, 3, 6, 7 (the
+ * 128-bit interleave of vpackuswb; put in order once per block by a vpermd). */
+static inline __m256i unpack32(const uint8_t *p, __m256i shuf, __m256i mul) {
+    return _mm256_packus_epi16(unpack2(p, shuf, mul), unpack2(p + 6, shuf, mul));
 }
 
-/* TN (1..2) tokens from r, NH (1..4) query heads: accumulator 4 * token + head, the q vectors
- * loaded once per pair for both tokens (8 accumulators, 4 q vectors and the constants fill the
- * 16 registers). TN and NH are constants after inlining. */
-static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size_t pairs,
-                                           const int16_t *q, size_t qs, int tn, int nh,
-                                           __m256i shuf, __m256i mul, int32_t *out, size_t n,
-                                           int pf) {
-    /* The tn rows ahead (prefetch.h). */
-    BITNET_KV_PREFETCH(pf, r, tn * stride);
-    __m256i acc[8];
-    for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_si256();
-    for (size_t b = 0; b < pairs; b++) {
-        __m256i qv[4];
-        for (int h = 0; h < nh; h++)
-            qv[h] = _mm256_loadu_si256((const __m256i *)(q + h * qs + 16 * b));
-        for (int t = 0; t < tn; t++) {
-            const __m256i c = unpack2(r + t * stride + 6 * b, shuf, mul);
-            for (int h = 0; h < nh; h++)
-                acc[4 * t + h] = _mm256_add_epi32(acc[4 * t + h], _mm256_madd_epi16(c, qv[h]));
+/* One K block (16 positions) by NH (1..4) heads over cn chunks: acc[2 h + k] int32 lanes =
+ * the partial dots of slots 8 k + (0, 1, 4, 5, 2, 3, 6, 7). vpmaddubsw of the codes by the
+ * head's q quad (broadcast) gives two int16 pair sums per slot, added in int16 over up to
+ * RUN16 chunks, then widened and paired by a vpmaddwd by ones. NH is a constant after
+ * inlining. */
+static BITNET_ALWAYS_INLINE void dot_kblock(const uint8_t *blk, size_t cn, const int32_t *qd,
+                                            int nh, __m256i shuf, __m256i mul, __m256i acc[8]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < 2 * nh; i++) acc[i] = _mm256_setzero_si256();
+    for (size_t j0 = 0; j0 < cn; j0 += RUN16) {
+        const size_t je = cn - j0 < RUN16 ? cn : j0 + RUN16;
+        __m256i s[8];
+        for (int i = 0; i < 2 * nh; i++) s[i] = _mm256_setzero_si256();
+        for (size_t j = j0; j < je; j++) {
+            const __m256i c0 = unpack32(blk + 24 * j, shuf, mul);
+            const __m256i c1 = unpack32(blk + 24 * j + 12, shuf, mul);
+            for (int h = 0; h < nh; h++) {
+                const __m256i qv = _mm256_set1_epi32(qd[h * QSLICE + j]);
+                s[2 * h] = _mm256_add_epi16(s[2 * h], _mm256_maddubs_epi16(c0, qv));
+                s[2 * h + 1] = _mm256_add_epi16(s[2 * h + 1], _mm256_maddubs_epi16(c1, qv));
+            }
+        }
+        for (int i = 0; i < 2 * nh; i++)
+            acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(s[i], ones));
+    }
+}
+
+/* The blocks of positions first .. first + n - 1 by NH heads, chunks c0 .. c0 + cn - 1:
+ * each head's sums stored into its run (added when c0 > 0, a later slice). */
+static BITNET_ALWAYS_INLINE void dot_blocks(const uint8_t *blocks, size_t bb, size_t first,
+                                            size_t n, size_t c0, size_t cn, const int32_t *qd,
+                                            int nh, __m256i shuf, __m256i mul, int32_t *out,
+                                            int pf) {
+    /* Lane l of an accumulator holds slot order[l] of its 8 (the permutation is its own inverse). */
+    const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    for (size_t b = first / 16; 16 * b < first + n; b++) {
+        const uint8_t *blk = blocks + b * bb;
+        /* The block ahead (prefetch.h), in the first slice's pass. */
+        if (c0 == 0) BITNET_KV_PREFETCH(pf, blk, bb);
+        __m256i acc[8];
+        dot_kblock(blk + 24 * c0, cn, qd, nh, shuf, mul, acc);
+        const size_t lo = 16 * b < first ? first - 16 * b : 0;
+        const size_t hi = first + n - 16 * b < 16 ? first + n - 16 * b : 16;
+        for (int h = 0; h < nh; h++) {
+            int32_t v[16];
+            for (int k = 0; k < 2; k++)
+                _mm256_storeu_si256((__m256i *)(v + 8 * k),
+                                    _mm256_permutevar8x32_epi32(acc[2 * h + k], order));
+            int32_t *o = out + h * n + (16 * b + lo - first);
+            for (size_t s = lo; s < hi; s++) o[s - lo] = c0 ? o[s - lo] + v[s] : v[s];
         }
     }
-    int32_t s[8];
-    _mm256_storeu_si256((__m256i *)s, hsum8(acc));
-    for (int t = 0; t < tn; t++)
-        for (int h = 0; h < nh; h++) out[h * n + t] = s[4 * t + h];
 }
 
-#define DOT_HEADS(TN)                                                                           \
-    switch (nq - h0 < 4 ? nq - h0 : 4) {                                                        \
-    case 1: dot_block(r, stride, pairs, qh, qs, TN, 1, shuf, mul, o, n, pf && h0 == 0); break;     \
-    case 2: dot_block(r, stride, pairs, qh, qs, TN, 2, shuf, mul, o, n, pf && h0 == 0); break;     \
-    case 3: dot_block(r, stride, pairs, qh, qs, TN, 3, shuf, mul, o, n, pf && h0 == 0); break;     \
-    default: dot_block(r, stride, pairs, qh, qs, TN, 4, shuf, mul, o, n, pf && h0 == 0); break;    \
-    }
-
-void bitnet_kv3_dot_avx2(const uint8_t *rows, size_t stride, size_t n, size_t groups,
+void bitnet_kv3_dot_avx2(const uint8_t *blocks, size_t first, size_t n, size_t groups,
                          const int16_t *q, size_t qs, size_t nq, int32_t *out) {
     __m256i shuf, mul;
     consts(&shuf, &mul);
     const int pf = bitnet_x86_prefetch_on();
-    const size_t pairs = (groups + 1) / 2;
-    /* Two tokens by up to four query heads per pass, their eight sums reduced together. */
-    for (size_t t = 0; t < n; t += 2) {
-        const uint8_t *r = rows + t * stride;
-        for (size_t h0 = 0; h0 < nq; h0 += 4) {
-            const int16_t *qh = q + h0 * qs;
-            int32_t *o = out + h0 * n + t;
-            if (n - t >= 2) {
-                DOT_HEADS(2);
-            } else {
-                DOT_HEADS(1);
+    const size_t chunks = 2 * groups, bb = 24 * chunks;
+    int32_t qd[4 * QSLICE];
+    for (size_t h0 = 0; h0 < nq; h0 += 4) {
+        const size_t nh = nq - h0 < 4 ? nq - h0 : 4;
+        for (size_t c0 = 0; c0 < chunks; c0 += QSLICE) {
+            const size_t cn = chunks - c0 < QSLICE ? chunks - c0 : QSLICE;
+            /* q as int8, 16 values (4 quads) at a time: q holds qs >= 8 * round_up(groups, 8)
+             * values, zero from 8 * groups on. */
+            for (size_t h = 0; h < nh; h++)
+                for (size_t j = 0; j < cn; j += 4) {
+                    const __m256i x = _mm256_loadu_si256((const __m256i *)(q + (h0 + h) * qs + 4 * (c0 + j)));
+                    _mm_storeu_si128((__m128i *)(qd + h * QSLICE + j),
+                                     _mm_packs_epi16(_mm256_castsi256_si128(x),
+                                                     _mm256_extracti128_si256(x, 1)));
+                }
+            int32_t *o = out + h0 * n;
+            switch (nh) {
+            case 1: dot_blocks(blocks, bb, first, n, c0, cn, qd, 1, shuf, mul, o, pf && h0 == 0); break;
+            case 2: dot_blocks(blocks, bb, first, n, c0, cn, qd, 2, shuf, mul, o, pf && h0 == 0); break;
+            case 3: dot_blocks(blocks, bb, first, n, c0, cn, qd, 3, shuf, mul, o, pf && h0 == 0); break;
+            default: dot_blocks(blocks, bb, first, n, c0, cn, qd, 4, shuf, mul, o, pf && h0 == 0); break;
             }
         }
     }

@@ -2,18 +2,20 @@
  * contract: RawKvDot and RawKvWsum in src/kernels/mod.rs).
  *
  * Codes are unpacked to bytes, 64 at a time (a chunk: 8 groups, 24 bytes): a masked load of
- * the chunk's bytes (a row's last chunk may have fewer groups; its missing codes read as 0,
- * and nothing past the row is read), a vpermb that gives 64-bit lane k the bytes of group k, a
+ * the chunk's bytes (a V row's last chunk may have fewer groups; its missing codes read as 0,
+ * and nothing past the row is read), a vpermb that puts a group's bytes in each 64-bit lane, a
  * vpmultishiftqb that moves code i of each lane's group (bits 3i..3i+2) to byte i, and a mask
  * of 7.
  *
- * Dot: vpdpbusd of the code bytes (0..7) by q as int8 (-128..127), four products per int32
- * lane: exact, |sum| <= 7 * 128 * 8 * groups < 2^31. The int16 q of the contract is narrowed
- * once per call into a stack buffer, for up to four heads and 512 channels at a time (longer
- * rows add the partial sums of their 512-channel slices). Four tokens by up to four heads per
- * pass: each chunk's q vectors are loaded once for the four tokens, each token's codes
- * unpacked once for the four heads, and the sixteen sums reduced together, four tokens of a
- * head landing next to each other (one 128-bit store into the head's run of sums).
+ * Dot (K in blocks of 16 positions, docs/FORMATS.md section 8): a K chunk holds channels
+ * 4j..4j+3 of the block's 16 positions, so after the unpack int32 lane s holds slot s's four
+ * codes, and one vpdpbusd by q's four int8 values of those channels (an embedded broadcast)
+ * adds slot s's partial dot into lane s: exact (|sum| <= 7 * 128 * 8 * groups < 2^31), and a
+ * block's 16 dots per head come out as one vector with no horizontal reduction. The int16 q
+ * of the contract is narrowed once per call into a stack buffer of int8 quads, for up to four
+ * heads and 128 chunks (512 channels) at a time (longer rows add the partial sums of their
+ * slices). Per block and chunk pair: two unpacks shared by up to four heads, two accumulators
+ * per head (even and odd chunks: eight independent vpdpbusd chains).
  *
  * Weighted sum (int8 weights in blocks of 64 tokens, one f32 factor each): four tokens' codes
  * are unpacked per chunk and interleaved so that each int32 lane holds one channel's four
@@ -38,14 +40,13 @@ typedef struct {
     __m512i perm, ctl, seven;
 } unpacker;
 
-/* The dot's unpacker: vpermt2b gives 64-bit lane i < 4 the bytes of group i of the first
- * table (token A's piece) and lane i >= 4 those of group i - 4 of the second (token B's). */
-static inline unpacker pair_unpacker_new(void) {
+/* The K unpacker: vpermb gives 64-bit lane k the bytes of group k (bytes 3..7 of a lane
+ * repeat byte 2; vpmultishiftqb's byte 7 reaches bit 28, of which the mask keeps 21..23). */
+static inline unpacker unpacker_new(void) {
     uint8_t p[64], c[64];
     for (int k = 0; k < 8; k++)
         for (int i = 0; i < 8; i++) {
-            /* bytes 3..7 of a lane unused */
-            p[8 * k + i] = (uint8_t)((k < 4 ? 0 : 64) + 3 * (k & 3) + (i < 3 ? i : 2));
+            p[8 * k + i] = (uint8_t)(3 * k + (i < 3 ? i : 2));
             c[8 * k + i] = (uint8_t)(3 * i);
         }
     unpacker u = {_mm512_loadu_si512(p), _mm512_loadu_si512(c), _mm512_set1_epi8(7)};
@@ -80,133 +81,85 @@ static inline __m512i unpack64(const uint8_t *p, __mmask64 m, const unpacker *u)
     return and7(_mm512_multishift_epi64_epi8(u->ctl, _mm512_permutexvar_epi8(u->perm, b)), u);
 }
 
-/* The 32 codes of token A's piece at a and, when hasb, of token B's at b (else codes 0),
- * bytes in m read: A's in bytes 0..31, B's in 32..63 (the pair unpacker). */
-static inline __m512i unpack_pair(const uint8_t *a, const uint8_t *b, int hasb, __mmask64 m,
-                                  const unpacker *u) {
-    const __m512i x = _mm512_maskz_loadu_epi8(m, a);
-    const __m512i y = hasb ? _mm512_maskz_loadu_epi8(m, b) : _mm512_setzero_si512();
-    return and7(_mm512_multishift_epi64_epi8(u->ctl, _mm512_permutex2var_epi8(x, u->perm, y)), u);
-}
+/* K chunks (4 channels of 16 positions) of q narrowed per pass: int8 quads, 4 heads. */
+#define QSLICE 128
 
-/* The sums of v[0..7] (v[2 h + p]: head h, tokens 2 p and 2 p + 1 in lanes 0..7 and 8..15)
- * as one vector, lane 4 h + t = head h, token t. Pairs are interleaved and added (32-bit,
- * then 64-bit unpacks), leaving per 128-bit block the partial sums of four accumulators; one
- * round of block shuffles adds blocks 0 + 1 and 2 + 3 (lanes 0..7, 8..15 of each); a vpermd
- * puts head h, token t at lane 4 h + t. */
-static inline __m512i hsum_pairs(const __m512i v[8]) {
-    __m512i b[4], c[2];
-    for (int i = 0; i < 4; i++)
-        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
-                                _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
-    for (int i = 0; i < 2; i++)
-        c[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(b[2 * i], b[2 * i + 1]),
-                                _mm512_unpackhi_epi64(b[2 * i], b[2 * i + 1]));
-    const __m512i d = _mm512_add_epi32(_mm512_shuffle_i32x4(c[0], c[1], 0x88),
-                                       _mm512_shuffle_i32x4(c[0], c[1], 0xdd));
-    /* d: block 2 (h / 2) + (t & 1), lane 2 (h & 1) + t / 2. */
-    int32_t idx[16];
-    for (int h = 0; h < 4; h++)
-        for (int t = 0; t < 4; t++) idx[4 * h + t] = 4 * (2 * (h / 2) + (t & 1)) + 2 * (h & 1) + t / 2;
-    return _mm512_permutexvar_epi32(_mm512_loadu_si512(idx), d);
-}
-
-/* TN (1..4) tokens from r by NH (1..4) heads over `chunks` chunks, the last of `last`
- * groups, as pieces of 4 groups (12 bytes, 32 codes): accumulator 2 * head + token pair, the pair's
- * tokens in the low and high 256 bits. q8: the heads' int8 q of the slice, `qstride` bytes
- * apart. The sums are stored at out[h * n + t], or added to it when `add` (a later slice).
- * TN and NH are constants after inlining. */
-static BITNET_ALWAYS_INLINE void dot_block(const uint8_t *r, size_t stride, size_t chunks,
-                                           size_t last, const int8_t *q8, size_t qstride,
-                                           int tn, int nh, const unpacker *u, int32_t *out,
-                                           size_t n, int add, int pf, const __m512i *qpre) {
-    /* The tn rows ahead (prefetch.h), in the first slice's pass. */
-    if (!add) BITNET_KV_PREFETCH(pf, r, tn * stride);
+/* One K block (16 positions) by NH (1..4) heads over the chunks c0 .. c0 + cn - 1 (cn even):
+ * res[h] lane s = slot s's partial dot. Two accumulators per head (even and odd chunks), so
+ * eight independent vpdpbusd chains hide its latency; q's quad is an embedded broadcast
+ * (a load, not a shuffle). NH is a constant after inlining. */
+static BITNET_ALWAYS_INLINE void dot_kblock(const uint8_t *blk, size_t cn, const int32_t *qd,
+                                            int nh, const unpacker *u, __m512i res[4]) {
+    const __mmask64 m = (__mmask64)((1ULL << CB) - 1);
     __m512i acc[8];
-    for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_si512();
-    /* Piece i: bytes 12 i.., q 32 i..; all of 4 groups but the last. */
-    const size_t pieces = 2 * (chunks - 1) + (last + 3) / 4;
-    for (size_t i = 0; i < pieces; i++) {
-        const size_t gk = i + 1 < pieces ? 4 : last - 4 * ((last - 1) / 4);
-        const __mmask64 m = (__mmask64)((1ULL << (3 * gk)) - 1);
-        __m512i qv[4];
-        for (int h = 0; h < nh; h++)
-            qv[h] = qpre ? qpre[4 * h + i]
-                         : _mm512_broadcast_i64x4(
-                               _mm256_loadu_si256((const __m256i *)(q8 + h * qstride + 32 * i)));
-        for (int p = 0; 2 * p < tn; p++) {
-            const uint8_t *ra = r + 2 * p * stride + 12 * i;
-            const __m512i c = unpack_pair(ra, ra + stride, 2 * p + 1 < tn, m, u);
-            for (int h = 0; h < nh; h++)
-                DPBUSD(acc[2 * h + p], c, qv[h]); /* vnni.h: GCC 12 copied acc around the intrinsic */
+    for (int i = 0; i < 2 * nh; i++) acc[i] = _mm512_setzero_si512();
+    for (size_t j = 0; j < cn; j += 2) {
+        const __m512i x0 = unpack64(blk + CB * j, m, u);
+        const __m512i x1 = unpack64(blk + CB * (j + 1), m, u);
+        for (int h = 0; h < nh; h++) {
+            DPBUSD_BCAST(acc[2 * h], x0, qd + h * QSLICE + j);
+            DPBUSD_BCAST(acc[2 * h + 1], x1, qd + h * QSLICE + j + 1);
         }
     }
-    int32_t sums[16];
-    _mm512_storeu_si512(sums, hsum_pairs(acc));
-    for (int h = 0; h < nh; h++) {
-        int32_t *o = out + h * n;
-        if (tn == 4 && !add) {
-            _mm_storeu_si128((__m128i *)o, _mm_loadu_si128((const __m128i *)(sums + 4 * h)));
+    for (int h = 0; h < nh; h++) res[h] = _mm512_add_epi32(acc[2 * h], acc[2 * h + 1]);
+}
+
+/* The blocks of positions first .. first + n - 1 by NH heads, chunks c0 .. c0 + cn - 1: each
+ * head's 16 sums stored into its run (added when c0 > 0, a later slice); the partial first
+ * and last blocks compress their lanes to the run's positions and store under a mask. */
+static BITNET_ALWAYS_INLINE void dot_blocks(const uint8_t *blocks, size_t bb, size_t first,
+                                            size_t n, size_t c0, size_t cn, const int32_t *qd,
+                                            int nh, const unpacker *u, int32_t *out, int pf) {
+    for (size_t b = first / 16; 16 * b < first + n; b++) {
+        const uint8_t *blk = blocks + b * bb;
+        /* The block ahead (prefetch.h), in the first slice's pass. */
+        if (c0 == 0) BITNET_KV_PREFETCH(pf, blk, bb);
+        __m512i res[4];
+        dot_kblock(blk + CB * c0, cn, qd, nh, u, res);
+        const size_t lo = 16 * b < first ? first - 16 * b : 0;
+        const size_t hi = first + n - 16 * b < 16 ? first + n - 16 * b : 16;
+        int32_t *o = out + (16 * b + lo - first);
+        if (lo == 0 && hi == 16) {
+            for (int h = 0; h < nh; h++) {
+                __m512i v = res[h];
+                if (c0) v = _mm512_add_epi32(v, _mm512_loadu_si512(o + h * n));
+                _mm512_storeu_si512(o + h * n, v);
+            }
         } else {
-            for (int t = 0; t < tn; t++) o[t] = add ? o[t] + sums[4 * h + t] : sums[4 * h + t];
+            const __mmask16 lanes = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+            const __mmask16 k = (__mmask16)((1u << (hi - lo)) - 1);
+            for (int h = 0; h < nh; h++) {
+                __m512i v = _mm512_maskz_compress_epi32(lanes, res[h]);
+                if (c0) v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(k, o + h * n));
+                _mm512_mask_storeu_epi32(o + h * n, k, v);
+            }
         }
     }
 }
 
-/* Tokens of the slice by NH heads, four at a time. A slice of two whole chunks (head_dim 128)
- * keeps its 4 pieces x NH heads of q in registers across the tokens (with the 8 accumulators,
- * 24 of the 32), its piece loop unrolled and its masks constant. */
-#define DOT_TOKENS(NH)                                                                          \
-    {                                                                                           \
-        size_t t = 0;                                                                           \
-        if (cn == 2 && last == 8) {                                                             \
-            __m512i qv[16];                                                                     \
-            for (int h = 0; h < NH; h++)                                                        \
-                for (int i = 0; i < 4; i++)                                                     \
-                    qv[4 * h + i] = _mm512_broadcast_i64x4(                                     \
-                        _mm256_loadu_si256((const __m256i *)(q8 + h * SLICE + 32 * i)));        \
-            for (; t + 4 <= n; t += 4)                                                          \
-                dot_block(rows + t * stride + CB * c0, stride, 2, 8, q8, SLICE, 4, NH, &u,      \
-                          out + h0 * n + t, n, c0 > 0, pf, qv);                                 \
-        }                                                                                       \
-        for (; t < n; t += 4) {                                                                 \
-            const uint8_t *r = rows + t * stride + CB * c0;                                     \
-            int32_t *o = out + h0 * n + t;                                                      \
-            switch (n - t < 4 ? n - t : 4) {                                                    \
-            case 1: dot_block(r, stride, cn, last, q8, SLICE, 1, NH, &u, o, n, c0 > 0, pf, NULL); break; \
-            case 2: dot_block(r, stride, cn, last, q8, SLICE, 2, NH, &u, o, n, c0 > 0, pf, NULL); break; \
-            case 3: dot_block(r, stride, cn, last, q8, SLICE, 3, NH, &u, o, n, c0 > 0, pf, NULL); break; \
-            default: dot_block(r, stride, cn, last, q8, SLICE, 4, NH, &u, o, n, c0 > 0, pf, NULL); break; \
-            }                                                                                   \
-        }                                                                                       \
-    }
-
-/* Channels of q narrowed to int8 per head at a time (the stack buffer: 4 heads x 512). */
-#define SLICE 512
-
-void bitnet_kv3_dot_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, size_t groups,
+void bitnet_kv3_dot_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, size_t groups,
                                const int16_t *q, size_t qs, size_t nq, int32_t *out) {
-    const unpacker u = pair_unpacker_new();
+    const unpacker u = unpacker_new();
     const int pf = bitnet_x86_prefetch_on();
-    const size_t chunks = (groups + 7) / 8;
-    int8_t q8[4 * SLICE];
+    const size_t chunks = 2 * groups, bb = CB * chunks;
+    int32_t qd[4 * QSLICE];
     for (size_t h0 = 0; h0 < nq; h0 += 4) {
         const size_t nh = nq - h0 < 4 ? nq - h0 : 4;
-        for (size_t c0 = 0; c0 < chunks; c0 += SLICE / CH) {
-            const size_t cn = chunks - c0 < SLICE / CH ? chunks - c0 : SLICE / CH;
-            /* q is zero past 8 * groups and holds qs >= 64 * chunks values per head. */
+        for (size_t c0 = 0; c0 < chunks; c0 += QSLICE) {
+            const size_t cn = chunks - c0 < QSLICE ? chunks - c0 : QSLICE;
+            /* q as int8, 32 values (8 quads) at a time: q holds qs >= 8 * round_up(groups, 8)
+             * values, zero from 8 * groups on, and QSLICE is a multiple of 8. */
             for (size_t h = 0; h < nh; h++)
-                for (size_t j = 0; j < CH * cn; j += 32)
+                for (size_t j = 0; j < cn; j += 8)
                     _mm256_storeu_si256(
-                        (__m256i *)(q8 + h * SLICE + j),
-                        _mm512_cvtepi16_epi8(_mm512_loadu_si512(q + (h0 + h) * qs + CH * c0 + j)));
-            /* Groups in the slice's last chunk: 8, or fewer in the row's last chunk. */
-            const size_t rest = groups - 8 * (c0 + cn - 1), last = rest < 8 ? rest : 8;
+                        (__m256i *)(qd + h * QSLICE + j),
+                        _mm512_cvtepi16_epi8(_mm512_loadu_si512(q + (h0 + h) * qs + 4 * (c0 + j))));
+            int32_t *o = out + h0 * n;
             switch (nh) {
-            case 1: DOT_TOKENS(1); break;
-            case 2: DOT_TOKENS(2); break;
-            case 3: DOT_TOKENS(3); break;
-            default: DOT_TOKENS(4); break;
+            case 1: dot_blocks(blocks, bb, first, n, c0, cn, qd, 1, &u, o, pf && h0 == 0); break;
+            case 2: dot_blocks(blocks, bb, first, n, c0, cn, qd, 2, &u, o, pf && h0 == 0); break;
+            case 3: dot_blocks(blocks, bb, first, n, c0, cn, qd, 3, &u, o, pf && h0 == 0); break;
+            default: dot_blocks(blocks, bb, first, n, c0, cn, qd, 4, &u, o, pf && h0 == 0); break;
             }
         }
     }

@@ -10,6 +10,7 @@
 #define BITNET_X86_VNNI_H
 
 #include <immintrin.h>
+#include <stdint.h>
 
 #include "kernels.h"
 
@@ -17,6 +18,16 @@
 #define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
 #else
 #define DPBUSD(acc, a, b) ((acc) = _mm512_dpbusd_epi32((acc), (a), (b)))
+#endif
+
+/* DPBUSD_BCAST(acc, a, p): DPBUSD by the int32 at p broadcast to every lane, as an embedded
+ * broadcast memory operand (a load, no shuffle port). */
+#if BITNET_INLINE_ASM
+#define DPBUSD_BCAST(acc, a, p)                                                                 \
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const int32_t *)(p)))
+#else
+#define DPBUSD_BCAST(acc, a, p) \
+    ((acc) = _mm512_dpbusd_epi32((acc), (a), _mm512_set1_epi32(*(const int32_t *)(p))))
 #endif
 
 #endif

@@ -100,8 +100,8 @@ macro_rules! kv_kernels {
         #[cfg($cfg)]
         extern "C" {
             fn $dot(
-                rows: *const u8,
-                stride: usize,
+                blocks: *const u8,
+                first: usize,
                 n: usize,
                 groups: usize,
                 q: *const i16,

@@ -275,20 +275,24 @@ impl FormatKernels {
     }
 }
 
-/// Integer dot products of int16 query vectors with packed 3-bit KV-cache rows
+/// Integer dot products of int16 query vectors with one KV head's packed 3-bit K codes
 /// (`docs/FORMATS.md` §8).
 ///
 /// # Contract (for every implementation, C or Rust)
-/// - row `t < n` starts at `rows + t * stride` and holds `groups` 3-byte groups of 8 codes;
-///   the kernel may read up to [`crate::kv::ROW_SLACK`] bytes past the end of the last row;
+/// - `blocks` is the head's K buffer: blocks of 16 positions, `48 * groups` bytes each
+///   (`2 * groups` chunks of 24 bytes; chunk `c` holds channels `4c .. 4c+3`, code
+///   `4 * slot + channel - 4c` of the chunk at its bits `3b .. 3b+2`); position `i` is slot
+///   `i % 16` of block `i / 16`. The blocks up to the one of position `first + n - 1` are
+///   valid, and the kernel may read up to [`crate::kv::ROW_SLACK`] bytes past their end;
+///   `first` is any position (a range may start and end mid-block), `n >= 1`;
 /// - `q` holds `nq` vectors of `qs >= 8 * round_up(groups, 8)` int16 each, every value in
 ///   `[-128, 127]` and zero from index `8 * groups` on (a kernel may multiply those zeros by
-///   whatever bytes follow a row);
-/// - `out[h * n + t]` receives the exact `sum_{j < 8 groups} q[h * qs + j] * code(t, j)` (one
-///   run of `n` sums per query head, so the scores are computed from contiguous dots).
+///   whatever codes or bytes it meets there);
+/// - `out[h * n + t]` receives the exact `sum_{j < 8 groups} q[h * qs + j] * code(first + t, j)`
+///   (one run of `n` sums per query head, so the scores are computed from contiguous dots).
 pub(crate) type RawKvDot = unsafe extern "C" fn(
-    rows: *const u8,
-    stride: usize,
+    blocks: *const u8,
+    first: usize,
     n: usize,
     groups: usize,
     q: *const i16,
@@ -302,8 +306,10 @@ pub(crate) type RawKvDot = unsafe extern "C" fn(
 /// `h < nq` and `j < 8 * groups`,
 /// `acc[h * accs + j] = fma(f[h * nb + b], I as f32, acc[h * accs + j])` with the exact
 /// `I = sum_{t in block b} w[h * ws + t] * code(t, j)` (`|I| <= 64 * 127 * 7 < 2^24`, so the
-/// conversion is exact), where `nb = ceil(n / WBLOCK)` and `ws = WBLOCK * nb`. Rows as for
-/// [`RawKvDot`]; `w` holds `nq` runs of `ws` weights in `[-127, 127]`, zero from `n` on;
+/// conversion is exact), where `nb = ceil(n / WBLOCK)` and `ws = WBLOCK * nb`. Rows are
+/// V's: row `t < n` starts at `rows + t * stride` and holds `groups` 3-byte groups of 8
+/// codes (code `i` at bits `3i .. 3i+2` of the group), then [`crate::kv::ROW_SLACK`] readable
+/// bytes after the last row; `w` holds `nq` runs of `ws` weights in `[-127, 127]`, zero from `n` on;
 /// `accs >= 8 * round_up(groups, 8)`, and the entries `[8 * groups, accs)` of each vector are
 /// scratch the kernel may overwrite. Every kernel returns the scalar reference's floats bit
 /// for bit (one fused multiply-add per block and element, in block order).

@@ -70,10 +70,13 @@ macro_rules! wide_fn {
 pub(crate) mod quant;
 pub(crate) mod scalar;
 
-use quant::{code3, f16_to_f32, pack3, quantize_row, Rotation};
+pub(crate) use quant::KBLOCK;
+use quant::{
+    code3, code3_slot, f16_to_f32, kblock_bytes, pack3, pack3_slot, quantize_row, Rotation,
+};
 
-/// Bytes every code buffer keeps readable after its last row: the SIMD kernels load whole
-/// vectors that may reach past a row's last group.
+/// Bytes every code buffer keeps readable after its last row (V) or block (K): the SIMD
+/// kernels load whole vectors that may reach past a row's last group or a block's last chunk.
 pub(crate) const ROW_SLACK: usize = 16;
 
 /// Tokens a block of the weighted V sum: the weights of each block are quantized to int8 with
@@ -102,9 +105,13 @@ pub struct KvCache {
     /// Per KV head and channel, the factor K is divided by before rotation (q is multiplied by
     /// it): `n_kv_heads × head_dim`, set by the first append ([`channel_scales`]), empty before.
     kscale: Vec<f32>,
-    /// 3-bit rows per head, `[head][token - n_sink]`, `3 * groups` bytes each, then
-    /// [`ROW_SLACK`] zeros: one head's rows are contiguous, so attention streams them.
+    /// 3-bit K codes per head in blocks of [`KBLOCK`] positions (`docs/FORMATS.md` §8:
+    /// position `t - n_sink` in block `(t - n_sink) / 16`, slot `(t - n_sink) % 16`),
+    /// `48 * groups` bytes each, the last block's unfilled slots code 0, then [`ROW_SLACK`]
+    /// zeros. Token-major within a block, so the dot kernels keep one token per int32 lane.
     k3: Vec<Vec<u8>>,
+    /// 3-bit V rows per head, `[head][token - n_sink]`, `3 * groups` bytes each, then
+    /// [`ROW_SLACK`] zeros: one head's rows are contiguous, so attention streams them.
     v3: Vec<Vec<u8>>,
     /// fp16 `(min, step)` of each 3-bit row, `[head][token - n_sink]`.
     ks3: Vec<Vec<[u16; 2]>>,
@@ -151,8 +158,8 @@ impl KvCache {
             )));
         }
         let groups = head_dim.div_ceil(8);
-        // The largest buffer a full cache needs must be addressable.
-        capacity
+        // The largest buffer a full cache needs must be addressable (K: whole blocks).
+        round_up(capacity.min(usize::MAX - KBLOCK), KBLOCK)
             .checked_mul(n_kv_heads)
             .and_then(|r| r.checked_mul(head_dim.max(3 * groups)))
             .filter(|&b| b <= isize::MAX as usize / 2)
@@ -212,12 +219,17 @@ impl KvCache {
     }
 
     /// Bytes the appended tokens occupy: codes and fp16 scales of K and V (per token and head
-    /// `2 · (3 · ceil(head_dim / 8) + 4)` bytes, `2 · (head_dim + 4)` for a sink token), plus
-    /// the f32 channel factors of K (`4 · n_kv_heads · head_dim` once anything is appended).
+    /// `2 · (3 · ceil(head_dim / 8) + 4)` bytes, `2 · (head_dim + 4)` for a sink token; K's
+    /// 3-bit codes counted in whole blocks of 16 positions, as allocated), plus the f32
+    /// channel factors of K (`4 · n_kv_heads · head_dim` once anything is appended).
     pub fn bytes(&self) -> usize {
         let rows3: usize = self.ks3.iter().map(Vec::len).sum();
+        let kblocks: usize = self.ks3.iter().map(|r| r.len().div_ceil(KBLOCK)).sum();
         let rows8 = self.ks8.len();
-        2 * (rows3 * (3 * self.groups + 4) + rows8 * (self.head_dim + 4)) + 4 * self.kscale.len()
+        rows3 * (3 * self.groups + 8)
+            + kblocks * kblock_bytes(self.groups)
+            + 2 * rows8 * (self.head_dim + 4)
+            + 4 * self.kscale.len()
     }
 
     fn row_len(&self) -> usize {
@@ -276,15 +288,17 @@ impl KvCache {
                     } else {
                         codes.fill(0);
                         let sc = quantize_row(&y, 7, &mut codes[..d])?;
-                        let (bytes, scs) = if is_v {
-                            (&mut new.v3[h], &mut new.vs3[h])
+                        if is_v {
+                            let bytes = &mut new.v3[h];
+                            let start = bytes.len();
+                            bytes.resize(start + 3 * g, 0);
+                            pack3(&codes, &mut bytes[start..]);
+                            new.vs3[h].push(pair(sc));
                         } else {
-                            (&mut new.k3[h], &mut new.ks3[h])
-                        };
-                        let start = bytes.len();
-                        bytes.resize(start + 3 * g, 0);
-                        pack3(&codes, &mut bytes[start..]);
-                        scs.push(pair(sc));
+                            // K is packed into its blocks at commit (which cannot fail).
+                            new.k3[h].extend_from_slice(&codes);
+                            new.ks3[h].push(pair(sc));
+                        }
                     }
                 }
             }
@@ -295,11 +309,19 @@ impl KvCache {
     }
 
     fn commit(&mut self, s: Staged, n_tokens: usize) {
-        for (bufs, adds) in [(&mut self.k3, s.k3), (&mut self.v3, s.v3)] {
-            for (buf, add) in bufs.iter_mut().zip(adds) {
-                buf.truncate(buf.len() - ROW_SLACK);
-                buf.extend_from_slice(&add);
-                buf.resize(buf.len() + ROW_SLACK, 0);
+        for (buf, add) in self.v3.iter_mut().zip(s.v3) {
+            buf.truncate(buf.len() - ROW_SLACK);
+            buf.extend_from_slice(&add);
+            buf.resize(buf.len() + ROW_SLACK, 0);
+        }
+        // K: each new position's codes into its slot, the blocks grown (zeroed) as needed.
+        let (row, bb) = (8 * self.groups, kblock_bytes(self.groups));
+        for ((buf, add), old) in self.k3.iter_mut().zip(s.k3).zip(&self.ks3) {
+            let n3 = old.len();
+            let total = n3 + add.len() / row;
+            buf.resize(total.div_ceil(KBLOCK) * bb + ROW_SLACK, 0);
+            for (i, codes) in (n3..).zip(add.chunks_exact(row)) {
+                pack3_slot(codes, i % KBLOCK, &mut buf[i / KBLOCK * bb..][..bb]);
             }
         }
         for (scs, adds) in [(&mut self.ks3, s.ks3), (&mut self.vs3, s.vs3)] {
@@ -363,16 +385,13 @@ impl KvCache {
         if t < self.n_sink {
             let b = if is_v { &self.v8 } else { &self.k8 };
             b[(t * self.n_kv_heads + h) * self.head_dim + j] as u32
+        } else if is_v {
+            let r = 3 * self.groups;
+            code3(&self.v3[h][(t - self.n_sink) * r..][..r], j) as u32
         } else {
-            code3(self.row3(t, h, is_v), j) as u32
+            let (i, bb) = (t - self.n_sink, kblock_bytes(self.groups));
+            code3_slot(&self.k3[h][i / KBLOCK * bb..][..bb], i % KBLOCK, j) as u32
         }
-    }
-
-    /// The packed 3-bit row of token `t >= n_sink`, head `h`.
-    fn row3(&self, t: usize, h: usize, is_v: bool) -> &[u8] {
-        let b = if is_v { &self.v3 } else { &self.k3 };
-        let r = 3 * self.groups;
-        &b[h][(t - self.n_sink) * r..][..r]
     }
 
     fn check_heads(&self, n_heads: usize) -> Result<usize> {
@@ -538,16 +557,15 @@ impl KvCache {
         if n3 == 0 {
             return;
         }
-        let stride = 3 * self.groups;
         dots.resize(ratio * n3, 0);
-        let first = (t0 - self.n_sink) * stride;
-        // SAFETY: rows t0.. of head g are in k3[g] at this offset and stride, followed by
-        // ROW_SLACK readable bytes; the q vectors of heads g·ratio.. are qs long and zero
-        // past head_dim (quantize_q); dots holds ratio × n3 values.
+        // SAFETY: k3[g] holds the K blocks of head g's positions 0.. up to the one of position
+        // range.end - 1 - n_sink, followed by ROW_SLACK readable bytes; the q vectors of heads
+        // g·ratio.. are qs long and zero past head_dim (quantize_q); dots holds ratio × n3
+        // values.
         unsafe {
             (ker.dot)(
-                self.k3[g].as_ptr().add(first),
-                stride,
+                self.k3[g].as_ptr(),
+                t0 - self.n_sink,
                 n3,
                 self.groups,
                 qq.q.as_ptr().add(g * ratio * qq.qs),
@@ -1324,6 +1342,7 @@ fn pair((m, s): (u16, u16)) -> [u16; 2] {
 /// The rows of one append, before they join the cache.
 #[derive(Default)]
 struct Staged {
+    /// K's 3-bit codes unpacked, `8 * groups` a row (packed into blocks at commit).
     k3: Vec<Vec<u8>>,
     v3: Vec<Vec<u8>>,
     ks3: Vec<Vec<[u16; 2]>>,

@@ -185,6 +185,40 @@ pub(crate) fn code3(row: &[u8], j: usize) -> u8 {
     ((w >> (3 * (j % 8))) & 7) as u8
 }
 
+/// Positions of a K block: each KV head's 3-bit K codes are stored token-major in blocks of
+/// `KBLOCK` positions (`docs/FORMATS.md` §8), so a kernel's int32 lane `s` accumulates the dot
+/// of slot `s` with no horizontal reduction.
+pub(crate) const KBLOCK: usize = 16;
+
+/// Bytes of one K block of `groups` 3-byte groups per row: `2 · groups` chunks of 24 bytes.
+pub(crate) fn kblock_bytes(groups: usize) -> usize {
+    48 * groups
+}
+
+/// Writes the codes of one K row (`8 · groups` codes, padded with 0) into slot `slot` of a K
+/// block whose slot is still all zero: chunk `j` (24 bytes at `24 j`) holds channels
+/// `4j .. 4j+3`, code `b = 4 · slot + (channel − 4j)` at bits `3b .. 3b+2` of the chunk, so a
+/// slot's four codes are the 12 bits at bit `12 · (slot mod 2)` of the chunk's group `slot / 2`.
+pub(crate) fn pack3_slot(codes: &[u8], slot: usize, block: &mut [u8]) {
+    let (at, shift) = (3 * (slot / 2), 12 * (slot % 2));
+    for (quad, chunk) in codes.chunks_exact(4).zip(block.chunks_exact_mut(24)) {
+        let w = quad
+            .iter()
+            .enumerate()
+            .fold(0u32, |w, (i, &c)| w | (c as u32) << (3 * i))
+            << shift;
+        for (o, b) in chunk[at..at + 3].iter_mut().zip(w.to_le_bytes()) {
+            *o |= b;
+        }
+    }
+}
+
+/// Code of channel `ch` in slot `slot` of a K block (the layout of [`pack3_slot`]).
+#[inline]
+pub(crate) fn code3_slot(block: &[u8], slot: usize, ch: usize) -> u8 {
+    code3(&block[24 * (ch / 4)..][..24], 4 * slot + ch % 4)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +236,34 @@ mod tests {
             r.inverse(&mut y);
             for (a, b) in x.iter().zip(&y) {
                 assert!((a - b).abs() <= 1e-5, "{d}");
+            }
+        }
+    }
+
+    /// The K block layout, bit by bit as docs/FORMATS.md §8 states it: slot `s`, channel `c`
+    /// at bit `3 · (4s + c mod 4)` of chunk `c / 4` (24 bytes each); every other bit 0.
+    #[test]
+    fn pack3_slot_places_codes() {
+        let groups = 3;
+        let code = |s: usize, c: usize| ((s * 5 + c * 3 + s * c) % 8) as u8;
+        let mut block = vec![0u8; kblock_bytes(groups)];
+        // Slots filled out of order, one partial: missing slots stay code 0.
+        for s in [3, 0, 15, 1, 8, 2, 9, 14] {
+            let codes: Vec<u8> = (0..8 * groups).map(|c| code(s, c)).collect();
+            pack3_slot(&codes, s, &mut block);
+        }
+        let bit = |i: usize| (block[i / 8] >> (i % 8)) & 1;
+        for s in 0..KBLOCK {
+            for c in 0..8 * groups {
+                let want = if [3, 0, 15, 1, 8, 2, 9, 14].contains(&s) {
+                    code(s, c)
+                } else {
+                    0
+                };
+                let at = 8 * 24 * (c / 4) + 3 * (4 * s + c % 4);
+                let got = bit(at) | bit(at + 1) << 1 | bit(at + 2) << 2;
+                assert_eq!(got, want, "slot {s} channel {c}");
+                assert_eq!(code3_slot(&block, s, c), want);
             }
         }
     }

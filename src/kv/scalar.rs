@@ -1,14 +1,16 @@
-//! The reference kernels for the 3-bit rows: plain Rust, one code at a time. Every SIMD kernel
+//! The reference kernels for the 3-bit codes (K in blocks, V in rows): plain Rust, one code
+//! at a time. Every SIMD kernel
 //! returns exactly [`kv3_dot`]'s sums and [`kv3_wsum`]'s floats (`docs/FORMATS.md` §8).
 
-use super::quant::code3;
+use super::quant::{code3, code3_slot, kblock_bytes, KBLOCK};
 use super::WBLOCK;
 
 /// # Safety
 /// The raw kernel contract of [`crate::kernels::RawKvDot`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe extern "C" fn kv3_dot(
-    rows: *const u8,
-    stride: usize,
+    blocks: *const u8,
+    first: usize,
     n: usize,
     groups: usize,
     q: *const i16,
@@ -16,15 +18,17 @@ pub(crate) unsafe extern "C" fn kv3_dot(
     nq: usize,
     out: *mut i32,
 ) {
+    let bb = kblock_bytes(groups);
     for t in 0..n {
-        // SAFETY: the contract makes row t (3 * groups bytes) valid.
-        let row = unsafe { std::slice::from_raw_parts(rows.add(t * stride), 3 * groups) };
+        let i = first + t;
+        // SAFETY: the contract makes the block of position i (48 * groups bytes) valid.
+        let block = unsafe { std::slice::from_raw_parts(blocks.add(i / KBLOCK * bb), bb) };
         for h in 0..nq {
             // SAFETY: the contract makes the nq query vectors and the nq * n outputs valid.
             let qh = unsafe { std::slice::from_raw_parts(q.add(h * qs), 8 * groups) };
             let mut acc = 0i32;
             for (j, &qj) in qh.iter().enumerate() {
-                acc += qj as i32 * code3(row, j) as i32;
+                acc += qj as i32 * code3_slot(block, i % KBLOCK, j) as i32;
             }
             // SAFETY: as above.
             unsafe { *out.add(h * n + t) = acc };

@@ -267,7 +267,12 @@ fn failures_append_nothing() {
     c.append(&ok, &ok, 2).unwrap();
     assert!(matches!(c.append(&ok, &ok, 2), Err(Error::InvalidShape(_)))); // capacity 3
     assert_eq!(c.len(), 2);
-    assert_eq!(c.bytes(), 2 * hk * (d + 4) + 2 * hk * (6 + 4) + 4 * hk * d);
+    // One sink token, one 3-bit token: V's row and both scales, and K's whole first block of
+    // 16 positions (48 bytes a group) as allocated.
+    assert_eq!(
+        c.bytes(),
+        2 * hk * (d + 4) + hk * (6 + 2 * 4) + hk * 16 * 6 + 4 * hk * d
+    );
     let (mut k, mut v) = (vec![0.0; hk * d], vec![0.0; hk * d]);
     assert!(c.dequantize(2, &mut k, &mut v).is_err());
     let q = vec![0.1f32; 3 * d];

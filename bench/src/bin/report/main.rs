@@ -25,7 +25,7 @@ mod measure;
 
 use std::time::Instant;
 
-use bitnet_bench::{data, kv, probe};
+use bitnet_bench::{capi_calls, data, kv, probe};
 
 /// How long to measure; the two modes differ only here.
 pub struct Budget {
@@ -167,6 +167,8 @@ fn main() {
         r.limits.dram_1t.gb_per_s,
     )
     .unwrap_or_else(|e| format!("## 3-bit KV cache\n\nfailed: {e}\n"));
+    eprintln!("the C ABI against the Rust API...");
+    let capi_md = capi_calls::markdown(&capi_calls::measure(quick), bitnet_kernels::num_threads());
     eprintln!("a4.8: accuracy, int4 lookup tables and sparse activations...");
     let a48_md = a48::section(quick);
     let elapsed = started.elapsed().as_secs_f64();
@@ -174,6 +176,7 @@ fn main() {
     print!("{md}");
     print!("{}", layer::markdown(&section));
     print!("\n{kv_md}");
+    print!("\n{capi_md}");
     print!("{a48_md}");
     if let Some(path) = json_path {
         let mut v = json::to_json(&r, quick, &command, elapsed);
