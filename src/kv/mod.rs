@@ -922,37 +922,173 @@ wide_fn! {
         f: &[f32],
         mx: &mut [f32],
     ) {
+        const L: usize = 16;
         let n3 = ks.len();
-        let (mut ms, mut ss) = ([0.0f32; WBLOCK], [0.0f32; WBLOCK]);
-        // Each head's maximum as the largest order key (below): an integer maximum, which
-        // reduces with a short vector tree.
-        let mut keys: Vec<u32> = mx.iter().map(|&m| order_key(m)).collect();
-        for (b, kb) in ks.chunks(WBLOCK).enumerate() {
-            let (t, k) = (b * WBLOCK, kb.len());
-            scales_f32(kb, &mut ms, &mut ss);
-            for (r, key) in keys.iter_mut().enumerate() {
+        // Each head's maximum as the largest order key (below), kept in 16 lanes (lane
+        // t mod 16) while the scores are made and reduced once at the end: an integer maximum,
+        // which does not depend on the order.
+        let mut keys: Vec<[u32; L]> = mx.iter().map(|&m| [order_key(m); L]).collect();
+        let mut blocks = ScaleBlocks::new(ks);
+        while let Some((b, k)) = blocks.advance() {
+            let (t, (ms, ss)) = (b * WBLOCK, blocks.get(b));
+            for (r, kl) in keys.iter_mut().enumerate() {
                 let (sum, f) = (sum[r], f[r]);
                 let ob = &mut o[r * os + t..][..k];
-                for (((o, &dot), &m), &s) in ob.iter_mut().zip(&dots[r * n3 + t..]).zip(&ms).zip(&ss)
-                {
-                    *o = score(m, s, sum, dot, f);
+                let db = &dots[r * n3 + t..][..k];
+                if k == WBLOCK {
+                    // A whole block: a fixed size, so the loop unrolls and has no tail.
+                    score_run(&mut ob[..WBLOCK], &db[..WBLOCK], ms, ss, sum, f, kl);
+                } else {
+                    score_run(ob, db, ms, ss, sum, f, kl);
                 }
-                *key = ob.iter().map(|&x| order_key(x)).fold(*key, u32::max);
             }
         }
-        for (m, &key) in mx.iter_mut().zip(&keys) {
-            *m = from_order_key(key);
+        for (m, kl) in mx.iter_mut().zip(&keys) {
+            *m = from_order_key(kl.iter().copied().fold(0, u32::max));
         }
+    }
+}
+
+/// The scores of one run of [`scores3`] (`o.len()` positions): `o_i = score(ms_i, ss_i, sum,
+/// dots_i, f)`, their order keys' maximum taken into lane `i mod 16` of `keys`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // lane l of position c + l: the index form is the layout
+fn score_run(
+    o: &mut [f32],
+    dots: &[i32],
+    ms: &[f32],
+    ss: &[f32],
+    sum: i32,
+    f: f32,
+    keys: &mut [u32; 16],
+) {
+    const L: usize = 16;
+    // A local copy, so that the lanes stay in a register.
+    let mut kl = *keys;
+    let n = o.len();
+    let full = n / L * L;
+    for c in (0..full).step_by(L) {
+        for l in 0..L {
+            let i = c + l;
+            let x = score(ms[i], ss[i], sum, dots[i], f);
+            o[i] = x;
+            kl[l] = kl[l].max(order_key(x));
+        }
+    }
+    for i in full..n {
+        let x = score(ms[i], ss[i], sum, dots[i], f);
+        o[i] = x;
+        kl[i - full] = kl[i - full].max(order_key(x));
+    }
+    *keys = kl;
+}
+
+/// The blocks of [`WBLOCK`] fp16 `(min, step)` pairs of `rows` as f32 (0 past the last
+/// pair), in order: block `b + 1` is converted when block `b` is handed over, so that the
+/// conversion's stores are long done when the block's loads come (a wide load of data just
+/// stored in narrower pieces waits for the stores to complete). A loop, not a closure: a
+/// closure would be compiled without the target features of the `wide_fn!` body around it.
+struct ScaleBlocks<'a> {
+    rows: &'a [[u16; 2]],
+    /// `[slot][min or step]`: block `b` in slot `b mod 2`.
+    buf: [[[f32; WBLOCK]; 2]; 2],
+    /// The block [`ScaleBlocks::advance`] hands over next.
+    next: usize,
+}
+
+impl<'a> ScaleBlocks<'a> {
+    #[inline(always)]
+    fn new(rows: &'a [[u16; 2]]) -> Self {
+        let mut s = ScaleBlocks {
+            rows,
+            buf: [[[0.0; WBLOCK]; 2]; 2],
+            next: 0,
+        };
+        s.convert(0);
+        s
+    }
+
+    #[inline(always)]
+    fn convert(&mut self, b: usize) {
+        let r =
+            &self.rows[(b * WBLOCK).min(self.rows.len())..self.rows.len().min((b + 1) * WBLOCK)];
+        let [ms, ss] = &mut self.buf[b % 2];
+        if r.len() < WBLOCK {
+            ms.fill(0.0);
+            ss.fill(0.0);
+        }
+        scales_f32(r, ms, ss);
+    }
+
+    /// The next block's index and length (`None` after the last), converting the one after.
+    #[inline(always)]
+    fn advance(&mut self) -> Option<(usize, usize)> {
+        let (b, n) = (self.next, self.rows.len());
+        if b * WBLOCK >= n {
+            return None;
+        }
+        self.next += 1;
+        if self.next * WBLOCK < n {
+            self.convert(self.next);
+        }
+        Some((b, (n - b * WBLOCK).min(WBLOCK)))
+    }
+
+    /// The minima and steps of block `b`, the one `advance` handed over last.
+    #[inline(always)]
+    fn get(&self, b: usize) -> (&[f32; WBLOCK], &[f32; WBLOCK]) {
+        let [ms, ss] = &self.buf[b % 2];
+        (ms, ss)
     }
 }
 
 /// The f32 `(min, step)` of fp16 pairs (as many as `rows` holds).
 #[inline(always)]
 fn scales_f32(rows: &[[u16; 2]], ms: &mut [f32], ss: &mut [f32]) {
+    // (Not under Miri, which does not run every intrinsic.)
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c") {
+        // SAFETY: the CPU has AVX2 and F16C.
+        return unsafe { scales_f32_f16c(rows, ms, ss) };
+    }
+    scales_f32_plain(rows, ms, ss);
+}
+
+/// [`scales_f32`] without F16C.
+#[inline(always)]
+fn scales_f32_plain(rows: &[[u16; 2]], ms: &mut [f32], ss: &mut [f32]) {
     for ((p, m), s) in rows.iter().zip(ms.iter_mut()).zip(ss.iter_mut()) {
         *m = f16_finite_to_f32(p[0]);
         *s = f16_finite_to_f32(p[1]);
     }
+}
+
+/// [`scales_f32`] with F16C's `vcvtph2ps`, eight pairs at a time: the same values (the
+/// conversion of a finite fp16 value is exact either way), but no multiply that a subnormal
+/// fp16 value would turn into a slow microcode assist.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx2,f16c")]
+fn scales_f32_f16c(rows: &[[u16; 2]], ms: &mut [f32], ss: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = rows.len().min(ms.len()).min(ss.len());
+    let full = n / 8 * 8;
+    for i in (0..full).step_by(8) {
+        // SAFETY: pairs i .. i + 8 are in rows (4 bytes each, 32 in all), ms and ss hold
+        // i + 8 values; unaligned loads and stores.
+        unsafe {
+            let x = _mm256_loadu_si256(rows.as_ptr().add(i).cast());
+            // Minima in the low half of each 32-bit pair, steps in the high half: packed to
+            // [m0..3 s0..3 | m4..7 s4..7], then the 64-bit quarters reordered to m0..7, s0..7.
+            let lo = _mm256_and_si256(x, _mm256_set1_epi32(0xffff));
+            let hi = _mm256_srli_epi32::<16>(x);
+            let p = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(lo, hi));
+            let m = _mm256_cvtph_ps(_mm256_castsi256_si128(p));
+            let s = _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(p));
+            _mm256_storeu_ps(ms.as_mut_ptr().add(i), m);
+            _mm256_storeu_ps(ss.as_mut_ptr().add(i), s);
+        }
+    }
+    scales_f32_plain(&rows[full..n], &mut ms[full..n], &mut ss[full..n]);
 }
 
 /// `max(m, x)` for non-NaN values: one `maxps`.
@@ -995,6 +1131,11 @@ struct Lanes {
     e: [f32; 16],
 }
 
+/// Query heads whose blocks [`v_weights3`] takes together: each block's chain (exponentials,
+/// maximum, the two divisions, quantization) is serial, so the first halves of several heads
+/// come before their second halves, and the chains overlap instead of waiting on each other.
+const HEADS_TOGETHER: usize = 4;
+
 wide_fn! {
     /// The int8 V weights of one KV head's query heads over its 3-bit positions
     /// (`docs/FORMATS.md` §8), a block of [`WBLOCK`] positions at a time while the block is in
@@ -1016,34 +1157,41 @@ wide_fn! {
         z: &mut [f32],
     ) {
         let nb = vs.len().div_ceil(WBLOCK);
+        let ratio = base.len();
         // Sums of no term start at -0.0, as `Iterator::sum` does: the tails' order is its.
         let mut lanes = vec![
             Lanes { z: [0.0; LANES], b: [0.0; LANES], zt: -0.0, bt: -0.0, e: [0.0; 16] };
-            base.len()
+            ratio
         ];
-        let (mut ms, mut ss) = ([0.0f32; WBLOCK], [0.0f32; WBLOCK]);
-        for (b, vb) in vs.chunks(WBLOCK).enumerate() {
-            let (t, k) = (b * WBLOCK, vb.len());
-            if k < WBLOCK {
-                // The last block, padded with weight 0 and scale 0.
-                ms.fill(0.0);
-                ss.fill(0.0);
-            }
-            scales_f32(vb, &mut ms, &mut ss);
-            for (r, ln) in lanes.iter_mut().enumerate() {
-                let o: &mut [i8; WBLOCK] = (&mut w8[(r * nb + b) * WBLOCK..][..WBLOCK])
-                    .try_into()
-                    .expect("a block");
-                let wb = &w[r * ws + t..][..k];
-                let m = mx.map(|m| m[r]);
-                fs[r * nb + b] = if let Ok(wb) = <&[f32; WBLOCK]>::try_from(wb) {
-                    // A whole block: fixed sizes, so the loops unroll and have no tails.
-                    weights_block(o, ln, wb, WBLOCK, m, &ms, &ss)
-                } else {
-                    let mut x = [0.0f32; WBLOCK];
-                    x[..k].copy_from_slice(wb);
-                    weights_block(o, ln, &x, k, m, &ms, &ss)
-                };
+        let mut u = [[0.0f32; WBLOCK]; HEADS_TOGETHER];
+        let mut a = [0.0f32; HEADS_TOGETHER];
+        // The last block is padded with weight 0 (below) and scale 0.
+        let mut blocks = ScaleBlocks::new(vs);
+        while let Some((b, k)) = blocks.advance() {
+            let (t, (ms, ss)) = (b * WBLOCK, blocks.get(b));
+            for h0 in (0..ratio).step_by(HEADS_TOGETHER) {
+                let hn = (ratio - h0).min(HEADS_TOGETHER);
+                // First every head's u_t and block maximum, then every head's weights.
+                for j in 0..hn {
+                    let r = h0 + j;
+                    let wb = &w[r * ws + t..][..k];
+                    let m = mx.map(|m| m[r]);
+                    a[j] = if let Ok(wb) = <&[f32; WBLOCK]>::try_from(wb) {
+                        // A whole block: fixed sizes, so the loops unroll and have no tails.
+                        weights_block(&mut u[j], &mut lanes[r], wb, WBLOCK, m, ms, ss)
+                    } else {
+                        let mut x = [0.0f32; WBLOCK];
+                        x[..k].copy_from_slice(wb);
+                        weights_block(&mut u[j], &mut lanes[r], &x, k, m, ms, ss)
+                    };
+                }
+                for j in 0..hn {
+                    let r = h0 + j;
+                    let o: &mut [i8; WBLOCK] = (&mut w8[(r * nb + b) * WBLOCK..][..WBLOCK])
+                        .try_into()
+                        .expect("a block");
+                    fs[r * nb + b] = quantize_u(o, &u[j], a[j], &mut lanes[r].e);
+                }
             }
         }
         for ((ln, bs), zs) in lanes.iter().zip(base).zip(z) {
@@ -1053,13 +1201,13 @@ wide_fn! {
     }
 }
 
-/// One block of one query head in [`v_weights3`]: the first `k` of `x` are the weights, or
-/// with `mx` the scores whose exponentials `E(x − mx)` they are (the rest count as weight 0);
-/// adds them and their products with the minima `ms` to the lanes, quantizes them
-/// ([`quantize_block`]) into `o` and returns the block's factor.
+/// The first half of one block of one query head in [`v_weights3`]: the first `k` of `x` are
+/// the weights, or with `mx` the scores whose exponentials `E(x − mx)` they are (the rest count
+/// as weight 0); adds them and their products with the minima `ms` to the lanes, writes
+/// `u_t = p_t · s_t` and returns `a = max |u_t|`.
 #[inline(always)]
 fn weights_block(
-    o: &mut [i8; WBLOCK],
+    u: &mut [f32; WBLOCK],
     ln: &mut Lanes,
     x: &[f32; WBLOCK],
     k: usize,
@@ -1087,36 +1235,50 @@ fn weights_block(
         ln.zt += p;
         ln.bt += p * m;
     }
-    quantize_block(o, &p, ss, &mut ln.e)
+    block_u(u, &p, ss)
 }
 
-/// One block of [`v_weights3`]: `o_t = round_half_even(u_t · (127 / a))` for `u_t = w_t · s_t`,
-/// `a = max |u_t|` (all 0 when `a = 0`); returns `f = a / 127`, and adds `f · o_t − u_t` to
-/// lane `t mod 16` of `e`.
+/// `u_t = w_t · s_t` into `u`, returning `a = max |u_t|`.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // lane l of position c·16 + l: the index form is the layout
-fn quantize_block(
-    o: &mut [i8; WBLOCK],
-    w: &[f32; WBLOCK],
-    s: &[f32; WBLOCK],
-    e: &mut [f32; 16],
-) -> f32 {
-    // Adding 1.5 · 2^23 rounds to the nearest integer, half to even, and leaves it in the low
-    // bits (two's complement) of the sum's bits: |u · 127 / a| <= 127 · (1 + 2^-22).
-    const ROUND: f32 = 12_582_912.0;
-    const L: usize = 16;
-    let mut u = [0.0f32; WBLOCK];
+fn block_u(u: &mut [f32; WBLOCK], w: &[f32; WBLOCK], s: &[f32; WBLOCK]) -> f32 {
     for i in 0..WBLOCK {
         u[i] = w[i] * s[i];
     }
     // The largest |u_t| as the largest of their bits: for finite non-negative f32 the order of
     // the bits as integers is the order of the values, and an integer maximum reduces with a
     // short vector tree (a float one, spelt as a halving tree, compiled to scalar shuffles).
-    let a = f32::from_bits(
+    f32::from_bits(
         u.iter()
             .map(|x| x.to_bits() & 0x7fff_ffff)
             .fold(0, u32::max),
-    );
+    )
+}
+
+/// One block of [`v_weights3`]: `o_t = round_half_even(u_t · (127 / a))` for `u_t = w_t · s_t`,
+/// `a = max |u_t|` (all 0 when `a = 0`); returns `f = a / 127`, and adds `f · o_t − u_t` to
+/// lane `t mod 16` of `e`.
+#[cfg(test)]
+fn quantize_block(
+    o: &mut [i8; WBLOCK],
+    w: &[f32; WBLOCK],
+    s: &[f32; WBLOCK],
+    e: &mut [f32; 16],
+) -> f32 {
+    let mut u = [0.0f32; WBLOCK];
+    let a = block_u(&mut u, w, s);
+    quantize_u(o, &u, a, e)
+}
+
+/// The second half of one block of [`v_weights3`]: `o_t = round_half_even(u_t · (127 / a))`
+/// (all 0 when `a = 0`, `a = max |u_t|`); returns `f = a / 127`, and adds `f · o_t − u_t` to
+/// lane `t mod 16` of `e`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // lane l of position c·16 + l: the index form is the layout
+fn quantize_u(o: &mut [i8; WBLOCK], u: &[f32; WBLOCK], a: f32, e: &mut [f32; 16]) -> f32 {
+    // Adding 1.5 · 2^23 rounds to the nearest integer, half to even, and leaves it in the low
+    // bits (two's complement) of the sum's bits: |u · 127 / a| <= 127 · (1 + 2^-22).
+    const ROUND: f32 = 12_582_912.0;
+    const L: usize = 16;
     let inv = if a > 0.0 { 127.0 / a } else { 0.0 };
     let f = a / 127.0;
     for c in 0..WBLOCK / L {
@@ -1130,7 +1292,6 @@ fn quantize_block(
     }
     f
 }
-
 /// Lanes of the partial sums below: 32 independent chains (two 16-wide vectors), so the loops
 /// vectorize and are not bound by the latency of one f32 add.
 const LANES: usize = 32;
@@ -1180,9 +1341,12 @@ fn exp_nonpositive(x: f32) -> f32 {
     ] {
         p = p.mul_add(r, c);
     }
-    // n is in -126 ..= 0, so 2^n is a normal f32. t's bits are 0x4B40_0000 + n: the biased
-    // exponent comes from them with integer adds (a float-to-int cast would not vectorize).
-    let e = f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23) * p;
+    // 2^n · p, exactly: n is in -126 ..= 0 and p in [0.70, 1.42] (|r| <= ln2/2 + ε), and
+    // p > 1.39 when n = -126 (x >= -87 gives r >= 0.336), so the product is a normal f32 and
+    // is p with n added to its exponent field, no rounding. t's bits are 0x4B40_0000 + n;
+    // shifted left by 23 they are n · 2^23 (mod 2^32): a shift and an integer add, the same
+    // bits as the f32 product (a float-to-int cast would not vectorize).
+    let e = f32::from_bits(p.to_bits().wrapping_add(t.to_bits() << 23));
     if under {
         0.0
     } else {

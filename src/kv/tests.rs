@@ -445,3 +445,158 @@ fn q_quantization_matches_activations() {
     assert!(quantize_q_row(&[1.0, f32::INFINITY, 0.0], &mut o).is_none());
     assert!(quantize_q_row(&[1.0, f32::NAN, 0.0], &mut o).is_none());
 }
+
+/// fp16 scales as the passes convert them, eight pairs at a time with F16C where the CPU has
+/// it: every finite value, in both places of a pair, and the tail of a run that is not a
+/// multiple of eight.
+#[test]
+fn scale_conversion_matches_the_crate_converter() {
+    let finite: Vec<u16> = (0..=u16::MAX)
+        .step_by(if cfg!(miri) { 97 } else { 1 })
+        .filter(|&h| quant::f16_to_f32(h).is_finite())
+        .collect();
+    for run in finite.chunks(8 * 97 + 5) {
+        let rows: Vec<[u16; 2]> = run.iter().map(|&h| [h, !h & 0x7bff]).collect();
+        let (mut ms, mut ss) = (vec![0.0f32; rows.len()], vec![0.0f32; rows.len()]);
+        scales_f32(&rows, &mut ms, &mut ss);
+        for (i, p) in rows.iter().enumerate() {
+            assert_eq!(
+                ms[i].to_bits(),
+                quant::f16_to_f32(p[0]).to_bits(),
+                "{:#x}",
+                p[0]
+            );
+            assert_eq!(
+                ss[i].to_bits(),
+                quant::f16_to_f32(p[1]).to_bits(),
+                "{:#x}",
+                p[1]
+            );
+        }
+    }
+}
+
+/// `E(x)` as §8 writes it, `2^n` built as an f32 and multiplied by `P(r)`: the vectorized
+/// form adds `n` to `P(r)`'s exponent instead, which must give the same bits.
+fn exp_as_written(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
+    if x < -87.0 {
+        return 0.0;
+    }
+    let t = x.mul_add(std::f32::consts::LOG2_E, ROUND);
+    let n = t - ROUND;
+    let r = (-n).mul_add(-2.121_944_4e-4, (-n).mul_add(0.693_359_4, x));
+    let mut p: f32 = 1.0 / 5040.0;
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p.mul_add(r, c);
+    }
+    2f32.powi(n as i32) * p
+}
+
+fn exp_matches_as_written(step: usize) {
+    // Every `step`-th f32 from -0 down to just below -87, and the ends.
+    let (lo, hi) = (0x8000_0000u32, (-87.5f32).to_bits());
+    for b in (lo..=hi)
+        .step_by(step)
+        .chain([hi, (-87.0f32).to_bits(), lo])
+    {
+        let x = f32::from_bits(b);
+        assert_eq!(
+            exp_nonpositive(x).to_bits(),
+            exp_as_written(x).to_bits(),
+            "{x:e}"
+        );
+    }
+}
+
+#[test]
+fn exp_bits_match_the_formula() {
+    exp_matches_as_written(if cfg!(miri) { 1 << 22 } else { 997 });
+}
+
+/// The same for every f32 in `[-87.5, 0]` (about 80 s in a release build):
+/// `cargo test --release --lib kv::tests::exp_bits_every_value -- --ignored`.
+#[test]
+#[ignore]
+fn exp_bits_every_value() {
+    exp_matches_as_written(1);
+}
+
+/// The passes take several query heads' blocks together ([`HEADS_TOGETHER`]) and carry the
+/// K scales a block ahead: each head's weights, factors, sums, scores and maximum are those of
+/// the head taken alone, with more heads than one group, a ragged last block and both kinds of
+/// weights.
+#[test]
+fn heads_together_match_heads_alone() {
+    let (heads, n) = (HEADS_TOGETHER + 2, 2 * WBLOCK + 17);
+    let nb = n.div_ceil(WBLOCK);
+    let mut rng = Rng(33);
+    let scale = |rng: &mut Rng| quant::f32_to_f16(rng.normal() * 0.3);
+    let vs: Vec<[u16; 2]> = (0..n).map(|_| [scale(&mut rng), scale(&mut rng)]).collect();
+    let w: Vec<f32> = (0..heads * n).map(|_| rng.normal() * 4.0 - 6.0).collect();
+    let mx: Vec<f32> = (0..heads)
+        .map(|h| w[h * n..][..n].iter().copied().fold(-1e30, f32::max))
+        .collect();
+    for m in [None, Some(&mx[..])] {
+        let w = if m.is_some() {
+            w.clone()
+        } else {
+            w.iter().map(|x| x.abs()).collect()
+        };
+        let (mut q, mut f) = (vec![0i8; heads * WBLOCK * nb], vec![0.0f32; heads * nb]);
+        let (mut base, mut z) = (vec![0.5f32; heads], vec![0.25f32; heads]);
+        v_weights3(&mut q, &mut f, &w, n, &vs, m, &mut base, &mut z);
+        for h in 0..heads {
+            let (mut q1, mut f1) = (vec![0i8; WBLOCK * nb], vec![0.0f32; nb]);
+            let (mut b1, mut z1) = ([0.5f32], [0.25f32]);
+            let m1 = m.map(|m| &m[h..h + 1]);
+            v_weights3(
+                &mut q1,
+                &mut f1,
+                &w[h * n..][..n],
+                n,
+                &vs,
+                m1,
+                &mut b1,
+                &mut z1,
+            );
+            assert_eq!(&q[h * WBLOCK * nb..][..WBLOCK * nb], &q1[..], "{h}");
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&f[h * nb..][..nb]), bits(&f1));
+            assert_eq!(
+                (base[h].to_bits(), z[h].to_bits()),
+                (b1[0].to_bits(), z1[0].to_bits())
+            );
+        }
+    }
+    // Scores: each value by the formula, each maximum the largest (from a start of -inf and
+    // from one above them all).
+    let dots: Vec<i32> = (0..heads * n)
+        .map(|_| (rng.normal() * 3000.0) as i32)
+        .collect();
+    let sum: Vec<i32> = (0..heads as i32).map(|h| 40 * h - 100).collect();
+    let fac: Vec<f32> = (0..heads).map(|h| 1e-3 * (h + 1) as f32).collect();
+    for start in [f32::NEG_INFINITY, 1e9] {
+        let mut o = vec![0.0f32; heads * n];
+        let mut mx = vec![start; heads];
+        scores3(&mut o, n, &dots, &vs, &sum, &fac, &mut mx);
+        for h in 0..heads {
+            let want: Vec<f32> = (0..n)
+                .map(|t| {
+                    let (m, s) = (quant::f16_to_f32(vs[t][0]), quant::f16_to_f32(vs[t][1]));
+                    score(m, s, sum[h], dots[h * n + t], fac[h])
+                })
+                .collect();
+            assert_eq!(&o[h * n..][..n], &want[..]);
+            assert_eq!(mx[h], want.iter().copied().fold(start, f32::max));
+        }
+    }
+}
