@@ -29,6 +29,7 @@ use std::ops::Range;
 
 use crate::error::{check_len, Error, Result};
 use crate::kernels::{self, KernelSet, KvKernels};
+use ahead::{Ahead, Plan};
 
 /// Defines `fn $name(args) -> R` whose body is compiled three times, for AVX-512F, for AVX2
 /// and for the x86-64 baseline, the widest the CPU has chosen at run time, so that its element
@@ -67,6 +68,7 @@ macro_rules! wide_fn {
     };
 }
 
+mod ahead;
 pub(crate) mod quant;
 pub(crate) mod scalar;
 
@@ -519,14 +521,14 @@ impl KvCache {
         let mut mx = vec![f32::NEG_INFINITY; ratio];
         for g in 0..self.n_kv_heads {
             let o = &mut out[g * ratio * n..][..ratio * n];
-            self.scores_group(ker, qq, g, range.clone(), o, &mut dots, &mut mx, &[]);
+            self.scores_group(ker, qq, g, range.clone(), o, &mut dots, &mut mx, Plan::NONE);
         }
     }
 
     /// The scores of KV head `g`'s query heads for the positions `range`: head `r` of the
     /// group at `out[r · range.len() ..]`; each head's largest score taken into `mx[r]`.
-    /// `dots` is scratch; `next`, the bytes the caller reads next, is prefetched by the dot
-    /// kernel (a hint: [`crate::kernels::RawKvWsum`]).
+    /// `dots` is scratch; `next`: what the dot kernel (`next.kernel`), then the scores' pass
+    /// (`next.rust`) prefetch, the bytes the caller reads next (hints only).
     #[allow(clippy::too_many_arguments)]
     fn scores_group(
         &self,
@@ -537,7 +539,7 @@ impl KvCache {
         out: &mut [f32],
         dots: &mut Vec<i32>,
         mx: &mut [f32],
-        next: &[u8],
+        next: Plan,
     ) {
         let ratio = mx.len();
         let (n, d) = (range.len(), self.head_dim);
@@ -574,8 +576,8 @@ impl KvCache {
                 qq.qs,
                 ratio,
                 dots.as_mut_ptr(),
-                next.as_ptr(),
-                next.len(),
+                next.kernel.as_ptr(),
+                next.kernel.len(),
             )
         };
         let hs = g * ratio..(g + 1) * ratio;
@@ -587,6 +589,7 @@ impl KvCache {
             &qq.sum[hs.clone()],
             &qq.factor[hs],
             mx,
+            &mut next.rust(n3.div_ceil(WBLOCK)),
         );
     }
 
@@ -637,7 +640,7 @@ impl KvCache {
         let mut s = Sums::new(self, n_heads, n);
         for g in 0..self.n_kv_heads {
             let wg = &w[g * ratio * n..][..ratio * n];
-            self.wsum_group(ker, wg, g, range.clone(), None, &mut s, &[]);
+            self.wsum_group(ker, wg, g, range.clone(), None, &mut s, Plan::NONE);
         }
         self.finish(&s, false, out);
     }
@@ -645,7 +648,8 @@ impl KvCache {
     /// KV head `g`'s query heads' part of the V sum over `range` into `s`: the weights of head
     /// `r` of the group at `w[r · range.len() ..]`; with `mx`, they are scores and the weights
     /// their softmax exponentials `E(w − mx[r])`, whose sums are added to `s.z`
-    /// (`docs/FORMATS.md` §8). `next` as in [`KvCache::scores_group`].
+    /// (`docs/FORMATS.md` §8). `next`: what the weights' pass (`next.rust`), then the V kernel
+    /// (`next.kernel`) prefetch.
     fn wsum_group(
         &self,
         ker: KvKernels,
@@ -654,7 +658,7 @@ impl KvCache {
         range: Range<usize>,
         mx: Option<&[f32]>,
         s: &mut Sums,
-        next: &[u8],
+        next: Plan,
     ) {
         let (d, n, accs) = (self.head_dim, range.len(), s.accs);
         let ratio = s.base.len() / self.n_kv_heads;
@@ -695,6 +699,7 @@ impl KvCache {
             mx,
             base,
             z,
+            &mut next.rust(nb),
         );
         let first = (t0 - self.n_sink) * stride;
         // SAFETY: rows as in scores_group; w8 holds ratio runs of WBLOCK · nb weights, zero
@@ -711,28 +716,30 @@ impl KvCache {
                 ratio,
                 acc.as_mut_ptr(),
                 accs,
-                next.as_ptr(),
-                next.len(),
+                next.kernel.as_ptr(),
+                next.kernel.len(),
             )
         };
     }
 
-    /// The bytes of head `g`'s 3-bit K blocks (`is_v` false) or V rows (true) that a pass
-    /// over the positions `range` reads (empty when it has no 3-bit position): what a kernel
-    /// is told to prefetch.
-    fn stream3(&self, g: usize, range: &Range<usize>, is_v: bool) -> &[u8] {
+    /// The bytes of head `g`'s 3-bit K blocks (`is_v` false) or V rows (true), and of their
+    /// scales, that a pass over the positions `range` reads (empty when it has no 3-bit
+    /// position): what the passes are told to prefetch.
+    fn stream3(&self, g: usize, range: &Range<usize>, is_v: bool) -> (&[u8], &[u8]) {
         let t0 = range.end.min(self.n_sink).max(range.start);
         if t0 >= range.end {
-            return &[];
+            return (&[], &[]);
         }
         let (i, n3) = (t0 - self.n_sink, range.end - t0);
-        if is_v {
+        let (codes, scales) = if is_v {
             let stride = 3 * self.groups;
-            &self.v3[g][i * stride..(i + n3) * stride]
+            (&self.v3[g][i * stride..(i + n3) * stride], &self.vs3[g])
         } else {
             let bb = kblock_bytes(self.groups);
-            &self.k3[g][i / KBLOCK * bb..(i + n3).div_ceil(KBLOCK) * bb]
-        }
+            let b = &self.k3[g][i / KBLOCK * bb..(i + n3).div_ceil(KBLOCK) * bb];
+            (b, &self.ks3[g])
+        };
+        (codes, bytemuck::cast_slice(&scales[i..i + n3]))
     }
 
     /// `out_h = R^T (acc_h + base_h)`, divided by `z_h` first when `divide`.
@@ -774,23 +781,26 @@ impl KvCache {
         let (n, ratio) = (self.len, n_heads / self.n_kv_heads);
         // Per KV head: its query heads' scores and maxima, then the exponentials, their sums
         // and the int8 V weights a block at a time, then the V sum (docs/FORMATS.md §8). The
-        // dot kernel prefetches the head's V rows and the V kernel the next head's K blocks
-        // (into L2, spread over their work), so that from DRAM each stream's transfer overlaps
-        // the computation before it.
+        // dot kernel and the scores' pass prefetch the head's V rows and scales, the weights'
+        // pass and the V kernel the next head's K blocks and scales (into L2, spread over
+        // their work, in shares near their shares of the time), so that from DRAM each
+        // stream's transfer overlaps the computation before it.
         let mut s = Sums::new(self, n_heads, n);
         let mut sc = vec![0.0f32; ratio * n];
         let mut dots = Vec::new();
         let mut mx = vec![0.0f32; ratio];
         for g in 0..self.n_kv_heads {
             mx.fill(f32::NEG_INFINITY);
-            let v = self.stream3(g, &(0..n), true);
-            self.scores_group(ker, &qq, g, 0..n, &mut sc, &mut dots, &mut mx, v);
-            let k = if g + 1 < self.n_kv_heads {
-                self.stream3(g + 1, &(0..n), false)
+            let (v, vs) = self.stream3(g, &(0..n), true);
+            let next = Plan::new(v, vs, V_IN_SCORES, false);
+            self.scores_group(ker, &qq, g, 0..n, &mut sc, &mut dots, &mut mx, next);
+            let next = if g + 1 < self.n_kv_heads {
+                let (k, ks) = self.stream3(g + 1, &(0..n), false);
+                Plan::new(k, ks, K_IN_WEIGHTS, true)
             } else {
-                &[]
+                Plan::NONE
             };
-            self.wsum_group(ker, &sc, g, 0..n, Some(&mx), &mut s, k);
+            self.wsum_group(ker, &sc, g, 0..n, Some(&mx), &mut s, next);
         }
         self.finish(&s, true, out);
         Ok(())
@@ -921,6 +931,7 @@ wide_fn! {
         sum: &[i32],
         f: &[f32],
         mx: &mut [f32],
+        ahead: &mut [Ahead; 2],
     ) {
         const L: usize = 16;
         let n3 = ks.len();
@@ -930,6 +941,7 @@ wide_fn! {
         let mut keys: Vec<[u32; L]> = mx.iter().map(|&m| [order_key(m); L]).collect();
         let mut blocks = ScaleBlocks::new(ks);
         while let Some((b, k)) = blocks.advance() {
+            ahead.iter_mut().for_each(Ahead::step);
             let (t, (ms, ss)) = (b * WBLOCK, blocks.get(b));
             for (r, kl) in keys.iter_mut().enumerate() {
                 let (sum, f) = (sum[r], f[r]);
@@ -1136,6 +1148,13 @@ struct Lanes {
 /// come before their second halves, and the chains overlap instead of waiting on each other.
 const HEADS_TOGETHER: usize = 4;
 
+/// In `attend`, the percentage of a head's V codes prefetched by the scores' pass (the rest by
+/// the dot kernel before it), and of the next head's K codes prefetched by the weights' pass
+/// (the rest by the V kernel after it): about each pass's share of the time the two take in
+/// cache (perf, 2026-11-28), so that the prefetches run at an even rate.
+const V_IN_SCORES: usize = 28;
+const K_IN_WEIGHTS: usize = 34;
+
 wide_fn! {
     /// The int8 V weights of one KV head's query heads over its 3-bit positions
     /// (`docs/FORMATS.md` §8), a block of [`WBLOCK`] positions at a time while the block is in
@@ -1155,6 +1174,7 @@ wide_fn! {
         mx: Option<&[f32]>,
         base: &mut [f32],
         z: &mut [f32],
+        ahead: &mut [Ahead; 2],
     ) {
         let nb = vs.len().div_ceil(WBLOCK);
         let ratio = base.len();
@@ -1168,6 +1188,7 @@ wide_fn! {
         // The last block is padded with weight 0 (below) and scale 0.
         let mut blocks = ScaleBlocks::new(vs);
         while let Some((b, k)) = blocks.advance() {
+            ahead.iter_mut().for_each(Ahead::step);
             let (t, (ms, ss)) = (b * WBLOCK, blocks.get(b));
             for h0 in (0..ratio).step_by(HEADS_TOGETHER) {
                 let hn = (ratio - h0).min(HEADS_TOGETHER);

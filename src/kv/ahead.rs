@@ -1,0 +1,171 @@
+//! Software prefetch of the bytes attention reads next, from the Rust passes (the C kernels'
+//! counterpart is `bitnet_kv_next` in `kernels/x86/prefetch.h`): a region's cache lines are
+//! prefetched into L2 spread evenly over a pass's steps, so that from DRAM the next stream's
+//! transfer overlaps this pass's computation. Only a hint: the region is never read and results
+//! never depend on it. On x86 CPUs from Intel only, like the kernels' prefetch (on Zen software
+//! prefetch was measured slower than the hardware prefetchers alone); elsewhere nothing.
+
+/// A region to prefetch over a number of steps: [`Ahead::step`] prefetches the lines due by
+/// then, and after exactly `steps` calls every line of the region has been prefetched once.
+pub(crate) struct Ahead {
+    /// The next line (an address only: never dereferenced).
+    p: usize,
+    /// Lines of the region, 0 when off.
+    lines: usize,
+    /// Steps to spread them over (1 when off).
+    steps: usize,
+    /// `lines · calls − steps · prefetched` (Bresenham's error term).
+    acc: usize,
+}
+
+impl Ahead {
+    /// Nothing to prefetch.
+    pub(crate) const NONE: Ahead = Ahead {
+        p: 0,
+        lines: 0,
+        steps: 1,
+        acc: 0,
+    };
+
+    /// The lines of `region` (rounded out to 64 bytes) over `steps` steps; nothing when the
+    /// region or `steps` is empty or the CPU is not one to prefetch on.
+    pub(crate) fn new(region: &[u8], steps: usize) -> Self {
+        if region.is_empty() || steps == 0 || !prefetch_on() {
+            return Self::NONE;
+        }
+        let a = region.as_ptr() as usize & !63;
+        let e = (region.as_ptr() as usize + region.len()).div_ceil(64) * 64;
+        Ahead {
+            p: a,
+            lines: (e - a) / 64,
+            steps,
+            acc: 0,
+        }
+    }
+
+    /// One step of the pass: the lines due by now.
+    #[inline(always)]
+    pub(crate) fn step(&mut self) {
+        self.acc += self.lines;
+        while self.acc >= self.steps {
+            prefetch_l2(self.p);
+            self.p += 64;
+            self.acc -= self.steps;
+        }
+    }
+}
+
+/// What one KV head's pair of passes (a kernel and a Rust pass) prefetches of the stream read
+/// next: a share of its codes and all of its scales in the Rust pass, the rest of the codes
+/// in the kernel (`next` of [`crate::kernels::RawKvWsum`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Plan<'a> {
+    /// The region the kernel prefetches.
+    pub(crate) kernel: &'a [u8],
+    /// The regions the Rust pass prefetches over its blocks.
+    rust: [&'a [u8]; 2],
+}
+
+impl<'a> Plan<'a> {
+    /// Nothing to prefetch.
+    pub(crate) const NONE: Plan<'static> = Plan {
+        kernel: &[],
+        rust: [&[], &[]],
+    };
+
+    /// `rust_pct` percent of `codes` and all of `scales` to the Rust pass, the rest of the
+    /// codes to the kernel; the pass that runs first takes the codes' first part.
+    pub(crate) fn new(codes: &'a [u8], scales: &'a [u8], rust_pct: usize, rust_first: bool) -> Self {
+        let (kernel, rust) = if rust_first {
+            let (r, k) = split(codes, rust_pct, 100);
+            (k, r)
+        } else {
+            split(codes, 100 - rust_pct, 100)
+        };
+        Plan {
+            kernel,
+            rust: [rust, scales],
+        }
+    }
+
+    /// The Rust pass's prefetchers, over `steps` steps.
+    pub(crate) fn rust(&self, steps: usize) -> [Ahead; 2] {
+        self.rust.map(|r| Ahead::new(r, steps))
+    }
+}
+
+/// `region` split where a share `num / den` of its bytes ends (at a 64-byte line boundary of
+/// its addresses, so that the two halves' lines do not overlap).
+pub(crate) fn split(region: &[u8], num: usize, den: usize) -> (&[u8], &[u8]) {
+    let want = region.len() * num / den;
+    let base = region.as_ptr() as usize;
+    let cut = ((base + want).div_ceil(64) * 64 - base).min(region.len());
+    region.split_at(cut)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_l2(p: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+    // SAFETY: a prefetch never faults and reads nothing architecturally; SSE is baseline.
+    #[allow(unused_unsafe)]
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T1>(p as *const i8)
+    };
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn prefetch_l2(_p: usize) {}
+
+/// Whether to prefetch: on an Intel CPU (cpuid's vendor string), decided once.
+#[cfg(target_arch = "x86_64")]
+fn prefetch_on() -> bool {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        // SAFETY: cpuid leaf 0 exists on every x86-64 CPU.
+        #[allow(unused_unsafe)]
+        let r = unsafe { std::arch::x86_64::__cpuid(0) };
+        (r.ebx, r.edx, r.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e) // "GenuineIntel"
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch_on() -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_at_a_line() {
+        let v = vec![0u8; 1000];
+        let (a, b) = split(&v, 1, 3);
+        assert_eq!(a.len() + b.len(), 1000);
+        assert!(a.len() >= 333 && a.len() < 333 + 64);
+        assert_eq!((v.as_ptr() as usize + a.len()) % 64, 0);
+        assert_eq!(split(&v, 1, 1).0.len(), 1000);
+        assert_eq!(split(&v, 0, 1).0.len(), (64 - v.as_ptr() as usize % 64) % 64);
+    }
+
+    #[test]
+    fn every_line_once_after_steps() {
+        let v = vec![0u8; 64 * 37 + 5];
+        for steps in [1, 2, 36, 37, 38, 500] {
+            let mut a = Ahead::new(&v, steps);
+            let start = a.p;
+            for _ in 0..steps {
+                a.step();
+            }
+            if prefetch_on() {
+                let end = (v.as_ptr() as usize + v.len()).div_ceil(64) * 64;
+                assert_eq!((start, a.p), (v.as_ptr() as usize & !63, end));
+            } else {
+                assert_eq!(a.p, 0);
+            }
+        }
+    }
+}
