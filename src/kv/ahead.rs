@@ -55,38 +55,21 @@ impl Ahead {
     }
 }
 
-/// What one KV head's pair of passes (a kernel and a Rust pass) prefetches of the stream read
-/// next: a share of its codes and all of its scales in the Rust pass, the rest of the codes
-/// in the kernel (`next` of [`crate::kernels::RawKvWsum`]).
+/// What one KV head's pair of passes (a kernel and a Rust pass) prefetches of the bytes read
+/// next: `kernel` is the region given to the kernel (`next` of [`crate::kernels::RawKvWsum`]),
+/// `rust` the regions the Rust pass prefetches over its blocks.
 #[derive(Clone, Copy)]
 pub(crate) struct Plan<'a> {
-    /// The region the kernel prefetches.
     pub(crate) kernel: &'a [u8],
-    /// The regions the Rust pass prefetches over its blocks.
-    rust: [&'a [u8]; 2],
+    pub(crate) rust: [&'a [u8]; 2],
 }
 
-impl<'a> Plan<'a> {
+impl Plan<'_> {
     /// Nothing to prefetch.
     pub(crate) const NONE: Plan<'static> = Plan {
         kernel: &[],
         rust: [&[], &[]],
     };
-
-    /// `rust_pct` percent of `codes` and all of `scales` to the Rust pass, the rest of the
-    /// codes to the kernel; the pass that runs first takes the codes' first part.
-    pub(crate) fn new(codes: &'a [u8], scales: &'a [u8], rust_pct: usize, rust_first: bool) -> Self {
-        let (kernel, rust) = if rust_first {
-            let (r, k) = split(codes, rust_pct, 100);
-            (k, r)
-        } else {
-            split(codes, 100 - rust_pct, 100)
-        };
-        Plan {
-            kernel,
-            rust: [rust, scales],
-        }
-    }
 
     /// The Rust pass's prefetchers, over `steps` steps.
     pub(crate) fn rust(&self, steps: usize) -> [Ahead; 2] {

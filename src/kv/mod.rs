@@ -742,6 +742,26 @@ impl KvCache {
         (codes, bytemuck::cast_slice(&scales[i..i + n3]))
     }
 
+    /// What the two pairs of passes of KV head `g` in `attend` over the positions `0..n`
+    /// prefetch (into L2, spread over their work: `docs/kernels.md`), the bytes read next in
+    /// the order they are read: the dot kernel the first [`V_DOT`] percent of the head's V
+    /// codes, the scores' pass the rest and the V scales; the weights' pass the next head's K
+    /// scales, the V kernel its K codes. So from DRAM each stream's transfer overlaps the
+    /// computation before it (head 0's K, read first, streams as it is read).
+    fn prefetch_plan(&self, g: usize, n: usize) -> (Plan<'_>, Plan<'_>) {
+        let (v, vs) = self.stream3(g, &(0..n), true);
+        let (v_dot, v_scores) = ahead::split(v, V_DOT, 100);
+        let scores = Plan {
+            kernel: v_dot,
+            rust: [v_scores, vs],
+        };
+        if g + 1 == self.n_kv_heads {
+            return (scores, Plan::NONE);
+        }
+        let (k, ks) = self.stream3(g + 1, &(0..n), false);
+        (scores, Plan { kernel: k, rust: [ks, &[]] })
+    }
+
     /// `out_h = R^T (acc_h + base_h)`, divided by `z_h` first when `divide`.
     fn finish(&self, s: &Sums, divide: bool, out: &mut [f32]) {
         let d = self.head_dim;
@@ -780,27 +800,17 @@ impl KvCache {
         let qq = self.quantize_q(q, n_heads)?;
         let (n, ratio) = (self.len, n_heads / self.n_kv_heads);
         // Per KV head: its query heads' scores and maxima, then the exponentials, their sums
-        // and the int8 V weights a block at a time, then the V sum (docs/FORMATS.md §8). The
-        // dot kernel and the scores' pass prefetch the head's V rows and scales, the weights'
-        // pass and the V kernel the next head's K blocks and scales (into L2, spread over
-        // their work, in shares near their shares of the time), so that from DRAM each
-        // stream's transfer overlaps the computation before it.
+        // and the int8 V weights a block at a time, then the V sum (docs/FORMATS.md §8), each
+        // pass prefetching its share of what comes next (prefetch_plan).
         let mut s = Sums::new(self, n_heads, n);
         let mut sc = vec![0.0f32; ratio * n];
         let mut dots = Vec::new();
         let mut mx = vec![0.0f32; ratio];
         for g in 0..self.n_kv_heads {
             mx.fill(f32::NEG_INFINITY);
-            let (v, vs) = self.stream3(g, &(0..n), true);
-            let next = Plan::new(v, vs, V_IN_SCORES, false);
-            self.scores_group(ker, &qq, g, 0..n, &mut sc, &mut dots, &mut mx, next);
-            let next = if g + 1 < self.n_kv_heads {
-                let (k, ks) = self.stream3(g + 1, &(0..n), false);
-                Plan::new(k, ks, K_IN_WEIGHTS, true)
-            } else {
-                Plan::NONE
-            };
-            self.wsum_group(ker, &sc, g, 0..n, Some(&mx), &mut s, next);
+            let (p, q) = self.prefetch_plan(g, n);
+            self.scores_group(ker, &qq, g, 0..n, &mut sc, &mut dots, &mut mx, p);
+            self.wsum_group(ker, &sc, g, 0..n, Some(&mx), &mut s, q);
         }
         self.finish(&s, true, out);
         Ok(())
@@ -1148,12 +1158,10 @@ struct Lanes {
 /// come before their second halves, and the chains overlap instead of waiting on each other.
 const HEADS_TOGETHER: usize = 4;
 
-/// In `attend`, the percentage of a head's V codes prefetched by the scores' pass (the rest by
-/// the dot kernel before it), and of the next head's K codes prefetched by the weights' pass
-/// (the rest by the V kernel after it): about each pass's share of the time the two take in
-/// cache (perf, 2026-11-28), so that the prefetches run at an even rate.
-const V_IN_SCORES: usize = 28;
-const K_IN_WEIGHTS: usize = 34;
+/// The percentage of a head's V codes that `attend`'s dot kernel prefetches, the rest going
+/// to the scores' pass after it ([`KvCache::prefetch_plan`]): about the dot's share of the two
+/// passes' time in cache (`perf record` of `kv_step`, 2026-11-28, AVX-512).
+const V_DOT: usize = 80;
 
 wide_fn! {
     /// The int8 V weights of one KV head's query heads over its 3-bit positions
