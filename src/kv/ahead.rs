@@ -131,7 +131,10 @@ mod tests {
         assert!(a.len() >= 333 && a.len() < 333 + 64);
         assert_eq!((v.as_ptr() as usize + a.len()) % 64, 0);
         assert_eq!(split(&v, 1, 1).0.len(), 1000);
-        assert_eq!(split(&v, 0, 1).0.len(), (64 - v.as_ptr() as usize % 64) % 64);
+        assert_eq!(
+            split(&v, 0, 1).0.len(),
+            (64 - v.as_ptr() as usize % 64) % 64
+        );
     }
 
     #[test]

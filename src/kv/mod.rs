@@ -650,6 +650,7 @@ impl KvCache {
     /// their softmax exponentials `E(w − mx[r])`, whose sums are added to `s.z`
     /// (`docs/FORMATS.md` §8). `next`: what the weights' pass (`next.rust`), then the V kernel
     /// (`next.kernel`) prefetch.
+    #[allow(clippy::too_many_arguments)]
     fn wsum_group(
         &self,
         ker: KvKernels,
@@ -759,7 +760,13 @@ impl KvCache {
             return (scores, Plan::NONE);
         }
         let (k, ks) = self.stream3(g + 1, &(0..n), false);
-        (scores, Plan { kernel: k, rust: [ks, &[]] })
+        (
+            scores,
+            Plan {
+                kernel: k,
+                rust: [ks, &[]],
+            },
+        )
     }
 
     /// `out_h = R^T (acc_h + base_h)`, divided by `z_h` first when `divide`.
@@ -932,7 +939,9 @@ wide_fn! {
     /// The scores of one KV head's query heads at its 3-bit positions, a block of [`WBLOCK`]
     /// positions at a time (the block's K scales converted once for every head): head `r`'s
     /// scores `score(m_t, s_t, sum[r], dot, f[r])` at `o[r · os ..]` from its dots at
-    /// `dots[r · n3 ..]`, its largest taken into `mx[r]`.
+    /// `dots[r · n3 ..]`, its largest taken into `mx[r]`. `ahead` steps once per block (a
+    /// prefetch of what comes next).
+    #[allow(clippy::too_many_arguments)]
     fn scores3(
         o: &mut [f32],
         os: usize,
@@ -1171,7 +1180,8 @@ wide_fn! {
     /// `u_t = p_t · s_t`, `a` the largest `|u_t|`, `f = a / 127`, `w8_t = round_half_even(u_t ·
     /// (127 / a))` (all 0 when `a = 0`) into `w8[r · 64 · nb + t]` (zero past the last
     /// position), `f` into `fs[r · nb + b]`. Adds `Σ_t p_t · m_t − 3.5 · Σ_t (f · w8_t − u_t)`
-    /// to `base[r]` and `Σ_t p_t` to `z[r]`.
+    /// to `base[r]` and `Σ_t p_t` to `z[r]`. `ahead` steps once per block (a prefetch of what
+    /// comes next).
     #[allow(clippy::too_many_arguments)]
     fn v_weights3(
         w8: &mut [i8],

@@ -398,7 +398,17 @@ fn weight_quantization_blocks() {
     let vs: Vec<[u16; 2]> = s.iter().map(|&x| [0, quant::f32_to_f16(x)]).collect();
     let weights = |w: &[f32], vs: &[[u16; 2]], q: &mut [i8], f: &mut [f32]| {
         let (mut base, mut z) = ([0.0f32], [0.0f32]);
-        v_weights3(q, f, w, w.len(), vs, None, &mut base, &mut z);
+        v_weights3(
+            q,
+            f,
+            w,
+            w.len(),
+            vs,
+            None,
+            &mut base,
+            &mut z,
+            &mut Plan::NONE.rust(0),
+        );
         // The weights' own sum (no exponentials here), in the lanes of FORMATS.md §8.
         assert!((z[0] - w.iter().sum::<f32>()).abs() <= 1e-6 * z[0]);
     };
@@ -553,7 +563,22 @@ fn heads_together_match_heads_alone() {
         };
         let (mut q, mut f) = (vec![0i8; heads * WBLOCK * nb], vec![0.0f32; heads * nb]);
         let (mut base, mut z) = (vec![0.5f32; heads], vec![0.25f32; heads]);
-        v_weights3(&mut q, &mut f, &w, n, &vs, m, &mut base, &mut z);
+        // With a prefetch of the scores' bytes (a hint: the results may not change).
+        let pf = Plan {
+            kernel: &[],
+            rust: [bytemuck::cast_slice(&w), &[]],
+        };
+        v_weights3(
+            &mut q,
+            &mut f,
+            &w,
+            n,
+            &vs,
+            m,
+            &mut base,
+            &mut z,
+            &mut pf.rust(nb),
+        );
         for h in 0..heads {
             let (mut q1, mut f1) = (vec![0i8; WBLOCK * nb], vec![0.0f32; nb]);
             let (mut b1, mut z1) = ([0.5f32], [0.25f32]);
@@ -567,6 +592,7 @@ fn heads_together_match_heads_alone() {
                 m1,
                 &mut b1,
                 &mut z1,
+                &mut Plan::NONE.rust(0),
             );
             assert_eq!(&q[h * WBLOCK * nb..][..WBLOCK * nb], &q1[..], "{h}");
             let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -587,7 +613,16 @@ fn heads_together_match_heads_alone() {
     for start in [f32::NEG_INFINITY, 1e9] {
         let mut o = vec![0.0f32; heads * n];
         let mut mx = vec![start; heads];
-        scores3(&mut o, n, &dots, &vs, &sum, &fac, &mut mx);
+        scores3(
+            &mut o,
+            n,
+            &dots,
+            &vs,
+            &sum,
+            &fac,
+            &mut mx,
+            &mut Plan::NONE.rust(0),
+        );
         for h in 0..heads {
             let want: Vec<f32> = (0..n)
                 .map(|t| {
