@@ -98,38 +98,42 @@ static inline int bitnet_x86_prefetch_on(void) {
  * overlaps this kernel's (and the Rust passes') computation instead of starting when the next
  * kernel does. A hint only: the region is never read (its lines are rounded out to 64 bytes,
  * which a prefetch may touch without fault). Off (no prefetches) when on = 0, pf is null or
- * pf_len or steps is 0. After exactly `steps` calls of bitnet_kv_next_step every line has
- * been prefetched once. */
+ * pf_len or steps is 0. Each step prefetches the same number of lines, ceil(lines / steps),
+ * until none is left (a loop of constant trip count: a count that varied from step to step,
+ * as an exact even spread needs, cost a branch miss a step, measurable in cache), so after
+ * `steps` calls of bitnet_kv_next_step every line has been prefetched once. */
 #ifndef BITNET_KV_NEXT_HINT
 #define BITNET_KV_NEXT_HINT _MM_HINT_T1
 #endif
 typedef struct {
     const char *p; /* the next line to prefetch */
-    size_t lines;  /* lines of the region (0: off) */
-    size_t steps;  /* steps to spread them over (1 when off) */
-    size_t acc;    /* lines * calls so far - steps * lines prefetched (Bresenham) */
+    size_t left;   /* lines left */
+    size_t per;    /* lines a step */
 } bitnet_kv_next;
 
 static inline bitnet_kv_next bitnet_kv_next_new(int on, const uint8_t *pf, size_t pf_len,
                                                 size_t steps) {
-    bitnet_kv_next s = {0, 0, 1, 0};
+    bitnet_kv_next s = {0, 0, 0};
     if (on && pf && pf_len && steps) {
         const uintptr_t a = (uintptr_t)pf & ~(uintptr_t)63;
         const uintptr_t e = ((uintptr_t)pf + pf_len + 63) & ~(uintptr_t)63;
         s.p = (const char *)a;
-        s.lines = (size_t)(e - a) / 64;
-        s.steps = steps;
+        s.left = (size_t)(e - a) / 64;
+        s.per = (s.left + steps - 1) / steps;
     }
     return s;
 }
 
-/* One step of the kernel's work: the lines due by now. */
+/* One step of the kernel's work: its lines. */
 static inline void bitnet_kv_next_step(bitnet_kv_next *s) {
-    s->acc += s->lines;
-    while (s->acc >= s->steps) {
-        _mm_prefetch(s->p, BITNET_KV_NEXT_HINT);
-        s->p += 64;
-        s->acc -= s->steps;
+    if (s->left >= s->per) {
+        for (size_t i = 0; i < s->per; i++) _mm_prefetch(s->p + 64 * i, BITNET_KV_NEXT_HINT);
+        s->p += 64 * s->per;
+        s->left -= s->per;
+    } else {
+        for (size_t i = 0; i < s->left; i++) _mm_prefetch(s->p + 64 * i, BITNET_KV_NEXT_HINT);
+        s->p += 64 * s->left;
+        s->left = 0;
     }
 }
 

@@ -5,26 +5,25 @@
 //! never depend on it. On x86 CPUs from Intel only, like the kernels' prefetch (on Zen software
 //! prefetch was measured slower than the hardware prefetchers alone); elsewhere nothing.
 
-/// A region to prefetch over a number of steps: [`Ahead::step`] prefetches the lines due by
-/// then, and after exactly `steps` calls every line of the region has been prefetched once.
+/// A region to prefetch over a number of steps: each [`Ahead::step`] prefetches the same
+/// number of lines, `ceil(lines / steps)`, until none is left (a constant trip count: one that
+/// varies from step to step costs a branch miss a step), so after `steps` calls every line of
+/// the region has been prefetched once.
 pub(crate) struct Ahead {
     /// The next line (an address only: never dereferenced).
     p: usize,
-    /// Lines of the region, 0 when off.
-    lines: usize,
-    /// Steps to spread them over (1 when off).
-    steps: usize,
-    /// `lines · calls − steps · prefetched` (Bresenham's error term).
-    acc: usize,
+    /// Lines left.
+    left: usize,
+    /// Lines a step.
+    per: usize,
 }
 
 impl Ahead {
     /// Nothing to prefetch.
     pub(crate) const NONE: Ahead = Ahead {
         p: 0,
-        lines: 0,
-        steps: 1,
-        acc: 0,
+        left: 0,
+        per: 0,
     };
 
     /// The lines of `region` (rounded out to 64 bytes) over `steps` steps; nothing when the
@@ -35,23 +34,23 @@ impl Ahead {
         }
         let a = region.as_ptr() as usize & !63;
         let e = (region.as_ptr() as usize + region.len()).div_ceil(64) * 64;
+        let lines = (e - a) / 64;
         Ahead {
             p: a,
-            lines: (e - a) / 64,
-            steps,
-            acc: 0,
+            left: lines,
+            per: lines.div_ceil(steps),
         }
     }
 
-    /// One step of the pass: the lines due by now.
+    /// One step of the pass: its lines.
     #[inline(always)]
     pub(crate) fn step(&mut self) {
-        self.acc += self.lines;
-        while self.acc >= self.steps {
-            prefetch_l2(self.p);
-            self.p += 64;
-            self.acc -= self.steps;
+        let k = self.per.min(self.left);
+        for i in 0..k {
+            prefetch_l2(self.p + 64 * i);
         }
+        self.p += 64 * k;
+        self.left -= k;
     }
 }
 
