@@ -87,17 +87,13 @@ static BITNET_ALWAYS_INLINE void dot_kblock(const uint8_t *blk, size_t cn, const
 static BITNET_ALWAYS_INLINE void dot_blocks(const uint8_t *blocks, size_t bb, size_t first,
                                             size_t n, size_t c0, size_t cn, const int32_t *qd,
                                             int nh, __m256i shuf, __m256i mul, int32_t *out,
-                                            int pf, bitnet_kv_next *nx) {
+                                            int pf) {
     /* Lane l of an accumulator holds slot order[l] of its 8 (the permutation is its own inverse). */
     const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
     for (size_t b = first / 16; 16 * b < first + n; b++) {
         const uint8_t *blk = blocks + b * bb;
-        /* The block ahead and a block's share of the next stream (prefetch.h), in the first
-         * slice's pass. */
-        if (c0 == 0) {
-            BITNET_KV_PREFETCH(pf, blk, bb);
-            if (nx) bitnet_kv_next_step(nx);
-        }
+        /* The block ahead (prefetch.h), in the first slice's pass. */
+        if (c0 == 0) BITNET_KV_PREFETCH(pf, blk, bb);
         __m256i acc[8];
         dot_kblock(blk + 24 * c0, cn, qd, nh, shuf, mul, acc);
         const size_t lo = 16 * b < first ? first - 16 * b : 0;
@@ -116,12 +112,13 @@ static BITNET_ALWAYS_INLINE void dot_blocks(const uint8_t *blocks, size_t bb, si
 void bitnet_kv3_dot_avx2(const uint8_t *blocks, size_t first, size_t n, size_t groups,
                          const int16_t *q, size_t qs, size_t nq, int32_t *out,
                          const uint8_t *next, size_t next_len) {
+    /* The next stream (prefetch.h) is not prefetched here: this kernel is slow enough for its
+     * own prefetch to keep up from DRAM, and the extra prefetches made it slower in cache. */
+    (void)next, (void)next_len;
     __m256i shuf, mul;
     consts(&shuf, &mul);
     const int pf = bitnet_x86_prefetch_on();
     const size_t chunks = 2 * groups, bb = 24 * chunks;
-    /* The next stream, a step per block of the first pass (h0 = 0, c0 = 0). */
-    bitnet_kv_next nx = bitnet_kv_next_new(pf, next, next_len, (first + n - 1) / 16 - first / 16 + 1);
     int32_t qd[4 * QSLICE];
     for (size_t h0 = 0; h0 < nq; h0 += 4) {
         const size_t nh = nq - h0 < 4 ? nq - h0 : 4;
@@ -138,10 +135,10 @@ void bitnet_kv3_dot_avx2(const uint8_t *blocks, size_t first, size_t n, size_t g
                 }
             int32_t *o = out + h0 * n;
             switch (nh) {
-            case 1: dot_blocks(blocks, bb, first, n, c0, cn, qd, 1, shuf, mul, o, pf && h0 == 0, h0 ? NULL : &nx); break;
-            case 2: dot_blocks(blocks, bb, first, n, c0, cn, qd, 2, shuf, mul, o, pf && h0 == 0, h0 ? NULL : &nx); break;
-            case 3: dot_blocks(blocks, bb, first, n, c0, cn, qd, 3, shuf, mul, o, pf && h0 == 0, h0 ? NULL : &nx); break;
-            default: dot_blocks(blocks, bb, first, n, c0, cn, qd, 4, shuf, mul, o, pf && h0 == 0, h0 ? NULL : &nx); break;
+            case 1: dot_blocks(blocks, bb, first, n, c0, cn, qd, 1, shuf, mul, o, pf && h0 == 0); break;
+            case 2: dot_blocks(blocks, bb, first, n, c0, cn, qd, 2, shuf, mul, o, pf && h0 == 0); break;
+            case 3: dot_blocks(blocks, bb, first, n, c0, cn, qd, 3, shuf, mul, o, pf && h0 == 0); break;
+            default: dot_blocks(blocks, bb, first, n, c0, cn, qd, 4, shuf, mul, o, pf && h0 == 0); break;
             }
         }
     }
@@ -161,8 +158,7 @@ void bitnet_kv3_dot_avx2(const uint8_t *blocks, size_t first, size_t n, size_t g
 static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, size_t tn,
                                             size_t pairs, const int8_t *w, size_t ws,
                                             const float *f, size_t nb, int nh, float *acc,
-                                            size_t accs, __m256i shuf, __m256i mul, int pf,
-                                            bitnet_kv_next *nx) {
+                                            size_t accs, __m256i shuf, __m256i mul, int pf) {
     for (size_t b = 0; b < pairs; b++) {
         __m256i s32[4][2];
         for (int h = 0; h < nh; h++) s32[h][0] = s32[h][1] = _mm256_setzero_si256();
@@ -171,12 +167,8 @@ static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, 
             __m256i s16[4];
             for (int h = 0; h < nh; h++) s16[h] = _mm256_setzero_si256();
             for (size_t t = t0; t < te; t += 2) {
-                /* The two rows ahead and two rows' share of the next stream (prefetch.h), in
-                 * the first pair's pass. */
-                if (b == 0) {
-                    BITNET_KV_PREFETCH(pf, rows + t * stride, (te - t < 2 ? 1 : 2) * stride);
-                    if (nx) bitnet_kv_next_step(nx);
-                }
+                /* The two rows ahead (prefetch.h), in the first pair's pass. */
+                if (b == 0) BITNET_KV_PREFETCH(pf, rows + t * stride, (te - t < 2 ? 1 : 2) * stride);
                 const __m256i ca = unpack2(rows + t * stride + 6 * b, shuf, mul);
                 __m256i c = ca;
                 if (t + 1 < te) {
@@ -210,13 +202,11 @@ static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, 
 void bitnet_kv3_wsum_avx2(const uint8_t *rows, size_t stride, size_t n, size_t groups,
                           const int8_t *w, const float *f, size_t nq, float *acc, size_t accs,
                           const uint8_t *next, size_t next_len) {
+    (void)next, (void)next_len; /* not prefetched: see bitnet_kv3_dot_avx2 */
     __m256i shuf, mul;
     consts(&shuf, &mul);
     const int pf = bitnet_x86_prefetch_on();
     const size_t pairs = (groups + 1) / 2, nb = (n + TB - 1) / TB, ws = TB * nb;
-    /* The next stream, a step per two tokens (TB and 32 are even) of the first heads' first
-     * pair. */
-    bitnet_kv_next nx = bitnet_kv_next_new(pf, next, next_len, (n + 1) / 2);
     for (size_t t0 = 0; t0 < n; t0 += TB) {
         const size_t tn = n - t0 < TB ? n - t0 : TB;
         const uint8_t *r = rows + t0 * stride;
@@ -225,10 +215,10 @@ void bitnet_kv3_wsum_avx2(const uint8_t *rows, size_t stride, size_t n, size_t g
             const float *fh = f + h0 * nb + t0 / TB;
             float *a = acc + h0 * accs;
             switch (nq - h0 < 4 ? nq - h0 : 4) {
-            case 1: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 1, a, accs, shuf, mul, pf, h0 ? NULL : &nx); break;
-            case 2: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 2, a, accs, shuf, mul, pf, h0 ? NULL : &nx); break;
-            case 3: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 3, a, accs, shuf, mul, pf, h0 ? NULL : &nx); break;
-            default: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 4, a, accs, shuf, mul, pf, h0 ? NULL : &nx); break;
+            case 1: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 1, a, accs, shuf, mul, pf); break;
+            case 2: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 2, a, accs, shuf, mul, pf); break;
+            case 3: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 3, a, accs, shuf, mul, pf); break;
+            default: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 4, a, accs, shuf, mul, pf); break;
             }
         }
     }
