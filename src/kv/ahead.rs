@@ -3,7 +3,8 @@
 //! prefetched into L2 spread evenly over a pass's steps, so that from DRAM the next stream's
 //! transfer overlaps this pass's computation. Only a hint: the region is never read and results
 //! never depend on it. On x86 CPUs from Intel only, like the kernels' prefetch (on Zen software
-//! prefetch was measured slower than the hardware prefetchers alone); elsewhere nothing.
+//! prefetch was measured slower than the hardware prefetchers alone); elsewhere, and under
+//! Miri (no `cpuid`), nothing.
 
 /// A region to prefetch over a number of steps: each [`Ahead::step`] prefetches the same
 /// number of lines, `ceil(lines / steps)`, until none is left (a constant trip count: one that
@@ -85,7 +86,7 @@ pub(crate) fn split(region: &[u8], num: usize, den: usize) -> (&[u8], &[u8]) {
     region.split_at(cut)
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(always)]
 fn prefetch_l2(p: usize) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
@@ -96,12 +97,12 @@ fn prefetch_l2(p: usize) {
     };
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
 #[inline(always)]
 fn prefetch_l2(_p: usize) {}
 
 /// Whether to prefetch: on an Intel CPU (cpuid's vendor string), decided once.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 fn prefetch_on() -> bool {
     use std::sync::OnceLock;
     static ON: OnceLock<bool> = OnceLock::new();
@@ -113,7 +114,7 @@ fn prefetch_on() -> bool {
     })
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
 fn prefetch_on() -> bool {
     false
 }
