@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h> /* memcpy (bitnet_kv_w4) */
 
 /* Portability. The kernels are C11 for GCC, Clang (Linux, macOS, MinGW) and MSVC (/std:c11).
  * BITNET_ALWAYS_INLINE: hot loops whose constant arguments must fold after inlining.
@@ -77,6 +78,24 @@ _Static_assert(BITNET_TL2_STEP_BYTES * 24 == BITNET_TL_ROW_TILE * BITNET_TL2_K_B
  * factor (docs/FORMATS.md §8). Must equal WBLOCK in src/kv/mod.rs: the kv_vs_scalar tests,
  * which compare every kernel set with the scalar reference bit for bit, fail otherwise. */
 #define BITNET_KV_WBLOCK 64
+
+/* 3-bit KV cache, V: positions a block (docs/FORMATS.md §8), interleaved per channel. */
+#define BITNET_KV_VBLOCK 4
+
+/* The int8 weights of the four positions at weight index t .. t + 3 (t may be negative: a
+ * range starting mid-block), as a little-endian dword, the bytes outside the weight block
+ * [lo, hi) zero (so are never read): a V block's positions that belong to another weight
+ * block, or to none, count with weight 0. */
+static inline int32_t bitnet_kv_w4(const int8_t *w, ptrdiff_t t, ptrdiff_t lo, ptrdiff_t hi) {
+    uint32_t x = 0;
+    if (t >= lo && t + 4 <= hi) {
+        memcpy(&x, w + t, 4);
+        return (int32_t)x;
+    }
+    for (int j = 0; j < 4; j++)
+        if (t + j >= lo && t + j < hi) x |= (uint32_t)(uint8_t)w[t + j] << (8 * j);
+    return (int32_t)x;
+}
 
 /* The index of the lowest set bit of a non-zero mask (the next non-zero activation). */
 #if defined(_MSC_VER) && !defined(__clang__)

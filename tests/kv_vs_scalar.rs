@@ -154,3 +154,98 @@ fn block_ranges_and_token_appends() {
         }
     }
 }
+
+/// V is stored in blocks of 4 positions, interleaved per channel (FORMATS.md §8): a cache
+/// appended one token at a time fills each block slot by slot, and `weighted_v` over any
+/// range (starting in the sink, mid-block, so that V blocks straddle the 64-position weight
+/// blocks, or on a boundary; ending anywhere; one to three weight blocks) is the scalar
+/// reference's bit for bit on every set, and that reference is the weighted sum of the
+/// dequantized V rows but for the int8 weights' rounding (a wrong slot or channel is off by
+/// the whole sum).
+#[test]
+fn v_block_ranges_and_token_appends() {
+    for (d, ratio, hk, sink, t) in [
+        (33, 4, 2, 1, 140),
+        (128, 4, 1, 0, 135),
+        (8, 1, 3, 3, 70),
+        (24, 5, 1, 0, 71),
+    ] {
+        let hq = hk * ratio;
+        let mut c = KvCache::new(hk, d, t, sink).unwrap();
+        let k = data(t * hk * d, d as u64 ^ 0x11);
+        let v = data(t * hk * d, d as u64 ^ 0x55);
+        for i in 0..t {
+            let r = i * hk * d..(i + 1) * hk * d;
+            c.append(&k[r.clone()], &v[r], 1).unwrap();
+        }
+        // Positive weights, as softmax's: the sum is not small against its terms.
+        let w: Vec<f32> = data(hq * t, d as u64 ^ 0x77)
+            .iter()
+            .map(|x| x.abs() + 0.1)
+            .collect();
+        let mut vd = vec![0.0f32; t * hk * d];
+        let mut kk = vec![0.0f32; hk * d];
+        for (pos, row) in vd.chunks_exact_mut(hk * d).enumerate() {
+            c.dequantize(pos, &mut kk, row).unwrap();
+        }
+        let cuts = [
+            0,
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            7,
+            63,
+            64,
+            65,
+            66,
+            67,
+            69,
+            t - 2,
+            t - 1,
+            t,
+        ];
+        for &a in &cuts {
+            for &b in &cuts {
+                if a >= b || b > t {
+                    continue;
+                }
+                let n = b - a;
+                let wr: Vec<f32> = (0..hq)
+                    .flat_map(|h| w[h * t + a..h * t + b].to_vec())
+                    .collect();
+                let mut want = vec![0.0f32; hq * d];
+                c.weighted_v_with(&SCALAR, &wr, hq, a..b, &mut want)
+                    .unwrap();
+                for h in 0..hq {
+                    let g = h / ratio;
+                    let r: Vec<f64> = (0..d)
+                        .map(|j| {
+                            (a..b)
+                                .map(|i| wr[h * n + i - a] as f64 * vd[(i * hk + g) * d + j] as f64)
+                                .sum()
+                        })
+                        .collect();
+                    let norm = r.iter().map(|x| x * x).sum::<f64>().sqrt();
+                    let err = r
+                        .iter()
+                        .zip(&want[h * d..][..d])
+                        .map(|(x, &y)| (x - y as f64).powi(2))
+                        .sum::<f64>()
+                        .sqrt();
+                    assert!(
+                        err <= 0.02 * norm + 1e-4,
+                        "d {d} range {a}..{b} head {h}: {err} vs {norm}"
+                    );
+                }
+                for set in kernels::available() {
+                    let mut got = vec![0.0f32; hq * d];
+                    c.weighted_v_with(set, &wr, hq, a..b, &mut got).unwrap();
+                    assert_eq!(got, want, "{} d {d} range {a}..{b}", set.name());
+                }
+            }
+        }
+    }
+}

@@ -7,11 +7,13 @@
  *
  * Dot (K in blocks of 16 positions, token-major): smlal of each slot's code quad (0..7) by
  * q's quad (-128..127) into one int32 accumulator per slot, exact (|sum| < 2^31 for
- * head_dim <= 65536). Weighted sum (int8 weights in blocks of 64 tokens, one f32 factor
- * each): smlal of codes by weights into exact int32 sums, then one FMA per block, equal to the
- * scalar reference's result.
+ * head_dim <= 65536). Weighted sum (V in blocks of 4 positions, int8 weights in blocks of 64
+ * positions, one f32 factor each): smlal of a channel's four codes by the four positions'
+ * weights into exact int32 sums, then one FMA per block, equal to the scalar reference's
+ * result.
  */
 #include <arm_neon.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,36 +64,39 @@ void bitnet_kv3_dot_neon(const uint8_t *blocks, size_t first, size_t n, size_t g
 
 /* Tokens a weight block (BITNET_KV_WBLOCK, kernels.h). */
 #define TB BITNET_KV_WBLOCK
+#define VB BITNET_KV_VBLOCK
 
-void bitnet_kv3_wsum_neon(const uint8_t *rows, size_t stride, size_t n, size_t groups,
+/* V: blocks of 4 positions, ceil(groups / 2) chunks of 24 bytes (16 channels by 4 slots), so
+ * group g of a block (3 bytes at 3 g) holds the four slots of channels 2 g and 2 g + 1. Per
+ * head, weight block and group: smlal of the group's codes by the four positions' weights (0
+ * outside the weight block: bitnet_kv_w4) into one int32 accumulator per channel, whose four
+ * lanes (the slots) are added at the block's end. */
+void bitnet_kv3_wsum_neon(const uint8_t *blocks, size_t first, size_t n, size_t groups,
                           const int8_t *w, const float *f, size_t nq, float *acc, size_t accs,
                           const uint8_t *next, size_t next_len) {
     (void)next, (void)next_len; /* a prefetch hint (RawKvWsum), unused here */
     const uint8x16_t shuf = vld1q_u8(SHUF);
     const int16x8_t shift = vld1q_s16(SHIFT);
-    const size_t nb = (n + TB - 1) / TB, ws = TB * nb;
+    const size_t vbb = 24 * ((groups + 1) / 2), nb = (n + TB - 1) / TB, ws = TB * nb;
+    const ptrdiff_t s = (ptrdiff_t)(first % VB);
+    const uint8_t *vb = blocks + first / VB * vbb;
     for (size_t t0 = 0; t0 < n; t0 += TB) {
-        const size_t tn = n - t0 < TB ? n - t0 : TB;
-        for (size_t h0 = 0; h0 < nq; h0 += 4) {
-            const size_t hn = nq - h0 < 4 ? nq - h0 : 4;
-            for (size_t g = 0; g < groups; g++) {
-                int32x4_t lo[4], hi[4];
-                for (size_t h = 0; h < hn; h++) lo[h] = hi[h] = vdupq_n_s32(0);
+        const ptrdiff_t lo = (ptrdiff_t)t0, hi = (ptrdiff_t)(n - t0 < TB ? n : t0 + TB);
+        for (size_t h = 0; h < nq; h++) {
+            const float fb = f[h * nb + t0 / TB];
+            for (size_t g = 0; g < 4 * groups; g++) {
+                int32x4_t a0 = vdupq_n_s32(0), a1 = vdupq_n_s32(0);
                 /* Exact int32 sums: |sum| <= 64 * 7 * 127. */
-                for (size_t t = t0; t < t0 + tn; t++) {
-                    const int16x8_t c = unpack1(rows + t * stride + 3 * g, shuf, shift);
-                    for (size_t h = 0; h < hn; h++) {
-                        const int16_t wt = w[(h0 + h) * ws + t];
-                        lo[h] = vmlal_n_s16(lo[h], vget_low_s16(c), wt);
-                        hi[h] = vmlal_high_n_s16(hi[h], c, wt);
-                    }
+                for (ptrdiff_t k = (lo + s) / VB; VB * k - s < hi; k++) {
+                    const int16x8_t c = unpack1(vb + (size_t)k * vbb + 3 * g, shuf, shift);
+                    const int32_t w4 = bitnet_kv_w4(w + h * ws, VB * k - s, lo, hi);
+                    const int16x4_t wv = vget_low_s16(vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(w4))));
+                    a0 = vmlal_s16(a0, vget_low_s16(c), wv);
+                    a1 = vmlal_s16(a1, vget_high_s16(c), wv);
                 }
-                for (size_t h = 0; h < hn; h++) {
-                    const float32x4_t fv = vdupq_n_f32(f[(h0 + h) * nb + t0 / TB]);
-                    float *a = acc + (h0 + h) * accs + 8 * g;
-                    vst1q_f32(a, vfmaq_f32(vld1q_f32(a), fv, vcvtq_f32_s32(lo[h])));
-                    vst1q_f32(a + 4, vfmaq_f32(vld1q_f32(a + 4), fv, vcvtq_f32_s32(hi[h])));
-                }
+                float *o = acc + h * accs + 2 * g;
+                o[0] = fmaf(fb, (float)vaddvq_s32(a0), o[0]);
+                o[1] = fmaf(fb, (float)vaddvq_s32(a1), o[1]);
             }
         }
     }

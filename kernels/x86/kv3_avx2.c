@@ -10,9 +10,10 @@
  * accumulator entries it feeds are scratch.
  *
  * Dot: vpmaddwd of codes (0..7) by q (-128..127) into int32: exact, |sum| <= 7 * 128 * 8 *
- * groups < 2^31 for head_dim <= 65536. Weighted sum (int8 weights in blocks of 64 tokens,
- * one f32 factor each): vpmaddubsw of two tokens' codes by their weights, exact integer sums,
- * one FMA per block (below); equal to the scalar reference's result.
+ * groups < 2^31 for head_dim <= 65536. Weighted sum (V in blocks of 4 positions, int8 weights
+ * in blocks of 64 positions, one f32 factor each): vpmaddubsw of a channel's four codes by
+ * the four positions' weights, exact integer sums, one FMA per block (below); equal to the
+ * scalar reference's result.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -145,80 +146,76 @@ void bitnet_kv3_dot_avx2(const uint8_t *blocks, size_t first, size_t n, size_t g
 }
 
 /* Tokens a weight block (BITNET_KV_WBLOCK, kernels.h): the int8 weights of each block share one
- * f32 factor. Per block, code pair and up to four heads the sums stay in registers while the
- * block's rows stay in L1. */
+ * f32 factor. Per block, V chunk and up to four heads the sums stay in registers while the
+ * block's codes stay in L1. */
 #define TB BITNET_KV_WBLOCK
+#define VB BITNET_KV_VBLOCK
 
-/* One weight block (tn <= TB tokens) by up to four heads, for every 16-code vector: two
- * tokens' codes (0..7) as the two bytes of each int16 lane, by the two tokens' int8 weights
- * (one broadcast int16), vpmaddubsw: |lane| <= 2 * 7 * 127, added in int16 over 16 pairs
- * (<= 28448), widened to int32 every 32 tokens; at the block's end one FMA per lane by the
+/* One weight block (the call's positions lo .. hi - 1, also their weight indices) by NH (1..4)
+ * heads, V chunk j (channels 16 j .. 16 j + 15) of every V block it meets (block k of vb holds
+ * positions 4 k - s .. 4 k - s + 3): the chunk's codes as u8 (unpack32: a channel's four
+ * slots in an int32 lane, lanes in the order 0, 1, 4, 5, 2, 3, 6, 7 per 8 channels), by the
+ * four positions' weights (one broadcast dword, 0 outside the weight block: bitnet_kv_w4),
+ * vpmaddubsw: two int16 pair sums per channel, |pair| <= 2 * 7 * 127, added in int16 (the
+ * block's at most 64 positions make at most 32 pairs per lane: <= 28448), widened by a
+ * vpmaddwd by 1 and put in order by a vpermq at the block's end, then one FMA per lane by the
  * factor. Exact integers, so the result equals the scalar reference's. w: the heads' weights
- * (ws apart, zero past the block's tokens); f: their factors (nb apart). */
-static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, size_t tn,
-                                            size_t pairs, const int8_t *w, size_t ws,
+ * (ws apart); f: their factors (nb apart). */
+static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *vb, size_t vbb, size_t j, ptrdiff_t lo,
+                                            ptrdiff_t hi, ptrdiff_t s, const int8_t *w, size_t ws,
                                             const float *f, size_t nb, int nh, float *acc,
-                                            size_t accs, __m256i shuf, __m256i mul, int pf) {
-    for (size_t b = 0; b < pairs; b++) {
-        __m256i s32[4][2];
-        for (int h = 0; h < nh; h++) s32[h][0] = s32[h][1] = _mm256_setzero_si256();
-        for (size_t t0 = 0; t0 < tn; t0 += 32) {
-            const size_t te = tn - t0 < 32 ? tn : t0 + 32;
-            __m256i s16[4];
-            for (int h = 0; h < nh; h++) s16[h] = _mm256_setzero_si256();
-            for (size_t t = t0; t < te; t += 2) {
-                /* The two rows ahead (prefetch.h), in the first pair's pass. */
-                if (b == 0) BITNET_KV_PREFETCH(pf, rows + t * stride, (te - t < 2 ? 1 : 2) * stride);
-                const __m256i ca = unpack2(rows + t * stride + 6 * b, shuf, mul);
-                __m256i c = ca;
-                if (t + 1 < te) {
-                    const __m256i cb = unpack2(rows + (t + 1) * stride + 6 * b, shuf, mul);
-                    c = _mm256_or_si256(ca, _mm256_slli_epi16(cb, 8));
-                }
-                for (int h = 0; h < nh; h++) {
-                    int16_t w2;
-                    memcpy(&w2, w + h * ws + t, 2);
-                    s16[h] = _mm256_add_epi16(
-                        s16[h], _mm256_maddubs_epi16(c, _mm256_set1_epi16(w2)));
-                }
-            }
-            for (int h = 0; h < nh; h++) {
-                s32[h][0] = _mm256_add_epi32(
-                    s32[h][0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s16[h])));
-                s32[h][1] = _mm256_add_epi32(
-                    s32[h][1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s16[h], 1)));
-            }
-        }
+                                            __m256i shuf, __m256i mul, size_t accs, int pf) {
+    __m256i s16[4][2];
+    for (int h = 0; h < nh; h++) s16[h][0] = s16[h][1] = _mm256_setzero_si256();
+    for (ptrdiff_t k = (lo + s) / VB; VB * k - s < hi; k++) {
+        const uint8_t *blk = vb + (size_t)k * vbb;
+        /* The block ahead (prefetch.h), in the first chunk's pass. */
+        if (j == 0) BITNET_KV_PREFETCH(pf, blk, vbb);
+        const __m256i c0 = unpack32(blk + 24 * j, shuf, mul);
+        const __m256i c1 = unpack32(blk + 24 * j + 12, shuf, mul);
         for (int h = 0; h < nh; h++) {
-            const __m256 fv = _mm256_set1_ps(f[h * nb]);
-            float *o = acc + h * accs + 16 * b;
-            for (int i = 0; i < 2; i++)
-                _mm256_storeu_ps(o + 8 * i, _mm256_fmadd_ps(fv, _mm256_cvtepi32_ps(s32[h][i]),
-                                                            _mm256_loadu_ps(o + 8 * i)));
+            const __m256i wv = _mm256_set1_epi32(bitnet_kv_w4(w + h * ws, VB * k - s, lo, hi));
+            s16[h][0] = _mm256_add_epi16(s16[h][0], _mm256_maddubs_epi16(c0, wv));
+            s16[h][1] = _mm256_add_epi16(s16[h][1], _mm256_maddubs_epi16(c1, wv));
+        }
+    }
+    const __m256i one = _mm256_set1_epi16(1);
+    for (int h = 0; h < nh; h++) {
+        const __m256 fv = _mm256_set1_ps(f[h * nb]);
+        float *o = acc + h * accs + 16 * j;
+        for (int i = 0; i < 2; i++) {
+            const __m256i v = _mm256_permute4x64_epi64(_mm256_madd_epi16(s16[h][i], one),
+                                                       _MM_SHUFFLE(3, 1, 2, 0));
+            _mm256_storeu_ps(o + 8 * i, _mm256_fmadd_ps(fv, _mm256_cvtepi32_ps(v),
+                                                        _mm256_loadu_ps(o + 8 * i)));
         }
     }
 }
 
-void bitnet_kv3_wsum_avx2(const uint8_t *rows, size_t stride, size_t n, size_t groups,
+void bitnet_kv3_wsum_avx2(const uint8_t *blocks, size_t first, size_t n, size_t groups,
                           const int8_t *w, const float *f, size_t nq, float *acc, size_t accs,
                           const uint8_t *next, size_t next_len) {
     (void)next, (void)next_len; /* not prefetched: see bitnet_kv3_dot_avx2 */
     __m256i shuf, mul;
     consts(&shuf, &mul);
     const int pf = bitnet_x86_prefetch_on();
-    const size_t pairs = (groups + 1) / 2, nb = (n + TB - 1) / TB, ws = TB * nb;
+    const size_t chunks = (groups + 1) / 2, vbb = 24 * chunks, nb = (n + TB - 1) / TB,
+                 ws = TB * nb;
+    const ptrdiff_t s = (ptrdiff_t)(first % VB);
+    const uint8_t *vb = blocks + first / VB * vbb;
     for (size_t t0 = 0; t0 < n; t0 += TB) {
-        const size_t tn = n - t0 < TB ? n - t0 : TB;
-        const uint8_t *r = rows + t0 * stride;
+        const ptrdiff_t lo = (ptrdiff_t)t0, hi = (ptrdiff_t)(n - t0 < TB ? n : t0 + TB);
         for (size_t h0 = 0; h0 < nq; h0 += 4) {
-            const int8_t *wh = w + h0 * ws + t0;
+            const int8_t *wh = w + h0 * ws;
             const float *fh = f + h0 * nb + t0 / TB;
             float *a = acc + h0 * accs;
-            switch (nq - h0 < 4 ? nq - h0 : 4) {
-            case 1: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 1, a, accs, shuf, mul, pf); break;
-            case 2: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 2, a, accs, shuf, mul, pf); break;
-            case 3: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 3, a, accs, shuf, mul, pf); break;
-            default: wsum_block(r, stride, tn, pairs, wh, ws, fh, nb, 4, a, accs, shuf, mul, pf); break;
+            for (size_t j = 0; j < chunks; j++) {
+                switch (nq - h0 < 4 ? nq - h0 : 4) {
+                case 1: wsum_block(vb, vbb, j, lo, hi, s, wh, ws, fh, nb, 1, a, shuf, mul, accs, pf); break;
+                case 2: wsum_block(vb, vbb, j, lo, hi, s, wh, ws, fh, nb, 2, a, shuf, mul, accs, pf); break;
+                case 3: wsum_block(vb, vbb, j, lo, hi, s, wh, ws, fh, nb, 3, a, shuf, mul, accs, pf); break;
+                default: wsum_block(vb, vbb, j, lo, hi, s, wh, ws, fh, nb, 4, a, shuf, mul, accs, pf); break;
+                }
             }
         }
     }

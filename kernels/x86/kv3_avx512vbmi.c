@@ -2,10 +2,9 @@
  * contract: RawKvDot and RawKvWsum in src/kernels/mod.rs).
  *
  * Codes are unpacked to bytes, 64 at a time (a chunk: 8 groups, 24 bytes): a masked load of
- * the chunk's bytes (a V row's last chunk may have fewer groups; its missing codes read as 0,
- * and nothing past the row is read), a vpermb that puts a group's bytes in each 64-bit lane, a
+ * the chunk's 24 bytes, a vpermb that puts a group's bytes in each 64-bit lane, a
  * vpmultishiftqb that moves code i of each lane's group (bits 3i..3i+2) to byte i, and a mask
- * of 7.
+ * of 7: byte b = code b of the chunk.
  *
  * Dot (K in blocks of 16 positions, docs/FORMATS.md section 8): a K chunk holds channels
  * 4j..4j+3 of the block's 16 positions, so after the unpack int32 lane s holds slot s's four
@@ -17,11 +16,15 @@
  * slices). Per block and chunk pair: two unpacks shared by up to four heads, two accumulators
  * per head (even and odd chunks: eight independent vpdpbusd chains).
  *
- * Weighted sum (int8 weights in blocks of 64 tokens, one f32 factor each): four tokens' codes
- * are unpacked per chunk and interleaved so that each int32 lane holds one channel's four
- * codes; a vpdpbusd by the four tokens' weights (one broadcast dword) per 16 channels and
- * head, up to four heads per unpack (16 int32 accumulators); at the block's end one FMA per
- * lane by the factor. Exact integers, so the result equals the scalar reference's.
+ * Weighted sum (V in blocks of 4 positions, int8 weights in blocks of 64 positions, one f32
+ * factor each): a V chunk holds channels 16j..16j+15 of the block's 4 positions, code
+ * 4 * channel + slot, so after the unpack int32 lane c holds channel 16j+c's four codes (no
+ * interleave), and one vpdpbusd by the four positions' weights (one broadcast dword) adds
+ * them, up to four heads per unpack and four chunks per pass (16 int32 accumulators); at the
+ * weight block's end one FMA per lane by the factor. A range starting mid-block (slot s) makes
+ * the V blocks at weight-block boundaries straddle two weight blocks: such a block is taken
+ * once by each, its positions outside the weight block with weight 0. Exact integers, so the
+ * result equals the scalar reference's.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -51,11 +54,6 @@ static inline unpacker unpacker_new(void) {
         }
     unpacker u = {_mm512_loadu_si512(p), _mm512_loadu_si512(c), _mm512_set1_epi8(7)};
     return u;
-}
-
-/* The mask of a chunk's bytes: 3 per group, up to 8 groups. */
-static inline __mmask64 chunk_mask(size_t groups) {
-    return (__mmask64)((1ULL << (3 * (groups < 8 ? groups : 8))) - 1);
 }
 
 /* x & 7 in every byte. */
@@ -174,125 +172,82 @@ void bitnet_kv3_dot_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, si
 }
 
 /* Tokens a weight block (BITNET_KV_WBLOCK, kernels.h): the int8 weights of each block share one
- * f32 factor. Per block, chunk and up to four heads the integer sums stay in registers while
- * the block's rows stay in L1. */
+ * f32 factor. Per block, up to four chunks and up to four heads the integer sums stay in
+ * registers while the block's V codes stay in L1. */
 #define TB BITNET_KV_WBLOCK
+#define VB BITNET_KV_VBLOCK
+/* V chunks (16 channels each) a pass: with four heads, 16 accumulators. */
+#define VPASS 4
 
-/* The V unpacker: the same three steps as unpack64, with bytes placed so that after the
- * interleave of four tokens in vwsum_block (unpacklo/hi_epi8, then _epi16, all within 128-bit
- * lanes) vector i holds channels 16 i .. 16 i + 15 in order, four tokens a channel. That
- * needs byte p = 16 L + 4 m + i (L, m, i < 4) to hold channel 16 m + 4 L + i: qword k holds
- * two runs of four channels, c0 = 32 (k & 1) + 4 (k >> 1) and c0 + 16, each 12 bits at bit
- * 0 or 12 of its group, which two bytes of the group (from byte 0 or 1) contain. */
-static inline unpacker vunpacker_new(void) {
-    uint8_t p[64], c[64];
-    for (int k = 0; k < 8; k++) {
-        const int c0 = 32 * (k & 1) + 4 * (k >> 1), g0 = c0 / 8, o = (c0 % 8) != 0;
-        const int src[4] = {3 * g0 + o, 3 * g0 + o + 1, 3 * (g0 + 2) + o, 3 * (g0 + 2) + o + 1};
-        for (int b = 0; b < 8; b++) {
-            p[8 * k + b] = (uint8_t)(b < 4 ? src[b] : 0); /* bytes 4..7 of a lane unused */
-            c[8 * k + b] = (uint8_t)((b < 4 ? 0 : 16) + 4 * o + 3 * (b & 3));
-        }
-    }
-    unpacker u = {_mm512_loadu_si512(p), _mm512_loadu_si512(c), _mm512_set1_epi8(7)};
-    return u;
-}
-
-/* Four tokens' codes from the rows r[0..nv-1] (tokens nv..3: past the block, code 0), one
- * chunk: x[i] = channels 16 i .. 16 i + 15, the four tokens' codes of a channel in its int32
- * lane, token order = byte order. */
-static BITNET_ALWAYS_INLINE void unpack4x64(const uint8_t *const r[4], int nv, __mmask64 m,
-                                            const unpacker *u, __m512i x[4]) {
-    __m512i c[4];
-    for (int i = 0; i < 4; i++) c[i] = i < nv ? unpack64(r[i], m, u) : _mm512_setzero_si512();
-    const __m512i ab0 = _mm512_unpacklo_epi8(c[0], c[1]), ab1 = _mm512_unpackhi_epi8(c[0], c[1]);
-    const __m512i cd0 = _mm512_unpacklo_epi8(c[2], c[3]), cd1 = _mm512_unpackhi_epi8(c[2], c[3]);
-    x[0] = _mm512_unpacklo_epi16(ab0, cd0);
-    x[1] = _mm512_unpackhi_epi16(ab0, cd0);
-    x[2] = _mm512_unpacklo_epi16(ab1, cd1);
-    x[3] = _mm512_unpackhi_epi16(ab1, cd1);
-}
-
-/* Four tokens (the first nv of rows r, the rest past the block) into the integer sums of up
- * to four heads. */
-static BITNET_ALWAYS_INLINE void wsum_step(__m512i a[4][4], const uint8_t *const r[4], int nv,
-                                           __mmask64 m, const unpacker *u, const int8_t *w,
-                                           size_t ws, int nh) {
-    __m512i x[4];
-    unpack4x64(r, nv, m, u, x);
-    for (int h = 0; h < nh; h++) {
-        int32_t w4;
-        memcpy(&w4, w + h * ws, 4);
-        const __m512i wv = _mm512_set1_epi32(w4);
-        for (int i = 0; i < 4; i++) DPBUSD(a[h][i], x[i], wv);
-    }
-}
-
-/* One weight block (tn <= TB tokens from rows) by up to four heads, one chunk of 64 channels
- * (acc + 64 * b): the exact int32 sums of vpdpbusd (codes 0..7 as u8 by the weights as s8,
- * four tokens a lane: |sum| <= 64 * 7 * 127), then one FMA per lane by the block's factor.
- * w: the heads' int8 weights (ws apart, zero past the block's tokens, so whole dwords may be
- * read); f: the heads' factors (nb apart). */
-static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *rows, size_t stride, size_t tn,
-                                            size_t b, __mmask64 m, const int8_t *w, size_t ws,
-                                            const float *f, size_t nb, int nh, float *acc,
-                                            size_t accs, const unpacker *u, int pf,
-                                            bitnet_kv_next *nx) {
-    __m512i a[4][4];
+/* One weight block (the call's positions lo .. hi - 1, which are also its weight indices) by
+ * NH (1..4) heads, the V chunks c0 .. c0 + cn - 1 (cn <= VPASS): V block k of `vb` (the one of
+ * the call's first position) holds the positions 4 k - s .. 4 k - s + 3; after the unpack, int32
+ * lane c of a chunk holds its channel c's four codes, and one vpdpbusd by the four positions'
+ * weights (one broadcast dword, 0 for positions outside the weight block: bitnet_kv_w4) adds
+ * them: exact int32 sums (|sum| <= 64 * 7 * 127), then one FMA per lane by the block's factor.
+ * w: the heads' int8 weights (ws apart); f: the heads' factors (nb apart). */
+static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *vb, size_t vbb, size_t c0, size_t cn,
+                                            ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t s,
+                                            const int8_t *w, size_t ws, const float *f,
+                                            size_t nb, int nh, float *acc, size_t accs,
+                                            const unpacker *u, int pf, bitnet_kv_next *nx) {
+    const __mmask64 m = (__mmask64)((1ULL << CB) - 1);
+    __m512i a[4][VPASS];
     for (int h = 0; h < nh; h++)
-        for (int i = 0; i < 4; i++) a[h][i] = _mm512_setzero_si512();
-    size_t t = 0;
-    for (; t + 4 <= tn; t += 4) {
-        const uint8_t *r[4];
-        for (int i = 0; i < 4; i++) {
-            r[i] = rows + (t + i) * stride + CB * b;
-        }
-        /* The four rows ahead and four rows' share of the next stream (prefetch.h), in the
-         * first chunk's pass. */
-        if (b == 0) {
-            BITNET_KV_PREFETCH(pf, rows + t * stride, 4 * stride);
+        for (int i = 0; i < VPASS; i++) a[h][i] = _mm512_setzero_si512();
+    for (ptrdiff_t k = (lo + s) / VB; VB * k - s < hi; k++) {
+        const uint8_t *blk = vb + (size_t)k * vbb;
+        /* The block ahead and a block's share of the next stream (prefetch.h), in the first
+         * chunks' pass. */
+        if (c0 == 0) {
+            BITNET_KV_PREFETCH(pf, blk, vbb);
             if (nx) bitnet_kv_next_step(nx);
         }
-        wsum_step(a, r, 4, m, u, w + t, ws, nh);
-    }
-    if (t < tn) {
-        if (b == 0 && nx) bitnet_kv_next_step(nx);
-        const uint8_t *r[4];
-        for (size_t i = 0; i < 4; i++) r[i] = rows + (t + i) * stride + CB * b; /* not read past tn */
-        wsum_step(a, r, (int)(tn - t), m, u, w + t, ws, nh);
+        __m512i wv[4];
+        for (int h = 0; h < nh; h++)
+            wv[h] = _mm512_set1_epi32(bitnet_kv_w4(w + h * ws, VB * k - s, lo, hi));
+        for (int i = 0; i < VPASS; i++)
+            if ((size_t)i < cn) {
+                const __m512i x = unpack64(blk + CB * (c0 + i), m, u);
+                for (int h = 0; h < nh; h++) DPBUSD(a[h][i], x, wv[h]);
+            }
     }
     for (int h = 0; h < nh; h++) {
         const __m512 fv = _mm512_set1_ps(f[h * nb]);
-        float *o = acc + h * accs + CH * b;
-        for (int i = 0; i < 4; i++)
-            _mm512_storeu_ps(o + 16 * i, _mm512_fmadd_ps(fv, _mm512_cvtepi32_ps(a[h][i]),
-                                                        _mm512_loadu_ps(o + 16 * i)));
+        float *o = acc + h * accs + 16 * c0;
+        for (int i = 0; i < VPASS; i++)
+            if ((size_t)i < cn)
+                _mm512_storeu_ps(o + 16 * i, _mm512_fmadd_ps(fv, _mm512_cvtepi32_ps(a[h][i]),
+                                                            _mm512_loadu_ps(o + 16 * i)));
     }
 }
 
-void bitnet_kv3_wsum_avx512vbmi(const uint8_t *rows, size_t stride, size_t n, size_t groups,
+void bitnet_kv3_wsum_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, size_t groups,
                                 const int8_t *w, const float *f, size_t nq, float *acc,
                                 size_t accs, const uint8_t *next, size_t next_len) {
-    const unpacker u = vunpacker_new();
+    const unpacker u = unpacker_new();
     const int pf = bitnet_x86_prefetch_on();
-    const size_t chunks = (groups + 7) / 8, nb = (n + TB - 1) / TB, ws = TB * nb;
-    /* The next stream, a step per four tokens (TB is a multiple of 4) of the first heads'
-     * first chunk. */
-    bitnet_kv_next nx = bitnet_kv_next_new(pf, next, next_len, (n + 3) / 4);
+    const size_t chunks = (groups + 1) / 2, vbb = CB * chunks, nb = (n + TB - 1) / TB,
+                 ws = TB * nb, s = first % VB;
+    const uint8_t *vb = blocks + first / VB * vbb;
+    /* The next stream, a step per V block of the first heads' first pass: (n + s + 3) / 4
+     * blocks, those that straddle two weight blocks (s > 0) visited twice. */
+    bitnet_kv_next nx =
+        bitnet_kv_next_new(pf, next, next_len, (n + s + 3) / VB + (s ? nb - 1 : 0));
     for (size_t t0 = 0; t0 < n; t0 += TB) {
-        const size_t tn = n - t0 < TB ? n - t0 : TB;
-        const uint8_t *r = rows + t0 * stride;
+        const ptrdiff_t lo = (ptrdiff_t)t0, hi = (ptrdiff_t)(n - t0 < TB ? n : t0 + TB);
         for (size_t h0 = 0; h0 < nq; h0 += 4) {
-            const int8_t *wh = w + h0 * ws + t0;
+            const int8_t *wh = w + h0 * ws;
             const float *fh = f + h0 * nb + t0 / TB;
             float *a = acc + h0 * accs;
-            for (size_t b = 0; b < chunks; b++) {
-                const __mmask64 m = chunk_mask(groups - 8 * b);
+            for (size_t c0 = 0; c0 < chunks; c0 += VPASS) {
+                const size_t cn = chunks - c0 < VPASS ? chunks - c0 : VPASS;
+                bitnet_kv_next *x = h0 ? NULL : &nx;
                 switch (nq - h0 < 4 ? nq - h0 : 4) {
-                case 1: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 1, a, accs, &u, pf, h0 ? NULL : &nx); break;
-                case 2: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 2, a, accs, &u, pf, h0 ? NULL : &nx); break;
-                case 3: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 3, a, accs, &u, pf, h0 ? NULL : &nx); break;
-                default: wsum_block(r, stride, tn, b, m, wh, ws, fh, nb, 4, a, accs, &u, pf, h0 ? NULL : &nx); break;
+                case 1: wsum_block(vb, vbb, c0, cn, lo, hi, (ptrdiff_t)s, wh, ws, fh, nb, 1, a, accs, &u, pf, x); break;
+                case 2: wsum_block(vb, vbb, c0, cn, lo, hi, (ptrdiff_t)s, wh, ws, fh, nb, 2, a, accs, &u, pf, x); break;
+                case 3: wsum_block(vb, vbb, c0, cn, lo, hi, (ptrdiff_t)s, wh, ws, fh, nb, 3, a, accs, &u, pf, x); break;
+                default: wsum_block(vb, vbb, c0, cn, lo, hi, (ptrdiff_t)s, wh, ws, fh, nb, 4, a, accs, &u, pf, x); break;
                 }
             }
         }

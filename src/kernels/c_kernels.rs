@@ -112,8 +112,8 @@ macro_rules! kv_kernels {
                 next_len: usize,
             );
             fn $wsum(
-                rows: *const u8,
-                stride: usize,
+                blocks: *const u8,
+                first: usize,
                 n: usize,
                 groups: usize,
                 w: *const i8,

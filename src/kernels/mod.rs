@@ -310,10 +310,16 @@ pub(crate) type RawKvDot = unsafe extern "C" fn(
 /// `h < nq` and `j < 8 * groups`,
 /// `acc[h * accs + j] = fma(f[h * nb + b], I as f32, acc[h * accs + j])` with the exact
 /// `I = sum_{t in block b} w[h * ws + t] * code(t, j)` (`|I| <= 64 * 127 * 7 < 2^24`, so the
-/// conversion is exact), where `nb = ceil(n / WBLOCK)` and `ws = WBLOCK * nb`. Rows are
-/// V's: row `t < n` starts at `rows + t * stride` and holds `groups` 3-byte groups of 8
-/// codes (code `i` at bits `3i .. 3i+2` of the group), then [`crate::kv::ROW_SLACK`] readable
-/// bytes after the last row; `w` holds `nq` runs of `ws` weights in `[-127, 127]`, zero from `n` on;
+/// conversion is exact), where `nb = ceil(n / WBLOCK)` and `ws = WBLOCK * nb`, and
+/// `code(t, j)` is channel `j` of position `first + t`. `blocks` is the head's V buffer:
+/// blocks of 4 positions, `24 * ceil(groups / 2)` bytes each (chunk `c`, 24 bytes, holds
+/// channels `16c .. 16c+15`, code `4 * (channel - 16c) + slot` at its bits `3b .. 3b+2`, the
+/// channels from `8 * groups` on code 0); position `i` is slot `i % 4` of block `i / 4`. The
+/// blocks up to the one of position `first + n - 1` are valid, then
+/// [`crate::kv::ROW_SLACK`] readable bytes; `first` is any position (a range may start and end
+/// mid-block: weight block `b` still starts at position `first + 64 b`, so a kernel that takes
+/// a V block's four positions together must give the ones outside the weight block weight
+/// 0), `n >= 1`; `w` holds `nq` runs of `ws` weights in `[-127, 127]`, zero from `n` on;
 /// `accs >= 8 * round_up(groups, 8)`, and the entries `[8 * groups, accs)` of each vector are
 /// scratch the kernel may overwrite. Every kernel returns the scalar reference's floats bit
 /// for bit (one fused multiply-add per block and element, in block order).
@@ -324,8 +330,8 @@ pub(crate) type RawKvDot = unsafe extern "C" fn(
 /// steps: `kernels/x86/prefetch.h`). Never read, so it only has to lie within one allocation
 /// (null with length 0: none); results never depend on it.
 pub(crate) type RawKvWsum = unsafe extern "C" fn(
-    rows: *const u8,
-    stride: usize,
+    blocks: *const u8,
+    first: usize,
     n: usize,
     groups: usize,
     w: *const i8,

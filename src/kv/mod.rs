@@ -72,13 +72,14 @@ mod ahead;
 pub(crate) mod quant;
 pub(crate) mod scalar;
 
-pub(crate) use quant::KBLOCK;
 use quant::{
-    code3, code3_slot, f16_to_f32, kblock_bytes, pack3, pack3_slot, quantize_row, Rotation,
+    code3_slot, code3_vslot, f16_to_f32, kblock_bytes, pack3_slot, pack3_vslot, quantize_row,
+    vblock_bytes, Rotation,
 };
+pub(crate) use quant::{KBLOCK, VBLOCK};
 
-/// Bytes every code buffer keeps readable after its last row (V) or block (K): the SIMD
-/// kernels load whole vectors that may reach past a row's last group or a block's last chunk.
+/// Bytes every code buffer keeps readable after its last block (K and V): the SIMD kernels
+/// load whole vectors that may reach past a block's last chunk.
 pub(crate) const ROW_SLACK: usize = 16;
 
 /// Tokens a block of the weighted V sum: the weights of each block are quantized to int8 with
@@ -112,8 +113,11 @@ pub struct KvCache {
     /// `48 * groups` bytes each, the last block's unfilled slots code 0, then [`ROW_SLACK`]
     /// zeros. Token-major within a block, so the dot kernels keep one token per int32 lane.
     k3: Vec<Vec<u8>>,
-    /// 3-bit V rows per head, `[head][token - n_sink]`, `3 * groups` bytes each, then
-    /// [`ROW_SLACK`] zeros: one head's rows are contiguous, so attention streams them.
+    /// 3-bit V codes per head in blocks of [`VBLOCK`] positions (`docs/FORMATS.md` §8:
+    /// position `t - n_sink` in block `(t - n_sink) / 4`, slot `(t - n_sink) % 4`),
+    /// [`vblock_bytes`] each, the last block's unfilled slots code 0, then [`ROW_SLACK`]
+    /// zeros. The four positions interleaved per channel, so the V kernels need no shuffle to
+    /// put one channel's four codes in an int32 lane.
     v3: Vec<Vec<u8>>,
     /// fp16 `(min, step)` of each 3-bit row, `[head][token - n_sink]`.
     ks3: Vec<Vec<[u16; 2]>>,
@@ -160,10 +164,11 @@ impl KvCache {
             )));
         }
         let groups = head_dim.div_ceil(8);
-        // The largest buffer a full cache needs must be addressable (K: whole blocks).
+        // The largest buffer a full cache needs must be addressable (K and V: whole blocks;
+        // a V position takes at most 6 · ceil(groups / 2) bytes).
         round_up(capacity.min(usize::MAX - KBLOCK), KBLOCK)
             .checked_mul(n_kv_heads)
-            .and_then(|r| r.checked_mul(head_dim.max(3 * groups)))
+            .and_then(|r| r.checked_mul(head_dim.max(vblock_bytes(groups) / VBLOCK)))
             .filter(|&b| b <= isize::MAX as usize / 2)
             .ok_or_else(|| {
                 Error::InvalidShape(format!(
@@ -221,15 +226,18 @@ impl KvCache {
     }
 
     /// Bytes the appended tokens occupy: codes and fp16 scales of K and V (per token and head
-    /// `2 · (3 · ceil(head_dim / 8) + 4)` bytes, `2 · (head_dim + 4)` for a sink token; K's
-    /// 3-bit codes counted in whole blocks of 16 positions, as allocated), plus the f32
-    /// channel factors of K (`4 · n_kv_heads · head_dim` once anything is appended).
+    /// `2 · (3 · ceil(head_dim / 8) + 4)` bytes, `2 · (head_dim + 4)` for a sink token; the
+    /// 3-bit codes counted as allocated: K in whole blocks of 16 positions, V in whole blocks
+    /// of 4 positions with the channels padded to a multiple of 16), plus the f32 channel
+    /// factors of K (`4 · n_kv_heads · head_dim` once anything is appended).
     pub fn bytes(&self) -> usize {
         let rows3: usize = self.ks3.iter().map(Vec::len).sum();
         let kblocks: usize = self.ks3.iter().map(|r| r.len().div_ceil(KBLOCK)).sum();
+        let vblocks: usize = self.vs3.iter().map(|r| r.len().div_ceil(VBLOCK)).sum();
         let rows8 = self.ks8.len();
-        rows3 * (3 * self.groups + 8)
+        rows3 * 8
             + kblocks * kblock_bytes(self.groups)
+            + vblocks * vblock_bytes(self.groups)
             + 2 * rows8 * (self.head_dim + 4)
             + 4 * self.kscale.len()
     }
@@ -290,17 +298,14 @@ impl KvCache {
                     } else {
                         codes.fill(0);
                         let sc = quantize_row(&y, 7, &mut codes[..d])?;
-                        if is_v {
-                            let bytes = &mut new.v3[h];
-                            let start = bytes.len();
-                            bytes.resize(start + 3 * g, 0);
-                            pack3(&codes, &mut bytes[start..]);
-                            new.vs3[h].push(pair(sc));
+                        // K and V are packed into their blocks at commit (which cannot fail).
+                        let (c3, s3) = if is_v {
+                            (&mut new.v3[h], &mut new.vs3[h])
                         } else {
-                            // K is packed into its blocks at commit (which cannot fail).
-                            new.k3[h].extend_from_slice(&codes);
-                            new.ks3[h].push(pair(sc));
-                        }
+                            (&mut new.k3[h], &mut new.ks3[h])
+                        };
+                        c3.extend_from_slice(&codes);
+                        s3.push(pair(sc));
                     }
                 }
             }
@@ -311,19 +316,34 @@ impl KvCache {
     }
 
     fn commit(&mut self, s: Staged, n_tokens: usize) {
-        for (buf, add) in self.v3.iter_mut().zip(s.v3) {
-            buf.truncate(buf.len() - ROW_SLACK);
-            buf.extend_from_slice(&add);
-            buf.resize(buf.len() + ROW_SLACK, 0);
-        }
-        // K: each new position's codes into its slot, the blocks grown (zeroed) as needed.
-        let (row, bb) = (8 * self.groups, kblock_bytes(self.groups));
-        for ((buf, add), old) in self.k3.iter_mut().zip(s.k3).zip(&self.ks3) {
-            let n3 = old.len();
-            let total = n3 + add.len() / row;
-            buf.resize(total.div_ceil(KBLOCK) * bb + ROW_SLACK, 0);
-            for (i, codes) in (n3..).zip(add.chunks_exact(row)) {
-                pack3_slot(codes, i % KBLOCK, &mut buf[i / KBLOCK * bb..][..bb]);
+        // Each new position's codes into its slot, the blocks grown (zeroed) as needed.
+        let row = 8 * self.groups;
+        let kv: [(_, _, _, usize, usize, fn(&[u8], usize, &mut [u8])); 2] = [
+            (
+                &mut self.k3,
+                s.k3,
+                &self.ks3,
+                KBLOCK,
+                kblock_bytes(self.groups),
+                pack3_slot,
+            ),
+            (
+                &mut self.v3,
+                s.v3,
+                &self.vs3,
+                VBLOCK,
+                vblock_bytes(self.groups),
+                pack3_vslot,
+            ),
+        ];
+        for (bufs, adds, olds, blk, bb, pack) in kv {
+            for ((buf, add), old) in bufs.iter_mut().zip(adds).zip(olds) {
+                let n3 = old.len();
+                let total = n3 + add.len() / row;
+                buf.resize(total.div_ceil(blk) * bb + ROW_SLACK, 0);
+                for (i, codes) in (n3..).zip(add.chunks_exact(row)) {
+                    pack(codes, i % blk, &mut buf[i / blk * bb..][..bb]);
+                }
             }
         }
         for (scs, adds) in [(&mut self.ks3, s.ks3), (&mut self.vs3, s.vs3)] {
@@ -388,8 +408,8 @@ impl KvCache {
             let b = if is_v { &self.v8 } else { &self.k8 };
             b[(t * self.n_kv_heads + h) * self.head_dim + j] as u32
         } else if is_v {
-            let r = 3 * self.groups;
-            code3(&self.v3[h][(t - self.n_sink) * r..][..r], j) as u32
+            let (i, bb) = (t - self.n_sink, vblock_bytes(self.groups));
+            code3_vslot(&self.v3[h][i / VBLOCK * bb..][..bb], i % VBLOCK, j) as u32
         } else {
             let (i, bb) = (t - self.n_sink, kblock_bytes(self.groups));
             code3_slot(&self.k3[h][i / KBLOCK * bb..][..bb], i % KBLOCK, j) as u32
@@ -687,7 +707,6 @@ impl KvCache {
         if n3 == 0 {
             return;
         }
-        let stride = 3 * self.groups;
         let nb = n3.div_ceil(WBLOCK);
         s.w8.resize(ratio * WBLOCK * nb, 0);
         s.fs.resize(ratio * nb, 0.0);
@@ -702,14 +721,15 @@ impl KvCache {
             z,
             &mut next.rust(nb),
         );
-        let first = (t0 - self.n_sink) * stride;
-        // SAFETY: rows as in scores_group; w8 holds ratio runs of WBLOCK · nb weights, zero
+        // SAFETY: v3[g] holds the V blocks of head g's positions 0.. up to the one of position
+        // range.end - 1 - n_sink, followed by ROW_SLACK readable bytes; w8 holds ratio runs of
+        // WBLOCK · nb weights, zero
         // past n3 (v_weights3), fs ratio × nb factors; acc holds the ratio vectors of heads
         // g·ratio.., accs long each.
         unsafe {
             (ker.wsum)(
-                self.v3[g].as_ptr().add(first),
-                stride,
+                self.v3[g].as_ptr(),
+                t0 - self.n_sink,
                 n3,
                 self.groups,
                 s.w8.as_ptr(),
@@ -733,8 +753,9 @@ impl KvCache {
         }
         let (i, n3) = (t0 - self.n_sink, range.end - t0);
         let (codes, scales) = if is_v {
-            let stride = 3 * self.groups;
-            (&self.v3[g][i * stride..(i + n3) * stride], &self.vs3[g])
+            let bb = vblock_bytes(self.groups);
+            let b = &self.v3[g][i / VBLOCK * bb..(i + n3).div_ceil(VBLOCK) * bb];
+            (b, &self.vs3[g])
         } else {
             let bb = kblock_bytes(self.groups);
             let b = &self.k3[g][i / KBLOCK * bb..(i + n3).div_ceil(KBLOCK) * bb];
@@ -1415,7 +1436,7 @@ fn pair((m, s): (u16, u16)) -> [u16; 2] {
 /// The rows of one append, before they join the cache.
 #[derive(Default)]
 struct Staged {
-    /// K's 3-bit codes unpacked, `8 * groups` a row (packed into blocks at commit).
+    /// K's and V's 3-bit codes unpacked, `8 * groups` a row (packed into blocks at commit).
     k3: Vec<Vec<u8>>,
     v3: Vec<Vec<u8>>,
     ks3: Vec<Vec<[u16; 2]>>,

@@ -166,7 +166,9 @@ fn code_of(v: f32, m: f32, s: f32, levels: u32) -> u32 {
 }
 
 /// Packs 3-bit codes, 8 to 3 bytes: code `i` of a group occupies bits `3i .. 3i+2` of the
-/// group's little-endian 24-bit word. `codes.len()` is a multiple of 8.
+/// group's little-endian 24-bit word. `codes.len()` is a multiple of 8. (The K and V blocks
+/// hold such groups; tests pack plain rows with it.)
+#[cfg(test)]
 pub(crate) fn pack3(codes: &[u8], out: &mut [u8]) {
     for (g, o) in codes.chunks_exact(8).zip(out.chunks_exact_mut(3)) {
         let w = g
@@ -219,6 +221,44 @@ pub(crate) fn code3_slot(block: &[u8], slot: usize, ch: usize) -> u8 {
     code3(&block[24 * (ch / 4)..][..24], 4 * slot + ch % 4)
 }
 
+/// Positions of a V block: each KV head's 3-bit V codes are stored in blocks of `VBLOCK`
+/// positions with the positions interleaved per channel (`docs/FORMATS.md` §8), so after the
+/// unpack an int32 lane holds one channel's four positions' codes, what one `vpdpbusd` by the
+/// four positions' int8 weights needs.
+pub(crate) const VBLOCK: usize = 4;
+
+/// Chunks of one V block (24 bytes, 16 channels each) for rows of `groups` groups: the
+/// channels padded with code 0 to a multiple of 16.
+pub(crate) fn vchunks(groups: usize) -> usize {
+    groups.div_ceil(2)
+}
+
+/// Bytes of one V block: [`vchunks`] chunks of 24 bytes.
+pub(crate) fn vblock_bytes(groups: usize) -> usize {
+    24 * vchunks(groups)
+}
+
+/// Writes the codes of one V row (`8 · groups` codes) into slot `slot` of a V block whose
+/// slot is still all zero: chunk `j` (24 bytes at `24 j`) holds channels `16j .. 16j+15`,
+/// code `b = 4 · (channel − 16j) + slot` at bits `3b .. 3b+2` of the chunk (little-endian
+/// 3-byte groups of 8 codes, as [`pack3`]).
+pub(crate) fn pack3_vslot(codes: &[u8], slot: usize, block: &mut [u8]) {
+    for (ch, &c) in codes.iter().enumerate() {
+        let b = 4 * (ch % 16) + slot;
+        let w = (c as u32) << (3 * (b % 8));
+        let at = 24 * (ch / 16) + 3 * (b / 8);
+        for (o, x) in block[at..at + 3].iter_mut().zip(w.to_le_bytes()) {
+            *o |= x;
+        }
+    }
+}
+
+/// Code of channel `ch` in slot `slot` of a V block (the layout of [`pack3_vslot`]).
+#[inline]
+pub(crate) fn code3_vslot(block: &[u8], slot: usize, ch: usize) -> u8 {
+    code3(&block[24 * (ch / 16)..][..24], 4 * (ch % 16) + slot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +304,36 @@ mod tests {
                 let got = bit(at) | bit(at + 1) << 1 | bit(at + 2) << 2;
                 assert_eq!(got, want, "slot {s} channel {c}");
                 assert_eq!(code3_slot(&block, s, c), want);
+            }
+        }
+    }
+
+    /// The V block layout, bit by bit as docs/FORMATS.md §8 states it: slot `s`, channel `c`
+    /// at bit `3 · (4 (c mod 16) + s)` of chunk `c / 16` (24 bytes each); every other bit 0
+    /// (the padding channels of an odd number of groups included).
+    #[test]
+    fn pack3_vslot_places_codes() {
+        for groups in [1, 3, 4] {
+            let code = |s: usize, c: usize| ((s * 5 + c * 3 + s * c + 1) % 8) as u8;
+            let mut block = vec![0u8; vblock_bytes(groups)];
+            let filled = [2, 0, 3];
+            for s in filled {
+                let codes: Vec<u8> = (0..8 * groups).map(|c| code(s, c)).collect();
+                pack3_vslot(&codes, s, &mut block);
+            }
+            let bit = |i: usize| (block[i / 8] >> (i % 8)) & 1;
+            for s in 0..VBLOCK {
+                for c in 0..16 * vchunks(groups) {
+                    let want = if filled.contains(&s) && c < 8 * groups {
+                        code(s, c)
+                    } else {
+                        0
+                    };
+                    let at = 8 * 24 * (c / 16) + 3 * (4 * (c % 16) + s);
+                    let got = bit(at) | bit(at + 1) << 1 | bit(at + 2) << 2;
+                    assert_eq!(got, want, "groups {groups} slot {s} channel {c}");
+                    assert_eq!(code3_vslot(&block, s, c), want);
+                }
             }
         }
     }

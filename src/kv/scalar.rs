@@ -1,8 +1,8 @@
-//! The reference kernels for the 3-bit codes (K in blocks, V in rows): plain Rust, one code
-//! at a time. Every SIMD kernel
+//! The reference kernels for the 3-bit codes (K in blocks of 16 positions, V in blocks of
+//! 4): plain Rust, one code at a time. Every SIMD kernel
 //! returns exactly [`kv3_dot`]'s sums and [`kv3_wsum`]'s floats (`docs/FORMATS.md` §8).
 
-use super::quant::{code3, code3_slot, kblock_bytes, KBLOCK};
+use super::quant::{code3_slot, code3_vslot, kblock_bytes, vblock_bytes, KBLOCK, VBLOCK};
 use super::WBLOCK;
 
 /// # Safety
@@ -42,8 +42,8 @@ pub(crate) unsafe extern "C" fn kv3_dot(
 /// The raw kernel contract of [`crate::kernels::RawKvWsum`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe extern "C" fn kv3_wsum(
-    rows: *const u8,
-    stride: usize,
+    blocks: *const u8,
+    first: usize,
     n: usize,
     groups: usize,
     w: *const i8,
@@ -56,22 +56,24 @@ pub(crate) unsafe extern "C" fn kv3_wsum(
 ) {
     let nb = n.div_ceil(WBLOCK);
     let ws = WBLOCK * nb;
+    let bb = vblock_bytes(groups);
     let mut sums = vec![0i32; 8 * groups];
     for b in 0..nb {
         let tokens = b * WBLOCK..n.min((b + 1) * WBLOCK);
         for h in 0..nq {
             sums.fill(0);
             for t in tokens.clone() {
-                // SAFETY: the contract makes row t (3 * groups bytes) and the nq runs of ws
-                // weights valid.
-                let (row, wt) = unsafe {
+                let i = first + t;
+                // SAFETY: the contract makes the block of position i (vblock_bytes) and the nq
+                // runs of ws weights valid.
+                let (block, wt) = unsafe {
                     (
-                        std::slice::from_raw_parts(rows.add(t * stride), 3 * groups),
+                        std::slice::from_raw_parts(blocks.add(i / VBLOCK * bb), bb),
                         *w.add(h * ws + t) as i32,
                     )
                 };
                 for (j, s) in sums.iter_mut().enumerate() {
-                    *s += wt * code3(row, j) as i32;
+                    *s += wt * code3_vslot(block, i % VBLOCK, j) as i32;
                 }
             }
             // SAFETY: the contract makes the nq * nb factors and the nq accumulator vectors

@@ -267,11 +267,12 @@ fn failures_append_nothing() {
     c.append(&ok, &ok, 2).unwrap();
     assert!(matches!(c.append(&ok, &ok, 2), Err(Error::InvalidShape(_)))); // capacity 3
     assert_eq!(c.len(), 2);
-    // One sink token, one 3-bit token: V's row and both scales, and K's whole first block of
-    // 16 positions (48 bytes a group) as allocated.
+    // One sink token, one 3-bit token: both scales, K's whole first block of 16 positions
+    // (48 bytes a group) and V's whole first block of 4 positions (24 bytes a chunk of 16
+    // channels) as allocated.
     assert_eq!(
         c.bytes(),
-        2 * hk * (d + 4) + hk * (6 + 2 * 4) + hk * 16 * 6 + 4 * hk * d
+        2 * hk * (d + 4) + hk * 2 * 4 + hk * 16 * 6 + hk * 24 + 4 * hk * d
     );
     let (mut k, mut v) = (vec![0.0; hk * d], vec![0.0; hk * d]);
     assert!(c.dequantize(2, &mut k, &mut v).is_err());
