@@ -179,48 +179,75 @@ void bitnet_kv3_dot_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, si
 /* V chunks (16 channels each) a pass: with four heads, 16 accumulators. */
 #define VPASS 4
 
+/* One V block (blk) into the sums a of NH (1..4) heads, CN (1..VPASS) chunks from blk: per
+ * chunk one unpack, then per head one vpdpbusd by the four positions' weights, the int32 at
+ * wp + h * wst as an embedded broadcast (a load, not a shuffle). NH and CN are constants
+ * after inlining. */
+static BITNET_ALWAYS_INLINE void wsum_vblock(__m512i a[4][VPASS], const uint8_t *blk,
+                                             const int8_t *wp, size_t wst, int nh, int cn,
+                                             const unpacker *u) {
+    const __mmask64 m = (__mmask64)((1ULL << CB) - 1);
+    for (int i = 0; i < cn; i++) {
+        const __m512i x = unpack64(blk + CB * i, m, u);
+        for (int h = 0; h < nh; h++) DPBUSD_BCAST(a[h][i], x, wp + h * wst);
+    }
+}
+
 /* One weight block (the call's positions lo .. hi - 1, which are also its weight indices) by
- * NH (1..4) heads, the V chunks c0 .. c0 + cn - 1 (cn <= VPASS): V block k of `vb` (the one of
- * the call's first position) holds the positions 4 k - s .. 4 k - s + 3; after the unpack, int32
- * lane c of a chunk holds its channel c's four codes, and one vpdpbusd by the four positions'
- * weights (one broadcast dword, 0 for positions outside the weight block: bitnet_kv_w4) adds
- * them: exact int32 sums (|sum| <= 64 * 7 * 127), then one FMA per lane by the block's factor.
- * w: the heads' int8 weights (ws apart); f: the heads' factors (nb apart). */
-static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *vb, size_t vbb, size_t c0, size_t cn,
+ * NH heads, the V chunks c0 .. c0 + CN - 1: V block k of `vb` (the one of the call's first
+ * position) holds the positions 4 k - s .. 4 k - s + 3; after the unpack, int32 lane c of a
+ * chunk holds its channel c's four codes, and one vpdpbusd by the four positions' weights
+ * adds them: exact int32 sums (|sum| <= 64 * 7 * 127), then one FMA per lane by the block's
+ * factor. The V blocks at the weight block's ends may hold positions outside it (a range
+ * starting mid-block, or its end): their weights are built with those positions 0
+ * (bitnet_kv_w4); the others are read in place. w: the heads' int8 weights (ws apart); f:
+ * the heads' factors (nb apart). */
+static BITNET_ALWAYS_INLINE void wsum_block(const uint8_t *vb, size_t vbb, size_t c0, int cn,
                                             ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t s,
                                             const int8_t *w, size_t ws, const float *f,
                                             size_t nb, int nh, float *acc, size_t accs,
                                             const unpacker *u, int pf, bitnet_kv_next *nx) {
-    const __mmask64 m = (__mmask64)((1ULL << CB) - 1);
     __m512i a[4][VPASS];
     for (int h = 0; h < nh; h++)
-        for (int i = 0; i < VPASS; i++) a[h][i] = _mm512_setzero_si512();
+        for (int i = 0; i < cn; i++) a[h][i] = _mm512_setzero_si512();
     for (ptrdiff_t k = (lo + s) / VB; VB * k - s < hi; k++) {
         const uint8_t *blk = vb + (size_t)k * vbb;
+        const ptrdiff_t t = VB * k - s;
         /* The block ahead and a block's share of the next stream (prefetch.h), in the first
          * chunks' pass. */
         if (c0 == 0) {
             BITNET_KV_PREFETCH(pf, blk, vbb);
             if (nx) bitnet_kv_next_step(nx);
         }
-        __m512i wv[4];
-        for (int h = 0; h < nh; h++)
-            wv[h] = _mm512_set1_epi32(bitnet_kv_w4(w + h * ws, VB * k - s, lo, hi));
-        for (int i = 0; i < VPASS; i++)
-            if ((size_t)i < cn) {
-                const __m512i x = unpack64(blk + CB * (c0 + i), m, u);
-                for (int h = 0; h < nh; h++) DPBUSD(a[h][i], x, wv[h]);
-            }
+        if (t >= lo && t + VB <= hi) {
+            wsum_vblock(a, blk + CB * c0, w + t, ws, nh, cn, u);
+        } else {
+            int32_t e[4];
+            for (int h = 0; h < nh; h++) e[h] = bitnet_kv_w4(w + h * ws, t, lo, hi);
+            wsum_vblock(a, blk + CB * c0, (const int8_t *)e, 4, nh, cn, u);
+        }
     }
     for (int h = 0; h < nh; h++) {
         const __m512 fv = _mm512_set1_ps(f[h * nb]);
         float *o = acc + h * accs + 16 * c0;
-        for (int i = 0; i < VPASS; i++)
-            if ((size_t)i < cn)
-                _mm512_storeu_ps(o + 16 * i, _mm512_fmadd_ps(fv, _mm512_cvtepi32_ps(a[h][i]),
-                                                            _mm512_loadu_ps(o + 16 * i)));
+        for (int i = 0; i < cn; i++)
+            _mm512_storeu_ps(o + 16 * i, _mm512_fmadd_ps(fv, _mm512_cvtepi32_ps(a[h][i]),
+                                                        _mm512_loadu_ps(o + 16 * i)));
     }
 }
+
+/* wsum_block with NH and CN constants (CN = VPASS but for a last pass of fewer chunks). */
+#define WSUM_NH(nh)                                                                            \
+    do {                                                                                       \
+        if (cn == VPASS)                                                                       \
+            wsum_block(vb, vbb, c0, VPASS, lo, hi, s, wh, ws, fh, nb, nh, a, accs, &u, pf, x); \
+        else if (cn == 3)                                                                      \
+            wsum_block(vb, vbb, c0, 3, lo, hi, s, wh, ws, fh, nb, nh, a, accs, &u, pf, x);     \
+        else if (cn == 2)                                                                      \
+            wsum_block(vb, vbb, c0, 2, lo, hi, s, wh, ws, fh, nb, nh, a, accs, &u, pf, x);     \
+        else                                                                                   \
+            wsum_block(vb, vbb, c0, 1, lo, hi, s, wh, ws, fh, nb, nh, a, accs, &u, pf, x);     \
+    } while (0)
 
 void bitnet_kv3_wsum_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, size_t groups,
                                 const int8_t *w, const float *f, size_t nq, float *acc,
@@ -228,7 +255,8 @@ void bitnet_kv3_wsum_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, s
     const unpacker u = unpacker_new();
     const int pf = bitnet_x86_prefetch_on();
     const size_t chunks = (groups + 1) / 2, vbb = CB * chunks, nb = (n + TB - 1) / TB,
-                 ws = TB * nb, s = first % VB;
+                 ws = TB * nb;
+    const ptrdiff_t s = (ptrdiff_t)(first % VB);
     const uint8_t *vb = blocks + first / VB * vbb;
     /* The next stream, a step per V block of the first heads' first pass: (n + s + 3) / 4
      * blocks, those that straddle two weight blocks (s > 0) visited twice. */
@@ -241,13 +269,13 @@ void bitnet_kv3_wsum_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, s
             const float *fh = f + h0 * nb + t0 / TB;
             float *a = acc + h0 * accs;
             for (size_t c0 = 0; c0 < chunks; c0 += VPASS) {
-                const size_t cn = chunks - c0 < VPASS ? chunks - c0 : VPASS;
+                const int cn = chunks - c0 < VPASS ? (int)(chunks - c0) : VPASS;
                 bitnet_kv_next *x = h0 ? NULL : &nx;
                 switch (nq - h0 < 4 ? nq - h0 : 4) {
-                case 1: wsum_block(vb, vbb, c0, cn, lo, hi, (ptrdiff_t)s, wh, ws, fh, nb, 1, a, accs, &u, pf, x); break;
-                case 2: wsum_block(vb, vbb, c0, cn, lo, hi, (ptrdiff_t)s, wh, ws, fh, nb, 2, a, accs, &u, pf, x); break;
-                case 3: wsum_block(vb, vbb, c0, cn, lo, hi, (ptrdiff_t)s, wh, ws, fh, nb, 3, a, accs, &u, pf, x); break;
-                default: wsum_block(vb, vbb, c0, cn, lo, hi, (ptrdiff_t)s, wh, ws, fh, nb, 4, a, accs, &u, pf, x); break;
+                case 1: WSUM_NH(1); break;
+                case 2: WSUM_NH(2); break;
+                case 3: WSUM_NH(3); break;
+                default: WSUM_NH(4); break;
                 }
             }
         }
