@@ -317,26 +317,13 @@ impl KvCache {
 
     fn commit(&mut self, s: Staged, n_tokens: usize) {
         // Each new position's codes into its slot, the blocks grown (zeroed) as needed.
-        let row = 8 * self.groups;
-        let kv: [(_, _, _, usize, usize, fn(&[u8], usize, &mut [u8])); 2] = [
-            (
-                &mut self.k3,
-                s.k3,
-                &self.ks3,
-                KBLOCK,
-                kblock_bytes(self.groups),
-                pack3_slot,
-            ),
-            (
-                &mut self.v3,
-                s.v3,
-                &self.vs3,
-                VBLOCK,
-                vblock_bytes(self.groups),
-                pack3_vslot,
-            ),
-        ];
-        for (bufs, adds, olds, blk, bb, pack) in kv {
+        let (row, g) = (8 * self.groups, self.groups);
+        let k = (KBLOCK, kblock_bytes(g), pack3_slot as PackSlot);
+        let v = (VBLOCK, vblock_bytes(g), pack3_vslot as PackSlot);
+        for (bufs, adds, olds, (blk, bb, pack)) in [
+            (&mut self.k3, s.k3, &self.ks3, k),
+            (&mut self.v3, s.v3, &self.vs3, v),
+        ] {
             for ((buf, add), old) in bufs.iter_mut().zip(adds).zip(olds) {
                 let n3 = old.len();
                 let total = n3 + add.len() / row;
@@ -1432,6 +1419,10 @@ fn score(m: f32, s: f32, sum: i32, dot: i32, factor: f32) -> f32 {
 fn pair((m, s): (u16, u16)) -> [u16; 2] {
     [m, s]
 }
+
+/// Writes one position's codes into its slot of a K or V block (`quant::pack3_slot`,
+/// `quant::pack3_vslot`).
+type PackSlot = fn(&[u8], usize, &mut [u8]);
 
 /// The rows of one append, before they join the cache.
 #[derive(Default)]
