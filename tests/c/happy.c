@@ -658,11 +658,11 @@ static void check_kv(void) {
     OK(bitnet_kv_append(c, k + 3 * KV_H * KV_D, v + 3 * KV_H * KV_D, 1));
     CHECK(bitnet_kv_len(c) == KV_T);
     /* One 8-bit sink token and three 3-bit ones: (d + 4) bytes per head for K and V of the
-     * sink; per 3-bit token and head V's row (3 * d / 8) and 4 bytes of scales each for K and
-     * V; K's codes in one whole block of 16 positions (FORMATS.md section 8); and the f32
-     * channel factors of K. */
-    CHECK(bitnet_kv_bytes(c) == 2 * KV_H * (KV_D + 4) + 3 * KV_H * (3 * KV_D / 8 + 8) +
-                                    KV_H * 16 * (3 * KV_D / 8) + 4 * KV_H * KV_D);
+     * sink; per 3-bit token and head 4 bytes of scales each for K and V; per head K's codes
+     * in one whole block of 16 positions and V's in one whole block of 4 (3 * d / 8 bytes a
+     * position at d = 64: FORMATS.md section 8); and the f32 channel factors of K. */
+    CHECK(bitnet_kv_bytes(c) == 2 * KV_H * (KV_D + 4) + 3 * KV_H * 8 +
+                                    KV_H * (16 + 4) * (3 * KV_D / 8) + 4 * KV_H * KV_D);
     float kk[KV_H * KV_D], vv[KV_H * KV_D];
     OK(bitnet_kv_dequantize(c, 0, kk, vv));
     for (size_t i = 0; i < KV_H * KV_D; i++)
