@@ -730,7 +730,7 @@ impl KvCache {
         };
     }
 
-    /// The bytes of head `g`'s 3-bit K blocks (`is_v` false) or V rows (true), and of their
+    /// The bytes of head `g`'s 3-bit K blocks (`is_v` false) or V blocks (true), and of their
     /// scales, that a pass over the positions `range` reads (empty when it has no 3-bit
     /// position): what the passes are told to prefetch.
     fn stream3(&self, g: usize, range: &Range<usize>, is_v: bool) -> (&[u8], &[u8]) {
