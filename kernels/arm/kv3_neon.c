@@ -13,7 +13,6 @@
  * result.
  */
 #include <arm_neon.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,9 +93,11 @@ void bitnet_kv3_wsum_neon(const uint8_t *blocks, size_t first, size_t n, size_t 
                     a0 = vmlal_s16(a0, vget_low_s16(c), wv);
                     a1 = vmlal_s16(a1, vget_high_s16(c), wv);
                 }
+                /* One fused multiply-add per element (vfma_f32, not libm's fmaf: the kernels
+                 * include no libc header but string.h, for builds without an SDK). */
                 float *o = acc + h * accs + 2 * g;
-                o[0] = fmaf(fb, (float)vaddvq_s32(a0), o[0]);
-                o[1] = fmaf(fb, (float)vaddvq_s32(a1), o[1]);
+                const int32x2_t sums = vset_lane_s32(vaddvq_s32(a1), vdup_n_s32(vaddvq_s32(a0)), 1);
+                vst1_f32(o, vfma_f32(vld1_f32(o), vdup_n_f32(fb), vcvt_f32_s32(sums)));
             }
         }
     }

@@ -710,9 +710,8 @@ impl KvCache {
         );
         // SAFETY: v3[g] holds the V blocks of head g's positions 0.. up to the one of position
         // range.end - 1 - n_sink, followed by ROW_SLACK readable bytes; w8 holds ratio runs of
-        // WBLOCK · nb weights, zero
-        // past n3 (v_weights3), fs ratio × nb factors; acc holds the ratio vectors of heads
-        // g·ratio.., accs long each.
+        // WBLOCK · nb weights, zero past n3 (v_weights3), fs ratio × nb factors; acc holds the
+        // ratio vectors of heads g·ratio.., accs long each.
         unsafe {
             (ker.wsum)(
                 self.v3[g].as_ptr(),
