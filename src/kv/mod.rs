@@ -72,10 +72,7 @@ mod ahead;
 pub(crate) mod quant;
 pub(crate) mod scalar;
 
-use quant::{
-    code3_slot, code3_vslot, f16_to_f32, kblock_bytes, pack3_slot, pack3_vslot, quantize_row,
-    vblock_bytes, Rotation,
-};
+use quant::{f16_to_f32, quantize_row, Blocks3, Rotation};
 pub(crate) use quant::{KBLOCK, VBLOCK};
 
 /// Bytes every code buffer keeps readable after its last block (K and V): the SIMD kernels
@@ -115,7 +112,7 @@ pub struct KvCache {
     k3: Vec<Vec<u8>>,
     /// 3-bit V codes per head in blocks of [`VBLOCK`] positions (`docs/FORMATS.md` §8:
     /// position `t - n_sink` in block `(t - n_sink) / 4`, slot `(t - n_sink) % 4`),
-    /// [`vblock_bytes`] each, the last block's unfilled slots code 0, then [`ROW_SLACK`]
+    /// [`Blocks3::v`]'s bytes each, the last block's unfilled slots code 0, then [`ROW_SLACK`]
     /// zeros. The four positions interleaved per channel, so the V kernels need no shuffle to
     /// put one channel's four codes in an int32 lane.
     v3: Vec<Vec<u8>>,
@@ -168,7 +165,7 @@ impl KvCache {
         // a V position takes at most 6 · ceil(groups / 2) bytes).
         round_up(capacity.min(usize::MAX - KBLOCK), KBLOCK)
             .checked_mul(n_kv_heads)
-            .and_then(|r| r.checked_mul(head_dim.max(vblock_bytes(groups) / VBLOCK)))
+            .and_then(|r| r.checked_mul(head_dim.max(Blocks3::v(groups).bytes / VBLOCK)))
             .filter(|&b| b <= isize::MAX as usize / 2)
             .ok_or_else(|| {
                 Error::InvalidShape(format!(
@@ -232,18 +229,25 @@ impl KvCache {
     /// factors of K (`4 · n_kv_heads · head_dim` once anything is appended).
     pub fn bytes(&self) -> usize {
         let rows3: usize = self.ks3.iter().map(Vec::len).sum();
-        let kblocks: usize = self.ks3.iter().map(|r| r.len().div_ceil(KBLOCK)).sum();
-        let vblocks: usize = self.vs3.iter().map(|r| r.len().div_ceil(VBLOCK)).sum();
+        let (k, v) = (self.blocks3(false), self.blocks3(true));
+        let codes3: usize = (self.ks3.iter().map(|r| k.bytes_of(r.len())))
+            .chain(self.vs3.iter().map(|r| v.bytes_of(r.len())))
+            .sum();
         let rows8 = self.ks8.len();
-        rows3 * 8
-            + kblocks * kblock_bytes(self.groups)
-            + vblocks * vblock_bytes(self.groups)
-            + 2 * rows8 * (self.head_dim + 4)
-            + 4 * self.kscale.len()
+        rows3 * 8 + codes3 + 2 * rows8 * (self.head_dim + 4) + 4 * self.kscale.len()
     }
 
     fn row_len(&self) -> usize {
         self.n_kv_heads * self.head_dim
+    }
+
+    /// The block layout of the 3-bit K (`is_v` false) or V codes.
+    fn blocks3(&self, is_v: bool) -> Blocks3 {
+        if is_v {
+            Blocks3::v(self.groups)
+        } else {
+            Blocks3::k(self.groups)
+        }
     }
 
     /// Appends `n_tokens` tokens: `k` and `v` each hold `n_tokens × n_kv_heads × head_dim`
@@ -317,19 +321,17 @@ impl KvCache {
 
     fn commit(&mut self, s: Staged, n_tokens: usize) {
         // Each new position's codes into its slot, the blocks grown (zeroed) as needed.
-        let (row, g) = (8 * self.groups, self.groups);
-        let k = (KBLOCK, kblock_bytes(g), pack3_slot as PackSlot);
-        let v = (VBLOCK, vblock_bytes(g), pack3_vslot as PackSlot);
-        for (bufs, adds, olds, (blk, bb, pack)) in [
+        let row = 8 * self.groups;
+        let (k, v) = (self.blocks3(false), self.blocks3(true));
+        for (bufs, adds, olds, lay) in [
             (&mut self.k3, s.k3, &self.ks3, k),
             (&mut self.v3, s.v3, &self.vs3, v),
         ] {
             for ((buf, add), old) in bufs.iter_mut().zip(adds).zip(olds) {
                 let n3 = old.len();
-                let total = n3 + add.len() / row;
-                buf.resize(total.div_ceil(blk) * bb + ROW_SLACK, 0);
+                buf.resize(lay.bytes_of(n3 + add.len() / row) + ROW_SLACK, 0);
                 for (i, codes) in (n3..).zip(add.chunks_exact(row)) {
-                    pack(codes, i % blk, &mut buf[i / blk * bb..][..bb]);
+                    lay.pack(codes, i % lay.per, &mut buf[lay.block(i)]);
                 }
             }
         }
@@ -394,12 +396,10 @@ impl KvCache {
         if t < self.n_sink {
             let b = if is_v { &self.v8 } else { &self.k8 };
             b[(t * self.n_kv_heads + h) * self.head_dim + j] as u32
-        } else if is_v {
-            let (i, bb) = (t - self.n_sink, vblock_bytes(self.groups));
-            code3_vslot(&self.v3[h][i / VBLOCK * bb..][..bb], i % VBLOCK, j) as u32
         } else {
-            let (i, bb) = (t - self.n_sink, kblock_bytes(self.groups));
-            code3_slot(&self.k3[h][i / KBLOCK * bb..][..bb], i % KBLOCK, j) as u32
+            let (i, lay) = (t - self.n_sink, self.blocks3(is_v));
+            let buf = if is_v { &self.v3[h] } else { &self.k3[h] };
+            lay.code(&buf[lay.block(i)], i % lay.per, j) as u32
         }
     }
 
@@ -739,15 +739,12 @@ impl KvCache {
         }
         let (i, n3) = (t0 - self.n_sink, range.end - t0);
         let (codes, scales) = if is_v {
-            let bb = vblock_bytes(self.groups);
-            let b = &self.v3[g][i / VBLOCK * bb..(i + n3).div_ceil(VBLOCK) * bb];
-            (b, &self.vs3[g])
+            (&self.v3[g], &self.vs3[g])
         } else {
-            let bb = kblock_bytes(self.groups);
-            let b = &self.k3[g][i / KBLOCK * bb..(i + n3).div_ceil(KBLOCK) * bb];
-            (b, &self.ks3[g])
+            (&self.k3[g], &self.ks3[g])
         };
-        (codes, bytemuck::cast_slice(&scales[i..i + n3]))
+        let span = self.blocks3(is_v).span(i, n3);
+        (&codes[span], bytemuck::cast_slice(&scales[i..i + n3]))
     }
 
     /// What the two pairs of passes of KV head `g` in `attend` over the positions `0..n`
@@ -1418,10 +1415,6 @@ fn score(m: f32, s: f32, sum: i32, dot: i32, factor: f32) -> f32 {
 fn pair((m, s): (u16, u16)) -> [u16; 2] {
     [m, s]
 }
-
-/// Writes one position's codes into its slot of a K or V block (`quant::pack3_slot`,
-/// `quant::pack3_vslot`).
-type PackSlot = fn(&[u8], usize, &mut [u8]);
 
 /// The rows of one append, before they join the cache.
 #[derive(Default)]

@@ -4,6 +4,7 @@
 //! set reads the same bytes.
 
 use crate::error::{Error, Result};
+use std::ops::Range;
 
 /// The largest finite fp16 value: rotated K/V values beyond it cannot have an fp16 minimum.
 pub(crate) const F16_MAX: f32 = 65504.0;
@@ -192,71 +193,91 @@ pub(crate) fn code3(row: &[u8], j: usize) -> u8 {
 /// of slot `s` with no horizontal reduction.
 pub(crate) const KBLOCK: usize = 16;
 
-/// Bytes of one K block of `groups` 3-byte groups per row: `2 · groups` chunks of 24 bytes.
-pub(crate) fn kblock_bytes(groups: usize) -> usize {
-    48 * groups
-}
-
-/// Writes the codes of one K row (`8 · groups` codes, padded with 0) into slot `slot` of a K
-/// block whose slot is still all zero: chunk `j` (24 bytes at `24 j`) holds channels
-/// `4j .. 4j+3`, code `b = 4 · slot + (channel − 4j)` at bits `3b .. 3b+2` of the chunk, so a
-/// slot's four codes are the 12 bits at bit `12 · (slot mod 2)` of the chunk's group `slot / 2`.
-pub(crate) fn pack3_slot(codes: &[u8], slot: usize, block: &mut [u8]) {
-    let (at, shift) = (3 * (slot / 2), 12 * (slot % 2));
-    for (quad, chunk) in codes.chunks_exact(4).zip(block.chunks_exact_mut(24)) {
-        let w = quad
-            .iter()
-            .enumerate()
-            .fold(0u32, |w, (i, &c)| w | (c as u32) << (3 * i))
-            << shift;
-        for (o, b) in chunk[at..at + 3].iter_mut().zip(w.to_le_bytes()) {
-            *o |= b;
-        }
-    }
-}
-
-/// Code of channel `ch` in slot `slot` of a K block (the layout of [`pack3_slot`]).
-#[inline]
-pub(crate) fn code3_slot(block: &[u8], slot: usize, ch: usize) -> u8 {
-    code3(&block[24 * (ch / 4)..][..24], 4 * slot + ch % 4)
-}
-
 /// Positions of a V block: each KV head's 3-bit V codes are stored in blocks of `VBLOCK`
 /// positions with the positions interleaved per channel (`docs/FORMATS.md` §8), so after the
 /// unpack an int32 lane holds one channel's four positions' codes, what one `vpdpbusd` by the
 /// four positions' int8 weights needs.
 pub(crate) const VBLOCK: usize = 4;
 
-/// Chunks of one V block (24 bytes, 16 channels each) for rows of `groups` groups: the
-/// channels padded with code 0 to a multiple of 16.
-pub(crate) fn vchunks(groups: usize) -> usize {
-    groups.div_ceil(2)
+/// The block layout of one head's 3-bit K or V codes (`docs/FORMATS.md` §8). Both are chunks
+/// of 24 bytes (64 codes, code `b` at bits `3b .. 3b+2`, as [`code3`] reads them); they differ
+/// in which (slot, channel) a code holds:
+/// - K, blocks of [`KBLOCK`] positions, `2 · groups` chunks: chunk `ch / 4` holds channels
+///   `4j .. 4j+3`, code `b = 4 · slot + ch mod 4`;
+/// - V, blocks of [`VBLOCK`] positions, `ceil(groups / 2)` chunks (the channels padded with
+///   code 0 to a multiple of 16): chunk `ch / 16`, code `b = 4 · (ch mod 16) + slot`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Blocks3 {
+    /// Positions a block.
+    pub(crate) per: usize,
+    /// Bytes a block.
+    pub(crate) bytes: usize,
+    is_v: bool,
 }
 
-/// Bytes of one V block: [`vchunks`] chunks of 24 bytes.
-pub(crate) fn vblock_bytes(groups: usize) -> usize {
-    24 * vchunks(groups)
-}
-
-/// Writes the codes of one V row (`8 · groups` codes) into slot `slot` of a V block whose
-/// slot is still all zero: chunk `j` (24 bytes at `24 j`) holds channels `16j .. 16j+15`,
-/// code `b = 4 · (channel − 16j) + slot` at bits `3b .. 3b+2` of the chunk (little-endian
-/// 3-byte groups of 8 codes, as [`pack3`]).
-pub(crate) fn pack3_vslot(codes: &[u8], slot: usize, block: &mut [u8]) {
-    for (ch, &c) in codes.iter().enumerate() {
-        let b = 4 * (ch % 16) + slot;
-        let w = (c as u32) << (3 * (b % 8));
-        let at = 24 * (ch / 16) + 3 * (b / 8);
-        for (o, x) in block[at..at + 3].iter_mut().zip(w.to_le_bytes()) {
-            *o |= x;
+impl Blocks3 {
+    /// K's layout for rows of `groups` 3-byte groups.
+    pub(crate) fn k(groups: usize) -> Self {
+        Blocks3 {
+            per: KBLOCK,
+            bytes: 48 * groups,
+            is_v: false,
         }
     }
-}
 
-/// Code of channel `ch` in slot `slot` of a V block (the layout of [`pack3_vslot`]).
-#[inline]
-pub(crate) fn code3_vslot(block: &[u8], slot: usize, ch: usize) -> u8 {
-    code3(&block[24 * (ch / 16)..][..24], 4 * (ch % 16) + slot)
+    /// V's layout for rows of `groups` 3-byte groups.
+    pub(crate) fn v(groups: usize) -> Self {
+        Blocks3 {
+            per: VBLOCK,
+            bytes: 24 * groups.div_ceil(2),
+            is_v: true,
+        }
+    }
+
+    /// The byte range of the block holding position `i` (counted from the first 3-bit one).
+    pub(crate) fn block(self, i: usize) -> Range<usize> {
+        let a = i / self.per * self.bytes;
+        a..a + self.bytes
+    }
+
+    /// The byte range of the whole blocks holding positions `i .. i + n`.
+    pub(crate) fn span(self, i: usize, n: usize) -> Range<usize> {
+        i / self.per * self.bytes..(i + n).div_ceil(self.per) * self.bytes
+    }
+
+    /// Bytes of `n` positions' whole blocks.
+    pub(crate) fn bytes_of(self, n: usize) -> usize {
+        n.div_ceil(self.per) * self.bytes
+    }
+
+    /// The chunk (its first byte) and code index within it of channel `ch` in slot `slot`.
+    fn at(self, slot: usize, ch: usize) -> (usize, usize) {
+        if self.is_v {
+            (24 * (ch / 16), 4 * (ch % 16) + slot)
+        } else {
+            (24 * (ch / 4), 4 * slot + ch % 4)
+        }
+    }
+
+    /// Writes one row's codes (`8 · groups` of them) into slot `slot` of `block`, whose slot is
+    /// still all zero.
+    pub(crate) fn pack(self, codes: &[u8], slot: usize, block: &mut [u8]) {
+        for (ch, &c) in codes.iter().enumerate() {
+            let (chunk, b) = self.at(slot, ch);
+            let at = chunk + 3 * (b / 8);
+            let w = (c as u32) << (3 * (b % 8));
+            for (o, x) in block[at..at + 3].iter_mut().zip(w.to_le_bytes()) {
+                *o |= x;
+            }
+        }
+    }
+
+    /// Code of channel `ch` in slot `slot` of `block`.
+    #[inline]
+    pub(crate) fn code(self, block: &[u8], slot: usize, ch: usize) -> u8 {
+        let (chunk, b) = self.at(slot, ch);
+        code3(&block[chunk..][..24], b)
+    }
 }
 
 #[cfg(test)]
@@ -283,14 +304,15 @@ mod tests {
     /// The K block layout, bit by bit as docs/FORMATS.md §8 states it: slot `s`, channel `c`
     /// at bit `3 · (4s + c mod 4)` of chunk `c / 4` (24 bytes each); every other bit 0.
     #[test]
-    fn pack3_slot_places_codes() {
+    fn k_blocks_place_codes() {
         let groups = 3;
         let code = |s: usize, c: usize| ((s * 5 + c * 3 + s * c) % 8) as u8;
-        let mut block = vec![0u8; kblock_bytes(groups)];
+        let k = Blocks3::k(groups);
+        let mut block = vec![0u8; k.bytes];
         // Slots filled out of order, one partial: missing slots stay code 0.
         for s in [3, 0, 15, 1, 8, 2, 9, 14] {
             let codes: Vec<u8> = (0..8 * groups).map(|c| code(s, c)).collect();
-            pack3_slot(&codes, s, &mut block);
+            k.pack(&codes, s, &mut block);
         }
         let bit = |i: usize| (block[i / 8] >> (i % 8)) & 1;
         for s in 0..KBLOCK {
@@ -303,7 +325,7 @@ mod tests {
                 let at = 8 * 24 * (c / 4) + 3 * (4 * s + c % 4);
                 let got = bit(at) | bit(at + 1) << 1 | bit(at + 2) << 2;
                 assert_eq!(got, want, "slot {s} channel {c}");
-                assert_eq!(code3_slot(&block, s, c), want);
+                assert_eq!(k.code(&block, s, c), want);
             }
         }
     }
@@ -312,18 +334,19 @@ mod tests {
     /// at bit `3 · (4 (c mod 16) + s)` of chunk `c / 16` (24 bytes each); every other bit 0
     /// (the padding channels of an odd number of groups included).
     #[test]
-    fn pack3_vslot_places_codes() {
+    fn v_blocks_place_codes() {
         for groups in [1, 3, 4] {
             let code = |s: usize, c: usize| ((s * 5 + c * 3 + s * c + 1) % 8) as u8;
-            let mut block = vec![0u8; vblock_bytes(groups)];
+            let v = Blocks3::v(groups);
+            let mut block = vec![0u8; v.bytes];
             let filled = [2, 0, 3];
             for s in filled {
                 let codes: Vec<u8> = (0..8 * groups).map(|c| code(s, c)).collect();
-                pack3_vslot(&codes, s, &mut block);
+                v.pack(&codes, s, &mut block);
             }
             let bit = |i: usize| (block[i / 8] >> (i % 8)) & 1;
             for s in 0..VBLOCK {
-                for c in 0..16 * vchunks(groups) {
+                for c in 0..16 * groups.div_ceil(2) {
                     let want = if filled.contains(&s) && c < 8 * groups {
                         code(s, c)
                     } else {
@@ -332,7 +355,7 @@ mod tests {
                     let at = 8 * 24 * (c / 16) + 3 * (4 * (c % 16) + s);
                     let got = bit(at) | bit(at + 1) << 1 | bit(at + 2) << 2;
                     assert_eq!(got, want, "groups {groups} slot {s} channel {c}");
-                    assert_eq!(code3_vslot(&block, s, c), want);
+                    assert_eq!(v.code(&block, s, c), want);
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! 4): plain Rust, one code at a time. Every SIMD kernel
 //! returns exactly [`kv3_dot`]'s sums and [`kv3_wsum`]'s floats (`docs/FORMATS.md` §8).
 
-use super::quant::{code3_slot, code3_vslot, kblock_bytes, vblock_bytes, KBLOCK, VBLOCK};
+use super::quant::Blocks3;
 use super::WBLOCK;
 
 /// # Safety
@@ -20,17 +20,17 @@ pub(crate) unsafe extern "C" fn kv3_dot(
     _next: *const u8,
     _next_len: usize,
 ) {
-    let bb = kblock_bytes(groups);
+    let k = Blocks3::k(groups);
     for t in 0..n {
         let i = first + t;
-        // SAFETY: the contract makes the block of position i (48 * groups bytes) valid.
-        let block = unsafe { std::slice::from_raw_parts(blocks.add(i / KBLOCK * bb), bb) };
+        // SAFETY: the contract makes the block of position i (k.bytes) valid.
+        let block = unsafe { std::slice::from_raw_parts(blocks.add(k.block(i).start), k.bytes) };
         for h in 0..nq {
             // SAFETY: the contract makes the nq query vectors and the nq * n outputs valid.
             let qh = unsafe { std::slice::from_raw_parts(q.add(h * qs), 8 * groups) };
             let mut acc = 0i32;
             for (j, &qj) in qh.iter().enumerate() {
-                acc += qj as i32 * code3_slot(block, i % KBLOCK, j) as i32;
+                acc += qj as i32 * k.code(block, i % k.per, j) as i32;
             }
             // SAFETY: as above.
             unsafe { *out.add(h * n + t) = acc };
@@ -56,7 +56,7 @@ pub(crate) unsafe extern "C" fn kv3_wsum(
 ) {
     let nb = n.div_ceil(WBLOCK);
     let ws = WBLOCK * nb;
-    let bb = vblock_bytes(groups);
+    let v = Blocks3::v(groups);
     let mut sums = vec![0i32; 8 * groups];
     for b in 0..nb {
         let tokens = b * WBLOCK..n.min((b + 1) * WBLOCK);
@@ -64,16 +64,16 @@ pub(crate) unsafe extern "C" fn kv3_wsum(
             sums.fill(0);
             for t in tokens.clone() {
                 let i = first + t;
-                // SAFETY: the contract makes the block of position i (vblock_bytes) and the nq
+                // SAFETY: the contract makes the block of position i (v.bytes) and the nq
                 // runs of ws weights valid.
                 let (block, wt) = unsafe {
                     (
-                        std::slice::from_raw_parts(blocks.add(i / VBLOCK * bb), bb),
+                        std::slice::from_raw_parts(blocks.add(v.block(i).start), v.bytes),
                         *w.add(h * ws + t) as i32,
                     )
                 };
                 for (j, s) in sums.iter_mut().enumerate() {
-                    *s += wt * code3_vslot(block, i % VBLOCK, j) as i32;
+                    *s += wt * v.code(block, i % v.per, j) as i32;
                 }
             }
             // SAFETY: the contract makes the nq * nb factors and the nq accumulator vectors
