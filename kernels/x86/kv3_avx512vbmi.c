@@ -125,11 +125,13 @@ static inline void scales_f32(__m512i x, __m512 *m, __m512 *s) {
 
 /* score = (m * Σq̃ + s * D) * factor per lane (docs/FORMATS.md §8), rounded after each
  * operation as the Rust reference (`score` in src/kv/mod.rs) is: the add has an explicit
- * round-to-nearest (embedded rounding, the value of a plain vaddps under the default MXCSR),
- * which GCC cannot contract with the products into an FMA (it does contract a plain
- * _mm512_mul_ps and _mm512_add_ps under its default -ffp-contract=fast, which would round
- * once instead of three times and change the scores); the product by the factor has no add
- * after it. One form for every compiler, with or without inline assembly. */
+ * round-to-nearest (embedded rounding: the value of a plain vaddps under the default MXCSR),
+ * which no compiler can contract with a product into an FMA. A plain _mm512_add_ps after
+ * _mm512_mul_ps is contracted by GCC under -ffp-contract=fast, its default in GNU C modes
+ * (measured, GCC 12: every add of this function became a vfmadd; build.rs's -std=c11 turns
+ * it off, a build with other flags might not), and an FMA rounds once instead of twice,
+ * which kv::tests::fused_scores_match_dot_and_scores detects. The product by the factor has
+ * no add after it. One form for every compiler, with or without inline assembly. */
 static inline __m512 score16(__m512i d, __m512 m, __m512 s, __m512 sum, __m512 fac) {
     const __m512 a = _mm512_mul_ps(m, sum), b = _mm512_mul_ps(s, _mm512_cvtepi32_ps(d));
     return _mm512_mul_ps(_mm512_add_round_ps(a, b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
