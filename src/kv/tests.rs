@@ -639,8 +639,8 @@ fn heads_together_match_heads_alone() {
     }
 }
 
-/// The fused dot and scores ([`KvKernels::scores`], AVX-512) against the scalar dot and
-/// [`scores3`], bit for bit, through `scores_group` (its sink positions in Rust, the rest in
+/// The fused dot and scores ([`KvKernels::scores`], AVX-512), and that set's dot on its own,
+/// against the scalar dot and [`scores3`], bit for bit, through `scores_group` (its sink positions in Rust, the rest in
 /// the kernel): range starts and ends around the 16-position K blocks and the sink, query heads
 /// in groups of up to four and past them (ratio 5), head_dim past one 512-channel slice (the
 /// partial sums kept in the output), with the prefetch regions of `attend` and without; the
@@ -650,15 +650,21 @@ fn heads_together_match_heads_alone() {
 #[test]
 #[cfg_attr(miri, ignore = "C kernels: not under Miri")]
 fn fused_scores_match_dot_and_scores() {
-    let fused: Vec<(&str, KvKernels)> = kernels::available()
-        .filter_map(|s| {
-            let (name, k) = s.kv_kernels();
-            k.scores.map(|_| (name, k))
-        })
-        .collect();
+    // Each set's fused kernel, and its dot without it (which `attend` no longer runs where
+    // the fused one exists, so it is checked here).
+    let mut sets: Vec<(String, KvKernels)> = Vec::new();
+    for s in kernels::available() {
+        let (name, k) = s.kv_kernels();
+        if k.scores.is_some() {
+            sets.push((format!("{name} fused"), k));
+            let mut dot = k;
+            dot.scores = None;
+            sets.push((format!("{name} dot"), dot));
+        }
+    }
     eprintln!(
         "fused scores tested: {:?}",
-        fused.iter().map(|f| f.0).collect::<Vec<_>>()
+        sets.iter().map(|f| &f.0).collect::<Vec<_>>()
     );
     let scalar = kernels::SCALAR.kv_kernels().1;
     const SLACK: usize = 16;
@@ -723,7 +729,7 @@ fn fused_scores_match_dot_and_scores() {
                             &mut mw,
                             Plan::NONE,
                         );
-                        for &(name, ker) in &fused {
+                        for (name, ker) in &sets {
                             for pf in [false, true] {
                                 let plan = if pf {
                                     c.prefetch_plan(g, c.len(), true).0
@@ -733,7 +739,7 @@ fn fused_scores_match_dot_and_scores() {
                                 let mut got = vec![-7.0f32; ratio * n + SLACK];
                                 let mut mg = vec![start; ratio];
                                 c.scores_group(
-                                    ker,
+                                    *ker,
                                     qq,
                                     g,
                                     a..b,
