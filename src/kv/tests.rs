@@ -640,13 +640,14 @@ fn heads_together_match_heads_alone() {
 }
 
 /// The fused dot and scores ([`KvKernels::scores`], AVX-512), and that set's dot on its own,
-/// against the scalar dot and [`scores3`], bit for bit, through `scores_group` (its sink positions in Rust, the rest in
-/// the kernel): range starts and ends around the 16-position K blocks and the sink, query heads
-/// in groups of up to four and past them (ratio 5), head_dim past one 512-channel slice (the
-/// partial sums kept in the output), with the prefetch regions of `attend` and without; the
-/// scores, nothing written past them, and each head's maximum, from -inf, from 0 and from a
-/// start above every score (as a sink's can be). Sets without a fused kernel have nothing to
-/// test here (they run the dot and [`scores3`], `tests/kv_vs_scalar.rs`).
+/// against the scalar dot and [`scores3`], bit for bit, through `scores_group` (its sink
+/// positions in Rust, the rest in the kernel): range starts and ends around the 16-position K
+/// blocks and the sink, query heads in groups of up to four and past them (ratio 5), head_dim
+/// past one 512-channel slice (the partial sums kept in the output), with the prefetch regions
+/// of `attend` and without; the scores, nothing written past them, and each head's maximum,
+/// from -inf, from 0 and from a start above every score (as a sink's can be). Sets without a
+/// fused kernel have nothing to test here (they run the dot and [`scores3`],
+/// `tests/kv_vs_scalar.rs`).
 #[test]
 #[cfg_attr(miri, ignore = "C kernels: not under Miri")]
 fn fused_scores_match_dot_and_scores() {
