@@ -1,0 +1,230 @@
+//! [`super::v_weights3`] written with AVX-512 intrinsics: the same values bit for bit as the
+//! plain body ([`super::v_weights3_wide`]), with every operation of `docs/FORMATS.md` §8 in
+//! the same order (the exponential's fused steps, the unfused products and sums, the lanes).
+//! Why by hand: compiled from the plain loops, the pass kept the running lanes and `u_t` in
+//! memory, reloaded its constants every block and reduced each head's block maximum alone with
+//! scalar shuffles (`perf annotate`, 2026-11-28). Here a whole block of up to
+//! [`HEADS_TOGETHER`] heads stays in registers (four vectors a head), the heads' block maxima
+//! are reduced together (one transposing tree for four heads) and their two divisions are one
+//! vector division. A last block shorter than [`WBLOCK`] takes the plain per-block code
+//! ([`super::weights_group`]): once per call.
+
+use std::arch::x86_64::*;
+
+use super::ahead::Ahead;
+use super::exp_consts::*;
+use super::{weights_group, Lanes, ScaleBlocks, WeightsBlock, HEADS_TOGETHER, WBLOCK};
+
+/// [`super::v_weights3`] (same arguments, same results).
+#[target_feature(enable = "avx512f,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn v_weights3(
+    w8: &mut [i8],
+    fs: &mut [f32],
+    w: &[f32],
+    ws: usize,
+    vs: &[[u16; 2]],
+    mx: Option<&[f32]>,
+    base: &mut [f32],
+    z: &mut [f32],
+    ahead: &mut [Ahead; 2],
+) {
+    let nb = vs.len().div_ceil(WBLOCK);
+    let mut lanes = vec![Lanes::EMPTY; base.len()];
+    // The last block is padded with weight 0 (weights_group) and scale 0.
+    let mut blocks = ScaleBlocks::new(vs);
+    while let Some((b, k)) = blocks.advance() {
+        ahead.iter_mut().for_each(Ahead::step);
+        let mut blk = WeightsBlock {
+            w8: &mut *w8,
+            fs: &mut *fs,
+            w,
+            ws,
+            nb,
+            b,
+            k,
+            mx,
+            scales: blocks.get(b),
+        };
+        for h0 in (0..lanes.len()).step_by(HEADS_TOGETHER) {
+            let hn = (lanes.len() - h0).min(HEADS_TOGETHER);
+            if k == WBLOCK {
+                full_block(&mut blk, h0, &mut lanes[h0..h0 + hn]);
+            } else {
+                weights_group(&mut blk, h0, &mut lanes[h0..h0 + hn]);
+            }
+        }
+    }
+    for ((ln, bs), zs) in lanes.iter().zip(base).zip(z) {
+        ln.finish(bs, zs);
+    }
+}
+
+/// Vectors of 16 lanes in a block.
+const V: usize = WBLOCK / 16;
+
+/// [`super::weights_group`] for a whole block (`blk.k == WBLOCK`), `lanes.len()` heads (at most
+/// [`HEADS_TOGETHER`]).
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
+    const { assert!(HEADS_TOGETHER == 4 && WBLOCK == 64) };
+    let hn = lanes.len();
+    assert!(hn <= HEADS_TOGETHER && blk.k == WBLOCK);
+    let (t, (ms, ss)) = (blk.b * WBLOCK, blk.scales);
+    let (ms, ss) = (load64(ms), load64(ss));
+    let mut u = [[_mm512_setzero_ps(); V]; HEADS_TOGETHER];
+    // Per head, the lanes' largest |u_t| bits (an unsigned maximum: for non-negative f32
+    // values, and |u_t| is not NaN, the order of the bits is the order of the values).
+    let mut amax = [_mm512_setzero_si512(); HEADS_TOGETHER];
+    for (j, ln) in lanes.iter_mut().enumerate() {
+        let r = h0 + j;
+        let x: &[f32; WBLOCK] = blk.w[r * blk.ws + t..][..WBLOCK]
+            .try_into()
+            .expect("a block");
+        let mut p = load64(x);
+        if let Some(mx) = blk.mx {
+            let m = _mm512_set1_ps(mx[r]);
+            for x in &mut p {
+                *x = exp512(_mm512_sub_ps(*x, m));
+            }
+        }
+        // Σ p_t and Σ p_t · m_t: position i into lane i mod 32 (vector i / 16 mod 2), the
+        // block's first 32 positions before its last 32; the product rounded before the sum.
+        let mut zl = [load16(&ln.z[..16]), load16(&ln.z[16..])];
+        let mut bl = [load16(&ln.b[..16]), load16(&ln.b[16..])];
+        for c in 0..V {
+            zl[c % 2] = _mm512_add_ps(zl[c % 2], p[c]);
+            bl[c % 2] = _mm512_add_ps(bl[c % 2], _mm512_mul_ps(p[c], ms[c]));
+        }
+        store16(&mut ln.z[..16], zl[0]);
+        store16(&mut ln.z[16..], zl[1]);
+        store16(&mut ln.b[..16], bl[0]);
+        store16(&mut ln.b[16..], bl[1]);
+        let abs = _mm512_set1_epi32(0x7fff_ffff);
+        for c in 0..V {
+            u[j][c] = _mm512_mul_ps(p[c], ss[c]);
+            let bits = _mm512_and_si512(_mm512_castps_si512(u[j][c]), abs);
+            amax[j] = _mm512_max_epu32(amax[j], bits);
+        }
+    }
+    // Every head's a = max |u_t|: heads j in 128-bit lane j, each in all four of its lanes.
+    let a = _mm512_castsi512_ps(reduce4(amax));
+    // 127 / a in the even lanes (0 where a is not > 0), a / 127 in the odd ones: one division.
+    let c127 = _mm512_set1_ps(127.0);
+    let num = _mm512_mask_blend_ps(0xAAAA, c127, a);
+    let den = _mm512_mask_blend_ps(0xAAAA, a, c127);
+    let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, _mm512_setzero_ps()) | 0xAAAA;
+    let q = _mm512_maskz_div_ps(keep, num, den);
+    let round = _mm512_set1_ps(ROUND);
+    for (j, ln) in lanes.iter_mut().enumerate() {
+        let inv = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32), q);
+        let f = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32 + 1), q);
+        let i = (h0 + j) * blk.nb + blk.b;
+        blk.fs[i] = _mm512_cvtss_f32(f);
+        let o: &mut [i8; WBLOCK] = (&mut blk.w8[i * WBLOCK..][..WBLOCK])
+            .try_into()
+            .expect("a block");
+        // o_t = round_half_even(u_t · (127 / a)): adding 1.5 · 2^23 leaves the integer in the
+        // low bits; e lane t mod 16 += f · o_t − u_t, the four vectors in order.
+        let mut e = load16(&ln.e);
+        for c in 0..V {
+            let tv = _mm512_add_ps(_mm512_mul_ps(u[j][c], inv), round);
+            let code = _mm512_cvtepi32_epi8(_mm512_castps_si512(tv));
+            // SAFETY: o holds WBLOCK = 16 · V bytes; an unaligned store of 16.
+            unsafe { _mm_storeu_si128(o.as_mut_ptr().add(16 * c).cast(), code) };
+            let d = _mm512_sub_ps(_mm512_mul_ps(f, _mm512_sub_ps(tv, round)), u[j][c]);
+            e = _mm512_add_ps(e, d);
+        }
+        store16(&mut ln.e, e);
+    }
+}
+
+/// The unsigned maxima of the 16 lanes of each of four vectors: vector j's in every lane of
+/// 128-bit lane j. Two transposing steps (halves, then quarters, of two vectors at once), then
+/// two within each 128-bit lane: 8 shuffles and 5 maxima for the four.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce4(m: [__m512i; 4]) -> __m512i {
+    let (ab, cd) = (halves(m[0], m[1]), halves(m[2], m[3]));
+    // [ab0 ab2 cd0 cd2] and [ab1 ab3 cd1 cd3]: a, b, c, d in lanes 0, 1, 2, 3.
+    let x = _mm512_max_epu32(
+        _mm512_shuffle_i32x4::<0x88>(ab, cd),
+        _mm512_shuffle_i32x4::<0xDD>(ab, cd),
+    );
+    let x = _mm512_max_epu32(x, _mm512_shuffle_epi32::<0x4E>(x));
+    _mm512_max_epu32(x, _mm512_shuffle_epi32::<0xB1>(x))
+}
+
+/// The maxima of `a`'s and `b`'s 256-bit halves: `a`'s in 128-bit lanes 0-1, `b`'s in 2-3
+/// (`[a0 a1 b0 b1]` against `[a2 a3 b2 b3]`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn halves(a: __m512i, b: __m512i) -> __m512i {
+    _mm512_max_epu32(
+        _mm512_shuffle_i32x4::<0x44>(a, b),
+        _mm512_shuffle_i32x4::<0xEE>(a, b),
+    )
+}
+
+/// [`super::exp_nonpositive`] in 16 lanes: the same steps, each fused multiply-add one
+/// `vfmadd` (`fma(−n, c, x)` as `vfnmadd(n, c, x)`: the negation is exact).
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+fn exp512(x: __m512) -> __m512 {
+    let min = _mm512_set1_ps(EXP_MIN);
+    let under = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, min);
+    // max(x, min) is min for a NaN x, as f32::max.
+    let x = _mm512_max_ps(x, min);
+    let round = _mm512_set1_ps(ROUND);
+    let t = _mm512_fmadd_ps(x, _mm512_set1_ps(LOG2E), round);
+    let n = _mm512_sub_ps(t, round);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    let mut p = _mm512_set1_ps(POLY[0]);
+    for &c in &POLY[1..] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    // 2^n · p as n added to p's exponent field (t's bits shifted left by 23), 0 below EXP_MIN.
+    let e = _mm512_maskz_add_epi32(
+        !under,
+        _mm512_castps_si512(p),
+        _mm512_slli_epi32::<23>(_mm512_castps_si512(t)),
+    );
+    _mm512_castsi512_ps(e)
+}
+
+/// A block's 64 values as four vectors.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load64(x: &[f32; WBLOCK]) -> [__m512; V] {
+    const { assert!(V == 4) };
+    let p = x.as_ptr();
+    // SAFETY: x holds 16 · V values; unaligned loads of 16 at 0, 16, 32, 48.
+    unsafe {
+        [
+            _mm512_loadu_ps(p),
+            _mm512_loadu_ps(p.add(16)),
+            _mm512_loadu_ps(p.add(32)),
+            _mm512_loadu_ps(p.add(48)),
+        ]
+    }
+}
+
+/// The first 16 values of `x` as a vector.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load16(x: &[f32]) -> __m512 {
+    let x: &[f32; 16] = x[..16].try_into().expect("16 values");
+    // SAFETY: x holds 16 values; an unaligned load.
+    unsafe { _mm512_loadu_ps(x.as_ptr()) }
+}
+
+/// `v` into the first 16 values of `x`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store16(x: &mut [f32], v: __m512) {
+    let x: &mut [f32; 16] = (&mut x[..16]).try_into().expect("16 values");
+    // SAFETY: x holds 16 values; an unaligned store.
+    unsafe { _mm512_storeu_ps(x.as_mut_ptr(), v) }
+}
