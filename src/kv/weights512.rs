@@ -86,8 +86,9 @@ fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
         if let Some(mx) = blk.mx {
             let m = _mm512_set1_ps(mx[r]);
             for x in &mut p {
-                *x = exp512(_mm512_sub_ps(*x, m));
+                *x = _mm512_sub_ps(*x, m);
             }
+            p = exp4(p);
         }
         // Σ p_t and Σ p_t · m_t: position i into lane i mod 32 (vector i / 16 mod 2), the
         // block's first 32 positions before its last 32; the product rounded before the sum.
@@ -167,31 +168,42 @@ fn halves(a: __m512i, b: __m512i) -> __m512i {
     )
 }
 
-/// [`super::exp_nonpositive`] in 16 lanes: the same steps, each fused multiply-add one
-/// `vfmadd` (`fma(−n, c, x)` as `vfnmadd(n, c, x)`: the negation is exact).
+/// [`super::exp_nonpositive`] of four vectors: the same steps, each fused multiply-add one
+/// `vfmadd` (`fma(−n, c, x)` as `vfnmadd(n, c, x)`: the negation is exact). Each step is
+/// taken for the four vectors before the next, so that four independent chains of dependent
+/// steps sit side by side in program order and the scheduler has four to choose from (one
+/// vector's chain after another's kept the two vector ports half idle).
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
-fn exp512(x: __m512) -> __m512 {
-    let min = _mm512_set1_ps(EXP_MIN);
-    let under = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, min);
+fn exp4(x: [__m512; V]) -> [__m512; V] {
+    let (min, round) = (_mm512_set1_ps(EXP_MIN), _mm512_set1_ps(ROUND));
+    // !(x < min): the lanes that are not 0 (a NaN x included, as in the plain body).
+    let keep = x.map(|x| _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, min));
     // max(x, min) is min for a NaN x, as f32::max.
-    let x = _mm512_max_ps(x, min);
-    let round = _mm512_set1_ps(ROUND);
-    let t = _mm512_fmadd_ps(x, _mm512_set1_ps(LOG2E), round);
-    let n = _mm512_sub_ps(t, round);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    let mut p = _mm512_set1_ps(POLY[0]);
-    for &c in &POLY[1..] {
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    let x = x.map(|x| _mm512_max_ps(x, min));
+    let t = x.map(|x| _mm512_fmadd_ps(x, _mm512_set1_ps(LOG2E), round));
+    let n = t.map(|t| _mm512_sub_ps(t, round));
+    let mut r = [_mm512_setzero_ps(); V];
+    for c in 0..V {
+        r[c] = _mm512_fnmadd_ps(n[c], _mm512_set1_ps(LN2_HI), x[c]);
+    }
+    for c in 0..V {
+        r[c] = _mm512_fnmadd_ps(n[c], _mm512_set1_ps(LN2_LO), r[c]);
+    }
+    let mut p = [_mm512_set1_ps(POLY[0]); V];
+    for &k in &POLY[1..] {
+        for c in 0..V {
+            p[c] = _mm512_fmadd_ps(p[c], r[c], _mm512_set1_ps(k));
+        }
     }
     // 2^n · p as n added to p's exponent field (t's bits shifted left by 23), 0 below EXP_MIN.
-    let e = _mm512_maskz_add_epi32(
-        !under,
-        _mm512_castps_si512(p),
-        _mm512_slli_epi32::<23>(_mm512_castps_si512(t)),
-    );
-    _mm512_castsi512_ps(e)
+    let mut e = [_mm512_setzero_ps(); V];
+    for c in 0..V {
+        let sh = _mm512_slli_epi32::<23>(_mm512_castps_si512(t[c]));
+        let sum = _mm512_maskz_add_epi32(keep[c], _mm512_castps_si512(p[c]), sh);
+        e[c] = _mm512_castsi512_ps(sum);
+    }
+    e
 }
 
 /// A block's 64 values as four vectors.
