@@ -68,28 +68,59 @@ const V: usize = WBLOCK / 16;
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
 fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
-    const { assert!(HEADS_TOGETHER == 4 && WBLOCK == 64) };
-    let hn = lanes.len();
-    assert!(hn <= HEADS_TOGETHER && blk.k == WBLOCK);
+    match lanes {
+        [a] => full_block_of::<1>(blk, h0, [a]),
+        [a, b] => full_block_of::<2>(blk, h0, [a, b]),
+        [a, b, c] => full_block_of::<3>(blk, h0, [a, b, c]),
+        [a, b, c, d] => full_block_of::<4>(blk, h0, [a, b, c, d]),
+        _ => unreachable!("1 to HEADS_TOGETHER heads"),
+    }
+}
+
+/// [`full_block`] for `H` heads: a fixed count, so that the heads' loops unroll and their
+/// vectors need no array in memory.
+#[inline]
+#[target_feature(enable = "avx512f,fma")]
+fn full_block_of<const H: usize>(blk: &mut WeightsBlock, h0: usize, lanes: [&mut Lanes; H]) {
+    const { assert!(HEADS_TOGETHER == 4 && WBLOCK == 64 && H <= HEADS_TOGETHER) };
+    assert!(blk.k == WBLOCK);
     let (t, (ms, ss)) = (blk.b * WBLOCK, blk.scales);
     let (ms, ss) = (load64(ms), load64(ss));
-    let mut u = [[_mm512_setzero_ps(); V]; HEADS_TOGETHER];
+    let abs = _mm512_set1_epi32(0x7fff_ffff);
+    let mut u = [[_mm512_setzero_ps(); V]; H];
     // Per head, the lanes' largest |u_t| bits (an unsigned maximum: for non-negative f32
-    // values, and |u_t| is not NaN, the order of the bits is the order of the values).
+    // values, and |u_t| is not NaN, the order of the bits is the order of the values); the
+    // missing heads' 0.
     let mut amax = [_mm512_setzero_si512(); HEADS_TOGETHER];
-    for (j, ln) in lanes.iter_mut().enumerate() {
+    // The heads' weights (or scores), two heads at a time: their exponentials side by side.
+    let mut p = [[_mm512_setzero_ps(); V]; H];
+    for (j, p) in p.iter_mut().enumerate() {
         let r = h0 + j;
         let x: &[f32; WBLOCK] = blk.w[r * blk.ws + t..][..WBLOCK]
             .try_into()
             .expect("a block");
-        let mut p = load64(x);
+        *p = load64(x);
         if let Some(mx) = blk.mx {
             let m = _mm512_set1_ps(mx[r]);
-            for x in &mut p {
+            for x in p.iter_mut() {
                 *x = _mm512_sub_ps(*x, m);
             }
-            p = exp4(p);
         }
+    }
+    if blk.mx.is_some() {
+        for j in (0..H).step_by(2) {
+            if j + 1 < H {
+                let (a, b) = (p[j], p[j + 1]);
+                let e = exp_n([a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]);
+                p[j] = [e[0], e[1], e[2], e[3]];
+                p[j + 1] = [e[4], e[5], e[6], e[7]];
+            } else {
+                p[j] = exp_n(p[j]);
+            }
+        }
+    }
+    for j in 0..H {
+        let (p, ln) = (&p[j], &mut *lanes[j]);
         // Σ p_t and Σ p_t · m_t: position i into lane i mod 32 (vector i / 16 mod 2), the
         // block's first 32 positions before its last 32; the product rounded before the sum.
         let mut zl = [load16(&ln.z[..16]), load16(&ln.z[16..])];
@@ -102,7 +133,6 @@ fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
         store16(&mut ln.z[16..], zl[1]);
         store16(&mut ln.b[..16], bl[0]);
         store16(&mut ln.b[16..], bl[1]);
-        let abs = _mm512_set1_epi32(0x7fff_ffff);
         for c in 0..V {
             u[j][c] = _mm512_mul_ps(p[c], ss[c]);
             let bits = _mm512_and_si512(_mm512_castps_si512(u[j][c]), abs);
@@ -118,7 +148,7 @@ fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
     let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, _mm512_setzero_ps()) | 0xAAAA;
     let q = _mm512_maskz_div_ps(keep, num, den);
     let round = _mm512_set1_ps(ROUND);
-    for (j, ln) in lanes.iter_mut().enumerate() {
+    for j in 0..H {
         let inv = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32), q);
         let f = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32 + 1), q);
         let i = (h0 + j) * blk.nb + blk.b;
@@ -128,6 +158,7 @@ fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
             .expect("a block");
         // o_t = round_half_even(u_t · (127 / a)): adding 1.5 · 2^23 leaves the integer in the
         // low bits; e lane t mod 16 += f · o_t − u_t, the four vectors in order.
+        let ln = &mut *lanes[j];
         let mut e = load16(&ln.e);
         for c in 0..V {
             let tv = _mm512_add_ps(_mm512_mul_ps(u[j][c], inv), round);
@@ -168,14 +199,15 @@ fn halves(a: __m512i, b: __m512i) -> __m512i {
     )
 }
 
-/// [`super::exp_nonpositive`] of four vectors: the same steps, each fused multiply-add one
+/// [`super::exp_nonpositive`] of `K` vectors: the same steps, each fused multiply-add one
 /// `vfmadd` (`fma(−n, c, x)` as `vfnmadd(n, c, x)`: the negation is exact). Each step is
-/// taken for the four vectors before the next, so that four independent chains of dependent
-/// steps sit side by side in program order and the scheduler has four to choose from (one
-/// vector's chain after another's kept the two vector ports half idle).
+/// taken for every vector before the next, so that `K` independent chains of dependent steps
+/// sit side by side in program order: the scheduler, which holds about one head's block of
+/// steps, then has `K` to choose from (one vector's chain after another's, or one head's four,
+/// kept the two vector ports partly idle).
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
-fn exp4(x: [__m512; V]) -> [__m512; V] {
+fn exp_n<const K: usize>(x: [__m512; K]) -> [__m512; K] {
     let (min, round) = (_mm512_set1_ps(EXP_MIN), _mm512_set1_ps(ROUND));
     // !(x < min): the lanes that are not 0 (a NaN x included, as in the plain body).
     let keep = x.map(|x| _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, min));
@@ -183,22 +215,22 @@ fn exp4(x: [__m512; V]) -> [__m512; V] {
     let x = x.map(|x| _mm512_max_ps(x, min));
     let t = x.map(|x| _mm512_fmadd_ps(x, _mm512_set1_ps(LOG2E), round));
     let n = t.map(|t| _mm512_sub_ps(t, round));
-    let mut r = [_mm512_setzero_ps(); V];
-    for c in 0..V {
+    let mut r = [_mm512_setzero_ps(); K];
+    for c in 0..K {
         r[c] = _mm512_fnmadd_ps(n[c], _mm512_set1_ps(LN2_HI), x[c]);
     }
-    for c in 0..V {
+    for c in 0..K {
         r[c] = _mm512_fnmadd_ps(n[c], _mm512_set1_ps(LN2_LO), r[c]);
     }
-    let mut p = [_mm512_set1_ps(POLY[0]); V];
+    let mut p = [_mm512_set1_ps(POLY[0]); K];
     for &k in &POLY[1..] {
-        for c in 0..V {
+        for c in 0..K {
             p[c] = _mm512_fmadd_ps(p[c], r[c], _mm512_set1_ps(k));
         }
     }
     // 2^n · p as n added to p's exponent field (t's bits shifted left by 23), 0 below EXP_MIN.
-    let mut e = [_mm512_setzero_ps(); V];
-    for c in 0..V {
+    let mut e = [_mm512_setzero_ps(); K];
+    for c in 0..K {
         let sh = _mm512_slli_epi32::<23>(_mm512_castps_si512(t[c]));
         let sum = _mm512_maskz_add_epi32(keep[c], _mm512_castps_si512(p[c]), sh);
         e[c] = _mm512_castsi512_ps(sum);
