@@ -1221,9 +1221,8 @@ fn v_weights3(
 ) {
     // (Not under Miri, which does not run every intrinsic.)
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
-    {
-        // SAFETY: the CPU has AVX-512F and FMA.
+    if weights512::available() {
+        // SAFETY: the CPU has what weights512 needs.
         return unsafe { weights512::v_weights3(w8, fs, w, ws, vs, mx, base, z, ahead) };
     }
     v_weights3_wide(w8, fs, w, ws, vs, mx, base, z, ahead)

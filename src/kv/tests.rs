@@ -658,7 +658,7 @@ fn weights_both(
         let args = (&mut q[..], &mut f[..], w, n, vs, mx);
         let ahead = &mut Plan::NONE.rust(0);
         if hand {
-            // SAFETY: the caller checked that the CPU has AVX-512F and FMA.
+            // SAFETY: the caller checked weights512::available().
             unsafe { weights512::v_weights3(args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead) };
         } else {
             v_weights3_wide(args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead);
@@ -677,10 +677,8 @@ fn weights_both(
 #[test]
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 fn weights512_matches_the_plain_body() {
-    if !(std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("fma"))
-    {
-        eprintln!("no AVX-512F and FMA here: weights512 not tested");
+    if !weights512::available() {
+        eprintln!("no AVX-512 F, BW, DQ, VBMI here: weights512 not tested");
         return;
     }
     let mut rng = Rng(77);
@@ -732,7 +730,7 @@ fn weights512_matches_the_plain_body() {
 #[ignore = "a timing, not a test"]
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 fn weights512_timing() {
-    if !std::arch::is_x86_feature_detected!("avx512f") {
+    if !weights512::available() {
         return;
     }
     let (heads, n) = (4, 4096usize);
@@ -754,7 +752,7 @@ fn weights512_timing() {
             let t0 = std::time::Instant::now();
             let ahead = &mut Plan::NONE.rust(0);
             if hand == 1 {
-                // SAFETY: the CPU has AVX-512F (checked above) and FMA (every such CPU).
+                // SAFETY: checked above.
                 unsafe {
                     weights512::v_weights3(&mut q, &mut f, &sc, n, &vs, m, &mut base, &mut z, ahead)
                 };

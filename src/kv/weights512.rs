@@ -15,8 +15,15 @@ use super::ahead::Ahead;
 use super::exp_consts::*;
 use super::{weights_group, Lanes, ScaleBlocks, WeightsBlock, HEADS_TOGETHER, WBLOCK};
 
+/// Whether the CPU has what [`v_weights3`] needs: AVX-512 F, BW, DQ and VBMI (Ice Lake, Zen 4
+/// and later), and FMA.
+pub(super) fn available() -> bool {
+    use std::arch::is_x86_feature_detected as has;
+    has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vbmi") && has!("fma")
+}
+
 /// [`super::v_weights3`] (same arguments, same results).
-#[target_feature(enable = "avx512f,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn v_weights3(
     w8: &mut [i8],
@@ -66,7 +73,7 @@ const V: usize = WBLOCK / 16;
 /// [`super::weights_group`] for a whole block (`blk.k == WBLOCK`), `lanes.len()` heads (at most
 /// [`HEADS_TOGETHER`]).
 #[inline]
-#[target_feature(enable = "avx512f,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
 fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
     match lanes {
         [a] => full_block_of::<1>(blk, h0, [a]),
@@ -80,18 +87,17 @@ fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
 /// [`full_block`] for `H` heads: a fixed count, so that the heads' loops unroll and their
 /// vectors need no array in memory.
 #[inline]
-#[target_feature(enable = "avx512f,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
 fn full_block_of<const H: usize>(blk: &mut WeightsBlock, h0: usize, lanes: [&mut Lanes; H]) {
     const { assert!(HEADS_TOGETHER == 4 && WBLOCK == 64 && H <= HEADS_TOGETHER) };
     assert!(blk.k == WBLOCK);
     let (t, (ms, ss)) = (blk.b * WBLOCK, blk.scales);
     let (ms, ss) = (load64(ms), load64(ss));
-    let abs = _mm512_set1_epi32(0x7fff_ffff);
     let mut u = [[_mm512_setzero_ps(); V]; H];
     // Per head, the lanes' largest |u_t| bits (an unsigned maximum: for non-negative f32
     // values, and |u_t| is not NaN, the order of the bits is the order of the values); the
     // missing heads' 0.
-    let mut amax = [_mm512_setzero_si512(); HEADS_TOGETHER];
+    let mut amax = [_mm512_setzero_ps(); HEADS_TOGETHER];
     // The heads' weights (or scores), two heads at a time: their exponentials side by side.
     let mut p = [[_mm512_setzero_ps(); V]; H];
     for (j, p) in p.iter_mut().enumerate() {
@@ -135,12 +141,13 @@ fn full_block_of<const H: usize>(blk: &mut WeightsBlock, h0: usize, lanes: [&mut
         store16(&mut ln.b[16..], bl[1]);
         for c in 0..V {
             u[j][c] = _mm512_mul_ps(p[c], ss[c]);
-            let bits = _mm512_and_si512(_mm512_castps_si512(u[j][c]), abs);
-            amax[j] = _mm512_max_epu32(amax[j], bits);
+            // max(|amax|, |u|) with the sign bit cleared (u is not NaN: a finite weight or
+            // exponential times a finite step).
+            amax[j] = _mm512_range_ps::<0b1011>(amax[j], u[j][c]);
         }
     }
     // Every head's a = max |u_t|: heads j in 128-bit lane j, each in all four of its lanes.
-    let a = _mm512_castsi512_ps(reduce4(amax));
+    let a = _mm512_castsi512_ps(reduce4(amax.map(|x| _mm512_castps_si512(x))));
     // 127 / a in the even lanes (0 where a is not > 0), a / 127 in the odd ones: one division.
     let c127 = _mm512_set1_ps(127.0);
     let num = _mm512_mask_blend_ps(0xAAAA, c127, a);
@@ -148,6 +155,12 @@ fn full_block_of<const H: usize>(blk: &mut WeightsBlock, h0: usize, lanes: [&mut
     let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, _mm512_setzero_ps()) | 0xAAAA;
     let q = _mm512_maskz_div_ps(keep, num, den);
     let round = _mm512_set1_ps(ROUND);
+    // Byte 4i of the first table (i < 16), then byte 4i of the second (16 + i).
+    let low_bytes = _mm512_set_epi32(
+        0, 0, 0, 0, 0, 0, 0, 0,
+        0x7c78_7470, 0x6c68_6460, 0x5c58_5450, 0x4c48_4440,
+        0x3c38_3430, 0x2c28_2420, 0x1c18_1410, 0x0c08_0400,
+    );
     for j in 0..H {
         let inv = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32), q);
         let f = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32 + 1), q);
@@ -160,15 +173,20 @@ fn full_block_of<const H: usize>(blk: &mut WeightsBlock, h0: usize, lanes: [&mut
         // low bits; e lane t mod 16 += f · o_t − u_t, the four vectors in order.
         let ln = &mut *lanes[j];
         let mut e = load16(&ln.e);
+        let tv = u[j].map(|u| _mm512_add_ps(_mm512_mul_ps(u, inv), round));
         for c in 0..V {
-            let tv = _mm512_add_ps(_mm512_mul_ps(u[j][c], inv), round);
-            let code = _mm512_cvtepi32_epi8(_mm512_castps_si512(tv));
-            // SAFETY: o holds WBLOCK = 16 · V bytes; an unaligned store of 16.
-            unsafe { _mm_storeu_si128(o.as_mut_ptr().add(16 * c).cast(), code) };
-            let d = _mm512_sub_ps(_mm512_mul_ps(f, _mm512_sub_ps(tv, round)), u[j][c]);
+            let d = _mm512_sub_ps(_mm512_mul_ps(f, _mm512_sub_ps(tv[c], round)), u[j][c]);
             e = _mm512_add_ps(e, d);
         }
         store16(&mut ln.e, e);
+        // The codes: the low byte of each lane, two vectors' at a time into 32 bytes.
+        for c in (0..V).step_by(2) {
+            let x = _mm512_castps_si512(tv[c]);
+            let y = _mm512_castps_si512(tv[c + 1]);
+            let b = _mm512_castsi512_si256(_mm512_permutex2var_epi8(x, low_bytes, y));
+            // SAFETY: o holds WBLOCK = 16 · V bytes; an unaligned store of 32 at 16 · c.
+            unsafe { _mm256_storeu_si256(o.as_mut_ptr().add(16 * c).cast(), b) };
+        }
     }
 }
 
@@ -206,7 +224,7 @@ fn halves(a: __m512i, b: __m512i) -> __m512i {
 /// steps, then has `K` to choose from (one vector's chain after another's, or one head's four,
 /// kept the two vector ports partly idle).
 #[inline]
-#[target_feature(enable = "avx512f,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
 fn exp_n<const K: usize>(x: [__m512; K]) -> [__m512; K] {
     let (min, round) = (_mm512_set1_ps(EXP_MIN), _mm512_set1_ps(ROUND));
     // !(x < min): the lanes that are not 0 (a NaN x included, as in the plain body).
