@@ -1257,11 +1257,10 @@ wide_fn! {
                 b,
                 k,
                 mx,
-                scales: blocks.get(b),
             };
             for h0 in (0..lanes.len()).step_by(HEADS_TOGETHER) {
                 let hn = (lanes.len() - h0).min(HEADS_TOGETHER);
-                weights_group(&mut blk, h0, &mut lanes[h0..h0 + hn]);
+                weights_group(&mut blk, blocks.get(b), h0, &mut lanes[h0..h0 + hn]);
             }
         }
         for ((ln, bs), zs) in lanes.iter().zip(base).zip(z) {
@@ -1270,7 +1269,7 @@ wide_fn! {
     }
 }
 
-/// One block of [`v_weights3`] for every head: its outputs, inputs and V scales.
+/// One block of [`v_weights3`] for every head: its outputs and inputs.
 struct WeightsBlock<'a, 'b> {
     w8: &'b mut [i8],
     fs: &'b mut [f32],
@@ -1281,18 +1280,21 @@ struct WeightsBlock<'a, 'b> {
     b: usize,
     k: usize,
     mx: Option<&'a [f32]>,
-    /// The block's minima and steps, 0 past its end.
-    scales: (&'b [f32; WBLOCK], &'b [f32; WBLOCK]),
 }
 
 /// Heads `h0 .. h0 + lanes.len()` (at most [`HEADS_TOGETHER`]) of one block of
-/// [`v_weights3`] in plain Rust: first every head's `u_t` and block maximum, then every head's
-/// weights.
+/// [`v_weights3`] in plain Rust, the block's minima and steps `(ms, ss)` 0 past its end: first
+/// every head's `u_t` and block maximum, then every head's weights.
 #[inline(always)]
-fn weights_group(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
+fn weights_group(
+    blk: &mut WeightsBlock,
+    (ms, ss): (&[f32; WBLOCK], &[f32; WBLOCK]),
+    h0: usize,
+    lanes: &mut [Lanes],
+) {
     let mut u = [[0.0f32; WBLOCK]; HEADS_TOGETHER];
     let mut a = [0.0f32; HEADS_TOGETHER];
-    let (t, k, (ms, ss)) = (blk.b * WBLOCK, blk.k, blk.scales);
+    let (t, k) = (blk.b * WBLOCK, blk.k);
     for (j, ln) in lanes.iter_mut().enumerate() {
         let r = h0 + j;
         let wb = &blk.w[r * blk.ws + t..][..k];

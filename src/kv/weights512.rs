@@ -13,7 +13,7 @@ use std::arch::x86_64::*;
 
 use super::ahead::Ahead;
 use super::exp_consts::*;
-use super::{weights_group, Lanes, ScaleBlocks, WeightsBlock, HEADS_TOGETHER, WBLOCK};
+use super::{scales_f32, weights_group, Lanes, WeightsBlock, HEADS_TOGETHER, WBLOCK};
 
 /// Whether the CPU has what [`v_weights3`] needs: AVX-512 F, BW, DQ and VBMI (Ice Lake, Zen 4
 /// and later), and FMA.
@@ -38,9 +38,7 @@ pub(super) fn v_weights3(
 ) {
     let nb = vs.len().div_ceil(WBLOCK);
     let mut lanes = vec![Lanes::EMPTY; base.len()];
-    // The last block is padded with weight 0 (weights_group) and scale 0.
-    let mut blocks = ScaleBlocks::new(vs);
-    while let Some((b, k)) = blocks.advance() {
+    for (b, rows) in vs.chunks(WBLOCK).enumerate() {
         ahead.iter_mut().for_each(Ahead::step);
         let mut blk = WeightsBlock {
             w8: &mut *w8,
@@ -49,16 +47,22 @@ pub(super) fn v_weights3(
             ws,
             nb,
             b,
-            k,
+            k: rows.len(),
             mx,
-            scales: blocks.get(b),
         };
-        for h0 in (0..lanes.len()).step_by(HEADS_TOGETHER) {
-            let hn = (lanes.len() - h0).min(HEADS_TOGETHER);
-            if k == WBLOCK {
-                full_block(&mut blk, h0, &mut lanes[h0..h0 + hn]);
-            } else {
-                weights_group(&mut blk, h0, &mut lanes[h0..h0 + hn]);
+        if let Ok(rows) = <&[[u16; 2]; WBLOCK]>::try_from(rows) {
+            let scales = scales64(rows);
+            for h0 in (0..lanes.len()).step_by(HEADS_TOGETHER) {
+                let hn = (lanes.len() - h0).min(HEADS_TOGETHER);
+                full_block(&mut blk, scales, h0, &mut lanes[h0..h0 + hn]);
+            }
+        } else {
+            // The last block, shorter: padded with weight 0 (weights_group) and scale 0.
+            let (mut ms, mut ss) = ([0.0f32; WBLOCK], [0.0f32; WBLOCK]);
+            scales_f32(rows, &mut ms, &mut ss);
+            for h0 in (0..lanes.len()).step_by(HEADS_TOGETHER) {
+                let hn = (lanes.len() - h0).min(HEADS_TOGETHER);
+                weights_group(&mut blk, (&ms, &ss), h0, &mut lanes[h0..h0 + hn]);
             }
         }
     }
@@ -70,16 +74,56 @@ pub(super) fn v_weights3(
 /// Vectors of 16 lanes in a block.
 const V: usize = WBLOCK / 16;
 
+/// A whole block's minima and steps, in order.
+type Scales = ([__m512; V], [__m512; V]);
+
+/// The f32 minima and steps of a block's 64 fp16 `(min, step)` pairs ([`super::scales_f32`]'s
+/// values: the conversion of a finite fp16 value is exact), straight into registers: per 32
+/// pairs (two vectors), one `vpermt2b` gathers the 32 minima and one the 32 steps, then
+/// `vcvtph2ps` widens each 16. (Converted into an array and loaded back, the block's loads
+/// waited on its stores.)
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
+fn scales64(rows: &[[u16; 2]; WBLOCK]) -> Scales {
+    // Bytes 4i, 4i + 1 (the minimum of pair i of the two tables) for i in 0 .. 32; + 2 for
+    // the steps.
+    let mins = _mm512_set_epi32(
+        0x7d7c_7978, 0x7574_7170, 0x6d6c_6968, 0x6564_6160,
+        0x5d5c_5958, 0x5554_5150, 0x4d4c_4948, 0x4544_4140,
+        0x3d3c_3938, 0x3534_3130, 0x2d2c_2928, 0x2524_2120,
+        0x1d1c_1918, 0x1514_1110, 0x0d0c_0908, 0x0504_0100,
+    );
+    let steps = _mm512_add_epi8(mins, _mm512_set1_epi8(2));
+    let p = rows.as_ptr().cast::<u8>();
+    let (mut ms, mut ss) = ([_mm512_setzero_ps(); V], [_mm512_setzero_ps(); V]);
+    for h in 0..V / 2 {
+        // SAFETY: rows holds 4 · WBLOCK = 256 bytes; unaligned loads of 64 at 128 · h and
+        // 128 · h + 64 (h < 2).
+        let (x, y) = unsafe {
+            (
+                _mm512_loadu_si512(p.add(128 * h).cast()),
+                _mm512_loadu_si512(p.add(128 * h + 64).cast()),
+            )
+        };
+        for (out, idx) in [(&mut ms, mins), (&mut ss, steps)] {
+            let halves = _mm512_permutex2var_epi8(x, idx, y);
+            out[2 * h] = _mm512_cvtph_ps(_mm512_castsi512_si256(halves));
+            out[2 * h + 1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64::<1>(halves));
+        }
+    }
+    (ms, ss)
+}
+
 /// [`super::weights_group`] for a whole block (`blk.k == WBLOCK`), `lanes.len()` heads (at most
 /// [`HEADS_TOGETHER`]).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
-fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
+fn full_block(blk: &mut WeightsBlock, scales: Scales, h0: usize, lanes: &mut [Lanes]) {
     match lanes {
-        [a] => full_block_of::<1>(blk, h0, [a]),
-        [a, b] => full_block_of::<2>(blk, h0, [a, b]),
-        [a, b, c] => full_block_of::<3>(blk, h0, [a, b, c]),
-        [a, b, c, d] => full_block_of::<4>(blk, h0, [a, b, c, d]),
+        [a] => full_block_of::<1>(blk, scales, h0, [a]),
+        [a, b] => full_block_of::<2>(blk, scales, h0, [a, b]),
+        [a, b, c] => full_block_of::<3>(blk, scales, h0, [a, b, c]),
+        [a, b, c, d] => full_block_of::<4>(blk, scales, h0, [a, b, c, d]),
         _ => unreachable!("1 to HEADS_TOGETHER heads"),
     }
 }
@@ -88,11 +132,15 @@ fn full_block(blk: &mut WeightsBlock, h0: usize, lanes: &mut [Lanes]) {
 /// vectors need no array in memory.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
-fn full_block_of<const H: usize>(blk: &mut WeightsBlock, h0: usize, lanes: [&mut Lanes; H]) {
+fn full_block_of<const H: usize>(
+    blk: &mut WeightsBlock,
+    (ms, ss): Scales,
+    h0: usize,
+    lanes: [&mut Lanes; H],
+) {
     const { assert!(HEADS_TOGETHER == 4 && WBLOCK == 64 && H <= HEADS_TOGETHER) };
     assert!(blk.k == WBLOCK);
-    let (t, (ms, ss)) = (blk.b * WBLOCK, blk.scales);
-    let (ms, ss) = (load64(ms), load64(ss));
+    let t = blk.b * WBLOCK;
     let mut u = [[_mm512_setzero_ps(); V]; H];
     // Per head, the lanes' largest |u_t| bits (an unsigned maximum: for non-negative f32
     // values, and |u_t| is not NaN, the order of the bits is the order of the values); the
