@@ -747,7 +747,7 @@ fn weights512_timing() {
     let (mut base, mut z) = (vec![0.0f32; heads], vec![0.0f32; heads]);
     for m in [Some(&mx[..]), None] {
     let mut ts = [Vec::new(), Vec::new()];
-    for _ in 0..20000 {
+    for _ in 0..2000 {
         for (hand, t) in ts.iter_mut().enumerate() {
             let t0 = std::time::Instant::now();
             let ahead = &mut Plan::NONE.rust(0);

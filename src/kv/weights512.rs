@@ -38,9 +38,14 @@ pub(super) fn v_weights3(
 ) {
     let nb = vs.len().div_ceil(WBLOCK);
     let mut lanes = vec![Lanes::EMPTY; base.len()];
+    // Per group of heads, the first half of its last whole block, whose second half waits
+    // until the next block's first half is issued: the division between them, and the
+    // reduction before it, then overlap that work instead of stalling the block.
+    // Two slots per group: block b's first half in slot b mod 2.
+    let mut halves = vec![[Half::EMPTY; 2]; base.len().div_ceil(HEADS_TOGETHER)];
     for (b, rows) in vs.chunks(WBLOCK).enumerate() {
         ahead.iter_mut().for_each(Ahead::step);
-        let mut blk = WeightsBlock {
+        let blk = WeightsBlock {
             w8: &mut *w8,
             fs: &mut *fs,
             w,
@@ -52,19 +57,32 @@ pub(super) fn v_weights3(
         };
         if let Ok(rows) = <&[[u16; 2]; WBLOCK]>::try_from(rows) {
             let scales = scales64(rows);
-            for h0 in (0..lanes.len()).step_by(HEADS_TOGETHER) {
-                let hn = (lanes.len() - h0).min(HEADS_TOGETHER);
-                full_block(&mut blk, scales, h0, &mut lanes[h0..h0 + hn]);
+            for (g, lanes) in lanes.chunks_mut(HEADS_TOGETHER).enumerate() {
+                let [h, prev] = halves[g].each_mut().map(|x| x);
+                let (cur, prev) = if b % 2 == 0 { (h, prev) } else { (prev, h) };
+                *cur = first_half(&blk, scales, g * HEADS_TOGETHER, lanes);
+                if b > 0 {
+                    second_half(blk.w8, blk.fs, nb, prev, lanes);
+                }
             }
         } else {
-            // The last block, shorter: padded with weight 0 (weights_group) and scale 0.
+            // The last block, shorter: padded with weight 0 (weights_group) and scale 0,
+            // after the whole blocks' second halves (each head's e lanes in block order).
+            if b > 0 {
+                flush(&halves, (b - 1) % 2, &mut lanes, blk.w8, blk.fs, nb);
+            }
             let (mut ms, mut ss) = ([0.0f32; WBLOCK], [0.0f32; WBLOCK]);
             scales_f32(rows, &mut ms, &mut ss);
+            let mut blk = blk;
             for h0 in (0..lanes.len()).step_by(HEADS_TOGETHER) {
                 let hn = (lanes.len() - h0).min(HEADS_TOGETHER);
                 weights_group(&mut blk, (&ms, &ss), h0, &mut lanes[h0..h0 + hn]);
             }
         }
+    }
+    // The last block's second halves, when it is whole.
+    if vs.len() % WBLOCK == 0 && nb > 0 {
+        flush(&halves, (nb - 1) % 2, &mut lanes, w8, fs, nb);
     }
     for ((ln, bs), zs) in lanes.iter().zip(base).zip(z) {
         ln.finish(bs, zs);
@@ -114,37 +132,114 @@ fn scales64(rows: &[[u16; 2]; WBLOCK]) -> Scales {
     (ms, ss)
 }
 
-/// [`super::weights_group`] for a whole block (`blk.k == WBLOCK`), `lanes.len()` heads (at most
-/// [`HEADS_TOGETHER`]).
+/// The second halves of the first halves in slot `slot`, in order of their groups.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
-fn full_block(blk: &mut WeightsBlock, scales: Scales, h0: usize, lanes: &mut [Lanes]) {
+fn flush(
+    halves: &[[Half; 2]],
+    slot: usize,
+    lanes: &mut [Lanes],
+    w8: &mut [i8],
+    fs: &mut [f32],
+    nb: usize,
+) {
+    for (h, lanes) in halves.iter().zip(lanes.chunks_mut(HEADS_TOGETHER)) {
+        second_half(w8, fs, nb, &h[slot], lanes);
+    }
+}
+
+/// What the first half of a whole block leaves for the second, for up to
+/// [`HEADS_TOGETHER`] heads: the block, the first head, the heads' `u_t` and the two quotients of each head
+/// (`127 / a` and `a / 127` in lanes `4j` and `4j + 1`).
+#[derive(Clone, Copy)]
+struct Half {
+    b: usize,
+    h0: usize,
+    u: [[__m512; V]; HEADS_TOGETHER],
+    q: __m512,
+}
+
+impl Half {
+    /// A slot not yet written.
+    // SAFETY: all-zero bytes are valid integers and vectors.
+    const EMPTY: Half = unsafe { std::mem::zeroed() };
+}
+
+/// The first half of [`super::weights_group`] for a whole block (`blk.k == WBLOCK`) and the
+/// heads `h0 .. h0 + lanes.len()` (1 to [`HEADS_TOGETHER`]): the exponentials, their sums, `u_t`,
+/// and the heads' block maxima and quotients.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
+fn first_half(blk: &WeightsBlock, scales: Scales, h0: usize, lanes: &mut [Lanes]) -> Half {
     match lanes {
-        [a] => full_block_of::<1>(blk, scales, h0, [a]),
-        [a, b] => full_block_of::<2>(blk, scales, h0, [a, b]),
-        [a, b, c] => full_block_of::<3>(blk, scales, h0, [a, b, c]),
-        [a, b, c, d] => full_block_of::<4>(blk, scales, h0, [a, b, c, d]),
+        [a] => first_half_of::<1>(blk, scales, h0, [a]),
+        [a, b] => first_half_of::<2>(blk, scales, h0, [a, b]),
+        [a, b, c] => first_half_of::<3>(blk, scales, h0, [a, b, c]),
+        [a, b, c, d] => first_half_of::<4>(blk, scales, h0, [a, b, c, d]),
         _ => unreachable!("1 to HEADS_TOGETHER heads"),
     }
 }
 
-/// [`full_block`] for `H` heads: a fixed count, so that the heads' loops unroll and their
+/// The second half: the codes and factors of `half`'s block into `w8` and `fs` (head `r`'s
+/// at `r · nb + b`), the weights' rounding errors into the lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
+fn second_half(w8: &mut [i8], fs: &mut [f32], nb: usize, half: &Half, lanes: &mut [Lanes]) {
+    let round = _mm512_set1_ps(ROUND);
+    // Byte 4i of the first table (i < 16), then byte 4i of the second (16 + i).
+    #[rustfmt::skip]
+    let low_bytes = _mm512_set_epi32(
+        0, 0, 0, 0, 0, 0, 0, 0,
+        0x7c78_7470, 0x6c68_6460, 0x5c58_5450, 0x4c48_4440,
+        0x3c38_3430, 0x2c28_2420, 0x1c18_1410, 0x0c08_0400,
+    );
+    for (j, ln) in lanes.iter_mut().enumerate() {
+        let u = &half.u[j];
+        let inv = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32), half.q);
+        let f = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32 + 1), half.q);
+        let i = (half.h0 + j) * nb + half.b;
+        fs[i] = _mm512_cvtss_f32(f);
+        let o: &mut [i8; WBLOCK] = (&mut w8[i * WBLOCK..][..WBLOCK])
+            .try_into()
+            .expect("a block");
+        // o_t = round_half_even(u_t · (127 / a)): adding 1.5 · 2^23 leaves the integer in the
+        // low bits; e lane t mod 16 += f · o_t − u_t, the four vectors in order.
+        let mut e = load16(&ln.e);
+        let mut tv = [_mm512_setzero_ps(); V];
+        for c in 0..V {
+            tv[c] = _mm512_add_ps(_mm512_mul_ps(u[c], inv), round);
+        }
+        for c in 0..V {
+            let d = _mm512_sub_ps(_mm512_mul_ps(f, _mm512_sub_ps(tv[c], round)), u[c]);
+            e = _mm512_add_ps(e, d);
+        }
+        store16(&mut ln.e, e);
+        // The codes: the low byte of each lane, two vectors' at a time into 32 bytes.
+        for c in (0..V).step_by(2) {
+            let x = _mm512_castps_si512(tv[c]);
+            let y = _mm512_castps_si512(tv[c + 1]);
+            let b = _mm512_castsi512_si256(_mm512_permutex2var_epi8(x, low_bytes, y));
+            // SAFETY: o holds WBLOCK = 16 · V bytes; an unaligned store of 32 at 16 · c.
+            unsafe { _mm256_storeu_si256(o.as_mut_ptr().add(16 * c).cast(), b) };
+        }
+    }
+}
+
+/// [`first_half`] for `H` heads: a fixed count, so that the heads' loops unroll and their
 /// vectors need no array in memory.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
-fn full_block_of<const H: usize>(
-    blk: &mut WeightsBlock,
+fn first_half_of<const H: usize>(
+    blk: &WeightsBlock,
     (ms, ss): Scales,
     h0: usize,
     lanes: [&mut Lanes; H],
-) {
+) -> Half {
     const { assert!(HEADS_TOGETHER == 4 && WBLOCK == 64 && H <= HEADS_TOGETHER) };
     assert!(blk.k == WBLOCK);
     let t = blk.b * WBLOCK;
-    let mut u = [[_mm512_setzero_ps(); V]; H];
-    // Per head, the lanes' largest |u_t| bits (an unsigned maximum: for non-negative f32
-    // values, and |u_t| is not NaN, the order of the bits is the order of the values); the
-    // missing heads' 0.
+    let mut u = [[_mm512_setzero_ps(); V]; HEADS_TOGETHER];
+    // Per head, max |u_t| of each lane (the missing heads' 0).
     let mut amax = [_mm512_setzero_ps(); HEADS_TOGETHER];
     // The heads' weights (or scores), two heads at a time: their exponentials side by side.
     let mut p = [[_mm512_setzero_ps(); V]; H];
@@ -189,12 +284,14 @@ fn full_block_of<const H: usize>(
         store16(&mut ln.b[16..], bl[1]);
         for c in 0..V {
             u[j][c] = _mm512_mul_ps(p[c], ss[c]);
-            // max(|amax|, |u|) with the sign bit cleared (u is not NaN: a finite weight or
-            // exponential times a finite step).
+            // max(|amax|, |u|) with the sign bit cleared: the same value as the plain body's
+            // integer maximum of the bits of |u| (u is not NaN: a finite weight or exponential
+            // times a finite step; ±0 both give +0).
             amax[j] = _mm512_range_ps::<0b1011>(amax[j], u[j][c]);
         }
     }
-    // Every head's a = max |u_t|: heads j in 128-bit lane j, each in all four of its lanes.
+    // Every head's a = max |u_t|: head j in 128-bit lane j, in all four of its lanes (for
+    // non-negative f32 values, not NaN, the order of the bits is the order of the values).
     let a = _mm512_castsi512_ps(reduce4(amax.map(|x| _mm512_castps_si512(x))));
     // 127 / a in the even lanes (0 where a is not > 0), a / 127 in the odd ones: one division.
     let c127 = _mm512_set1_ps(127.0);
@@ -202,40 +299,7 @@ fn full_block_of<const H: usize>(
     let den = _mm512_mask_blend_ps(0xAAAA, a, c127);
     let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, _mm512_setzero_ps()) | 0xAAAA;
     let q = _mm512_maskz_div_ps(keep, num, den);
-    let round = _mm512_set1_ps(ROUND);
-    // Byte 4i of the first table (i < 16), then byte 4i of the second (16 + i).
-    let low_bytes = _mm512_set_epi32(
-        0, 0, 0, 0, 0, 0, 0, 0,
-        0x7c78_7470, 0x6c68_6460, 0x5c58_5450, 0x4c48_4440,
-        0x3c38_3430, 0x2c28_2420, 0x1c18_1410, 0x0c08_0400,
-    );
-    for j in 0..H {
-        let inv = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32), q);
-        let f = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32 + 1), q);
-        let i = (h0 + j) * blk.nb + blk.b;
-        blk.fs[i] = _mm512_cvtss_f32(f);
-        let o: &mut [i8; WBLOCK] = (&mut blk.w8[i * WBLOCK..][..WBLOCK])
-            .try_into()
-            .expect("a block");
-        // o_t = round_half_even(u_t · (127 / a)): adding 1.5 · 2^23 leaves the integer in the
-        // low bits; e lane t mod 16 += f · o_t − u_t, the four vectors in order.
-        let ln = &mut *lanes[j];
-        let mut e = load16(&ln.e);
-        let tv = u[j].map(|u| _mm512_add_ps(_mm512_mul_ps(u, inv), round));
-        for c in 0..V {
-            let d = _mm512_sub_ps(_mm512_mul_ps(f, _mm512_sub_ps(tv[c], round)), u[j][c]);
-            e = _mm512_add_ps(e, d);
-        }
-        store16(&mut ln.e, e);
-        // The codes: the low byte of each lane, two vectors' at a time into 32 bytes.
-        for c in (0..V).step_by(2) {
-            let x = _mm512_castps_si512(tv[c]);
-            let y = _mm512_castps_si512(tv[c + 1]);
-            let b = _mm512_castsi512_si256(_mm512_permutex2var_epi8(x, low_bytes, y));
-            // SAFETY: o holds WBLOCK = 16 · V bytes; an unaligned store of 32 at 16 · c.
-            unsafe { _mm256_storeu_si256(o.as_mut_ptr().add(16 * c).cast(), b) };
-        }
-    }
+    Half { b: blk.b, h0, u, q }
 }
 
 /// The unsigned maxima of the 16 lanes of each of four vectors: vector j's in every lane of
