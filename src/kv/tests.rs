@@ -682,7 +682,7 @@ fn weights512_matches_the_plain_body() {
         return;
     }
     let mut rng = Rng(77);
-    let lens = (1..=WBLOCK).chain([65, 96, 127, 128, 3 * WBLOCK + 31, 3 * WBLOCK + 32, 320]);
+    let lens = (1..=WBLOCK).chain([65, 96, 127, 128, 3 * WBLOCK + 31, 3 * WBLOCK + 32, 320, 2567]);
     for (case, n) in lens.enumerate() {
         for heads in [1, 4, 6] {
             let kind = (case + heads) % 4;
@@ -698,13 +698,26 @@ fn weights512_matches_the_plain_body() {
             };
             let mut vs: Vec<[u16; 2]> =
                 (0..n).map(|_| [half(&mut rng, true), half(&mut rng, kind == 3)]).collect();
+            // Steps of magnitudes that differ from block to block (kind 0), so that the sums
+            // across blocks round and their orders show.
+            if kind == 0 {
+                for (i, p) in vs.iter_mut().enumerate() {
+                    let k = ((i / WBLOCK) * 7 % 17) as i32 - 8;
+                    p[1] = quant::f32_to_f16(quant::f16_to_f32(p[1]) * 2f32.powi(k));
+                }
+            }
             // A block of zero steps (a = 0 for every head).
             if kind == 3 && n > WBLOCK {
                 vs[WBLOCK..(2 * WBLOCK).min(n)].iter_mut().for_each(|p| p[1] = 0);
             }
             // Weights for weighted_v: either sign, magnitudes by case, a zero block.
             let mag = [1e-30f32, 1.0, 3e38, 1e3][case % 4];
-            let mut wv: Vec<f32> = (0..heads * n).map(|_| rng.normal().clamp(-1.0, 1.0) * mag).collect();
+            let mut wv: Vec<f32> = (0..heads * n)
+                .map(|i| {
+                    let k = ((i % n / WBLOCK) * 5 % 13) as i32 - 6;
+                    rng.normal().clamp(-1.0, 1.0) * mag * 2f32.powi(k)
+                })
+                .collect();
             let zb = case % (n.div_ceil(WBLOCK));
             wv[zb * WBLOCK..n.min((zb + 1) * WBLOCK)].fill(0.0);
             // Scores: spreads that underflow some exponentials, the largest per head, and a head
