@@ -659,9 +659,15 @@ fn weights_both(
         let ahead = &mut Plan::NONE.rust(0);
         if hand {
             // SAFETY: the caller checked weights512::available().
-            unsafe { weights512::v_weights3(args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead) };
+            unsafe {
+                weights512::v_weights3(
+                    args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead,
+                )
+            };
         } else {
-            v_weights3_wide(args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead);
+            v_weights3_wide(
+                args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead,
+            );
         }
         let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         (q, bits(&f), bits(&base), bits(&z))
@@ -682,7 +688,16 @@ fn weights512_matches_the_plain_body() {
         return;
     }
     let mut rng = Rng(77);
-    let lens = (1..=WBLOCK).chain([65, 96, 127, 128, 3 * WBLOCK + 31, 3 * WBLOCK + 32, 320, 2567]);
+    let lens = (1..=WBLOCK).chain([
+        65,
+        96,
+        127,
+        128,
+        3 * WBLOCK + 31,
+        3 * WBLOCK + 32,
+        320,
+        2567,
+    ]);
     for (case, n) in lens.enumerate() {
         for heads in [1, 4, 6] {
             let kind = (case + heads) % 4;
@@ -696,8 +711,9 @@ fn weights512_matches_the_plain_body() {
                 };
                 sign | mag
             };
-            let mut vs: Vec<[u16; 2]> =
-                (0..n).map(|_| [half(&mut rng, true), half(&mut rng, kind == 3)]).collect();
+            let mut vs: Vec<[u16; 2]> = (0..n)
+                .map(|_| [half(&mut rng, true), half(&mut rng, kind == 3)])
+                .collect();
             // Steps of magnitudes that differ from block to block (kind 0), so that the sums
             // across blocks round and their orders show.
             if kind == 0 {
@@ -708,7 +724,9 @@ fn weights512_matches_the_plain_body() {
             }
             // A block of zero steps (a = 0 for every head).
             if kind == 3 && n > WBLOCK {
-                vs[WBLOCK..(2 * WBLOCK).min(n)].iter_mut().for_each(|p| p[1] = 0);
+                vs[WBLOCK..(2 * WBLOCK).min(n)]
+                    .iter_mut()
+                    .for_each(|p| p[1] = 0);
             }
             // Weights for weighted_v: either sign, magnitudes by case, a zero block.
             let mag = [1e-30f32, 1.0, 3e38, 1e3][case % 4];
@@ -725,12 +743,21 @@ fn weights512_matches_the_plain_body() {
             let sigma = [1.0f32, 30.0, 300.0, 5.0][case % 4];
             let sc: Vec<f32> = (0..heads * n).map(|_| rng.normal() * sigma - 7.0).collect();
             let mut mx: Vec<f32> = (0..heads)
-                .map(|h| sc[h * n..][..n].iter().copied().fold(f32::NEG_INFINITY, f32::max))
+                .map(|h| {
+                    sc[h * n..][..n]
+                        .iter()
+                        .copied()
+                        .fold(f32::NEG_INFINITY, f32::max)
+                })
                 .collect();
             mx[heads - 1] += 200.0;
             for (w, m) in [(&wv, None), (&sc, Some(&mx[..]))] {
                 let [hand, plain] = weights_both(w, n, &vs, m, heads);
-                assert!(hand == plain, "n {n}, heads {heads}, kind {kind}, mx {}", m.is_some());
+                assert!(
+                    hand == plain,
+                    "n {n}, heads {heads}, kind {kind}, mx {}",
+                    m.is_some()
+                );
             }
         }
     }
@@ -750,34 +777,51 @@ fn weights512_timing() {
     let nb = n.div_ceil(WBLOCK);
     let mut rng = Rng(5);
     let vs: Vec<[u16; 2]> = (0..n)
-        .map(|_| [quant::f32_to_f16(rng.normal()), quant::f32_to_f16(rng.u() * 0.3)])
+        .map(|_| {
+            [
+                quant::f32_to_f16(rng.normal()),
+                quant::f32_to_f16(rng.u() * 0.3),
+            ]
+        })
         .collect();
     let sc: Vec<f32> = (0..heads * n).map(|_| rng.normal() * 3.0).collect();
     let mx: Vec<f32> = (0..heads)
-        .map(|h| sc[h * n..][..n].iter().copied().fold(f32::NEG_INFINITY, f32::max))
+        .map(|h| {
+            sc[h * n..][..n]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max)
+        })
         .collect();
     let (mut q, mut f) = (vec![0i8; heads * WBLOCK * nb], vec![0.0f32; heads * nb]);
     let (mut base, mut z) = (vec![0.0f32; heads], vec![0.0f32; heads]);
     for m in [Some(&mx[..]), None] {
-    let mut ts = [Vec::new(), Vec::new()];
-    for _ in 0..2000 {
-        for (hand, t) in ts.iter_mut().enumerate() {
-            let t0 = std::time::Instant::now();
-            let ahead = &mut Plan::NONE.rust(0);
-            if hand == 1 {
-                // SAFETY: checked above.
-                unsafe {
-                    weights512::v_weights3(&mut q, &mut f, &sc, n, &vs, m, &mut base, &mut z, ahead)
-                };
-            } else {
-                v_weights3_wide(&mut q, &mut f, &sc, n, &vs, m, &mut base, &mut z, ahead);
+        let mut ts = [Vec::new(), Vec::new()];
+        for _ in 0..2000 {
+            for (hand, t) in ts.iter_mut().enumerate() {
+                let t0 = std::time::Instant::now();
+                let ahead = &mut Plan::NONE.rust(0);
+                if hand == 1 {
+                    // SAFETY: checked above.
+                    unsafe {
+                        weights512::v_weights3(
+                            &mut q, &mut f, &sc, n, &vs, m, &mut base, &mut z, ahead,
+                        )
+                    };
+                } else {
+                    v_weights3_wide(&mut q, &mut f, &sc, n, &vs, m, &mut base, &mut z, ahead);
+                }
+                t.push(t0.elapsed().as_secs_f64() * 1e6);
             }
-            t.push(t0.elapsed().as_secs_f64() * 1e6);
         }
-    }
-    for (name, t) in ["plain", "hand"].iter().zip(&mut ts) {
-        t.sort_by(f64::total_cmp);
-        println!("{name}, mx {}: median {:.2} µs, min {:.2} µs", m.is_some(), t[t.len() / 2], t[0]);
-    }
+        for (name, t) in ["plain", "hand"].iter().zip(&mut ts) {
+            t.sort_by(f64::total_cmp);
+            println!(
+                "{name}, mx {}: median {:.2} µs, min {:.2} µs",
+                m.is_some(),
+                t[t.len() / 2],
+                t[0]
+            );
+        }
     }
 }

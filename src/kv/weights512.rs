@@ -2,11 +2,14 @@
 //! plain body ([`super::v_weights3_wide`]), with every operation of `docs/FORMATS.md` §8 in
 //! the same order (the exponential's fused steps, the unfused products and sums, the lanes).
 //! Why by hand: compiled from the plain loops, the pass kept the running lanes and `u_t` in
-//! memory, reloaded its constants every block and reduced each head's block maximum alone with
-//! scalar shuffles (`perf annotate`, 2026-11-28). Here a whole block of up to
-//! [`HEADS_TOGETHER`] heads stays in registers (four vectors a head), the heads' block maxima
-//! are reduced together (one transposing tree for four heads) and their two divisions are one
-//! vector division. A last block shorter than [`WBLOCK`] takes the plain per-block code
+//! memory, reloaded its constants every block, reduced each head's block maximum alone with
+//! scalar shuffles, converted the fp16 scales into an array it then loaded back, and waited
+//! on each block's divisions (`perf annotate`, 2026-11-28). Here a whole block of up to
+//! [`HEADS_TOGETHER`] heads is taken in registers (four vectors a head), two heads'
+//! exponentials step by step side by side, the heads' block maxima are reduced together (one
+//! transposing tree for four heads) and their divisions are one vector division, and a block's
+//! second half (codes, factors, rounding errors) is issued after the next block's first half.
+//! A last block shorter than [`WBLOCK`] takes the plain per-block code
 //! ([`super::weights_group`]): once per call.
 
 use std::arch::x86_64::*;
@@ -38,11 +41,16 @@ pub(super) fn v_weights3(
 ) {
     let nb = vs.len().div_ceil(WBLOCK);
     let mut lanes = vec![Lanes::EMPTY; base.len()];
-    // Per group of heads, the first half of its last whole block, whose second half waits
-    // until the next block's first half is issued: the division between them, and the
-    // reduction before it, then overlap that work instead of stalling the block.
-    // Two slots per group: block b's first half in slot b mod 2.
-    let mut halves = vec![[Half::EMPTY; 2]; base.len().div_ceil(HEADS_TOGETHER)];
+    // Per group of heads, the first half of each whole block, whose second half waits until
+    // the next block's first half is issued: the reduction and the division between the two
+    // halves then overlap that work instead of stalling the block. Block b's in slot b mod 2.
+    let empty = Half {
+        b: 0,
+        h0: 0,
+        u: [[_mm512_setzero_ps(); V]; HEADS_TOGETHER],
+        q: _mm512_setzero_ps(),
+    };
+    let mut halves = vec![[empty; 2]; base.len().div_ceil(HEADS_TOGETHER)];
     for (b, rows) in vs.chunks(WBLOCK).enumerate() {
         ahead.iter_mut().for_each(Ahead::step);
         let blk = WeightsBlock {
@@ -58,8 +66,8 @@ pub(super) fn v_weights3(
         if let Ok(rows) = <&[[u16; 2]; WBLOCK]>::try_from(rows) {
             let scales = scales64(rows);
             for (g, lanes) in lanes.chunks_mut(HEADS_TOGETHER).enumerate() {
-                let [h, prev] = halves[g].each_mut().map(|x| x);
-                let (cur, prev) = if b % 2 == 0 { (h, prev) } else { (prev, h) };
+                let [even, odd] = &mut halves[g];
+                let (cur, prev) = if b % 2 == 0 { (even, odd) } else { (odd, even) };
                 *cur = first_half(&blk, scales, g * HEADS_TOGETHER, lanes);
                 if b > 0 {
                     second_half(blk.w8, blk.fs, nb, prev, lanes);
@@ -105,6 +113,7 @@ type Scales = ([__m512; V], [__m512; V]);
 fn scales64(rows: &[[u16; 2]; WBLOCK]) -> Scales {
     // Bytes 4i, 4i + 1 (the minimum of pair i of the two tables) for i in 0 .. 32; + 2 for
     // the steps.
+    #[rustfmt::skip]
     let mins = _mm512_set_epi32(
         0x7d7c_7978, 0x7574_7170, 0x6d6c_6968, 0x6564_6160,
         0x5d5c_5958, 0x5554_5150, 0x4d4c_4948, 0x4544_4140,
@@ -157,12 +166,6 @@ struct Half {
     h0: usize,
     u: [[__m512; V]; HEADS_TOGETHER],
     q: __m512,
-}
-
-impl Half {
-    /// A slot not yet written.
-    // SAFETY: all-zero bytes are valid integers and vectors.
-    const EMPTY: Half = unsafe { std::mem::zeroed() };
 }
 
 /// The first half of [`super::weights_group`] for a whole block (`blk.k == WBLOCK`) and the
