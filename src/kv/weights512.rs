@@ -89,7 +89,7 @@ pub(super) fn v_weights3(
         }
     }
     // The last block's second halves, when it is whole.
-    if vs.len() % WBLOCK == 0 && nb > 0 {
+    if vs.len().is_multiple_of(WBLOCK) && nb > 0 {
         flush(&halves, (nb - 1) % 2, &mut lanes, w8, fs, nb);
     }
     for ((ln, bs), zs) in lanes.iter().zip(base).zip(z) {
