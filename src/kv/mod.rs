@@ -71,6 +71,8 @@ macro_rules! wide_fn {
 mod ahead;
 pub(crate) mod quant;
 pub(crate) mod scalar;
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+mod weights512;
 
 use quant::{f16_to_f32, quantize_row, Blocks3, Rotation};
 pub(crate) use quant::{KBLOCK, VBLOCK};
@@ -1209,6 +1211,26 @@ struct Lanes {
     e: [f32; 16],
 }
 
+impl Lanes {
+    /// No term yet. Sums of no term start at -0.0, as `Iterator::sum` does: the tails' order
+    /// is its.
+    const EMPTY: Lanes = Lanes {
+        z: [0.0; LANES],
+        b: [0.0; LANES],
+        zt: -0.0,
+        bt: -0.0,
+        e: [0.0; 16],
+    };
+
+    /// The lanes reduced in the orders of `docs/FORMATS.md` §8: adds `Σ p_t · m_t − 3.5 · E`
+    /// to `base` and `Σ p_t` to `z`.
+    #[inline(always)]
+    fn finish(&self, base: &mut f32, z: &mut f32) {
+        *base += (self.b.iter().sum::<f32>() + self.bt) - 3.5 * self.e.iter().sum::<f32>();
+        *z += self.z.iter().sum::<f32>() + self.zt;
+    }
+}
+
 /// Query heads whose blocks [`v_weights3`] takes together: each block's chain (exponentials,
 /// maximum, the two divisions, quantization) is serial, so the first halves of several heads
 /// come before their second halves, and the chains overlap instead of waiting on each other.
@@ -1219,18 +1241,40 @@ const HEADS_TOGETHER: usize = 4;
 /// passes' time in cache (`perf record` of `kv_step`, 2026-11-28, AVX-512).
 const V_DOT: usize = 80;
 
+/// The int8 V weights of one KV head's query heads over its 3-bit positions
+/// (`docs/FORMATS.md` §8), a block of [`WBLOCK`] positions at a time while the block is in L1
+/// (its V scales converted once for every head). Head `r`'s weights `p_t` are `w[r · ws + t]`,
+/// or with `mx` their exponentials `E(w − mx[r])`; per block, `u_t = p_t · s_t`, `a` the
+/// largest `|u_t|`, `f = a / 127`, `w8_t = round_half_even(u_t · (127 / a))` (all 0 when
+/// `a = 0`) into `w8[r · 64 · nb + t]` (zero past the last position), `f` into `fs[r · nb + b]`.
+/// Adds `Σ_t p_t · m_t − 3.5 · Σ_t (f · w8_t − u_t)` to `base[r]` and `Σ_t p_t` to `z[r]`.
+/// `ahead` steps once per block (a prefetch of what comes next). With AVX-512 the body written
+/// with intrinsics ([`weights512`]), else [`v_weights3_wide`]: the same bits.
+#[allow(clippy::too_many_arguments)]
+fn v_weights3(
+    w8: &mut [i8],
+    fs: &mut [f32],
+    w: &[f32],
+    ws: usize,
+    vs: &[[u16; 2]],
+    mx: Option<&[f32]>,
+    base: &mut [f32],
+    z: &mut [f32],
+    ahead: &mut [Ahead; 2],
+) {
+    // (Not under Miri, which does not run every intrinsic.)
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if weights512::available() {
+        // SAFETY: the CPU has what weights512 needs.
+        return unsafe { weights512::v_weights3(w8, fs, w, ws, vs, mx, base, z, ahead) };
+    }
+    v_weights3_wide(w8, fs, w, ws, vs, mx, base, z, ahead)
+}
+
 wide_fn! {
-    /// The int8 V weights of one KV head's query heads over its 3-bit positions
-    /// (`docs/FORMATS.md` §8), a block of [`WBLOCK`] positions at a time while the block is in
-    /// L1 (its V scales converted once for every head). Head `r`'s weights `p_t` are
-    /// `w[r · ws + t]`, or with `mx` their exponentials `E(w − mx[r])`; per block,
-    /// `u_t = p_t · s_t`, `a` the largest `|u_t|`, `f = a / 127`, `w8_t = round_half_even(u_t ·
-    /// (127 / a))` (all 0 when `a = 0`) into `w8[r · 64 · nb + t]` (zero past the last
-    /// position), `f` into `fs[r · nb + b]`. Adds `Σ_t p_t · m_t − 3.5 · Σ_t (f · w8_t − u_t)`
-    /// to `base[r]` and `Σ_t p_t` to `z[r]`. `ahead` steps once per block (a prefetch of what
-    /// comes next).
+    /// [`v_weights3`] in plain Rust, compiled for the widest vectors the CPU has.
     #[allow(clippy::too_many_arguments)]
-    fn v_weights3(
+    fn v_weights3_wide(
         w8: &mut [i8],
         fs: &mut [f32],
         w: &[f32],
@@ -1242,48 +1286,77 @@ wide_fn! {
         ahead: &mut [Ahead; 2],
     ) {
         let nb = vs.len().div_ceil(WBLOCK);
-        let ratio = base.len();
-        // Sums of no term start at -0.0, as `Iterator::sum` does: the tails' order is its.
-        let mut lanes = vec![
-            Lanes { z: [0.0; LANES], b: [0.0; LANES], zt: -0.0, bt: -0.0, e: [0.0; 16] };
-            ratio
-        ];
-        let mut u = [[0.0f32; WBLOCK]; HEADS_TOGETHER];
-        let mut a = [0.0f32; HEADS_TOGETHER];
-        // The last block is padded with weight 0 (below) and scale 0.
+        let mut lanes = vec![Lanes::EMPTY; base.len()];
+        // The last block is padded with weight 0 (weights_group) and scale 0.
         let mut blocks = ScaleBlocks::new(vs);
         while let Some((b, k)) = blocks.advance() {
             ahead.iter_mut().for_each(Ahead::step);
-            let (t, (ms, ss)) = (b * WBLOCK, blocks.get(b));
-            for h0 in (0..ratio).step_by(HEADS_TOGETHER) {
-                let hn = (ratio - h0).min(HEADS_TOGETHER);
-                // First every head's u_t and block maximum, then every head's weights.
-                for j in 0..hn {
-                    let r = h0 + j;
-                    let wb = &w[r * ws + t..][..k];
-                    let m = mx.map(|m| m[r]);
-                    a[j] = if let Ok(wb) = <&[f32; WBLOCK]>::try_from(wb) {
-                        // A whole block: fixed sizes, so the loops unroll and have no tails.
-                        weights_block(&mut u[j], &mut lanes[r], wb, WBLOCK, m, ms, ss)
-                    } else {
-                        let mut x = [0.0f32; WBLOCK];
-                        x[..k].copy_from_slice(wb);
-                        weights_block(&mut u[j], &mut lanes[r], &x, k, m, ms, ss)
-                    };
-                }
-                for j in 0..hn {
-                    let r = h0 + j;
-                    let o: &mut [i8; WBLOCK] = (&mut w8[(r * nb + b) * WBLOCK..][..WBLOCK])
-                        .try_into()
-                        .expect("a block");
-                    fs[r * nb + b] = quantize_u(o, &u[j], a[j], &mut lanes[r].e);
-                }
+            let mut blk = WeightsBlock {
+                w8: &mut *w8,
+                fs: &mut *fs,
+                w,
+                ws,
+                nb,
+                b,
+                k,
+                mx,
+            };
+            for h0 in (0..lanes.len()).step_by(HEADS_TOGETHER) {
+                let hn = (lanes.len() - h0).min(HEADS_TOGETHER);
+                weights_group(&mut blk, blocks.get(b), h0, &mut lanes[h0..h0 + hn]);
             }
         }
         for ((ln, bs), zs) in lanes.iter().zip(base).zip(z) {
-            *bs += (ln.b.iter().sum::<f32>() + ln.bt) - 3.5 * ln.e.iter().sum::<f32>();
-            *zs += ln.z.iter().sum::<f32>() + ln.zt;
+            ln.finish(bs, zs);
         }
+    }
+}
+
+/// One block of [`v_weights3`] for every head: its outputs and inputs.
+struct WeightsBlock<'a, 'b> {
+    w8: &'b mut [i8],
+    fs: &'b mut [f32],
+    w: &'a [f32],
+    ws: usize,
+    /// Blocks in all, this block's index and length (`1 ..= WBLOCK`).
+    nb: usize,
+    b: usize,
+    k: usize,
+    mx: Option<&'a [f32]>,
+}
+
+/// Heads `h0 .. h0 + lanes.len()` (at most [`HEADS_TOGETHER`]) of one block of
+/// [`v_weights3`] in plain Rust, the block's minima and steps `(ms, ss)` 0 past its end: first
+/// every head's `u_t` and block maximum, then every head's weights.
+#[inline(always)]
+fn weights_group(
+    blk: &mut WeightsBlock,
+    (ms, ss): (&[f32; WBLOCK], &[f32; WBLOCK]),
+    h0: usize,
+    lanes: &mut [Lanes],
+) {
+    let mut u = [[0.0f32; WBLOCK]; HEADS_TOGETHER];
+    let mut a = [0.0f32; HEADS_TOGETHER];
+    let (t, k) = (blk.b * WBLOCK, blk.k);
+    for (j, ln) in lanes.iter_mut().enumerate() {
+        let r = h0 + j;
+        let wb = &blk.w[r * blk.ws + t..][..k];
+        let m = blk.mx.map(|m| m[r]);
+        a[j] = if let Ok(wb) = <&[f32; WBLOCK]>::try_from(wb) {
+            // A whole block: fixed sizes, so the loops unroll and have no tails.
+            weights_block(&mut u[j], ln, wb, WBLOCK, m, ms, ss)
+        } else {
+            let mut x = [0.0f32; WBLOCK];
+            x[..k].copy_from_slice(wb);
+            weights_block(&mut u[j], ln, &x, k, m, ms, ss)
+        };
+    }
+    for (j, ln) in lanes.iter_mut().enumerate() {
+        let i = (h0 + j) * blk.nb + blk.b;
+        let o: &mut [i8; WBLOCK] = (&mut blk.w8[i * WBLOCK..][..WBLOCK])
+            .try_into()
+            .expect("a block");
+        blk.fs[i] = quantize_u(o, &u[j], a[j], &mut ln.e);
     }
 }
 
@@ -1399,24 +1472,19 @@ fn max_f32(a: &[f32]) -> f32 {
     acc.iter().copied().fold(tail, big)
 }
 
-/// `e^x` for `x <= 0` (docs/FORMATS.md §8): `x = n·ln2 + r`, `|r| <= ln2/2`, `e^r` by its
-/// degree-7 Taylor polynomial, times `2^n`; below −87 the result is 0. Relative error under
-/// `2^-22`. Branch-free, so a loop of it vectorizes, unlike a call to libm's `expf`.
-#[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split (Cephes) so that n · LN2_HI is exact for the n that occur.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
-    let under = x < -87.0;
-    let x = x.max(-87.0);
-    let t = x.mul_add(LOG2E, ROUND);
-    let n = t - ROUND;
-    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
-    let mut p: f32 = 1.0 / 5040.0;
-    for c in [
+/// The constants of [`exp_nonpositive`] (and of its AVX-512 form in [`weights512`]).
+mod exp_consts {
+    /// Below it the exponential is 0.
+    pub(super) const EXP_MIN: f32 = -87.0;
+    pub(super) const LOG2E: f32 = std::f32::consts::LOG2_E;
+    /// ln 2 split (Cephes) so that n · LN2_HI is exact for the n that occur.
+    pub(super) const LN2_HI: f32 = 0.693_359_4;
+    pub(super) const LN2_LO: f32 = -2.121_944_4e-4;
+    /// Adding and subtracting 1.5 · 2^23 rounds to the nearest integer.
+    pub(super) const ROUND: f32 = 12_582_912.0;
+    /// The Taylor coefficients of `e^r`, highest degree first (Horner's order).
+    pub(super) const POLY: [f32; 8] = [
+        1.0 / 5040.0,
         1.0 / 720.0,
         1.0 / 120.0,
         1.0 / 24.0,
@@ -1424,7 +1492,22 @@ fn exp_nonpositive(x: f32) -> f32 {
         0.5,
         1.0,
         1.0,
-    ] {
+    ];
+}
+
+/// `e^x` for `x <= 0` (docs/FORMATS.md §8): `x = n·ln2 + r`, `|r| <= ln2/2`, `e^r` by its
+/// degree-7 Taylor polynomial, times `2^n`; below −87 the result is 0. Relative error under
+/// `2^-22`. Branch-free, so a loop of it vectorizes, unlike a call to libm's `expf`.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    use exp_consts::*;
+    let under = x < EXP_MIN;
+    let x = x.max(EXP_MIN);
+    let t = x.mul_add(LOG2E, ROUND);
+    let n = t - ROUND;
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
+    let mut p = POLY[0];
+    for &c in &POLY[1..] {
         p = p.mul_add(r, c);
     }
     // 2^n · p, exactly: n is in -126 ..= 0 and p in [0.70, 1.42] (|r| <= ln2/2 + ε), and

@@ -763,3 +763,190 @@ fn fused_scores_match_dot_and_scores() {
         }
     }
 }
+
+/// One call of each body of [`v_weights3`]: the hand-written AVX-512 one and the plain one,
+/// on the same inputs; returns both results (codes, factor bits, base and z bits).
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[allow(clippy::type_complexity)]
+fn weights_both(
+    w: &[f32],
+    n: usize,
+    vs: &[[u16; 2]],
+    mx: Option<&[f32]>,
+    heads: usize,
+) -> [(Vec<i8>, Vec<u32>, Vec<u32>, Vec<u32>); 2] {
+    let nb = n.div_ceil(WBLOCK);
+    let run = |hand: bool| {
+        let (mut q, mut f) = (vec![0x55i8; heads * WBLOCK * nb], vec![7.0f32; heads * nb]);
+        let mut base: Vec<f32> = (0..heads).map(|h| h as f32 * 0.5 - 1.0).collect();
+        let mut z: Vec<f32> = (0..heads).map(|h| h as f32 * 0.25).collect();
+        let args = (&mut q[..], &mut f[..], w, n, vs, mx);
+        let ahead = &mut Plan::NONE.rust(0);
+        if hand {
+            // SAFETY: the caller checked weights512::available().
+            unsafe {
+                weights512::v_weights3(
+                    args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead,
+                )
+            };
+        } else {
+            v_weights3_wide(
+                args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead,
+            );
+        }
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        (q, bits(&f), bits(&base), bits(&z))
+    };
+    [run(true), run(false)]
+}
+
+/// The AVX-512 body of [`v_weights3`] (`weights512.rs`) gives the plain body's bits: codes,
+/// factors, the constant terms and `Z`, on every length 1 ..= 64 and longer ones (ragged last
+/// blocks), 1, 4 and 6 heads (a group of four and a partial one), with and without `mx`, blocks
+/// with `a = 0` (zero weights, zero steps, every exponential under −87), fp16 subnormal and
+/// the largest steps, weights of either sign from 1e-30 to 3e38 (u_t = ±inf).
+#[test]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+fn weights512_matches_the_plain_body() {
+    if !weights512::available() {
+        eprintln!("no AVX-512 F, BW, DQ, VBMI here: weights512 not tested");
+        return;
+    }
+    let mut rng = Rng(77);
+    let lens = (1..=WBLOCK).chain([
+        65,
+        96,
+        127,
+        128,
+        3 * WBLOCK + 31,
+        3 * WBLOCK + 32,
+        320,
+        2567,
+    ]);
+    for (case, n) in lens.enumerate() {
+        for heads in [1, 4, 6] {
+            let kind = (case + heads) % 4;
+            let half = |rng: &mut Rng, neg: bool| -> u16 {
+                let sign = if neg && rng.u() < 0.3 { 0x8000 } else { 0 };
+                let mag = match kind {
+                    0 => quant::f32_to_f16(rng.normal().abs() * 0.3),
+                    1 => (rng.u() * 1023.0) as u16 + 1, // subnormal
+                    2 => 0x7bff - (rng.u() * 64.0) as u16, // near 65504
+                    _ => quant::f32_to_f16(rng.normal().abs() * 4.0),
+                };
+                sign | mag
+            };
+            let mut vs: Vec<[u16; 2]> = (0..n)
+                .map(|_| [half(&mut rng, true), half(&mut rng, kind == 3)])
+                .collect();
+            // Steps of magnitudes that differ from block to block (kind 0), so that the sums
+            // across blocks round and their orders show.
+            if kind == 0 {
+                for (i, p) in vs.iter_mut().enumerate() {
+                    let k = ((i / WBLOCK) * 7 % 17) as i32 - 8;
+                    p[1] = quant::f32_to_f16(quant::f16_to_f32(p[1]) * 2f32.powi(k));
+                }
+            }
+            // A block of zero steps (a = 0 for every head).
+            if kind == 3 && n > WBLOCK {
+                vs[WBLOCK..(2 * WBLOCK).min(n)]
+                    .iter_mut()
+                    .for_each(|p| p[1] = 0);
+            }
+            // Weights for weighted_v: either sign, magnitudes by case, a zero block.
+            let mag = [1e-30f32, 1.0, 3e38, 1e3][case % 4];
+            let mut wv: Vec<f32> = (0..heads * n)
+                .map(|i| {
+                    let k = ((i % n / WBLOCK) * 5 % 13) as i32 - 6;
+                    rng.normal().clamp(-1.0, 1.0) * mag * 2f32.powi(k)
+                })
+                .collect();
+            let zb = case % (n.div_ceil(WBLOCK));
+            wv[zb * WBLOCK..n.min((zb + 1) * WBLOCK)].fill(0.0);
+            // Scores: spreads that underflow some exponentials, the largest per head, and a head
+            // whose maximum is far above its scores (every exponential 0: a = 0).
+            let sigma = [1.0f32, 30.0, 300.0, 5.0][case % 4];
+            let sc: Vec<f32> = (0..heads * n).map(|_| rng.normal() * sigma - 7.0).collect();
+            let mut mx: Vec<f32> = (0..heads)
+                .map(|h| {
+                    sc[h * n..][..n]
+                        .iter()
+                        .copied()
+                        .fold(f32::NEG_INFINITY, f32::max)
+                })
+                .collect();
+            mx[heads - 1] += 200.0;
+            for (w, m) in [(&wv, None), (&sc, Some(&mx[..]))] {
+                let [hand, plain] = weights_both(w, n, &vs, m, heads);
+                assert!(
+                    hand == plain,
+                    "n {n}, heads {heads}, kind {kind}, mx {}",
+                    m.is_some()
+                );
+            }
+        }
+    }
+}
+
+/// Times the two bodies of [`v_weights3`] on one KV head's 4 query heads over 4096 positions,
+/// interleaved: `cargo test --release --lib kv::tests::weights512_timing -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "a timing, not a test"]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+fn weights512_timing() {
+    if !weights512::available() {
+        return;
+    }
+    let (heads, n) = (4, 4096usize);
+    let nb = n.div_ceil(WBLOCK);
+    let mut rng = Rng(5);
+    let vs: Vec<[u16; 2]> = (0..n)
+        .map(|_| {
+            [
+                quant::f32_to_f16(rng.normal()),
+                quant::f32_to_f16(rng.u() * 0.3),
+            ]
+        })
+        .collect();
+    let sc: Vec<f32> = (0..heads * n).map(|_| rng.normal() * 3.0).collect();
+    let mx: Vec<f32> = (0..heads)
+        .map(|h| {
+            sc[h * n..][..n]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max)
+        })
+        .collect();
+    let (mut q, mut f) = (vec![0i8; heads * WBLOCK * nb], vec![0.0f32; heads * nb]);
+    let (mut base, mut z) = (vec![0.0f32; heads], vec![0.0f32; heads]);
+    for m in [Some(&mx[..]), None] {
+        let mut ts = [Vec::new(), Vec::new()];
+        for _ in 0..2000 {
+            for (hand, t) in ts.iter_mut().enumerate() {
+                let t0 = std::time::Instant::now();
+                let ahead = &mut Plan::NONE.rust(0);
+                if hand == 1 {
+                    // SAFETY: checked above.
+                    unsafe {
+                        weights512::v_weights3(
+                            &mut q, &mut f, &sc, n, &vs, m, &mut base, &mut z, ahead,
+                        )
+                    };
+                } else {
+                    v_weights3_wide(&mut q, &mut f, &sc, n, &vs, m, &mut base, &mut z, ahead);
+                }
+                t.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        for (name, t) in ["plain", "hand"].iter().zip(&mut ts) {
+            t.sort_by(f64::total_cmp);
+            println!(
+                "{name}, mx {}: median {:.2} µs, min {:.2} µs",
+                m.is_some(),
+                t[t.len() / 2],
+                t[0]
+            );
+        }
+    }
+}
