@@ -102,57 +102,142 @@ static BITNET_ALWAYS_INLINE void dot_kblock(const uint8_t *blk, size_t cn, const
     for (int h = 0; h < nh; h++) res[h] = _mm512_add_epi32(acc[2 * h], acc[2 * h + 1]);
 }
 
+/* The fused kernel's scores (bitnet_kv3_scores_avx512vbmi; NULL in the plain dot): the K
+ * scales of the run's positions (fp16 (m, s) pairs, m the low half of each 32-bit pair), and
+ * per head of the call's group of up to four, Σq̃ as f32, the factor, the lane maxima. */
+typedef struct {
+    const uint16_t *ks;
+    __m512 sum[4], fac[4], mx[4];
+} scoring;
+
+/* The 16 (m, s) pairs in x as f32: a vpermw puts the 16 m halves in the low 256 bits and the
+ * 16 s halves in the high ones, and vcvtph2ps (AVX-512F, exact for every finite fp16,
+ * subnormals included) widens each. */
+static inline void scales_f32(__m512i x, __m512 *m, __m512 *s) {
+    static const uint16_t order[32] = {0,  2,  4,  6,  8,  10, 12, 14, 16, 18, 20,
+                                       22, 24, 26, 28, 30, 1,  3,  5,  7,  9,  11,
+                                       13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+    const __m512i idx = _mm512_loadu_si512(order);
+    const __m512i y = _mm512_permutexvar_epi16(idx, x);
+    *m = _mm512_cvtph_ps(_mm512_castsi512_si256(y));
+    *s = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(y, 1));
+}
+
+/* score = (m * Σq̃ + s * D) * factor per lane (docs/FORMATS.md §8), rounded after each
+ * operation as the Rust reference (`score` in src/kv/mod.rs) is: the add has an explicit
+ * round-to-nearest (embedded rounding: the value of a plain vaddps under the default MXCSR),
+ * which no compiler can contract with a product into an FMA. A plain _mm512_add_ps after
+ * _mm512_mul_ps is contracted by GCC under -ffp-contract=fast, its default in GNU C modes
+ * (measured, GCC 12: every add of this function became a vfmadd; build.rs's -std=c11 turns
+ * it off, a build with other flags might not), and an FMA rounds once instead of twice,
+ * which kv::tests::fused_scores_match_dot_and_scores detects. The product by the factor has
+ * no add after it. One form for every compiler, with or without inline assembly. */
+static inline __m512 score16(__m512i d, __m512 m, __m512 s, __m512 sum, __m512 fac) {
+    const __m512 a = _mm512_mul_ps(m, sum), b = _mm512_mul_ps(s, _mm512_cvtepi32_ps(d));
+    return _mm512_mul_ps(_mm512_add_round_ps(a, b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                         fac);
+}
+
 /* The blocks of positions first .. first + n - 1 by NH heads, chunks c0 .. c0 + cn - 1: each
- * head's 16 sums stored into its run (added when c0 > 0, a later slice); the partial first
- * and last blocks compress their lanes to the run's positions and store under a mask. */
+ * head's 16 sums stored into its run (out + h * os; added when c0 > 0, a later slice); the
+ * partial first and last blocks compress their lanes to the run's positions and store under a
+ * mask. With sc (the fused kernel), the last slice (c0 + cn = all chunks) turns the sums into
+ * scores in the register and stores those (f32, into the same run, which held the earlier
+ * slices' int32 partial sums), each head's lane maximum kept in sc->mx. nx: the next streams
+ * (two with sc, else one), a step per block of the first slice. */
 static BITNET_ALWAYS_INLINE void dot_blocks(const uint8_t *blocks, size_t bb, size_t first,
-                                            size_t n, size_t c0, size_t cn, const int32_t *qd,
-                                            int nh, const unpacker *u, int32_t *out, int pf,
-                                            bitnet_kv_next *nx) {
+                                            size_t n, size_t c0, size_t cn, int last,
+                                            const int32_t *qd, int nh, const unpacker *u,
+                                            int32_t *out, size_t os, int pf, bitnet_kv_next *nx,
+                                            scoring *sc) {
     for (size_t b = first / 16; 16 * b < first + n; b++) {
         const uint8_t *blk = blocks + b * bb;
-        /* The block ahead and a block's share of the next stream (prefetch.h), in the first
+        /* The block ahead and a block's share of the next streams (prefetch.h), in the first
          * slice's pass. */
         if (c0 == 0) {
             BITNET_KV_PREFETCH(pf, blk, bb);
-            if (nx) bitnet_kv_next_step(nx);
+            if (nx) {
+                bitnet_kv_next_step(nx);
+                if (sc) bitnet_kv_next_step(nx + 1);
+            }
         }
         __m512i res[4];
         dot_kblock(blk + CB * c0, cn, qd, nh, u, res);
         const size_t lo = 16 * b < first ? first - 16 * b : 0;
         const size_t hi = first + n - 16 * b < 16 ? first + n - 16 * b : 16;
-        int32_t *o = out + (16 * b + lo - first);
+        const size_t t = 16 * b + lo - first; /* the run's index of the first lane stored */
+        int32_t *o = out + t;
         if (lo == 0 && hi == 16) {
-            for (int h = 0; h < nh; h++) {
-                __m512i v = res[h];
-                if (c0) v = _mm512_add_epi32(v, _mm512_loadu_si512(o + h * n));
-                _mm512_storeu_si512(o + h * n, v);
+            if (sc && last) {
+                __m512 m, s;
+                scales_f32(_mm512_loadu_si512(sc->ks + 2 * t), &m, &s);
+                for (int h = 0; h < nh; h++) {
+                    __m512i v = res[h];
+                    if (c0) v = _mm512_add_epi32(v, _mm512_loadu_si512(o + h * os));
+                    const __m512 x = score16(v, m, s, sc->sum[h], sc->fac[h]);
+                    _mm512_storeu_ps((float *)(o + h * os), x);
+                    sc->mx[h] = _mm512_max_ps(sc->mx[h], x);
+                }
+            } else {
+                for (int h = 0; h < nh; h++) {
+                    __m512i v = res[h];
+                    if (c0) v = _mm512_add_epi32(v, _mm512_loadu_si512(o + h * os));
+                    _mm512_storeu_si512(o + h * os, v);
+                }
             }
         } else {
             const __mmask16 lanes = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
             const __mmask16 k = (__mmask16)((1u << (hi - lo)) - 1);
+            __m512 m, s;
+            if (sc && last) scales_f32(_mm512_maskz_loadu_epi32(k, sc->ks + 2 * t), &m, &s);
             for (int h = 0; h < nh; h++) {
                 __m512i v = _mm512_maskz_compress_epi32(lanes, res[h]);
-                if (c0) v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(k, o + h * n));
-                _mm512_mask_storeu_epi32(o + h * n, k, v);
+                if (c0) v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(k, o + h * os));
+                if (sc && last) {
+                    const __m512 x = score16(v, m, s, sc->sum[h], sc->fac[h]);
+                    _mm512_mask_storeu_ps((float *)(o + h * os), k, x);
+                    sc->mx[h] = _mm512_mask_max_ps(sc->mx[h], k, sc->mx[h], x);
+                } else {
+                    _mm512_mask_storeu_epi32(o + h * os, k, v);
+                }
             }
         }
     }
 }
 
-void bitnet_kv3_dot_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, size_t groups,
-                               const int16_t *q, size_t qs, size_t nq, int32_t *out,
-                               const uint8_t *next, size_t next_len) {
+/* The dot (sc NULL: int32 sums into out, runs n apart) or the fused scores (sc: f32 scores
+ * into out, runs os apart, maxima into mx); next: the next streams (prefetch.h), one for the
+ * dot, two for the scores. */
+static BITNET_ALWAYS_INLINE void dot_or_scores(const uint8_t *blocks, size_t first, size_t n,
+                                               size_t groups, const int16_t *q, size_t qs,
+                                               size_t nq, int32_t *out, size_t os,
+                                               const uint16_t *ks, const int32_t *sum,
+                                               const float *fac, float *mx,
+                                               const uint8_t *const next[2],
+                                               const size_t next_len[2], int fused) {
     const unpacker u = unpacker_new();
     const int pf = bitnet_x86_prefetch_on();
     const size_t chunks = 2 * groups, bb = CB * chunks;
-    /* The next stream, a step per block of the first pass (h0 = 0, c0 = 0). */
-    bitnet_kv_next nx = bitnet_kv_next_new(pf, next, next_len, (first + n - 1) / 16 - first / 16 + 1);
+    /* The next streams, a step per block of the first pass (h0 = 0, c0 = 0). */
+    const size_t steps = (first + n - 1) / 16 - first / 16 + 1;
+    bitnet_kv_next nx[2];
+    for (int i = 0; i < 1 + fused; i++) nx[i] = bitnet_kv_next_new(pf, next[i], next_len[i], steps);
     int32_t qd[4 * QSLICE];
     for (size_t h0 = 0; h0 < nq; h0 += 4) {
         const size_t nh = nq - h0 < 4 ? nq - h0 : 4;
+        scoring scb, *sc = NULL;
+        if (fused) {
+            sc = &scb;
+            sc->ks = ks;
+            for (size_t h = 0; h < nh; h++) {
+                sc->sum[h] = _mm512_set1_ps((float)sum[h0 + h]);
+                sc->fac[h] = _mm512_set1_ps(fac[h0 + h]);
+                sc->mx[h] = _mm512_castsi512_ps(_mm512_set1_epi32((int)0xff800000)); /* -inf */
+            }
+        }
         for (size_t c0 = 0; c0 < chunks; c0 += QSLICE) {
             const size_t cn = chunks - c0 < QSLICE ? chunks - c0 : QSLICE;
+            const int last = c0 + cn == chunks;
             /* q as int8, 32 values (8 quads) at a time: q holds qs >= 8 * round_up(groups, 8)
              * values, zero from 8 * groups on, and QSLICE is a multiple of 8. */
             for (size_t h = 0; h < nh; h++)
@@ -160,15 +245,55 @@ void bitnet_kv3_dot_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, si
                     _mm256_storeu_si256(
                         (__m256i *)(qd + h * QSLICE + j),
                         _mm512_cvtepi16_epi8(_mm512_loadu_si512(q + (h0 + h) * qs + 4 * (c0 + j))));
-            int32_t *o = out + h0 * n;
+            int32_t *o = out + h0 * os;
+            bitnet_kv_next *x = h0 ? NULL : nx;
+            const int p = pf && h0 == 0;
             switch (nh) {
-            case 1: dot_blocks(blocks, bb, first, n, c0, cn, qd, 1, &u, o, pf && h0 == 0, h0 ? NULL : &nx); break;
-            case 2: dot_blocks(blocks, bb, first, n, c0, cn, qd, 2, &u, o, pf && h0 == 0, h0 ? NULL : &nx); break;
-            case 3: dot_blocks(blocks, bb, first, n, c0, cn, qd, 3, &u, o, pf && h0 == 0, h0 ? NULL : &nx); break;
-            default: dot_blocks(blocks, bb, first, n, c0, cn, qd, 4, &u, o, pf && h0 == 0, h0 ? NULL : &nx); break;
+            case 1: dot_blocks(blocks, bb, first, n, c0, cn, last, qd, 1, &u, o, os, p, x, sc); break;
+            case 2: dot_blocks(blocks, bb, first, n, c0, cn, last, qd, 2, &u, o, os, p, x, sc); break;
+            case 3: dot_blocks(blocks, bb, first, n, c0, cn, last, qd, 3, &u, o, os, p, x, sc); break;
+            default: dot_blocks(blocks, bb, first, n, c0, cn, last, qd, 4, &u, o, os, p, x, sc); break;
             }
         }
+        /* Each head's maximum: its lanes', then the caller's. vmaxps returns its second
+         * operand when both are zeros, so a maximum of 0 may come out as -0 where the order of
+         * the scalar reference (order keys, -0 below +0) gives +0, or the reverse. That cannot
+         * change a result: the maximum M only enters attention as E(x - M) over the head's
+         * scores x (docs/FORMATS.md §8), where x - (+0) and x - (-0) are the same value for
+         * every x but a zero, and for a zero both are zeros, whose E is 1 either way
+         * (n = 0, r = fma(-0, C2, fma(-0, C1, ±0)) = ±0, each Horner step fma(p, ±0, c) = c,
+         * no sign reaches a non-zero value); `scores` returns no maximum. Scores are never NaN
+         * (finite scales, factor and integers). */
+        if (fused)
+            for (size_t h = 0; h < nh; h++) {
+                float l[16];
+                _mm512_storeu_ps(l, sc->mx[h]);
+                float v = mx[h0 + h];
+                for (int i = 0; i < 16; i++) v = l[i] > v ? l[i] : v;
+                mx[h0 + h] = v;
+            }
     }
+}
+
+void bitnet_kv3_dot_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, size_t groups,
+                               const int16_t *q, size_t qs, size_t nq, int32_t *out,
+                               const uint8_t *next, size_t next_len) {
+    const uint8_t *const nx[2] = {next, NULL};
+    const size_t nl[2] = {next_len, 0};
+    dot_or_scores(blocks, first, n, groups, q, qs, nq, out, n, NULL, NULL, NULL, NULL, nx, nl, 0);
+}
+
+void bitnet_kv3_scores_avx512vbmi(const uint8_t *blocks, size_t first, size_t n, size_t groups,
+                                  const int16_t *q, size_t qs, size_t nq, const uint16_t *ks,
+                                  const int32_t *sum, const float *fac, float *out, size_t os,
+                                  float *mx, const uint8_t *next, size_t next_len,
+                                  const uint8_t *next2, size_t next2_len) {
+    const uint8_t *const nx[2] = {next, next2};
+    const size_t nl[2] = {next_len, next2_len};
+    /* The run's int32 partial sums (d > 512: several slices) live in out until the last slice
+     * makes them scores: same size, and the intrinsics' loads and stores may alias. */
+    dot_or_scores(blocks, first, n, groups, q, qs, nq, (int32_t *)out, os, ks, sum, fac, mx, nx,
+                  nl, 1);
 }
 
 /* Tokens a weight block (BITNET_KV_WBLOCK, kernels.h): the int8 weights of each block share one

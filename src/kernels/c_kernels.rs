@@ -93,10 +93,12 @@ macro_rules! c_kernels {
 }
 
 /// One row per 3-bit KV-cache kernel file (`kernels/*/kv3_<isa>.c`): declares its two entry
-/// points with the registry's [`super::RawKvDot`] / [`super::RawKvWsum`] signatures and a
+/// points with the registry's [`super::RawKvDot`] / [`super::RawKvWsum`] signatures (and,
+/// after `scores`, its fused dot and scores, [`super::RawKvScores`]) and a
 /// `const NAME: Option<KvKernels>`, `None` when `build.rs` did not compile the file.
 macro_rules! kv_kernels {
-    ($($konst:ident : $cfg:ident => $dot:ident, $wsum:ident if $avail:path;)*) => {$(
+    ($($konst:ident : $cfg:ident => $dot:ident, $wsum:ident $(, scores $scores:ident)?
+       if $avail:path;)*) => {$(
         #[cfg($cfg)]
         extern "C" {
             fn $dot(
@@ -124,14 +126,38 @@ macro_rules! kv_kernels {
                 next: *const u8,
                 next_len: usize,
             );
+            $(
+            fn $scores(
+                blocks: *const u8,
+                first: usize,
+                n: usize,
+                groups: usize,
+                q: *const i16,
+                qs: usize,
+                nq: usize,
+                ks: *const u16,
+                sum: *const i32,
+                fac: *const f32,
+                out: *mut f32,
+                os: usize,
+                mx: *mut f32,
+                next: *const u8,
+                next_len: usize,
+                next2: *const u8,
+                next2_len: usize,
+            );
+            )?
         }
         #[cfg($cfg)]
         const $konst: Option<KvKernels> = Some(KvKernels {
             dot: $dot,
             wsum: $wsum,
+            scores: kv_kernels!(@opt $($scores)?),
             is_available: $avail,
         });
         #[cfg(not($cfg))]
         const $konst: Option<KvKernels> = None;
     )*};
+    (@opt) => { None };
+    (@opt $scores:ident) => { Some($scores) };
 }

@@ -343,11 +343,51 @@ pub(crate) type RawKvWsum = unsafe extern "C" fn(
     next_len: usize,
 );
 
+/// [`RawKvDot`] and the scores made from its sums, fused (`docs/FORMATS.md` §8): the dot's
+/// 16 sums of a K block are turned into scores in the register instead of being stored and
+/// read back.
+///
+/// # Contract
+/// - `blocks`, `first`, `n`, `groups`, `q`, `qs`, `nq`: as for [`RawKvDot`];
+/// - `ks` holds the `n` K scale pairs of the positions `first .. first + n` (fp16 bits, `[m,
+///   s]` each, `2 * n` values), `sum` and `fac` the `nq` heads' `Σq̃` and factors;
+/// - `out[h * os + t]` (`os >= n`) receives, bit for bit, `(m·(sum[h] as f32) + s·(D as f32))
+///   · fac[h]` in f32, rounded after each operation (no fused multiply-add), `D` the exact sum
+///   [`RawKvDot`] gives for head `h` and position `first + t`, `m`, `s` the f32 values of
+///   position `t`'s pair; the kernel may use `out[h * os .. h * os + n]` as scratch before;
+/// - `mx[h]` (`nq` values, not NaN) becomes the largest of itself and head `h`'s scores (a
+///   maximum of zero may come back as either zero: `mx` only feeds `E(x − mx)`, the same for
+///   both);
+/// - `next`, `next_len` and `next2`, `next2_len`: two regions the caller reads next, prefetch
+///   hints only (see [`RawKvWsum`]).
+pub(crate) type RawKvScores = unsafe extern "C" fn(
+    blocks: *const u8,
+    first: usize,
+    n: usize,
+    groups: usize,
+    q: *const i16,
+    qs: usize,
+    nq: usize,
+    ks: *const u16,
+    sum: *const i32,
+    fac: *const f32,
+    out: *mut f32,
+    os: usize,
+    mx: *mut f32,
+    next: *const u8,
+    next_len: usize,
+    next2: *const u8,
+    next2_len: usize,
+);
+
 /// The 3-bit KV-cache kernels of one set.
 #[derive(Clone, Copy)]
 pub(crate) struct KvKernels {
     pub(crate) dot: RawKvDot,
     pub(crate) wsum: RawKvWsum,
+    /// The dot and scores fused, where the set has it (AVX-512); else [`KvKernels::dot`]
+    /// and the scores in Rust.
+    pub(crate) scores: Option<RawKvScores>,
     /// Run-time check of the CPU features these need beyond the set's own.
     is_available: fn() -> bool,
 }
@@ -412,6 +452,7 @@ pub static SCALAR: KernelSet = KernelSet {
     kv3: Some(KvKernels {
         dot: crate::kv::scalar::kv3_dot,
         wsum: crate::kv::scalar::kv3_wsum,
+        scores: None,
         is_available: cpu::always,
     }),
 };

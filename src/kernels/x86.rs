@@ -31,7 +31,8 @@ c_kernels! {
 kv_kernels! {
     KV3_AVX2:   bitnet_kv3_avx2   => bitnet_kv3_dot_avx2,   bitnet_kv3_wsum_avx2   if cpu::always;
     // VBMI byte permutes unpack the codes; where they are missing the AVX2 kernels serve.
-    KV3_AVX512: bitnet_kv3_avx512vbmi => bitnet_kv3_dot_avx512vbmi, bitnet_kv3_wsum_avx512vbmi if cpu::avx512vbmi;
+    KV3_AVX512: bitnet_kv3_avx512vbmi => bitnet_kv3_dot_avx512vbmi, bitnet_kv3_wsum_avx512vbmi,
+        scores bitnet_kv3_scores_avx512vbmi if cpu::avx512vbmi;
 }
 
 /// AVX2 + FMA (Haswell and later, Zen 1 and later).

@@ -537,7 +537,9 @@ impl KvCache {
     /// The scores of KV head `g`'s query heads for the positions `range`: head `r` of the
     /// group at `out[r · range.len() ..]`; each head's largest score taken into `mx[r]`.
     /// `dots` is scratch; `next`: what the dot kernel (`next.kernel`), then the scores' pass
-    /// (`next.rust`) prefetch, the bytes the caller reads next (hints only).
+    /// (`next.rust`) prefetch, the bytes the caller reads next (hints only). Where the set has
+    /// the dot and scores fused ([`KvKernels::scores`]), that one kernel does both, and
+    /// prefetches `next.kernel` and `next.rust[0]` (`next.rust[1]` must be empty).
     #[allow(clippy::too_many_arguments)]
     fn scores_group(
         &self,
@@ -570,6 +572,40 @@ impl KvCache {
         if n3 == 0 {
             return;
         }
+        let hs = g * ratio..(g + 1) * ratio;
+        let ks = &self.ks3[g][t0 - self.n_sink..][..n3];
+        let o3 = &mut out[t0 - range.start..];
+        if let Some(fused) = ker.scores {
+            // The fused kernel also does the scores' pass, so it prefetches that pass's
+            // regions too (prefetch_plan gives it at most one).
+            debug_assert!(next.rust[1].is_empty());
+            // SAFETY: as for the dot below; ks holds the n3 scale pairs of the run, qq.sum and
+            // qq.factor the ratio values of heads g·ratio..; o3 holds (ratio - 1)·n + n3
+            // values from index 0 (head r's run at r·n), mx ratio values (none NaN: -inf, or
+            // scores).
+            unsafe {
+                fused(
+                    self.k3[g].as_ptr(),
+                    t0 - self.n_sink,
+                    n3,
+                    self.groups,
+                    qq.q.as_ptr().add(g * ratio * qq.qs),
+                    qq.qs,
+                    ratio,
+                    ks.as_ptr().cast(),
+                    qq.sum[hs.clone()].as_ptr(),
+                    qq.factor[hs].as_ptr(),
+                    o3.as_mut_ptr(),
+                    n,
+                    mx.as_mut_ptr(),
+                    next.kernel.as_ptr(),
+                    next.kernel.len(),
+                    next.rust[0].as_ptr(),
+                    next.rust[0].len(),
+                )
+            };
+            return;
+        }
         dots.resize(ratio * n3, 0);
         // SAFETY: k3[g] holds the K blocks of head g's positions 0.. up to the one of position
         // range.end - 1 - n_sink, followed by ROW_SLACK readable bytes; the q vectors of heads
@@ -589,12 +625,11 @@ impl KvCache {
                 next.kernel.len(),
             )
         };
-        let hs = g * ratio..(g + 1) * ratio;
         scores3(
-            &mut out[t0 - range.start..],
+            o3,
             n,
             &dots[..ratio * n3],
-            &self.ks3[g][t0 - self.n_sink..][..n3],
+            ks,
             &qq.sum[hs.clone()],
             &qq.factor[hs],
             mx,
@@ -753,14 +788,22 @@ impl KvCache {
     /// prefetch (into L2, spread over their work: `docs/kernels.md`), the bytes read next in
     /// the order they are read: the dot kernel the first [`V_DOT`] percent of the head's V
     /// codes, the scores' pass the rest and the V scales; the weights' pass the next head's K
-    /// scales, the V kernel its K codes. So from DRAM each stream's transfer overlaps the
+    /// scales, the V kernel its K codes. With the dot and scores fused (`fused`), that kernel
+    /// prefetches all of the head's V codes and its V scales. So from DRAM each stream's transfer overlaps the
     /// computation before it (head 0's K, read first, streams as it is read).
-    fn prefetch_plan(&self, g: usize, n: usize) -> (Plan<'_>, Plan<'_>) {
+    fn prefetch_plan(&self, g: usize, n: usize, fused: bool) -> (Plan<'_>, Plan<'_>) {
         let (v, vs) = self.stream3(g, &(0..n), true);
-        let (v_dot, v_scores) = ahead::split(v, V_DOT, 100);
-        let scores = Plan {
-            kernel: v_dot,
-            rust: [v_scores, vs],
+        let scores = if fused {
+            Plan {
+                kernel: v,
+                rust: [vs, &[]],
+            }
+        } else {
+            let (v_dot, v_scores) = ahead::split(v, V_DOT, 100);
+            Plan {
+                kernel: v_dot,
+                rust: [v_scores, vs],
+            }
         };
         if g + 1 == self.n_kv_heads {
             return (scores, Plan::NONE);
@@ -821,7 +864,7 @@ impl KvCache {
         let mut mx = vec![0.0f32; ratio];
         for g in 0..self.n_kv_heads {
             mx.fill(f32::NEG_INFINITY);
-            let (p, q) = self.prefetch_plan(g, n);
+            let (p, q) = self.prefetch_plan(g, n, ker.scores.is_some());
             self.scores_group(ker, &qq, g, 0..n, &mut sc, &mut dots, &mut mx, p);
             self.wsum_group(ker, &sc, g, 0..n, Some(&mx), &mut s, q);
         }

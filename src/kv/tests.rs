@@ -639,6 +639,131 @@ fn heads_together_match_heads_alone() {
     }
 }
 
+/// The fused dot and scores ([`KvKernels::scores`], AVX-512), and that set's dot on its own,
+/// against the scalar dot and [`scores3`], bit for bit, through `scores_group` (its sink
+/// positions in Rust, the rest in the kernel): range starts and ends around the 16-position K
+/// blocks and the sink, query heads in groups of up to four and past them (ratio 5), head_dim
+/// past one 512-channel slice (the partial sums kept in the output), with the prefetch regions
+/// of `attend` and without; the scores, nothing written past them, and each head's maximum,
+/// from -inf, from 0 and from a start above every score (as a sink's can be). Sets without a
+/// fused kernel have nothing to test here (they run the dot and [`scores3`],
+/// `tests/kv_vs_scalar.rs`).
+#[test]
+#[cfg_attr(miri, ignore = "C kernels: not under Miri")]
+fn fused_scores_match_dot_and_scores() {
+    // Each set's fused kernel, and its dot without it (which `attend` no longer runs where
+    // the fused one exists, so it is checked here).
+    let mut sets: Vec<(String, KvKernels)> = Vec::new();
+    for s in kernels::available() {
+        let (name, k) = s.kv_kernels();
+        if k.scores.is_some() {
+            sets.push((format!("{name} fused"), k));
+            let mut dot = k;
+            dot.scores = None;
+            sets.push((format!("{name} dot"), dot));
+        }
+    }
+    eprintln!(
+        "fused scores tested: {:?}",
+        sets.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    let scalar = kernels::SCALAR.kv_kernels().1;
+    const SLACK: usize = 16;
+    for (d, ratio, sink, t) in [
+        (128, 4, 1, 70),
+        (33, 5, 0, 40),
+        (600, 3, 2, 37),
+        (1024, 1, 0, 20),
+        (8, 2, 3, 35),
+    ] {
+        let (hk, hq) = (2, 2 * ratio);
+        let mut rng = Rng((d * 100 + ratio * 10 + sink) as u64);
+        let k = rng.vec(t * hk * d);
+        let v = rng.vec(t * hk * d);
+        let mut c = KvCache::new(hk, d, t, sink).unwrap();
+        let half = t / 2;
+        for i in 0..half {
+            let r = i * hk * d..(i + 1) * hk * d;
+            c.append(&k[r.clone()], &v[r], 1).unwrap();
+        }
+        c.append(&k[half * hk * d..], &v[half * hk * d..], t - half)
+            .unwrap();
+        // A Gaussian q, and quantized values of one sign (made here, not by quantize_q): then
+        // Σq̃ and the dots are large, so the products m·Σq̃ and s·D round, and a score made
+        // with a fused multiply-add would differ.
+        let gauss = c.quantize_q(&rng.vec(hq * d), hq).unwrap();
+        let mut big = QuantQ {
+            q: vec![0; hq * gauss.qs],
+            qs: gauss.qs,
+            sum: vec![0; hq],
+            factor: (0..hq).map(|h| 0.0173 * (h + 1) as f32).collect(),
+        };
+        for h in 0..hq {
+            for j in 0..d {
+                let x = 100 + (rng.u() * 28.0) as i16;
+                big.q[h * big.qs + j] = x;
+                big.sum[h] += x as i32;
+            }
+        }
+        let cuts = [0, 1, 2, 3, 5, 15, 16, 17, 19, 31, 32, 33, t - 1, t];
+        let mut dots = Vec::new();
+        for (qq, &a) in [&gauss, &big]
+            .into_iter()
+            .flat_map(|qq| cuts.iter().map(move |a| (qq, a)))
+        {
+            for &b in &cuts {
+                if a >= b || b > t {
+                    continue;
+                }
+                let n = b - a;
+                for g in 0..hk {
+                    for start in [f32::NEG_INFINITY, 0.0, 1e9] {
+                        let mut want = vec![-7.0f32; ratio * n + SLACK];
+                        let mut mw = vec![start; ratio];
+                        c.scores_group(
+                            scalar,
+                            qq,
+                            g,
+                            a..b,
+                            &mut want[..ratio * n],
+                            &mut dots,
+                            &mut mw,
+                            Plan::NONE,
+                        );
+                        for (name, ker) in &sets {
+                            for pf in [false, true] {
+                                let plan = if pf {
+                                    c.prefetch_plan(g, c.len(), true).0
+                                } else {
+                                    Plan::NONE
+                                };
+                                let mut got = vec![-7.0f32; ratio * n + SLACK];
+                                let mut mg = vec![start; ratio];
+                                c.scores_group(
+                                    *ker,
+                                    qq,
+                                    g,
+                                    a..b,
+                                    &mut got[..ratio * n],
+                                    &mut dots,
+                                    &mut mg,
+                                    plan,
+                                );
+                                let bits =
+                                    |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                                let what = format!("{name} d {d} ratio {ratio} {a}..{b} g {g}");
+                                assert_eq!(bits(&got), bits(&want), "{what}: scores");
+                                // == : a maximum of zero may come back as either zero (RawKvScores).
+                                assert_eq!(mg, mw, "{what}: maxima from {start}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One call of each body of [`v_weights3`]: the hand-written AVX-512 one and the plain one,
 /// on the same inputs; returns both results (codes, factor bits, base and z bits).
 #[cfg(all(target_arch = "x86_64", not(miri)))]
