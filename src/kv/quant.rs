@@ -44,14 +44,14 @@ impl Rotation {
 
     /// The blocks `(start, len)` of `H`.
     fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
-        let d = self.signs.len();
-        let mut start = 0;
-        (0..usize::BITS).rev().filter_map(move |b| {
-            let len = 1usize << b;
-            (d & len != 0).then(|| {
-                let s = start;
+        // The set bits of d, highest first (one step per block, not per bit).
+        let (mut rest, mut start) = (self.signs.len(), 0);
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let len = 1usize << rest.ilog2();
+                rest -= len;
                 start += len;
-                (s, len)
+                (start - len, len)
             })
         })
     }
@@ -86,16 +86,7 @@ wide_fn! {
         let len = blk.len();
         let mut h = 1;
         if len >= 8 {
-            for c in blk.chunks_exact_mut(8) {
-                let c: &mut [f32; 8] = c.try_into().expect("8 values");
-                for span in [1, 2, 4] {
-                    for i in (0..8).filter(|i| i & span == 0) {
-                        let (a, b) = (c[i], c[i + span]);
-                        c[i] = a + b;
-                        c[i + span] = a - b;
-                    }
-                }
-            }
+            short_spans(blk);
             h = 8;
         }
         while h < len {
@@ -109,6 +100,56 @@ wide_fn! {
         }
         let norm = 1.0 / (len as f32).sqrt();
         blk.iter_mut().for_each(|v| *v *= norm);
+    }
+}
+
+/// The butterflies of spans 1, 2 and 4 of [`fwht`] (`blk.len()` a multiple of 8): they stay
+/// within each 8 values. With AVX, one vector of 8 per step.
+fn short_spans(blk: &mut [f32]) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX.
+        return unsafe { short_spans_avx(blk) };
+    }
+    short_spans_plain(blk)
+}
+
+/// [`short_spans`], pair by pair.
+fn short_spans_plain(blk: &mut [f32]) {
+    for c in blk.chunks_exact_mut(8) {
+        let c: &mut [f32; 8] = c.try_into().expect("8 values");
+        for span in [1, 2, 4] {
+            for i in (0..8).filter(|i| i & span == 0) {
+                let (a, b) = (c[i], c[i + span]);
+                c[i] = a + b;
+                c[i + span] = a - b;
+            }
+        }
+    }
+}
+
+/// [`short_spans`] on AVX: per span, `y` = the values swapped with their partners (`i ^ span`),
+/// then the lower of each pair takes `x + y = a + b` and the upper `y − x = a − b`: the same
+/// two operations on the same operands as [`short_spans_plain`], so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx")]
+unsafe fn short_spans_avx(blk: &mut [f32]) {
+    use std::arch::x86_64::*;
+    for c in blk.chunks_exact_mut(8) {
+        let p = c.as_mut_ptr();
+        // SAFETY: c holds 8 values.
+        let mut x = unsafe { _mm256_loadu_ps(p) };
+        let y = _mm256_permute_ps::<0b10_11_00_01>(x);
+        x = _mm256_blend_ps::<0b1010_1010>(_mm256_add_ps(x, y), _mm256_sub_ps(y, x));
+        let y = _mm256_permute_ps::<0b01_00_11_10>(x);
+        x = _mm256_blend_ps::<0b1100_1100>(_mm256_add_ps(x, y), _mm256_sub_ps(y, x));
+        let y = _mm256_permute2f128_ps::<1>(x, x);
+        x = _mm256_blend_ps::<0b1111_0000>(_mm256_add_ps(x, y), _mm256_sub_ps(y, x));
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(p, x) };
     }
 }
 
@@ -298,6 +339,37 @@ mod tests {
             for (a, b) in x.iter().zip(&y) {
                 assert!((a - b).abs() <= 1e-5, "{d}");
             }
+        }
+    }
+
+    /// `fwht` (vectorized, compiled for this CPU) against the butterflies written out span by
+    /// span, and the short spans' vector form against the pairwise one, bit for bit, at every
+    /// block length up to 512.
+    #[test]
+    fn fwht_matches_butterflies() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for len in (0..10).map(|b| 1usize << b) {
+            let x: Vec<f32> = (0..len).map(|i| (i as f32 * 0.731).sin() * 3.0).collect();
+            let mut want = x.clone();
+            let mut h = 1;
+            while h < len {
+                for i in (0..len).filter(|i| i & h == 0) {
+                    let (a, b) = (want[i], want[i + h]);
+                    (want[i], want[i + h]) = (a + b, a - b);
+                }
+                h *= 2;
+            }
+            let norm = 1.0 / (len as f32).sqrt();
+            want.iter_mut().for_each(|v| *v *= norm);
+            if len >= 8 {
+                let (mut plain, mut wide) = (x.clone(), x.clone());
+                short_spans_plain(&mut plain);
+                short_spans(&mut wide);
+                assert_eq!(bits(&plain), bits(&wide), "len {len}");
+            }
+            let mut got = x;
+            fwht(&mut got);
+            assert_eq!(bits(&got), bits(&want), "len {len}");
         }
     }
 
