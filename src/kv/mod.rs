@@ -142,6 +142,9 @@ fn round_up(x: usize, m: usize) -> usize {
 }
 
 fn first_non_finite(x: &[f32], what: &'static str) -> Result<()> {
+    if all_finite(x) {
+        return Ok(());
+    }
     match x.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(Error::NonFinite { what, index }),
         None => Ok(()),
@@ -957,6 +960,22 @@ wide_fn! {
     }
 }
 
+/// The largest of the values' bits without their sign (0 for none): the integer order of those
+/// bits is the order of `|x|`, and infinity and NaN lie above every finite value, so this one
+/// integer maximum (which vectorizes, unlike a search that stops early) gives the absmax and
+/// whether every value is finite.
+#[inline(always)]
+fn abs_bits_max(x: &[f32]) -> u32 {
+    x.iter().map(|v| v.to_bits() & 0x7fff_ffff).fold(0, u32::max)
+}
+
+wide_fn! {
+    /// No NaN or infinity in `x`.
+    fn all_finite(x: &[f32]) -> bool {
+        abs_bits_max(x) < f32::INFINITY.to_bits()
+    }
+}
+
 wide_fn! {
     /// One rotated query head quantized as activations are (`docs/FORMATS.md` §1, the same
     /// values as [`crate::quant::quantize_activations`]), into `out` as int16: returns the
@@ -965,10 +984,8 @@ wide_fn! {
     /// the integer from the low bits.
     fn quantize_q_row(y: &[f32], out: &mut [i16]) -> Option<(f32, i32)> {
         const ROUND: f32 = 12_582_912.0;
-        // max |y_j| as the largest of the bits without sign (the integer order of those bits is
-        // the order of the values, and infinity and NaN lie above every finite value): one
-        // integer maximum, which vectorizes, gives the absmax and whether all are finite.
-        let bits = y.iter().map(|v| v.to_bits() & 0x7fff_ffff).fold(0, u32::max);
+        // max |y_j| and whether all are finite, in one vectorized pass (abs_bits_max).
+        let bits = abs_bits_max(y);
         if bits >= f32::INFINITY.to_bits() {
             return None;
         }
