@@ -966,7 +966,9 @@ wide_fn! {
 /// whether every value is finite.
 #[inline(always)]
 fn abs_bits_max(x: &[f32]) -> u32 {
-    x.iter().map(|v| v.to_bits() & 0x7fff_ffff).fold(0, u32::max)
+    x.iter()
+        .map(|v| v.to_bits() & 0x7fff_ffff)
+        .fold(0, u32::max)
 }
 
 wide_fn! {
