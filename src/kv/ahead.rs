@@ -61,20 +61,43 @@ impl Ahead {
 #[derive(Clone, Copy)]
 pub(crate) struct Plan<'a> {
     pub(crate) kernel: &'a [u8],
-    pub(crate) rust: [&'a [u8]; 2],
+    pub(crate) rust: [&'a [u8]; 3],
 }
 
 impl Plan<'_> {
     /// Nothing to prefetch.
     pub(crate) const NONE: Plan<'static> = Plan {
         kernel: &[],
-        rust: [&[], &[]],
+        rust: [&[], &[], &[]],
     };
 
     /// The Rust pass's prefetchers, over `steps` steps.
-    pub(crate) fn rust(&self, steps: usize) -> [Ahead; 2] {
+    pub(crate) fn rust(&self, steps: usize) -> [Ahead; 3] {
         self.rust.map(|r| Ahead::new(r, steps))
     }
+}
+
+/// The parts of `a` and of `b` that fall in the bytes `from .. to` of their concatenation
+/// (cut at 64-byte line boundaries of their addresses, as [`split`] cuts): one window of a
+/// stream read as `a` then `b`.
+pub(crate) fn window<'a>(a: &'a [u8], b: &'a [u8], from: usize, to: usize) -> (&'a [u8], &'a [u8]) {
+    // Offset x of r cut at the next line boundary of its address (0 and r.len() stay).
+    let cut = |r: &[u8], x: usize| {
+        if x == 0 || x >= r.len() {
+            return x.min(r.len());
+        }
+        let base = r.as_ptr() as usize;
+        ((base + x).div_ceil(64) * 64 - base).min(r.len())
+    };
+    let part = |r: &'a [u8], lo: usize, hi: usize| {
+        let (lo, hi) = (cut(r, lo), cut(r, hi));
+        &r[lo..hi.max(lo)]
+    };
+    let n = a.len();
+    (
+        part(a, from, to),
+        part(b, from.saturating_sub(n), to.saturating_sub(n)),
+    )
 }
 
 /// `region` split where a share `num / den` of its bytes ends (at a 64-byte line boundary of
@@ -135,6 +158,33 @@ mod tests {
             split(&v, 0, 1).0.len(),
             (64 - v.as_ptr() as usize % 64) % 64
         );
+    }
+
+    #[test]
+    fn windows_cover_the_stream_once() {
+        let (a, b) = (vec![0u8; 64 * 50 + 7], vec![0u8; 64 * 30 + 9]);
+        let total = a.len() + b.len();
+        let cuts = [0, 100, a.len() - 3, a.len() + 1, a.len() + 700, total];
+        let (mut na, mut nb) = (0, 0);
+        for w in cuts.windows(2) {
+            let (x, y) = window(&a, &b, w[0], w[1]);
+            // Each part starts where the last ended: the windows tile a and b.
+            if !x.is_empty() {
+                assert_eq!(x.as_ptr() as usize, a.as_ptr() as usize + na);
+            }
+            if !y.is_empty() {
+                assert_eq!(y.as_ptr() as usize, b.as_ptr() as usize + nb);
+            }
+            na += x.len();
+            nb += y.len();
+        }
+        assert_eq!((na, nb), (a.len(), b.len()));
+        assert_eq!(
+            window(&a, &b, 0, 0).0.len() + window(&a, &b, 0, 0).1.len(),
+            0
+        );
+        let (x, y) = window(&a, &b, a.len() + 5, total);
+        assert!(x.is_empty() && y.as_ptr() as usize + y.len() == b.as_ptr() as usize + b.len());
     }
 
     #[test]

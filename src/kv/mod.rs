@@ -542,7 +542,7 @@ impl KvCache {
     /// `dots` is scratch; `next`: what the dot kernel (`next.kernel`), then the scores' pass
     /// (`next.rust`) prefetch, the bytes the caller reads next (hints only). Where the set has
     /// the dot and scores fused ([`KvKernels::scores`]), that one kernel does both, and
-    /// prefetches `next.kernel` and `next.rust[0]` (`next.rust[1]` must be empty).
+    /// prefetches `next.kernel` and `next.rust[0]` (the other two must be empty).
     #[allow(clippy::too_many_arguments)]
     fn scores_group(
         &self,
@@ -581,7 +581,7 @@ impl KvCache {
         if let Some(fused) = ker.scores {
             // The fused kernel also does the scores' pass, so it prefetches that pass's
             // regions too (prefetch_plan gives it at most one).
-            debug_assert!(next.rust[1].is_empty());
+            debug_assert!(next.rust[1..].iter().all(|r| r.is_empty()));
             // SAFETY: as for the dot below; ks holds the n3 scale pairs of the run, qq.sum and
             // qq.factor the ratio values of heads g·ratio..; o3 holds (ratio - 1)·n + n3
             // values from index 0 (head r's run at r·n), mx ratio values (none NaN: -inf, or
@@ -789,34 +789,57 @@ impl KvCache {
 
     /// What the two pairs of passes of KV head `g` in `attend` over the positions `0..n`
     /// prefetch (into L2, spread over their work: `docs/kernels.md`), the bytes read next in
-    /// the order they are read: the dot kernel the first [`V_DOT`] percent of the head's V
-    /// codes, the scores' pass the rest and the V scales; the weights' pass the next head's K
-    /// scales, the V kernel its K codes. With the dot and scores fused (`fused`), that kernel
-    /// prefetches all of the head's V codes and its V scales. So from DRAM each stream's transfer overlaps the
-    /// computation before it (head 0's K, read first, streams as it is read).
+    /// the order they are read (head 0's K, read first, streams as it is read).
+    ///
+    /// With the dot and scores fused (`fused`), the three passes of a head prefetch, at one
+    /// steady rate, the stream that follows the head's K: its V codes, then the next head's K
+    /// codes, each pass a share of it in proportion to its time ([`SHARE_SCORES`],
+    /// [`SHARE_WEIGHTS`]); the small scale arrays go with the pass before their reader (the V
+    /// scales with the scores, the next K scales with the weights). So the memory is busy
+    /// through the weights' pass too, and no pass has to fetch its whole next stream in its
+    /// own time (the scores' pass is shorter than the V codes take at the streaming rate).
+    ///
+    /// Otherwise the dot kernel prefetches the first [`V_DOT`] percent of the head's V codes,
+    /// the scores' pass the rest and the V scales; the weights' pass the next head's K
+    /// scales, the V kernel its K codes.
     fn prefetch_plan(&self, g: usize, n: usize, fused: bool) -> (Plan<'_>, Plan<'_>) {
         let (v, vs) = self.stream3(g, &(0..n), true);
-        let scores = if fused {
-            Plan {
-                kernel: v,
-                rust: [vs, &[]],
-            }
+        let (k, ks) = if g + 1 < self.n_kv_heads {
+            self.stream3(g + 1, &(0..n), false)
         } else {
-            let (v_dot, v_scores) = ahead::split(v, V_DOT, 100);
-            Plan {
-                kernel: v_dot,
-                rust: [v_scores, vs],
-            }
+            (&[][..], &[][..])
         };
-        if g + 1 == self.n_kv_heads {
-            return (scores, Plan::NONE);
+        if fused {
+            // The window [0, total) of the stream v then k, cut by the passes' shares; the
+            // last head has no next K, and its two passes split its V alone.
+            let total = v.len() + k.len();
+            let (s, w) = (SHARE_SCORES, SHARE_SCORES + SHARE_WEIGHTS);
+            let den = if k.is_empty() { w } else { 100 };
+            let (a, b) = (total * s / den, total * w / den);
+            let scores = ahead::window(v, k, 0, a).0;
+            let (w_v, w_k) = ahead::window(v, k, a, b);
+            let (_, rest_k) = ahead::window(v, k, b, total);
+            return (
+                Plan {
+                    kernel: scores,
+                    rust: [vs, &[], &[]],
+                },
+                Plan {
+                    kernel: rest_k,
+                    rust: [w_v, w_k, ks],
+                },
+            );
         }
-        let (k, ks) = self.stream3(g + 1, &(0..n), false);
+        let (v_dot, v_scores) = ahead::split(v, V_DOT, 100);
+        let scores = Plan {
+            kernel: v_dot,
+            rust: [v_scores, vs, &[]],
+        };
         (
             scores,
             Plan {
                 kernel: k,
-                rust: [ks, &[]],
+                rust: [ks, &[], &[]],
             },
         )
     }
@@ -1018,7 +1041,7 @@ wide_fn! {
         sum: &[i32],
         f: &[f32],
         mx: &mut [f32],
-        ahead: &mut [Ahead; 2],
+        ahead: &mut [Ahead; 3],
     ) {
         const L: usize = 16;
         let n3 = ks.len();
@@ -1260,6 +1283,13 @@ const HEADS_TOGETHER: usize = 4;
 /// passes' time in cache (`perf record` of `kv_step`, 2026-11-28, AVX-512).
 const V_DOT: usize = 80;
 
+/// The percentages of a KV head's time in `attend` that the fused dot and scores
+/// ([`KvKernels::scores`]) and the weights' pass take, the V kernel the rest: the shares of the
+/// stream they prefetch ([`KvCache::prefetch_plan`]; `perf record` of `kv_step`, AVX-512,
+/// 2026-11-28).
+const SHARE_SCORES: usize = 39;
+const SHARE_WEIGHTS: usize = 17;
+
 /// The int8 V weights of one KV head's query heads over its 3-bit positions
 /// (`docs/FORMATS.md` §8), a block of [`WBLOCK`] positions at a time while the block is in L1
 /// (its V scales converted once for every head). Head `r`'s weights `p_t` are `w[r · ws + t]`,
@@ -1279,7 +1309,7 @@ fn v_weights3(
     mx: Option<&[f32]>,
     base: &mut [f32],
     z: &mut [f32],
-    ahead: &mut [Ahead; 2],
+    ahead: &mut [Ahead; 3],
 ) {
     // (Not under Miri, which does not run every intrinsic.)
     #[cfg(all(target_arch = "x86_64", not(miri)))]
@@ -1302,7 +1332,7 @@ wide_fn! {
         mx: Option<&[f32]>,
         base: &mut [f32],
         z: &mut [f32],
-        ahead: &mut [Ahead; 2],
+        ahead: &mut [Ahead; 3],
     ) {
         let nb = vs.len().div_ceil(WBLOCK);
         let mut lanes = vec![Lanes::EMPTY; base.len()];

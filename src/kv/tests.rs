@@ -571,7 +571,7 @@ fn heads_together_match_heads_alone() {
         // With a prefetch of the scores' bytes (a hint: the results may not change).
         let pf = Plan {
             kernel: &[],
-            rust: [bytemuck::cast_slice(&w), &[]],
+            rust: [bytemuck::cast_slice(&w), &[], &[]],
         };
         v_weights3(
             &mut q,

@@ -37,7 +37,7 @@ pub(super) fn v_weights3(
     mx: Option<&[f32]>,
     base: &mut [f32],
     z: &mut [f32],
-    ahead: &mut [Ahead; 2],
+    ahead: &mut [Ahead; 3],
 ) {
     let nb = vs.len().div_ceil(WBLOCK);
     let mut lanes = vec![Lanes::EMPTY; base.len()];
