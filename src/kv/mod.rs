@@ -142,6 +142,9 @@ fn round_up(x: usize, m: usize) -> usize {
 }
 
 fn first_non_finite(x: &[f32], what: &'static str) -> Result<()> {
+    if all_finite(x) {
+        return Ok(());
+    }
     match x.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(Error::NonFinite { what, index }),
         None => Ok(()),
@@ -980,6 +983,24 @@ wide_fn! {
     }
 }
 
+/// The largest of the values' bits without their sign (0 for none): the integer order of those
+/// bits is the order of `|x|`, and infinity and NaN lie above every finite value, so this one
+/// integer maximum (which vectorizes, unlike a search that stops early) gives the absmax and
+/// whether every value is finite.
+#[inline(always)]
+fn abs_bits_max(x: &[f32]) -> u32 {
+    x.iter()
+        .map(|v| v.to_bits() & 0x7fff_ffff)
+        .fold(0, u32::max)
+}
+
+wide_fn! {
+    /// No NaN or infinity in `x`.
+    fn all_finite(x: &[f32]) -> bool {
+        abs_bits_max(x) < f32::INFINITY.to_bits()
+    }
+}
+
 wide_fn! {
     /// One rotated query head quantized as activations are (`docs/FORMATS.md` §1, the same
     /// values as [`crate::quant::quantize_activations`]), into `out` as int16: returns the
@@ -988,14 +1009,12 @@ wide_fn! {
     /// the integer from the low bits.
     fn quantize_q_row(y: &[f32], out: &mut [i16]) -> Option<(f32, i32)> {
         const ROUND: f32 = 12_582_912.0;
-        let (mut amax, mut finite) = (0.0f32, true);
-        for &v in y {
-            finite &= v.is_finite();
-            amax = big(amax, v.abs());
-        }
-        if !finite {
+        // max |y_j| and whether all are finite, in one vectorized pass (abs_bits_max).
+        let bits = abs_bits_max(y);
+        if bits >= f32::INFINITY.to_bits() {
             return None;
         }
+        let amax = f32::from_bits(bits);
         let s = 127.0f32 / amax.max(crate::quant::SCALE_FLOOR);
         let mut sum = 0i32;
         for (o, &v) in out.iter_mut().zip(y) {

@@ -44,14 +44,14 @@ impl Rotation {
 
     /// The blocks `(start, len)` of `H`.
     fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
-        let d = self.signs.len();
-        let mut start = 0;
-        (0..usize::BITS).rev().filter_map(move |b| {
-            let len = 1usize << b;
-            (d & len != 0).then(|| {
-                let s = start;
+        // The set bits of d, highest first (one step per block, not per bit).
+        let (mut rest, mut start) = (self.signs.len(), 0);
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let len = 1usize << rest.ilog2();
+                rest -= len;
                 start += len;
-                (s, len)
+                (start - len, len)
             })
         })
     }
@@ -76,13 +76,23 @@ impl Rotation {
     }
 }
 
+/// The fast Walsh–Hadamard transform of one block (`len` a power of two), times `1/sqrt(len)`:
+/// butterflies `(a, b) -> (a + b, a - b)` of span 1, 2, 4, ... Each span's butterflies are
+/// independent of each other, so the order they run in does not change a bit. With AVX (and
+/// `len >= 8`), every step in 8-wide vectors ([`fwht_avx`]); else [`fwht_wide`].
+fn fwht(blk: &mut [f32]) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if blk.len() >= 8 && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX; the length is a power of two of at least 8.
+        return unsafe { fwht_avx(blk) };
+    }
+    fwht_wide(blk)
+}
+
 wide_fn! {
-    /// The fast Walsh–Hadamard transform of one block (`len` a power of two), times
-    /// `1/sqrt(len)`: butterflies `(a, b) -> (a + b, a - b)` of span 1, 2, 4, ... Each span's
-    /// butterflies are independent of each other, so the order they run in does not change a
-    /// bit: spans 1, 2, 4 run per 8 values (they stay within them), longer spans a whole
-    /// half-block at a time, which vectorizes.
-    fn fwht(blk: &mut [f32]) {
+    /// [`fwht`] in plain Rust: spans 1, 2, 4 per 8 values (they stay within them), longer
+    /// spans a whole half-block at a time, which vectorizes.
+    fn fwht_wide(blk: &mut [f32]) {
         let len = blk.len();
         let mut h = 1;
         if len >= 8 {
@@ -109,6 +119,51 @@ wide_fn! {
         }
         let norm = 1.0 / (len as f32).sqrt();
         blk.iter_mut().for_each(|v| *v *= norm);
+    }
+}
+
+/// [`fwht`] on AVX, every load and store one 8-value vector at a multiple of 8 (so each load
+/// of a step is forwarded from the same-sized store of the step before). Spans 1, 2, 4 within
+/// a vector: `y` = the values swapped with their partners (`i ^ span`), the lower of each pair
+/// takes `x + y = a + b` and the upper `y − x = a − b`; longer spans pair whole vectors. The
+/// same operations on the same operands as [`fwht_wide`], so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX; `blk.len()` is a power of two of at least 8.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx")]
+unsafe fn fwht_avx(blk: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let len = blk.len();
+    debug_assert!(len.is_power_of_two() && len >= 8);
+    let p = blk.as_mut_ptr();
+    // SAFETY (every load and store below): at p + i for i a multiple of 8 below len.
+    for i in (0..len).step_by(8) {
+        let mut x = unsafe { _mm256_loadu_ps(p.add(i)) };
+        let y = _mm256_permute_ps::<0b10_11_00_01>(x);
+        x = _mm256_blend_ps::<0b1010_1010>(_mm256_add_ps(x, y), _mm256_sub_ps(y, x));
+        let y = _mm256_permute_ps::<0b01_00_11_10>(x);
+        x = _mm256_blend_ps::<0b1100_1100>(_mm256_add_ps(x, y), _mm256_sub_ps(y, x));
+        let y = _mm256_permute2f128_ps::<1>(x, x);
+        x = _mm256_blend_ps::<0b1111_0000>(_mm256_add_ps(x, y), _mm256_sub_ps(y, x));
+        unsafe { _mm256_storeu_ps(p.add(i), x) };
+    }
+    let mut h = 8;
+    while h < len {
+        for lo in (0..len).step_by(2 * h) {
+            for i in (lo..lo + h).step_by(8) {
+                let (a, b) = unsafe { (_mm256_loadu_ps(p.add(i)), _mm256_loadu_ps(p.add(i + h))) };
+                unsafe {
+                    _mm256_storeu_ps(p.add(i), _mm256_add_ps(a, b));
+                    _mm256_storeu_ps(p.add(i + h), _mm256_sub_ps(a, b));
+                }
+            }
+        }
+        h *= 2;
+    }
+    let norm = _mm256_set1_ps(1.0 / (len as f32).sqrt());
+    for i in (0..len).step_by(8) {
+        unsafe { _mm256_storeu_ps(p.add(i), _mm256_mul_ps(_mm256_loadu_ps(p.add(i)), norm)) };
     }
 }
 
@@ -298,6 +353,33 @@ mod tests {
             for (a, b) in x.iter().zip(&y) {
                 assert!((a - b).abs() <= 1e-5, "{d}");
             }
+        }
+    }
+
+    /// `fwht` (AVX where the CPU has it) and `fwht_wide` (compiled for the widest vectors the
+    /// CPU has) against the butterflies written out span by span, bit for bit, at every block
+    /// length up to 512.
+    #[test]
+    fn fwht_matches_butterflies() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for len in (0..10).map(|b| 1usize << b) {
+            let x: Vec<f32> = (0..len).map(|i| (i as f32 * 0.731).sin() * 3.0).collect();
+            let mut want = x.clone();
+            let mut h = 1;
+            while h < len {
+                for i in (0..len).filter(|i| i & h == 0) {
+                    let (a, b) = (want[i], want[i + h]);
+                    (want[i], want[i + h]) = (a + b, a - b);
+                }
+                h *= 2;
+            }
+            let norm = 1.0 / (len as f32).sqrt();
+            want.iter_mut().for_each(|v| *v *= norm);
+            let (mut got, mut wide) = (x.clone(), x);
+            fwht(&mut got);
+            assert_eq!(bits(&got), bits(&want), "len {len}");
+            fwht_wide(&mut wide);
+            assert_eq!(bits(&wide), bits(&want), "len {len}");
         }
     }
 

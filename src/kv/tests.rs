@@ -455,6 +455,8 @@ fn q_quantization_matches_activations() {
     let mut o = [0i16; 3];
     assert!(quantize_q_row(&[1.0, f32::INFINITY, 0.0], &mut o).is_none());
     assert!(quantize_q_row(&[1.0, f32::NAN, 0.0], &mut o).is_none());
+    assert!(quantize_q_row(&[f32::NEG_INFINITY, 1.0, 0.0], &mut o).is_none());
+    assert!(quantize_q_row(&[0.0, 1.0, -f32::NAN], &mut o).is_none());
 }
 
 /// fp16 scales as the passes convert them, eight pairs at a time with F16C where the CPU has
