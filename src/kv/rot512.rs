@@ -79,18 +79,20 @@ impl Rot512 {
 /// One butterfly span within each vector (`span` 1, 2, 4 or 8 lanes): `y` holds every lane's
 /// partner (`i ^ span`); the lower of each pair takes `x + y = a + b`, the upper (the lanes of
 /// `upper`) `y − x = a − b`.
-#[inline]
-#[target_feature(enable = "avx512f")]
+#[inline(always)]
 fn inner(x: __m512, y: __m512, upper: __mmask16) -> __m512 {
-    _mm512_mask_sub_ps(_mm512_add_ps(x, y), upper, y, x)
+    // SAFETY: only called, inlined, from the AVX-512F functions below.
+    unsafe { _mm512_mask_sub_ps(_mm512_add_ps(x, y), upper, y, x) }
 }
 
 /// The normalized Walsh–Hadamard transform of `16 · N` values held in `v` (value `j` in lane
 /// `j mod 16` of vector `j / 16`): spans 1, 2, 4, 8 within the vectors, then whole vectors.
-#[inline]
-#[target_feature(enable = "avx512f")]
+/// Inlined (as are the intrinsics, then) into its AVX-512F callers, so that `v` stays in
+/// registers.
+#[inline(always)]
 fn fwht<const N: usize>(v: &mut [__m512; N]) {
-    {
+    // SAFETY: only called, inlined, from the AVX-512F functions below.
+    unsafe {
         for x in v.iter_mut() {
             *x = inner(*x, _mm512_permute_ps::<0b10_11_00_01>(*x), 0xAAAA);
             *x = inner(*x, _mm512_permute_ps::<0b01_00_11_10>(*x), 0xCCCC);
