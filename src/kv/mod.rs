@@ -593,23 +593,19 @@ impl KvCache {
         let (n, d) = (range.len(), self.head_dim);
         // The sink positions: 8-bit codes, here in Rust (a handful of tokens).
         let sink_end = range.end.min(self.n_sink).max(range.start);
+        let hs = g * ratio..(g + 1) * ratio;
+        let q = &qq.q[hs.start * qq.qs..hs.end * qq.qs];
+        let (sum, factor) = (&qq.sum[hs.clone()], &qq.factor[hs.clone()]);
         for t in range.start..sink_end {
             let b = &self.k8[(t * self.n_kv_heads + g) * d..][..d];
             let (m, s) = self.scale(t, g, false);
-            for (r, mr) in mx.iter_mut().enumerate() {
-                let h = g * ratio + r;
-                let qh = &qq.q[h * qq.qs..][..d];
-                let dot: i32 = b.iter().zip(qh).map(|(&c, &x)| c as i32 * x as i32).sum();
-                let o = score(m, s, qq.sum[h], dot, qq.factor[h]);
-                out[r * n + (t - range.start)] = o;
-                *mr = mr.max(o);
-            }
+            let o = &mut out[t - range.start..];
+            sink_scores(b, m, s, q, qq.qs, sum, factor, o, n, mx);
         }
         let (t0, n3) = (sink_end, range.end - sink_end);
         if n3 == 0 {
             return;
         }
-        let hs = g * ratio..(g + 1) * ratio;
         let ks = &self.ks3[g][t0 - self.n_sink..][..n3];
         let o3 = &mut out[t0 - range.start..];
         if let Some(fused) = ker.scores {
@@ -992,6 +988,33 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
         (Ok(Some(r)), _) => r,
         (_, Some(f)) => f(&mut Scratch::default()),
         (_, None) => unreachable!("f runs once: it returned Some"),
+    }
+}
+
+wide_fn! {
+    /// One sink position's scores for a KV head's query heads, from its 8-bit K codes `b` with
+    /// scale `(m, s)`: head `r`'s (q at `q[r · qs ..]`, its sum and factor `sum[r]`, `f[r]`)
+    /// into `o[r · os]`, and taken into its maximum `mx[r]`.
+    #[allow(clippy::too_many_arguments)]
+    fn sink_scores(
+        b: &[u8],
+        m: f32,
+        s: f32,
+        q: &[i16],
+        qs: usize,
+        sum: &[i32],
+        f: &[f32],
+        o: &mut [f32],
+        os: usize,
+        mx: &mut [f32],
+    ) {
+        for (r, mr) in mx.iter_mut().enumerate() {
+            let qh = &q[r * qs..][..b.len()];
+            let dot: i32 = b.iter().zip(qh).map(|(&c, &x)| c as i32 * x as i32).sum();
+            let x = score(m, s, sum[r], dot, f[r]);
+            o[r * os] = x;
+            *mr = mr.max(x);
+        }
     }
 }
 
