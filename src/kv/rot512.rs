@@ -11,9 +11,12 @@
 
 use std::arch::x86_64::*;
 
-/// Whether the CPU has AVX-512F, and `d` is a length [`Rot512`] takes.
+/// Whether the CPU has AVX-512F and FMA, and `d` is a length [`Rot512`] takes.
 fn fits(d: usize) -> bool {
-    d.is_power_of_two() && (16..=256).contains(&d) && std::arch::is_x86_feature_detected!("avx512f")
+    d.is_power_of_two()
+        && (16..=256).contains(&d)
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// The register rotation of one cache's head vectors (`head_dim` = 16 · `n`).
@@ -23,7 +26,7 @@ pub(super) struct Rot512 {
 }
 
 impl Rot512 {
-    /// `Some` where the CPU has AVX-512F and `d` is a power of two from 16 to 256.
+    /// `Some` where the CPU has AVX-512F and FMA, and `d` is a power of two from 16 to 256.
     pub(super) fn new(d: usize) -> Option<Self> {
         fits(d).then_some(Rot512 { n: d / 16 })
     }
@@ -44,7 +47,7 @@ impl Rot512 {
         assert!(ks.is_none_or(|k| k.len() == d));
         let ks = ks.map_or(std::ptr::null(), <[f32]>::as_ptr);
         let (q, s, o) = (q.as_ptr(), signs.as_ptr(), out.as_mut_ptr());
-        // SAFETY: the CPU has AVX-512F (new); every pointer holds d = 16 · N values (checked
+        // SAFETY: the CPU has AVX-512F and FMA (new); every pointer holds d = 16 · N values (checked
         // above), ks none or d.
         unsafe {
             match self.n {
@@ -63,7 +66,7 @@ impl Rot512 {
         let d = 16 * self.n;
         assert!(acc.len() == d && signs.len() == d && out.len() == d);
         let (a, s, o) = (acc.as_ptr(), signs.as_ptr(), out.as_mut_ptr());
-        // SAFETY: the CPU has AVX-512F (new); every pointer holds d = 16 · N values.
+        // SAFETY: the CPU has AVX-512F and FMA (new); every pointer holds d = 16 · N values.
         unsafe {
             match self.n {
                 1 => out_row::<1>(a, base, inv, s, o),
@@ -76,13 +79,22 @@ impl Rot512 {
     }
 }
 
-/// One butterfly span within each vector (`span` 1, 2, 4 or 8 lanes): `y` holds every lane's
-/// partner (`i ^ span`); the lower of each pair takes `x + y = a + b`, the upper (the lanes of
-/// `upper`) `y − x = a − b`.
+/// One butterfly span within each vector (`span` 1, 2, 4 or 8 lanes) in one fused
+/// multiply-add: `y` holds every lane's partner (`i ^ span`), `sign` is +1 in the lower lane of
+/// each pair and −1 in the upper, and `x · sign + y` is `b + a = a + b` in the lower, `a + (−b)
+/// = a − b` in the upper: the product by ±1 is exact, so the one rounding is the sum's, the
+/// bits of the add and the subtraction (half the operations of both and a blend).
 #[inline(always)]
-fn inner(x: __m512, y: __m512, upper: __mmask16) -> __m512 {
-    // SAFETY: only called, inlined, from the AVX-512F functions below.
-    unsafe { _mm512_mask_sub_ps(_mm512_add_ps(x, y), upper, y, x) }
+fn inner(x: __m512, y: __m512, sign: __m512) -> __m512 {
+    // SAFETY: only called, inlined, from the AVX-512F and FMA functions below.
+    unsafe { _mm512_fmadd_ps(x, sign, y) }
+}
+
+/// +1 in the lanes whose bit `span` is clear (the lower of each pair), −1 where it is set.
+#[inline(always)]
+fn signs_of(upper: __mmask16) -> __m512 {
+    // SAFETY: as for inner.
+    unsafe { _mm512_mask_blend_ps(upper, _mm512_set1_ps(1.0), _mm512_set1_ps(-1.0)) }
 }
 
 /// The normalized Walsh–Hadamard transform of `16 · N` values held in `v` (value `j` in lane
@@ -91,13 +103,20 @@ fn inner(x: __m512, y: __m512, upper: __mmask16) -> __m512 {
 /// registers.
 #[inline(always)]
 fn fwht<const N: usize>(v: &mut [__m512; N]) {
-    // SAFETY: only called, inlined, from the AVX-512F functions below.
+    // SAFETY: only called, inlined, from the AVX-512F and FMA functions below.
     unsafe {
+        // (Not a map over the masks: a closure is compiled without the callers' features.)
+        let s = [
+            signs_of(0xAAAA),
+            signs_of(0xCCCC),
+            signs_of(0xF0F0),
+            signs_of(0xFF00),
+        ];
         for x in v.iter_mut() {
-            *x = inner(*x, _mm512_permute_ps::<0b10_11_00_01>(*x), 0xAAAA);
-            *x = inner(*x, _mm512_permute_ps::<0b01_00_11_10>(*x), 0xCCCC);
-            *x = inner(*x, _mm512_shuffle_f32x4::<0b10_11_00_01>(*x, *x), 0xF0F0);
-            *x = inner(*x, _mm512_shuffle_f32x4::<0b01_00_11_10>(*x, *x), 0xFF00);
+            *x = inner(*x, _mm512_permute_ps::<0b10_11_00_01>(*x), s[0]);
+            *x = inner(*x, _mm512_permute_ps::<0b01_00_11_10>(*x), s[1]);
+            *x = inner(*x, _mm512_shuffle_f32x4::<0b10_11_00_01>(*x, *x), s[2]);
+            *x = inner(*x, _mm512_shuffle_f32x4::<0b01_00_11_10>(*x, *x), s[3]);
         }
         let mut h = 1;
         while h < N {
@@ -120,8 +139,8 @@ fn fwht<const N: usize>(v: &mut [__m512; N]) {
 /// [`Rot512::q_row`] on `16 · N` values.
 ///
 /// # Safety
-/// The CPU has AVX-512F; `q`, `s` and `o` hold `16 · N` values, `ks` is null or does.
-#[target_feature(enable = "avx512f")]
+/// The CPU has AVX-512F and FMA; `q`, `s` and `o` hold `16 · N` values, `ks` is null or does.
+#[target_feature(enable = "avx512f,fma")]
 unsafe fn q_row<const N: usize>(
     q: *const f32,
     ks: *const f32,
@@ -170,8 +189,8 @@ unsafe fn q_row<const N: usize>(
 /// [`Rot512::out_row`] on `16 · N` values.
 ///
 /// # Safety
-/// The CPU has AVX-512F; `acc`, `s` and `o` hold `16 · N` values.
-#[target_feature(enable = "avx512f")]
+/// The CPU has AVX-512F and FMA; `acc`, `s` and `o` hold `16 · N` values.
+#[target_feature(enable = "avx512f,fma")]
 unsafe fn out_row<const N: usize>(
     acc: *const f32,
     base: f32,
