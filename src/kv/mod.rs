@@ -81,6 +81,27 @@ pub(crate) use quant::{KBLOCK, VBLOCK};
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 use rot512::Rot512;
 
+/// Where there is no AVX-512 rotation (other targets, Miri): never made, so the callers need
+/// no `cfg` of their own.
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+#[derive(Clone, Copy)]
+enum Rot512 {}
+
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+impl Rot512 {
+    fn new(_: usize) -> Option<Self> {
+        None
+    }
+
+    fn q_row(self, _: &[f32], _: Option<&[f32]>, _: &[f32], _: &mut [i16]) -> Option<(f32, i32)> {
+        match self {}
+    }
+
+    fn out_row(self, _: &[f32], _: f32, _: f32, _: &[f32], _: &mut [f32]) {
+        match self {}
+    }
+}
+
 /// Bytes every code buffer keeps readable after its last block (K and V): the SIMD kernels
 /// load whole vectors that may reach past a block's last chunk.
 pub(crate) const ROW_SLACK: usize = 16;
@@ -490,7 +511,6 @@ impl KvCache {
         out.q.resize(n_heads * qs, 0);
         out.sum.resize(n_heads, 0);
         out.factor.resize(n_heads, 0.0);
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
         let fast = Rot512::new(d);
         let inv_sqrt_d = 1.0 / (d as f32).sqrt();
         let ratio = n_heads / self.n_kv_heads;
@@ -499,13 +519,12 @@ impl KvCache {
             let ks = self.kscale.get((h / ratio) * d..(h / ratio + 1) * d);
             let (row, pad) = out.q[h * qs..(h + 1) * qs].split_at_mut(d);
             pad.fill(0);
-            let r = 'row: {
-                #[cfg(all(target_arch = "x86_64", not(miri)))]
-                if let Some(f) = fast {
-                    break 'row f.q_row(qh, ks, self.rot.signs(), row);
+            let r = match fast {
+                Some(f) => f.q_row(qh, ks, self.rot.signs(), row),
+                None => {
+                    self.rotate_q(qh, ks, y);
+                    quantize_q_row(y, row)
                 }
-                self.rotate_q(qh, ks, y);
-                quantize_q_row(y, row)
             };
             let (a, sum) = match r {
                 Some(r) => r,
@@ -861,11 +880,9 @@ impl KvCache {
     /// With AVX-512 and a `head_dim` it takes, in registers ([`Rot512`]): the same bits.
     fn finish(&self, s: &Sums, divide: bool, out: &mut [f32]) {
         let d = self.head_dim;
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
         let fast = Rot512::new(d);
         for (h, o) in out.chunks_exact_mut(d).enumerate() {
             let inv = if divide { 1.0 / s.z[h] } else { 1.0 };
-            #[cfg(all(target_arch = "x86_64", not(miri)))]
             if let Some(f) = fast {
                 f.out_row(
                     &s.acc[h * s.accs..][..d],

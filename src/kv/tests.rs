@@ -958,9 +958,15 @@ fn weights512_timing() {
 /// without sink tokens) leave every result's bits those of a thread's first call; so does a
 /// call in between that fails while it quantizes q (finite, but not after the rotation).
 #[test]
+#[cfg_attr(miri, ignore = "minutes under Miri; no unsafe code of its own")]
 fn scratch_reuse_keeps_bits() {
     // (hk, hq, d, tokens, sink)
-    let shapes = [(2, 4, 16, 9, 1), (1, 3, 24, 70, 0), (3, 3, 8, 2, 2), (2, 8, 32, 33, 1)];
+    let shapes = [
+        (2, 4, 16, 9, 1),
+        (1, 3, 24, 70, 0),
+        (3, 3, 8, 2, 2),
+        (2, 8, 32, 33, 1),
+    ];
     let mut rng = Rng(7);
     let cases: Vec<(KvCache, Vec<f32>, usize)> = shapes
         .iter()
@@ -978,7 +984,8 @@ fn scratch_reuse_keeps_bits() {
         c.attend(q, *hq, &mut att).unwrap();
         let mut sc = vec![0.0f32; hq * n];
         c.scores(q, *hq, 0..n, &mut sc).unwrap();
-        let w: Vec<f32> = sc.iter().map(|s| (s * 0.3).tanh()).collect();
+        // (Not tanh: Miri gives transcendental functions a random error.)
+        let w: Vec<f32> = sc.iter().map(|s| s * 0.25 + 0.5).collect();
         let mut wv = vec![0.0f32; hq * d];
         c.weighted_v(&w, *hq, 0..n, &mut wv).unwrap();
         [bits(&att), bits(&sc), bits(&wv)]
