@@ -172,18 +172,21 @@ unsafe fn q_row<const N: usize>(
     }
     let a = f32::from_bits(bits).max(crate::quant::SCALE_FLOOR);
     let scale = _mm512_set1_ps(127.0f32 / a);
-    let (round, bias) = (_mm512_set1_ps(ROUND), _mm512_set1_epi32(0x4B40_0000));
-    let (lo, hi) = (_mm512_set1_epi32(-128), _mm512_set1_epi32(127));
+    let round = _mm512_set1_ps(ROUND);
+    // The codes c_j = round_half_even(y_j · s) are the bits of t_j = y_j · s + 1.5 · 2^23 less
+    // 0x4B40_0000. quantize_q_row clamps them to [−128, 127], which never binds: |y_j| <= a, so
+    // |y_j · s| <= 127 · (1 + 2^-24)^2 < 127.5 and |c_j| <= 127. So the low 16 bits of t_j's
+    // bits are c_j as int16 (0x4B40_0000 has none set), and the codes' sum is that of the bits
+    // less 16 · N · 0x4B40_0000 (in wrapping int32: the true sum fits).
     let mut sum = _mm512_setzero_si512();
     for (i, &x) in v.iter().enumerate() {
-        let t = _mm512_add_ps(_mm512_mul_ps(x, scale), round);
-        let c = _mm512_sub_epi32(_mm512_castps_si512(t), bias);
-        let c = _mm512_min_epi32(_mm512_max_epi32(c, lo), hi);
-        sum = _mm512_add_epi32(sum, c);
+        let t = _mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(x, scale), round));
+        sum = _mm512_add_epi32(sum, t);
         // SAFETY: o holds 16 · N values.
-        unsafe { _mm256_storeu_si256(o.add(16 * i).cast(), _mm512_cvtepi32_epi16(c)) };
+        unsafe { _mm256_storeu_si256(o.add(16 * i).cast(), _mm512_cvtepi32_epi16(t)) };
     }
-    Some((a, _mm512_reduce_add_epi32(sum)))
+    let bias = (16 * N as i32).wrapping_mul(0x4B40_0000);
+    Some((a, _mm512_reduce_add_epi32(sum).wrapping_sub(bias)))
 }
 
 /// [`Rot512::out_row`] on `16 · N` values.
@@ -232,15 +235,25 @@ mod tests {
             let rot = Rotation::new(d);
             let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.731).sin() * 3.0).collect();
             let ks: Vec<f32> = (0..d).map(|i| 1.0 + (i % 5) as f32 * 0.25).collect();
-            for k in [None, Some(&ks[..])] {
-                let mut y = q.clone();
+            // Also rows whose codes reach ±127 in many places (one value: every rotated value
+            // has the same magnitude), all zero and below the scale floor (a = SCALE_FLOOR).
+            let one_hot: Vec<f32> = (0..d).map(|i| if i == 3 { -2.5 } else { 0.0 }).collect();
+            let tiny: Vec<f32> = q.iter().map(|x| x * 1e-9).collect();
+            let rows = [
+                (&q, None),
+                (&q, Some(&ks[..])),
+                (&one_hot, None),
+                (&tiny, None),
+            ];
+            for (q, k) in rows.into_iter().chain([(&vec![0.0; d], None)]) {
+                let mut y = q.to_vec();
                 if let Some(k) = k {
                     y.iter_mut().zip(k).for_each(|(x, s)| *x *= s);
                 }
                 rot.forward(&mut y);
                 let (mut want, mut got) = (vec![0i16; d], vec![0i16; d]);
                 let w = super::super::quantize_q_row(&y, &mut want);
-                assert_eq!(r.q_row(&q, k, rot.signs(), &mut got), w, "d {d}");
+                assert_eq!(r.q_row(q, k, rot.signs(), &mut got), w, "d {d}");
                 assert_eq!(got, want, "d {d}");
             }
             let big = vec![f32::MAX; d];
