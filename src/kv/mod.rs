@@ -1216,7 +1216,17 @@ wide_fn! {
         // Each head's maximum as the largest order key (below), kept in 16 lanes (lane
         // t mod 16) while the scores are made and reduced once at the end: an integer maximum,
         // which does not depend on the order.
-        let mut keys: Vec<[u32; L]> = mx.iter().map(|&m| [order_key(m); L]).collect();
+        // (On the stack for up to 8 query heads a KV head, so that a call allocates nothing.)
+        let (mut stack, mut heap) = ([[0u32; L]; 8], Vec::new());
+        let keys: &mut [[u32; L]] = if mx.len() <= stack.len() {
+            &mut stack[..mx.len()]
+        } else {
+            heap.resize(mx.len(), [0u32; L]);
+            &mut heap
+        };
+        for (k, &m) in keys.iter_mut().zip(mx.iter()) {
+            *k = [order_key(m); L];
+        }
         let mut blocks = ScaleBlocks::new(ks);
         while let Some((b, k)) = blocks.advance() {
             ahead.iter_mut().for_each(Ahead::step);
@@ -1233,7 +1243,7 @@ wide_fn! {
                 }
             }
         }
-        for (m, kl) in mx.iter_mut().zip(&keys) {
+        for (m, kl) in mx.iter_mut().zip(keys.iter()) {
             *m = from_order_key(kl.iter().copied().fold(0, u32::max));
         }
     }
