@@ -118,7 +118,9 @@ pub const MAX_HEAD_DIM: usize = 65536;
 /// append-only up to a fixed capacity.
 ///
 /// Any number of threads may read a cache at once (`attend`, `scores`, ... take `&self`);
-/// appending needs `&mut self`.
+/// appending needs `&mut self`. The reading calls keep their working buffers per thread between
+/// calls (up to 8 MiB a thread; they grow with the heads and the positions of a call), so that
+/// repeated calls allocate nothing.
 #[derive(Clone, Debug)]
 pub struct KvCache {
     n_kv_heads: usize,
@@ -554,6 +556,7 @@ impl KvCache {
     /// Scores `q·k_t / sqrt(head_dim)` of every query head for the positions `range`:
     /// `q` is `n_heads × head_dim` (`n_heads` a multiple of `n_kv_heads`, query head `h`
     /// reading KV head `h / (n_heads / n_kv_heads)`), `out[h · range.len() + (t − range.start)]`.
+    /// `out` is written only on success.
     pub fn scores(
         &self,
         q: &[f32],
@@ -692,6 +695,7 @@ impl KvCache {
     /// The weighted sums `out_h = sum_t weights[h · range.len() + (t − range.start)] · v_t` of
     /// the dequantized V rows over `range`, `out` being `n_heads × head_dim` in the caller's
     /// space. With softmax weights this is the second half of attention; split ranges add up.
+    /// `out` is written only on success.
     pub fn weighted_v(
         &self,
         weights: &[f32],
@@ -903,6 +907,7 @@ impl KvCache {
     /// Decode attention for one query token: `out_h = sum_t softmax_t(q_h·k_t / sqrt(head_dim))
     /// · v_t` over every appended position, for `n_heads` query heads (a multiple of
     /// `n_kv_heads`; `q` and `out` are `n_heads × head_dim`). An empty cache is an error.
+    /// `out` is written only on success (every check comes first).
     pub fn attend(&self, q: &[f32], n_heads: usize, out: &mut [f32]) -> Result<()> {
         self.attend_with(kernels::active()?, q, n_heads, out)
     }
