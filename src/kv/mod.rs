@@ -72,6 +72,7 @@ mod ahead;
 pub(crate) mod quant;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 mod rot512;
+mod roundtrip;
 pub(crate) mod scalar;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 mod weights512;
@@ -80,6 +81,7 @@ use quant::{f16_to_f32, quantize_row, Blocks3, Rotation};
 pub(crate) use quant::{KBLOCK, VBLOCK};
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 use rot512::Rot512;
+pub use roundtrip::roundtrip;
 
 /// Where there is no AVX-512 rotation (other targets, Miri): never made, so the callers need
 /// no `cfg` of their own.
