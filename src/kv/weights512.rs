@@ -241,6 +241,8 @@ fn first_half_of<const H: usize, const MASKED: bool>(
     };
     // Per head, max |u_t| of each lane (the missing heads' 0).
     let mut amax = [_mm512_setzero_ps(); HEADS_TOGETHER];
+    // A short block's weights, for the sums of its last positions (tail_sums).
+    let mut tails = [[_mm512_setzero_ps(); V]; H];
     for j0 in (0..H).step_by(2) {
         // Heads j0 and j0 + 1 (if any): their weights or scores, then exponentials side by side.
         let two = j0 + 1 < H;
@@ -291,8 +293,8 @@ fn first_half_of<const H: usize, const MASKED: bool>(
             store16(&mut ln.z[16..], zl[1]);
             store16(&mut ln.b[..16], bl[0]);
             store16(&mut ln.b[16..], bl[1]);
-            if MASKED && full < k {
-                tail_sums(ln, p, ms, full, k);
+            if MASKED {
+                tails[j] = *p;
             }
             for c in 0..V {
                 // Past k the step is 0 and p finite (a masked 0, or an exponential): u = +0,
@@ -306,6 +308,9 @@ fn first_half_of<const H: usize, const MASKED: bool>(
             }
         }
     }
+    if MASKED && full < k {
+        tail_sums(lanes, &tails, ms, full, k);
+    }
     // Every head's a = max |u_t|: head j in 128-bit lane j, in all four of its lanes (for
     // non-negative f32 values, not NaN, the order of the bits is the order of the values).
     let a = _mm512_castsi512_ps(reduce4(amax.map(|x| _mm512_castps_si512(x))));
@@ -317,20 +322,38 @@ fn first_half_of<const H: usize, const MASKED: bool>(
     half.q = _mm512_maskz_div_ps(keep, num, den);
 }
 
-/// The positions `full .. k` of a short block added to the lanes' tails one by one, in order
-/// (the plain body's order for the last `k mod 32` positions). Once per call.
+/// The positions `full .. k` of a short block added to each head's lane tails one by one, in
+/// order (the plain body's order for the last `k mod 32` positions): the heads' chains of
+/// dependent additions side by side. Once per call.
 #[cold]
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
-fn tail_sums(ln: &mut Lanes, p: &[__m512; V], ms: &[__m512; V], full: usize, k: usize) {
-    let (mut pa, mut ma) = ([0.0f32; WBLOCK], [0.0f32; WBLOCK]);
+fn tail_sums<const H: usize>(
+    lanes: [&mut Lanes; H],
+    p: &[[__m512; V]; H],
+    ms: &[__m512; V],
+    full: usize,
+    k: usize,
+) {
+    let (mut pa, mut ma) = ([[0.0f32; WBLOCK]; H], [0.0f32; WBLOCK]);
     for c in 0..V {
-        store16(&mut pa[16 * c..], p[c]);
+        for j in 0..H {
+            store16(&mut pa[j][16 * c..], p[j][c]);
+        }
         store16(&mut ma[16 * c..], ms[c]);
     }
-    for (&p, &m) in pa[full..k].iter().zip(&ma[full..k]) {
-        ln.zt += p;
-        ln.bt += p * m;
+    let (mut zt, mut bt) = (
+        lanes.each_ref().map(|l| l.zt),
+        lanes.each_ref().map(|l| l.bt),
+    );
+    for i in full..k {
+        for j in 0..H {
+            zt[j] += pa[j][i];
+            bt[j] += pa[j][i] * ma[i];
+        }
+    }
+    for (j, ln) in lanes.into_iter().enumerate() {
+        (ln.zt, ln.bt) = (zt[j], bt[j]);
     }
 }
 
