@@ -296,16 +296,17 @@ fn first_half_of<const H: usize, const MASKED: bool>(
             if MASKED {
                 tails[j] = *p;
             }
+            let mut u = [_mm512_setzero_ps(); V];
             for c in 0..V {
                 // Past k the step is 0 and p finite (a masked 0, or an exponential): u = +0,
                 // the plain body's value.
-                let u = _mm512_mul_ps(p[c], ss[c]);
-                half.u[j][c] = u;
-                // max(|amax|, |u|) with the sign bit cleared: the same value as the plain
-                // body's integer maximum of the bits of |u| (u is not NaN: a finite weight or
-                // exponential times a finite step; ±0 both give +0).
-                amax[j] = _mm512_range_ps::<0b1011>(amax[j], u);
+                u[c] = _mm512_mul_ps(p[c], ss[c]);
+                half.u[j][c] = u[c];
             }
+            // max(|x|, |y|) with the sign bit cleared, as a tree (a maximum in any order):
+            // the same value as the plain body's integer maximum of the bits of |u| (u is not
+            // NaN: a finite weight or exponential times a finite step; ±0 both give +0).
+            amax[j] = absmax(absmax(u[0], u[1]), absmax(u[2], u[3]));
         }
     }
     if MASKED && full < k {
@@ -398,6 +399,13 @@ unsafe fn second_half(out: &mut Out, b: usize, h0: usize, half: &Half, lanes: &m
             unsafe { _mm256_storeu_si256(o.add(16 * c).cast(), b) };
         }
     }
+}
+
+/// `max(|x|, |y|)` with the sign bit cleared, one `vrangeps`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn absmax(x: __m512, y: __m512) -> __m512 {
+    _mm512_range_ps::<0b1011>(x, y)
 }
 
 /// The unsigned maxima of the 16 lanes of each of four vectors: vector j's in every lane of
