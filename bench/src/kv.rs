@@ -429,9 +429,9 @@ pub struct KvBench {
 }
 
 /// The markdown KV-cache section: bytes, attention accuracy against f32 attention (min and
-/// median over `draws` draws, Gaussian keys and keys with two channels ×15, 3-bit with and
-/// without the 8-bit sink, fp16), and µs per layer of one decode step for the fp16 cache and
-/// every kernel set, with GB/s of cache bytes and the share of `stream_gb_s` (the one-thread
+/// median over `draws` draws, Gaussian keys and keys with two channels ×15: the 3-bit cache
+/// with and without the 8-bit sink, K and V alone quantized at 3 and 4 bits, fp16), and µs per
+/// layer of one decode step for the fp16 cache and every kernel set, with GB/s of cache bytes and the share of `stream_gb_s` (the one-thread
 /// streaming-read rate).
 pub fn section(b: &KvBench, stream_gb_s: f64) -> bitnet_kernels::Result<String> {
     let mut o = String::new();
@@ -447,11 +447,25 @@ pub fn section(b: &KvBench, stream_gb_s: f64) -> bitnet_kernels::Result<String> 
     Ok(o)
 }
 
+/// The accuracy table's rows: what each computes attention from.
+const ACC_ROWS: [&str; 6] = [
+    "3-bit, no sink",
+    "3-bit, 1 sink token",
+    "3-bit, no sink (K, V only)",
+    "4-bit, no sink (K, V only)",
+    "4-bit, 1 sink token (K, V only)",
+    "fp16 (baseline)",
+];
+
 fn accuracy(o: &mut String, b: &KvBench) -> bitnet_kernels::Result<()> {
     let t = b.acc_tokens;
     let _ = writeln!(
         o,
-        "Attention output against f32 attention (f64 sums), {t} tokens, {} draws: min / median.\n",
+        "Attention output against f32 attention (f64 sums), {t} tokens, {} draws: min / median. \
+         The 3-bit rows without a mark are `KvCache::attend`; the rows marked \"K, V only\" put K and V \
+         through the cache's quantizer at that width (`kv::roundtrip`) and attend in f64, without \
+         `attend`'s int8 q and int8 V weights: the format's own error. 4-bit is the same scheme with \
+         15 levels (4.25 bits a value at head_dim {D}), not a cache type of this crate.\n",
         b.draws
     );
     let _ = writeln!(
@@ -459,9 +473,8 @@ fn accuracy(o: &mut String, b: &KvBench) -> bitnet_kernels::Result<()> {
         "| keys | cache | cosine min / median | relative error median / max |\n|---|---|---|---|"
     );
     for outliers in [false, true] {
-        // cache kinds: 3-bit no sink, 3-bit 1 sink, fp16
-        let mut cos = vec![Vec::new(); 3];
-        let mut rel = vec![Vec::new(); 3];
+        let mut cos = vec![Vec::new(); ACC_ROWS.len()];
+        let mut rel = vec![Vec::new(); ACC_ROWS.len()];
         for draw in 0..b.draws {
             let mut rng = Rng::new(11 + draw as u64);
             let mut k = normals(&mut rng, t * HK * D);
@@ -473,30 +486,35 @@ fn accuracy(o: &mut String, b: &KvBench) -> bitnet_kernels::Result<()> {
                     row[77] *= 15.0;
                 }
             }
-            let want = bitnet_kernels::kv::reference_attention(&k, &v, &q, t, HK, HQ, D);
+            let attention = |k: &[f32], v: &[f32]| {
+                bitnet_kernels::kv::reference_attention(k, v, &q, t, HK, HQ, D)
+            };
+            let want = attention(&k, &v);
             let mut out = vec![0.0; HQ * D];
+            let mut push = |row: usize, out: &[f32]| {
+                let (cs, re) = compare(out, &want);
+                cos[row].push(cs);
+                rel[row].push(re);
+            };
             for sink in [0, 1] {
                 let mut c = KvCache::new(HK, D, t, sink)?;
                 c.append(&k, &v, t)?;
                 c.attend(&q, HQ, &mut out)?;
-                let (cs, re) = compare(&out, &want);
-                cos[sink].push(cs);
-                rel[sink].push(re);
+                push(sink, &out);
+            }
+            for (row, bits, sink) in [(2, 3, 0), (3, 4, 0), (4, 4, 1)] {
+                let (kq, vq) = bitnet_kernels::kv::roundtrip(&k, &v, t, HK, D, sink, bits)?;
+                push(row, &attention(&kq, &vq));
             }
             F16Cache::new(&k, &v, HK, D).attend(&q, HQ, &mut out);
-            let (cs, re) = compare(&out, &want);
-            cos[2].push(cs);
-            rel[2].push(re);
+            push(5, &out);
         }
         let keys = if outliers {
             "2 channels ×15"
         } else {
             "Gaussian"
         };
-        for (i, name) in ["3-bit, no sink", "3-bit, 1 sink token", "fp16 (baseline)"]
-            .iter()
-            .enumerate()
-        {
+        for (i, name) in ACC_ROWS.iter().enumerate() {
             let (c, r) = (&mut cos[i], &mut rel[i]);
             let (cmed, rmed) = (stats::median(c), stats::median(r));
             let _ = writeln!(

@@ -70,12 +70,14 @@ macro_rules! wide_fn {
 
 mod ahead;
 pub(crate) mod quant;
+mod roundtrip;
 pub(crate) mod scalar;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 mod weights512;
 
 use quant::{f16_to_f32, quantize_row, Blocks3, Rotation};
 pub(crate) use quant::{KBLOCK, VBLOCK};
+pub use roundtrip::roundtrip;
 
 /// Bytes every code buffer keeps readable after its last block (K and V): the SIMD kernels
 /// load whole vectors that may reach past a block's last chunk.

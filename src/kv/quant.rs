@@ -167,12 +167,13 @@ unsafe fn fwht_avx(blk: &mut [f32]) {
     }
 }
 
-/// The shrink factors the 3-bit quantizer tries, in this order (sixteenths of the half range).
+/// The shrink factors the 3-bit (and narrower than 8-bit) quantizer tries, in this order (sixteenths of the half range).
 const SHRINK: [f32; 5] = [1.0, 15.0 / 16.0, 14.0 / 16.0, 13.0 / 16.0, 12.0 / 16.0];
 
-/// Quantizes one rotated row `y` to `levels + 1` codes (`levels` = 7 or 255): returns the fp16
-/// `(min, step)` and writes the codes. 3-bit rows try every [`SHRINK`] factor and keep the
-/// first with the smallest squared error; 8-bit rows use the full range. Errors on a value
+/// Quantizes one rotated row `y` to `levels + 1` codes (`levels` = 7 or 255 in the cache, any
+/// `2^bits − 1` in [`super::roundtrip`]): returns the fp16 `(min, step)` and writes the codes.
+/// Rows of fewer than 8 bits try every [`SHRINK`] factor and keep the first with the smallest
+/// squared error; 8-bit rows use the full range. Errors on a value
 /// outside the fp16 range (the caller has already rejected NaN and infinity).
 pub(crate) fn quantize_row(y: &[f32], levels: u32, codes: &mut [u8]) -> Result<(u16, u16)> {
     let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
@@ -188,7 +189,7 @@ pub(crate) fn quantize_row(y: &[f32], levels: u32, codes: &mut [u8]) -> Result<(
     }
     let mid = (lo + hi) / 2.0;
     let half = (hi - lo) / 2.0;
-    let shrinks: &[f32] = if levels == 7 { &SHRINK } else { &SHRINK[..1] };
+    let shrinks: &[f32] = if levels < 255 { &SHRINK } else { &SHRINK[..1] };
     let mut best: Option<(f32, u16, u16)> = None;
     for &f in shrinks {
         let m16 = f32_to_f16(mid - f * half);
