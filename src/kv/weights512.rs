@@ -42,9 +42,16 @@ pub(super) fn v_weights3(p: VWeights) {
     } = p;
     let (n, heads) = (vs.len(), base.len());
     let nb = n.div_ceil(WBLOCK);
-    // What the raw accesses below rely on.
-    assert!(z.len() == heads && w8.len() >= heads * nb * WBLOCK && fs.len() >= heads * nb);
-    assert!(heads == 0 || w.len() >= (heads - 1) * ws + n);
+    // What the raw accesses below rely on (no product overflows: each bounds a slice).
+    let fits = |len: usize, a: usize, b: usize, c: usize| {
+        a.checked_mul(b)
+            .and_then(|x| x.checked_add(c))
+            .is_some_and(|x| len >= x)
+    };
+    assert!(
+        z.len() == heads && fits(w8.len(), heads, nb * WBLOCK, 0) && fits(fs.len(), heads, nb, 0)
+    );
+    assert!(heads == 0 || fits(w.len(), heads - 1, ws, n));
     assert!(mx.is_none_or(|m| m.len() >= heads));
     #[rustfmt::skip]
     let low_bytes = std::hint::black_box(_mm512_set_epi32(
