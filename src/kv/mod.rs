@@ -775,17 +775,17 @@ impl KvCache {
         let nb = n3.div_ceil(WBLOCK);
         s.w8.resize(ratio * WBLOCK * nb, 0);
         s.fs.resize(ratio * nb, 0.0);
-        v_weights3(
-            &mut s.w8,
-            &mut s.fs,
-            &w[t0 - range.start..],
-            n,
-            &self.vs3[g][t0 - self.n_sink..][..n3],
-            mx,
+        v_weights3(VWeights {
+            w8: &mut s.w8,
+            fs: &mut s.fs,
             base,
             z,
-            &mut next.rust(nb),
-        );
+            w: &w[t0 - range.start..],
+            ws: n,
+            vs: &self.vs3[g][t0 - self.n_sink..][..n3],
+            mx,
+            ahead: &mut next.rust(nb),
+        });
         // SAFETY: v3[g] holds the V blocks of head g's positions 0.. up to the one of position
         // range.end - 1 - n_sink, followed by ROW_SLACK readable bytes; w8 holds ratio runs of
         // WBLOCK · nb weights, zero past n3 (v_weights3), fs ratio × nb factors; acc holds the
@@ -1475,6 +1475,25 @@ const V_DOT: usize = 80;
 const SHARE_SCORES: usize = 39;
 const SHARE_WEIGHTS: usize = 17;
 
+/// One KV head's weights' pass ([`v_weights3`]): its outputs, then its inputs.
+struct VWeights<'a> {
+    /// The int8 weights, `WBLOCK · nb` a head, and the factors, `nb` a head.
+    w8: &'a mut [i8],
+    fs: &'a mut [f32],
+    /// Per head, the constant term and the exponentials' sum, added to.
+    base: &'a mut [f32],
+    z: &'a mut [f32],
+    /// Head `r`'s weights (or scores) at `w[r · ws ..]`, one per pair of `vs`.
+    w: &'a [f32],
+    ws: usize,
+    /// The fp16 `(min, step)` pairs of the positions.
+    vs: &'a [[u16; 2]],
+    /// Per head, the maximum to subtract from scores; `None`: `w` holds the weights.
+    mx: Option<&'a [f32]>,
+    /// Stepped once per block (a prefetch of what comes next).
+    ahead: &'a mut [Ahead; 3],
+}
+
 /// The int8 V weights of one KV head's query heads over its 3-bit positions
 /// (`docs/FORMATS.md` §8), a block of [`WBLOCK`] positions at a time while the block is in L1
 /// (its V scales converted once for every head). Head `r`'s weights `p_t` are `w[r · ws + t]`,
@@ -1482,43 +1501,22 @@ const SHARE_WEIGHTS: usize = 17;
 /// largest `|u_t|`, `f = a / 127`, `w8_t = round_half_even(u_t · (127 / a))` (all 0 when
 /// `a = 0`) into `w8[r · 64 · nb + t]` (zero past the last position), `f` into `fs[r · nb + b]`.
 /// Adds `Σ_t p_t · m_t − 3.5 · Σ_t (f · w8_t − u_t)` to `base[r]` and `Σ_t p_t` to `z[r]`.
-/// `ahead` steps once per block (a prefetch of what comes next). With AVX-512 the body written
-/// with intrinsics ([`weights512`]), else [`v_weights3_wide`]: the same bits.
-#[allow(clippy::too_many_arguments)]
-fn v_weights3(
-    w8: &mut [i8],
-    fs: &mut [f32],
-    w: &[f32],
-    ws: usize,
-    vs: &[[u16; 2]],
-    mx: Option<&[f32]>,
-    base: &mut [f32],
-    z: &mut [f32],
-    ahead: &mut [Ahead; 3],
-) {
+/// `ahead` steps once per block. With AVX-512 the body written with intrinsics
+/// ([`weights512`]), else [`v_weights3_wide`]: the same bits.
+fn v_weights3(p: VWeights) {
     // (Not under Miri, which does not run every intrinsic.)
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     if weights512::available() {
         // SAFETY: the CPU has what weights512 needs.
-        return unsafe { weights512::v_weights3(w8, fs, w, ws, vs, mx, base, z, ahead) };
+        return unsafe { weights512::v_weights3(p) };
     }
-    v_weights3_wide(w8, fs, w, ws, vs, mx, base, z, ahead)
+    v_weights3_wide(p)
 }
 
 wide_fn! {
     /// [`v_weights3`] in plain Rust, compiled for the widest vectors the CPU has.
-    #[allow(clippy::too_many_arguments)]
-    fn v_weights3_wide(
-        w8: &mut [i8],
-        fs: &mut [f32],
-        w: &[f32],
-        ws: usize,
-        vs: &[[u16; 2]],
-        mx: Option<&[f32]>,
-        base: &mut [f32],
-        z: &mut [f32],
-        ahead: &mut [Ahead; 3],
-    ) {
+    fn v_weights3_wide(p: VWeights) {
+        let VWeights { w8, fs, base, z, w, ws, vs, mx, ahead } = p;
         let nb = vs.len().div_ceil(WBLOCK);
         let mut lanes = vec![Lanes::EMPTY; base.len()];
         // The last block is padded with weight 0 (weights_group) and scale 0.

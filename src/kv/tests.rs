@@ -399,17 +399,17 @@ fn weight_quantization_blocks() {
     let vs: Vec<[u16; 2]> = s.iter().map(|&x| [0, quant::f32_to_f16(x)]).collect();
     let weights = |w: &[f32], vs: &[[u16; 2]], q: &mut [i8], f: &mut [f32]| {
         let (mut base, mut z) = ([0.0f32], [0.0f32]);
-        v_weights3(
-            q,
-            f,
+        v_weights3(VWeights {
+            w8: q,
+            fs: f,
+            base: &mut base,
+            z: &mut z,
             w,
-            w.len(),
+            ws: w.len(),
             vs,
-            None,
-            &mut base,
-            &mut z,
-            &mut Plan::NONE.rust(0),
-        );
+            mx: None,
+            ahead: &mut Plan::NONE.rust(0),
+        });
         // The weights' own sum (no exponentials here), in the lanes of FORMATS.md §8.
         assert!((z[0] - w.iter().sum::<f32>()).abs() <= 1e-6 * z[0]);
     };
@@ -573,32 +573,32 @@ fn heads_together_match_heads_alone() {
             kernel: &[],
             rust: [bytemuck::cast_slice(&w), &[], &[]],
         };
-        v_weights3(
-            &mut q,
-            &mut f,
-            &w,
-            n,
-            &vs,
-            m,
-            &mut base,
-            &mut z,
-            &mut pf.rust(nb),
-        );
+        v_weights3(VWeights {
+            w8: &mut q,
+            fs: &mut f,
+            base: &mut base,
+            z: &mut z,
+            w: &w,
+            ws: n,
+            vs: &vs,
+            mx: m,
+            ahead: &mut pf.rust(nb),
+        });
         for h in 0..heads {
             let (mut q1, mut f1) = (vec![0i8; WBLOCK * nb], vec![0.0f32; nb]);
             let (mut b1, mut z1) = ([0.5f32], [0.25f32]);
             let m1 = m.map(|m| &m[h..h + 1]);
-            v_weights3(
-                &mut q1,
-                &mut f1,
-                &w[h * n..][..n],
-                n,
-                &vs,
-                m1,
-                &mut b1,
-                &mut z1,
-                &mut Plan::NONE.rust(0),
-            );
+            v_weights3(VWeights {
+                w8: &mut q1,
+                fs: &mut f1,
+                base: &mut b1,
+                z: &mut z1,
+                w: &w[h * n..][..n],
+                ws: n,
+                vs: &vs,
+                mx: m1,
+                ahead: &mut Plan::NONE.rust(0),
+            });
             assert_eq!(&q[h * WBLOCK * nb..][..WBLOCK * nb], &q1[..], "{h}");
             let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&f[h * nb..][..nb]), bits(&f1));
@@ -782,19 +782,22 @@ fn weights_both(
         let (mut q, mut f) = (vec![0x55i8; heads * WBLOCK * nb], vec![7.0f32; heads * nb]);
         let mut base: Vec<f32> = (0..heads).map(|h| h as f32 * 0.5 - 1.0).collect();
         let mut z: Vec<f32> = (0..heads).map(|h| h as f32 * 0.25).collect();
-        let args = (&mut q[..], &mut f[..], w, n, vs, mx);
-        let ahead = &mut Plan::NONE.rust(0);
+        let p = VWeights {
+            w8: &mut q,
+            fs: &mut f,
+            base: &mut base,
+            z: &mut z,
+            w,
+            ws: n,
+            vs,
+            mx,
+            ahead: &mut Plan::NONE.rust(0),
+        };
         if hand {
             // SAFETY: the caller checked weights512::available().
-            unsafe {
-                weights512::v_weights3(
-                    args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead,
-                )
-            };
+            unsafe { weights512::v_weights3(p) };
         } else {
-            v_weights3_wide(
-                args.0, args.1, args.2, args.3, args.4, args.5, &mut base, &mut z, ahead,
-            );
+            v_weights3_wide(p);
         }
         let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         (q, bits(&f), bits(&base), bits(&z))
@@ -931,12 +934,30 @@ fn weights512_timing() {
                 if hand == 1 {
                     // SAFETY: checked above.
                     unsafe {
-                        weights512::v_weights3(
-                            &mut q, &mut f, &sc, n, &vs, m, &mut base, &mut z, ahead,
-                        )
+                        weights512::v_weights3(VWeights {
+                            w8: &mut q,
+                            fs: &mut f,
+                            base: &mut base,
+                            z: &mut z,
+                            w: &sc,
+                            ws: n,
+                            vs: &vs,
+                            mx: m,
+                            ahead,
+                        })
                     };
                 } else {
-                    v_weights3_wide(&mut q, &mut f, &sc, n, &vs, m, &mut base, &mut z, ahead);
+                    v_weights3_wide(VWeights {
+                        w8: &mut q,
+                        fs: &mut f,
+                        base: &mut base,
+                        z: &mut z,
+                        w: &sc,
+                        ws: n,
+                        vs: &vs,
+                        mx: m,
+                        ahead,
+                    });
                 }
                 t.push(t0.elapsed().as_secs_f64() * 1e6);
             }

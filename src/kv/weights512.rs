@@ -4,19 +4,20 @@
 //! Why by hand: compiled from the plain loops, the pass kept the running lanes and `u_t` in
 //! memory, reloaded its constants every block, reduced each head's block maximum alone with
 //! scalar shuffles, converted the fp16 scales into an array it then loaded back, and waited
-//! on each block's divisions (`perf annotate`, 2026-11-28). Here a whole block of up to
-//! [`HEADS_TOGETHER`] heads is taken in registers (four vectors a head), two heads'
-//! exponentials step by step side by side, the heads' block maxima are reduced together (one
-//! transposing tree for four heads) and their divisions are one vector division, and a block's
-//! second half (codes, factors, rounding errors) is issued after the next block's first half.
-//! A last block shorter than [`WBLOCK`] takes the plain per-block code
-//! ([`super::weights_group`]): once per call.
+//! on each block's divisions (`perf annotate`, 2026-11-28). Here a block of up to
+//! [`HEADS_TOGETHER`] heads is taken two heads at a time (their exponentials step by step side
+//! by side, their `u_t` stored for the second half at once), the heads' block maxima are
+//! reduced together (one transposing tree for four heads) and their divisions are one vector
+//! division, and a block's second half (codes, factors, rounding errors) is issued after the
+//! next block's first half. The last block, when shorter than [`WBLOCK`], takes the same
+//! vector code with masked loads and its scales padded with 0 (`perf annotate`, 2026-11-29:
+//! a scalar last block took 7 % of the pass at 4095 positions).
 
 use std::arch::x86_64::*;
 
 use super::ahead::Ahead;
 use super::exp_consts::*;
-use super::{scales_f32, weights_group, Lanes, WeightsBlock, HEADS_TOGETHER, WBLOCK};
+use super::{Lanes, VWeights, HEADS_TOGETHER, LANES, WBLOCK};
 
 /// Whether the CPU has what [`v_weights3`] needs: AVX-512 F, BW, DQ and VBMI (Ice Lake, Zen 4
 /// and later), and FMA.
@@ -27,70 +28,97 @@ pub(super) fn available() -> bool {
 
 /// [`super::v_weights3`] (same arguments, same results).
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn v_weights3(
-    w8: &mut [i8],
-    fs: &mut [f32],
-    w: &[f32],
-    ws: usize,
-    vs: &[[u16; 2]],
-    mx: Option<&[f32]>,
-    base: &mut [f32],
-    z: &mut [f32],
-    ahead: &mut [Ahead; 3],
-) {
-    let nb = vs.len().div_ceil(WBLOCK);
-    let mut lanes = vec![Lanes::EMPTY; base.len()];
-    // Per group of heads, the first half of each whole block, whose second half waits until
-    // the next block's first half is issued: the reduction and the division between the two
-    // halves then overlap that work instead of stalling the block. Block b's in slot b mod 2.
-    let empty = Half {
-        b: 0,
-        h0: 0,
-        u: [[_mm512_setzero_ps(); V]; HEADS_TOGETHER],
-        q: _mm512_setzero_ps(),
+pub(super) fn v_weights3(p: VWeights) {
+    let VWeights {
+        w8,
+        fs,
+        base,
+        z,
+        w,
+        ws,
+        vs,
+        mx,
+        ahead,
+    } = p;
+    let (n, heads) = (vs.len(), base.len());
+    let nb = n.div_ceil(WBLOCK);
+    // What the raw accesses below rely on (no product overflows: each bounds a slice).
+    let fits = |len: usize, a: usize, b: usize, c: usize| {
+        a.checked_mul(b)
+            .and_then(|x| x.checked_add(c))
+            .is_some_and(|x| len >= x)
     };
-    let mut halves = vec![[empty; 2]; base.len().div_ceil(HEADS_TOGETHER)];
-    for (b, rows) in vs.chunks(WBLOCK).enumerate() {
+    assert!(
+        z.len() == heads && fits(w8.len(), heads, nb * WBLOCK, 0) && fits(fs.len(), heads, nb, 0)
+    );
+    assert!(heads == 0 || fits(w.len(), heads - 1, ws, n));
+    assert!(mx.is_none_or(|m| m.len() >= heads));
+    #[rustfmt::skip]
+    let low_bytes = std::hint::black_box(_mm512_set_epi32(
+        0, 0, 0, 0, 0, 0, 0, 0,
+        0x7c78_7470, 0x6c68_6460, 0x5c58_5450, 0x4c48_4440,
+        0x3c38_3430, 0x2c28_2420, 0x1c18_1410, 0x0c08_0400,
+    ));
+    let mut out = Out {
+        w8,
+        fs,
+        nb,
+        low_bytes,
+    };
+    let mut lanes = vec![Lanes::EMPTY; heads];
+    // Per group of heads, the first half of each block, whose second half waits until the
+    // next block's first half is issued: the reduction and the division between the two
+    // halves then overlap that work instead of stalling the block. Block b's in slot b mod 2.
+    let mut halves = vec![[Half::EMPTY; 2]; heads.div_ceil(HEADS_TOGETHER)];
+    for b in 0..nb {
         ahead.iter_mut().for_each(Ahead::step);
-        let blk = WeightsBlock {
-            w8: &mut *w8,
-            fs: &mut *fs,
+        let t = b * WBLOCK;
+        let rows = &vs[t..n.min(t + WBLOCK)];
+        let blk = Block {
             w,
             ws,
-            nb,
-            b,
-            k: rows.len(),
             mx,
+            t,
+            k: rows.len(),
         };
-        if let Ok(rows) = <&[[u16; 2]; WBLOCK]>::try_from(rows) {
-            let scales = scales64(rows);
-            for (g, lanes) in lanes.chunks_mut(HEADS_TOGETHER).enumerate() {
-                let [even, odd] = &mut halves[g];
-                let (cur, prev) = if b % 2 == 0 { (even, odd) } else { (odd, even) };
-                *cur = first_half(&blk, scales, g * HEADS_TOGETHER, lanes);
-                if b > 0 {
-                    second_half(blk.w8, blk.fs, nb, prev, lanes);
-                }
+        let scales = match <&[[u16; 2]; WBLOCK]>::try_from(rows) {
+            Ok(rows) => scales64(rows),
+            Err(_) => {
+                // The last block, shorter: scale 0 past its end, as the plain body's.
+                let mut pad = [[0u16; 2]; WBLOCK];
+                pad[..rows.len()].copy_from_slice(rows);
+                scales64(&pad)
             }
-        } else {
-            // The last block, shorter: padded with weight 0 (weights_group) and scale 0,
-            // after the whole blocks' second halves (each head's e lanes in block order).
+        };
+        for (g, (lanes, hv)) in lanes
+            .chunks_mut(HEADS_TOGETHER)
+            .zip(&mut halves)
+            .enumerate()
+        {
+            let [even, odd] = hv;
+            let (cur, prev) = if b % 2 == 0 { (even, odd) } else { (odd, even) };
+            let h0 = g * HEADS_TOGETHER;
+            first_half(&blk, &scales, h0, lanes, cur);
             if b > 0 {
-                flush(&halves, (b - 1) % 2, &mut lanes, blk.w8, blk.fs, nb);
-            }
-            let (mut ms, mut ss) = ([0.0f32; WBLOCK], [0.0f32; WBLOCK]);
-            scales_f32(rows, &mut ms, &mut ss);
-            let mut blk = blk;
-            for h0 in (0..lanes.len()).step_by(HEADS_TOGETHER) {
-                let hn = (lanes.len() - h0).min(HEADS_TOGETHER);
-                weights_group(&mut blk, (&ms, &ss), h0, &mut lanes[h0..h0 + hn]);
+                // SAFETY: block b - 1 < nb, heads h0 .. h0 + lanes.len() <= heads.
+                unsafe { second_half(&mut out, b - 1, h0, prev, lanes) };
             }
         }
     }
-    // The last block's second halves, when it is whole.
-    if vs.len().is_multiple_of(WBLOCK) && nb > 0 {
-        flush(&halves, (nb - 1) % 2, &mut lanes, w8, fs, nb);
+    // The last block's second halves.
+    if nb > 0 {
+        for (g, (lanes, hv)) in lanes.chunks_mut(HEADS_TOGETHER).zip(&halves).enumerate() {
+            // SAFETY: as in the loop.
+            unsafe {
+                second_half(
+                    &mut out,
+                    nb - 1,
+                    g * HEADS_TOGETHER,
+                    &hv[(nb - 1) % 2],
+                    lanes,
+                )
+            };
+        }
     }
     for ((ln, bs), zs) in lanes.iter().zip(base).zip(z) {
         ln.finish(bs, zs);
@@ -100,7 +128,30 @@ pub(super) fn v_weights3(
 /// Vectors of 16 lanes in a block.
 const V: usize = WBLOCK / 16;
 
-/// A whole block's minima and steps, in order.
+/// The outputs: head `r`'s codes of block `b` at `w8[(r · nb + b) · WBLOCK ..]`, its factor
+/// at `fs[r · nb + b]` (lengths checked by [`v_weights3`]).
+struct Out<'a> {
+    w8: &'a mut [i8],
+    fs: &'a mut [f32],
+    nb: usize,
+    /// The `vpermt2b` index that gathers the low byte of each lane of two vectors: byte 4i
+    /// of the first (i < 16), then byte 4i of the second (16 + i). Hidden from the compiler
+    /// ([`std::hint::black_box`]), which otherwise turned each `vpermt2b` of a constant index
+    /// into four shuffles (`vpshufb`, `vpor`, `vpermd`, `vinserti64x4`) on the one shuffle port.
+    low_bytes: __m512i,
+}
+
+/// One block's inputs: head `r`'s weights or scores at `w[r · ws + t ..]`, `k` of them
+/// (`1 ..= WBLOCK`), with `mx` the scores' maxima.
+struct Block<'a> {
+    w: &'a [f32],
+    ws: usize,
+    mx: Option<&'a [f32]>,
+    t: usize,
+    k: usize,
+}
+
+/// A block's minima and steps, in order.
 type Scales = ([__m512; V], [__m512; V]);
 
 /// The f32 minima and steps of a block's 64 fp16 `(min, step)` pairs ([`super::scales_f32`]'s
@@ -141,70 +192,199 @@ fn scales64(rows: &[[u16; 2]; WBLOCK]) -> Scales {
     (ms, ss)
 }
 
-/// The second halves of the first halves in slot `slot`, in order of their groups.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
-fn flush(
-    halves: &[[Half; 2]],
-    slot: usize,
-    lanes: &mut [Lanes],
-    w8: &mut [i8],
-    fs: &mut [f32],
-    nb: usize,
-) {
-    for (h, lanes) in halves.iter().zip(lanes.chunks_mut(HEADS_TOGETHER)) {
-        second_half(w8, fs, nb, &h[slot], lanes);
-    }
-}
-
-/// What the first half of a whole block leaves for the second, for up to
-/// [`HEADS_TOGETHER`] heads: the block, the first head, the heads' `u_t` and the two quotients of each head
-/// (`127 / a` and `a / 127` in lanes `4j` and `4j + 1`).
+/// What the first half of a block leaves for the second, for up to [`HEADS_TOGETHER`] heads:
+/// the heads' `u_t` (0 past the block's end) and the two quotients of each head (`127 / a`
+/// and `a / 127` in lanes `4j` and `4j + 1`).
 #[derive(Clone, Copy)]
 struct Half {
-    b: usize,
-    h0: usize,
     u: [[__m512; V]; HEADS_TOGETHER],
     q: __m512,
 }
 
-/// The first half of [`super::weights_group`] for a whole block (`blk.k == WBLOCK`) and the
-/// heads `h0 .. h0 + lanes.len()` (1 to [`HEADS_TOGETHER`]): the exponentials, their sums, `u_t`,
-/// and the heads' block maxima and quotients.
+impl Half {
+    /// Not yet written.
+    // SAFETY: all-zero bits are a valid __m512 (+0.0 in every lane).
+    const EMPTY: Half = unsafe { std::mem::zeroed() };
+}
+
+/// The first half of [`super::weights_group`] for the heads `h0 .. h0 + lanes.len()` (1 to
+/// [`HEADS_TOGETHER`]) into `half`: the exponentials, their sums, `u_t`, and the heads' block
+/// maxima and quotients.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
-fn first_half(blk: &WeightsBlock, scales: Scales, h0: usize, lanes: &mut [Lanes]) -> Half {
-    match lanes {
-        [a] => first_half_of::<1>(blk, scales, h0, [a]),
-        [a, b] => first_half_of::<2>(blk, scales, h0, [a, b]),
-        [a, b, c] => first_half_of::<3>(blk, scales, h0, [a, b, c]),
-        [a, b, c, d] => first_half_of::<4>(blk, scales, h0, [a, b, c, d]),
+fn first_half(blk: &Block, scales: &Scales, h0: usize, lanes: &mut [Lanes], half: &mut Half) {
+    let whole = blk.k == WBLOCK;
+    match (lanes, whole) {
+        ([a, b, c, d], true) => first_half_of::<4, false>(blk, scales, h0, [a, b, c, d], half),
+        ([a, b, c, d], false) => first_half_of::<4, true>(blk, scales, h0, [a, b, c, d], half),
+        ([a, b, c], _) => first_half_of::<3, true>(blk, scales, h0, [a, b, c], half),
+        ([a, b], _) => first_half_of::<2, true>(blk, scales, h0, [a, b], half),
+        ([a], _) => first_half_of::<1, true>(blk, scales, h0, [a], half),
         _ => unreachable!("1 to HEADS_TOGETHER heads"),
     }
 }
 
-/// The second half: the codes and factors of `half`'s block into `w8` and `fs` (head `r`'s
-/// at `r · nb + b`), the weights' rounding errors into the lanes.
+/// [`first_half`] for `H` heads: a fixed count, so that the heads' loops unroll and their
+/// vectors need no array in memory. `MASKED`: the block may be shorter than [`WBLOCK`] (masked
+/// loads, and its last `k mod 32` positions summed one by one, as the plain body does); the
+/// rarer group sizes take it too, to keep the code small.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
-fn second_half(w8: &mut [i8], fs: &mut [f32], nb: usize, half: &Half, lanes: &mut [Lanes]) {
-    let round = _mm512_set1_ps(ROUND);
-    // Byte 4i of the first table (i < 16), then byte 4i of the second (16 + i).
-    #[rustfmt::skip]
-    let low_bytes = _mm512_set_epi32(
-        0, 0, 0, 0, 0, 0, 0, 0,
-        0x7c78_7470, 0x6c68_6460, 0x5c58_5450, 0x4c48_4440,
-        0x3c38_3430, 0x2c28_2420, 0x1c18_1410, 0x0c08_0400,
+fn first_half_of<const H: usize, const MASKED: bool>(
+    blk: &Block,
+    (ms, ss): &Scales,
+    h0: usize,
+    lanes: [&mut Lanes; H],
+    half: &mut Half,
+) {
+    const { assert!(HEADS_TOGETHER == 4 && WBLOCK == 64 && LANES == 32 && H <= HEADS_TOGETHER) };
+    let k = if MASKED { blk.k } else { WBLOCK };
+    // Positions summed in the lanes (whole chunks of LANES), then the rest one by one.
+    let full = k / LANES * LANES;
+    // Lanes t < k of vector c.
+    let live = |c: usize| -> __mmask16 {
+        let m = (k.saturating_sub(16 * c)).min(16);
+        ((1u32 << m) - 1) as __mmask16
+    };
+    // Per head, max |u_t| of each lane (the missing heads' 0).
+    let mut amax = [_mm512_setzero_ps(); HEADS_TOGETHER];
+    // A short block's weights, for the sums of its last positions (tail_sums).
+    let mut tails = [[_mm512_setzero_ps(); V]; H];
+    for j0 in (0..H).step_by(2) {
+        // Heads j0 and j0 + 1 (if any): their weights or scores, then exponentials side by side.
+        let two = j0 + 1 < H;
+        let mut p = [[_mm512_setzero_ps(); V]; 2];
+        for (i, p) in p.iter_mut().enumerate().take(1 + two as usize) {
+            let r = h0 + j0 + i;
+            // SAFETY: v_weights3 checked w.len() >= r · ws + n for every head r, and
+            // t + k <= n; the masked loads read only the lanes t < k.
+            let x = unsafe { blk.w.as_ptr().add(r * blk.ws + blk.t) };
+            for (c, p) in p.iter_mut().enumerate() {
+                *p = unsafe {
+                    if MASKED {
+                        _mm512_maskz_loadu_ps(live(c), x.add(16 * c))
+                    } else {
+                        _mm512_loadu_ps(x.add(16 * c))
+                    }
+                };
+            }
+            if let Some(mx) = blk.mx {
+                let m = _mm512_set1_ps(mx[r]);
+                for x in p.iter_mut() {
+                    *x = _mm512_sub_ps(*x, m);
+                }
+            }
+        }
+        if blk.mx.is_some() {
+            if two {
+                let [a, b] = p;
+                let e = exp_n([a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]);
+                p = [[e[0], e[1], e[2], e[3]], [e[4], e[5], e[6], e[7]]];
+            } else {
+                p[0] = exp_n(p[0]);
+            }
+        }
+        for (i, p) in p.iter().enumerate().take(1 + two as usize) {
+            let j = j0 + i;
+            let ln = &mut *lanes[j];
+            // Σ p_t and Σ p_t · m_t: position i into lane i mod 32 (vector i / 16 mod 2), the
+            // block's first 32 positions before its last 32; the product rounded before the
+            // sum.
+            let mut zl = [load16(&ln.z[..16]), load16(&ln.z[16..])];
+            let mut bl = [load16(&ln.b[..16]), load16(&ln.b[16..])];
+            for c in 0..full / 16 {
+                zl[c % 2] = _mm512_add_ps(zl[c % 2], p[c]);
+                bl[c % 2] = _mm512_add_ps(bl[c % 2], _mm512_mul_ps(p[c], ms[c]));
+            }
+            store16(&mut ln.z[..16], zl[0]);
+            store16(&mut ln.z[16..], zl[1]);
+            store16(&mut ln.b[..16], bl[0]);
+            store16(&mut ln.b[16..], bl[1]);
+            if MASKED {
+                tails[j] = *p;
+            }
+            let mut u = [_mm512_setzero_ps(); V];
+            for c in 0..V {
+                // Past k the step is 0 and p finite (a masked 0, or an exponential): u = +0,
+                // the plain body's value.
+                u[c] = _mm512_mul_ps(p[c], ss[c]);
+                half.u[j][c] = u[c];
+            }
+            // max(|x|, |y|) with the sign bit cleared, as a tree (a maximum in any order):
+            // the same value as the plain body's integer maximum of the bits of |u| (u is not
+            // NaN: a finite weight or exponential times a finite step; ±0 both give +0).
+            amax[j] = absmax(absmax(u[0], u[1]), absmax(u[2], u[3]));
+        }
+    }
+    if MASKED && full < k {
+        tail_sums(lanes, &tails, ms, full, k);
+    }
+    // Every head's a = max |u_t|: head j in 128-bit lane j, in all four of its lanes (for
+    // non-negative f32 values, not NaN, the order of the bits is the order of the values).
+    let a = _mm512_castsi512_ps(reduce4(amax.map(|x| _mm512_castps_si512(x))));
+    // 127 / a in the even lanes (0 where a is not > 0), a / 127 in the odd ones: one division.
+    let c127 = _mm512_set1_ps(127.0);
+    let num = _mm512_mask_blend_ps(0xAAAA, c127, a);
+    let den = _mm512_mask_blend_ps(0xAAAA, a, c127);
+    let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, _mm512_setzero_ps()) | 0xAAAA;
+    half.q = _mm512_maskz_div_ps(keep, num, den);
+}
+
+/// The positions `full .. k` of a short block added to each head's lane tails one by one, in
+/// order (the plain body's order for the last `k mod 32` positions): the heads' chains of
+/// dependent additions side by side. Once per call.
+#[cold]
+#[inline(never)]
+#[target_feature(enable = "avx512f")]
+fn tail_sums<const H: usize>(
+    lanes: [&mut Lanes; H],
+    p: &[[__m512; V]; H],
+    ms: &[__m512; V],
+    full: usize,
+    k: usize,
+) {
+    let (mut pa, mut ma) = ([[0.0f32; WBLOCK]; H], [0.0f32; WBLOCK]);
+    for c in 0..V {
+        for j in 0..H {
+            store16(&mut pa[j][16 * c..], p[j][c]);
+        }
+        store16(&mut ma[16 * c..], ms[c]);
+    }
+    let (mut zt, mut bt) = (
+        lanes.each_ref().map(|l| l.zt),
+        lanes.each_ref().map(|l| l.bt),
     );
+    for i in full..k {
+        for j in 0..H {
+            zt[j] += pa[j][i];
+            bt[j] += pa[j][i] * ma[i];
+        }
+    }
+    for (j, ln) in lanes.into_iter().enumerate() {
+        (ln.zt, ln.bt) = (zt[j], bt[j]);
+    }
+}
+
+/// The second half of block `b` for the heads `h0 .. h0 + lanes.len()`, from their first
+/// `half`: the codes and factors into `out`, the weights' rounding errors into the lanes.
+///
+/// # Safety
+/// `b < out.nb` and `h0 + lanes.len()` at most the heads [`v_weights3`] checked `out` for.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
+unsafe fn second_half(out: &mut Out, b: usize, h0: usize, half: &Half, lanes: &mut [Lanes]) {
+    let round = _mm512_set1_ps(ROUND);
+    let low_bytes = out.low_bytes;
     for (j, ln) in lanes.iter_mut().enumerate() {
         let u = &half.u[j];
         let inv = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32), half.q);
         let f = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * j as i32 + 1), half.q);
-        let i = (half.h0 + j) * nb + half.b;
-        fs[i] = _mm512_cvtss_f32(f);
-        let o: &mut [i8; WBLOCK] = (&mut w8[i * WBLOCK..][..WBLOCK])
-            .try_into()
-            .expect("a block");
+        let i = (h0 + j) * out.nb + b;
+        // SAFETY: (the caller's) i < heads · nb <= fs.len(), and (i + 1) · WBLOCK <= w8.len().
+        let o = unsafe {
+            out.fs.as_mut_ptr().add(i).write(_mm512_cvtss_f32(f));
+            out.w8.as_mut_ptr().add(i * WBLOCK)
+        };
         // o_t = round_half_even(u_t · (127 / a)): adding 1.5 · 2^23 leaves the integer in the
         // low bits; e lane t mod 16 += f · o_t − u_t, the four vectors in order.
         let mut e = load16(&ln.e);
@@ -223,86 +403,16 @@ fn second_half(w8: &mut [i8], fs: &mut [f32], nb: usize, half: &Half, lanes: &mu
             let y = _mm512_castps_si512(tv[c + 1]);
             let b = _mm512_castsi512_si256(_mm512_permutex2var_epi8(x, low_bytes, y));
             // SAFETY: o holds WBLOCK = 16 · V bytes; an unaligned store of 32 at 16 · c.
-            unsafe { _mm256_storeu_si256(o.as_mut_ptr().add(16 * c).cast(), b) };
+            unsafe { _mm256_storeu_si256(o.add(16 * c).cast(), b) };
         }
     }
 }
 
-/// [`first_half`] for `H` heads: a fixed count, so that the heads' loops unroll and their
-/// vectors need no array in memory.
+/// `max(|x|, |y|)` with the sign bit cleared, one `vrangeps`.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vbmi,fma")]
-fn first_half_of<const H: usize>(
-    blk: &WeightsBlock,
-    (ms, ss): Scales,
-    h0: usize,
-    lanes: [&mut Lanes; H],
-) -> Half {
-    const { assert!(HEADS_TOGETHER == 4 && WBLOCK == 64 && H <= HEADS_TOGETHER) };
-    assert!(blk.k == WBLOCK);
-    let t = blk.b * WBLOCK;
-    let mut u = [[_mm512_setzero_ps(); V]; HEADS_TOGETHER];
-    // Per head, max |u_t| of each lane (the missing heads' 0).
-    let mut amax = [_mm512_setzero_ps(); HEADS_TOGETHER];
-    // The heads' weights (or scores), two heads at a time: their exponentials side by side.
-    let mut p = [[_mm512_setzero_ps(); V]; H];
-    for (j, p) in p.iter_mut().enumerate() {
-        let r = h0 + j;
-        let x: &[f32; WBLOCK] = blk.w[r * blk.ws + t..][..WBLOCK]
-            .try_into()
-            .expect("a block");
-        *p = load64(x);
-        if let Some(mx) = blk.mx {
-            let m = _mm512_set1_ps(mx[r]);
-            for x in p.iter_mut() {
-                *x = _mm512_sub_ps(*x, m);
-            }
-        }
-    }
-    if blk.mx.is_some() {
-        for j in (0..H).step_by(2) {
-            if j + 1 < H {
-                let (a, b) = (p[j], p[j + 1]);
-                let e = exp_n([a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]);
-                p[j] = [e[0], e[1], e[2], e[3]];
-                p[j + 1] = [e[4], e[5], e[6], e[7]];
-            } else {
-                p[j] = exp_n(p[j]);
-            }
-        }
-    }
-    for j in 0..H {
-        let (p, ln) = (&p[j], &mut *lanes[j]);
-        // Σ p_t and Σ p_t · m_t: position i into lane i mod 32 (vector i / 16 mod 2), the
-        // block's first 32 positions before its last 32; the product rounded before the sum.
-        let mut zl = [load16(&ln.z[..16]), load16(&ln.z[16..])];
-        let mut bl = [load16(&ln.b[..16]), load16(&ln.b[16..])];
-        for c in 0..V {
-            zl[c % 2] = _mm512_add_ps(zl[c % 2], p[c]);
-            bl[c % 2] = _mm512_add_ps(bl[c % 2], _mm512_mul_ps(p[c], ms[c]));
-        }
-        store16(&mut ln.z[..16], zl[0]);
-        store16(&mut ln.z[16..], zl[1]);
-        store16(&mut ln.b[..16], bl[0]);
-        store16(&mut ln.b[16..], bl[1]);
-        for c in 0..V {
-            u[j][c] = _mm512_mul_ps(p[c], ss[c]);
-            // max(|amax|, |u|) with the sign bit cleared: the same value as the plain body's
-            // integer maximum of the bits of |u| (u is not NaN: a finite weight or exponential
-            // times a finite step; ±0 both give +0).
-            amax[j] = _mm512_range_ps::<0b1011>(amax[j], u[j][c]);
-        }
-    }
-    // Every head's a = max |u_t|: head j in 128-bit lane j, in all four of its lanes (for
-    // non-negative f32 values, not NaN, the order of the bits is the order of the values).
-    let a = _mm512_castsi512_ps(reduce4(amax.map(|x| _mm512_castps_si512(x))));
-    // 127 / a in the even lanes (0 where a is not > 0), a / 127 in the odd ones: one division.
-    let c127 = _mm512_set1_ps(127.0);
-    let num = _mm512_mask_blend_ps(0xAAAA, c127, a);
-    let den = _mm512_mask_blend_ps(0xAAAA, a, c127);
-    let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, _mm512_setzero_ps()) | 0xAAAA;
-    let q = _mm512_maskz_div_ps(keep, num, den);
-    Half { b: blk.b, h0, u, q }
+#[target_feature(enable = "avx512f,avx512dq")]
+fn absmax(x: __m512, y: __m512) -> __m512 {
+    _mm512_range_ps::<0b1011>(x, y)
 }
 
 /// The unsigned maxima of the 16 lanes of each of four vectors: vector j's in every lane of
@@ -355,8 +465,9 @@ fn exp_n<const K: usize>(x: [__m512; K]) -> [__m512; K] {
     for c in 0..K {
         r[c] = _mm512_fnmadd_ps(n[c], _mm512_set1_ps(LN2_LO), r[c]);
     }
+    let last = POLY.len() - 1;
     let mut p = [_mm512_set1_ps(POLY[0]); K];
-    for &k in &POLY[1..] {
+    for &k in &POLY[1..last] {
         for c in 0..K {
             p[c] = _mm512_fmadd_ps(p[c], r[c], _mm512_set1_ps(k));
         }
@@ -364,28 +475,31 @@ fn exp_n<const K: usize>(x: [__m512; K]) -> [__m512; K] {
     // 2^n · p as n added to p's exponent field (t's bits shifted left by 23), 0 below EXP_MIN.
     let mut e = [_mm512_setzero_ps(); K];
     for c in 0..K {
+        let p = _mm512_fmadd_ps(p[c], r[c], _mm512_set1_ps(POLY[last]));
         let sh = _mm512_slli_epi32::<23>(_mm512_castps_si512(t[c]));
-        let sum = _mm512_maskz_add_epi32(keep[c], _mm512_castps_si512(p[c]), sh);
-        e[c] = _mm512_castsi512_ps(sum);
+        e[c] = maskz_add_epi32(keep[c], _mm512_castps_si512(p), sh);
     }
     e
 }
 
-/// A block's 64 values as four vectors.
+/// `_mm512_maskz_add_epi32` as one zero-masked `vpaddd` (the intrinsic was compiled to an add
+/// and a separate zero-masking move: one more vector operation per 16 exponentials).
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn load64(x: &[f32; WBLOCK]) -> [__m512; V] {
-    const { assert!(V == 4) };
-    let p = x.as_ptr();
-    // SAFETY: x holds 16 · V values; unaligned loads of 16 at 0, 16, 32, 48.
+fn maskz_add_epi32(k: __mmask16, a: __m512i, b: __m512i) -> __m512 {
+    let sum: __m512;
+    // SAFETY: one AVX-512F instruction (the caller's target features) on registers only.
     unsafe {
-        [
-            _mm512_loadu_ps(p),
-            _mm512_loadu_ps(p.add(16)),
-            _mm512_loadu_ps(p.add(32)),
-            _mm512_loadu_ps(p.add(48)),
-        ]
-    }
+        std::arch::asm!(
+            "vpaddd {s}{{{k}}}{{z}}, {a}, {b}",
+            s = lateout(zmm_reg) sum,
+            k = in(kreg) k,
+            a = in(zmm_reg) a,
+            b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        )
+    };
+    sum
 }
 
 /// The first 16 values of `x` as a vector.
