@@ -7,8 +7,8 @@ use std::ffi::c_int;
 use crate::kv::KvCache;
 
 use super::status::{
-    boundary, c_slice, check_ptr, free_handle, product_of, result_buffer, status_call, write_out,
-    BitnetStatus, CResult,
+    boundary, c_slice, check_ptr, free_handle, into_output, product_of, result_buffer, span,
+    status_call, write_out, BitnetStatus, CResult,
 };
 
 /// One attention layer's KV cache: opaque. Reading calls (`attend`, `scores`,
@@ -107,11 +107,12 @@ pub unsafe extern "C" fn bitnet_kv_attend(
         let len = product_of(n_heads, cache.head_dim(), "n_heads")?;
         // SAFETY: `q` points to n_heads × head_dim floats (the caller's contract).
         let q = unsafe { c_slice(q, len, "q") }?;
-        let mut o = result_buffer::<f32>(len)?;
-        cache.attend(q, n_heads, &mut o)?;
-        // SAFETY: `out` was checked and has room for `len` floats.
-        unsafe { write_out(&o, out) };
-        Ok(())
+        // Straight into `out` unless it overlaps q or the handle (attend writes its output
+        // only after every check).
+        let reads = [span(q.as_ptr(), len), span(c, 1)];
+        // SAFETY: `out` was checked and holds `len` floats no other thread touches (the
+        // caller's contract).
+        unsafe { into_output(out, len, &reads, |o| Ok(cache.attend(q, n_heads, o)?)) }
     }))
 }
 
@@ -141,11 +142,14 @@ pub unsafe extern "C" fn bitnet_kv_scores(
         let n_out = product_of(n_heads, range.len(), "n_heads")?;
         // SAFETY: `q` points to n_heads × head_dim floats (the caller's contract).
         let q = unsafe { c_slice(q, len, "q") }?;
-        let mut o = result_buffer::<f32>(n_out)?;
-        cache.scores(q, n_heads, range, &mut o)?;
-        // SAFETY: `scores` was checked and has room for `n_out` floats.
-        unsafe { write_out(&o, scores) };
-        Ok(())
+        // As in bitnet_kv_attend: scores checks everything before it writes.
+        let reads = [span(q.as_ptr(), len), span(c, 1)];
+        // SAFETY: `scores` was checked and holds `n_out` floats (the caller's contract).
+        unsafe {
+            into_output(scores, n_out, &reads, |o| {
+                Ok(cache.scores(q, n_heads, range, o)?)
+            })
+        }
     }))
 }
 
@@ -174,11 +178,14 @@ pub unsafe extern "C" fn bitnet_kv_weighted_v(
         let len = product_of(n_heads, cache.head_dim(), "n_heads")?;
         // SAFETY: `weights` points to n_w floats (the caller's contract).
         let w = unsafe { c_slice(weights, n_w, "weights") }?;
-        let mut o = result_buffer::<f32>(len)?;
-        cache.weighted_v(w, n_heads, range, &mut o)?;
-        // SAFETY: `out` was checked and has room for `len` floats.
-        unsafe { write_out(&o, out) };
-        Ok(())
+        // As in bitnet_kv_attend: weighted_v checks everything before it writes.
+        let reads = [span(w.as_ptr(), n_w), span(c, 1)];
+        // SAFETY: `out` was checked and holds `len` floats (the caller's contract).
+        unsafe {
+            into_output(out, len, &reads, |o| {
+                Ok(cache.weighted_v(w, n_heads, range, o)?)
+            })
+        }
     }))
 }
 

@@ -70,6 +70,8 @@ macro_rules! wide_fn {
 
 mod ahead;
 pub(crate) mod quant;
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+mod rot512;
 mod roundtrip;
 pub(crate) mod scalar;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
@@ -77,7 +79,30 @@ mod weights512;
 
 use quant::{f16_to_f32, quantize_row, Blocks3, Rotation};
 pub(crate) use quant::{KBLOCK, VBLOCK};
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+use rot512::Rot512;
 pub use roundtrip::roundtrip;
+
+/// Where there is no AVX-512 rotation (other targets, Miri): never made, so the callers need
+/// no `cfg` of their own.
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+#[derive(Clone, Copy)]
+enum Rot512 {}
+
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+impl Rot512 {
+    fn new(_: usize) -> Option<Self> {
+        None
+    }
+
+    fn q_row(self, _: &[f32], _: Option<&[f32]>, _: &[f32], _: &mut [i16]) -> Option<(f32, i32)> {
+        match self {}
+    }
+
+    fn out_row(self, _: &[f32], _: f32, _: f32, _: &[f32], _: &mut [f32]) {
+        match self {}
+    }
+}
 
 /// Bytes every code buffer keeps readable after its last block (K and V): the SIMD kernels
 /// load whole vectors that may reach past a block's last chunk.
@@ -95,7 +120,9 @@ pub const MAX_HEAD_DIM: usize = 65536;
 /// append-only up to a fixed capacity.
 ///
 /// Any number of threads may read a cache at once (`attend`, `scores`, ... take `&self`);
-/// appending needs `&mut self`.
+/// appending needs `&mut self`. The reading calls keep their working buffers per thread between
+/// calls (up to 8 MiB a thread; they grow with the heads and the positions of a call), so that
+/// repeated calls allocate nothing.
 #[derive(Clone, Debug)]
 pub struct KvCache {
     n_kv_heads: usize,
@@ -131,6 +158,7 @@ pub struct KvCache {
 }
 
 /// q rotated and quantized, per query head: int16 values padded to `qs`, their sum and scale.
+#[derive(Default)]
 struct QuantQ {
     q: Vec<i16>,
     qs: usize,
@@ -463,39 +491,74 @@ impl KvCache {
         first_non_finite(input, in_name)
     }
 
+    /// q rotated and quantized ([`KvCache::quantize_q_into`]) into a new [`QuantQ`].
+    #[cfg(test)]
     fn quantize_q(&self, q: &[f32], n_heads: usize) -> Result<QuantQ> {
+        let mut out = QuantQ::default();
+        self.quantize_q_into(q, n_heads, &mut out, &mut Vec::new())?;
+        Ok(out)
+    }
+
+    /// Each query head of `q` times its KV head's channel factors, rotated and quantized
+    /// ([`quantize_q_row`]) into `out`, whose buffers are reused (`y`: scratch). With AVX-512
+    /// and a `head_dim` it takes, in registers ([`Rot512`]): the same bits.
+    fn quantize_q_into(
+        &self,
+        q: &[f32],
+        n_heads: usize,
+        out: &mut QuantQ,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
         let d = self.head_dim;
         let qs = 8 * round_up(self.groups, 8);
-        let mut out = QuantQ {
-            q: vec![0; n_heads * qs],
-            qs,
-            sum: vec![0; n_heads],
-            factor: vec![0.0; n_heads],
-        };
-        let mut y = vec![0.0f32; d];
-        let mut qi = vec![0i8; d];
+        out.qs = qs;
+        out.q.resize(n_heads * qs, 0);
+        out.sum.resize(n_heads, 0);
+        out.factor.resize(n_heads, 0.0);
+        let fast = Rot512::new(d);
         let inv_sqrt_d = 1.0 / (d as f32).sqrt();
         let ratio = n_heads / self.n_kv_heads;
         for h in 0..n_heads {
-            y.copy_from_slice(&q[h * d..(h + 1) * d]);
-            if let Some(s) = self.kscale.get((h / ratio) * d..(h / ratio + 1) * d) {
-                y.iter_mut().zip(s).for_each(|(x, s)| *x *= s);
-            }
-            self.rot.forward(&mut y);
-            let (a, sum) = match quantize_q_row(&y, &mut out.q[h * qs..][..d]) {
+            let qh = &q[h * d..(h + 1) * d];
+            let ks = self.kscale.get((h / ratio) * d..(h / ratio + 1) * d);
+            let (row, pad) = out.q[h * qs..(h + 1) * qs].split_at_mut(d);
+            pad.fill(0);
+            let r = match fast {
+                Some(f) => f.q_row(qh, ks, self.rot.signs(), row),
+                None => {
+                    self.rotate_q(qh, ks, y);
+                    quantize_q_row(y, row)
+                }
+            };
+            let (a, sum) = match r {
                 Some(r) => r,
-                // Not finite after the factors and the rotation: the activations' error.
-                None => (crate::quant::quantize_activations(&y, &mut qi)?, 0),
+                None => {
+                    // Not finite after the factors and the rotation: the activations' error.
+                    self.rotate_q(qh, ks, y);
+                    (crate::quant::quantize_activations(y, &mut vec![0; d])?, 0)
+                }
             };
             out.sum[h] = sum;
             out.factor[h] = a / 127.0 * inv_sqrt_d;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// `y = R (q ∘ ks)`: one query head times its channel factors (none before the first
+    /// append), rotated.
+    fn rotate_q(&self, q: &[f32], ks: Option<&[f32]>, y: &mut Vec<f32>) {
+        y.clear();
+        y.extend_from_slice(q);
+        if let Some(s) = ks {
+            y.iter_mut().zip(s).for_each(|(x, s)| *x *= s);
+        }
+        self.rot.forward(y);
     }
 
     /// Scores `q·k_t / sqrt(head_dim)` of every query head for the positions `range`:
     /// `q` is `n_heads × head_dim` (`n_heads` a multiple of `n_kv_heads`, query head `h`
     /// reading KV head `h / (n_heads / n_kv_heads)`), `out[h · range.len() + (t − range.start)]`.
+    /// `out` is written only on success.
     pub fn scores(
         &self,
         q: &[f32],
@@ -516,27 +579,20 @@ impl KvCache {
         out: &mut [f32],
     ) -> Result<()> {
         self.check_split(n_heads, &range, ("q", q), ("scores", out.len()), true)?;
-        let qq = self.quantize_q(q, n_heads)?;
-        self.scores_q(set.kv_kernels().1, &qq, n_heads, range, out);
-        Ok(())
-    }
-
-    fn scores_q(
-        &self,
-        ker: KvKernels,
-        qq: &QuantQ,
-        n_heads: usize,
-        range: Range<usize>,
-        out: &mut [f32],
-    ) {
-        let ratio = n_heads / self.n_kv_heads;
-        let n = range.len();
-        let mut dots = Vec::new();
-        let mut mx = vec![f32::NEG_INFINITY; ratio];
-        for g in 0..self.n_kv_heads {
-            let o = &mut out[g * ratio * n..][..ratio * n];
-            self.scores_group(ker, qq, g, range.clone(), o, &mut dots, &mut mx, Plan::NONE);
-        }
+        let ker = set.kv_kernels().1;
+        with_scratch(|w| {
+            self.quantize_q_into(q, n_heads, &mut w.qq, &mut w.y)?;
+            let ratio = n_heads / self.n_kv_heads;
+            let n = range.len();
+            w.mx.clear();
+            w.mx.resize(ratio, f32::NEG_INFINITY);
+            for g in 0..self.n_kv_heads {
+                let o = &mut out[g * ratio * n..][..ratio * n];
+                let (qq, dots, mx) = (&w.qq, &mut w.dots, &mut w.mx);
+                self.scores_group(ker, qq, g, range.clone(), o, dots, mx, Plan::NONE);
+            }
+            Ok(())
+        })
     }
 
     /// The scores of KV head `g`'s query heads for the positions `range`: head `r` of the
@@ -561,23 +617,19 @@ impl KvCache {
         let (n, d) = (range.len(), self.head_dim);
         // The sink positions: 8-bit codes, here in Rust (a handful of tokens).
         let sink_end = range.end.min(self.n_sink).max(range.start);
+        let hs = g * ratio..(g + 1) * ratio;
+        let q = &qq.q[hs.start * qq.qs..hs.end * qq.qs];
+        let (sum, factor) = (&qq.sum[hs.clone()], &qq.factor[hs.clone()]);
         for t in range.start..sink_end {
             let b = &self.k8[(t * self.n_kv_heads + g) * d..][..d];
             let (m, s) = self.scale(t, g, false);
-            for (r, mr) in mx.iter_mut().enumerate() {
-                let h = g * ratio + r;
-                let qh = &qq.q[h * qq.qs..][..d];
-                let dot: i32 = b.iter().zip(qh).map(|(&c, &x)| c as i32 * x as i32).sum();
-                let o = score(m, s, qq.sum[h], dot, qq.factor[h]);
-                out[r * n + (t - range.start)] = o;
-                *mr = mr.max(o);
-            }
+            let o = &mut out[t - range.start..];
+            sink_scores(b, m, s, q, qq.qs, sum, factor, o, n, mx);
         }
         let (t0, n3) = (sink_end, range.end - sink_end);
         if n3 == 0 {
             return;
         }
-        let hs = g * ratio..(g + 1) * ratio;
         let ks = &self.ks3[g][t0 - self.n_sink..][..n3];
         let o3 = &mut out[t0 - range.start..];
         if let Some(fused) = ker.scores {
@@ -645,6 +697,7 @@ impl KvCache {
     /// The weighted sums `out_h = sum_t weights[h · range.len() + (t − range.start)] · v_t` of
     /// the dequantized V rows over `range`, `out` being `n_heads × head_dim` in the caller's
     /// space. With softmax weights this is the second half of attention; split ranges add up.
+    /// `out` is written only on success.
     pub fn weighted_v(
         &self,
         weights: &[f32],
@@ -671,27 +724,20 @@ impl KvCache {
             ("out", out.len()),
             false,
         )?;
-        self.wsum(set.kv_kernels().1, weights, n_heads, range, out);
+        // out_h = R^T (sum_t w · v_t): rotated sums, then rotated back.
+        let ker = set.kv_kernels().1;
+        with_scratch(|w| {
+            let ratio = n_heads / self.n_kv_heads;
+            let n = range.len();
+            let s = &mut w.s;
+            s.reset(self, n_heads);
+            for g in 0..self.n_kv_heads {
+                let wg = &weights[g * ratio * n..][..ratio * n];
+                self.wsum_group(ker, wg, g, range.clone(), None, s, Plan::NONE);
+            }
+            self.finish(s, false, out);
+        });
         Ok(())
-    }
-
-    /// `out_h = R^T (sum_t w · v_t)` (rotated sums, then rotated back): the split call.
-    fn wsum(
-        &self,
-        ker: KvKernels,
-        w: &[f32],
-        n_heads: usize,
-        range: Range<usize>,
-        out: &mut [f32],
-    ) {
-        let ratio = n_heads / self.n_kv_heads;
-        let n = range.len();
-        let mut s = Sums::new(self, n_heads, n);
-        for g in 0..self.n_kv_heads {
-            let wg = &w[g * ratio * n..][..ratio * n];
-            self.wsum_group(ker, wg, g, range.clone(), None, &mut s, Plan::NONE);
-        }
-        self.finish(&s, false, out);
     }
 
     /// KV head `g`'s query heads' part of the V sum over `range` into `s`: the weights of head
@@ -719,18 +765,8 @@ impl KvCache {
         for t in range.start..sink_end {
             let (m, sc) = self.scale(t, g, true);
             let b = &self.v8[(t * self.n_kv_heads + g) * d..][..d];
-            for r in 0..ratio {
-                let mut wt = w[r * n + (t - range.start)];
-                if let Some(mx) = mx {
-                    wt = exp_nonpositive(wt - mx[r]);
-                    z[r] += wt;
-                }
-                let ws = wt * sc;
-                for (a, &c) in acc[r * accs..][..d].iter_mut().zip(b) {
-                    *a += ws * c as f32;
-                }
-                base[r] += wt * m;
-            }
+            let wt = &w[t - range.start..];
+            sink_v(acc, accs, b, m, sc, wt, n, mx, base, z);
         }
         let (t0, n3) = (sink_end, range.end - sink_end);
         if n3 == 0 {
@@ -847,10 +883,22 @@ impl KvCache {
     }
 
     /// `out_h = R^T (acc_h + base_h)`, divided by `z_h` first when `divide`.
+    /// With AVX-512 and a `head_dim` it takes, in registers ([`Rot512`]): the same bits.
     fn finish(&self, s: &Sums, divide: bool, out: &mut [f32]) {
         let d = self.head_dim;
+        let fast = Rot512::new(d);
         for (h, o) in out.chunks_exact_mut(d).enumerate() {
             let inv = if divide { 1.0 / s.z[h] } else { 1.0 };
+            if let Some(f) = fast {
+                f.out_row(
+                    &s.acc[h * s.accs..][..d],
+                    s.base[h],
+                    inv,
+                    self.rot.signs(),
+                    o,
+                );
+                continue;
+            }
             for (x, &a) in o.iter_mut().zip(&s.acc[h * s.accs..]) {
                 *x = (a + s.base[h]) * inv;
             }
@@ -861,6 +909,7 @@ impl KvCache {
     /// Decode attention for one query token: `out_h = sum_t softmax_t(q_h·k_t / sqrt(head_dim))
     /// · v_t` over every appended position, for `n_heads` query heads (a multiple of
     /// `n_kv_heads`; `q` and `out` are `n_heads × head_dim`). An empty cache is an error.
+    /// `out` is written only on success (every check comes first).
     pub fn attend(&self, q: &[f32], n_heads: usize, out: &mut [f32]) -> Result<()> {
         self.attend_with(kernels::active()?, q, n_heads, out)
     }
@@ -881,27 +930,152 @@ impl KvCache {
         }
         first_non_finite(q, "q")?;
         let ker = set.kv_kernels().1;
-        let qq = self.quantize_q(q, n_heads)?;
-        let (n, ratio) = (self.len, n_heads / self.n_kv_heads);
-        // Per KV head: its query heads' scores and maxima, then the exponentials, their sums
-        // and the int8 V weights a block at a time, then the V sum (docs/FORMATS.md §8), each
-        // pass prefetching its share of what comes next (prefetch_plan).
-        let mut s = Sums::new(self, n_heads, n);
-        let mut sc = vec![0.0f32; ratio * n];
-        let mut dots = Vec::new();
-        let mut mx = vec![0.0f32; ratio];
-        for g in 0..self.n_kv_heads {
-            mx.fill(f32::NEG_INFINITY);
-            let (p, q) = self.prefetch_plan(g, n, ker.scores.is_some());
-            self.scores_group(ker, &qq, g, 0..n, &mut sc, &mut dots, &mut mx, p);
-            self.wsum_group(ker, &sc, g, 0..n, Some(&mx), &mut s, q);
+        with_scratch(|w| {
+            self.quantize_q_into(q, n_heads, &mut w.qq, &mut w.y)?;
+            let (n, ratio) = (self.len, n_heads / self.n_kv_heads);
+            // Per KV head: its query heads' scores and maxima, then the exponentials, their
+            // sums and the int8 V weights a block at a time, then the V sum (docs/FORMATS.md
+            // §8), each pass prefetching its share of what comes next (prefetch_plan). Every
+            // score is written before it is read: the buffer need not be cleared.
+            w.s.reset(self, n_heads);
+            w.sc.resize(ratio * n, 0.0);
+            w.mx.resize(ratio, 0.0);
+            let (qq, s, sc, dots, mx) = (
+                &w.qq,
+                &mut w.s,
+                &mut w.sc[..ratio * n],
+                &mut w.dots,
+                &mut w.mx[..ratio],
+            );
+            for g in 0..self.n_kv_heads {
+                mx.fill(f32::NEG_INFINITY);
+                let (p, q) = self.prefetch_plan(g, n, ker.scores.is_some());
+                self.scores_group(ker, qq, g, 0..n, sc, dots, mx, p);
+                self.wsum_group(ker, sc, g, 0..n, Some(mx), s, q);
+            }
+            self.finish(s, true, out);
+            Ok(())
+        })
+    }
+}
+
+/// What a reading call ([`KvCache::attend`], `scores`, `weighted_v`) works in besides its
+/// arguments: kept per thread ([`with_scratch`]), so that once a thread has made a call of a
+/// size, its calls of that size or smaller allocate nothing.
+#[derive(Default)]
+struct Scratch {
+    qq: QuantQ,
+    /// One query head rotated, where [`Rot512`] does not take it.
+    y: Vec<f32>,
+    s: Sums,
+    /// `attend`'s scores of one KV head's query heads, `ratio × len`; their dots and maxima.
+    sc: Vec<f32>,
+    dots: Vec<i32>,
+    mx: Vec<f32>,
+}
+
+impl Scratch {
+    /// The bytes its buffers hold.
+    fn bytes(&self) -> usize {
+        let (q, s) = (&self.qq, &self.s);
+        2 * q.q.capacity()
+            + 4 * (q.sum.capacity() + q.factor.capacity() + self.y.capacity())
+            + 4 * (s.acc.capacity() + s.base.capacity() + s.z.capacity() + s.fs.capacity())
+            + s.w8.capacity()
+            + 4 * (self.sc.capacity() + self.dots.capacity() + self.mx.capacity())
+    }
+}
+
+/// The most bytes a thread's [`Scratch`] keeps between calls: more (the scores of a very long
+/// cache) is freed after the call.
+const SCRATCH_KEEP: usize = 8 << 20;
+
+/// Runs `f` on this thread's [`Scratch`] (a fresh one if it is in use or gone: a thread's
+/// last destructors). The cache stays `Sync` and `&self`: no state is shared between threads,
+/// and results never depend on what a buffer held before (every call sizes and fills what it
+/// reads).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    }
+    let mut f = Some(f);
+    let done = SCRATCH.try_with(|cell| {
+        let mut w = cell.try_borrow_mut().ok()?;
+        let r = (f.take()?)(&mut w);
+        if w.bytes() > SCRATCH_KEEP {
+            *w = Scratch::default();
         }
-        self.finish(&s, true, out);
-        Ok(())
+        Some(r)
+    });
+    match (done, f) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(f)) => f(&mut Scratch::default()),
+        (_, None) => unreachable!("f runs once: it returned Some"),
+    }
+}
+
+wide_fn! {
+    /// One sink position's scores for a KV head's query heads, from its 8-bit K codes `b` with
+    /// scale `(m, s)`: head `r`'s (q at `q[r · qs ..]`, its sum and factor `sum[r]`, `f[r]`)
+    /// into `o[r · os]`, and taken into its maximum `mx[r]`.
+    #[allow(clippy::too_many_arguments)]
+    fn sink_scores(
+        b: &[u8],
+        m: f32,
+        s: f32,
+        q: &[i16],
+        qs: usize,
+        sum: &[i32],
+        f: &[f32],
+        o: &mut [f32],
+        os: usize,
+        mx: &mut [f32],
+    ) {
+        for (r, mr) in mx.iter_mut().enumerate() {
+            let qh = &q[r * qs..][..b.len()];
+            let dot: i32 = b.iter().zip(qh).map(|(&c, &x)| c as i32 * x as i32).sum();
+            let x = score(m, s, sum[r], dot, f[r]);
+            o[r * os] = x;
+            *mr = mr.max(x);
+        }
+    }
+}
+
+wide_fn! {
+    /// One sink position's part of the V sum of a KV head's query heads (`acc`, `base`, `z`:
+    /// theirs), from its 8-bit codes `b` with scale `(m, s)`: head `r`'s weight `w[r · ws]`, or
+    /// with `mx` its exponential `E(w − mx[r])`, added to `z[r]`.
+    #[allow(clippy::too_many_arguments)]
+    fn sink_v(
+        acc: &mut [f32],
+        accs: usize,
+        b: &[u8],
+        m: f32,
+        s: f32,
+        w: &[f32],
+        ws: usize,
+        mx: Option<&[f32]>,
+        base: &mut [f32],
+        z: &mut [f32],
+    ) {
+        for r in 0..base.len() {
+            let mut wt = w[r * ws];
+            if let Some(mx) = mx {
+                wt = exp_nonpositive(wt - mx[r]);
+                z[r] += wt;
+            }
+            let ws = wt * s;
+            for (a, &c) in acc[r * accs..][..b.len()].iter_mut().zip(b) {
+                *a += ws * c as f32;
+            }
+            base[r] += wt * m;
+        }
     }
 }
 
 /// The accumulators of a V sum over every query head, and scratch for the weights.
+#[derive(Default)]
 struct Sums {
     /// The rotated sums, `accs` per query head (`8 · round_up(groups, 8)`, what the kernels
     /// may write).
@@ -917,17 +1091,16 @@ struct Sums {
 }
 
 impl Sums {
-    fn new(c: &KvCache, n_heads: usize, n: usize) -> Self {
-        let accs = 8 * round_up(c.groups, 8);
-        let ratio = n_heads / c.n_kv_heads;
-        let nb = n.div_ceil(WBLOCK);
-        Sums {
-            acc: vec![0.0; n_heads * accs],
-            accs,
-            base: vec![0.0; n_heads],
-            z: vec![0.0; n_heads],
-            w8: Vec::with_capacity(ratio * WBLOCK * nb),
-            fs: Vec::with_capacity(ratio * nb),
+    /// Zero sums for `n_heads` query heads of `c` (the weights' scratch is sized by its user).
+    fn reset(&mut self, c: &KvCache, n_heads: usize) {
+        self.accs = 8 * round_up(c.groups, 8);
+        for (v, len) in [
+            (&mut self.acc, n_heads * self.accs),
+            (&mut self.base, n_heads),
+            (&mut self.z, n_heads),
+        ] {
+            v.clear();
+            v.resize(len, 0.0);
         }
     }
 }
@@ -1050,7 +1223,17 @@ wide_fn! {
         // Each head's maximum as the largest order key (below), kept in 16 lanes (lane
         // t mod 16) while the scores are made and reduced once at the end: an integer maximum,
         // which does not depend on the order.
-        let mut keys: Vec<[u32; L]> = mx.iter().map(|&m| [order_key(m); L]).collect();
+        // (On the stack for up to 8 query heads a KV head, so that a call allocates nothing.)
+        let (mut stack, mut heap) = ([[0u32; L]; 8], Vec::new());
+        let keys: &mut [[u32; L]] = if mx.len() <= stack.len() {
+            &mut stack[..mx.len()]
+        } else {
+            heap.resize(mx.len(), [0u32; L]);
+            &mut heap
+        };
+        for (k, &m) in keys.iter_mut().zip(mx.iter()) {
+            *k = [order_key(m); L];
+        }
         let mut blocks = ScaleBlocks::new(ks);
         while let Some((b, k)) = blocks.advance() {
             ahead.iter_mut().for_each(Ahead::step);
@@ -1067,7 +1250,7 @@ wide_fn! {
                 }
             }
         }
-        for (m, kl) in mx.iter_mut().zip(&keys) {
+        for (m, kl) in mx.iter_mut().zip(keys.iter()) {
             *m = from_order_key(kl.iter().copied().fold(0, u32::max));
         }
     }

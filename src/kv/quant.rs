@@ -42,6 +42,11 @@ impl Rotation {
         }
     }
 
+    /// The signs of `S`, one per value.
+    pub(crate) fn signs(&self) -> &[f32] {
+        &self.signs
+    }
+
     /// The blocks `(start, len)` of `H`.
     fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
         // The set bits of d, highest first (one step per block, not per bit).

@@ -973,3 +973,59 @@ fn weights512_timing() {
         }
     }
 }
+
+/// The reading calls work in a per-thread scratch (`with_scratch`): calls on caches of other
+/// shapes in between (more and fewer heads and positions, another `head_dim`, with and
+/// without sink tokens) leave every result's bits those of a thread's first call; so does a
+/// call in between that fails while it quantizes q (finite, but not after the rotation).
+#[test]
+#[cfg_attr(miri, ignore = "minutes under Miri; no unsafe code of its own")]
+fn scratch_reuse_keeps_bits() {
+    // (hk, hq, d, tokens, sink)
+    let shapes = [
+        (2, 4, 16, 9, 1),
+        (1, 3, 24, 70, 0),
+        (3, 3, 8, 2, 2),
+        (2, 8, 32, 33, 1),
+    ];
+    let mut rng = Rng(7);
+    let cases: Vec<(KvCache, Vec<f32>, usize)> = shapes
+        .iter()
+        .map(|&(hk, hq, d, t, sink)| {
+            let mut c = KvCache::new(hk, d, t, sink).unwrap();
+            c.append(&rng.vec(t * hk * d), &rng.vec(t * hk * d), t)
+                .unwrap();
+            (c, rng.vec(hq * d), hq)
+        })
+        .collect();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let run = |(c, q, hq): &(KvCache, Vec<f32>, usize)| {
+        let (d, n) = (c.head_dim(), c.len());
+        let mut att = vec![0.0f32; hq * d];
+        c.attend(q, *hq, &mut att).unwrap();
+        let mut sc = vec![0.0f32; hq * n];
+        c.scores(q, *hq, 0..n, &mut sc).unwrap();
+        // (Not tanh: Miri gives transcendental functions a random error.)
+        let w: Vec<f32> = sc.iter().map(|s| s * 0.25 + 0.5).collect();
+        let mut wv = vec![0.0f32; hq * d];
+        c.weighted_v(&w, *hq, 0..n, &mut wv).unwrap();
+        [bits(&att), bits(&sc), bits(&wv)]
+    };
+    // Each case's first call on a thread of its own, then all in turn on one thread.
+    let first: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = cases.iter().map(|c| s.spawn(|| run(c))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for round in 0..2 {
+        for (i, case) in cases.iter().enumerate() {
+            let (c, q, hq) = case;
+            let bad = vec![f32::MAX; q.len()];
+            let mut out = vec![0.0f32; q.len()];
+            assert!(matches!(
+                c.attend(&bad, *hq, &mut out),
+                Err(Error::NonFinite { .. })
+            ));
+            assert_eq!(run(case), first[i], "round {round}, case {i}");
+        }
+    }
+}

@@ -689,6 +689,13 @@ static void check_kv(void) {
         }
     }
     CHECK(dot / sqrt(n1 * n2) > 0.9);
+    /* In place (out is q: the call reads q before it writes, through a copy): the same bits;
+     * again into out (the direct path), unchanged. */
+    float inplace[KV_HQ * KV_D], again[KV_HQ * KV_D];
+    memcpy(inplace, q, sizeof q);
+    OK(bitnet_kv_attend(c, inplace, KV_HQ, inplace));
+    OK(bitnet_kv_attend(c, q, KV_HQ, again));
+    CHECK(memcmp(inplace, out, sizeof out) == 0 && memcmp(again, out, sizeof out) == 0);
     float sc[KV_HQ * KV_T], w1[KV_HQ * 1], w2[KV_HQ * 3], part[KV_HQ * KV_D];
     OK(bitnet_kv_scores(c, q, KV_HQ, 0, KV_T, sc));
     for (size_t h = 0; h < KV_HQ; h++) {
