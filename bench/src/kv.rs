@@ -192,6 +192,13 @@ mod x86 {
 
     use crate::baseline::prefetch_on;
 
+    /// How far ahead (bytes) the loops prefetch into L2 (`prefetcht1`), as the fp16 GEMV
+    /// baseline and the I2_S kernels do on Intel. Against `prefetcht0` 1 KiB ahead (the former
+    /// choice), 30 layers × 4096 tokens from DRAM, four rounds each in turns (2026-11-29 01:18,
+    /// idle but for the other vCPU): 1084–1148 µs a layer against 1012–1125 (T1) and
+    /// 1022–1240 (`prefetcht0` 4 KiB); docs/performance.md, the KV section.
+    const PF_AHEAD: usize = 4096;
+
     /// The loops of one vector width (`$lanes` f32 a vector): `$scores` takes `$tn` tokens a
     /// pass (`4·$tn` accumulators: token × up to 4 heads, reduced together by `$hsum`), each K
     /// vector converted once for every head; `$wsum` keeps `$cv` vectors of up to four heads'
@@ -251,9 +258,10 @@ mod x86 {
                 let mut t = 0;
                 while t + $tn <= n {
                     if pf {
-                        // The block's rows 1 KiB ahead (prefetch_on: Intel only).
+                        // The block's rows PF_AHEAD bytes ahead into L2 (prefetch_on: Intel
+                        // only; a hint, never dereferenced, so the address may pass the end).
                         for l in (0..$tn * d * 2).step_by(64) {
-                            _mm_prefetch::<_MM_HINT_T0>(kp.add(t * d + 512).cast::<i8>().add(l));
+                            _mm_prefetch::<_MM_HINT_T1>(kp.add(t * d).cast::<i8>().wrapping_add(PF_AHEAD + l));
                         }
                     }
                     block::<$tn, NH>(kp.add(t * d), d, qp, scale, pp.add(t), n);
@@ -287,9 +295,9 @@ mod x86 {
                         }
                         for t in t0..t0 + tb {
                             if pf && j == 0 {
-                                // Each row 1 KiB ahead, in the first block of channels.
+                                // Each row PF_AHEAD bytes ahead, in the first block of channels.
                                 for l in (0..d * 2).step_by(64) {
-                                    _mm_prefetch::<_MM_HINT_T0>(vp.add(t * d + 512).cast::<i8>().add(l));
+                                    _mm_prefetch::<_MM_HINT_T1>(vp.add(t * d).cast::<i8>().wrapping_add(PF_AHEAD + l));
                                 }
                             }
                             let mut x = [$zero(); $cv];
