@@ -124,7 +124,11 @@ pub(super) fn v_weights3(p: VWeights) {
     }
     // The last block's second halves.
     if nb > 0 {
-        for (g, (lanes, hv)) in lanes.chunks_mut(HEADS_TOGETHER).zip(halves.iter()).enumerate() {
+        for (g, (lanes, hv)) in lanes
+            .chunks_mut(HEADS_TOGETHER)
+            .zip(halves.iter())
+            .enumerate()
+        {
             // SAFETY: as in the loop.
             unsafe {
                 second_half(
