@@ -932,33 +932,22 @@ fn weights512_timing() {
             for (hand, t) in ts.iter_mut().enumerate() {
                 let t0 = std::time::Instant::now();
                 let ahead = &mut Plan::NONE.rust(0);
+                let p = VWeights {
+                    w8: &mut q,
+                    fs: &mut f,
+                    base: &mut base,
+                    z: &mut z,
+                    w: &sc,
+                    ws: n,
+                    vs: &vs,
+                    mx: m,
+                    ahead,
+                };
                 if hand == 1 {
                     // SAFETY: checked above.
-                    unsafe {
-                        weights512::v_weights3(VWeights {
-                            w8: &mut q,
-                            fs: &mut f,
-                            base: &mut base,
-                            z: &mut z,
-                            w: &sc,
-                            ws: n,
-                            vs: &vs,
-                            mx: m,
-                            ahead,
-                        })
-                    };
+                    unsafe { weights512::v_weights3(p) };
                 } else {
-                    v_weights3_wide(VWeights {
-                        w8: &mut q,
-                        fs: &mut f,
-                        base: &mut base,
-                        z: &mut z,
-                        w: &sc,
-                        ws: n,
-                        vs: &vs,
-                        mx: m,
-                        ahead,
-                    });
+                    v_weights3_wide(p);
                 }
                 t.push(t0.elapsed().as_secs_f64() * 1e6);
             }
