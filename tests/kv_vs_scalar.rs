@@ -21,7 +21,8 @@ fn case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, u64)> {
             Just(640), // a second slice of two whole chunks (AVX-512: q held in registers)
             513usize..700
         ],
-        prop_oneof![Just(1usize), Just(4), Just(8), 1usize..6],
+        // GQA ratios; 12: past the 8 query heads whose scratch the passes keep on the stack.
+        prop_oneof![Just(1usize), Just(4), Just(8), Just(12), 1usize..6],
         1usize..4,                                   // KV heads
         prop_oneof![Just(0usize), Just(1), Just(3)], // sink
         prop_oneof![1usize..50, 63usize..200],       // tokens: one and several 64-token blocks

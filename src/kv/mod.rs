@@ -1015,6 +1015,27 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     }
 }
 
+/// Query heads a KV head (the GQA ratio) whose per-head scratch the passes keep on the stack:
+/// up to this many, a call allocates nothing for it ([`per_head`]).
+const STACK_HEADS: usize = 8;
+
+/// Per-head (or per-group) scratch of a pass, `len` entries: the first `len` of `stack`
+/// (`STACK_HEADS` heads' worth, which the caller fills with the starting value) when they
+/// fit, else `heap` made `len` copies of `stack[0]`.
+fn per_head<'a, T: Clone, const N: usize>(
+    stack: &'a mut [T; N],
+    heap: &'a mut Vec<T>,
+    len: usize,
+) -> &'a mut [T] {
+    if len <= N {
+        &mut stack[..len]
+    } else {
+        heap.clear();
+        heap.resize(len, stack[0].clone());
+        heap
+    }
+}
+
 wide_fn! {
     /// One sink position's scores for a KV head's query heads, from its 8-bit K codes `b` with
     /// scale `(m, s)`: head `r`'s (q at `q[r · qs ..]`, its sum and factor `sum[r]`, `f[r]`)
@@ -1223,14 +1244,8 @@ wide_fn! {
         // Each head's maximum as the largest order key (below), kept in 16 lanes (lane
         // t mod 16) while the scores are made and reduced once at the end: an integer maximum,
         // which does not depend on the order.
-        // (On the stack for up to 8 query heads a KV head, so that a call allocates nothing.)
-        let (mut stack, mut heap) = ([[0u32; L]; 8], Vec::new());
-        let keys: &mut [[u32; L]] = if mx.len() <= stack.len() {
-            &mut stack[..mx.len()]
-        } else {
-            heap.resize(mx.len(), [0u32; L]);
-            &mut heap
-        };
+        let (mut stack, mut heap) = ([[0u32; L]; STACK_HEADS], Vec::new());
+        let keys = per_head(&mut stack, &mut heap, mx.len());
         for (k, &m) in keys.iter_mut().zip(mx.iter()) {
             *k = [order_key(m); L];
         }
@@ -1518,7 +1533,8 @@ wide_fn! {
     fn v_weights3_wide(p: VWeights) {
         let VWeights { w8, fs, base, z, w, ws, vs, mx, ahead } = p;
         let nb = vs.len().div_ceil(WBLOCK);
-        let mut lanes = vec![Lanes::EMPTY; base.len()];
+        let (mut stack, mut heap) = ([Lanes::EMPTY; STACK_HEADS], Vec::new());
+        let lanes = per_head(&mut stack, &mut heap, base.len());
         // The last block is padded with weight 0 (weights_group) and scale 0.
         let mut blocks = ScaleBlocks::new(vs);
         while let Some((b, k)) = blocks.advance() {

@@ -17,7 +17,7 @@ use std::arch::x86_64::*;
 
 use super::ahead::Ahead;
 use super::exp_consts::*;
-use super::{Lanes, VWeights, HEADS_TOGETHER, LANES, WBLOCK};
+use super::{per_head, Lanes, VWeights, HEADS_TOGETHER, LANES, STACK_HEADS, WBLOCK};
 
 /// Whether the CPU has what [`v_weights3`] needs: AVX-512 F, BW, DQ and VBMI (Ice Lake, Zen 4
 /// and later), and FMA.
@@ -65,28 +65,15 @@ pub(super) fn v_weights3(p: VWeights) {
         nb,
         low_bytes,
     };
-    // Up to STACK_HEADS query heads a KV head (GQA ratios to 8) on the stack: a call makes
-    // no allocation here (two per KV head were ~12 % of a 16-token `attend`).
-    let (mut lanes_stack, mut lanes_heap);
-    let lanes: &mut [Lanes] = if heads <= STACK_HEADS {
-        lanes_stack = [Lanes::EMPTY; STACK_HEADS];
-        &mut lanes_stack[..heads]
-    } else {
-        lanes_heap = vec![Lanes::EMPTY; heads];
-        &mut lanes_heap
-    };
+    // On the stack for up to STACK_HEADS query heads a KV head (per_head): two allocations
+    // per KV head were ~12 % of a 16-token `attend`.
+    let (mut stack, mut heap) = ([Lanes::EMPTY; STACK_HEADS], Vec::new());
+    let lanes = per_head(&mut stack, &mut heap, heads);
     // Per group of heads, the first half of each block, whose second half waits until the
     // next block's first half is issued: the reduction and the division between the two
     // halves then overlap that work instead of stalling the block. Block b's in slot b mod 2.
-    let groups = heads.div_ceil(HEADS_TOGETHER);
-    let (mut halves_stack, mut halves_heap);
-    let halves: &mut [[Half; 2]] = if groups <= STACK_HEADS / HEADS_TOGETHER {
-        halves_stack = [[Half::EMPTY; 2]; STACK_HEADS / HEADS_TOGETHER];
-        &mut halves_stack[..groups]
-    } else {
-        halves_heap = vec![[Half::EMPTY; 2]; groups];
-        &mut halves_heap
-    };
+    let (mut stack, mut heap) = ([[Half::EMPTY; 2]; STACK_HEADS / HEADS_TOGETHER], Vec::new());
+    let halves = per_head(&mut stack, &mut heap, heads.div_ceil(HEADS_TOGETHER));
     for b in 0..nb {
         ahead.iter_mut().for_each(Ahead::step);
         let t = b * WBLOCK;
@@ -148,10 +135,6 @@ pub(super) fn v_weights3(p: VWeights) {
 
 /// Vectors of 16 lanes in a block.
 const V: usize = WBLOCK / 16;
-
-/// Query heads a KV head whose scratch [`v_weights3`] keeps on the stack (a multiple of
-/// [`HEADS_TOGETHER`]).
-const STACK_HEADS: usize = 8;
 
 /// The outputs: head `r`'s codes of block `b` at `w8[(r · nb + b) · WBLOCK ..]`, its factor
 /// at `fs[r · nb + b]` (lengths checked by [`v_weights3`]).
