@@ -319,12 +319,8 @@ impl KvCache {
                 for (src, is_v) in [(k, false), (v, true)] {
                     let off = (t * self.n_kv_heads + h) * d;
                     y.copy_from_slice(&src[off..off + d]);
-                    if !is_v {
-                        y.iter_mut()
-                            .zip(&kscale[h * d..(h + 1) * d])
-                            .for_each(|(x, s)| *x /= s);
-                    }
-                    self.rot.forward(&mut y);
+                    let ks = (!is_v).then(|| &kscale[h * d..(h + 1) * d]);
+                    self.rot.to_stored(&mut y, ks);
                     if sink {
                         let (bytes, sc) = if is_v {
                             (&mut new.v8, &mut new.vs8)
@@ -406,12 +402,8 @@ impl KvCache {
                 for (j, x) in o.iter_mut().enumerate() {
                     *x = m + s * self.code(pos, h, is_v, j) as f32;
                 }
-                self.rot.inverse(o);
-                if !is_v {
-                    o.iter_mut()
-                        .zip(&self.kscale[h * d..(h + 1) * d])
-                        .for_each(|(x, s)| *x *= s);
-                }
+                let ks = (!is_v).then(|| &self.kscale[h * d..(h + 1) * d]);
+                self.rot.from_stored(o, ks);
             }
         }
         Ok(())

@@ -42,6 +42,23 @@ impl Rotation {
         }
     }
 
+    /// A head vector into the space its codes are made in (`docs/FORMATS.md` §8): divided by
+    /// K's channel factors `ks` (V, and K before any factors: `None`), then rotated.
+    pub(crate) fn to_stored(&self, y: &mut [f32], ks: Option<&[f32]>) {
+        if let Some(s) = ks {
+            y.iter_mut().zip(s).for_each(|(x, s)| *x /= s);
+        }
+        self.forward(y);
+    }
+
+    /// The inverse of [`Rotation::to_stored`]: rotated back, then times the factors `ks`.
+    pub(crate) fn from_stored(&self, y: &mut [f32], ks: Option<&[f32]>) {
+        self.inverse(y);
+        if let Some(s) = ks {
+            y.iter_mut().zip(s).for_each(|(x, s)| *x *= s);
+        }
+    }
+
     /// The signs of `S`, one per value.
     pub(crate) fn signs(&self) -> &[f32] {
         &self.signs
@@ -172,14 +189,15 @@ unsafe fn fwht_avx(blk: &mut [f32]) {
     }
 }
 
-/// The shrink factors the 3-bit (and narrower than 8-bit) quantizer tries, in this order (sixteenths of the half range).
+/// The shrink factors the quantizer tries below 8 bits (the cache's 3), in this order
+/// (sixteenths of the half range).
 const SHRINK: [f32; 5] = [1.0, 15.0 / 16.0, 14.0 / 16.0, 13.0 / 16.0, 12.0 / 16.0];
 
 /// Quantizes one rotated row `y` to `levels + 1` codes (`levels` = 7 or 255 in the cache, any
 /// `2^bits − 1` in [`super::roundtrip`]): returns the fp16 `(min, step)` and writes the codes.
 /// Rows of fewer than 8 bits try every [`SHRINK`] factor and keep the first with the smallest
-/// squared error; 8-bit rows use the full range. Errors on a value
-/// outside the fp16 range (the caller has already rejected NaN and infinity).
+/// squared error; 8-bit rows use the full range. Errors on a value outside the fp16 range (the
+/// caller has already rejected NaN and infinity).
 pub(crate) fn quantize_row(y: &[f32], levels: u32, codes: &mut [u8]) -> Result<(u16, u16)> {
     let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
     for &v in y {

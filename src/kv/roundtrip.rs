@@ -68,20 +68,14 @@ pub fn roundtrip(
             .enumerate()
         {
             let s = &kscale[h * d..(h + 1) * d];
-            for (y, is_k) in [(kh, true), (vh, false)] {
-                if is_k {
-                    y.iter_mut().zip(s).for_each(|(x, s)| *x /= s);
-                }
-                rot.forward(y);
+            for (y, ks) in [(kh, Some(s)), (vh, None)] {
+                rot.to_stored(y, ks);
                 let (m16, s16) = quantize_row(y, l, &mut codes)?;
                 let (m, st) = (f16_to_f32(m16), f16_to_f32(s16));
                 y.iter_mut()
                     .zip(&codes)
                     .for_each(|(x, &c)| *x = m + st * c as f32);
-                rot.inverse(y);
-                if is_k {
-                    y.iter_mut().zip(s).for_each(|(x, s)| *x *= s);
-                }
+                rot.from_stored(y, ks);
             }
         }
     }
