@@ -439,8 +439,8 @@ pub struct KvBench {
 /// The markdown KV-cache section: bytes, attention accuracy against f32 attention (min and
 /// median over `draws` draws, Gaussian keys and keys with two channels ×15: the 3-bit cache
 /// with and without the 8-bit sink, K and V alone quantized at 3 and 4 bits, fp16), and µs per
-/// layer of one decode step for the fp16 cache and every kernel set, with GB/s of cache bytes and the share of `stream_gb_s` (the one-thread
-/// streaming-read rate).
+/// layer of one decode step for the fp16 cache and every kernel set, with GB/s of cache bytes
+/// and the share of `stream_gb_s` (the one-thread streaming-read rate).
 pub fn section(b: &KvBench, stream_gb_s: f64) -> bitnet_kernels::Result<String> {
     let mut o = String::new();
     let _ = writeln!(o, "## 3-bit KV cache\n");

@@ -26,7 +26,7 @@ struct Line([u64; 8]);
 /// 4 KiB pages streamed at 12 GB/s and the same buffer on huge pages at 21 GB/s, measured
 /// in one run; the page walks, not DRAM, were the limit. The probe must measure DRAM, and the
 /// dense baselines, which read 13–235 MB a call, must not be slowed by the same walks.
-pub(crate) struct LargeBuffer {
+pub struct LargeBuffer {
     ptr: std::ptr::NonNull<u8>,
     layout: std::alloc::Layout,
     len: usize,
@@ -41,7 +41,7 @@ impl LargeBuffer {
     const HUGE: usize = 2 << 20;
 
     /// `len` zero bytes (at least one cache line is allocated).
-    pub(crate) fn zeroed(len: usize) -> Self {
+    pub fn zeroed(len: usize) -> Self {
         let align = if len >= Self::HUGE { Self::HUGE } else { 64 };
         let size = len.max(1).div_ceil(align) * align;
         let layout = std::alloc::Layout::from_size_align(size, align).expect("buffer size");
@@ -61,12 +61,14 @@ impl LargeBuffer {
         Self { ptr, layout, len }
     }
 
-    pub(crate) fn as_slice(&self) -> &[u8] {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `len <= size` bytes, initialised (zeroed, then written as bytes only).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+    /// The bytes, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as above, and `&mut self` makes the access unique.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }

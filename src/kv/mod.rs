@@ -320,7 +320,7 @@ impl KvCache {
                     let off = (t * self.n_kv_heads + h) * d;
                     y.copy_from_slice(&src[off..off + d]);
                     let ks = (!is_v).then(|| &kscale[h * d..(h + 1) * d]);
-                    self.rot.to_stored(&mut y, ks);
+                    self.rot.rotate_in(&mut y, ks);
                     if sink {
                         let (bytes, sc) = if is_v {
                             (&mut new.v8, &mut new.vs8)
@@ -403,7 +403,7 @@ impl KvCache {
                     *x = m + s * self.code(pos, h, is_v, j) as f32;
                 }
                 let ks = (!is_v).then(|| &self.kscale[h * d..(h + 1) * d]);
-                self.rot.from_stored(o, ks);
+                self.rot.rotate_out(o, ks);
             }
         }
         Ok(())

@@ -44,15 +44,15 @@ impl Rotation {
 
     /// A head vector into the space its codes are made in (`docs/FORMATS.md` §8): divided by
     /// K's channel factors `ks` (V, and K before any factors: `None`), then rotated.
-    pub(crate) fn to_stored(&self, y: &mut [f32], ks: Option<&[f32]>) {
+    pub(crate) fn rotate_in(&self, y: &mut [f32], ks: Option<&[f32]>) {
         if let Some(s) = ks {
             y.iter_mut().zip(s).for_each(|(x, s)| *x /= s);
         }
         self.forward(y);
     }
 
-    /// The inverse of [`Rotation::to_stored`]: rotated back, then times the factors `ks`.
-    pub(crate) fn from_stored(&self, y: &mut [f32], ks: Option<&[f32]>) {
+    /// The inverse of [`Rotation::rotate_in`]: rotated back, then times the factors `ks`.
+    pub(crate) fn rotate_out(&self, y: &mut [f32], ks: Option<&[f32]>) {
         self.inverse(y);
         if let Some(s) = ks {
             y.iter_mut().zip(s).for_each(|(x, s)| *x *= s);

@@ -69,13 +69,13 @@ pub fn roundtrip(
         {
             let s = &kscale[h * d..(h + 1) * d];
             for (y, ks) in [(kh, Some(s)), (vh, None)] {
-                rot.to_stored(y, ks);
+                rot.rotate_in(y, ks);
                 let (m16, s16) = quantize_row(y, l, &mut codes)?;
                 let (m, st) = (f16_to_f32(m16), f16_to_f32(s16));
                 y.iter_mut()
                     .zip(&codes)
                     .for_each(|(x, &c)| *x = m + st * c as f32);
-                rot.from_stored(y, ks);
+                rot.rotate_out(y, ks);
             }
         }
     }

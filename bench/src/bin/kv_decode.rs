@@ -26,6 +26,7 @@
 // The packing and the reference serve only the x86 timing.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 
+use bitnet_bench::data::Rng;
 use bitnet_bench::stats;
 
 /// Channels (head_dim) and positions per block.
@@ -229,15 +230,10 @@ fn main() {
 
 #[cfg(target_arch = "x86_64")]
 fn run() {
-    // A small generator (xorshift64*), fixed seed.
-    let mut st = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        st ^= st >> 12;
-        st ^= st << 25;
-        st ^= st >> 27;
-        st.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
-    let q: Vec<i8> = (0..4 * D).map(|_| (next() >> 56) as i8).collect();
+    let mut rng = Rng::new(7);
+    let q: Vec<i8> = (0..4 * D)
+        .map(|_| (rng.uniform() * 256.0 - 128.0) as i8)
+        .collect();
     let qd: Vec<i32> = q
         .chunks(4)
         .map(|c| i32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]))
@@ -248,7 +244,7 @@ fn run() {
     for tokens in [256usize, 4096] {
         let blocks = tokens / SLOTS;
         let codes: Vec<u8> = (0..blocks * SLOTS * D)
-            .map(|_| (next() >> 61) as u8)
+            .map(|_| (rng.uniform() * 8.0) as u8)
             .collect();
         let (a, b) = pack(&codes, blocks);
         let want = dot_ref(&codes, &q, blocks);

@@ -23,6 +23,7 @@ fn main() {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use bitnet_bench::probe::LargeBuffer;
     use bitnet_bench::stats;
     use std::arch::x86_64::*;
 
@@ -71,24 +72,6 @@ mod x86 {
         _mm512_reduce_add_epi32(z)
     }
 
-    /// 2 MiB-aligned, on huge pages where the OS gives them (as the streaming probe's buffer:
-    /// 4 KiB pages' walks, not DRAM, limited a 1 GiB stream on this project's guest).
-    fn buffer(len: usize) -> &'static mut [u8] {
-        let layout = std::alloc::Layout::from_size_align(len, 2 << 20).expect("layout");
-        // SAFETY: non-zero size; leaked on purpose (one buffer per run).
-        let p = unsafe { std::alloc::alloc(layout) };
-        assert!(!p.is_null(), "out of memory");
-        #[cfg(target_os = "linux")]
-        // SAFETY: a hint on memory we own; a failure only means 4 KiB pages.
-        unsafe {
-            libc::madvise(p.cast(), len, libc::MADV_HUGEPAGE)
-        };
-        // SAFETY: `len` bytes allocated above; filled before use.
-        let b = unsafe { std::slice::from_raw_parts_mut(p, len) };
-        b.iter_mut().enumerate().for_each(|(i, x)| *x = i as u8);
-        b
-    }
-
     fn one(k: usize, p: &[u8], pf: Pf, ahead: usize) -> i32 {
         // SAFETY: main() checked AVX-512F and VNNI.
         unsafe {
@@ -108,8 +91,9 @@ mod x86 {
 
     pub fn run() {
         let ahead = bitnet_bench::data::flag("--ahead", 4096);
-        let dram = buffer(DRAM);
-        let l2 = buffer(L2);
+        // 2 MiB-aligned, on huge pages where the OS gives them, as the streaming probe's.
+        let (dram, l2) = (LargeBuffer::zeroed(DRAM), LargeBuffer::zeroed(L2));
+        let (dram, l2) = (dram.as_slice(), l2.as_slice());
         let mut sink = 0i32;
         // Median GB/s of `n` timed calls of `f` on consecutive pieces (round-robin).
         let mut rate = |k: usize, pf: Pf, cold: bool| {
@@ -117,11 +101,7 @@ mod x86 {
             let mut off = 0;
             let mut v: Vec<f64> = (0..n + 1)
                 .map(|_| {
-                    let p = if cold {
-                        &dram[off..off + piece]
-                    } else {
-                        &l2[..]
-                    };
+                    let p = if cold { &dram[off..off + piece] } else { l2 };
                     off = (off + piece) % DRAM;
                     let t = stats::time(|| sink ^= one(k, p, pf, ahead));
                     piece as f64 / t / 1e9
